@@ -1,0 +1,42 @@
+# Two commands for a fresh machine: `make demo` (the main job, embedded defaults) and `make test`.
+# Each creates .venv and installs on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.prodgan-installed
+FMNIST := /usr/share/datasets/fashion-mnist
+
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+
+.PHONY: demo test bench setup dataset clean-state
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) dataset
+
+dataset:
+	@if [ ! -d $(FMNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q dataset-fashion-mnist || (apt-get update -q && apt-get install -y -q dataset-fashion-mnist); \
+	  else echo "Fashion-MNIST missing: run  sudo apt-get install dataset-fashion-mnist" >&2; exit 1; fi; \
+	fi
+
+demo: setup
+	$(BIN)/prodgan data setup
+	$(BIN)/prodgan data version
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-state:
+	rm -rf .prodgan

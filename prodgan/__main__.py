@@ -1,0 +1,3 @@
+from prodgan.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""`prodgan` command line: nouns as sub-commands, heavy imports deferred into each command.
+
+Each sub-command module owns one noun and exposes `app` (a Typer) or `register(root)`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from prodgan.errors import ProdganError
+from prodgan.settings import configure_environment
+
+app = typer.Typer(
+    help="Version, validate, train, evaluate, promote and serve product-image GANs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from prodgan.cli import data
+
+    app.add_typer(data.app, name="data")
+
+
+_register()
+
+
+def main() -> None:
+    configure_environment()
+    try:
+        app()
+    except ProdganError as exc:
+        from prodgan.cli.console import err
+
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,143 @@
+"""`prodgan data ...`: import, version (DVC), and restore product-image datasets."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import typer
+
+from prodgan.cli.console import out
+from prodgan.settings import Settings
+
+app = typer.Typer(help="Import, version and restore datasets (DVC).", no_args_is_help=True)
+import_app = typer.Typer(help="Import a dataset into data/<name>.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@import_app.command("fashion-mnist")
+def import_fashion_mnist(
+    source: Optional[Path] = typer.Option(None, help="Folder with the four idx(.gz) files [default: Debian's /usr/share/datasets/fashion-mnist]"),
+    limit: Optional[int] = typer.Option(None, min=1, help="Keep only the first N images of each split (tests, smoke runs)."),
+    force: bool = typer.Option(False, help="Replace data/fashion-mnist even if it holds another dataset."),
+) -> None:
+    """Decode Fashion-MNIST into data/fashion-mnist/{train,test}/<category>/<index>.png (deterministic bytes).
+
+    Example: prodgan data import fashion-mnist
+    """
+    from prodgan.data import fashion_mnist
+    from prodgan.data.importer import import_into
+
+    settings = Settings.load()
+    src = source or fashion_mnist.DEBIAN_SOURCE
+    with _progress("importing fashion-mnist") as progress:
+        meta = import_into(
+            settings.data_dir, "fashion-mnist", "fashion-mnist",
+            lambda tmp: fashion_mnist.write_fashion_mnist(src, tmp, limit=limit, progress=progress), force=force,
+        )
+    out.print(f"imported [bold]fashion-mnist[/]: {meta.total('train')} train + {meta.total('test')} test images -> {settings.data_dir / 'fashion-mnist'}")
+
+
+@import_app.command("folder")
+def import_folder(
+    src: Path = typer.Argument(..., help="Folder with one subfolder of JPEG/PNG/WebP images per category."),
+    name: str = typer.Option(..., help="Dataset name: it lands in data/<name>."),
+    size: int = typer.Option(64, help="Output side in pixels (images are padded to square, then resized)."),
+    mode: str = typer.Option("RGB", help="RGB or L (grayscale)."),
+    force: bool = typer.Option(False, help="Replace data/<name> even if it holds another dataset."),
+) -> None:
+    """Import your own product photos; unreadable files are listed, not fatal.
+
+    Example: prodgan data import folder ~/shoots/2026-11 --name shoes --size 64
+    """
+    from prodgan.data.folder import write_folder
+    from prodgan.data.importer import import_into
+
+    settings = Settings.load()
+    reports = []
+
+    def build(tmp: Path):
+        report = write_folder(src, tmp, name, size=size, mode=mode, progress=progress)
+        reports.append(report)
+        return report.meta
+
+    with _progress(f"importing {name}") as progress:
+        meta = import_into(settings.data_dir, name, "folder", build, force=force)
+    for rel, reason in reports[0].skipped:
+        out.print(f"[yellow]skipped[/] {rel}: {reason}", highlight=False, markup=True)
+    out.print(f"imported [bold]{name}[/]: {meta.total('train')} train + {meta.total('test')} test images, "
+              f"{len(reports[0].skipped)} skipped -> {settings.data_dir / name}")
+
+
+@app.command()
+def add() -> None:
+    """Version data/ with DVC (writes data.dvc; commit it with git)."""
+    from prodgan.data import dvc
+
+    v = dvc.add(Settings.load())
+    out.print(f"data.dvc pins [bold]{v.data_hash}[/] ({v.files} files); commit it: git add data.dvc && git commit")
+
+
+@app.command()
+def version() -> None:
+    """Print the dataset's DVC hash and the git revision."""
+    from prodgan.data import dvc
+
+    v = dvc.version(Settings.load())
+    out.print(f"data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}", highlight=False)
+
+
+@app.command()
+def status() -> None:
+    """Name the files under data/ that differ from what data.dvc pins (exit 1 if any)."""
+    from prodgan.data import dvc
+
+    changes = dvc.changed_files(Settings.load())
+    for line in changes:
+        out.print(line, highlight=False)
+    if changes:
+        raise typer.Exit(1)
+    out.print("data/ matches data.dvc")
+
+
+@app.command()
+def push() -> None:
+    """Upload the pinned data to the DVC remote."""
+    from prodgan.data import dvc
+
+    settings = Settings.load()
+    dvc.push(settings)
+    out.print(f"pushed {dvc.version(settings).data_hash}")
+
+
+@app.command()
+def pull() -> None:
+    """Restore data/ to what data.dvc pins, from the DVC cache or remote."""
+    from prodgan.data import dvc
+
+    settings = Settings.load()
+    dvc.pull(settings)
+    out.print(f"data/ restored to {dvc.version(settings).data_hash}")
+
+
+@app.command()
+def setup(source: Optional[Path] = typer.Option(None, help="Folder with the Fashion-MNIST idx files.")) -> None:
+    """Fresh clone: get data/ to the version data.dvc pins (pull, else rebuild from the Debian files), then push.
+
+    Example: prodgan data setup
+    """
+    from prodgan.data.setup import setup_data
+
+    result = setup_data(Settings.load(), source)
+    out.print(result)
+

@@ -1,0 +1,52 @@
+"""Bring a fresh clone's data/ to exactly what data.dvc pins, and fill the local remote."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from prodgan.data import dvc
+from prodgan.data.fashion_mnist import DEBIAN_SOURCE, write_fashion_mnist
+from prodgan.data.importer import import_into
+from prodgan.errors import ProdganError
+from prodgan.settings import Settings
+
+
+def ensure_debian_dataset(source: Path = DEBIAN_SOURCE) -> Path:
+    """Install Debian's dataset-fashion-mnist when it is missing and we are root; otherwise say how."""
+    if source.is_dir() and any(source.glob("*-idx*-ubyte*")):
+        return source
+    if source != DEBIAN_SOURCE or os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ProdganError(f"Fashion-MNIST idx files not found in {source}; run `sudo apt-get install dataset-fashion-mnist` or pass --source DIR")
+    proc = subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ProdganError(f"`apt-get install dataset-fashion-mnist` failed: {proc.stderr.strip().splitlines()[-1:]}; run it yourself")
+    return source
+
+
+def setup_data(settings: Settings, source: Path | None = None) -> str:
+    dvc.ensure_repo(settings)
+    dvc_file = settings.root / dvc.DVC_FILE
+    if dvc_file.is_file():
+        if settings.data_dir.is_dir() and not dvc.changed_files(settings):
+            return f"data/ already matches data.dvc ({dvc.pinned(settings)['md5']})"
+        try:
+            dvc.pull(settings)
+            return f"data/ pulled from the DVC remote ({dvc.pinned(settings)['md5']})"
+        except ProdganError:
+            pass  # not in the remote yet: rebuild it from the source files below
+    src = ensure_debian_dataset(source or DEBIAN_SOURCE)
+    import_into(settings.data_dir, "fashion-mnist", "fashion-mnist", lambda tmp: write_fashion_mnist(src, tmp), force=True)
+    pinned_text = dvc_file.read_text() if dvc_file.is_file() else None
+    expected = dvc.pinned(settings)["md5"] if pinned_text else None
+    rebuilt = dvc.add(settings)
+    if expected and rebuilt.data_hash != expected:
+        dvc_file.write_text(pinned_text)
+        raise ProdganError(
+            f"rebuilt data/ hashes to {rebuilt.data_hash}, but data.dvc pins {expected}; "
+            "get that version from its DVC remote (`prodgan data pull` with PRODGAN_DVC_REMOTE set)"
+        )
+    dvc.push(settings)
+    return f"data/ rebuilt from {src}, matches data.dvc ({rebuilt.data_hash}), pushed to the DVC remote"

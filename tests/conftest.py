@@ -1,0 +1,101 @@
+"""Shared fixtures: real git + DVC projects in temp folders, a tiny real Fashion-MNIST, sqlite MLflow.
+
+Every test that touches the stack gets its own project root (PRODGAN_ROOT) with its own
+`.prodgan/` (sqlite MLflow, Prefect home, caches) and its own DVC remote, so tests never
+see each other's state or the developer's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prodgan.data.fashion_mnist import DEBIAN_SOURCE
+from prodgan.settings import Settings, configure_environment
+
+SMALL_PER_SPLIT = 300  # images per split in the tiny Fashion-MNIST used by tests
+
+
+def run(args: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or os.environ.copy())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def prodgan(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real `prodgan` CLI in a subprocess (as a user would)."""
+    return run([sys.executable, "-m", "prodgan", *args], cwd=cwd, check=check)
+
+
+def _use_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("PRODGAN_ROOT", str(root))
+    monkeypatch.setenv("PRODGAN_HOME", str(root / ".prodgan"))
+    monkeypatch.setenv("PRODGAN_DVC_REMOTE", str(root.parent / f"{root.name}-remote"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    for key in ("PREFECT_HOME", "DVC_SITE_CACHE_DIR", "TMPDIR"):
+        monkeypatch.delenv(key, raising=False)
+    settings = Settings.load()
+    configure_environment(settings)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    monkeypatch.chdir(root)
+    return settings
+
+
+def _init_repo(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    run(["git", "init", "-q", "-b", "main"], root)
+    run(["git", "config", "user.email", "tests@prodgan.local"], root)
+    run(["git", "config", "user.name", "prodgan tests"], root)
+    (root / ".gitignore").write_text("/.prodgan/\n")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_stack(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ.setdefault("PRODGAN_CACHE_DIR", str(Path.home() / ".cache" / "prodgan"))
+    for key, value in {"MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}.items():
+        os.environ.setdefault(key, value)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """An empty prodgan project: a git repo with DVC initialised, no data."""
+    from prodgan.data import dvc
+
+    root = tmp_path / "proj"
+    _init_repo(root)
+    settings = _use_project(root, monkeypatch)
+    dvc.ensure_repo(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def _small_fmnist_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per session: a committed project holding the first 300 images of each split."""
+    if not DEBIAN_SOURCE.is_dir():
+        pytest.fail(f"{DEBIAN_SOURCE} missing: run `apt-get install dataset-fashion-mnist` (make test does it)")
+    root = tmp_path_factory.mktemp("template") / "proj"
+    _init_repo(root)
+    env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_HOME": str(root / ".prodgan"),
+           "PRODGAN_DVC_REMOTE": str(root.parent / "remote")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    for args in (["data", "import", "fashion-mnist", "--limit", str(SMALL_PER_SPLIT)], ["data", "add"]):
+        run([sys.executable, "-m", "prodgan", *args], cwd=root, env=env)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-q", "-m", "tiny fashion-mnist"], root)
+    shutil.rmtree(root / ".prodgan", ignore_errors=True)
+    return root
+
+
+@pytest.fixture
+def small_project(_small_fmnist_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A private copy of the tiny Fashion-MNIST project (300 train + 300 test images, DVC-pinned)."""
+    root = tmp_path / "proj"
+    shutil.copytree(_small_fmnist_template, root, symlinks=True)
+    return _use_project(root, monkeypatch)
