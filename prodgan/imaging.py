@@ -1,0 +1,77 @@
+"""Pictures for people: image grids, PNG bytes, titled comparison sheets.
+
+Torch-free (numpy + PIL) so any area can draw without importing a framework; tensors are
+accepted through `np.asarray` (call `.cpu()` first on a GPU tensor).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from prodgan.fsutil import write_bytes_atomic
+
+PAD = 2
+BACKGROUND = 255
+TITLE_HEIGHT = 14
+
+
+def _as_nchw_uint8(images: Any) -> np.ndarray:
+    if hasattr(images, "detach"):
+        images = images.detach().cpu().numpy()
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[1] not in (1, 3):
+        raise ValueError(f"expected uint8 images [N, 1|3, H, W], got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {arr.dtype}")
+    return arr
+
+
+def grid(images: Any, nrow: int = 8, pad: int = PAD) -> np.ndarray:
+    """Tile uint8 images [N,C,H,W] into an RGB array [H', W', 3], `nrow` images per row."""
+    arr = _as_nchw_uint8(images)
+    n, c, h, w = arr.shape
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=1)
+    cols = max(1, min(nrow, n))
+    rows = max(1, -(-n // cols))
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), BACKGROUND, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        out[y:y + h, x:x + w] = arr[i].transpose(1, 2, 0)
+    return out
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """PNG of an [H,W] or [H,W,3] uint8 array (deterministic: no timestamps, fixed compression)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def save_png(path: Path, array: np.ndarray) -> Path:
+    """Write a PNG atomically: a reader never sees half a picture."""
+    write_bytes_atomic(Path(path), png_bytes(array))
+    return Path(path)
+
+
+def labelled_sheet(rows: Sequence[tuple[str, Any]], nrow: int | None = None) -> np.ndarray:
+    """One titled grid per row (e.g. champion vs challenger), stacked top to bottom, left-aligned."""
+    if not rows:
+        raise ValueError("labelled_sheet needs at least one row")
+    tiles = [grid(images, nrow=nrow or len(_as_nchw_uint8(images))) for _, images in rows]
+    width = max(t.shape[1] for t in tiles)
+    font = ImageFont.load_default()
+    parts = []
+    for (title, _), tile in zip(rows, tiles):
+        banner = Image.new("RGB", (width, TITLE_HEIGHT), (BACKGROUND,) * 3)
+        ImageDraw.Draw(banner).text((PAD, 1), title, fill=(0, 0, 0), font=font)
+        body = np.full((tile.shape[0], width, 3), BACKGROUND, dtype=np.uint8)
+        body[:, : tile.shape[1]] = tile
+        parts += [np.asarray(banner), body]
+    return np.concatenate(parts, axis=0)

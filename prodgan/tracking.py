@@ -1,0 +1,129 @@
+"""MLflow adapter: one tracking URI, experiments with explicit artifact locations, run logging.
+
+Everything goes through an explicit `MlflowClient` and run id (never MLflow's global "active
+run"), so a Prefect task, a thread or a test can log to a run without hidden state.
+Core compute never imports this module; adapters (CLI, flows, training_run) do.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from prodgan.settings import Settings
+
+TRAIN_EXPERIMENT = "prodgan-train"
+EVAL_EXPERIMENT = "prodgan-eval"
+AUDIT_EXPERIMENT = "prodgan-audit"
+TRACKED_PACKAGES = ("prodgan", "torch", "torchvision", "torch-fidelity", "mlflow", "prefect", "dvc", "great-expectations", "numpy")
+_MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+_BATCH = 900  # under MLflow's 1000-metrics-per-batch limit
+
+
+def setup_mlflow(settings: Settings):
+    """Point MLflow (tracking and registry) at the project's store; return a client for it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def is_local_store(tracking_uri: str) -> bool:
+    """True when MLflow itself would pick the artifact folder (sqlite, files, a database without a server)."""
+    return not tracking_uri.startswith(("http://", "https://", "databricks"))
+
+
+def ensure_experiment(name: str, settings: Settings) -> str:
+    """The experiment's id, created on first use; local stores get `<artifact_dir>/<name>` explicitly."""
+    from mlflow.exceptions import MlflowException
+
+    client = setup_mlflow(settings)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    location = (settings.artifact_dir / name).as_uri() if is_local_store(settings.tracking_uri) else None
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it between our lookup and create
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def package_versions(packages: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str]:
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+class RunLogger:
+    """Logs to one run; metrics are buffered and sent in batches (per-step calls on sqlite are slow)."""
+
+    def __init__(self, client: Any, run_id: str, flush_every: int = 200) -> None:
+        self.client, self.run_id, self.flush_every = client, run_id, flush_every
+        self._metrics: list[Any] = []
+
+    @classmethod
+    def start(cls, settings: Settings, experiment: str, run_name: str, tags: dict[str, str] | None = None,
+              run_id: str | None = None) -> "RunLogger":
+        """Create a run, or reopen `run_id` (a resumed training continues its own run)."""
+        client = setup_mlflow(settings)
+        if run_id:
+            client.update_run(run_id, status="RUNNING")
+        else:
+            run_id = client.create_run(ensure_experiment(experiment, settings), run_name=run_name, tags=tags or {}).info.run_id
+        return cls(client, run_id)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(str(k), str(v)[:_MAX_PARAM_CHARS]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._metrics += [Metric(k, float(v), now, int(step)) for k, v in metrics.items()]
+        if len(self._metrics) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._metrics:
+            batch, self._metrics = self._metrics[:_BATCH], self._metrics[_BATCH:]
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_image(self, array: np.ndarray, artifact_file: str) -> None:
+        self.client.log_image(self.run_id, array, artifact_file=artifact_file)
+
+    def log_dict(self, data: dict[str, Any], artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def log_artifact(self, local_file: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(local_file), artifact_path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.flush()
+        self.client.set_terminated(self.run_id, status=status)
