@@ -1,0 +1,161 @@
+"""The generator as an MLflow pyfunc, so `mlflow models serve -m models:/NAME@champion` answers with PNGs.
+
+Request rows `{seed, category, n}` (category by name or index, optional); the answer has one row
+per image: `seed, category, index, png_base64`. Same row -> same bytes. Bad values are raised as
+`MlflowException(INVALID_PARAMETER_VALUE)`, which the scoring server turns into a 400 with the
+message and survives. The class is pickled by reference, so `prodgan` must be importable where
+the model is served (`--env-manager local`, or the pip requirements below).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models.signature import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types.schema import AnyType, ColSpec, Schema
+
+from prodgan.errors import ProdganError
+from prodgan.generate import MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_ROW, parse_request
+
+OUTPUT_COLUMNS = ["seed", "category", "index", "png_base64"]
+
+
+def _invalid(message: str) -> MlflowException:
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def png_base64(image_chw: Any) -> str:
+    """One uint8 [C,H,W] image as deterministic PNG bytes, base64 text."""
+    from prodgan.data.layout import encode_png
+
+    pixels = image_chw.permute(1, 2, 0).numpy()
+    return base64.b64encode(encode_png(pixels[..., 0] if pixels.shape[2] == 1 else pixels)).decode("ascii")
+
+
+class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
+    """Loads the bundle once per process; every predict is a pure function of the request rows."""
+
+    def load_context(self, context: Any) -> None:
+        import torch
+
+        from prodgan.models.bundle import load_bundle
+
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.generator, self.spec = load_bundle(context.artifacts["bundle"], device=self.device)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from prodgan.generate import generate
+
+        requests = self._requests(model_input)
+        rows: list[dict[str, Any]] = []
+        for request in requests:
+            images, labels = generate(self.generator, self.spec, request, device=self.device)
+            for i in range(request.n):
+                category = None if labels is None else self.spec.categories[int(labels[i])]
+                rows.append({"seed": request.seed, "category": category, "index": i, "png_base64": png_base64(images[i])})
+        return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+
+    def _requests(self, model_input: Any) -> list:
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        if model_input.empty:
+            raise _invalid("the request holds no rows: send dataframe_records like [{\"seed\": 1, \"n\": 4}]")
+        if "seed" not in model_input.columns:
+            raise _invalid("every row needs a seed: send rows like {\"seed\": 1, \"category\": \"sneaker\", \"n\": 4}")
+        try:
+            requests = [
+                parse_request(self.spec, row.get("seed"), row.get("category"), row.get("n"), max_images=MAX_IMAGES_PER_ROW)
+                for row in model_input.to_dict(orient="records")
+            ]
+        except ProdganError as exc:
+            raise _invalid(str(exc)) from None
+        total = sum(r.n for r in requests)
+        if total > MAX_IMAGES_PER_REQUEST:
+            raise _invalid(f"the request asks for {total} images: at most {MAX_IMAGES_PER_REQUEST} per request; split it")
+        return requests
+
+
+def signature() -> ModelSignature:
+    inputs = Schema([
+        ColSpec("long", "seed"),
+        ColSpec(AnyType(), "category", required=False),
+        ColSpec(AnyType(), "n", required=False),  # Any: a row may leave n out while another gives it
+    ])
+    outputs = Schema([
+        ColSpec("long", "seed"),
+        ColSpec("string", "category", required=False),
+        ColSpec("long", "index"),
+        ColSpec("string", "png_base64"),
+    ])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def input_example() -> pd.DataFrame:
+    return pd.DataFrame([{"seed": 1, "n": 2}])
+
+
+def pip_requirements() -> list[str]:
+    """What the served model needs; `prodgan` itself pins torch, mlflow, pandas and pillow."""
+    from importlib.metadata import version
+
+    return [f"prodgan=={version('prodgan')}", f"torch=={version('torch').split('+')[0]}", f"mlflow=={version('mlflow')}",
+            "pandas", "pillow"]
+
+
+# `mlflow models serve` reads any body size; `prodgan serve` puts this cap in front of the same app.
+# 64 KiB holds ~1,000 request rows, which is already past MAX_IMAGES_PER_REQUEST.
+MAX_BODY_BYTES = 64 * 1024
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI wrapper: a request body over `max_bytes` (declared or streamed) gets 413, nothing else runs."""
+
+    def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _reject(self, send: Any) -> None:
+        body = (f'{{"error_code": "REQUEST_TOO_LARGE", "message": "request body over {self.max_bytes} bytes: '
+                f'send fewer rows per request"}}').encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            return await self._reject(send)
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(send)
+
+
+def serve(model_uri: str, host: str, port: int, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    """Run MLflow's own scoring app for `model_uri` behind the body-size cap (blocks until stopped)."""
+    import uvicorn
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    uvicorn.run(BodyLimit(scoring_server.init(model), max_body_bytes), host=host, port=port, workers=1, log_level="info")
