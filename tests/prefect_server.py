@@ -13,23 +13,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from tests.servers import _log_tail, _stop_group, _wait_healthy, free_port
+
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -52,46 +44,6 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
-    """SIGTERM the process group, wait, then SIGKILL whatever is left."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=10)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {proc.returncode}:\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"prefect server not healthy at {url} after {timeout:.0f} s:\n{_tail(log)}")
-
-
 @contextmanager
 def prefect_server(home: Path, timeout: float = 90.0) -> Iterator[str]:
     """`prefect server start` on a free 127.0.0.1 port; yields the API URL (`http://127.0.0.1:P/api`)."""
@@ -106,10 +58,10 @@ def prefect_server(home: Path, timeout: float = 90.0) -> Iterator[str]:
         )
     api = f"http://127.0.0.1:{port}/api"
     try:
-        _wait_healthy(f"{api}/health", proc, log, timeout)
+        _wait_healthy(api, proc, log, timeout, name="prefect server")
         yield api
     finally:
-        _stop(proc)
+        _stop_group(proc)
 
 
 def create_process_pool(api_url: str, pool: str, home: Path) -> None:
@@ -133,8 +85,8 @@ def process_worker(api_url: str, pool: str, home: Path, cwd: Path, env: dict[str
     try:
         yield proc
     finally:
-        _stop(proc)
+        _stop_group(proc)
 
 
 def worker_log(home: Path, pool: str) -> str:
-    return _tail(home / f"worker-{pool}.log", 60)
+    return _log_tail(home / f"worker-{pool}.log", 60)

@@ -105,11 +105,11 @@ def postgres(tmp_dir: Path) -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float, name: str = "mlflow server") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{_log_tail(log)}")
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{_log_tail(log)}")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
                 if resp.status == 200:
@@ -117,7 +117,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float) -
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"mlflow server not healthy after {timeout:.0f} s:\n{_log_tail(log)}")
+    raise RuntimeError(f"{name} not healthy at {url} after {timeout:.0f} s:\n{_log_tail(log)}")
 
 
 def _stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
