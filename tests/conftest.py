@@ -63,16 +63,23 @@ def _quiet_stack(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ.setdefault(key, value)
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """An empty prodgan project: a git repo with DVC initialised, no data."""
-    from prodgan.data import dvc
-
-    root = tmp_path / "proj"
+@pytest.fixture(scope="session")
+def _empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once per session (`dvc init` costs seconds): a git repo with DVC initialised, no data."""
+    root = tmp_path_factory.mktemp("empty") / "proj"
     _init_repo(root)
-    settings = _use_project(root, monkeypatch)
-    dvc.ensure_repo(settings)
-    return settings
+    env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_HOME": str(root / ".prodgan")}
+    run([sys.executable, "-c", "from prodgan.data import dvc; from prodgan.settings import Settings; dvc.ensure_repo(Settings.load())"], root, env=env)
+    shutil.rmtree(root / ".prodgan", ignore_errors=True)
+    return root
+
+
+@pytest.fixture
+def project(_empty_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """An empty prodgan project: a git repo with DVC initialised, no data."""
+    root = tmp_path / "proj"
+    shutil.copytree(_empty_template, root, symlinks=True)
+    return _use_project(root, monkeypatch)
 
 
 @pytest.fixture(scope="session")

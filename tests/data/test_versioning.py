@@ -1,0 +1,69 @@
+"""DVC versioning through the real `dvc` command, and the decoded-tensor cache keyed by its hash."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prodgan.data import dvc
+from prodgan.data.tensors import load_split
+from prodgan.errors import ProdganError
+from prodgan.settings import Settings
+from tests.conftest import prodgan
+
+
+def test_push_pull_round_trip_through_a_real_remote(small_project: Settings) -> None:
+    pinned = dvc.pinned(small_project)["md5"]
+    prodgan("data", "push", cwd=small_project.root)
+    assert any(small_project.dvc_remote.rglob("*")), "remote holds the data"
+
+    shutil.rmtree(small_project.data_dir)
+    shutil.rmtree(small_project.root / ".dvc" / "cache")
+    proc = prodgan("data", "pull", cwd=small_project.root)
+    assert pinned in proc.stdout
+    assert prodgan("data", "status", cwd=small_project.root).returncode == 0
+    assert len(list(small_project.data_dir.rglob("*.png"))) == 600
+
+
+def test_status_names_changed_files_and_training_gate_refuses(small_project: Settings) -> None:
+    before = dvc.pinned(small_project)["md5"]
+    victim = next((small_project.data_dir / "fashion-mnist" / "train" / "bag").glob("*.png"))
+    assert dvc.require_clean(small_project)  # records the clean state
+    Image.new("L", (28, 28), 0).save(victim)
+    proc = prodgan("data", "status", cwd=small_project.root, check=False)
+    assert proc.returncode == 1
+    assert f"modified: data/fashion-mnist/train/bag/{victim.name}" in proc.stdout
+    with pytest.raises(ProdganError, match="differs from data.dvc"):
+        dvc.require_clean(small_project)
+    new = dvc.add(small_project)
+    assert new.data_hash != before
+    assert dvc.require_clean(small_project) == new.data_hash
+
+
+def test_version_matches_data_dvc(small_project: Settings) -> None:
+    out = prodgan("data", "version", cwd=small_project.root).stdout
+    assert dvc.pinned(small_project)["md5"] in out
+    head = dvc.git(small_project.root, "rev-parse", "HEAD").stdout.strip()
+    assert head in out
+
+
+def test_tensor_cache_is_keyed_by_hash(small_project: Settings) -> None:
+    data_hash = dvc.require_clean(small_project)
+    root = small_project.data_dir / "fashion-mnist"
+    split = load_split(small_project.tensor_cache_dir, root, "train", data_hash)
+    assert split.images.shape == (300, 1, 28, 28) and split.images.dtype == np.uint8
+    assert split.labels.shape == (300,) and set(split.labels) <= set(range(10))
+    cache_file = small_project.tensor_cache_dir / data_hash / "fashion-mnist" / "train.npz"
+    assert cache_file.is_file()
+
+    # the cached tensors are the decoded PNGs
+    first_png = sorted((root / "train" / split.categories[split.labels[0]]).glob("*.png"))[0]
+    assert np.array_equal(np.asarray(Image.open(first_png)), split.images[0, 0])
+
+    # a new hash never reuses the old tensors
+    other = load_split(small_project.tensor_cache_dir, root, "train", "another-hash")
+    assert np.array_equal(other.images, split.images)
+    assert (small_project.tensor_cache_dir / "another-hash" / "fashion-mnist" / "train.npz").is_file()
