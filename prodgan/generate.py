@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from prodgan.errors import ProdganError
@@ -93,3 +94,8 @@ def generate(G: torch.nn.Module, spec: Any, request: Request, device: str = "cpu
     labels = request_labels(spec, request)
     images = generate_uint8(G, spec, request.n, request.seed, labels=labels, device=device)
     return images, labels
+
+
+def hwc(image: torch.Tensor) -> np.ndarray:
+    """One uint8 [C,H,W] image as the [H,W] (grayscale) or [H,W,3] array a PNG is written from."""
+    return image.permute(1, 2, 0).squeeze(2).cpu().numpy()

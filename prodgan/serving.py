@@ -31,10 +31,10 @@ def _invalid(message: str) -> MlflowException:
 
 def png_base64(image_chw: Any) -> str:
     """One uint8 [C,H,W] image as deterministic PNG bytes, base64 text."""
-    from prodgan.data.layout import encode_png
+    from prodgan.generate import hwc
+    from prodgan.imaging import png_bytes
 
-    pixels = image_chw.permute(1, 2, 0).numpy()
-    return base64.b64encode(encode_png(pixels[..., 0] if pixels.shape[2] == 1 else pixels)).decode("ascii")
+    return base64.b64encode(png_bytes(hwc(image_chw))).decode("ascii")
 
 
 class GeneratorPyfunc(mlflow.pyfunc.PythonModel):

@@ -24,6 +24,10 @@ def _register() -> None:
     from prodgan.cli import data
 
     app.add_typer(data.app, name="data")
+    from prodgan.cli import edit, generate
+
+    generate.register(app)  # prodgan generate, prodgan serve
+    app.add_typer(edit.app, name="edit")
 
 
 _register()
