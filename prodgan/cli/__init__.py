@@ -29,6 +29,7 @@ def _register() -> None:
     generate.register(app)  # prodgan generate, prodgan serve
     app.add_typer(edit.app, name="edit")
     from prodgan.cli import train as train_cli; train_cli.register(app)  # prodgan train
+    from prodgan.cli import flows as flows_cli; flows_cli.register(app)  # prodgan retrain, prodgan schedule
 
 
 _register()

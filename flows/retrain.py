@@ -1,0 +1,28 @@
+"""`retrain`: validate -> train -> evaluate -> register -> promote, skipped when nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows import steps
+from prodgan import pipeline
+from prodgan.errors import GateFailed
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(config: str = "configs/smoke.yaml", dataset: str = "fashion-mnist", force: bool = False,
+            overrides: list[str] | None = None) -> dict[str, Any]:
+    """Retrain the generator when the data or config changed since the champion (or when forced)."""
+    settings = steps.settings()
+    try:
+        outcome = pipeline.retrain(settings, pipeline.resolve_config(settings, config), overrides or [], dataset, force,
+                                   step=steps.as_task, tags=steps.link_tags())
+    except GateFailed as exc:
+        steps.publish("retrain-decision", pipeline.failure_markdown(exc), "retrain stopped by a gate")
+        raise
+    get_run_logger().info("retrain %s: %s", "runs" if outcome.freshness.retrain else "skipped", outcome.freshness.reason)
+    result = pipeline.summary(settings, outcome)
+    steps.publish("retrain-decision", pipeline.report_markdown(result), "retrain decision, metrics, sample sheet")
+    return result

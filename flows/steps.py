@@ -1,0 +1,51 @@
+"""Prefect glue shared by the flows: pipeline steps as tasks, flow-run <-> MLflow links, artifacts.
+
+Retries are declared here, per step, only where a step is safe to repeat: training resumes from
+its checkpoint, registration is idempotent by training run id and promotion by version.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from prodgan import pipeline
+from prodgan.settings import Settings, configure_environment
+
+# A loaded 2-core machine needs far longer than Prefect's default 20 s to start the embedded API.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+RETRIES = {"freshness": 1, "validate": 1, "train": 2, "evaluate": 2, "register": 3, "promote": 3}
+RETRY_DELAY_S = 2
+
+
+def as_task(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`pipeline.Step` that runs `fn` as a Prefect task named after the step."""
+    step = task(fn, name=name, retries=RETRIES.get(name, 0), retry_delay_seconds=RETRY_DELAY_S,
+                cache_policy=NO_CACHE, persist_result=False, log_prints=True)
+    return step(*args, **kwargs)
+
+
+def settings() -> Settings:
+    """The project this flow run works on (PRODGAN_ROOT or the working directory)."""
+    return configure_environment(Settings.load())
+
+
+def link_tags() -> dict[str, str]:
+    """Tags every MLflow run started by this flow run carries, so MLflow links back to Prefect."""
+    tags = {pipeline.FLOW_RUN_TAG: str(flow_run.get_id()), "prefect.flow_run_name": str(flow_run.get_name())}
+    api = os.environ.get("PREFECT_API_URL")
+    if api:
+        tags["prefect.api_url"] = api
+    return tags
+
+
+def publish(key: str, markdown: str, description: str) -> None:
+    """A markdown artifact on the flow run, and the same text in its log."""
+    create_markdown_artifact(markdown=markdown, key=key, description=description)
+    get_run_logger().info(markdown)

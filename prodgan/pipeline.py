@@ -1,0 +1,276 @@
+"""The retrain sequence as plain functions: validate -> train -> evaluate -> register -> promote.
+
+Prefect flows (`flows/`) run each step as a task through the `step` hook of `retrain`; the
+benchmark and tests call the very same functions directly. Nothing here imports Prefect.
+A step is data-aware: `freshness` compares the dataset hash and the training-config hash with
+what the current champion was trained on, so a scheduled retrain with nothing new is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from prodgan.errors import GateFailed
+from prodgan.settings import Settings
+
+CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding prodgan/, flows/, configs/
+CHAMPION = "champion"
+CONFIG_TAG = "prodgan.config_sha256"
+FLOW_RUN_TAG = "prefect.flow_run_id"
+
+# `step(name, fn, *args, **kwargs)` runs one step; a flow passes one that wraps `fn` in a task.
+Step = Callable[..., Any]
+
+
+def direct(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a step in-process, no orchestration (the benchmark's baseline)."""
+    return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Whether to retrain, and why: the answer a scheduled retrain logs before doing anything."""
+
+    retrain: bool
+    reason: str
+    data_hash: str
+    config_sha256: str
+    champion_version: str | None = None
+
+
+@dataclass
+class RetrainOutcome:
+    freshness: Freshness
+    validation: Any = None
+    train: Any = None
+    evaluation: Any = None
+    version: Any = None
+    decision: Any = None
+
+
+def resolve_config(settings: Settings, config: str | Path) -> Path:
+    """`--config` as given (absolute or from the working directory), else in the project, else prodgan's `configs/`."""
+    path = Path(config).expanduser()
+    if path.is_absolute():
+        return path
+    for base in (Path.cwd(), settings.root, CODE_ROOT):
+        if (base / path).is_file():
+            return (base / path).resolve()
+    return path  # load_config reports it as missing
+
+
+def config_sha256(config_path: Path, overrides: Sequence[str] = ()) -> str:
+    """Hash of the training config as it will run (file values + `key=value` overrides, resolved)."""
+    from prodgan.train_config import load_config
+
+    resolved = load_config(Path(config_path), overrides).to_dict()
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+
+
+def freshness(settings: Settings, config_path: Path, overrides: Sequence[str] = (), force: bool = False) -> Freshness:
+    """Compare the data and config about to be trained with what the champion was trained on."""
+    from prodgan.data import dvc
+    from prodgan import registry
+
+    data_hash = dvc.require_clean(settings)
+    cfg = config_sha256(config_path, overrides)
+    champion = registry.champion_version(settings)
+    if force:
+        return Freshness(True, "forced (--force)", data_hash, cfg, champion and champion.version)
+    if champion is None:
+        return Freshness(True, f"no {CHAMPION} for model {settings.model_name} yet", data_hash, cfg)
+    tags = champion.tags or {}
+    trained_on = tags.get("prodgan.data_hash")
+    trained_cfg = tags.get(CONFIG_TAG) or registry.train_run_tag(settings, tags.get("prodgan.train_run_id"), CONFIG_TAG)
+    if trained_on != data_hash:
+        return Freshness(True, f"dataset changed: {CHAMPION} v{champion.version} was trained on {trained_on}, data is now {data_hash}", data_hash, cfg, champion.version)
+    if trained_cfg != cfg:
+        return Freshness(True, f"training config changed since {CHAMPION} v{champion.version} ({trained_cfg or 'unrecorded'} -> {cfg[:12]})", data_hash, cfg, champion.version)
+    return Freshness(False, f"nothing changed: {CHAMPION} v{champion.version} was trained on data {data_hash} with config {cfg[:12]}; use --force to retrain anyway", data_hash, cfg, champion.version)
+
+
+def validate(settings: Settings, dataset: str):
+    """Great Expectations over the pinned dataset; the record says where its Data Docs are."""
+    from prodgan import validation
+
+    return validation.validate_dataset(settings, dataset)
+
+
+def require_passed(record: Any) -> None:
+    """Stop here when validation failed: nothing downstream may run on data that failed its checks."""
+    if not record.success:
+        raise GateFailed(f"dataset validation failed for data {record.data_hash}: see the Data Docs at {record.docs_path}; "
+                         "fix the data, `prodgan data add`, and retrain")
+
+
+def train(settings: Settings, config_path: Path, overrides: Sequence[str], tags: dict[str, str] | None = None):
+    """Train, resuming the unfinished run of this config if a crash or kill left one (same MLflow run)."""
+    from prodgan.errors import ProdganError
+    from prodgan.training_run import find_resumable, run_training
+
+    try:
+        find_resumable(settings, Path(config_path).stem)
+        resume = True
+    except ProdganError:
+        resume = False
+    result = run_training(settings, Path(config_path), list(overrides), resume=resume)
+    _tag_run(settings, result.run_id, {**(tags or {}), CONFIG_TAG: config_sha256(config_path, overrides)})
+    return result
+
+
+def evaluate(settings: Settings, trained: Any, tags: dict[str, str] | None = None):
+    """Evaluate the training run's generator bundle under the protocol; one MLflow run in prodgan-eval."""
+    from prodgan import evaluation_log
+
+    result = evaluation_log.evaluate_bundle(settings, trained.bundle_dir, train_run_id=trained.run_id)
+    _tag_run(settings, result.run_id, tags or {})
+    return result
+
+
+def register(settings: Settings, trained: Any, evaluation: Any):
+    """Idempotent by training run id: a retried flow finds the version it registered before."""
+    from prodgan import registry
+
+    return registry.register_from_run(settings, trained.run_id, eval_run_id=evaluation.run_id)
+
+
+def promote(settings: Settings, version: Any, actor: str | None = None):
+    """The gates decide; the version that already is champion is a no-op (no second promotion)."""
+    from prodgan import promotion
+
+    return promotion.promote_version(settings, getattr(version, "version", version), actor=actor)
+
+
+def _tag_run(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
+    from prodgan.tracking import setup_mlflow
+
+    client = setup_mlflow(settings)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def retrain(
+    settings: Settings,
+    config_path: Path,
+    overrides: Sequence[str] = (),
+    dataset: str = "fashion-mnist",
+    force: bool = False,
+    step: Step = direct,
+    tags: dict[str, str] | None = None,
+) -> RetrainOutcome:
+    """The whole sequence; raises GateFailed when validation fails (nothing is trained then)."""
+    fresh = step("freshness", freshness, settings, config_path, overrides, force)
+    outcome = RetrainOutcome(fresh)
+    if not fresh.retrain:
+        return outcome
+    outcome.validation = step("validate", validate, settings, dataset)
+    require_passed(outcome.validation)
+    outcome.train = step("train", train, settings, config_path, overrides, tags)
+    outcome.evaluation = step("evaluate", evaluate, settings, outcome.train, tags)
+    outcome.version = step("register", register, settings, outcome.train, outcome.evaluation)
+    outcome.decision = step("promote", promote, settings, outcome.version)
+    return outcome
+
+
+# ---------------------------------------------------------------- reporting (CLI, flow artifacts, logs)
+
+def _headline(mv: Any) -> dict[str, float]:
+    return {k.removeprefix("metric."): float(v) for k, v in (mv.tags or {}).items() if k.startswith("metric.")} if mv else {}
+
+
+def _artifact_location(settings: Settings, run_id: str | None, artifact: str) -> str | None:
+    """A local path for a local store, else the `runs:/` URI (open it in the MLflow UI)."""
+    if not run_id:
+        return None
+    from prodgan.tracking import setup_mlflow
+
+    uri = setup_mlflow(settings).get_run(run_id).info.artifact_uri
+    return str(Path(uri.removeprefix("file://")) / artifact) if uri.startswith("file://") else f"runs:/{run_id}/{artifact}"
+
+
+def summary(settings: Settings, outcome: RetrainOutcome) -> dict[str, Any]:
+    """What a retrain did, as plain data: the flow's return value, the CLI's output, the artifact."""
+    from prodgan import registry
+
+    fresh, decision = outcome.freshness, outcome.decision
+    champion = registry.champion_version(settings)
+    audit_run = decision.audit_run_id if decision else None
+    return {
+        "decision": decision.action if decision else "skipped",
+        "reason": "; ".join(decision.reasons) if decision else fresh.reason,
+        "freshness": fresh.reason,
+        "model": settings.model_name,
+        "data_hash": fresh.data_hash,
+        "config_sha256": fresh.config_sha256,
+        "version": str(outcome.version.version) if outcome.version else None,
+        "metrics": _headline(outcome.version),
+        "champion": {"version": str(champion.version), "metrics": _headline(champion)} if champion else None,
+        "mlflow": {"tracking_uri": settings.tracking_uri,
+                   "train_run_id": outcome.train.run_id if outcome.train else None,
+                   "eval_run_id": outcome.evaluation.run_id if outcome.evaluation else None,
+                   "audit_run_id": audit_run},
+        "data_docs": str(outcome.validation.docs_path) if outcome.validation else None,
+        "sheet": _artifact_location(settings, audit_run, registry.AUDIT_SHEET),
+    }
+
+
+def _metrics_table(metrics: dict[str, float]) -> str:
+    rows = "".join(f"| {name} | {value:.4g} |\n" for name, value in sorted(metrics.items()))
+    return f"| metric | value |\n|---|---|\n{rows}" if rows else "(no metrics)\n"
+
+
+def report_markdown(result: dict[str, Any]) -> str:
+    """The retrain flow's artifact: decision, metrics, MLflow runs and the champion-vs-challenger sheet."""
+    runs = result["mlflow"]
+    lines = [f"# retrain {result['model']}: {result['decision']}", "", result["reason"], "",
+             f"- data: `{result['data_hash']}`, config sha256 `{result['config_sha256'][:12]}`"]
+    if result["version"]:
+        lines.append(f"- challenger: version {result['version']}")
+    for label, key in (("training run", "train_run_id"), ("evaluation run", "eval_run_id"), ("audit record", "audit_run_id")):
+        if runs[key]:
+            lines.append(f"- MLflow {label}: `runs:/{runs[key]}` ({runs['tracking_uri']})")
+    if result["data_docs"]:
+        lines.append(f"- Data Docs: `{result['data_docs']}`")
+    if result["sheet"]:
+        lines.append(f"- champion vs challenger sheet: `{result['sheet']}`")
+    if result["version"]:
+        lines += ["", f"## challenger v{result['version']}", "", _metrics_table(result["metrics"])]
+    champion = result["champion"]
+    lines += ["", f"## champion v{champion['version']}" if champion else "## no champion yet", ""]
+    if champion:
+        lines.append(_metrics_table(champion["metrics"]))
+    return "\n".join(lines)
+
+
+def failure_markdown(exc: Exception) -> str:
+    return f"# retrain stopped\n\n{exc}\n"
+
+
+def where_to_look(settings: Settings, result: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where a person goes next: the MLflow UI, the Data Docs, the sample sheet."""
+    uri = settings.tracking_uri
+    ui = uri if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri} --port 5000  (then http://127.0.0.1:5000)"
+    found = [("MLflow UI", ui)]
+    if result.get("data_docs"):
+        found.append(("Data Docs", result["data_docs"]))
+    if result.get("sheet"):
+        found.append(("champion vs challenger", result["sheet"]))
+    return found
+
+
+def plain(record: Any) -> dict[str, Any]:
+    """A dataclass record as JSON-able data (paths as strings): what a flow returns."""
+    import dataclasses
+
+    data = record.to_dict() if hasattr(record, "to_dict") else dataclasses.asdict(record)
+    return json.loads(json.dumps(data, default=str))
+
+
+def record_markdown(title: str, fields: dict[str, Any]) -> str:
+    """One step's result as a markdown artifact: a title and a field/value list."""
+    lines = [f"# {title}", ""] + [f"- {key}: `{value}`" for key, value in fields.items() if value not in (None, "", [], {})]
+    return "\n".join(lines)
