@@ -92,13 +92,16 @@ def serve(
     Example: prodgan serve --model models:/prodgan-generator@champion --port 5001
     """
     from prodgan import serving
-    from prodgan.tracking import setup_mlflow
+    from prodgan.registry import resolve_model
 
     settings = Settings.load()
-    setup_mlflow(settings)
     uri = model or default_model_uri(settings)
-    out.print(f"serving {uri} on http://{host}:{port}/invocations (Ctrl+C stops)")
-    serving.serve(uri, host, port, max_body_bytes or serving.MAX_BODY_BYTES)
+    resolved = resolve_model(uri, settings=settings)  # a clear error for a missing model, before the server starts
+    if not resolved.version:
+        raise ProdganError(f"{uri} is not a registered model: serve models:/NAME@ALIAS or models:/NAME/VERSION")
+    pinned = f"models:/{resolved.name}/{resolved.version}"
+    out.print(f"serving {uri} ({pinned}) on http://{host}:{port}/invocations (Ctrl+C stops)", highlight=False)
+    serving.serve(pinned, host, port, max_body_bytes or serving.MAX_BODY_BYTES)
 
 
 def register(root: typer.Typer) -> None:

@@ -1,0 +1,81 @@
+"""Real scoring servers for the serving tests, and tiny generators whose categories differ visibly."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from prodgan.models import GeneratorSpec, build_generator, save_bundle
+from tests.servers import _stop_group, _wait_healthy, free_port
+
+EDIT_SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=3, channels=1, size=28, width=4,
+                          categories=("pullover", "coat", "sneaker"))
+
+
+def tiny_bundle(directory: Path, spec: GeneratorSpec = EDIT_SPEC, seed: int = 0) -> Path:
+    """An untrained generator whose category embeddings are random (fresh ones are zero: no effect)."""
+    torch.manual_seed(seed)
+    generator = build_generator(spec)
+    for module in generator.modules():
+        if isinstance(module, torch.nn.Embedding):
+            torch.nn.init.normal_(module.weight, 0.0, 0.5)
+    return save_bundle(directory, generator, spec, {"test": True})
+
+
+@contextmanager
+def scoring_server(args: list[str], log: Path, env: dict[str, str], timeout: float = 120.0) -> Iterator[str]:
+    """Start a scoring server command (`--port` appended), wait for /health, yield its URL, SIGTERM it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([*args, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        _wait_healthy(url, proc, log, timeout, name=Path(args[0]).name)
+        yield url
+    finally:
+        _stop_group(proc)
+
+
+def mlflow_serve(model_uri: str, log: Path, env: dict[str, str]):
+    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+    return scoring_server([mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
+                           "--host", "127.0.0.1"], log, env)
+
+
+def prodgan_serve(model_uri: str, log: Path, env: dict[str, str], max_body_bytes: int):
+    return scoring_server([sys.executable, "-m", "prodgan", "serve", "--model", model_uri, "--host", "127.0.0.1",
+                           "--max-body-bytes", str(max_body_bytes)], log, env)
+
+
+def post(url: str, body: bytes | str) -> tuple[int, dict]:
+    """POST to /invocations; (status, parsed JSON body) for success and error answers alike."""
+    data = body.encode() if isinstance(body, str) else body
+    request = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def records(*rows: dict) -> str:
+    return json.dumps({"dataframe_records": list(rows)})
+
+
+def decode(png_base64: str) -> np.ndarray:
+    with Image.open(io.BytesIO(base64.b64decode(png_base64))) as img:
+        assert img.format == "PNG"
+        return np.asarray(img)
