@@ -1,0 +1,42 @@
+"""`prodgan admin roles`: the trainer and promoter users of an authenticated MLflow server."""
+
+from __future__ import annotations
+
+import typer
+
+from prodgan.cli.console import out
+from prodgan.errors import ProdganError
+
+app = typer.Typer(help="Administer an authenticated MLflow server (run as the MLflow admin).", no_args_is_help=True)
+
+
+@app.command("roles")
+def roles(
+    trainer: str = typer.Option("prodgan-trainer", help="Username of the trainer (runs, model versions)."),
+    promoter: str = typer.Option("prodgan-promoter", help="Username of the promoter (moves champion)."),
+    trainer_password_env: str = typer.Option("PRODGAN_TRAINER_PASSWORD", help="Environment variable holding the trainer's password."),
+    promoter_password_env: str = typer.Option("PRODGAN_PROMOTER_PASSWORD", help="Environment variable holding the promoter's password."),
+) -> None:
+    """Create (or refresh) the trainer and promoter users and grant them least privilege.
+
+    Passwords are read from environment variables, never from the command line, and never printed.
+    Runs as the admin given by MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
+
+    Example: PRODGAN_TRAINER_PASSWORD=... PRODGAN_PROMOTER_PASSWORD=... prodgan admin roles
+    """
+    from rich.table import Table
+
+    from prodgan.access import password_from_env, setup_roles
+    from prodgan.settings import Settings
+
+    if trainer == promoter:
+        raise ProdganError("trainer and promoter must be different users (separation of duties)")
+    users = {trainer: password_from_env(trainer_password_env), promoter: password_from_env(promoter_password_env)}
+    settings = Settings.load()
+    created, grants = setup_roles(settings, users, trainer, promoter)
+    table = Table("user", "resource", "name", "permission", title=f"grants on {settings.tracking_uri}")
+    for g in grants:
+        table.add_row(g.username, g.resource_type, g.resource_name, g.permission)
+    out.print(table)
+    for name in users:
+        out.print(f"{name}: {'created' if name in created else 'existed, password reset'}")
