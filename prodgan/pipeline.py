@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from prodgan.errors import GateFailed
+from prodgan.errors import GateFailed, ProdganError
 from prodgan.settings import Settings
 
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding prodgan/, flows/, configs/
@@ -107,19 +108,54 @@ def require_passed(record: Any) -> None:
                          "fix the data, `prodgan data add`, and retrain")
 
 
-def train(settings: Settings, config_path: Path, overrides: Sequence[str], tags: dict[str, str] | None = None):
-    """Train, resuming the unfinished run of this config if a crash or kill left one (same MLflow run)."""
-    from prodgan.errors import ProdganError
+def train(settings: Settings, config_path: Path, overrides: Sequence[str], tags: dict[str, str] | None = None,
+          force: bool = False):
+    """Train once per (data, config): a retry reuses the finished run, a crash resumes the unfinished one.
+
+    Reused: the finished training run this flow run made before (a flow retry), or, unless
+    forced, the newest finished run with the same data hash and config hash (a rerun after a
+    later step failed). Resumed: the unfinished run of this config a kill left behind (same
+    MLflow run, from its last checkpoint). Otherwise a new run.
+    """
+    from prodgan.data import dvc
     from prodgan.training_run import find_resumable, run_training
 
+    data_hash, cfg = dvc.require_clean(settings), config_sha256(config_path, overrides)
+    same = {"prodgan.data_hash": data_hash, CONFIG_TAG: cfg}
+    flow_run = (tags or {}).get(FLOW_RUN_TAG)
+    done = (_finished_train_run(settings, {**same, FLOW_RUN_TAG: flow_run}) if flow_run else None) \
+        or (None if force else _finished_train_run(settings, same))
+    if done is not None:
+        return _reused(settings, done, data_hash)
     try:
         find_resumable(settings, Path(config_path).stem)
         resume = True
     except ProdganError:
         resume = False
     result = run_training(settings, Path(config_path), list(overrides), resume=resume)
-    _tag_run(settings, result.run_id, {**(tags or {}), CONFIG_TAG: config_sha256(config_path, overrides)})
+    _tag_run(settings, result.run_id, {**(tags or {}), CONFIG_TAG: cfg})
     return result
+
+
+def _finished_train_run(settings: Settings, tags: dict[str, str]):
+    from prodgan.tracking import TRAIN_EXPERIMENT, setup_mlflow
+
+    client = setup_mlflow(settings)
+    exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
+    if exp is None:
+        return None
+    query = " and ".join([*(f"tags.`{k}` = '{v}'" for k, v in tags.items()), "attributes.status = 'FINISHED'"])
+    runs = client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def _reused(settings: Settings, run: Any, data_hash: str):
+    from prodgan import registry
+    from prodgan.training_run import GENERATOR_ARTIFACT, TrainResult
+
+    print(f"reusing finished training run {run.info.run_id} (same data and config)")
+    bundle = registry.resolve_model(f"runs:/{run.info.run_id}/{GENERATOR_ARTIFACT}", settings=settings).bundle_dir
+    return TrainResult(run.info.run_id, bundle, dict(run.data.metrics), data_hash=data_hash)
 
 
 def evaluate(settings: Settings, trained: Any, tags: dict[str, str] | None = None):
@@ -135,14 +171,33 @@ def register(settings: Settings, trained: Any, evaluation: Any):
     """Idempotent by training run id: a retried flow finds the version it registered before."""
     from prodgan import registry
 
-    return registry.register_from_run(settings, trained.run_id, eval_run_id=evaluation.run_id)
+    with _tracking_reachable(settings, f"registering training run {trained.run_id}"):
+        return registry.register_from_run(settings, trained.run_id, eval_run_id=evaluation.run_id)
 
 
 def promote(settings: Settings, version: Any, actor: str | None = None):
     """The gates decide; the version that already is champion is a no-op (no second promotion)."""
     from prodgan import promotion
 
-    return promotion.promote_version(settings, getattr(version, "version", version), actor=actor)
+    number = getattr(version, "version", version)
+    with _tracking_reachable(settings, f"promoting version {number}"):
+        return promotion.promote_version(settings, number, actor=actor)
+
+
+@contextmanager
+def _tracking_reachable(settings: Settings, doing: str) -> Iterator[None]:
+    """A tracking server that does not answer becomes one line saying so and what to do."""
+    from mlflow.exceptions import MlflowException
+
+
+    try:
+        yield
+    except MlflowException as exc:
+        text = str(exc)
+        if not any(sign in text for sign in ("Connection refused", "Failed to establish a new connection", "Max retries exceeded")):
+            raise
+        raise ProdganError(f"MLflow at {settings.tracking_uri} is unreachable while {doing} (connection refused); "
+                           "start the tracking server or fix MLFLOW_TRACKING_URI, then rerun: it is safe to repeat") from None
 
 
 def _tag_run(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
@@ -169,7 +224,7 @@ def retrain(
         return outcome
     outcome.validation = step("validate", validate, settings, dataset)
     require_passed(outcome.validation)
-    outcome.train = step("train", train, settings, config_path, overrides, tags)
+    outcome.train = step("train", train, settings, config_path, overrides, tags, force)
     outcome.evaluation = step("evaluate", evaluate, settings, outcome.train, tags)
     outcome.version = step("register", register, settings, outcome.train, outcome.evaluation)
     outcome.decision = step("promote", promote, settings, outcome.version)
