@@ -1,0 +1,56 @@
+"""Real MLflow runs for registry tests: a tiny untrained generator logged as a training run, and
+evaluation runs whose metrics a test chooses (to drive the promotion policy deliberately).
+
+The runs go through the same tracking adapter and tag names as `prodgan train` / `prodgan
+evaluate`, into the test project's real sqlite store; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from prodgan import registry
+from prodgan.models import GeneratorSpec, build_generator, save_bundle
+from prodgan.settings import Settings
+from prodgan.tracking import EVAL_EXPERIMENT, TRAIN_EXPERIMENT, RunLogger
+
+CATEGORIES = ("t-shirt", "trouser", "pullover")
+SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=len(CATEGORIES), channels=1, size=28, width=4, categories=CATEGORIES)
+DATA_HASH = "0123456789abcdef0123456789abcdef.dir"
+
+
+def train_run(settings: Settings, seed: int) -> str:
+    """A finished training run holding an (untrained, seeded) generator bundle and lineage tags."""
+    torch.manual_seed(seed)
+    generator = build_generator(SPEC)
+    log = RunLogger.start(settings, TRAIN_EXPERIMENT, f"test-train-{seed}",
+                          tags={registry.DATA_HASH: DATA_HASH, registry.GIT_REV: "deadbeef", registry.VALIDATION: "validation/test.json"})
+    log.log_params({"seed": seed, "arch": SPEC.arch})
+    with tempfile.TemporaryDirectory() as tmp:
+        save_bundle(Path(tmp), generator, SPEC, {"data_hash": DATA_HASH, "seed": seed})
+        log.log_artifacts(Path(tmp), registry.BUNDLE_ARTIFACT)
+    log.finish()
+    return log.run_id
+
+
+def eval_run(settings: Settings, train_run_id: str, fid: float, half_width: float = 5.0, protocol: str = "proto-a" * 4,
+             samples: str = "50", per_category: dict[str, float] | None = None) -> str:
+    """A finished evaluation run of `train_run_id` with the given FID (and interval) under `protocol`."""
+    log = RunLogger.start(settings, EVAL_EXPERIMENT, f"test-eval-{fid}",
+                          tags={registry.PROTOCOL: protocol, registry.TRAIN_RUN: train_run_id})
+    metrics = {f"fid_{samples}": fid, f"fid_{samples}_ci_low": fid - half_width, f"fid_{samples}_ci_high": fid + half_width,
+               f"kid_{samples}": fid / 1000, f"kid_{samples}_std": 0.001, f"cond_acc_{samples}": 0.5, f"memorization_{samples}": 0.0}
+    metrics.update({f"fid_{samples}/{cat}": value for cat, value in (per_category or {}).items()})
+    log.log_metrics(metrics, step=0)
+    log.finish()
+    return log.run_id
+
+
+def registered(settings: Settings, seed: int, fid: float, **kwargs) -> str:
+    """Train run + eval run + registration: the version number."""
+    run_id = train_run(settings, seed)
+    eval_id = eval_run(settings, run_id, fid, **kwargs)
+    return str(registry.register_from_run(settings, run_id, eval_run_id=eval_id).version)

@@ -1,0 +1,50 @@
+"""Registration: idempotent by training run id, lineage tags, URIs resolve to the bundle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from prodgan import registry
+from prodgan.errors import ProdganError
+from prodgan.fsutil import sha256_file
+from prodgan.models import load_bundle
+from tests.registry import helpers
+
+
+def test_register_is_idempotent_and_tags_lineage(store):
+    run_id = helpers.train_run(store, seed=1)
+    eval_id = helpers.eval_run(store, run_id, fid=100.0)
+    first = registry.register_from_run(store, run_id, eval_run_id=eval_id)
+    again = registry.register_from_run(store, run_id, eval_run_id=eval_id)  # a retried flow step
+    assert again.version == first.version
+    client = registry.client_for(store)
+    assert len(client.search_model_versions(f"name = '{store.model_name}'")) == 1
+    tags = again.tags
+    assert tags[registry.TRAIN_RUN] == run_id and tags[registry.EVAL_RUN] == eval_id
+    assert tags[registry.DATA_HASH] == helpers.DATA_HASH and tags[registry.GIT_REV] == "deadbeef"
+    assert tags[registry.PROTOCOL] == "proto-a" * 4 and float(tags["metric.fid_50"]) == 100.0
+    assert again.run_id == run_id
+
+    resolved = registry.resolve_model(f"models:/{store.model_name}/{first.version}", settings=store)
+    assert sha256_file(resolved.bundle_dir / "generator.pt") == tags[registry.WEIGHTS]
+    generator, spec = load_bundle(resolved.bundle_dir)
+    assert spec == helpers.SPEC
+    by_run = registry.resolve_model(f"runs:/{run_id}", settings=store)
+    assert sha256_file(by_run.bundle_dir / "generator.pt") == tags[registry.WEIGHTS]
+
+
+def test_bad_uris_and_runs_are_clear_errors(store):
+    for uri, message in [
+        ("models:/prodgan-generator@champion", "no alias @champion"),
+        ("models:/prodgan-generator/99", "has no version 99"),
+        ("models:/prodgan-generator/latest", "unknown model URI"),
+        ("runs:/" + "0" * 32, "not found"),
+        ("s3://bucket/model", "unknown model URI"),
+    ]:
+        with pytest.raises(ProdganError, match=message):
+            registry.resolve_model(uri, settings=store)
+    with pytest.raises(ProdganError, match="training run '0+' not found"):
+        registry.register_from_run(store, "0" * 32)
