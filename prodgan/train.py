@@ -284,6 +284,9 @@ def train(
         G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the schedule
+            for group in opt.param_groups:
+                group.update(lr=lr, betas=(cfg.beta1, cfg.beta2))
         step, best = int(state["step"]), dict(state["best"])
         hooks.on_message(f"resuming from {path.name} at step {step}")
     broadcast_state(world, G, D, G_ema)

@@ -1,0 +1,18 @@
+"""Training tests run one intra-op thread: on a shared 2-core box two spinning OpenMP threads are 2-6x slower."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # subprocesses (CLI, torchrun) too
+    yield
+    torch.set_num_threads(before)
