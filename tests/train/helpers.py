@@ -34,3 +34,21 @@ def write_config(path: Path, **values) -> Path:
 
     path.write_text(yaml.safe_dump(tiny_config(**values).to_dict()))
     return path
+
+
+def write_dataset(root: Path, split=None) -> Path:
+    """A dataset folder in the prodgan layout (dataset.json + train/<category>/<id>.png)."""
+    from prodgan.data.layout import DatasetMeta, encode_png
+
+    split = split or tiny_split()
+    counts = {c: 0 for c in split.categories}
+    for i, (pixels, label) in enumerate(zip(split.images, split.labels)):
+        category = split.categories[label]
+        counts[category] += 1
+        path = root / "train" / category / f"{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_png(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)))
+    meta = DatasetMeta("synthetic", "folder", split.images.shape[-1], "L" if split.images.shape[1] == 1 else "RGB",
+                       list(split.categories), {"train": counts})
+    (root / "dataset.json").write_bytes(meta.to_json())
+    return root
