@@ -1,0 +1,183 @@
+"""Tamper evidence: replay the audit log against the registry before anyone acts on it.
+
+MLflow lets anyone with EDIT on a registered model move an alias or overwrite an artifact, and
+records neither. prodgan moves `champion`/`previous` only through audited decisions (runs in
+`prodgan-audit`), so the log predicts the registry:
+
+1. the latest moving record (promote, force, rollback) must name the current `champion` and
+   `previous`;
+2. every moving record must find `champion` where the one before left it, unless a `force`
+   bypass record (written when someone acted on a registry that failed verification)
+   acknowledged the gap;
+3. each version's `generator.pt` must still hash to `prodgan.weights_sha256`, the tag written
+   at registration.
+
+`require_verified` is what `promote`, `generate`, `serve` and the retrain flow call first.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prodgan.errors import GateFailed, ProdganError
+from prodgan.settings import Settings
+
+MOVES = ("promote", "force", "rollback")
+BYPASS = "verification"  # decision.json `bypassed` of a force record written by require_verified
+
+
+@dataclass(frozen=True)
+class Finding:
+    version: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"v{self.version}: {self.problem}" if self.version else self.problem
+
+
+@dataclass
+class Report:
+    model: str
+    champion: str | None = None
+    previous: str | None = None
+    records: int = 0
+    hashed: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def _opt(value: Any) -> str | None:
+    return str(value) if value not in (None, "", "None") else None
+
+
+def _seq(record: dict[str, Any]) -> int:
+    return int(record["seq"]) if str(record.get("seq", "")).isdigit() else -1
+
+
+def _who(record: dict[str, Any]) -> str:
+    return f"{record.get('action')} by {record.get('actor') or '?'} at {record.get('at') or '?'}, audit run {record.get('audit_run_id')}"
+
+
+def is_move(record: dict[str, Any]) -> bool:
+    return record.get("action") in MOVES and _opt(record.get("champion_after")) is not None and not record.get("bypassed")
+
+
+def check_aliases(records: list[dict[str, Any]], champion: str | None, previous: str | None) -> list[Finding]:
+    """Findings for alias positions the audit log (oldest first) does not explain; pure, no MLflow."""
+    findings: list[Finding] = []
+    acknowledged = {_seq(r) for r in records if r.get("bypassed") == BYPASS}
+    moves = sorted((r for r in records if is_move(r)), key=_seq)  # stable: equal seqs keep log order
+    left: str | None = None  # champion as the log left it
+    for record in moves:
+        before = _opt(record.get("champion_before"))
+        if before != left and _seq(record) - 1 not in acknowledged:
+            findings.append(Finding(before, f"{_who(record)} found champion at v{before}, but the audit log had left it at "
+                                            f"v{left}: an unaudited alias move happened before it"))
+        left = _opt(record.get("champion_after"))
+    last = moves[-1] if moves else {}
+    for alias, current, expected in (("champion", champion, _opt(last.get("champion_after"))),
+                                     ("previous", previous, _opt(last.get("previous_after")))):
+        if current != expected:
+            because = f"the latest audit record ({_who(last)}) left it at v{expected}" if last else "no audit record ever moved it"
+            where = f"points to v{current}" if current else "is unset"
+            findings.append(Finding(current, f"alias {alias} {where} but {because}: moved outside prodgan"))
+    return findings
+
+
+def _weights_path(client: Any, name: str, version: str, dest: Path) -> Path:
+    """Download only the version's generator.pt (its place is read from the model's MLmodel file)."""
+    import mlflow
+    import yaml
+
+    from prodgan.models.bundle import WEIGHTS_FILE
+
+    root = client.get_model_version_download_uri(name, version).rstrip("/")
+    mlmodel = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/MLmodel", dst_path=str(dest / "m")))
+    artifacts = (yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("python_function", {}).get("artifacts") or {})
+    bundle = (artifacts.get("bundle") or {}).get("path")
+    if not bundle:
+        raise ValueError("its MLmodel names no `bundle` artifact")
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{bundle}/{WEIGHTS_FILE}", dst_path=str(dest / "w")))
+
+
+def check_weights(settings: Settings, versions: list[Any]) -> tuple[list[str], list[Finding]]:
+    """(versions hashed, findings) for model versions whose stored generator.pt is not the registered one."""
+    from prodgan.fsutil import sha256_file
+    from prodgan.registry import WEIGHTS, client_for
+
+    client, hashed, findings = client_for(settings), [], []
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    for mv in versions:
+        version, recorded = str(mv.version), (mv.tags or {}).get(WEIGHTS)
+        if not recorded:
+            findings.append(Finding(version, f"has no {WEIGHTS} tag: it was not registered by prodgan or the tag was removed"))
+            continue
+        with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
+            try:
+                actual = sha256_file(_weights_path(client, mv.name, version, Path(tmp)))
+            except Exception as exc:  # noqa: BLE001 - any failure to fetch the weights is itself a finding
+                findings.append(Finding(version, f"generator.pt cannot be read from the artifact store ({str(exc).splitlines()[0]})"))
+                continue
+        hashed.append(version)
+        if actual != recorded:
+            findings.append(Finding(version, f"generator.pt hashes to {actual[:16]}…, but {WEIGHTS} recorded "
+                                             f"{recorded[:16]}… at registration: the weights were replaced"))
+    return hashed, findings
+
+
+def verify(settings: Settings, all_versions: bool = True) -> Report:
+    """Replay the audit log against the registry; hash every version's weights (or only aliased ones)."""
+    from prodgan.registry import CHAMPION, PREVIOUS, alias_version, audit_records, client_for
+
+    client, name = client_for(settings), settings.model_name
+    report = Report(name)
+    aliased = [alias_version(client, name, CHAMPION), alias_version(client, name, PREVIOUS)]
+    report.champion, report.previous = (_opt(mv.version) if mv else None for mv in aliased)
+    records = audit_records(settings, model=name)
+    report.records = len(records)
+    report.findings += check_aliases(records, report.champion, report.previous)
+    versions = client.search_model_versions(f"name = '{name}'") if all_versions else list({mv.version: mv for mv in aliased if mv}.values())
+    report.hashed, weight_findings = check_weights(settings, sorted(versions, key=lambda mv: int(mv.version)))
+    report.findings += weight_findings
+    return report
+
+
+def require_verified(settings: Settings, force: bool = False, actor: str | None = None, purpose: str = "act") -> Report:
+    """Raise GateFailed when the registry fails verification; with `force`, audit the bypass and go on.
+
+    Checks the aliases and the weights of `champion` and `previous` (what is about to be used);
+    `prodgan audit verify` hashes every version.
+    """
+    report = verify(settings, all_versions=False)
+    if report.ok:
+        return report
+    problems = "; ".join(map(str, report.findings))
+    if not force:
+        raise GateFailed(f"refusing to {purpose}: registry {report.model} fails verification: {problems}. "
+                         f"Inspect with `prodgan audit verify`; re-run with --force to act anyway (audited)")
+    _audit_bypass(settings, report, actor, purpose)
+    return report
+
+
+def _audit_bypass(settings: Settings, report: Report, actor: str | None, purpose: str) -> str:
+    from datetime import datetime, timezone
+
+    from prodgan.registry import actor_name, champion_state, client_for, write_audit
+
+    who = actor_name(actor)
+    seq = champion_state(client_for(settings), report.model)[1]
+    record = {"action": "force", "model": report.model, "version": report.champion or "", "actor": who,
+              "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bypassed": BYPASS, "purpose": purpose,
+              "champion_before": report.champion, "champion_after": None, "previous_after": None, "seq": seq,
+              "findings": [str(f) for f in report.findings], "reasons": [f"FORCED by {who}: {purpose} despite failed verification"]}
+    try:
+        return write_audit(settings, record)
+    except Exception as exc:  # noqa: BLE001 - an unaudited bypass must not happen
+        raise ProdganError(f"--force needs an audit record, and writing it failed ({str(exc).splitlines()[0]}); "
+                           f"only a promoter may bypass verification") from None
