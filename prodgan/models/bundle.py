@@ -8,6 +8,7 @@ hash differs from the record, so a swapped or truncated file never generates sil
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -123,5 +124,10 @@ def load_bundle(directory: Path, device: str | torch.device = "cpu") -> tuple[nn
         raise ProdganError(f"{weights} does not match the sha256 recorded in {SPEC_FILE}: the weights were changed or truncated; re-download the model")
     spec = GeneratorSpec.from_dict(record["spec"])
     generator = build_generator(spec)
-    generator.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # objects other than tensors: possibly code; never retry with weights_only=False
+        raise ProdganError(f"{weights} holds objects other than tensors and was refused unloaded; "
+                           f"re-download the model or retrain it") from None
+    generator.load_state_dict(state)
     return generator.to(device).eval(), spec
