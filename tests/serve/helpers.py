@@ -25,12 +25,18 @@ EDIT_SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=3, channels=1, siz
 
 
 def tiny_bundle(directory: Path, spec: GeneratorSpec = EDIT_SPEC, seed: int = 0) -> Path:
-    """An untrained generator whose category embeddings are random (fresh ones are zero: no effect)."""
+    """An untrained generator whose images depend visibly on latent and category.
+
+    Fresh category embeddings are zero (no effect) and the fresh latent layer is too weak to
+    make samples differ much; both are re-drawn larger so that inversion tests can fail.
+    """
     torch.manual_seed(seed)
     generator = build_generator(spec)
     for module in generator.modules():
         if isinstance(module, torch.nn.Embedding):
             torch.nn.init.normal_(module.weight, 0.0, 0.5)
+        elif isinstance(module, torch.nn.Linear):
+            torch.nn.init.normal_(module.weight, 0.0, 1.0)
     return save_bundle(directory, generator, spec, {"test": True})
 
 
