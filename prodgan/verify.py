@@ -6,9 +6,9 @@ records neither. prodgan moves `champion`/`previous` only through audited decisi
 
 1. the latest moving record (promote, force, rollback) must name the current `champion` and
    `previous`;
-2. every moving record must find `champion` where the one before left it, unless a `force`
-   bypass record (written when someone acted on a registry that failed verification)
-   acknowledged the gap;
+2. every moving record must find `champion` where the one before left it, unless a later
+   `force` bypass record (written when someone acted on a registry that failed verification,
+   at transition counter >= the gap's) acknowledged it;
 3. each version's `generator.pt` must still hash to `prodgan.weights_sha256`, the tag written
    at registration.
 
@@ -71,12 +71,12 @@ def is_move(record: dict[str, Any]) -> bool:
 def check_aliases(records: list[dict[str, Any]], champion: str | None, previous: str | None) -> list[Finding]:
     """Findings for alias positions the audit log (oldest first) does not explain; pure, no MLflow."""
     findings: list[Finding] = []
-    acknowledged = {_seq(r) for r in records if r.get("bypassed") == BYPASS}
+    acknowledged = max((_seq(r) for r in records if r.get("bypassed") == BYPASS), default=-2)
     moves = sorted((r for r in records if is_move(r)), key=_seq)  # stable: equal seqs keep log order
     left: str | None = None  # champion as the log left it
     for record in moves:
         before = _opt(record.get("champion_before"))
-        if before != left and _seq(record) - 1 not in acknowledged:
+        if before != left and _seq(record) - 1 > acknowledged:
             findings.append(Finding(before, f"{_who(record)} found champion at v{before}, but the audit log had left it at "
                                             f"v{left}: an unaudited alias move happened before it"))
         left = _opt(record.get("champion_after"))
@@ -148,7 +148,8 @@ def verify(settings: Settings, all_versions: bool = True) -> Report:
     return report
 
 
-def require_verified(settings: Settings, force: bool = False, actor: str | None = None, purpose: str = "act") -> Report:
+def require_verified(settings: Settings, force: bool = False, actor: str | None = None, purpose: str = "act",
+                     reason: str = "") -> Report:
     """Raise GateFailed when the registry fails verification; with `force`, audit the bypass and go on.
 
     Checks the aliases and the weights of `champion` and `previous` (what is about to be used);
@@ -161,11 +162,12 @@ def require_verified(settings: Settings, force: bool = False, actor: str | None 
     if not force:
         raise GateFailed(f"refusing to {purpose}: registry {report.model} fails verification: {problems}. "
                          f"Inspect with `prodgan audit verify`; re-run with --force to act anyway (audited)")
-    _audit_bypass(settings, report, actor, purpose)
+    audit_bypass(settings, report, actor, purpose, reason)
     return report
 
 
-def _audit_bypass(settings: Settings, report: Report, actor: str | None, purpose: str) -> str:
+def audit_bypass(settings: Settings, report: Report, actor: str | None, purpose: str, reason: str) -> str:
+    """Write the `force` record of acting on (or accepting) a registry that failed verification."""
     from datetime import datetime, timezone
 
     from prodgan.registry import actor_name, champion_state, client_for, write_audit
@@ -175,7 +177,8 @@ def _audit_bypass(settings: Settings, report: Report, actor: str | None, purpose
     record = {"action": "force", "model": report.model, "version": report.champion or "", "actor": who,
               "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bypassed": BYPASS, "purpose": purpose,
               "champion_before": report.champion, "champion_after": None, "previous_after": None, "seq": seq,
-              "findings": [str(f) for f in report.findings], "reasons": [f"FORCED by {who}: {purpose} despite failed verification"]}
+              "findings": [str(f) for f in report.findings], "note": reason,
+              "reasons": [f"FORCED by {who}: {purpose} despite failed verification" + (f" ({reason})" if reason else "")]}
     try:
         return write_audit(settings, record)
     except Exception as exc:  # noqa: BLE001 - an unaudited bypass must not happen

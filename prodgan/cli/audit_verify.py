@@ -1,0 +1,46 @@
+"""`prodgan audit verify`: replay the audit log against the registry (added to the `audit` group)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from prodgan.cli.console import out
+from prodgan.errors import GateFailed
+
+
+def verify_cmd(
+    acknowledge: Optional[str] = typer.Option(None, "--acknowledge", metavar="REASON",
+                                              help="Record a `force` audit entry accepting the findings (needs audit write rights)."),
+    aliased_only: bool = typer.Option(False, "--aliased-only", help="Hash only champion's and previous' weights (faster)."),
+) -> None:
+    """Check that every champion/previous position is explained by the audit log and every version's weights are intact.
+
+    Exit 0 verified, 1 with one line per unexplained change (version and what changed).
+    Example: prodgan audit verify
+    """
+    from rich.table import Table
+
+    from prodgan.settings import Settings
+    from prodgan.verify import audit_bypass, verify
+
+    settings = Settings.load()
+    report = verify(settings, all_versions=not aliased_only)
+    if report.ok:
+        out.print(f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, previous v{report.previous or '-'}, "
+                  f"{report.records} audit records, weights intact for versions {', '.join(report.hashed) or 'none'}")
+        return
+    table = Table("version", "unexplained change", title=f"{report.model} fails verification")
+    for finding in report.findings:
+        table.add_row(finding.version or "-", finding.problem)
+    out.print(table)
+    if acknowledge:
+        audit_bypass(settings, report, None, "acknowledge the findings", acknowledge)
+        out.print("acknowledged in the audit log (action force); alias positions are explained only by a promotion or rollback")
+        return
+    raise GateFailed(f"{report.model} fails verification: " + "; ".join(map(str, report.findings)))
+
+
+def register(audit_app: typer.Typer) -> None:
+    audit_app.command("verify")(verify_cmd)
