@@ -260,6 +260,16 @@ def _per_category(policy: Policy, challenger: Evaluation, champion: Evaluation) 
     return checks
 
 
+def check_inputs(policy: Policy, ev: Evaluation) -> None:
+    """Raise (before any expensive work) if `ev` lacks a metric or interval a gate needs."""
+    z = NormalDist().inv_cdf(0.5 + policy.confidence / 2)
+    for metric in policy.rules.get("absolute") or {}:
+        ev.value(metric, f"absolute.{metric}")
+    if policy.rules.get("champion"):
+        metric = policy.rules["champion"]["metric"]
+        ev.interval(metric, z, f"champion.{metric}")
+
+
 def judge(policy: Policy, challenger: Evaluation, champion: Evaluation | None) -> Verdict:
     """Apply every gate. `champion=None` means there is none yet: only the absolute gates apply."""
     checks = _absolute(policy, challenger)

@@ -12,12 +12,14 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prodgan import registry
+from prodgan.access import require_model_permission
 from prodgan.errors import ProdganError
-from prodgan.gates import Evaluation, Policy, ProtocolMismatch, judge, load_policy
+from prodgan.gates import Evaluation, Policy, ProtocolMismatch, check_inputs, judge, load_policy
 from prodgan.settings import Settings
+from prodgan.verify import require_verified
 
 SHEET_SEED = 0
 SHEET_IMAGES = 10
@@ -110,14 +112,20 @@ def _sheet(settings: Settings, name: str, rows: list[tuple[str, str]]) -> Any:
 
 
 def promote_version(settings: Settings, version: str | int, dry_run: bool = False, actor: str | None = None,
-                    gates_path: Path | None = None, force_reason: str | None = None) -> Decision:
+                    gates_path: Path | None = None, force_reason: str | None = None,
+                    confirm: Callable[[Decision], bool] | None = None) -> Decision:
     """Decide on `version` against the current champion; on approval move `champion` (compare-and-set).
 
     Returns the decision (approved or rejected). Raises ProdganError for bad input (unknown
     version, missing metrics, bad gate file, refused protocol mismatch) before anything is written,
     and `registry.ChampionMoved` (after auditing it) when another promotion won the race.
     `force_reason` promotes despite failing gates; the record says so (action `force`).
+    `confirm(decision)` is asked before an approved decision moves the alias (False: nothing
+    changes, nothing is recorded); the alias may move meanwhile, which compare-and-set catches.
     """
+    if not dry_run:
+        require_model_permission(settings, "MANAGE", "promote")
+    require_verified(settings, bool(force_reason) and not dry_run, actor, f"promote v{version}", force_reason or "", str(version))
     policy = load_policy(gates_path or default_gates_path(settings))
     client = registry.client_for(settings)
     name, version = settings.model_name, str(version)
@@ -135,12 +143,14 @@ def promote_version(settings: Settings, version: str | int, dry_run: bool = Fals
     challenger = registry.version_evaluation(settings, mv)
     if challenger is None:
         raise ProdganError(f"v{version} of {name} has no evaluation; run `prodgan evaluate models:/{name}/{version}` first")
-    champion_eval, reevaluated = (None, False)
+    challenger_ev = Evaluation.from_metrics(challenger.protocol, challenger.metrics, f"eval run {challenger.run_id} of v{version}")
+    check_inputs(policy, challenger_ev)
+    champion_eval, champion_ev, reevaluated = None, None, False
     if champion_before is not None:
         champion_eval, reevaluated = _champion_evaluation(settings, policy, registry.get_version(client, name, champion_before), challenger)
-    verdict = judge(policy, Evaluation.from_metrics(challenger.protocol, challenger.metrics, f"eval run {challenger.run_id} of v{version}"),
-                    Evaluation.from_metrics(champion_eval.protocol, champion_eval.metrics, f"eval run {champion_eval.run_id} of v{champion_before}")
-                    if champion_eval else None)
+        champion_ev = Evaluation.from_metrics(champion_eval.protocol, champion_eval.metrics,
+                                              f"eval run {champion_eval.run_id} of v{champion_before}")
+    verdict = judge(policy, challenger_ev, champion_ev)
     action = "promote" if verdict.approved else ("force" if force_reason else "reject")
     reasons = verdict.reasons + ([f"FORCED by {who}: {force_reason}"] if action == "force" else [])
     moves = action in ("promote", "force")
@@ -150,7 +160,8 @@ def promote_version(settings: Settings, version: str | int, dry_run: bool = Fals
                         challenger=_eval_summary(challenger), difference=verdict.difference,
                         champion=_eval_summary(champion_eval, reevaluated) if champion_eval else None,
                         checks=verdict.to_dict()["checks"], note=force_reason or "", **base)
-    if dry_run:
+    if dry_run or (moves and confirm is not None and not confirm(decision)):
+        decision.dry_run = True
         return decision
     sheet_rows = ([(f"champion v{champion_before}", champion_before)] if champion_before else []) + [(f"challenger v{version}", version)]
     sheet = _sheet(settings, name, sheet_rows)
@@ -180,6 +191,7 @@ def _previous(client: Any, name: str) -> str | None:
 
 def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> Decision:
     """Move `champion` back to `previous` (the old champion becomes `previous`), audited like a promotion."""
+    require_model_permission(settings, "MANAGE", "roll back")
     client = registry.client_for(settings)
     name = settings.model_name
     state = registry.champion_state(client, name)

@@ -20,11 +20,11 @@ from typing import Any
 
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
+from prodgan.training_run import GENERATOR_ARTIFACT
 
 CHAMPION, PREVIOUS = "champion", "previous"
 EVALUATOR_MODEL = "prodgan-evaluator"
 LOGGED_MODEL_NAME = "generator"
-BUNDLE_ARTIFACT = "bundle"  # where a training run keeps its final EMA generator bundle
 SEQ_TAG = "prodgan.champion_seq"  # registered-model tag: how many times `champion` has moved
 LOCK_PREFIX = "prodgan-lock"
 LOCK_STALE_S = 300  # a transition lock older than this whose holder never finished is abandoned
@@ -180,14 +180,13 @@ def _download_bundle(client: Any, run_id: str, dest: Path) -> Path:
     from prodgan.fsutil import sha256_file
     from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE, read_bundle_record
 
-    artifact = get_run(client, run_id, "training run").data.tags.get("prodgan.bundle_artifact", BUNDLE_ARTIFACT)
     try:
-        local = Path(client.download_artifacts(run_id, artifact, str(dest)))
+        local = Path(client.download_artifacts(run_id, GENERATOR_ARTIFACT, str(dest)))
     except (MlflowException, OSError) as exc:
-        raise ProdganError(f"training run {run_id} has no generator bundle at artifact {artifact!r} ({exc}); "
+        raise ProdganError(f"training run {run_id} has no generator bundle at artifact {GENERATOR_ARTIFACT!r} ({exc}); "
                            f"was it trained with `prodgan train`?") from None
     if not (local / SPEC_FILE).is_file():
-        raise ProdganError(f"training run {run_id}: artifact {artifact!r} holds no {SPEC_FILE}; it is not a generator bundle")
+        raise ProdganError(f"training run {run_id}: artifact {GENERATOR_ARTIFACT!r} holds no {SPEC_FILE}; it is not a generator bundle")
     record = read_bundle_record(local)
     if sha256_file(local / WEIGHTS_FILE) != record.get("weights_sha256"):
         raise ProdganError(f"training run {run_id}: {WEIGHTS_FILE} does not match its recorded sha256; the artifact is corrupt")
@@ -313,7 +312,7 @@ def resolve_model(uri: str, settings: Settings | None = None) -> ResolvedModel:
         mv = get_version(client, m["name"], m["version"])
     elif m := _RUN.match(uri):
         run = get_run(client, m["run"], "run")
-        path = m["path"] or run.data.tags.get("prodgan.bundle_artifact", BUNDLE_ARTIFACT)
+        path = m["path"] or GENERATOR_ARTIFACT
         key = f"run-{m['run']}-{path.strip('/').replace('/', '_')}"
         folder = _cached_download(settings, key, lambda tmp: _download_bundle_to(client, m["run"], path, tmp))
         return ResolvedModel(_bundle_in(folder), uri, run_id=m["run"], tags=dict(run.data.tags))

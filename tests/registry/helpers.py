@@ -15,6 +15,7 @@ import torch
 from prodgan import registry
 from prodgan.models import GeneratorSpec, build_generator, save_bundle
 from prodgan.settings import Settings
+from prodgan.training_run import GENERATOR_ARTIFACT
 from prodgan.tracking import EVAL_EXPERIMENT, TRAIN_EXPERIMENT, RunLogger
 
 CATEGORIES = ("t-shirt", "trouser", "pullover")
@@ -31,7 +32,7 @@ def train_run(settings: Settings, seed: int) -> str:
     log.log_params({"seed": seed, "arch": SPEC.arch})
     with tempfile.TemporaryDirectory() as tmp:
         save_bundle(Path(tmp), generator, SPEC, {"data_hash": DATA_HASH, "seed": seed})
-        log.log_artifacts(Path(tmp), registry.BUNDLE_ARTIFACT)
+        log.log_artifacts(Path(tmp), GENERATOR_ARTIFACT)
     log.finish()
     return log.run_id
 

@@ -1,0 +1,103 @@
+"""`prodgan register`, `prodgan promote`, `prodgan rollback`: the registry's write side, gated and audited."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from prodgan.cli.console import out
+from prodgan.errors import GateFailed, ProdganError
+from prodgan.settings import Settings
+
+
+def print_decision(decision: Any) -> None:
+    """Every reason, one row each, then the outcome in one line."""
+    from rich.table import Table
+
+    table = Table(title=f"{decision.model} v{decision.version}: {decision.action}", show_lines=False)
+    for column in ("", "gate", "reason"):
+        table.add_column(column)
+    for reason in decision.reasons:
+        verdict, _, rest = reason.partition(" ")
+        gate, _, why = rest.partition(": ")
+        colour = "green" if verdict == "PASS" else "red"
+        table.add_row(f"[{colour}]{verdict}[/]", gate, why)
+    if decision.reasons:
+        out.print(table)
+    if decision.difference:
+        d = decision.difference
+        out.print(f"difference {d['metric']} (challenger - champion): {d['point']:+.4g}, interval [{d['low']:+.4g}, {d['high']:+.4g}]")
+    out.print(f"champion: {decision.champion_before or 'none'} -> {decision.champion_after or 'none'}"
+              f"  previous: {decision.previous_after or 'none'}  gates: {decision.gates_sha256[:12] or '-'}"
+              + (f"  audit run: {decision.audit_run_id}" if decision.audit_run_id else "")
+              + ("  (dry run: nothing changed)" if decision.dry_run else ""))
+
+
+def register_cmd(
+    run: str = typer.Option(..., "--run", help="MLflow run id of the training run whose generator to register."),
+    eval_run: Optional[str] = typer.Option(None, "--eval-run", help="Evaluation run to attach [default: the newest for this training run]."),
+) -> None:
+    """Register a training run's EMA generator as a model version (idempotent: same run, same version).
+
+    Example: prodgan register --run 3f2a...e1
+    """
+    from prodgan.registry import register_from_run
+
+    settings = Settings.load()
+    mv = register_from_run(settings, run, eval_run_id=eval_run)
+    tags = mv.tags or {}
+    out.print(f"[bold]{mv.name}[/] v{mv.version}  train run {run}  eval run {tags.get('prodgan.eval_run_id', 'none yet')}"
+              f"  weights {tags.get('prodgan.weights_sha256', '')[:12]}")
+
+
+def promote_cmd(
+    version: str = typer.Argument(..., help="Model version number to promote to champion."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Decide and print, change nothing, write no audit record."),
+    gates: Optional[Path] = typer.Option(None, help="Gate file [default: PRODGAN_GATES, else evaluation/gates.yaml]."),
+    actor: Optional[str] = typer.Option(None, help="Who decides [default: MLFLOW_TRACKING_USERNAME, else the OS user]."),
+    force: Optional[str] = typer.Option(None, "--force", metavar="REASON", help="Promote even if gates fail; the reason is audited."),
+    confirm: bool = typer.Option(False, "--confirm", help="Show an approved decision and ask before moving the alias."),
+) -> None:
+    """Apply the promotion gates to VERSION; on approval move `champion` to it (the old one becomes `previous`).
+
+    Exit 0 approved, 1 rejected (every reason printed) or champion moved meanwhile, 2 bad input.
+    Example: prodgan promote 3 --dry-run
+    """
+    from prodgan.promotion import promote_version
+
+    if force is not None and not force.strip():
+        raise ProdganError("--force needs a reason, e.g. --force 'hotfix for INC-42 approved by the on-call lead'")
+    def ask(decision: Any) -> bool:
+        print_decision(decision)
+        return typer.confirm(f"move champion to v{decision.version}?", default=False)
+
+    decision = promote_version(Settings.load(), version, dry_run=dry_run, actor=actor, gates_path=gates, force_reason=force,
+                               confirm=ask if confirm else None)
+    if confirm and decision.approved:
+        out.print(f"{decision.model} champion: {decision.champion_before or 'none'} -> {decision.champion_after}"
+                  + (f"  audit run: {decision.audit_run_id}" if decision.audit_run_id else "  (not confirmed: nothing changed)"))
+    else:
+        print_decision(decision)
+    if not decision.approved:
+        raise GateFailed(f"v{version} rejected: {sum(r.startswith('FAIL') for r in decision.reasons)} gate(s) failed (listed above)")
+
+
+def rollback_cmd(
+    reason: str = typer.Option("", help="Why (kept in the audit record)."),
+    actor: Optional[str] = typer.Option(None, help="Who rolls back [default: MLFLOW_TRACKING_USERNAME, else the OS user]."),
+) -> None:
+    """Move `champion` back to `previous`; audited like a promotion (a second rollback undoes the first).
+
+    Example: prodgan rollback --reason "v4 serves blurry sneakers"
+    """
+    from prodgan.promotion import rollback
+
+    print_decision(rollback(Settings.load(), actor=actor, reason=reason))
+
+
+def register(root: typer.Typer) -> None:
+    root.command("register")(register_cmd)
+    root.command("promote")(promote_cmd)
+    root.command("rollback")(rollback_cmd)
