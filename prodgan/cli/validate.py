@@ -1,0 +1,56 @@
+"""`prodgan data validate`: the Great Expectations gate, with a summary a person can act on."""
+
+from __future__ import annotations
+
+import typer
+
+from prodgan.cli.console import out
+from prodgan.settings import Settings
+
+
+def validate(
+    dataset: str = typer.Option("fashion-mnist", help="Dataset folder under data/."),
+    show: int = typer.Option(5, min=1, help="Offending files listed per failed expectation."),
+) -> None:
+    """Check data/<dataset> against its expectation suite (GX Checkpoint), build Data Docs, record the result.
+
+    Exit 0 when every expectation passes, 1 when any fails (training then refuses this data).
+
+    Example: prodgan data validate --dataset fashion-mnist
+    """
+    from prodgan.cli.data import _progress
+    from prodgan.errors import GateFailed
+    from prodgan.validation import validate_dataset
+
+    with _progress(f"describing {dataset}") as progress:
+        record = validate_dataset(Settings.load(), dataset, progress=progress)
+    _print_summary(record, show)
+    if not record.success:
+        raise GateFailed(f"{dataset} failed {record.failed} of {record.expectations} expectations; "
+                         "fix or remove the files listed above, then run `prodgan data validate` again")
+
+
+def _print_summary(record, show: int) -> None:
+    from rich.table import Table
+
+    where = record.data_hash or f"{record.data_key} (not pinned)"
+    source = "cached manifest" if record.manifest_cached else "fresh manifest"
+    passed = record.expectations - record.failed
+    mark = "[bold green]passed[/]" if record.success else "[bold red]FAILED[/]"
+    out.print(f"{mark} {record.dataset}: {passed}/{record.expectations} expectations of suite "
+              f"[bold]{record.suite_name}[/] ({record.suite_sha256[:12]}) on {record.rows} images, data {where}, {source}",
+              highlight=False)
+    for failure in record.failures:
+        count = f"{failure.unexpected_count} unexpected" if failure.unexpected_count is not None else f"observed {failure.observed}"
+        out.print(f"  [red]x[/] {failure.rule} [dim]({failure.expectation} on {failure.column or 'table'}: {count})[/]", highlight=False)
+        if failure.offending:
+            table = Table(show_header=False, box=None, padding=(0, 1, 0, 4))
+            for item in failure.offending[:show]:
+                table.add_row(str(item["file"]), f"[dim]{item['value']}[/]")
+            out.print(table)
+        more = (failure.unexpected_count or 0) - min(show, len(failure.offending))
+        if failure.offending and more > 0:
+            out.print(f"      ... and {more} more (see Data Docs)", highlight=False)
+    for note in record.notes:
+        out.print(f"[yellow]note:[/] {note}", highlight=False)
+    out.print(f"Data Docs: {record.docs_path}", highlight=False, soft_wrap=True)

@@ -1,0 +1,244 @@
+"""The image manifest: one row per file of a dataset, the table Great Expectations validates.
+
+Per-file columns come from reading each file once (bytes, sha256, decode, size, mode,
+intensity statistics, dHash). Cross-file columns are derived afterwards so that every
+dataset-level rule (leakage, per-category balance) becomes a plain column a GX expectation
+can check row by row and name the offending file:
+
+- `sha256_in_other_split`: the same bytes also sit in another split (exact leakage).
+- `near_dup_distance`: mean absolute difference (grey levels, 0-255) between brightness-centred
+  16x16 grayscale thumbnails, to the closest image in another split with the same dHash
+  (`near_dup_of` names it; NaN when no other-split image shares the dHash). Small = leak.
+- `category_count` / `category_balance`: images in this row's (split, category), and that count
+  divided by the split's mean per category (1.0 = balanced): a swamped or starved category
+  shows on each of its rows.
+
+The manifest is cached per dataset version (the DVC hash when data/ is pinned, a stat key
+otherwise), so an unchanged dataset is described in a fraction of a second.
+Torch- and DVC-free: the caller supplies the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from prodgan.data.layout import META_FILE  # importing layout also caps Image.MAX_IMAGE_PIXELS
+from prodgan.fsutil import atomic_path
+
+# Bump when a column's meaning changes: old cached manifests are then ignored.
+SCHEMA_VERSION = 1
+THUMB = 16  # side of the grayscale thumbnail used to confirm near-duplicates
+_CHUNK = 1000  # files per worker task
+_PARALLEL_FROM = 3000  # below this many files, worker start-up costs more than it saves
+_NEAR_DUP_BLOCK = 128  # rows per block when comparing thumbnails
+_BATCH_PIXELS = 1 << 24  # pixels per vectorised batch (bounds memory for large images)
+
+Progress = Callable[[int, int], None]
+
+_FILE_COLUMNS = [
+    "path", "file_bytes", "sha256", "decodes_ok", "decode_error", "width", "height", "mode", "channels",
+    "mean_intensity", "std_intensity", "dhash",
+]
+
+
+def list_files(root: Path) -> list[str]:
+    """Every file under the dataset folder except `dataset.json`, as sorted POSIX paths relative to it.
+
+    Stray files are listed on purpose: the suite, not this scan, decides what is allowed.
+    """
+    root = Path(root)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root)
+        found.extend((rel_dir / name).as_posix() for name in filenames if not (rel_dir == Path(".") and name == META_FILE))
+    return sorted(found)
+
+
+def _area_matrix(src: int, dst: int) -> np.ndarray:
+    """Weights that average a length-`src` axis down to `dst` cells by area (exact box resampling)."""
+    edges = np.arange(dst + 1) * (src / dst)
+    j = np.arange(src)[None, :]
+    overlap = np.clip(np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j), 0, None)
+    return overlap / (src / dst)
+
+
+def _resize(stack: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Area-resize a stack of grayscale images [N, H, W] to [N, rows, cols] (float64)."""
+    return _area_matrix(stack.shape[1], rows) @ stack @ _area_matrix(stack.shape[2], cols).T
+
+
+def _pixel_columns(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """mean, std, dHash (hex) and uint8 thumbnails of same-shaped grayscale images [N, H, W].
+
+    dHash: is each cell of a 9x8 area-resized copy brighter than its left neighbour (64 bits).
+    """
+    flat = stack.reshape(len(stack), -1).astype(np.float64)
+    small = _resize(stack.astype(np.float64), 8, 9)
+    bits = np.packbits((small[:, :, 1:] > small[:, :, :-1]).reshape(len(stack), 64), axis=1)
+    thumbs = np.rint(_resize(stack.astype(np.float64), THUMB, THUMB)).astype(np.uint8).reshape(len(stack), -1)
+    return flat.mean(axis=1), flat.std(axis=1), [b.tobytes().hex() for b in bits], thumbs
+
+
+def _read_file(root: str, rel: str) -> tuple[list, np.ndarray | None]:
+    """The per-file columns that need no pixel maths, and the grayscale pixels (None if undecodable)."""
+    with open(os.path.join(root, rel), "rb") as f:
+        data = f.read()
+    row = [rel, len(data), hashlib.sha256(data).hexdigest(), False, None, None, None, None, None, None, None, None]
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            row[5:9] = [img.width, img.height, img.mode, len(img.getbands())]
+            img.load()
+            gray = img if img.mode == "L" else img.convert("L")
+            pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8).reshape(gray.height, gray.width)
+        row[3] = True
+        return row, pixels
+    except Exception as exc:  # any decoder failure is a finding about the file, not a crash
+        row[4] = f"{type(exc).__name__}: {exc}"[:200]
+        return row, None
+
+
+def _describe_chunk(root: str, rels: list[str]) -> list[tuple[tuple, bytes | None]]:
+    """Rows (in `_FILE_COLUMNS` order) and thumbnails; pixel maths batched per image shape."""
+    read = [_read_file(root, rel) for rel in rels]
+    thumbs: list[bytes | None] = [None] * len(read)
+    by_shape: dict[tuple[int, int], list[int]] = {}
+    for i, (_, pixels) in enumerate(read):
+        if pixels is not None:
+            by_shape.setdefault(pixels.shape, []).append(i)
+    for (height, width), members in by_shape.items():
+        step = max(1, _BATCH_PIXELS // (height * width))
+        for start in range(0, len(members), step):
+            batch = members[start:start + step]
+            means, stds, hashes, small = _pixel_columns(np.stack([read[i][1] for i in batch]))
+            for k, i in enumerate(batch):
+                read[i][0][9:12] = [float(means[k]), float(stds[k]), hashes[k]]
+                thumbs[i] = small[k].tobytes()
+    return [(tuple(row), thumb) for (row, _), thumb in zip(read, thumbs)]
+
+
+def _describe_all(root: Path, rels: list[str], workers: int, progress: Progress | None) -> list[tuple[tuple, bytes | None]]:
+    total = len(rels)
+    if workers <= 1 or total < _PARALLEL_FROM:
+        out = []
+        for start in range(0, total, _CHUNK):
+            out.extend(_describe_chunk(str(root), rels[start:start + _CHUNK]))
+            if progress:
+                progress(len(out), total)
+        return out
+    chunks = [rels[i:i + _CHUNK] for i in range(0, total, _CHUNK)]
+    results: list[list] = [[] for _ in chunks]
+    done = 0
+    # fork: workers start in milliseconds and need no importable __main__ (scripts, notebooks).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        futures = {pool.submit(_describe_chunk, str(root), chunk): i for i, chunk in enumerate(chunks)}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            done += len(chunks[futures[future]])
+            if progress:
+                progress(done, total)
+    return [row for chunk in results for row in chunk]
+
+
+def _near_dup_distance(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np.ndarray, list[str | None]]:
+    """Per row: thumbnail distance to, and path of, the closest same-dHash image in another split.
+
+    Only images sharing a dHash are compared, split against split, in blocks to bound memory.
+    """
+    distance = np.full(len(df), np.inf)
+    nearest = np.full(len(df), -1)
+    splits = df["split"].to_numpy()
+    for idx in df.groupby("dhash", sort=False).indices.values():
+        names = sorted(set(splits[idx]))
+        if len(names) < 2:
+            continue
+        members = {name: idx[splits[idx] == name] for name in names}
+        stacks = {name: _centred(np.stack([np.frombuffer(thumbs[i], dtype=np.uint8) for i in rows])) for name, rows in members.items()}
+        for a_pos, a in enumerate(names):
+            for b in names[a_pos + 1:]:
+                for start in range(0, len(members[a]), _NEAR_DUP_BLOCK):
+                    rows_a = members[a][start:start + _NEAR_DUP_BLOCK]
+                    dist = np.abs(stacks[a][start:start + _NEAR_DUP_BLOCK, None, :] - stacks[b][None, :, :]).mean(axis=-1)
+                    _keep_closest(distance, nearest, rows_a, members[b], dist)
+                    _keep_closest(distance, nearest, members[b], rows_a, dist.T)
+    paths = df["path"].to_numpy()
+    found = np.isfinite(distance)
+    return np.where(found, distance, np.nan), [paths[j] if ok else None for j, ok in zip(nearest, found)]
+
+
+def _centred(thumbs: np.ndarray) -> np.ndarray:
+    """Thumbnails minus their own mean: a copy with shifted brightness stays a near-duplicate."""
+    flat = thumbs.astype(np.float32)
+    return flat - flat.mean(axis=1, keepdims=True)
+
+
+def _keep_closest(distance: np.ndarray, nearest: np.ndarray, rows: np.ndarray, cols: np.ndarray, dist: np.ndarray) -> None:
+    best = dist.argmin(axis=1)
+    best_dist = dist[np.arange(len(rows)), best]
+    better = best_dist < distance[rows]
+    distance[rows[better]] = best_dist[better]
+    nearest[rows[better]] = cols[best[better]]
+
+
+def derive(df: pd.DataFrame, thumbs: list[bytes | None]) -> pd.DataFrame:
+    """Add the cross-file columns (see the module docstring) to per-file rows."""
+    parts = df["path"].str.split("/")
+    df["split"] = parts.str[0].where(parts.str.len() > 1, "")
+    df["category"] = parts.str[1].where(parts.str.len() > 2, "")
+    df["split_category"] = df["split"] + "/" + df["category"]
+    df["category_count"] = df.groupby("split_category")["path"].transform("size").astype("int64")
+    mean_per_category = df.groupby("split")["path"].transform("size") / df.groupby("split")["category"].transform("nunique")
+    df["category_balance"] = df["category_count"] / mean_per_category
+    splits_of_sha = df.groupby("sha256")["split"].transform("nunique")
+    df["sha256_in_other_split"] = splits_of_sha > 1
+    df["near_dup_distance"], df["near_dup_of"] = _near_dup_distance(df, thumbs)
+    return df
+
+
+def build_manifest(root: Path, workers: int | None = None, progress: Progress | None = None) -> pd.DataFrame:
+    """Describe every file of the dataset at `root` (in parallel) and derive the cross-file columns."""
+    root = Path(root)
+    rels = list_files(root)
+    described = _describe_all(root, rels, workers or os.cpu_count() or 1, progress)
+    df = pd.DataFrame([row for row, _ in described], columns=_FILE_COLUMNS)
+    for col in ("width", "height", "channels"):
+        df[col] = df[col].astype("Int64")
+    for col in ("mean_intensity", "std_intensity"):
+        df[col] = df[col].astype("float64")
+    df["decodes_ok"] = df["decodes_ok"].astype(bool)
+    return derive(df, [thumb for _, thumb in described])
+
+
+def stat_key(root: Path) -> str:
+    """A key for a dataset that has no DVC hash yet: every file's path, size and mtime."""
+    h = hashlib.sha256()
+    root = Path(root)
+    for rel in list_files(root):
+        st = (root / rel).stat()
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    meta = root / META_FILE
+    if meta.is_file():
+        h.update(meta.read_bytes())
+    return f"stat-{h.hexdigest()[:32]}"
+
+
+def load_manifest(cache_dir: Path, dataset_root: Path, key: str, progress: Progress | None = None) -> tuple[pd.DataFrame, bool]:
+    """(manifest, came_from_cache): built on the first call for `key`, read from parquet after."""
+    dataset_root = Path(dataset_root)
+    cache_file = Path(cache_dir) / f"v{SCHEMA_VERSION}" / key / f"{dataset_root.name}.parquet"
+    if cache_file.is_file():
+        return pd.read_parquet(cache_file), True
+    df = build_manifest(dataset_root, progress=progress)
+    with atomic_path(cache_file, suffix=".parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    return df, False

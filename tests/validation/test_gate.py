@@ -1,0 +1,166 @@
+"""The GX gate on real datasets: the tiny Fashion-MNIST passes, each kind of damage fails naming the file.
+
+Every test runs a real GX Checkpoint (file context, Data Docs) over a real manifest of real PNGs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from prodgan.data import dvc
+from prodgan.errors import GateFailed, ProdganError
+from prodgan.settings import Settings
+from prodgan.validation import ValidationRecord, load_record, require_validated, validate_dataset
+from tests.conftest import prodgan
+
+DATASET = "fashion-mnist"
+
+
+def _root(settings: Settings) -> Path:
+    return settings.data_dir / DATASET
+
+
+def _first(settings: Settings, split: str, category: str, n: int = 0) -> Path:
+    return sorted((_root(settings) / split / category).iterdir())[n]
+
+
+def _rel(settings: Settings, path: Path) -> str:
+    return path.relative_to(settings.root).as_posix()
+
+
+def _offenders(record: ValidationRecord, rule_part: str) -> list[str]:
+    matching = [f for f in record.failures if rule_part in f.rule]
+    assert matching, f"no failed rule containing {rule_part!r}; failures: {[f.rule for f in record.failures]}"
+    return [item["file"] for f in matching for item in f.offending]
+
+
+# Each breaker damages the tiny Fashion-MNIST in one way and returns (rule fragment, file it must name).
+def _truncated_png(s: Settings) -> tuple[str, str]:
+    victim = _first(s, "train", "bag")
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    return "every image decodes", _rel(s, victim)
+
+
+def _image_27x28(s: Settings) -> tuple[str, str]:
+    victim = _first(s, "train", "coat")
+    with Image.open(victim) as img:
+        img.crop((0, 0, 27, 28)).save(victim)
+    return "wide", _rel(s, victim)
+
+
+def _rgb_in_grayscale(s: Settings) -> tuple[str, str]:
+    victim = _first(s, "test", "dress")
+    with Image.open(victim) as img:
+        img.convert("RGB").save(victim)
+    return "mode", _rel(s, victim)
+
+
+def _train_copied_to_test(s: Settings) -> tuple[str, str]:
+    source, victim = _first(s, "train", "sneaker"), _first(s, "test", "sneaker")
+    shutil.copyfile(source, victim)
+    return "bytes appear in both train and test", _rel(s, victim)
+
+
+def _near_copy_in_test(s: Settings) -> tuple[str, str]:
+    source, victim = _first(s, "train", "trouser"), _first(s, "test", "trouser")
+    with Image.open(source) as img:
+        pixels = np.asarray(img).copy()
+    pixels[0, :3] = np.clip(pixels[0, :3].astype(int) + 5, 0, 255)  # three pixels nudged: new bytes, same picture
+    Image.fromarray(pixels).save(victim)
+    return "near-duplicate", _rel(s, victim)
+
+
+def _unknown_category(s: Settings) -> tuple[str, str]:
+    source = _first(s, "train", "shirt")
+    target = _root(s) / "train" / "hats" / source.name
+    target.parent.mkdir()
+    source.rename(target)
+    return "categories: only", _rel(s, target)
+
+
+def _empty_category(s: Settings) -> tuple[str, str]:
+    folder = _root(s) / "test" / "bag"
+    for f in folder.iterdir():
+        f.unlink()
+    return "empty", _rel(s, folder) + "/"
+
+
+def _duplicate_in_split(s: Settings) -> tuple[str, str]:
+    source, victim = _first(s, "train", "sandal", 0), _first(s, "train", "sandal", 1)
+    shutil.copyfile(source, victim)
+    return "duplicates", _rel(s, victim)
+
+
+def _blank_image(s: Settings) -> tuple[str, str]:
+    victim = _first(s, "test", "pullover")
+    Image.new("L", (28, 28), 0).save(victim)
+    return "blank", _rel(s, victim)
+
+
+@pytest.mark.parametrize("breaker", [
+    _truncated_png, _image_27x28, _rgb_in_grayscale, _train_copied_to_test, _near_copy_in_test,
+    _unknown_category, _empty_category, _duplicate_in_split, _blank_image,
+], ids=lambda f: f.__name__.strip("_"))
+def test_broken_dataset_fails_naming_the_file(small_project: Settings, breaker: Callable[[Settings], tuple[str, str]]) -> None:
+    rule, named = breaker(small_project)
+    record = validate_dataset(small_project, DATASET)
+    assert not record.success
+    assert named in _offenders(record, rule)
+    assert record.data_hash is None and record.data_key.startswith("stat-")  # changed data has no DVC hash yet
+    assert Path(record.docs_path).is_file()
+    with pytest.raises(ProdganError, match="prodgan data validate"):
+        require_validated(small_project, DATASET)
+
+
+def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> None:
+    record = validate_dataset(small_project, DATASET)
+    assert record.success, [f.rule for f in record.failures]
+    pinned = dvc.pinned(small_project)["md5"]
+    assert record.data_hash == pinned and record.rows == 600 and not record.manifest_cached
+    assert sum(record.counts["test"].values()) == 300
+    assert "<html" in Path(record.docs_path).read_text().lower()
+    assert load_record(small_project, DATASET, pinned) == record
+    assert require_validated(small_project, DATASET) == record
+
+    # Unchanged data validates again from the cached manifest.
+    assert validate_dataset(small_project, DATASET).manifest_cached
+
+    # Data edited after validation: refused until it is versioned...
+    victim = _first(small_project, "train", "bag")
+    with Image.open(victim) as img:
+        Image.fromarray(255 - np.asarray(img)).save(victim)
+    with pytest.raises(ProdganError, match="prodgan data validate"):
+        require_validated(small_project, DATASET)
+    # ...and once versioned, refused until the new hash is validated.
+    dvc.add(small_project)
+    with pytest.raises(ProdganError, match=r"has not been validated; run `prodgan data validate"):
+        require_validated(small_project, DATASET)
+    assert validate_dataset(small_project, DATASET).success
+    assert require_validated(small_project, DATASET).data_hash == dvc.pinned(small_project)["md5"] != pinned
+
+
+def test_failed_validation_of_pinned_data_refuses_training(small_project: Settings) -> None:
+    _blank_image(small_project)
+    dvc.add(small_project)
+    assert not validate_dataset(small_project, DATASET).success
+    with pytest.raises(GateFailed, match="failed validation"):
+        require_validated(small_project, DATASET)
+
+
+def test_cli_names_offending_file_and_exits_1(small_project: Settings) -> None:
+    _, named = _truncated_png(small_project)
+    proc = prodgan("data", "validate", "--dataset", DATASET, cwd=small_project.root, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert named in proc.stdout and "Data Docs:" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_usage_errors_exit_2(small_project: Settings) -> None:
+    proc = prodgan("data", "validate", "--dataset", "no-such-set", cwd=small_project.root, check=False)
+    assert proc.returncode == 2 and "prodgan data import" in proc.stderr and "Traceback" not in proc.stderr
