@@ -141,3 +141,6 @@ def setup(source: Optional[Path] = typer.Option(None, help="Folder with the Fash
     result = setup_data(Settings.load(), source)
     out.print(result)
 
+
+from prodgan.cli.validate import validate as _validate  # noqa: E402  (lives in its own module)
+app.command("validate")(_validate)
