@@ -131,9 +131,9 @@ def check_weights(settings: Settings, versions: list[Any]) -> tuple[list[str], l
     return hashed, findings
 
 
-def verify(settings: Settings, all_versions: bool = True) -> Report:
-    """Replay the audit log against the registry; hash every version's weights (or only aliased ones)."""
-    from prodgan.registry import CHAMPION, PREVIOUS, alias_version, audit_records, client_for
+def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ...] = ()) -> Report:
+    """Replay the audit log against the registry; hash every version's weights (or the aliased and `include`d ones)."""
+    from prodgan.registry import CHAMPION, PREVIOUS, alias_version, audit_records, client_for, get_version
 
     client, name = client_for(settings), settings.model_name
     report = Report(name)
@@ -142,20 +142,24 @@ def verify(settings: Settings, all_versions: bool = True) -> Report:
     records = audit_records(settings, model=name)
     report.records = len(records)
     report.findings += check_aliases(records, report.champion, report.previous)
-    versions = client.search_model_versions(f"name = '{name}'") if all_versions else list({mv.version: mv for mv in aliased if mv}.values())
+    if all_versions:
+        versions = client.search_model_versions(f"name = '{name}'")
+    else:
+        chosen = {str(mv.version): mv for mv in aliased if mv}
+        versions = [*chosen.values(), *(get_version(client, name, v) for v in include if v not in chosen)]
     report.hashed, weight_findings = check_weights(settings, sorted(versions, key=lambda mv: int(mv.version)))
     report.findings += weight_findings
     return report
 
 
 def require_verified(settings: Settings, force: bool = False, actor: str | None = None, purpose: str = "act",
-                     reason: str = "") -> Report:
+                     reason: str = "", version: str | None = None) -> Report:
     """Raise GateFailed when the registry fails verification; with `force`, audit the bypass and go on.
 
-    Checks the aliases and the weights of `champion` and `previous` (what is about to be used);
-    `prodgan audit verify` hashes every version.
+    Checks the aliases and the weights of `champion`, `previous` and `version` (what is about to
+    be used); `prodgan audit verify` hashes every version.
     """
-    report = verify(settings, all_versions=False)
+    report = verify(settings, all_versions=False, include=(str(version),) if version else ())
     if report.ok:
         return report
     problems = "; ".join(map(str, report.findings))

@@ -13,7 +13,7 @@ from prodgan.errors import ProdganError
 from prodgan.fsutil import sha256_file
 from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE, build_generator, load_bundle, save_bundle
 from prodgan.train import load_latest_checkpoint, save_checkpoint
-from tests.security.helpers import TINY
+from tests.registry.helpers import SPEC as TINY
 
 
 class Payload:

@@ -1,0 +1,86 @@
+"""Tamper evidence on a real sqlite registry: unaudited alias moves and replaced weights are caught."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from prodgan import promotion, registry
+from prodgan.errors import GateFailed
+from prodgan.verify import check_aliases, require_verified, verify
+from tests.conftest import run
+from tests.registry import helpers
+
+
+def move(version: str, before: str | None, previous: str | None, seq: int, action: str = "promote") -> dict:
+    return {"action": action, "version": version, "champion_before": before, "champion_after": version,
+            "previous_after": previous, "seq": seq, "actor": "alice", "audit_run_id": f"run{seq}"}
+
+
+LOG = [move("1", None, None, 1), {"action": "reject", "version": "3", "champion_before": "1", "champion_after": "1",
+                                  "previous_after": None, "seq": 1}, move("2", "1", "1", 2)]
+BYPASS = {"action": "force", "bypassed": "verification", "champion_before": "5", "champion_after": None, "seq": 2}
+
+
+@pytest.mark.parametrize("records, champion, previous, flagged", [
+    ([], None, None, []),
+    ([], "1", None, ["1"]),                               # an alias no record ever set
+    (LOG, "2", "1", []),
+    (LOG, "1", "1", ["1"]),                               # champion moved back by hand
+    (LOG, "2", None, [None]),                             # previous deleted by hand
+    (LOG + [move("4", "5", "5", 3)], "4", "5", ["5"]),    # a later promotion found champion where no record put it
+    (LOG + [BYPASS, move("4", "5", "5", 3)], "4", "5", []),  # ... unless a force record acknowledged the gap
+    ([move("2", None, None, 1), move("3", "2", "2", 2, "rollback"), move("2", "3", "3", 3, "force")], "2", "3", []),
+])
+def test_alias_positions_are_replayed_from_the_audit_log(records, champion, previous, flagged) -> None:
+    assert [f.version for f in check_aliases(records, champion, previous)] == flagged
+
+
+def _aliases(settings) -> dict[str, str]:
+    return {k: str(v) for k, v in registry.client_for(settings).get_registered_model(settings.model_name).aliases.items()}
+
+
+def test_direct_alias_move_is_caught_and_blocks_promotion(store) -> None:
+    v1, v2, v3 = (helpers.registered(store, seed=s, fid=f) for s, f in ((1, 300.0), (2, 200.0), (3, 100.0)))
+    for version in (v1, v2):
+        assert promotion.promote_version(store, version, actor="alice").approved
+    clean = verify(store)
+    assert clean.ok and clean.hashed == [v1, v2, v3] and (clean.champion, clean.previous) == (v2, v1)
+
+    registry.client_for(store).set_registered_model_alias(store.model_name, "champion", v1)  # behind prodgan's back
+    report = verify(store)
+    assert [(f.version, "champion" in f.problem and "moved outside prodgan" in f.problem) for f in report.findings] == [(v1, True)]
+    with pytest.raises(GateFailed, match=f"v{v1}: alias champion points to v{v1}"):
+        promotion.promote_version(store, v3, actor="alice")
+    assert _aliases(store) == {"champion": v1, "previous": v1}  # the refused promotion changed nothing
+
+    decision = promotion.promote_version(store, v3, actor="alice", force_reason="restore after the unaudited move")
+    assert decision.approved and _aliases(store) == {"champion": v3, "previous": v1}
+    forced = [r for r in registry.audit_records(store) if r.get("bypassed")]
+    assert len(forced) == 1 and forced[0]["action"] == "force" and forced[0]["actor"] == "alice"
+    assert any(f"v{v1}" in finding for finding in forced[0]["findings"])
+    assert verify(store).ok  # the forced promotion re-established an explained state
+
+
+def _stored_weights(settings, version: str) -> Path:
+    uri = registry.client_for(settings).get_model_version_download_uri(settings.model_name, version)
+    (weights,) = Path(urlparse(uri).path).rglob("generator.pt")
+    return weights
+
+
+def test_replaced_weights_are_caught_and_refused(store) -> None:
+    v1, v2 = helpers.registered(store, seed=1, fid=300.0), helpers.registered(store, seed=2, fid=200.0)
+    promotion.promote_version(store, v1, actor="alice")
+    _stored_weights(store, v1).write_bytes(_stored_weights(store, v2).read_bytes())  # a valid, different generator
+
+    report = verify(store)
+    assert [f.version for f in report.findings] == [v1] and "weights were replaced" in report.findings[0].problem
+    proc = run([sys.executable, "-m", "prodgan", "generate", "-n", "4", "--out", str(store.root / "grid.png")],
+               store.root, check=False)
+    assert proc.returncode == 1 and not (store.root / "grid.png").exists()
+    assert f"v{v1}: generator.pt hashes to" in proc.stderr and "Traceback" not in proc.stderr
+    with pytest.raises(GateFailed, match="weights were replaced"):
+        require_verified(store, purpose="serve")
