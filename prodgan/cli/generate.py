@@ -20,7 +20,11 @@ def default_model_uri(settings: Settings) -> str:
     return f"models:/{settings.model_name}@champion"
 
 
-def load_generator(model: Optional[str], bundle: Optional[Path], device: str = "cpu") -> tuple[Any, Any, dict[str, Any]]:
+FORCE_HELP = "Use the registry even if `prodgan audit verify` fails (the bypass is audited)."
+
+
+def load_generator(model: Optional[str], bundle: Optional[Path], device: str = "cpu",
+                   force: bool = False) -> tuple[Any, Any, dict[str, Any]]:
     """(generator, spec, where it came from) from a registry URI or a local bundle."""
     from prodgan.models.bundle import load_bundle
 
@@ -30,10 +34,12 @@ def load_generator(model: Optional[str], bundle: Optional[Path], device: str = "
         generator, spec = load_bundle(bundle, device=device)
         return generator, spec, {"bundle": str(Path(bundle).resolve())}
     from prodgan.registry import resolve_model
+    from prodgan.verify import require_verified
 
     settings = Settings.load()
     uri = model or default_model_uri(settings)
     resolved = resolve_model(uri, settings=settings)
+    require_verified(settings, force, purpose=f"generate from {uri}", version=resolved.version)
     generator, spec = load_bundle(resolved.bundle_dir, device=device)
     return generator, spec, {"model_uri": uri, **resolved.info()}
 
@@ -47,6 +53,7 @@ def generate(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write one grid PNG here."),
     out_dir: Optional[Path] = typer.Option(None, help="Write one PNG per image into this folder."),
     nrow: int = typer.Option(8, help="Images per grid row."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Generate product images, deterministic for a seed.
 
@@ -59,7 +66,7 @@ def generate(
 
     if (out_file is None) == (out_dir is None):
         raise ProdganError("give exactly one of --out FILE.png (a grid) or --out-dir DIR (one PNG per image)")
-    G, spec, source = load_generator(model, bundle)
+    G, spec, source = load_generator(model, bundle, force=force)
     request = parse_request(spec, seed, category, n, max_images=MAX_CLI_IMAGES)
     images, labels = generate_images(G, spec, request)
     names = [spec.categories[int(c)] for c in labels] if labels is not None else [None] * request.n
@@ -86,6 +93,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1 = this machine only)."),
     port: int = typer.Option(5001, help="TCP port."),
     max_body_bytes: Optional[int] = typer.Option(None, help="Refuse request bodies over this size with 413 [default: 64 KiB]."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Serve the generator over HTTP: MLflow's scoring server (POST /invocations) plus a request-size cap.
 
@@ -93,12 +101,14 @@ def serve(
     """
     from prodgan import serving
     from prodgan.registry import resolve_model
+    from prodgan.verify import require_verified
 
     settings = Settings.load()
     uri = model or default_model_uri(settings)
     resolved = resolve_model(uri, settings=settings)  # a clear error for a missing model, before the server starts
     if not resolved.version:
         raise ProdganError(f"{uri} is not a registered model: serve models:/NAME@ALIAS or models:/NAME/VERSION")
+    require_verified(settings, force, purpose=f"serve {uri}", version=resolved.version)
     pinned = f"models:/{resolved.name}/{resolved.version}"
     out.print(f"serving {uri} ({pinned}) on http://{host}:{port}/invocations (Ctrl+C stops)", highlight=False)
     serving.serve(pinned, host, port, max_body_bytes or serving.MAX_BODY_BYTES)
