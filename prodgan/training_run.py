@@ -64,12 +64,8 @@ def find_resumable(settings: Settings, config_name: str) -> Path:
 
 
 def _validation_reference(record: Any) -> str:
-    """A short reference to the validation record (its id or file), whatever the record type exposes."""
-    for attr in ("record_id", "id", "run_id", "path"):
-        value = getattr(record, attr, None)
-        if value:
-            return str(value)
-    return str(record)
+    """`<suite>:<data key>@<timestamp>`: names the validation record under `<home>/validation/<dataset>/`."""
+    return f"{record.suite_name}:{record.data_key}@{record.timestamp}"
 
 
 def _make_hooks(logger: Any, say: Callable[[str], None]):
@@ -119,18 +115,18 @@ def run_training(
     overrides = [*overrides, *([f"dataset={dataset}"] if dataset else [])]
     cfg = load_config(config_path, overrides)
     config_name = config_path.stem
-    data_hash = dvc.require_clean(settings)
-    record = _require_validated(settings, cfg.dataset)
     data_root = settings.data_dir / cfg.dataset
     if not (data_root / "dataset.json").is_file():
         raise ProdganError(f"dataset {cfg.dataset!r} is not in {settings.data_dir}; run `prodgan data pull` (or import it), or pick another with --dataset")
+    run_dir = find_resumable(settings, config_name) if resume else None
+    data_hash = dvc.require_clean(settings)
+    record = _require_validated(settings, cfg.dataset)
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
     git_rev, git_dirty = dvc.git_revision(settings.root)
     lineage = {"data_hash": data_hash, "dataset": cfg.dataset, "git_rev": git_rev, "git_dirty": git_dirty,
                "validation": _validation_reference(record), "config_file": config_path.name}
 
-    if resume:
-        run_dir = find_resumable(settings, config_name)
+    if run_dir is not None:
         state = _read_state(run_dir)
         logger = tracking.RunLogger.start(settings, tracking.TRAIN_EXPERIMENT, run_dir.name, run_id=state["mlflow_run_id"])
         logger.set_tags({"prodgan.resumed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
@@ -141,6 +137,7 @@ def run_training(
         logger = tracking.RunLogger.start(settings, tracking.TRAIN_EXPERIMENT, run_dir.name, tags=tags)
         state = {"config_name": config_name, "mlflow_run_id": logger.run_id}
         _log_run_inputs(logger, cfg, config_path, overrides, lineage, tracking.package_versions())
+        logger.log_dict(record.to_dict(), "validation.json")
     lineage["train_run_id"] = logger.run_id
     write_json_atomic(run_dir / STATE_FILE, {**state, "status": "running", "overrides": list(overrides)})
 
@@ -156,7 +153,7 @@ def run_training(
     except BaseException:
         logger.finish("FAILED")
         raise
-    logger.log_metrics({k: v for k, v in result.metrics.items()}, result.step)
+    logger.log_metrics({k: v for k, v in result.metrics.items() if k == "train_seconds" or k.startswith("best_")}, result.step)
     logger.log_artifacts(result.bundle_dir, GENERATOR_ARTIFACT)
     logger.log_artifact(result.checkpoint, CHECKPOINT_ARTIFACT)
     logger.set_tags({"prodgan.weights_sha256": _bundle_weights_sha(result.bundle_dir)})

@@ -1,0 +1,56 @@
+"""`prodgan train` end to end on the tiny DVC-pinned Fashion-MNIST: a real sqlite MLflow run holds everything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prodgan.models import generate_uint8, load_bundle
+from tests.conftest import prodgan
+from tests.train.helpers import SMOKE
+
+FAST = ["--set", "steps=6", "--set", "checkpoint_every=3", "--set", "grid_every=3", "--set", "log_every=2", "--set", "batch_size=16"]
+
+
+@pytest.mark.slow
+def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
+    from prodgan.tracking import TRAIN_EXPERIMENT, setup_mlflow
+    from prodgan.training_run import run_training
+    from prodgan.validation import validate_dataset
+
+    assert validate_dataset(small_project, "fashion-mnist").success
+    result = run_training(small_project, SMOKE, FAST[1::2], progress=False)
+
+    client = setup_mlflow(small_project)
+    run = client.get_run(result.run_id)
+    assert client.get_experiment(run.info.experiment_id).name == TRAIN_EXPERIMENT
+    assert run.info.status == "FINISHED"
+    assert run.data.params["steps"] == "6" and run.data.params["arch"] == "cdcgan"
+    assert run.data.params["lineage.data_hash"] == run.data.tags["prodgan.data_hash"] == result.data_hash
+    validation = json.loads(Path(client.download_artifacts(result.run_id, "validation.json", str(tmp_path))).read_text())
+    assert run.data.tags["prodgan.git_rev"] and run.data.tags["prodgan.validation"].endswith("@" + validation["timestamp"])
+    assert run.data.params["version.torch"] and run.data.tags["prodgan.device"] == "cpu"
+    history = client.get_metric_history(result.run_id, "loss_d")
+    assert [m.step for m in history] == [2, 3, 4, 6]
+    artifacts = {a.path for top in ("", "samples", "generator", "checkpoint") for a in client.list_artifacts(result.run_id, top or None)}
+    assert {"samples/step_0000003.png", "samples/step_0000006.png", "generator/generator.pt", "generator/generator.json",
+            "checkpoint/ckpt_00000006.pt", "validation.json", "run_inputs.json"} <= artifacts
+    local = client.download_artifacts(result.run_id, "generator", str(tmp_path))
+    G, spec = load_bundle(local)
+    assert spec.num_classes == 10 and len(spec.categories) == 10
+    assert generate_uint8(G, spec, 4, seed=0).shape == (4, 1, 28, 28)
+    assert run.data.tags["prodgan.weights_sha256"]
+
+
+def test_train_cli_bad_input_is_one_line(small_project):
+    for args, fragment in [
+        (["--set", "learning_rate=1"], "valid keys"),
+        (["--dataset", "nope"], "prodgan data pull"),
+        (["--resume"], "nothing to resume"),
+        ([], "prodgan data validate"),  # the tiny dataset was never validated
+    ]:
+        proc = prodgan("train", "--config", str(SMOKE), *args, cwd=small_project.root, check=False)
+        assert proc.returncode in (1, 2), proc.stderr
+        assert fragment in proc.stderr and "Traceback" not in proc.stderr
