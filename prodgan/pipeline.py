@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.settings import Settings
+from prodgan.verify import require_verified
 
 CODE_ROOT = Path(__file__).resolve().parent.parent  # the checkout holding prodgan/, flows/, configs/
 CHAMPION = "champion"
@@ -217,7 +218,8 @@ def retrain(
     step: Step = direct,
     tags: dict[str, str] | None = None,
 ) -> RetrainOutcome:
-    """The whole sequence; raises GateFailed when validation fails (nothing is trained then)."""
+    """The whole sequence; raises GateFailed when the registry fails verification or validation fails (nothing is trained then)."""
+    step("verify", require_verified, settings, purpose="retrain")  # never act unattended on a tampered registry
     fresh = step("freshness", freshness, settings, config_path, overrides, force)
     outcome = RetrainOutcome(fresh)
     if not fresh.retrain:
