@@ -17,9 +17,6 @@ from prefect.runtime import flow_run
 from prodgan import pipeline
 from prodgan.settings import Settings, configure_environment
 
-# A loaded 2-core machine needs far longer than Prefect's default 20 s to start the embedded API.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-
 RETRIES = {"freshness": 1, "validate": 1, "train": 2, "evaluate": 2, "register": 3, "promote": 3}
 RETRY_DELAY_S = 2
 
