@@ -10,8 +10,8 @@ from prodgan.train import TrainingDiverged, list_checkpoints, train
 from tests.train.helpers import tiny_config, tiny_split
 
 
-@pytest.mark.parametrize("loss, extra", [("hinge", {}), ("ns", {"r1_gamma": 1.0, "r1_every": 2, "hflip": True}),
-                                         ("wgan-gp", {"arch": "dcgan", "spectral_norm": False, "d_steps": 2})])
+@pytest.mark.parametrize("loss, extra", [("hinge", {}), ("ns", {"r1_gamma": 1.0, "r1_every": 2, "hflip": True, "precision": "bf16"}),
+                                         ("wgan-gp", {"arch": "dcgan", "spectral_norm": False, "d_steps": 2, "precision": "bf16"})])
 def test_trains_each_loss_and_writes_a_loadable_bundle(tmp_path, loss, extra):
     grids = []
     from prodgan.train import TrainHooks
