@@ -10,6 +10,7 @@ category "between" two others, which is what makes interpolation across categori
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,18 +196,23 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ProdganError(f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB: pass a smaller image")
     mode = "L" if spec.channels == 1 else "RGB"
+    too_big = f"{path} has more than {MAX_IMAGE_PIXELS} pixels (decompression-bomb limit): downscale it first"
     try:
-        with Image.open(path) as img:
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise ProdganError(f"{path} is {img.width}x{img.height} pixels, over the {MAX_IMAGE_PIXELS}-pixel limit: downscale it first")
-            notes = []
-            if img.mode != mode:
-                notes.append(f"converted from mode {img.mode} to {mode}")
-            if img.size != (spec.size, spec.size):
-                notes.append(f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} (padded to square with white)")
-            img.load()
-            pixels = normalise(img, spec.size, mode)
-    except (UnidentifiedImageError, Image.DecompressionBombError, SyntaxError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_IMAGE_PIXELS:
+                    raise ProdganError(too_big)
+                notes = []
+                if img.mode != mode:
+                    notes.append(f"converted from mode {img.mode} to {mode}")
+                if img.size != (spec.size, spec.size):
+                    notes.append(f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} (padded to square with white)")
+                img.load()
+                pixels = normalise(img, spec.size, mode)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ProdganError(too_big) from None
+    except (UnidentifiedImageError, SyntaxError) as exc:
         raise ProdganError(f"{path} is not a readable image ({type(exc).__name__}): pass a PNG, JPEG or WebP file") from None
     except OSError as exc:
         raise ProdganError(f"{path} could not be decoded ({exc}): pass an intact PNG, JPEG or WebP file") from None
