@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,15 +101,17 @@ def _blank_image(s: Settings) -> tuple[str, str]:
     return "blank", _rel(s, victim)
 
 
-@pytest.mark.parametrize("breaker", [
-    _truncated_png, _image_27x28, _rgb_in_grayscale, _train_copied_to_test, _near_copy_in_test,
-    _unknown_category, _empty_category, _duplicate_in_split, _blank_image,
-], ids=lambda f: f.__name__.strip("_"))
-def test_broken_dataset_fails_naming_the_file(small_project: Settings, breaker: Callable[[Settings], tuple[str, str]]) -> None:
-    rule, named = breaker(small_project)
+BREAKERS = [_truncated_png, _image_27x28, _rgb_in_grayscale, _train_copied_to_test, _near_copy_in_test,
+            _unknown_category, _empty_category, _duplicate_in_split, _blank_image]
+
+
+def test_broken_dataset_fails_naming_each_file(small_project: Settings) -> None:
+    """Nine kinds of damage, each in a different split/category so none can hide another."""
+    expected = [breaker(small_project) for breaker in BREAKERS]
     record = validate_dataset(small_project, DATASET)
     assert not record.success
-    assert named in _offenders(record, rule)
+    for rule, named in expected:
+        assert named in _offenders(record, rule), (rule, named)
     assert record.data_hash is None and record.data_key.startswith("stat-")  # changed data has no DVC hash yet
     assert Path(record.docs_path).is_file()
     with pytest.raises(ProdganError, match="prodgan data validate"):
