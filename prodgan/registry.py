@@ -52,8 +52,12 @@ def _not_found(exc: Exception) -> bool:
 
 
 def actor_name(explicit: str | None = None) -> str:
-    """Who acts: an explicit name, the MLflow server user, or the OS user (never a password)."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_USERNAME") or getpass.getuser()
+    """Who acts: the authenticated MLflow user (a different explicit name is kept beside it, never instead
+    of it, so nobody can sign as someone else), else the explicit name, else the OS user; never a password."""
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if user and explicit and explicit != user:
+        return f"{user} (as {explicit})"
+    return user or explicit or getpass.getuser()
 
 
 # ---------------------------------------------------------------- runs and versions
