@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan import registry
+from prodgan import registry, verify
 from prodgan.access import require_model_permission
 from prodgan.errors import ProdganError
 from prodgan.gates import Evaluation, Policy, ProtocolMismatch, check_inputs, judge, load_policy
@@ -130,6 +130,8 @@ def promote_version(settings: Settings, version: str | int, dry_run: bool = Fals
     client = registry.client_for(settings)
     name, version = settings.model_name, str(version)
     mv = registry.get_version(client, name, version)
+    verify.require_verified(settings, force=bool(force_reason), actor=actor, purpose=f"promote v{version}",
+                            reason=force_reason or "", version=version)
     state = registry.champion_state(client, name)
     champion_before = state[0]
     who = registry.actor_name(actor)
@@ -194,6 +196,7 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
     require_model_permission(settings, "MANAGE", "roll back")
     client = registry.client_for(settings)
     name = settings.model_name
+    verify.require_verified(settings, actor=actor, purpose="roll back")
     state = registry.champion_state(client, name)
     target = _previous(client, name)
     if state[0] is None or target is None:

@@ -32,6 +32,7 @@ def _register() -> None:
     from prodgan.cli import flows as flows_cli; flows_cli.register(app)  # prodgan retrain, prodgan schedule
     app.add_typer(__import__("prodgan.cli.admin", fromlist=["app"]).app, name="admin")  # prodgan admin roles
     __import__("prodgan.cli.promote", fromlist=["register"]).register(app)  # prodgan register, promote, rollback
+    app.add_typer(__import__("prodgan.cli.audit", fromlist=["app"]).app, name="audit")  # prodgan audit model|dataset|history|verify
 
 
 _register()

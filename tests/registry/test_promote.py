@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from prodgan import promotion, registry
 from prodgan.errors import ProdganError
 from prodgan.gates import ProtocolMismatch
+from tests.conftest import prodgan
 from tests.registry import helpers
 
 GATES = """
@@ -100,43 +101,47 @@ def test_bad_input_leaves_registry_unchanged(store, gates, monkeypatch):
     assert (aliases(store), len(registry.audit_records(store))) == before
 
 
-def _promote_process(version: str, actor: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "prodgan", "promote", version, "--confirm", "--actor", actor],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
-
-
-def _read_until(proc: subprocess.Popen, marker: str, timeout: float = 120) -> str:
-    seen, deadline = "", time.monotonic() + timeout
-    while marker not in seen:
-        char = proc.stdout.read(1)
-        if not char or time.monotonic() > deadline:
-            raise AssertionError(f"no {marker!r} from promote (exit {proc.poll()}):\n{seen}")
-        seen += char
-    return seen
-
-
 def test_race_for_champion_exactly_one_wins(store, gates):
-    """Two real `prodgan promote` processes decide against the same champion, then both try to move it."""
+    """Two promotions decide against the same champion, then both try to move it: one wins, both audited."""
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote_version(store, v1)
     v2 = helpers.registered(store, seed=2, fid=50.0)
     v3 = helpers.registered(store, seed=3, fid=55.0)
-    racers = [_promote_process(v2, "racer-a"), _promote_process(v3, "racer-b")]
-    for proc in racers:
-        _read_until(proc, "move champion to")  # both decisions computed against champion v1
-    for proc in racers:
-        proc.stdin.write("y\n")
-        proc.stdin.flush()
-    results = [(proc.wait(timeout=120), proc.stdout.read()) for proc in racers]
-    codes = sorted(code for code, _ in results)
-    assert codes == [0, 1], results
-    loser_output = next(text for code, text in results if code == 1)
-    assert "champion moved" in loser_output and "Traceback" not in loser_output
-    winner = v2 if results[0][0] == 0 else v3
-    assert aliases(store) == {"champion": winner, "previous": v1}
-    records = registry.audit_records(store)
-    assert sorted((r["action"], r["actor"]) for r in records[1:]) == sorted(
-        [("promote", "racer-a" if winner == v2 else "racer-b"), ("reject", "racer-b" if winner == v2 else "racer-a")])
+    both_decided = threading.Barrier(2, timeout=120)
+    outcomes: dict[str, object] = {}
+
+    def race(version: str, actor: str) -> None:
+        try:
+            outcomes[version] = promotion.promote_version(store, version, actor=actor,
+                                                          confirm=lambda decision: both_decided.wait() >= 0)
+        except ProdganError as exc:
+            outcomes[version] = exc
+
+    threads = [threading.Thread(target=race, args=(v, f"racer-{v}")) for v in (v2, v3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    winners = [v for v, o in outcomes.items() if isinstance(o, promotion.Decision) and o.approved]
+    losers = [o for o in outcomes.values() if isinstance(o, registry.ChampionMoved)]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    assert "champion moved" in str(losers[0]) and losers[0].exit_code == 1
+    assert aliases(store) == {"champion": winners[0], "previous": v1}
+    records = registry.audit_records(store)[1:]
+    assert sorted((r["action"], r["actor"]) for r in records) == sorted(
+        [("promote", f"racer-{winners[0]}"), ("reject", f"racer-{({v2, v3} - set(winners)).pop()}")])
+    assert any("champion moved" in reason for reason in next(r for r in records if r["action"] == "reject")["reasons"])
+
+
+def test_cli_rejects_with_reasons_and_exit_1(store, gates):
+    v1 = helpers.registered(store, seed=1, fid=100.0)
+    promotion.promote_version(store, v1)
+    v2 = helpers.registered(store, seed=2, fid=99.0)  # better point value, but not with confidence
+    proc = prodgan("promote", v2, cwd=store.root, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL" in proc.stdout and "champion.fid" in proc.stdout and "rejected" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert aliases(store) == {"champion": v1}
 
 
 def test_champion_loads_as_pyfunc_in_a_fresh_process(store, gates):
