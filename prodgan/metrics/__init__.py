@@ -1,0 +1,8 @@
+"""Evaluation metrics on torch-fidelity (core compute: torch, numpy, torch-fidelity only)."""
+
+from prodgan.metrics.confidence import Interval, fid_delta_interval, fid_interval
+from prodgan.metrics.evaluate import METRICS, EvalResult, evaluate_generator, quick_fid
+from prodgan.metrics.protocol import Protocol, sample_suffix
+
+__all__ = ["METRICS", "EvalResult", "Interval", "Protocol", "evaluate_generator", "fid_delta_interval", "fid_interval",
+           "quick_fid", "sample_suffix"]

@@ -1,0 +1,263 @@
+"""`evaluate_generator`: one generator against one real split under one protocol, all metrics.
+
+The generator's images go to torch-fidelity in memory (uint8 Dataset, no PNG round trip); the
+real side's features are cached under the protocol's real key, so a second evaluation against the
+same data only runs the generated side. Metrics are registered by name (`METRICS`), each a
+small function of the prepared features; names carry the sample count (`fid_2k`).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from prodgan.errors import ProdganError
+from prodgan.models.evaluator import evaluator_fingerprint
+from prodgan.metrics import stats_cache
+from prodgan.metrics.conditional import accuracy_per_category, conditional_accuracy
+from prodgan.metrics.confidence import fid_interval
+from prodgan.metrics.defaults import DEFAULTS
+from prodgan.metrics.features import extract, make_extractor
+from prodgan.metrics.fid import RealReference, fid_per_category, fid_to
+from prodgan.metrics.inception_weights import InceptionWeights, resolve_inception_weights
+from prodgan.metrics.isc import inception_score
+from prodgan.metrics.kid import kid
+from prodgan.metrics.memorization import memorization
+from prodgan.metrics.prc import precision_recall
+from prodgan.metrics.protocol import Protocol
+
+INCEPTION = "2048"
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]
+    protocol: Protocol
+    per_category: dict[str, dict[str, float]]  # category -> {"fid_2k": .., "cond_acc_2k": ..}
+    images: np.ndarray  # the generated uint8 samples [N, C, H, W] (grids, audits)
+    features: np.ndarray  # their Inception features [N, 2048] (paired comparisons, see confidence.py)
+    real_cached: bool  # True when the real side came from the cache
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Context:
+    """What every metric function reads: features of both sides, labels, options."""
+
+    protocol: Protocol
+    options: dict[str, Any]
+    generated: dict[str, np.ndarray]
+    generated_labels: np.ndarray | None
+    real: dict[str, np.ndarray]
+    real_labels: np.ndarray
+    categories: tuple[str, ...]
+    train: dict[str, np.ndarray] | None
+    evaluator_logits: np.ndarray | None
+
+
+def labels_like(real_labels: np.ndarray, n: int, num_classes: int, seed: int) -> torch.Tensor:
+    """n category labels in the proportions of the real split (largest remainder), shuffled by `seed`."""
+    counts = np.bincount(real_labels, minlength=num_classes).astype(np.float64)
+    quota = counts / counts.sum() * n
+    take = np.floor(quota).astype(np.int64)
+    take[np.argsort(-(quota - take), kind="stable")[: n - take.sum()]] += 1
+    labels = np.repeat(np.arange(num_classes), take)
+    return torch.from_numpy(labels[np.random.RandomState(seed).permutation(n)])
+
+
+def real_subset(count: int, total: int) -> np.ndarray:
+    """Which real images the protocol uses: a fixed random subset (seed 0), in split order."""
+    return np.sort(np.random.RandomState(0).permutation(total)[:count])
+
+
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """TF32 off for the duration (PyTorch enables it for cuDNN convolutions by default)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+# ---------------------------------------------------------------- metrics, registered by name
+
+def _fid(ctx: _Context) -> tuple[dict, dict]:
+    gen, real = ctx.generated[INCEPTION], ctx.real[INCEPTION]
+    ref = RealReference(real)
+    value = fid_to(gen, ref)
+    out = {"fid": value}
+    if ctx.options["bootstrap"] > 0:
+        ci = fid_interval(gen, ref, value, resamples=ctx.options["bootstrap"], seed=ctx.protocol.seed,
+                          confidence=ctx.options["confidence"])
+        out.update({"fid_ci_low": ci.low, "fid_ci_high": ci.high})
+    per_cat = {}
+    if ctx.generated_labels is not None:
+        per_cat = {"fid": fid_per_category(gen, ctx.generated_labels, real, ctx.real_labels, ctx.categories)}
+    return out, per_cat
+
+
+def _kid(ctx: _Context) -> tuple[dict, dict]:
+    mean, std = kid(ctx.generated[INCEPTION], ctx.real[INCEPTION], subset_size=ctx.options["kid_subset_size"],
+                    subsets=ctx.options["kid_subsets"], seed=ctx.protocol.seed)
+    return {"kid": mean, "kid_std": std}, {}
+
+
+def _prc(ctx: _Context) -> tuple[dict, dict]:
+    precision, recall = precision_recall(ctx.generated[INCEPTION], ctx.real[INCEPTION], neighborhood=ctx.options["prc_neighborhood"])
+    return {"precision": precision, "recall": recall}, {}
+
+
+def _isc(ctx: _Context) -> tuple[dict, dict]:
+    logits = ctx.generated.get("logits_unbiased", ctx.evaluator_logits)
+    if logits is None:
+        return {}, {}
+    mean, std = inception_score(logits, splits=ctx.options["isc_splits"], seed=ctx.protocol.seed)
+    return {"is": mean, "is_std": std}, {}
+
+
+def _cond_acc(ctx: _Context) -> tuple[dict, dict]:
+    if ctx.evaluator_logits is None or ctx.generated_labels is None:
+        return {}, {}
+    return ({"cond_acc": conditional_accuracy(ctx.evaluator_logits, ctx.generated_labels)},
+            {"cond_acc": accuracy_per_category(ctx.evaluator_logits, ctx.generated_labels, ctx.categories)})
+
+
+def _memorization(ctx: _Context) -> tuple[dict, dict]:
+    if ctx.train is None:
+        return {}, {}
+    return {"memorization": memorization(ctx.generated[INCEPTION], ctx.train[INCEPTION], ctx.real[INCEPTION],
+                                         quantile=ctx.options["memorization_quantile"])}, {}
+
+
+METRICS: dict[str, Callable[[_Context], tuple[dict, dict]]] = {
+    "fid": _fid, "kid": _kid, "prc": _prc, "is": _isc, "cond_acc": _cond_acc, "memorization": _memorization,
+}
+
+
+# ---------------------------------------------------------------- checks (bad input -> one line)
+
+def _check(G_spec: Any, real: Any, samples: int, real_samples: int, kid_subset_size: int | None, evaluator: Any,
+           metrics: tuple[str, ...], train: Any) -> None:
+    lo, hi = DEFAULTS["min_samples"], DEFAULTS["max_samples"]
+    if not lo <= samples <= hi:
+        raise ProdganError(f"--samples {samples} is out of range: use {lo}..{hi} (FID needs a covariance; above {hi} split the work)")
+    if len(real) < lo:
+        raise ProdganError(f"the {real.split} split holds {len(real)} image(s); FID needs at least {lo}: import more data")
+    if not lo <= real_samples <= len(real):
+        raise ProdganError(f"real sample count {real_samples} is out of range: the {real.split} split holds {len(real)} images")
+    channels, size = real.images.shape[1], real.images.shape[2]
+    if G_spec.channels != channels:
+        kinds = {1: "grayscale", 3: "RGB"}
+        raise ProdganError(f"the generator makes {kinds.get(G_spec.channels, G_spec.channels)} images but {real.dataset} is "
+                           f"{kinds.get(channels, channels)}: evaluate it against the dataset it was trained on")
+    if G_spec.size != size:
+        raise ProdganError(f"the generator makes {G_spec.size}x{G_spec.size} images but {real.dataset} is {size}x{size}: "
+                           "evaluate it against the dataset it was trained on")
+    if kid_subset_size is not None and "kid" in metrics and not 2 <= kid_subset_size <= min(samples, real_samples):
+        raise ProdganError(f"--kid-subset-size {kid_subset_size} must be within 2..{min(samples, real_samples)} (the sample counts); lower it or raise --samples")
+    if G_spec.num_classes and tuple(G_spec.categories) != tuple(real.categories):
+        raise ProdganError(f"the generator's categories {list(G_spec.categories)} differ from {real.dataset}'s {list(real.categories)}")
+    if evaluator is not None and tuple(evaluator.categories) != tuple(real.categories):
+        raise ProdganError(f"the evaluator was trained on categories {list(evaluator.categories)}, not {real.dataset}'s; "
+                           "retrain it with `prodgan evaluator train`")
+    if train is not None and train.images.shape[1:] != real.images.shape[1:]:
+        raise ProdganError(f"train and {real.split} images differ in shape; re-import the dataset")
+    unknown = set(metrics) - set(METRICS)
+    if unknown:
+        raise ProdganError(f"unknown metric(s) {sorted(unknown)}; choose from {sorted(METRICS)}")
+
+
+# ---------------------------------------------------------------- the entry point
+
+def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int = DEFAULTS["samples"],
+                       seed: int = DEFAULTS["seed"], train: Any = None, evaluator: torch.nn.Module | None = None,
+                       real_samples: int | None = None, kid_subset_size: int | None = None,
+                       metrics: tuple[str, ...] = tuple(METRICS), bootstrap: int = DEFAULTS["bootstrap"],
+                       device: str | None = None, cache_dir: Path | None = None, weights: InceptionWeights | None = None,
+                       extractor: str = DEFAULTS["extractor"], batch_size: int = DEFAULTS["batch_size"]) -> EvalResult:
+    """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
+
+    `train` (ImageSplit) enables memorization; `evaluator` (prodgan.models.evaluator) enables
+    conditional accuracy, and IS when the Inception weights have no logits layer.
+    """
+    from prodgan.models.sampling import generate_uint8
+    from prodgan.settings import Settings
+
+    real_samples = min(samples, len(real)) if real_samples is None else real_samples
+    _check(spec, real, samples, real_samples, kid_subset_size, evaluator, metrics, train)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    cache_dir = Path(cache_dir) if cache_dir else Settings.load().cache_dir
+    weights = weights or resolve_inception_weights(cache_dir)
+    evaluator_sha = evaluator_fingerprint(evaluator) if evaluator is not None else ""
+    protocol = Protocol(real.dataset, real.data_hash, real.split, samples, real_samples, seed, extractor, weights.sha256,
+                        DEFAULTS["resize"], DEFAULTS["precision"], bool(spec.num_classes), evaluator_sha)
+    options = {**{k: DEFAULTS[k] for k in ("kid_subsets", "prc_neighborhood", "isc_splits", "confidence", "memorization_quantile")},
+               "bootstrap": bootstrap, "kid_subset_size": kid_subset_size or min(DEFAULTS["kid_subset_size"], samples, real_samples)}
+    timings: dict[str, float] = {}
+
+    with exact_fp32():
+        tick = time.perf_counter()
+        labels = labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
+        images = generate_uint8(G, spec, samples, seed, labels=labels, device=device, batch=batch_size).numpy()
+        timings["generate"] = time.perf_counter() - tick
+
+        layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits and "is" in metrics else [])
+        inception = make_extractor(extractor, layers, str(weights.path), device)
+        tick = time.perf_counter()
+        generated = extract(images, inception, "generated", batch_size)
+        timings["generated_features"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        real_idx = real_subset(real_samples, len(real))
+        real_key = protocol.real_key()
+        real_features, real_cached = stats_cache.cached(cache_dir, real_key, lambda: extract(real.images[real_idx], inception, f"real:{real.split}", batch_size))
+        train_features = None
+        if train is not None and "memorization" in metrics:
+            train_n = min(DEFAULTS["memorization_train_samples"] or real_samples, len(train))
+            train_idx = real_subset(train_n, len(train))
+            train_features, _ = stats_cache.cached(cache_dir, protocol.real_key(train.split, train_n),
+                                                lambda: extract(train.images[train_idx], inception, f"real:{train.split}", batch_size))
+        timings["real_features"] = time.perf_counter() - tick
+
+        evaluator_logits = None
+        if evaluator is not None:
+            judge = make_extractor("prodgan-evaluator", ["logits"], evaluator.to(device), device)
+            evaluator_logits = extract(images, judge, "evaluator", batch_size)["logits"]
+
+    tick = time.perf_counter()
+    ctx = _Context(protocol, options, generated, None if labels is None else labels.numpy(), real_features,
+                   real.labels[real_idx], tuple(real.categories), train_features, evaluator_logits)
+    values: dict[str, float] = {}
+    per_category: dict[str, dict[str, float]] = {}
+    for name in metrics:
+        out, per_cat = METRICS[name](ctx)
+        values.update(out)
+        for metric, by_cat in per_cat.items():
+            for category, value in by_cat.items():
+                per_category.setdefault(category, {})[_named(metric, protocol.suffix)] = value
+    timings["metrics"] = time.perf_counter() - tick
+    named = {_named(k, protocol.suffix): float(v) for k, v in values.items()}
+    named.update({f"{metric}/{category}": v for category, by_metric in per_category.items() for metric, v in by_metric.items()
+                  if metric.startswith("fid_")})
+    return EvalResult(named, protocol, per_category, images, generated[INCEPTION], real_cached, timings)
+
+
+def _named(metric: str, suffix: str) -> str:
+    """`fid` -> `fid_2k`, `kid_std` -> `kid_2k_std`, `fid_ci_low` -> `fid_2k_ci_low`."""
+    base, _, rest = metric.partition("_") if metric.startswith(("fid_", "kid_", "is_")) else (metric, "", "")
+    return f"{base}_{suffix}_{rest}" if rest else f"{base}_{suffix}"
+
+
+def quick_fid(G: torch.nn.Module, spec: Any, real: Any, n: int, *, seed: int = DEFAULTS["seed"],
+              device: str | None = None, cache_dir: Path | None = None) -> float:
+    """FID only, n generated vs n real (real features cached): the training loop's progress signal."""
+    result = evaluate_generator(G, spec, real, samples=n, seed=seed, metrics=("fid",), bootstrap=0, device=device, cache_dir=cache_dir)
+    return result.metrics[f"fid_{result.protocol.suffix}"]

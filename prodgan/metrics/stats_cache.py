@@ -1,0 +1,48 @@
+"""Real-side features cached on disk, keyed by the protocol's real key (a content hash).
+
+torch-fidelity's own cache key is only the input name + extractor name (it ignores the weights
+and the data), so prodgan keeps features itself: one `.npz` per key, written atomically.
+Caching is a thin wrapper around a compute function; the metrics never know about it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from prodgan.fsutil import atomic_path
+
+Features = dict[str, np.ndarray]
+
+
+def cache_file(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / "features" / f"{key}.npz"
+
+
+def load(cache_dir: Path, key: str) -> Features | None:
+    path = cache_file(cache_dir, key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError):
+        return None  # a damaged entry is recomputed and overwritten, never trusted
+
+
+def save(cache_dir: Path, key: str, features: Features) -> None:
+    with atomic_path(cache_file(cache_dir, key), suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **features)
+
+
+def cached(cache_dir: Path, key: str, compute: Callable[[], Features]) -> tuple[Features, bool]:
+    """(features, hit): the stored features on a hit, else `compute()` (then stored)."""
+    hit = load(cache_dir, key)
+    if hit is not None:
+        return hit, True
+    features = compute()
+    save(cache_dir, key, features)
+    return features, False
