@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -63,8 +63,10 @@ class ValidationRecord:
     docs_path: str  # Data Docs HTML page of this validation result
     docs_index: str  # Data Docs site index
     gx_version: str
+    manifest_schema: int
     manifest_cached: bool
     notes: list[str] = field(default_factory=list)
+    reused: bool = False  # True when returned from an earlier run with the same data, suite and GX
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -242,20 +244,46 @@ def load_record(settings: Settings, dataset: str, data_key: str) -> ValidationRe
         raise ProdganError(f"validation record {path} is unreadable ({exc}); run `prodgan data validate` to rewrite it") from exc
 
 
+def _gx_version() -> str:
+    from importlib.metadata import version
+
+    return version("great_expectations")
+
+
+def _reusable(settings: Settings, dataset: str, key: str, suite_sha: str) -> ValidationRecord | None:
+    """An earlier record that a new checkpoint run would only repeat: same data, suite, manifest schema, GX."""
+    from prodgan.data.manifest import SCHEMA_VERSION
+
+    try:
+        record = load_record(settings, dataset, key)
+    except ProdganError:
+        return None
+    if (record is None or record.suite_sha256 != suite_sha or record.manifest_schema != SCHEMA_VERSION
+            or record.gx_version != _gx_version() or not Path(record.docs_path).is_file()):
+        return None
+    return replace(record, reused=True)
+
+
 def validate_dataset(settings: Settings, dataset: str = "fashion-mnist",
-                     progress: Callable[[int, int], None] | None = None) -> ValidationRecord:
-    """Validate `data/<dataset>` with its kind's suite; record the result whether it passes or not."""
-    from prodgan.data.manifest import load_manifest
+                     progress: Callable[[int, int], None] | None = None, fresh: bool = False) -> ValidationRecord:
+    """Validate `data/<dataset>` with its kind's suite; record the result whether it passes or not.
+
+    Unchanged data under an unchanged suite returns the earlier record (`reused=True`) without
+    running GX again; `fresh=True` always runs the checkpoint (from the cached manifest).
+    """
+    from prodgan.data.manifest import SCHEMA_VERSION, load_manifest
 
     root = _dataset_root(settings, dataset)
     meta = read_meta(root)
     path = suite_path(settings, meta.kind)
     suite, suite_sha = load_suite(path)
     data_hash, key, notes = _data_key(settings, root)
+    previous = None if fresh else _reusable(settings, dataset, key, suite_sha)
+    if previous is not None:
+        return previous
     manifest, cached = load_manifest(settings.home / "cache" / "manifest", root, key, progress=progress)
     prefix = os.path.relpath(root, settings.root)
     validation, page, index = run_checkpoint(settings, dataset, suite, manifest, suite_parameters(meta), run_name=f"{dataset}-{key[:12]}")
-    from great_expectations import __version__ as gx_version
     found = failures(validation, prefix)
     counts: dict[str, dict[str, int]] = {}
     for (split, category), n in manifest.groupby(["split", "category"]).size().items():
@@ -265,7 +293,7 @@ def validate_dataset(settings: Settings, dataset: str = "fashion-mnist",
         suite_name=suite["name"], suite_sha256=suite_sha, suite_path=str(path), rows=len(manifest), counts=counts,
         expectations=len(validation.results), failed=len(found), failures=found,
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), docs_path=page, docs_index=index,
-        gx_version=gx_version, manifest_cached=cached, notes=notes,
+        gx_version=_gx_version(), manifest_schema=SCHEMA_VERSION, manifest_cached=cached, notes=notes,
     )
     save_record(settings, record)
     return record

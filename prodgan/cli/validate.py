@@ -11,6 +11,7 @@ from prodgan.settings import Settings
 def validate(
     dataset: str = typer.Option("fashion-mnist", help="Dataset folder under data/."),
     show: int = typer.Option(5, min=1, help="Offending files listed per failed expectation."),
+    fresh: bool = typer.Option(False, help="Run the checkpoint even if this data was already validated under this suite."),
 ) -> None:
     """Check data/<dataset> against its expectation suite (GX Checkpoint), build Data Docs, record the result.
 
@@ -23,7 +24,7 @@ def validate(
     from prodgan.validation import validate_dataset
 
     with _progress(f"describing {dataset}") as progress:
-        record = validate_dataset(Settings.load(), dataset, progress=progress)
+        record = validate_dataset(Settings.load(), dataset, progress=progress, fresh=fresh)
     _print_summary(record, show)
     if not record.success:
         raise GateFailed(f"{dataset} failed {record.failed} of {record.expectations} expectations; "
@@ -34,7 +35,8 @@ def _print_summary(record, show: int) -> None:
     from rich.table import Table
 
     where = record.data_hash or f"{record.data_key} (not pinned)"
-    source = "cached manifest" if record.manifest_cached else "fresh manifest"
+    source = ("result of " + record.timestamp + " reused (--fresh re-runs it)" if record.reused
+              else "cached manifest" if record.manifest_cached else "fresh manifest")
     passed = record.expectations - record.failed
     mark = "[bold green]passed[/]" if record.success else "[bold red]FAILED[/]"
     out.print(f"{mark} {record.dataset}: {passed}/{record.expectations} expectations of suite "

@@ -128,8 +128,20 @@ def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> Non
     assert load_record(small_project, DATASET, pinned) == record
     assert require_validated(small_project, DATASET) == record
 
-    # Unchanged data validates again from the cached manifest.
-    assert validate_dataset(small_project, DATASET).manifest_cached
+    # Unchanged data under the same suite: the earlier result; --fresh re-runs GX on the cached manifest.
+    again = validate_dataset(small_project, DATASET)
+    assert again.reused and again.timestamp == record.timestamp
+    rerun = validate_dataset(small_project, DATASET, fresh=True)
+    assert rerun.success and rerun.manifest_cached and not rerun.reused
+
+    # A stricter suite in the project: what was validated under the old one no longer counts.
+    local_suite = small_project.root / "evaluation" / "expectations" / "fashion-mnist.json"
+    local_suite.parent.mkdir(parents=True)
+    local_suite.write_text(Path(record.suite_path).read_text().replace('"min_value": 2.0', '"min_value": 3.0'))
+    with pytest.raises(ProdganError, match="suite for fashion-mnist changed"):
+        require_validated(small_project, DATASET)
+    assert validate_dataset(small_project, DATASET).suite_path == str(local_suite)
+    assert require_validated(small_project, DATASET).suite_sha256 != record.suite_sha256
 
     # Data edited after validation: refused until it is versioned...
     victim = _first(small_project, "train", "bag")

@@ -1,0 +1,71 @@
+"""Validation benchmark: the GX gate over all 70k Fashion-MNIST images, from scratch and from cache.
+
+Targets on the 2-core reference machine: from scratch (no manifest, no DVC state, fresh GX
+project) <= 60 s; from cache (unchanged data and suite: the earlier result, DVC fast path) <= 5 s.
+Also printed, without a target: `--fresh` (the GX checkpoint and Data Docs re-run on the cached
+manifest), the cost of re-checking unchanged data under GX itself.
+Each run is a fresh `python` process, as `prodgan data validate` would be, so imports count.
+It validates the repository's pinned data/fashion-mnist read-only, with a throwaway
+PRODGAN_HOME (manifest cache, GX project, records) that is removed afterwards.
+
+    .venv/bin/python bench/validate_speed.py [--keep]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {"scratch": 60.0, "cache": 5.0, "fresh": None}
+
+_ONE_RUN = """
+import json, sys, time
+t0 = time.perf_counter()
+from prodgan.settings import Settings, configure_environment
+from prodgan.validation import validate_dataset
+settings = configure_environment(Settings.load())
+record = validate_dataset(settings, "fashion-mnist", fresh=sys.argv[1] == "fresh")
+print(json.dumps({"seconds": time.perf_counter() - t0, "success": record.success, "rows": record.rows,
+                  "cached": record.manifest_cached, "reused": record.reused, "docs": record.docs_path}))
+"""
+
+
+def one_run(home: Path, label: str) -> dict:
+    env = {**os.environ, "PRODGAN_ROOT": str(ROOT), "PRODGAN_HOME": str(home)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _ONE_RUN, label], cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"validation run failed:\n{proc.stderr[-3000:]}")
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall": wall}
+
+
+def main() -> None:
+    keep = "--keep" in sys.argv
+    scratch_home = ROOT / ".prodgan" / "tmp"
+    scratch_home.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="bench-validate-", dir=scratch_home))
+    print(f"validating {ROOT / 'data' / 'fashion-mnist'} with PRODGAN_HOME={home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    try:
+        results = {}
+        for label, target in TARGETS.items():
+            results[label] = run = one_run(home, label)
+            verdict = "" if target is None else "OK" if run["wall"] <= target else f"OVER TARGET ({target:.0f} s)"
+            print(f"{label:<8} {run['rows']} images  success={run['success']}  manifest cached={run['cached']}  reused={run['reused']}  "
+                  f"{run['wall']:7.2f} s (in-process {run['seconds']:.2f} s)  {verdict}", flush=True)
+        print(f"ratio scratch/cache: {results['scratch']['wall'] / results['cache']['wall']:.1f}x")
+        print(f"Data Docs: {results['cache']['docs']}")
+    finally:
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
