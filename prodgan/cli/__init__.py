@@ -33,6 +33,7 @@ def _register() -> None:
     app.add_typer(__import__("prodgan.cli.admin", fromlist=["app"]).app, name="admin")  # prodgan admin roles
     __import__("prodgan.cli.promote", fromlist=["register"]).register(app)  # prodgan register, promote, rollback
     app.add_typer(__import__("prodgan.cli.audit", fromlist=["app"]).app, name="audit")  # prodgan audit model|dataset|history|verify
+    __import__("prodgan.cli.evaluate", fromlist=["register"]).register(app)  # prodgan evaluate, prodgan evaluator train
 
 
 _register()
