@@ -214,29 +214,34 @@ def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
     return checks
 
 
-def _champion(policy: Policy, challenger: Evaluation, champion: Evaluation) -> tuple[Check, dict[str, Any]]:
+def _champion(policy: Policy, challenger: Evaluation, champion: Evaluation,
+              paired: tuple[float, float] | None) -> tuple[Check, dict[str, Any]]:
     """Challenger better by the margin with confidence: the whole interval of the difference is past it.
 
-    Interval of (challenger - champion) from each side's own interval, combined conservatively
-    as [c_lo - ch_hi, c_hi - ch_lo]: it covers the true difference whenever both intervals cover
-    their values, so at least (2 * confidence - 1) by Bonferroni, more under independence.
+    The interval of (challenger - champion) is the paired bootstrap one when the caller has it
+    (both generators' features under this protocol); else each side's own interval combined
+    conservatively as [c_lo - ch_hi, c_hi - ch_lo], which covers the true difference whenever
+    both intervals cover their values: at least (2 * confidence - 1) by Bonferroni.
     """
     rule = policy.rules["champion"]
     metric = rule["metric"]
     gate = f"champion.{metric}"
     margin = threshold(rule.get("margin", 0.0), challenger.samples)
-    z = NormalDist().inv_cdf(0.5 + policy.confidence / 2)
-    c_lo, c_hi = challenger.interval(metric, z, gate)
-    h_lo, h_hi = champion.interval(metric, z, gate)
-    low, high = c_lo - h_hi, c_hi - h_lo
+    if paired is not None:
+        (low, high), method = paired, "paired bootstrap on cached features"
+    else:
+        z = NormalDist().inv_cdf(0.5 + policy.confidence / 2)
+        c_lo, c_hi = challenger.interval(metric, z, gate)
+        h_lo, h_hi = champion.interval(metric, z, gate)
+        (low, high), method = (c_lo - h_hi, c_hi - h_lo), "conservative combination of both intervals"
     lower_better = DIRECTIONS[metric] == "lower"
     ok = high < -margin if lower_better else low > margin
     point = challenger.value(metric, gate) - champion.value(metric, gate)
     need = f"< -{margin:g}" if lower_better else f"> {margin:g}"
     reason = (f"{metric}_{challenger.samples} challenger - champion = {point:+.4g}, interval [{low:+.4g}, {high:+.4g}] "
-              f"(conservative combination of both {policy.confidence:.0%} intervals); needs the whole interval {need}")
+              f"({method}, {policy.confidence:.0%}); needs the whole interval {need}")
     diff = {"metric": f"{metric}_{challenger.samples}", "point": point, "low": low, "high": high, "margin": margin,
-            "method": "conservative-interval-combination", "confidence": policy.confidence}
+            "method": method, "confidence": policy.confidence}
     return Check(gate, ok, reason), diff
 
 
@@ -270,8 +275,13 @@ def check_inputs(policy: Policy, ev: Evaluation) -> None:
         ev.interval(metric, z, f"champion.{metric}")
 
 
-def judge(policy: Policy, challenger: Evaluation, champion: Evaluation | None) -> Verdict:
-    """Apply every gate. `champion=None` means there is none yet: only the absolute gates apply."""
+def judge(policy: Policy, challenger: Evaluation, champion: Evaluation | None,
+          paired: Mapping[str, tuple[float, float]] | None = None) -> Verdict:
+    """Apply every gate. `champion=None` means there is none yet: only the absolute gates apply.
+
+    `paired` maps a metric to an interval of (challenger - champion) computed from both sides'
+    samples (tighter than combining the two intervals); the champion gate uses it when given.
+    """
     checks = _absolute(policy, challenger)
     difference = None
     if champion is None:
@@ -283,7 +293,7 @@ def judge(policy: Policy, challenger: Evaluation, champion: Evaluation | None) -
                 f"metrics are only compared under one protocol; re-evaluate the champion under the challenger's protocol")
         checks.append(Check("protocol", True, f"same protocol {challenger.protocol[:12]} ({challenger.samples} samples)"))
         if policy.rules.get("champion"):
-            check, difference = _champion(policy, challenger, champion)
+            check, difference = _champion(policy, challenger, champion, (paired or {}).get(policy.rules["champion"]["metric"]))
             checks.append(check)
         if policy.rules.get("per_category"):
             checks += _per_category(policy, challenger, champion)

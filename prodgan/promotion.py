@@ -96,6 +96,18 @@ def _champion_evaluation(settings: Settings, policy: Policy, champion_mv: Any, c
     return _reevaluate(settings, champion_mv, challenger), True
 
 
+def _paired(settings: Settings, policy: Policy, protocol: str, challenger_mv: Any, champion_mv: Any) -> dict[str, tuple[float, float]]:
+    """The paired bootstrap interval of the FID difference, when both generators' features are cached here."""
+    rule = policy.rules.get("champion") or {}
+    if not champion_mv or rule.get("metric") != "fid":
+        return {}
+    from prodgan.metrics import fid_delta_from_cache
+
+    keys = [(mv.tags or {}).get(registry.WEIGHTS) for mv in (challenger_mv, champion_mv)]
+    interval = fid_delta_from_cache(settings.cache_dir, protocol, *keys, confidence=policy.confidence) if all(keys) else None
+    return {"fid": (interval.low, interval.high)} if interval else {}
+
+
 def _sheet(settings: Settings, name: str, rows: list[tuple[str, str]]) -> Any:
     """Champion vs challenger: the same seed and categories through each generator, one titled row each."""
     import torch
@@ -152,7 +164,8 @@ def promote_version(settings: Settings, version: str | int, dry_run: bool = Fals
         champion_eval, reevaluated = _champion_evaluation(settings, policy, registry.get_version(client, name, champion_before), challenger)
         champion_ev = Evaluation.from_metrics(champion_eval.protocol, champion_eval.metrics,
                                               f"eval run {champion_eval.run_id} of v{champion_before}")
-    verdict = judge(policy, challenger_ev, champion_ev)
+    paired = _paired(settings, policy, challenger.protocol, mv, champion_before and registry.get_version(client, name, champion_before))
+    verdict = judge(policy, challenger_ev, champion_ev, paired)
     action = "promote" if verdict.approved else ("force" if force_reason else "reject")
     reasons = verdict.reasons + ([f"FORCED by {who}: {force_reason}"] if action == "force" else [])
     moves = action in ("promote", "force")

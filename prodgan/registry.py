@@ -23,7 +23,6 @@ from prodgan.settings import Settings
 from prodgan.training_run import GENERATOR_ARTIFACT
 
 CHAMPION, PREVIOUS = "champion", "previous"
-EVALUATOR_MODEL = "prodgan-evaluator"
 LOGGED_MODEL_NAME = "generator"
 SEQ_TAG = "prodgan.champion_seq"  # registered-model tag: how many times `champion` has moved
 LOCK_PREFIX = "prodgan-lock"
@@ -247,7 +246,7 @@ def register_from_run(settings: Settings, train_run_id: str, eval_run_id: str | 
             tags = _lineage_tags(train_run, bundle_dir)
         mine = mlflow.register_model(model_uri, name, tags=tags)
         existing = version_by_train_run(client, name, train_run_id)
-        if existing.version != mine.version:  # a concurrent registration of the same run got there first
+        if str(existing.version) != str(mine.version):  # a concurrent registration of the same run got there first
             client.delete_model_version(name, mine.version)
     if evaluation is not None:
         attach_evaluation(settings, name, existing.version, evaluation,

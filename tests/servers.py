@@ -136,7 +136,7 @@ def _stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
 
 @contextmanager
 def mlflow_server(backend_uri: str, artifacts_dir: Path, app_name: str | None = None,
-                  env: dict[str, str] | None = None, timeout: float = 90.0) -> Iterator[str]:
+                  env: dict[str, str] | None = None, timeout: float = 240.0) -> Iterator[str]:
     """A real `mlflow server` with proxied artifacts in `artifacts_dir`; yields `http://127.0.0.1:PORT`.
 
     `env` is added to the server's environment (e.g. the basic-auth admin password with

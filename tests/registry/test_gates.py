@@ -108,3 +108,11 @@ def test_repo_gate_file_loads_and_hash_is_content_hash(tmp_path):
     copy = tmp_path / "g.yaml"
     copy.write_text(REPO_GATES.read_text() + "\n# comment\n")
     assert load_policy(copy).sha256 != policy.sha256
+
+
+def test_paired_interval_replaces_the_conservative_one():
+    policy = parse_policy(POLICY)
+    challenger, champion = ev(98, 90, 106), ev(100, 95, 105)  # overlapping: conservative interval rejects
+    assert not judge(policy, challenger, champion).approved
+    verdict = judge(policy, challenger, champion, paired={"fid": (-3.5, -1.5)})  # paired bootstrap is tighter
+    assert verdict.approved and verdict.difference["method"].startswith("paired")

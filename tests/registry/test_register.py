@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 
@@ -48,3 +46,19 @@ def test_bad_uris_and_runs_are_clear_errors(store):
             registry.resolve_model(uri, settings=store)
     with pytest.raises(ProdganError, match="training run '0+' not found"):
         registry.register_from_run(store, "0" * 32)
+
+
+def test_evaluator_registers_as_its_own_model(store, tmp_path):
+    import mlflow
+    import pandas as pd
+
+    from prodgan.evaluator_model import EVALUATOR_MODEL, _blank_png, register_evaluator
+    from prodgan.models.evaluator import EvaluatorCNN, EvaluatorSpec, save_evaluator
+
+    spec = EvaluatorSpec(channels=1, size=28, categories=helpers.CATEGORIES, width=4)
+    save_evaluator(tmp_path / "evaluator", EvaluatorCNN(spec))
+    first = register_evaluator(store, tmp_path / "evaluator")
+    assert register_evaluator(store, tmp_path / "evaluator").version == first.version
+    model = mlflow.pyfunc.load_model(f"models:/{EVALUATOR_MODEL}/{first.version}")
+    out = model.predict(pd.DataFrame({"png_base64": [_blank_png({"channels": 1, "size": 28})] * 2}))
+    assert set(out["category"]) <= set(helpers.CATEGORIES) and out["confidence"].between(0, 1).all()

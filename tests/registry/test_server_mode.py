@@ -1,0 +1,42 @@
+"""Server mode: a throwaway PostgreSQL + a real `mlflow server` with proxied artifacts on 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from prodgan import lineage, promotion, registry
+from prodgan.models import load_bundle
+from tests.registry import helpers
+from tests.registry.test_promote import GATES
+from tests.servers import mlflow_server, postgres
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_register_evaluate_promote_audit_against_server(project, tmp_path, monkeypatch):
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(GATES)
+    with postgres(tmp_path / "pg") as db, mlflow_server(db, tmp_path / "artifacts") as url:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        settings = dataclasses.replace(project, tracking_uri=url)
+        run_v1, run_v2 = helpers.train_run(settings, seed=1), helpers.train_run(settings, seed=2)
+        v1 = str(registry.register_from_run(settings, run_v1).version)
+        assert str(registry.register_from_run(settings, run_v1).version) == v1  # idempotent over HTTP too
+        v2 = str(registry.register_from_run(settings, run_v2).version)
+        # evaluated after registration: promotion finds the evaluation through the training run
+        helpers.eval_run(settings, run_v1, fid=100.0)
+        helpers.eval_run(settings, run_v2, fid=160.0)
+
+        assert promotion.promote_version(settings, v1, gates_path=gates, actor="ops").approved
+        rejected = promotion.promote_version(settings, v2, gates_path=gates, actor="ops")
+        assert rejected.action == "reject"
+
+        resolved = registry.resolve_model(f"models:/{settings.model_name}@champion", settings=settings)
+        assert load_bundle(resolved.bundle_dir)[1] == helpers.SPEC
+        chain = lineage.model_lineage(settings, "@champion")
+        assert chain["model"]["version"] == v1 and chain["training"]["run_id"] == run_v1
+        assert [d["action"] for d in chain["decisions"]] == ["promote", "reject"]
+        assert [p["version"] for p in lineage.champion_history(settings)] == [v1]
+        assert list((tmp_path / "artifacts").rglob("decision.json")), "audit artifacts go through the server's proxy"
