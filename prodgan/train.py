@@ -251,6 +251,8 @@ def train(
     is_main = rank == 0
     hooks = hooks if (hooks is not None and is_main) else TrainHooks()
     device = pick_device(cfg.device)
+    if device.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)  # on a shared box, spinning OpenMP threads cost more than they give
     check_schedule(cfg, len(data), world)
     spec = make_spec(cfg, data)
     loss_d_fn, loss_g_fn = LOSSES[cfg.loss]

@@ -42,6 +42,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda > mps > cpu) | cuda | cuda:N | mps | cpu
     precision: str = "auto"  # auto (bf16 on CUDA, else fp32) | bf16 | fp32
     compile: bool = False  # torch.compile the networks (CUDA)
+    threads: int = 0  # CPU intra-op threads; 0 = torch's default (one per core)
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 10

@@ -119,8 +119,8 @@ def run_training(
     if not (data_root / "dataset.json").is_file():
         raise ProdganError(f"dataset {cfg.dataset!r} is not in {settings.data_dir}; run `prodgan data pull` (or import it), or pick another with --dataset")
     run_dir = find_resumable(settings, config_name) if resume else None
-    data_hash = dvc.require_clean(settings)
-    record = _require_validated(settings, cfg.dataset)
+    record = _require_validated(settings, cfg.dataset)  # runs dvc.require_clean: data/ is what data.dvc pins
+    data_hash = record.data_hash
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
     git_rev, git_dirty = dvc.git_revision(settings.root)
     lineage = {"data_hash": data_hash, "dataset": cfg.dataset, "git_rev": git_rev, "git_dirty": git_dirty,
