@@ -149,6 +149,23 @@ def _batch_definition(ctx, dataset: str):
     return existing[0] if existing else asset.add_batch_definition_whole_dataframe(_BATCH)
 
 
+def _gx_suite(suite: dict[str, Any]):
+    """The suite as GX objects; every entry must become an expectation (GX would log and skip bad ones)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    if not suite["expectations"]:
+        raise ProdganError(f"expectation suite {suite['name']!r} has no expectations; a gate must check something")
+    expectations = []
+    for i, entry in enumerate(suite["expectations"]):
+        try:
+            expectations.append(ExpectationConfiguration(**entry).to_domain_obj())
+        except Exception as exc:  # unknown type, bad or missing kwargs
+            raise ProdganError(f"expectation {i} ({entry.get('type', '?') if isinstance(entry, dict) else entry!r}) of suite "
+                               f"{suite['name']!r} is not valid for GX: {' '.join(str(exc).split())}; fix the suite file") from exc
+    return gx.ExpectationSuite(name=suite["name"], expectations=expectations, meta=suite.get("meta"))
+
+
 def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], manifest, parameters: dict[str, Any], run_name: str):
     """Run the suite over the manifest as a GX Checkpoint that also updates Data Docs.
 
@@ -158,10 +175,7 @@ def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], mani
     from great_expectations.core.run_identifier import RunIdentifier
 
     ctx = _context(settings)
-    try:
-        gx_suite = ctx.suites.add_or_update(gx.ExpectationSuite(**suite))
-    except Exception as exc:  # GX rejects unknown expectation types or bad kwargs here
-        raise ProdganError(f"expectation suite {suite.get('name')!r} is not valid for GX ({exc}); fix the suite file") from exc
+    gx_suite = ctx.suites.add_or_update(_gx_suite(suite))
     definition = ctx.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=dataset, data=_batch_definition(ctx, dataset), suite=gx_suite)
     )

@@ -92,8 +92,11 @@ def _pixel_columns(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]
 
 def _read_file(root: str, rel: str) -> tuple[list, np.ndarray | None]:
     """The per-file columns that need no pixel maths, and the grayscale pixels (None if undecodable)."""
-    with open(os.path.join(root, rel), "rb") as f:
-        data = f.read()
+    try:
+        with open(os.path.join(root, rel), "rb") as f:
+            data = f.read()
+    except OSError as exc:  # unreadable (permissions, a dangling link): a finding, not a crash
+        return [rel, None, None, False, f"unreadable: {exc.strerror}", None, None, None, None, None, None, None], None
     row = [rel, len(data), hashlib.sha256(data).hexdigest(), False, None, None, None, None, None, None, None, None]
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -211,7 +214,7 @@ def build_manifest(root: Path, workers: int | None = None, progress: Progress | 
     rels = list_files(root)
     described = _describe_all(root, rels, workers or os.cpu_count() or 1, progress)
     df = pd.DataFrame([row for row, _ in described], columns=_FILE_COLUMNS)
-    for col in ("width", "height", "channels"):
+    for col in ("file_bytes", "width", "height", "channels"):
         df[col] = df[col].astype("Int64")
     for col in ("mean_intensity", "std_intensity"):
         df[col] = df[col].astype("float64")

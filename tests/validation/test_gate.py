@@ -176,3 +176,13 @@ def test_cli_names_offending_file_and_exits_1(small_project: Settings) -> None:
 def test_cli_usage_errors_exit_2(small_project: Settings) -> None:
     proc = prodgan("data", "validate", "--dataset", "no-such-set", cwd=small_project.root, check=False)
     assert proc.returncode == 2 and "prodgan data import" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_suite_gx_cannot_load_is_refused(small_project: Settings) -> None:
+    """GX itself would log and skip an unknown expectation; the gate must refuse instead of checking less."""
+    local_suite = small_project.root / "evaluation" / "expectations" / "fashion-mnist.json"
+    local_suite.parent.mkdir(parents=True)
+    local_suite.write_text('{"name": "fashion-mnist", "expectations": [{"type": "expect_images_to_be_pretty", "kwargs": {}}]}')
+    with pytest.raises(ProdganError, match="expect_images_to_be_pretty.*not valid for GX"):
+        validate_dataset(small_project, DATASET)
+    assert load_record(small_project, DATASET, dvc.pinned(small_project)["md5"]) is None
