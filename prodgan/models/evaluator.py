@@ -64,7 +64,7 @@ class EvaluatorCNN(nn.Module):
 
 
 def _as_input(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).float().div_(127.5).sub_(1)
+    return torch.tensor(images, dtype=torch.float32).div_(127.5).sub_(1)
 
 
 @torch.no_grad()
