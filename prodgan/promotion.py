@@ -73,10 +73,12 @@ def _reevaluate(settings: Settings, mv: Any, like: registry.EvalRun) -> registry
     """Evaluate `mv` under the protocol of evaluation run `like` (the challenger's), and tag it on `mv`."""
     from prodgan import evaluation_log
 
+    client = registry.client_for(settings)
     resolved = registry.resolve_model(f"models:/{mv.name}/{mv.version}", settings=settings)
+    with_evaluator = bool(registry.get_run(client, like.run_id, "evaluation run").data.params.get("evaluator_sha256"))
     result = evaluation_log.evaluate_bundle(settings, resolved.bundle_dir, train_run_id=(mv.tags or {}).get(registry.TRAIN_RUN),
-                                            like_run_id=like.run_id)
-    evaluation = registry.read_eval_run(registry.client_for(settings), result.run_id)
+                                            like_run_id=like.run_id, use_evaluator=with_evaluator)
+    evaluation = registry.read_eval_run(client, result.run_id)
     if evaluation.protocol != like.protocol:
         raise ProtocolMismatch(f"re-evaluating v{mv.version} gave protocol {evaluation.protocol[:12]}, not the challenger's "
                                f"{like.protocol[:12]}; the evaluation setup changed (weights, data) - re-evaluate both versions")
@@ -178,6 +180,8 @@ def promote_version(settings: Settings, version: str | int, dry_run: bool = Fals
     if dry_run or (moves and confirm is not None and not confirm(decision)):
         decision.dry_run = True
         return decision
+    if registry.EVAL_RUN not in (mv.tags or {}):  # evaluated after registration: pin the evaluation this decision used
+        registry.attach_evaluation(settings, name, version, challenger)
     sheet_rows = ([(f"champion v{champion_before}", champion_before)] if champion_before else []) + [(f"challenger v{version}", version)]
     sheet = _sheet(settings, name, sheet_rows)
     return _commit(settings, client, decision, state, sheet)

@@ -30,3 +30,12 @@ def store(project: Settings, migrated_store: Path) -> Settings:
     db.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(migrated_store, db)
     return project
+
+
+@pytest.fixture
+def small_store(small_project: Settings, migrated_store: Path) -> Settings:
+    """The tiny DVC-pinned Fashion-MNIST project, with its MLflow store already migrated."""
+    db = Path(small_project.tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_store, db)
+    return small_project

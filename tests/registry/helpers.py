@@ -23,15 +23,15 @@ SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=len(CATEGORIES), channe
 DATA_HASH = "0123456789abcdef0123456789abcdef.dir"
 
 
-def train_run(settings: Settings, seed: int) -> str:
+def train_run(settings: Settings, seed: int, spec: GeneratorSpec = SPEC, data_hash: str = DATA_HASH) -> str:
     """A finished training run holding an (untrained, seeded) generator bundle and lineage tags."""
     torch.manual_seed(seed)
-    generator = build_generator(SPEC)
+    generator = build_generator(spec)
     log = RunLogger.start(settings, TRAIN_EXPERIMENT, f"test-train-{seed}",
-                          tags={registry.DATA_HASH: DATA_HASH, registry.GIT_REV: "deadbeef", registry.VALIDATION: "validation/test.json"})
-    log.log_params({"seed": seed, "arch": SPEC.arch})
+                          tags={registry.DATA_HASH: data_hash, registry.GIT_REV: "deadbeef", registry.VALIDATION: "validation/test.json"})
+    log.log_params({"seed": seed, "arch": spec.arch})
     with tempfile.TemporaryDirectory() as tmp:
-        save_bundle(Path(tmp), generator, SPEC, {"data_hash": DATA_HASH, "seed": seed})
+        save_bundle(Path(tmp), generator, spec, {"data_hash": data_hash, "seed": seed})
         log.log_artifacts(Path(tmp), GENERATOR_ARTIFACT)
     log.finish()
     return log.run_id

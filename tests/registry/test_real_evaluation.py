@@ -1,0 +1,52 @@
+"""Promotion on real evaluations (torch-fidelity, real Inception weights, tens of samples) of two
+generators, including the protocol rule: a challenger evaluated under another protocol makes the
+champion be re-evaluated under it before anything is compared."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from prodgan import evaluation_log, promotion, registry
+from prodgan.data import dvc
+from prodgan.data.layout import read_meta
+from tests.registry import helpers
+
+GATES = """
+absolute:
+  fid: {max: 100000}
+champion: {metric: fid, margin: 0.0}
+"""
+
+
+@pytest.mark.slow
+def test_champion_reevaluated_under_the_challengers_protocol(small_store, tmp_path):
+    settings = small_store
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(GATES)
+    data_hash = dvc.require_clean(settings)
+    categories = tuple(read_meta(settings.data_dir / "fashion-mnist").categories)
+    spec = dataclasses.replace(helpers.SPEC, num_classes=len(categories), categories=categories)
+
+    def evaluated(seed: int, samples: int) -> tuple[str, str]:
+        run_id = helpers.train_run(settings, seed, spec=spec, data_hash=data_hash)
+        version = str(registry.register_from_run(settings, run_id).version)
+        bundle = registry.resolve_model(f"models:/{settings.model_name}/{version}", settings=settings).bundle_dir
+        evaluation = evaluation_log.evaluate_bundle(settings, bundle, train_run_id=run_id, samples=samples, use_evaluator=False)
+        return version, evaluation.protocol
+
+    v1, protocol_1 = evaluated(seed=1, samples=20)
+    first = promotion.promote_version(settings, v1, gates_path=gates)
+    assert first.approved and first.challenger["metrics"]["fid_20"] > 0
+
+    v2, protocol_2 = evaluated(seed=2, samples=24)  # another sample count: another protocol
+    assert protocol_2 != protocol_1
+    decision = promotion.promote_version(settings, v2, gates_path=gates)
+    assert decision.action in ("promote", "reject")
+    assert decision.champion["reevaluated"] and decision.champion["protocol"] == protocol_2 == decision.challenger["protocol"]
+    assert "fid_24" in decision.champion["metrics"] and "fid_20" not in decision.champion["metrics"]
+    assert decision.difference["method"].startswith("paired")  # both sides' features were cached by the evaluations
+    champion_tags = registry.client_for(settings).get_model_version(settings.model_name, v1).tags
+    assert champion_tags[f"{registry.EVAL_BY_PROTOCOL}{protocol_2[:16]}"] == decision.champion["eval_run_id"]
+    assert champion_tags[registry.PROTOCOL] == protocol_1  # the headline evaluation stays the original one
