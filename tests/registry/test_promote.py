@@ -59,8 +59,14 @@ def test_promote_reject_rollback_with_audit_trail(store, gates):
     back = promotion.rollback(store, actor="carol", reason="blurry sneakers")
     assert back.action == "rollback" and aliases(store) == {"champion": v1, "previous": v3}
 
+    forced = promotion.promote_version(store, v2, actor="dave", force_reason="INC-42 hotfix")  # fails the gates
+    assert forced.action == "force" and any(r.startswith("FAIL") for r in forced.reasons)
+    assert aliases(store) == {"champion": v2, "previous": v1}
+
     records = registry.audit_records(store, model=store.model_name)
-    assert [(r["action"], r["version"]) for r in records] == [("promote", v1), ("reject", v2), ("promote", v3), ("rollback", v1)]
+    assert [(r["action"], r["version"]) for r in records] == [
+        ("promote", v1), ("reject", v2), ("promote", v3), ("rollback", v1), ("force", v2)]
+    assert records[-1]["note"] == "INC-42 hotfix"
     assert [r["actor"] for r in records][:2] == ["alice", "bob"]
     assert all(r["gates_sha256"] == promotion.load_policy(gates).sha256 for r in records[:3])
     assert records[1]["champion"]["metrics"]["fid_50"] == 100.0 and records[1]["challenger"]["metrics"]["fid_50"] == 150.0
@@ -72,7 +78,11 @@ def test_promote_reject_rollback_with_audit_trail(store, gates):
 
 def test_bad_input_leaves_registry_unchanged(store, gates, monkeypatch):
     v1 = helpers.registered(store, seed=1, fid=100.0)
+    with pytest.raises(ProdganError, match="no champion alias: nothing to roll back"):
+        promotion.rollback(store)
     promotion.promote_version(store, v1)
+    with pytest.raises(ProdganError, match="no previous alias: nothing to roll back"):
+        promotion.rollback(store)
     before = (aliases(store), len(registry.audit_records(store)))
 
     with pytest.raises(ProdganError, match="has no version 42"):

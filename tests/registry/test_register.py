@@ -4,8 +4,10 @@ from __future__ import annotations
 
 
 import pytest
+from typer.testing import CliRunner
 
 from prodgan import registry
+from prodgan.cli import app
 from prodgan.errors import ProdganError
 from prodgan.fsutil import sha256_file
 from prodgan.models import load_bundle
@@ -32,6 +34,9 @@ def test_register_is_idempotent_and_tags_lineage(store):
     assert spec == helpers.SPEC
     by_run = registry.resolve_model(f"runs:/{run_id}", settings=store)
     assert sha256_file(by_run.bundle_dir / "generator.pt") == tags[registry.WEIGHTS]
+
+    cli = CliRunner().invoke(app, ["register", "--run", run_id])  # the CLI retry lands on the same version
+    assert cli.exit_code == 0 and f"v{first.version} " in cli.stdout, cli.output
 
 
 def test_bad_uris_and_runs_are_clear_errors(store):
