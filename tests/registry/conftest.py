@@ -23,19 +23,20 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+def _migrated(settings: Settings, template: Path) -> Settings:
+    db = Path(settings.tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, db)
+    return settings
+
+
 @pytest.fixture
 def store(project: Settings, migrated_store: Path) -> Settings:
     """The empty `project`, with its MLflow store already migrated."""
-    db = Path(project.tracking_uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_store, db)
-    return project
+    return _migrated(project, migrated_store)
 
 
 @pytest.fixture
 def small_store(small_project: Settings, migrated_store: Path) -> Settings:
     """The tiny DVC-pinned Fashion-MNIST project, with its MLflow store already migrated."""
-    db = Path(small_project.tracking_uri.removeprefix("sqlite:///"))
-    db.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(migrated_store, db)
-    return small_project
+    return _migrated(small_project, migrated_store)
