@@ -21,9 +21,11 @@ def print_decision(decision: Any) -> None:
         table.add_column(column)
     for reason in decision.reasons:
         verdict, _, rest = reason.partition(" ")
+        if verdict not in ("PASS", "FAIL"):  # a note (no-op, forced, rollback), not a gate
+            table.add_row("", "", reason)
+            continue
         gate, _, why = rest.partition(": ")
-        colour = "green" if verdict == "PASS" else "red"
-        table.add_row(f"[{colour}]{verdict}[/]", gate, why)
+        table.add_row(f"[{'green' if verdict == 'PASS' else 'red'}]{verdict}[/]", gate, why)
     if decision.reasons:
         out.print(table)
     if decision.difference:
