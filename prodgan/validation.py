@@ -183,7 +183,7 @@ def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], mani
         name=f"prodgan-{dataset}",
         validation_definitions=[definition],
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["path"],
+        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["path", "near_dup_of"],
                        "partial_unexpected_count": OFFENDERS_KEPT},
     ))
     result = checkpoint.run(batch_parameters={"dataframe": manifest}, expectation_parameters=parameters,
@@ -209,6 +209,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _offending_value(row: dict[str, Any], column: str | None, file_prefix: str) -> Any:
+    """What was wrong with one row: the column's value; a near-duplicate also names its twin."""
+    if column is None:  # compound-column rules (duplicates): the shared content hash
+        return str(row.get("sha256", ""))[:16]
+    value = _plain(row.get(column))
+    twin = row.get("near_dup_of")
+    return f"{value:.2f} from {file_prefix}/{twin}" if column == "near_dup_distance" and twin else value
+
+
 def failures(validation, file_prefix: str) -> list[Failure]:
     """The failed expectations of a GX validation result, with the offending files named."""
     found = []
@@ -219,7 +228,7 @@ def failures(validation, file_prefix: str) -> list[Failure]:
         column = config.kwargs.get("column") or ", ".join(config.kwargs.get("column_list", []))
         exception = (outcome.exception_info or {}).get("exception_message")
         offending = [
-            {"file": f"{file_prefix}/{row['path']}", "value": _plain(row.get(config.kwargs.get("column"), row.get("sha256")))}
+            {"file": f"{file_prefix}/{row['path']}", "value": _offending_value(row, config.kwargs.get("column"), file_prefix)}
             for row in result.get("partial_unexpected_index_list") or []
         ]
         offending += [{"file": f"{file_prefix}/{missing}/", "value": "no images"} for missing in result.get("partial_missing_list") or []]

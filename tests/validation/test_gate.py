@@ -112,6 +112,9 @@ def test_broken_dataset_fails_naming_each_file(small_project: Settings) -> None:
     assert not record.success
     for rule, named in expected:
         assert named in _offenders(record, rule), (rule, named)
+    near = next(f for f in record.failures if "near-duplicate" in f.rule)
+    twin = _rel(small_project, _first(small_project, "train", "trouser"))
+    assert any(str(o["value"]).endswith(f"from {twin}") for o in near.offending)  # a leak names its twin
     assert record.data_hash is None and record.data_key.startswith("stat-")  # changed data has no DVC hash yet
     assert Path(record.docs_path).is_file()
     with pytest.raises(ProdganError, match="prodgan data validate"):
