@@ -1,7 +1,8 @@
 """Prefect glue shared by the flows: pipeline steps as tasks, flow-run <-> MLflow links, artifacts.
 
 Retries are declared here, per step, only where a step is safe to repeat: training resumes from
-its checkpoint, registration is idempotent by training run id and promotion by version.
+its checkpoint, registration is idempotent by training run id and promotion by version. User
+errors (bad data, failed gates, bad config) are not retried: they would fail the same way.
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from prodgan import pipeline
+from prodgan.errors import ProdganError
 from prodgan.settings import Settings, configure_environment
 
 RETRIES = {"freshness": 1, "validate": 1, "train": 2, "evaluate": 2, "register": 3, "promote": 3}
 RETRY_DELAY_S = 2
 
 
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Bad data, a failed gate or a bad config fail the same way again; an unreachable server may not."""
+    exc = state.data
+    return not isinstance(exc, ProdganError) or isinstance(exc, pipeline.TrackingUnreachable)
+
+
 def as_task(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`pipeline.Step` that runs `fn` as a Prefect task named after the step."""
     step = task(fn, name=name, retries=RETRIES.get(name, 0), retry_delay_seconds=RETRY_DELAY_S,
-                cache_policy=NO_CACHE, persist_result=False, log_prints=True)
+                retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE, persist_result=False, log_prints=True)
     return step(*args, **kwargs)
 
 

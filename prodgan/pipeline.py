@@ -24,6 +24,10 @@ CHAMPION = "champion"
 CONFIG_TAG = "prodgan.config_sha256"
 FLOW_RUN_TAG = "prefect.flow_run_id"
 
+class TrackingUnreachable(ProdganError):
+    """The MLflow tracking server did not answer: worth retrying, unlike other user-facing errors."""
+
+
 # `step(name, fn, *args, **kwargs)` runs one step; a flow passes one that wraps `fn` in a task.
 Step = Callable[..., Any]
 
@@ -63,6 +67,14 @@ def resolve_config(settings: Settings, config: str | Path) -> Path:
         if (base / path).is_file():
             return (base / path).resolve()
     return path  # load_config reports it as missing
+
+
+def default_config() -> str:
+    """The full recipe where a CUDA GPU is present (and shipped), else the seconds-long CPU smoke run."""
+    import torch
+
+    full = "configs/fmnist.yaml"
+    return full if torch.cuda.is_available() and (CODE_ROOT / full).is_file() else "configs/smoke.yaml"
 
 
 def config_sha256(config_path: Path, overrides: Sequence[str] = ()) -> str:
@@ -212,7 +224,7 @@ def _tracking_reachable(settings: Settings, doing: str) -> Iterator[None]:
         text = str(exc)
         if not any(sign in text for sign in ("Connection refused", "Failed to establish a new connection", "Max retries exceeded")):
             raise
-        raise ProdganError(f"MLflow at {settings.tracking_uri} is unreachable while {doing} (connection refused); "
+        raise TrackingUnreachable(f"MLflow at {settings.tracking_uri} is unreachable while {doing} (connection refused); "
                            "start the tracking server or fix MLFLOW_TRACKING_URI, then rerun: it is safe to repeat") from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,15 @@ from prodgan.cli.console import out
 from prodgan.errors import ProdganError
 
 
+class _NoTracebackForUserErrors(logging.Filter):
+    """Prefect logs a failed task/flow with its traceback; a ProdganError is one line for a user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ProdganError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def _flows_package():
     """Import `flows/` from the checkout that holds this prodgan package (flows are not installed)."""
     from prodgan.pipeline import CODE_ROOT
@@ -24,11 +34,13 @@ def _flows_package():
         sys.path.insert(0, str(CODE_ROOT))
     import flows.retrain
 
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
     return flows
 
 
 def retrain(
-    config: Path = typer.Option(Path("configs/smoke.yaml"), help="Training config (YAML); relative paths are looked up in the project, then in prodgan's configs/."),
+    config: Optional[Path] = typer.Option(None, help="Training config (YAML); relative paths are looked up in the project, then in prodgan's configs/. [default: configs/fmnist.yaml with CUDA, else configs/smoke.yaml]"),
     dataset: str = typer.Option("fashion-mnist", help="Dataset under data/ to validate and train on."),
     force: bool = typer.Option(False, help="Retrain even if the data and config are what the champion was trained on."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. --set steps=200 (repeatable)."),
@@ -41,7 +53,7 @@ def retrain(
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    config_path = pipeline.resolve_config(settings, str(config))
+    config_path = pipeline.resolve_config(settings, str(config or pipeline.default_config()))
     pipeline.config_sha256(config_path, set_ or [])  # bad config or --set: one red line before Prefect starts
     summary = _flows_package().retrain.retrain(config=str(config_path), dataset=dataset, force=force, overrides=set_ or [])
     _print_summary(settings, summary)

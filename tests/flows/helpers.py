@@ -1,0 +1,52 @@
+"""Reading back what a flow did, from Prefect's API and from MLflow (no mocks: the real stores)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+from uuid import UUID
+
+from prodgan import registry
+from prodgan.settings import Settings
+from prodgan.tracking import TRAIN_EXPERIMENT
+
+# Training cut down to seconds: a handful of generator steps, checkpoints along the way.
+FAST = ["steps=6", "checkpoint_every=3", "log_every=3", "grid_every=3"]
+
+
+@contextmanager
+def prefect_api(url: str) -> Iterator[None]:
+    """In-process Prefect clients talk to the server at `url` (Prefect read the environment at import)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
+
+
+def flow_run(flow_run_id: str) -> Any:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(UUID(flow_run_id))
+
+
+def artifact_markdown(flow_run_id: str, key: str) -> str:
+    """The markdown of the artifact `key` published by one flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]), key=ArtifactFilterKey(any_=[key])))
+    assert found, f"flow run {flow_run_id} published no artifact {key!r}"
+    return str(found[0].data)
+
+
+def train_runs(settings: Settings) -> list[Any]:
+    client = registry.client_for(settings)
+    exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
+    return client.search_runs([exp.experiment_id]) if exp else []
+
+
+def versions(settings: Settings) -> list[Any]:
+    return registry.client_for(settings).search_model_versions(f"name = '{settings.model_name}'")

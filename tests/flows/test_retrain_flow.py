@@ -1,0 +1,110 @@
+"""The retrain flow end to end on the embedded Prefect API: real Prefect, MLflow (sqlite), DVC, GX, torch."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from flows.retrain import retrain
+from flows.train import train
+from flows.validate_data import validate_data
+from prodgan import pipeline, registry
+from prodgan.data import dvc
+from prodgan.errors import GateFailed, ProdganError
+from prodgan.settings import Settings
+from tests.flows.helpers import FAST, artifact_markdown, flow_run, train_runs, versions
+
+
+def _retrain(**kwargs):
+    return retrain(config="configs/smoke.yaml", overrides=FAST, **kwargs)
+
+
+def _replace_one_image(settings: Settings) -> None:
+    """Overwrite one training image with another (still a valid image: only the data hash changes)."""
+    first, second = sorted((settings.data_dir / "fashion-mnist" / "train").rglob("*.png"))[:2]
+    first.write_bytes(second.read_bytes())
+
+
+@pytest.mark.slow
+def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Settings) -> None:
+    first = _retrain()
+    assert first["decision"] == "promote", first["reason"]
+    assert first["champion"]["version"] == first["version"] == "1"
+    assert first["champion"]["metrics"], "the champion's headline metrics come from its version tags"
+
+    # MLflow -> Prefect: the training and evaluation runs carry the flow run id ...
+    client = registry.client_for(flow_project)
+    train_run = client.get_run(first["mlflow"]["train_run_id"])
+    flow_run_id = train_run.data.tags[pipeline.FLOW_RUN_TAG]
+    assert client.get_run(first["mlflow"]["eval_run_id"]).data.tags[pipeline.FLOW_RUN_TAG] == flow_run_id
+    assert train_run.data.tags[pipeline.CONFIG_TAG] == first["config_sha256"]
+    # ... and Prefect -> MLflow: the flow run's artifact names those runs, the decision and the sheet.
+    assert flow_run(flow_run_id).state.is_completed()
+    markdown = artifact_markdown(flow_run_id, "retrain-decision")
+    for needle in (first["mlflow"]["train_run_id"], first["mlflow"]["eval_run_id"], first["sheet"], "promote"):
+        assert needle in markdown
+    assert first["data_docs"] and first["sheet"].endswith(registry.AUDIT_SHEET)
+
+    # Nothing changed: the scheduled retrain is a logged no-op, no new training run or version.
+    second = _retrain()
+    assert second["decision"] == "skipped"
+    assert "nothing changed" in second["reason"] and "v1" in second["reason"]
+    assert len(train_runs(flow_project)) == 1 and len(versions(flow_project)) == 1
+
+    config = pipeline.resolve_config(flow_project, "configs/smoke.yaml")
+    changed = pipeline.freshness(flow_project, config, [*FAST, "seed=1"])
+    assert changed.retrain and "config changed" in changed.reason
+    assert pipeline.freshness(flow_project, config, FAST, force=True).retrain
+    _replace_one_image(flow_project)
+    dvc.add(flow_project)
+    assert "dataset changed" in pipeline.freshness(flow_project, config, FAST).reason
+
+
+@pytest.mark.slow
+def test_rerun_after_a_failed_promotion_makes_no_second_version(flow_project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = flow_project.root / "broken-gates.yaml"
+    broken.write_text("version: [this is not a gate file\n")
+    monkeypatch.setenv("PRODGAN_GATES", str(broken))
+    with pytest.raises(ProdganError):
+        _retrain()
+    assert len(versions(flow_project)) == 1 and registry.champion_version(flow_project) is None
+
+    monkeypatch.delenv("PRODGAN_GATES")
+    rerun = _retrain()
+    assert rerun["decision"] == "promote" and rerun["version"] == "1"
+    assert len(train_runs(flow_project)) == 1, "the rerun reuses the finished training run"
+    assert len(versions(flow_project)) == 1
+    promotions = [r for r in registry.audit_records(flow_project) if r["action"] == "promote"]
+    assert len(promotions) == 1
+
+    # Promoting the champion again (a retried promote task) changes nothing and audits nothing.
+    from flows.promote import promote
+
+    assert promote(version="1")["action"] == "noop"
+    assert len(registry.audit_records(flow_project)) == len(promotions)
+
+
+def test_training_refuses_data_changed_after_validation(flow_project: Settings) -> None:
+    assert validate_data()["success"]
+    _replace_one_image(flow_project)
+    with pytest.raises(ProdganError, match="differs from data.dvc"):
+        train(config="configs/smoke.yaml", overrides=FAST)
+    dvc.add(flow_project)  # pinned now, but this version was never validated
+    with pytest.raises(ProdganError, match="validat"):
+        train(config="configs/smoke.yaml", overrides=FAST)
+    assert train_runs(flow_project) == []
+
+
+def test_failed_validation_stops_the_flow_before_training(flow_project: Settings) -> None:
+    _replace_one_image(flow_project)  # two identical training images: the suite's duplicates rule fails
+    dvc.add(flow_project)
+    state = retrain(config="configs/smoke.yaml", overrides=FAST, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(GateFailed, match="validation failed") as failure:
+        state.result()
+    docs = re.search(r"Data Docs at (\S+);", str(failure.value)).group(1)
+    assert Path(docs).is_file()
+    assert docs in artifact_markdown(str(state.state_details.flow_run_id), "retrain-decision")
+    assert train_runs(flow_project) == [], "nothing was trained on data that failed validation"
