@@ -19,7 +19,6 @@ from prodgan.access import require_model_permission
 from prodgan.errors import ProdganError
 from prodgan.gates import Evaluation, Policy, ProtocolMismatch, check_inputs, judge, load_policy
 from prodgan.settings import Settings
-from prodgan.verify import require_verified
 
 SHEET_SEED = 0
 SHEET_IMAGES = 10
@@ -139,12 +138,11 @@ def promote_version(settings: Settings, version: str | int, dry_run: bool = Fals
     """
     if not dry_run:
         require_model_permission(settings, "MANAGE", "promote")
-    require_verified(settings, bool(force_reason) and not dry_run, actor, f"promote v{version}", force_reason or "", str(version))
     policy = load_policy(gates_path or default_gates_path(settings))
     client = registry.client_for(settings)
     name, version = settings.model_name, str(version)
     mv = registry.get_version(client, name, version)
-    verify.require_verified(settings, force=bool(force_reason), actor=actor, purpose=f"promote v{version}",
+    verify.require_verified(settings, force=bool(force_reason) and not dry_run, actor=actor, purpose=f"promote v{version}",
                             reason=force_reason or "", version=version)
     state = registry.champion_state(client, name)
     champion_before = state[0]
