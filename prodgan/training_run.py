@@ -113,12 +113,15 @@ def run_training(
 
     config_path = Path(config_path)
     overrides = [*overrides, *([f"dataset={dataset}"] if dataset else [])]
-    cfg = load_config(config_path, overrides)
     config_name = config_path.stem
+    load_config(config_path, overrides)  # a bad key fails before anything else is looked at
+    run_dir = find_resumable(settings, config_name) if resume else None
+    if run_dir is not None and not overrides:  # a bare --resume continues with the run's own overrides
+        overrides = list(_read_state(run_dir).get("overrides", []))
+    cfg = load_config(config_path, overrides)
     data_root = settings.data_dir / cfg.dataset
     if not (data_root / "dataset.json").is_file():
         raise ProdganError(f"dataset {cfg.dataset!r} is not in {settings.data_dir}; run `prodgan data pull` (or import it), or pick another with --dataset")
-    run_dir = find_resumable(settings, config_name) if resume else None
     record = _require_validated(settings, cfg.dataset)  # runs dvc.require_clean: data/ is what data.dvc pins
     data_hash = record.data_hash
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
