@@ -233,7 +233,29 @@ def check_resumable(saved_cfg: dict[str, Any], saved_spec: dict[str, Any], cfg: 
 
 # ---------------------------------------------------------------- the loop
 
-def train(
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Use n intra-op threads inside the block (0: leave torch's setting); restored after."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train(cfg: TrainConfig, data: ImageSplit, out_dir: Path, **options: Any) -> TrainResult:
+    """Train a GAN on `data` (uint8 images), writing checkpoints and the final bundle under `out_dir`.
+
+    options: resume, hooks, on_eval, lineage, progress (see `train_loop`). On a shared CPU,
+    spinning OpenMP threads cost more than they give: `threads` limits them for this call only.
+    """
+    with cpu_threads(cfg.threads if pick_device(cfg.device).type == "cpu" else 0):
+        return train_loop(cfg, data, out_dir, **options)
+
+
+def train_loop(
     cfg: TrainConfig,
     data: ImageSplit,
     out_dir: Path,
@@ -244,15 +266,13 @@ def train(
     lineage: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a GAN on `data` (uint8 images), writing checkpoints and the final bundle under `out_dir`."""
+    """The loop itself; `train` wraps it with the CPU thread setting."""
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     rank, world = init_distributed(cfg.device)
     is_main = rank == 0
     hooks = hooks if (hooks is not None and is_main) else TrainHooks()
     device = pick_device(cfg.device)
-    if device.type == "cpu" and cfg.threads:
-        torch.set_num_threads(cfg.threads)  # on a shared box, spinning OpenMP threads cost more than they give
     check_schedule(cfg, len(data), world)
     spec = make_spec(cfg, data)
     loss_d_fn, loss_g_fn = LOSSES[cfg.loss]
