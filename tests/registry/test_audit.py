@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from prodgan import lineage, promotion
@@ -12,6 +14,7 @@ from tests.registry import helpers
 from tests.registry.test_promote import GATES
 
 
+@pytest.mark.slow
 def test_audit_chain_dataset_and_history(store):
     (store.root / "evaluation").mkdir()
     (store.root / "evaluation" / "gates.yaml").write_text(GATES)

@@ -36,6 +36,7 @@ def aliases(settings) -> dict[str, str]:
     return {k: str(v) for k, v in registry.client_for(settings).get_registered_model(settings.model_name).aliases.items()}
 
 
+@pytest.mark.slow
 def test_promote_reject_rollback_with_audit_trail(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
     first = promotion.promote_version(store, v1, actor="alice")
@@ -143,6 +144,7 @@ def test_race_for_champion_exactly_one_wins(store, gates):
     assert any("champion moved" in reason for reason in next(r for r in records if r["action"] == "reject")["reasons"])
 
 
+@pytest.mark.slow
 def test_cli_rejects_with_reasons_and_exit_1(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote_version(store, v1)
@@ -154,6 +156,7 @@ def test_cli_rejects_with_reasons_and_exit_1(store, gates):
     assert aliases(store) == {"champion": v1}
 
 
+@pytest.mark.slow
 def test_champion_loads_as_pyfunc_in_a_fresh_process(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote_version(store, v1)
