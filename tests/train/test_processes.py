@@ -14,7 +14,7 @@ import pytest
 from prodgan.train import list_checkpoints
 from tests.train.helpers import write_config, write_dataset
 
-STEPS = 40
+STEPS = 20
 
 
 def _train_cmd(config, out, data, *extra):
