@@ -118,7 +118,8 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
     promotion gates re-evaluate a champion under the challenger's protocol this way).
     """
     from prodgan.imaging import grid
-    from prodgan.metrics import evaluate_generator, store_generated
+    from prodgan.metrics import evaluate_generator
+    from prodgan.metrics.evaluate import check_inputs
     from prodgan.metrics.defaults import DEFAULTS
     from prodgan.models import load_bundle, read_bundle_record
     from prodgan.tracking import EVAL_EXPERIMENT, RunLogger
@@ -128,12 +129,13 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
     like = _like(settings, like_run_id) if like_run_id else {}
     dataset = (record.get("extra") or {}).get("dataset", "fashion-mnist")
     real, train = _splits(settings, dataset, like.get("split", split))
+    samples = like.get("samples") or samples or default_samples()
+    check_inputs(spec, real, samples=samples, real_samples=like.get("real_samples"), kid_subset_size=kid_subset_size, train=train)
     evaluator, evaluator_run = _evaluator(settings, dataset, say) if use_evaluator else (None, None)
-    result = evaluate_generator(generator, spec, real, samples=like.get("samples") or samples or default_samples(),
+    result = evaluate_generator(generator, spec, real, samples=samples,
                                 seed=like.get("seed", DEFAULTS["seed"] if seed is None else seed), train=train,
                                 evaluator=evaluator, real_samples=like.get("real_samples"), kid_subset_size=kid_subset_size,
-                                cache_dir=settings.cache_dir)
-    store_generated(settings.cache_dir, result, record["weights_sha256"])
+                                cache_dir=settings.cache_dir, generator_key=record["weights_sha256"])
 
     tags = {PROTOCOL_TAG: result.protocol.fingerprint, WEIGHTS_TAG: record["weights_sha256"], KIND_TAG: "generator",
             "prodgan.data_hash": real.data_hash, "prodgan.real_cached": str(result.real_cached).lower()}

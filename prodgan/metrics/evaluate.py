@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from prodgan.errors import ProdganError
+from prodgan.fsutil import write_json_atomic
 from prodgan.models.evaluator import evaluator_fingerprint
 from prodgan.metrics import stats_cache
 from prodgan.metrics.conditional import accuracy_per_category, conditional_accuracy
@@ -144,8 +145,10 @@ METRICS: dict[str, Callable[[_Context], tuple[dict, dict]]] = {
 
 # ---------------------------------------------------------------- checks (bad input -> one line)
 
-def _check(G_spec: Any, real: Any, samples: int, real_samples: int, kid_subset_size: int | None, evaluator: Any,
-           metrics: tuple[str, ...], train: Any) -> None:
+def check_inputs(G_spec: Any, real: Any, *, samples: int, real_samples: int | None = None, kid_subset_size: int | None = None,
+                 evaluator: Any = None, metrics: tuple[str, ...] = tuple(METRICS), train: Any = None) -> int:
+    """Refuse bad requests before any work, as one-line errors; returns the real sample count."""
+    real_samples = min(samples, len(real)) if real_samples is None else real_samples
     lo, hi = DEFAULTS["min_samples"], DEFAULTS["max_samples"]
     if not lo <= samples <= hi:
         raise ProdganError(f"--samples {samples} is out of range: use {lo}..{hi} (FID needs a covariance; above {hi} split the work)")
@@ -173,6 +176,7 @@ def _check(G_spec: Any, real: Any, samples: int, real_samples: int, kid_subset_s
     unknown = set(metrics) - set(METRICS)
     if unknown:
         raise ProdganError(f"unknown metric(s) {sorted(unknown)}; choose from {sorted(METRICS)}")
+    return real_samples
 
 
 # ---------------------------------------------------------------- the entry point
@@ -182,17 +186,21 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
                        real_samples: int | None = None, kid_subset_size: int | None = None,
                        metrics: tuple[str, ...] = tuple(METRICS), bootstrap: int = DEFAULTS["bootstrap"],
                        device: str | None = None, cache_dir: Path | None = None, weights: InceptionWeights | None = None,
-                       extractor: str = DEFAULTS["extractor"], batch_size: int = DEFAULTS["batch_size"]) -> EvalResult:
+                       extractor: str = DEFAULTS["extractor"], batch_size: int = DEFAULTS["batch_size"],
+                       generator_key: str | None = None) -> EvalResult:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
 
     `train` (ImageSplit) enables memorization; `evaluator` (prodgan.models.evaluator) enables
     conditional accuracy, and IS when the Inception weights have no logits layer.
+    `generator_key` (the weights' sha256) caches the generated side's features too: re-evaluating
+    the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
+    can compare two generators from the cache (`fid_delta_from_cache`).
     """
     from prodgan.models.sampling import generate_uint8
     from prodgan.settings import Settings
 
-    real_samples = min(samples, len(real)) if real_samples is None else real_samples
-    _check(spec, real, samples, real_samples, kid_subset_size, evaluator, metrics, train)
+    real_samples = check_inputs(spec, real, samples=samples, real_samples=real_samples, kid_subset_size=kid_subset_size,
+                                evaluator=evaluator, metrics=metrics, train=train)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cache_dir = Path(cache_dir) if cache_dir else Settings.load().cache_dir
     weights = weights or resolve_inception_weights(cache_dir)
@@ -209,10 +217,15 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
         images = generate_uint8(G, spec, samples, seed, labels=labels, device=device, batch=batch_size).numpy()
         timings["generate"] = time.perf_counter() - tick
 
-        layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits and "is" in metrics else [])
+        layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits else [])
         inception = make_extractor(extractor, layers, str(weights.path), device)
         tick = time.perf_counter()
-        generated = extract(images, inception, "generated", batch_size)
+        if generator_key:
+            write_json_atomic(stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict())
+            generated, _ = stats_cache.cached(cache_dir, stats_cache.generated_key(protocol.fingerprint, generator_key),
+                                              lambda: extract(images, inception, "generated", batch_size))
+        else:
+            generated = extract(images, inception, "generated", batch_size)
         timings["generated_features"] = time.perf_counter() - tick
 
         tick = time.perf_counter()

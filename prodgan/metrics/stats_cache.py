@@ -17,6 +17,15 @@ from prodgan.fsutil import atomic_path
 Features = dict[str, np.ndarray]
 
 
+def generated_key(fingerprint: str, generator_key: str) -> str:
+    """Key of one generator's features under one protocol (generator_key: its weights sha256)."""
+    return f"gen-{fingerprint}-{generator_key}"
+
+
+def protocol_file(cache_dir: Path, fingerprint: str) -> Path:
+    return Path(cache_dir) / "protocols" / f"{fingerprint}.json"
+
+
 def cache_file(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / "features" / f"{key}.npz"
 

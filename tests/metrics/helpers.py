@@ -28,12 +28,12 @@ def real_split(split: str, n: int, offset: int = 0) -> ImageSplit:
     return ImageSplit(images, labels, CATEGORIES, "fashion-mnist", split, f"test-{digest}")
 
 
-def tiny_generator(conditional: bool = True, channels: int = 1):
+def tiny_generator(conditional: bool = True, channels: int = 1, seed: int = 0):
     import torch
 
     from prodgan.models import GeneratorSpec, build_generator
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     spec = GeneratorSpec("cdcgan" if conditional else "dcgan", 8, len(CATEGORIES) if conditional else 0, channels, 28, 4,
                          CATEGORIES if conditional else ())
     return build_generator(spec), spec
