@@ -237,7 +237,7 @@ def _champion(policy: Policy, challenger: Evaluation, champion: Evaluation,
     lower_better = DIRECTIONS[metric] == "lower"
     ok = high < -margin if lower_better else low > margin
     point = challenger.value(metric, gate) - champion.value(metric, gate)
-    need = f"< -{margin:g}" if lower_better else f"> {margin:g}"
+    need = f"< {0.0 - margin:g}" if lower_better else f"> {margin:g}"
     reason = (f"{metric}_{challenger.samples} challenger - champion = {point:+.4g}, interval [{low:+.4g}, {high:+.4g}] "
               f"({method}, {policy.confidence:.0%}); needs the whole interval {need}")
     diff = {"metric": f"{metric}_{challenger.samples}", "point": point, "low": low, "high": high, "margin": margin,

@@ -123,10 +123,15 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
         raise ProdganError(f"{data_hash!r} is not a DVC hash; give at least 6 hex digits of the md5 in data.dvc")
     client = registry.client_for(settings)
     like = f"tags.`{registry.DATA_HASH}` LIKE '{data_hash}%'"
+    found = client.search_model_versions(like)
+    aliases: dict[tuple[str, str], list[str]] = {}  # search results leave aliases out; read them per model
+    for name in {mv.name for mv in found}:
+        for alias, version in (client.get_registered_model(name).aliases or {}).items():
+            aliases.setdefault((name, str(version)), []).append(alias)
     versions = [{"model": mv.name, "version": str(mv.version), "train_run_id": (mv.tags or {}).get(registry.TRAIN_RUN),
-                 "registered": _when(mv.creation_timestamp), "aliases": list(mv.aliases or []),
+                 "registered": _when(mv.creation_timestamp), "aliases": sorted(aliases.get((mv.name, str(mv.version)), [])),
                  "data_hash": (mv.tags or {}).get(registry.DATA_HASH)}
-                for mv in client.search_model_versions(like)]
+                for mv in found]
     exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
     runs = client.search_runs([exp.experiment_id], like, order_by=["attributes.start_time ASC"]) if exp else []
     return {

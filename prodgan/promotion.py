@@ -211,12 +211,12 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
     require_model_permission(settings, "MANAGE", "roll back")
     client = registry.client_for(settings)
     name = settings.model_name
-    verify.require_verified(settings, actor=actor, purpose="roll back")
     state = registry.champion_state(client, name)
     target = _previous(client, name)
     if state[0] is None or target is None:
         raise ProdganError(f"model {name} has no {'champion' if state[0] is None else 'previous'} alias: nothing to roll back to; "
                            f"see `prodgan audit history`")
+    verify.require_verified(settings, actor=actor, purpose="roll back")
     who = registry.actor_name(actor)
     target_mv = registry.get_version(client, name, target)
     sheet = _sheet(settings, name, [(f"champion v{state[0]} (rolled back)", state[0]), (f"restored v{target}", target)])

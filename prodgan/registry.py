@@ -43,6 +43,7 @@ AUDIT_SHEET = "champion_vs_challenger.png"
 def client_for(settings: Settings):
     from prodgan.tracking import setup_mlflow
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no per-file bars in CLI output
     return setup_mlflow(settings)
 
 

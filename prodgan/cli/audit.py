@@ -39,12 +39,14 @@ def model_cmd(
     chain = model_lineage(Settings.load(), ref)
     if as_json:
         return _json(chain)
+
     m, d, t = chain["model"], chain["dataset"], chain["training"]
     tree = Tree(f"[bold]{m['name']} v{m['version']}[/] {' '.join('@' + a for a in m['aliases'])}  registered {m['registered']}"
                 f"  weights {str(m['weights_sha256'])[:12]}")
     v = d.get("validation") or {}
     data = tree.add(f"dataset {d.get('dataset') or ''} [bold]{d.get('data_hash')}[/] (git {str(d.get('git_rev'))[:10]})")
-    data.add(f"validation {'[green]passed[/]' if v.get('success') else '[red]not passed[/]' if v else 'not recorded'}"
+    status = {True: "[green]passed[/]", False: "[red]FAILED[/]"}.get(v.get("success"), "(no validation.json in the run)")
+    data.add(f"validation {status}"
              f" {v.get('reference') or ''}  Data Docs: {v.get('docs_path') or '-'}")
     train = tree.add(f"training run {t.get('run_id') or t.get('missing')}  {t.get('status', '')}  {t.get('started') or ''}")
     train.add(f"config {t.get('config_file') or '-'}: " + ", ".join(f"{k}={val}" for k, val in list((t.get('config') or {}).items())[:12]))
@@ -61,7 +63,7 @@ def model_cmd(
         decisions.add(f"{r['at']} [bold]{r['action']}[/] v{r['version']} by {r['actor']}: champion {r['champion_before'] or '-'} -> "
                       f"{r['champion_after'] or '-'}  gates {str(r['gates_sha256'] or '-')[:12]}  audit run {r['audit_run_id']}"
                       + (f"\n  {'; '.join(fails)}" if fails else ""))
-    out.print(tree)
+    out.print(tree, soft_wrap=False)  # long lines wrap inside the tree instead of being cut
 
 
 @app.command("dataset")
