@@ -237,6 +237,9 @@ def register_from_run(settings: Settings, train_run_id: str, eval_run_id: str | 
     client = client_for(settings)
     name = settings.model_name
     train_run = get_run(client, train_run_id, "training run")
+    if train_run.info.status != "FINISHED":
+        raise ProdganError(f"training run {train_run_id} is {train_run.info.status}, not FINISHED: only a finished run's generator "
+                           f"can be registered; resume it with `prodgan train --resume` or pick another run")
     evaluation = read_eval_run(client, eval_run_id) if eval_run_id else latest_eval_run(settings, train_run_id)
     existing = version_by_train_run(client, name, train_run_id)
     if existing is None:

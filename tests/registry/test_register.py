@@ -11,6 +11,7 @@ from prodgan.cli import app
 from prodgan.errors import ProdganError
 from prodgan.fsutil import sha256_file
 from prodgan.models import load_bundle
+from prodgan.tracking import TRAIN_EXPERIMENT, RunLogger
 from tests.registry import helpers
 
 
@@ -51,6 +52,10 @@ def test_bad_uris_and_runs_are_clear_errors(store):
             registry.resolve_model(uri, settings=store)
     with pytest.raises(ProdganError, match="training run '0+' not found"):
         registry.register_from_run(store, "0" * 32)
+    unfinished = RunLogger.start(store, TRAIN_EXPERIMENT, "crashed")  # still RUNNING, no bundle
+    with pytest.raises(ProdganError, match="is RUNNING, not FINISHED"):
+        registry.register_from_run(store, unfinished.run_id)
+    assert not registry.client_for(store).search_model_versions(f"name = '{store.model_name}'")
 
 
 def test_evaluator_registers_as_its_own_model(store, tmp_path):
