@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 
-from prodgan import registry
+from prodgan import promotion, registry
 from prodgan.settings import Settings
 from prodgan.verify import verify
 from tests.conftest import run
@@ -66,6 +66,11 @@ class Team:
     def cli(self, user: str | None, *args: str, extra: dict[str, str] | None = None):
         proc = run([sys.executable, "-m", "prodgan", *args], self.root, check=False, env={**self.env(user), **(extra or {})})
         self.outputs += [proc.stdout, proc.stderr]
+        return proc
+
+    def ok(self, user: str | None, *args: str, extra: dict[str, str] | None = None):
+        proc = self.cli(user, *args, extra=extra)
+        assert proc.returncode == 0, f"prodgan {' '.join(args)} as {user}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
         return proc
 
     def act_as(self, user: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +129,7 @@ def test_roles_refusals_tamper_evidence_and_no_leaked_passwords(project: Setting
         assert anonymous.returncode == 2 and "refused anonymous access" in anonymous.stderr
 
         # the admin creates the roles; passwords come from the environment only
-        team.cli(ADMIN, "admin", "roles", extra=role_passwords).check_returncode()
+        team.ok(ADMIN, "admin", "roles", extra=role_passwords)
 
         # the trainer registers two versions (training runs, evaluations, model versions)
         team.act_as(TRAINER, monkeypatch)
@@ -135,11 +140,13 @@ def test_roles_refusals_tamper_evidence_and_no_leaked_passwords(project: Setting
         assert registry.champion_version(settings) is None
 
         # the promoter promotes v1, then v2 (better): audited as the promoter
-        team.cli(PROMOTER, "promote", v1).check_returncode()
-        team.cli(PROMOTER, "promote", v2).check_returncode()
+        team.ok(PROMOTER, "promote", v1)
+        team.act_as(PROMOTER, monkeypatch)
+        assert promotion.promote_version(settings, v2).approved
         assert verify(settings).ok
         assert [r["actor"] for r in registry.audit_records(settings)] == [PROMOTER, PROMOTER]
 
+        team.act_as(TRAINER, monkeypatch)
         # behind prodgan's back: the trainer's EDIT right is enough for MLflow to move the alias
         registry.client_for(settings).set_registered_model_alias(name, "champion", v1)
         caught = team.cli(TRAINER, "audit", "verify")
@@ -149,15 +156,17 @@ def test_roles_refusals_tamper_evidence_and_no_leaked_passwords(project: Setting
         assert registry.champion_version(settings).version == v1  # nothing moved
 
         # the promoter restores v2 with an audited --force; the registry verifies again
-        team.cli(PROMOTER, "promote", v2, "--force", "restore after an unaudited alias move").check_returncode()
-        assert team.cli(TRAINER, "audit", "verify").returncode == 0
+        team.ok(PROMOTER, "promote", v2, "--force", "restore after an unaudited alias move")
+        assert verify(settings).ok
+        assert [r["actor"] for r in registry.audit_records(settings) if r.get("bypassed")] == [PROMOTER]
         # ...and the trainer cannot write an audit record to explain a move of its own
         client = registry.client_for(settings)
         with pytest.raises(MlflowException, match="403|Permission denied"):
             client.create_run(client.get_experiment_by_name(registry.AUDIT_EXPERIMENT).experiment_id)
 
         # replaced weights of the previous champion: caught, and generating from it is refused
-        stored = {v: next(artifacts.rglob(f"models/{client.get_model_version(name, v).model_id}/**/generator.pt")) for v in (v1, v2)}
+        model_ids = {v: client.get_model_version(name, v).source.removeprefix("models:/") for v in (v1, v2)}
+        stored = {v: next(p for p in artifacts.rglob("generator.pt") if f"/models/{model_ids[v]}/" in p.as_posix()) for v in (v1, v2)}
         stored[v1].write_bytes(stored[v2].read_bytes())  # a valid generator, just not the one registered as v1
         replaced = team.cli(TRAINER, "generate", "--model", f"models:/{name}/{v1}", "-n", "2", "--out", str(tmp_path / "g.png"))
         assert replaced.returncode == 1 and f"v{v1}: generator.pt hashes to" in replaced.stderr
