@@ -128,6 +128,7 @@ class EvalRun:
     protocol: str
     metrics: dict[str, float]
     train_run_id: str | None
+    weights_sha256: str | None = None  # of the generator evaluated
 
 
 def read_eval_run(client: Any, run_id: str) -> EvalRun:
@@ -136,7 +137,7 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
     protocol = tags.get(PROTOCOL) or run.data.params.get("protocol_fingerprint")
     if not protocol:
         raise ProdganError(f"evaluation run {run_id} records no protocol fingerprint (tag {PROTOCOL}); re-run `prodgan evaluate`")
-    return EvalRun(run_id, protocol, dict(run.data.metrics), tags.get(TRAIN_RUN))
+    return EvalRun(run_id, protocol, dict(run.data.metrics), tags.get(TRAIN_RUN), tags.get(WEIGHTS))
 
 
 def latest_eval_run(settings: Settings, train_run_id: str, protocol: str | None = None) -> EvalRun | None:
@@ -157,6 +158,10 @@ def latest_eval_run(settings: Settings, train_run_id: str, protocol: str | None 
 def attach_evaluation(settings: Settings, name: str, version: str, evaluation: EvalRun, primary: bool = True) -> None:
     """Tie an evaluation run to a version: by protocol always; as the headline evaluation if `primary`."""
     client = client_for(settings)
+    weights = (client.get_model_version(name, version).tags or {}).get(WEIGHTS)
+    if evaluation.weights_sha256 and weights and evaluation.weights_sha256 != weights:
+        raise ProdganError(f"evaluation run {evaluation.run_id} evaluated other weights ({evaluation.weights_sha256[:12]}) than "
+                           f"{name} v{version} ({weights[:12]}); pass the evaluation of this version's training run")
     tags = {f"{EVAL_BY_PROTOCOL}{evaluation.protocol[:16]}": evaluation.run_id}
     if primary:
         tags.update({EVAL_RUN: evaluation.run_id, PROTOCOL: evaluation.protocol})
@@ -248,6 +253,9 @@ def register_from_run(settings: Settings, train_run_id: str, eval_run_id: str | 
             bundle_dir = _download_bundle(client, train_run_id, Path(tmp))
             model_uri = _logged_generator(client, train_run, bundle_dir)
             tags = _lineage_tags(train_run, bundle_dir)
+        if evaluation is not None and evaluation.weights_sha256 not in (None, tags[WEIGHTS]):
+            raise ProdganError(f"evaluation run {evaluation.run_id} evaluated other weights ({evaluation.weights_sha256[:12]}) than "
+                               f"training run {train_run_id} produced ({tags[WEIGHTS][:12]}); pass that run's own evaluation")
         mine = mlflow.register_model(model_uri, name, tags=tags)
         existing = version_by_train_run(client, name, train_run_id)
         if str(existing.version) != str(mine.version):  # a concurrent registration of the same run got there first

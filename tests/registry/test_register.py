@@ -55,6 +55,12 @@ def test_bad_uris_and_runs_are_clear_errors(store):
     unfinished = RunLogger.start(store, TRAIN_EXPERIMENT, "crashed")  # still RUNNING, no bundle
     with pytest.raises(ProdganError, match="is RUNNING, not FINISHED"):
         registry.register_from_run(store, unfinished.run_id)
+    finished = helpers.train_run(store, seed=9)
+    other = RunLogger.start(store, "prodgan-eval", "eval-of-something-else",
+                            tags={registry.PROTOCOL: "p" * 64, registry.WEIGHTS: "f" * 64, registry.TRAIN_RUN: finished})
+    other.finish()
+    with pytest.raises(ProdganError, match="evaluated other weights"):
+        registry.register_from_run(store, finished, eval_run_id=other.run_id)
     assert not registry.client_for(store).search_model_versions(f"name = '{store.model_name}'")
 
 
