@@ -15,14 +15,14 @@ from prodgan.errors import GateFailed
 def retrain(config: str = "configs/smoke.yaml", dataset: str = "fashion-mnist", force: bool = False,
             overrides: list[str] | None = None) -> dict[str, Any]:
     """Retrain the generator when the data or config changed since the champion (or when forced)."""
-    settings = steps.settings()
+    settings, links = steps.settings(), steps.link_tags()
     try:
         outcome = pipeline.retrain(settings, pipeline.resolve_config(settings, config), overrides or [], dataset, force,
-                                   step=steps.as_task, tags=steps.link_tags())
+                                   step=steps.as_task, tags=links)
     except GateFailed as exc:
         steps.publish("retrain-decision", pipeline.failure_markdown(exc), "retrain stopped by a gate")
         raise
     get_run_logger().info("retrain %s: %s", "runs" if outcome.freshness.retrain else "skipped", outcome.freshness.reason)
-    result = pipeline.summary(settings, outcome)
+    result = pipeline.summary(settings, outcome, links)
     steps.publish("retrain-decision", pipeline.report_markdown(result), "retrain decision, metrics, sample sheet")
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,8 +88,8 @@ def config_sha256(config_path: Path, overrides: Sequence[str] = ()) -> str:
 
 def freshness(settings: Settings, config_path: Path, overrides: Sequence[str] = (), force: bool = False) -> Freshness:
     """Compare the data and config about to be trained with what the champion was trained on."""
-    from prodgan.data import dvc
     from prodgan import registry
+    from prodgan.data import dvc
 
     data_hash = dvc.require_clean(settings)
     cfg = config_sha256(config_path, overrides)
@@ -217,7 +218,6 @@ def _tracking_reachable(settings: Settings, doing: str) -> Iterator[None]:
     """A tracking server that does not answer becomes one line saying so and what to do."""
     from mlflow.exceptions import MlflowException
 
-
     try:
         yield
     except MlflowException as exc:
@@ -225,7 +225,7 @@ def _tracking_reachable(settings: Settings, doing: str) -> Iterator[None]:
         if not any(sign in text for sign in ("Connection refused", "Failed to establish a new connection", "Max retries exceeded")):
             raise
         raise TrackingUnreachable(f"MLflow at {settings.tracking_uri} is unreachable while {doing} (connection refused); "
-                           "start the tracking server or fix MLFLOW_TRACKING_URI, then rerun: it is safe to repeat") from None
+                                  "start the tracking server or fix MLFLOW_TRACKING_URI, then rerun: it is safe to repeat") from None
 
 
 def _tag_run(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
@@ -276,8 +276,11 @@ def _artifact_location(settings: Settings, run_id: str | None, artifact: str) ->
     return str(Path(uri.removeprefix("file://")) / artifact) if uri.startswith("file://") else f"runs:/{run_id}/{artifact}"
 
 
-def summary(settings: Settings, outcome: RetrainOutcome) -> dict[str, Any]:
-    """What a retrain did, as plain data: the flow's return value, the CLI's output, the artifact."""
+def summary(settings: Settings, outcome: RetrainOutcome, links: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a retrain did, as plain data: the flow's return value, the CLI's output, the artifact.
+
+    `links` are the orchestrator's ids of this run (the Prefect flow run), if there is one.
+    """
     from prodgan import registry
 
     fresh, decision = outcome.freshness, outcome.decision
@@ -299,6 +302,7 @@ def summary(settings: Settings, outcome: RetrainOutcome) -> dict[str, Any]:
                    "audit_run_id": audit_run},
         "data_docs": str(outcome.validation.docs_path) if outcome.validation else None,
         "sheet": _artifact_location(settings, audit_run, registry.AUDIT_SHEET),
+        "orchestrator": links or {},
     }
 
 
@@ -343,6 +347,11 @@ def where_to_look(settings: Settings, result: dict[str, Any]) -> list[tuple[str,
         found.append(("Data Docs", result["data_docs"]))
     if result.get("sheet"):
         found.append(("champion vs challenger", result["sheet"]))
+    flow_run = (result.get("orchestrator") or {}).get(FLOW_RUN_TAG)
+    if flow_run:
+        api = result["orchestrator"].get("prefect.api_url")
+        where = f"PREFECT_API_URL={api}" if api else f"PREFECT_HOME={os.environ.get('PREFECT_HOME', settings.home / 'prefect')}"
+        found.append(("Prefect flow run", f"{where} prefect flow-run inspect {flow_run}"))
     return found
 
 
