@@ -55,6 +55,7 @@ def main() -> None:
     })
     os.environ.pop("PREFECT_API_URL", None)
     sys.path.insert(0, str(ROOT))
+    import flows  # noqa: F401  sets Prefect's start-up timeout before anything imports prefect
 
     from prodgan import pipeline
     from prodgan.settings import Settings, configure_environment
