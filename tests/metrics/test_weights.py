@@ -21,6 +21,7 @@ from prodgan.settings import Settings
 from tests.metrics.helpers import real_split
 
 
+@pytest.mark.slow  # ~25 s: 8 images through three InceptionV3 variants (first run also downloads + converts, ~30 s)
 def test_converted_weights_reproduce_the_reference_torchscript_and_fast_path_matches(inception_weights):
     """THE weights-equality test, on 8 real Fashion-MNIST images (plus the fast extractor against stock)."""
     assert inception_weights.origin != "converted" or not inception_weights.has_logits
