@@ -28,13 +28,10 @@ dataset:
 	  else echo "Fashion-MNIST missing: run  sudo apt-get install dataset-fashion-mnist" >&2; exit 1; fi; \
 	fi
 
-# The smoke config on a CPU (minutes), the full Fashion-MNIST recipe when a GPU is present.
-CONFIG ?= $(shell [ -x $(BIN)/python ] && $(BIN)/python -c "import torch; print('configs/fmnist.yaml' if torch.cuda.is_available() else 'configs/smoke.yaml')" 2>/dev/null || echo configs/smoke.yaml)
-
 demo: setup
 	$(BIN)/prodgan data setup
 	$(BIN)/prodgan data version
-	$(BIN)/prodgan retrain --config $(CONFIG)
+	$(BIN)/prodgan retrain  # configs/smoke.yaml on a CPU, configs/fmnist.yaml when CUDA is present
 
 test: setup
 	$(BIN)/python -m pytest -q

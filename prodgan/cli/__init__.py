@@ -21,20 +21,17 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prodgan.cli import data
+    from prodgan.cli import admin, audit, data, edit, evaluate, flows, generate, promote, train
 
-    app.add_typer(data.app, name="data")
-    from prodgan.cli import edit, generate
-
-    generate.register(app)  # prodgan generate, prodgan serve
-    app.add_typer(edit.app, name="edit")
-    from prodgan.cli import train as train_cli; train_cli.register(app)  # prodgan train
-    from prodgan.cli import flows as flows_cli; flows_cli.register(app)  # prodgan retrain, prodgan schedule
-    app.add_typer(__import__("prodgan.cli.admin", fromlist=["app"]).app, name="admin")  # prodgan admin roles
-    __import__("prodgan.cli.promote", fromlist=["register"]).register(app)  # prodgan register, promote, rollback
-    app.add_typer(__import__("prodgan.cli.audit", fromlist=["app"]).app, name="audit")  # prodgan audit model|dataset|history|verify
-    __import__("prodgan.cli.evaluate", fromlist=["register"]).register(app)  # prodgan evaluate, prodgan evaluator train
-
+    app.add_typer(data.app, name="data")  # import, add, push, pull, status, version, setup, validate
+    train.register(app)  # train
+    evaluate.register(app)  # evaluate, evaluator train
+    promote.register(app)  # register, promote, rollback
+    app.add_typer(audit.app, name="audit")  # model, dataset, history, verify
+    generate.register(app)  # generate, serve
+    app.add_typer(edit.app, name="edit")  # invert, interpolate, transfer
+    flows.register(app)  # retrain, schedule
+    app.add_typer(admin.app, name="admin")  # roles
 
 _register()
 
