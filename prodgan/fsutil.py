@@ -37,21 +37,30 @@ def write_json_atomic(target: Path, obj: Any) -> None:
 
 
 @contextmanager
-def atomic_dir(target: Path) -> Iterator[Path]:
-    """Build a folder under a temp name beside `target`, then swap it in with one rename."""
+def atomic_dir(target: Path, keep_existing: bool = False) -> Iterator[Path]:
+    """Build a folder under a temp name beside `target`, then swap it in with one rename.
+
+    `keep_existing` is for content-addressed caches: when a concurrent writer published
+    `target` first, its copy is as good as ours, so ours is dropped instead of swapped in.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
+        if keep_existing and target.exists():
+            return
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
-        else:
+            return
+        try:
             os.replace(tmp, target)
+        except OSError:
+            if not (keep_existing and target.exists()):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -290,13 +290,16 @@ _RUN = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/(?P<path>.*))?$")
 
 
 def _cached_download(settings: Settings, key: str, fetch: Any) -> Path:
-    """Download once per weights hash into <home>/models/<key>; the folder appears atomically."""
+    """Download once per weights hash into <home>/models/<key>; the folder appears atomically.
+
+    Two processes resolving the same model at once both download; the first rename wins.
+    """
     from prodgan.fsutil import atomic_dir
     from prodgan.models.bundle import SPEC_FILE
 
     target = settings.home / "models" / key
     if not (target / SPEC_FILE).is_file():
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, keep_existing=True) as tmp:
             fetch(tmp)
     return target
 

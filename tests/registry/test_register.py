@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -9,7 +11,7 @@ from typer.testing import CliRunner
 from prodgan import registry
 from prodgan.cli import app
 from prodgan.errors import ProdganError
-from prodgan.fsutil import sha256_file
+from prodgan.fsutil import atomic_dir, sha256_file
 from prodgan.models import load_bundle
 from prodgan.tracking import TRAIN_EXPERIMENT, RunLogger
 from tests.registry import helpers
@@ -38,6 +40,42 @@ def test_register_is_idempotent_and_tags_lineage(store):
 
     cli = CliRunner().invoke(app, ["register", "--run", run_id])  # the CLI retry lands on the same version
     assert cli.exit_code == 0 and f"v{first.version} " in cli.stdout, cli.output
+
+
+def test_concurrent_resolves_of_one_model_all_get_the_bundle(store):
+    """A flow and a server resolving the champion at once both download it; neither sees a half-published cache."""
+    version = helpers.registered(store, seed=4, fid=90.0)
+    uri = f"models:/{store.model_name}/{version}"
+    start = threading.Barrier(4, timeout=60)
+    results: list[object] = []
+
+    def resolve() -> None:
+        start.wait()
+        try:
+            results.append(registry.resolve_model(uri, settings=store).bundle_dir)
+        except Exception as exc:  # noqa: BLE001 - the assertion shows what a loser saw
+            results.append(exc)
+
+    threads = [threading.Thread(target=resolve) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 4 and all(isinstance(r, Path) for r in results), results
+    assert len(set(results)) == 1 and load_bundle(results[0])[1] == helpers.SPEC
+    assert not [p.name for p in results[0].parent.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_a_cache_folder_published_meanwhile_is_kept(tmp_path):
+    target = tmp_path / "cache" / "key"
+    with atomic_dir(target, keep_existing=True) as ours:
+        (ours / "who").write_text("second")
+        with atomic_dir(target, keep_existing=True) as theirs:
+            (theirs / "who").write_text("first")
+    assert (target / "who").read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["key"]
+    with atomic_dir(target) as replacement:  # the default still replaces, in one rename
+        (replacement / "who").write_text("new")
+    assert (target / "who").read_text() == "new" and sorted(p.name for p in target.parent.iterdir()) == ["key"]
 
 
 def test_bad_uris_and_runs_are_clear_errors(store):
