@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import typer
 
 from prodgan.cli.console import out
+from prodgan.progress import progress_bar
 from prodgan.settings import Settings
 
 app = typer.Typer(help="Import, version and restore datasets (DVC).", no_args_is_help=True)
 import_app = typer.Typer(help="Import a dataset into data/<name>.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
-
-
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out, transient=True) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @import_app.command("fashion-mnist")
@@ -40,7 +31,7 @@ def import_fashion_mnist(
 
     settings = Settings.load()
     src = source or fashion_mnist.DEBIAN_SOURCE
-    with _progress("importing fashion-mnist") as progress:
+    with progress_bar("importing fashion-mnist", out) as progress:
         meta = import_into(
             settings.data_dir, "fashion-mnist", "fashion-mnist",
             lambda tmp: fashion_mnist.write_fashion_mnist(src, tmp, limit=limit, progress=progress), force=force,
@@ -71,7 +62,7 @@ def import_folder(
         reports.append(report)
         return report.meta
 
-    with _progress(f"importing {name}") as progress:
+    with progress_bar(f"importing {name}", out) as progress:
         meta = import_into(settings.data_dir, name, "folder", build, force=force)
     for rel, reason in reports[0].skipped:
         out.print(f"[yellow]skipped[/] {rel}: {reason}", highlight=False, markup=True)

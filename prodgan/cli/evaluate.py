@@ -97,16 +97,13 @@ def evaluator_train(
 
     Example: prodgan evaluator train --epochs 3
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from prodgan.evaluation_log import evaluator_dir, train_and_log_evaluator
+    from prodgan.progress import progress_bar
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    with Progress(TextColumn("training evaluator"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True) as bar:
-        task = bar.add_task("train", total=None)
-        _, acc, run_id = train_and_log_evaluator(settings, dataset, epochs=epochs, limit=limit,
-                                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with progress_bar("training evaluator", err) as progress:
+        _, acc, run_id = train_and_log_evaluator(settings, dataset, epochs=epochs, limit=limit, progress=progress)
     out.print(f"evaluator test accuracy [bold]{acc:.4f}[/] -> {evaluator_dir(settings)} (mlflow run {run_id})")
 
 
