@@ -47,8 +47,9 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     grid_every: int = 0  # 0: one sample grid per epoch
-    eval_every: int = 0  # 0: no evaluation during training
-    eval_metric: str = ""  # metric from on_eval that picks the best checkpoint (lower is better)
+    eval_every: int = 0  # 0: no evaluation during training; N: quick FID every N steps picks the best checkpoint
+    eval_samples: int = 500  # quick FID: this many generated vs as many test images (real side cached)
+    eval_metric: str = ""  # metric from on_eval that picks the best checkpoint (lower is better; "" = the quick FID)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -125,6 +125,8 @@ def run_training(
     record = _require_validated(settings, cfg.dataset)  # runs dvc.require_clean: data/ is what data.dvc pins
     data_hash = record.data_hash
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
+    if cfg.eval_every and on_eval is None:
+        cfg, on_eval = _quick_fid_hook(settings, cfg, data, load_split(settings.tensor_cache_dir, data_root, "test", data_hash))
     git_rev, git_dirty = dvc.git_revision(settings.root)
     lineage = {"data_hash": data_hash, "dataset": cfg.dataset, "git_rev": git_rev, "git_dirty": git_dirty,
                "validation": _validation_reference(record), "config_file": config_path.name}
@@ -163,6 +165,32 @@ def run_training(
     logger.finish("FINISHED")
     write_json_atomic(run_dir / STATE_FILE, {**state, "status": "finished", "overrides": list(overrides)})
     return TrainResult(logger.run_id, result.bundle_dir, result.metrics, run_dir, result.step, data_hash)
+
+
+def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, test_split: Any) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:
+    """FID of the EMA generator every `eval_every` steps, `eval_samples` vs as many test images.
+
+    The real side is extracted once and cached, so each check costs one generated-side pass;
+    the lowest value picks the bundle that gets logged. Returns the config with `eval_metric` set.
+    """
+    import dataclasses
+
+    from prodgan.metrics import quick_fid, sample_suffix
+    from prodgan.train import make_spec
+
+    name = f"fid_{sample_suffix(cfg.eval_samples)}"
+    if cfg.eval_metric not in ("", name):
+        raise ProdganError(f"eval_metric {cfg.eval_metric!r} is not what training evaluates; use eval_metric={name} "
+                           "(the quick FID of eval_samples images) or leave it empty")
+    if not 2 <= cfg.eval_samples <= len(test_split):
+        raise ProdganError(f"eval_samples={cfg.eval_samples} must be between 2 and the {len(test_split)} test images; "
+                           "lower it with --set eval_samples=N")
+    spec = make_spec(cfg, train_split)
+
+    def on_eval(G: Any, step: int) -> dict[str, float]:
+        return {name: quick_fid(G, spec, test_split, cfg.eval_samples, cache_dir=settings.cache_dir)}
+
+    return dataclasses.replace(cfg, eval_metric=name), on_eval
 
 
 def _require_validated(settings: Settings, dataset: str) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from prodgan.errors import ProdganError
 from prodgan.models import generate_uint8, load_bundle
 from tests.conftest import prodgan
 from tests.train.helpers import SMOKE
@@ -21,7 +22,9 @@ def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
     from prodgan.validation import validate_dataset
 
     assert validate_dataset(small_project, "fashion-mnist").success
-    result = run_training(small_project, SMOKE, FAST[1::2], progress=False)
+    with pytest.raises(ProdganError, match="eval_samples=99999 must be between 2 and the"):
+        run_training(small_project, SMOKE, ["eval_every=3", "eval_samples=99999"], progress=False)
+    result = run_training(small_project, SMOKE, [*FAST[1::2], "eval_every=3", "eval_samples=12"], progress=False)
 
     client = setup_mlflow(small_project)
     run = client.get_run(result.run_id)
@@ -42,6 +45,11 @@ def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
     assert spec.num_classes == 10 and len(spec.categories) == 10
     assert generate_uint8(G, spec, 4, seed=0).shape == (4, 1, 28, 28)
     assert run.data.tags["prodgan.weights_sha256"]
+    quick_fid = {m.step: m.value for m in client.get_metric_history(result.run_id, "fid_12")}
+    assert sorted(quick_fid) == [3, 6] and all(v > 0 for v in quick_fid.values())  # the quick FID ran on real Inception
+    best_step = min(quick_fid, key=quick_fid.get)
+    assert run.data.metrics["best_step"] == best_step and run.data.metrics["best_fid_12"] == quick_fid[best_step]
+    assert json.loads((Path(local) / "generator.json").read_text())["extra"]["step"] == best_step  # the best is what got logged
 
 
 def test_train_cli_bad_input_is_one_line(small_project):
