@@ -94,7 +94,7 @@ def _evaluator(settings: Settings, dataset: str, say: Callable[[str], None]) -> 
     if (evaluator_dir(settings) / RECORD_FILE).is_file():
         return load_evaluator(evaluator_dir(settings))[0], None
     say("no evaluator classifier yet: training one on the train split (once; `prodgan evaluator train` to redo it)")
-    from prodgan.progress import progress_bar
+    from prodgan.console import progress_bar
 
     with progress_bar("training evaluator") as progress:
         model, acc, run_id = train_and_log_evaluator(settings, dataset, progress=progress)

@@ -41,7 +41,7 @@ def main() -> None:
     try:
         app()
     except ProdganError as exc:
-        from prodgan.cli.console import err
+        from prodgan.console import err
 
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

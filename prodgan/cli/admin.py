@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from prodgan.cli.console import out
+from prodgan.console import out
 from prodgan.errors import ProdganError
 
 app = typer.Typer(help="Administer an authenticated MLflow server (run as the MLflow admin).", no_args_is_help=True)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from prodgan.cli.console import out
+from prodgan.console import out
 from prodgan.settings import Settings
 
 app = typer.Typer(help="Lineage and promotion history: what a model came from, who promoted it, when.", no_args_is_help=True)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from prodgan.cli.console import out
+from prodgan.console import out
 from prodgan.errors import GateFailed
 
 

@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from prodgan.cli.console import out
-from prodgan.progress import progress_bar
+from prodgan.console import out, progress_bar
 from prodgan.settings import Settings
 
 app = typer.Typer(help="Import, version and restore datasets (DVC).", no_args_is_help=True)

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import typer
 
-from prodgan.cli.console import out
+from prodgan.console import out
 from prodgan.cli.generate import BUNDLE_HELP, MODEL_HELP, load_generator
 from prodgan.errors import ProdganError
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from prodgan.cli.console import err, out
+from prodgan.console import err, out, progress_bar
 from prodgan.errors import ProdganError
 
 evaluator_app = typer.Typer(help="The domain evaluator classifier (IS without Inception logits, conditional accuracy).",
@@ -98,11 +98,10 @@ def evaluator_train(
     Example: prodgan evaluator train --epochs 3
     """
     from prodgan.evaluation_log import evaluator_dir, train_and_log_evaluator
-    from prodgan.progress import progress_bar
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    with progress_bar("training evaluator", err) as progress:
+    with progress_bar("training evaluator") as progress:
         _, acc, run_id = train_and_log_evaluator(settings, dataset, epochs=epochs, limit=limit, progress=progress)
     out.print(f"evaluator test accuracy [bold]{acc:.4f}[/] -> {evaluator_dir(settings)} (mlflow run {run_id})")
 

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from prodgan.cli.console import out
+from prodgan.console import out
 from prodgan.errors import ProdganError
 
 

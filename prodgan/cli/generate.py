@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import typer
 
-from prodgan.cli.console import out
+from prodgan.console import out
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from prodgan.cli.console import err, out
+from prodgan.console import err, out
 
 
 def train(

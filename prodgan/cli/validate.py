@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from prodgan.cli.console import out
+from prodgan.console import out
 from prodgan.settings import Settings
 
 
