@@ -77,7 +77,7 @@ def register_evaluator(settings: Settings, evaluator_dir: Path, source_run_id: s
     logged = mlflow.initialize_logged_model(name=LOGGED_NAME, source_run_id=source_run_id,
                                             experiment_id=ensure_experiment(EVAL_EXPERIMENT, settings))
     info = mlflow.pyfunc.log_model(
-        name=LOGGED_NAME, python_model=EvaluatorPyfunc(), artifacts={"evaluator": str(evaluator_dir)},
+        name=LOGGED_NAME, python_model=str(serving.MODEL_CODE / "evaluator.py"), artifacts={"evaluator": str(evaluator_dir)},
         signature=infer_signature(example, pd.DataFrame({"category": ["x"], "confidence": [1.0]})), input_example=example,
         pip_requirements=serving.pip_requirements(), model_id=logged.model_id,
     )

@@ -71,3 +71,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """Relative POSIX path -> sha256 of every file under `folder`: what a stored model must keep holding."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}

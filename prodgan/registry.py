@@ -31,6 +31,7 @@ LOCK_STALE_S = 300  # a transition lock older than this whose holder never finis
 # model-version tags (the lineage contract in the brief)
 TRAIN_RUN, DATA_HASH, GIT_REV, VALIDATION = "prodgan.train_run_id", "prodgan.data_hash", "prodgan.git_rev", "prodgan.validation"
 EVAL_RUN, PROTOCOL, WEIGHTS = "prodgan.eval_run_id", "prodgan.protocol", "prodgan.weights_sha256"
+MODEL_FILES = "prodgan.model_files"  # JSON {path: sha256} of every file of the logged model (code, MLmodel, env)
 EVAL_BY_PROTOCOL = "prodgan.eval."  # + protocol fingerprint[:16] -> eval run id under that protocol
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")
 _HEADLINE_NAME = re.compile(rf"^({'|'.join(HEADLINE)})_\d+k?$")
@@ -215,11 +216,24 @@ def _logged_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
     logged = mlflow.initialize_logged_model(name=LOGGED_MODEL_NAME, source_run_id=run_id, experiment_id=exp_id,
                                             tags={TRAIN_RUN: run_id})
     info = mlflow.pyfunc.log_model(
-        name=LOGGED_MODEL_NAME, python_model=serving.GeneratorPyfunc(), artifacts={"bundle": str(bundle_dir)},
+        name=LOGGED_MODEL_NAME, python_model=str(serving.MODEL_CODE / "generator.py"), artifacts={"bundle": str(bundle_dir)},
         signature=serving.signature(), input_example=serving.input_example(),
         pip_requirements=serving.pip_requirements(), model_id=logged.model_id,
     )
     return info.model_uri
+
+
+def _model_files(model_uri: str, dest: Path) -> str:
+    """The logged model's file hashes as stored (the `MODEL_FILES` tag `prodgan audit verify` replays)."""
+    import json
+
+    import mlflow
+
+    from prodgan.fsutil import file_hashes
+
+    location = mlflow.get_logged_model(model_uri.removeprefix("models:/")).artifact_location
+    return json.dumps(file_hashes(Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dest)))),
+                      sort_keys=True, separators=(",", ":"))
 
 
 def _lineage_tags(train_run: Any, bundle_dir: Path) -> dict[str, str]:
@@ -252,7 +266,7 @@ def register_from_run(settings: Settings, train_run_id: str, eval_run_id: str | 
         with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
             bundle_dir = _download_bundle(client, train_run_id, Path(tmp))
             model_uri = _logged_generator(client, train_run, bundle_dir)
-            tags = _lineage_tags(train_run, bundle_dir)
+            tags = {**_lineage_tags(train_run, bundle_dir), MODEL_FILES: _model_files(model_uri, Path(tmp) / "logged")}
         if evaluation is not None and evaluation.weights_sha256 not in (None, tags[WEIGHTS]):
             raise ProdganError(f"evaluation run {evaluation.run_id} evaluated other weights ({evaluation.weights_sha256[:12]}) than "
                                f"training run {train_run_id} produced ({tags[WEIGHTS][:12]}); pass that run's own evaluation")

@@ -3,13 +3,14 @@
 Request rows `{seed, category, n}` (category by name or index, optional); the answer has one row
 per image: `seed, category, index, png_base64`. Same row -> same bytes. Bad values are raised as
 `MlflowException(INVALID_PARAMETER_VALUE)`, which the scoring server turns into a 400 with the
-message and survives. The class is pickled by reference, so `prodgan` must be importable where
-the model is served (`--env-manager local`, or the pip requirements below).
+message and survives. The model is logged from code (`model_code/generator.py`), not pickled, so
+`prodgan` must be importable where it is served (`--env-manager local`, or the pip requirements below).
 """
 
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
@@ -23,6 +24,7 @@ from prodgan.errors import ProdganError
 from prodgan.generate import MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_ROW, parse_request
 
 OUTPUT_COLUMNS = ["seed", "category", "index", "png_base64"]
+MODEL_CODE = Path(__file__).with_name("model_code")  # models-from-code entry points, one per pyfunc
 
 
 def _invalid(message: str) -> MlflowException:

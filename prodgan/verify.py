@@ -9,8 +9,9 @@ records neither. prodgan moves `champion`/`previous` only through audited decisi
 2. every moving record must find `champion` where the one before left it, unless a later
    `force` bypass record (written when someone acted on a registry that failed verification,
    at transition counter >= the gap's) acknowledged it;
-3. each version's `generator.pt` must still hash to `prodgan.weights_sha256`, the tag written
-   at registration.
+3. each version's `generator.pt` must still hash to `prodgan.weights_sha256`, and every other
+   stored file (the models-from-code `generator.py`, MLmodel, environment) to its hash in
+   `prodgan.model_files`; both tags are written at registration.
 
 `require_verified` is what `promote`, `generate`, `serve` and the retrain flow call first.
 """
@@ -27,6 +28,8 @@ from prodgan.settings import Settings
 
 MOVES = ("promote", "force", "rollback")
 BYPASS = "verification"  # decision.json `bypassed` of a force record written by require_verified
+# MLflow itself writes this (model name + version) into a local store the first time a version loads.
+MLFLOW_WRITTEN = frozenset({"registered_model_meta"})
 
 
 @dataclass(frozen=True)
@@ -90,44 +93,68 @@ def check_aliases(records: list[dict[str, Any]], champion: str | None, previous:
     return findings
 
 
-def _weights_path(client: Any, name: str, version: str, dest: Path) -> Path:
-    """Download only the version's generator.pt (its place is read from the model's MLmodel file)."""
+def _download_version(client: Any, name: str, version: str, dest: Path) -> tuple[Path, str]:
+    """Download every file of a model version as stored; returns (folder, path of its generator.pt in it)."""
     import mlflow
     import yaml
 
     from prodgan.models.bundle import WEIGHTS_FILE
 
     root = client.get_model_version_download_uri(name, version).rstrip("/")
-    mlmodel = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/MLmodel", dst_path=str(dest / "m")))
-    artifacts = (yaml.safe_load(mlmodel.read_text()).get("flavors", {}).get("python_function", {}).get("artifacts") or {})
+    folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=root, dst_path=str(dest)))
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text()) if (folder / "MLmodel").is_file() else {}
+    artifacts = (mlmodel.get("flavors", {}).get("python_function", {}).get("artifacts") or {})
     bundle = (artifacts.get("bundle") or {}).get("path")
     if not bundle:
         raise ValueError("its MLmodel names no `bundle` artifact")
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{root}/{bundle}/{WEIGHTS_FILE}", dst_path=str(dest / "w")))
+    return folder, f"{bundle.strip('/')}/{WEIGHTS_FILE}"
 
 
-def check_weights(settings: Settings, versions: list[Any]) -> tuple[list[str], list[Finding]]:
-    """(versions hashed, findings) for model versions whose stored generator.pt is not the registered one."""
-    from prodgan.fsutil import sha256_file
-    from prodgan.registry import WEIGHTS, client_for
+def _file_findings(version: str, recorded: str | None, actual: dict[str, str], weights: str) -> list[Finding]:
+    """Files added, removed or changed since registration (the weights have their own, clearer finding)."""
+    import json
+
+    from prodgan.registry import MODEL_FILES
+
+    if not recorded:
+        return [Finding(version, f"has no {MODEL_FILES} tag: it was not registered by prodgan or the tag was removed")]
+    expected = json.loads(recorded)
+    changed = sorted(p for p in set(expected) | set(actual)
+                     if p != weights and p not in MLFLOW_WRITTEN and expected.get(p) != actual.get(p))
+    if not changed:
+        return []
+    what = ", ".join(f"{p} ({'added' if p not in expected else 'removed' if p not in actual else 'changed'})" for p in changed)
+    return [Finding(version, f"model files differ from registration: {what}; the stored model (code, MLmodel or "
+                             f"environment) was edited outside prodgan")]
+
+
+def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str], list[Finding]]:
+    """(versions hashed, findings) for model versions whose stored files are not the registered ones."""
+    from prodgan.fsutil import file_hashes
+    from prodgan.registry import MODEL_FILES, WEIGHTS, client_for
 
     client, hashed, findings = client_for(settings), [], []
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     for mv in versions:
-        version, recorded = str(mv.version), (mv.tags or {}).get(WEIGHTS)
+        version, tags = str(mv.version), mv.tags or {}
+        recorded = tags.get(WEIGHTS)
         if not recorded:
             findings.append(Finding(version, f"has no {WEIGHTS} tag: it was not registered by prodgan or the tag was removed"))
             continue
         with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
             try:
-                actual = sha256_file(_weights_path(client, mv.name, version, Path(tmp)))
-            except Exception as exc:  # noqa: BLE001 - any failure to fetch the weights is itself a finding
-                findings.append(Finding(version, f"generator.pt cannot be read from the artifact store ({str(exc).splitlines()[0]})"))
+                folder, weights = _download_version(client, mv.name, version, Path(tmp))
+                actual = file_hashes(folder)
+            except Exception as exc:  # noqa: BLE001 - any failure to fetch the model is itself a finding
+                findings.append(Finding(version, f"the model cannot be read from the artifact store ({str(exc).splitlines()[0]})"))
                 continue
         hashed.append(version)
-        if actual != recorded:
-            findings.append(Finding(version, f"generator.pt hashes to {actual[:16]}…, but {WEIGHTS} recorded "
-                                             f"{recorded[:16]}… at registration: the weights were replaced"))
+        if actual.get(weights) != recorded:
+            got = actual.get(weights)
+            findings.append(Finding(version, f"generator.pt hashes to {got[:16]}…, but {WEIGHTS} recorded "
+                                             f"{recorded[:16]}… at registration: the weights were replaced" if got else
+                                             f"generator.pt is missing from the stored model: the weights were removed"))
+        findings += _file_findings(version, tags.get(MODEL_FILES), actual, weights)
     return hashed, findings
 
 
@@ -147,8 +174,8 @@ def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ..
     else:
         chosen = {str(mv.version): mv for mv in aliased if mv}
         versions = [*chosen.values(), *(get_version(client, name, v) for v in include if v not in chosen)]
-    report.hashed, weight_findings = check_weights(settings, sorted(versions, key=lambda mv: int(mv.version)))
-    report.findings += weight_findings
+    report.hashed, file_findings = check_artifacts(settings, sorted(versions, key=lambda mv: int(mv.version)))
+    report.findings += file_findings
     return report
 
 

@@ -84,3 +84,19 @@ def test_replaced_weights_are_caught_and_refused(store) -> None:
     assert f"v{v1}: generator.pt hashes to" in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(GateFailed, match="weights were replaced"):
         require_verified(store, purpose="serve")
+
+
+def test_edited_model_code_is_caught_and_nothing_is_pickled(store) -> None:
+    v1 = helpers.registered(store, seed=1, fid=300.0)
+    promotion.promote_version(store, v1, actor="alice")
+    stored = _stored_weights(store, v1).parents[2]  # <model>/artifacts/bundle/generator.pt -> <model>
+    assert (stored / "generator.py").is_file() and not list(stored.rglob("*.pkl"))  # models-from-code, no pickle
+    assert verify(store).ok
+
+    with (stored / "generator.py").open("a") as code:
+        code.write("\nimport os  # an edit behind prodgan's back\n")
+    report = verify(store)
+    assert [f.version for f in report.findings] == [v1], report.findings
+    assert "generator.py (changed)" in report.findings[0].problem
+    with pytest.raises(GateFailed, match=r"generator.py \(changed\)"):
+        require_verified(store, purpose="serve")

@@ -1,0 +1,7 @@
+"""The evaluator-classifier pyfunc, built from code when MLflow loads a registered evaluator."""
+
+from mlflow.models import set_model
+
+from prodgan.evaluator_model import EvaluatorPyfunc
+
+set_model(EvaluatorPyfunc())
