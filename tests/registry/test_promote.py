@@ -144,6 +144,26 @@ def test_race_for_champion_exactly_one_wins(store, gates):
     assert any("champion moved" in reason for reason in next(r for r in records if r["action"] == "reject")["reasons"])
 
 
+def test_a_lock_left_by_a_crashed_promoter_is_respected_then_recovered(store, gates, monkeypatch):
+    """A promoter that died between taking transition #2 and moving the alias must not block promotions forever."""
+    from prodgan.verify import verify
+
+    v1 = helpers.registered(store, seed=1, fid=100.0)
+    promotion.promote_version(store, v1)
+    v2 = helpers.registered(store, seed=2, fid=50.0)
+    registry._take_transition(store, registry.client_for(store), store.model_name, 2, "crashed-promoter")
+
+    with pytest.raises(registry.ChampionMoved, match="took transition #2 first"):  # a fresh lock: someone may be moving
+        promotion.promote_version(store, v2)
+    assert aliases(store) == {"champion": v1}
+    monkeypatch.setattr(registry, "LOCK_STALE_S", 0)  # time passes: the holder never finished
+    with pytest.raises(registry.ChampionMoved):  # this attempt abandons the dead transition ...
+        promotion.promote_version(store, v2)
+    assert promotion.promote_version(store, v2).approved  # ... and the re-run takes the next one
+    assert aliases(store) == {"champion": v2, "previous": v1}
+    assert verify(store).ok
+
+
 @pytest.mark.slow
 def test_cli_rejects_with_reasons_and_exit_1(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
