@@ -85,3 +85,32 @@ def test_evaluator_for_other_categories_is_refused(feature_cache):
     evaluator.categories = ("a", "b")
     with pytest.raises(ProdganError, match="evaluator was trained on categories"):
         evaluate_generator(G, spec, real_split("test", N), samples=N, evaluator=evaluator, cache_dir=feature_cache)
+
+
+def test_inception_score_comes_from_inception_logits_when_the_weights_have_them(inception_weights, feature_cache, tmp_path):
+    """The official file (not downloadable here) adds a 1008-way `fc`; a trunk with a seeded fc takes the same path."""
+    import torch
+
+    from prodgan.fsutil import sha256_file
+    from prodgan.metrics.defaults import DEFAULTS
+    from prodgan.metrics.inception_weights import InceptionWeights
+    from prodgan.metrics.isc import inception_score
+
+    state = torch.load(inception_weights.path, weights_only=True)
+    state["fc.weight"] = torch.randn(state["fc.weight"].shape, generator=torch.Generator().manual_seed(0)) * 0.05
+    path = tmp_path / "inception-with-logits.pth"
+    torch.save(state, path)
+    with_logits = InceptionWeights(path, sha256_file(path), has_logits=True, origin="env")
+
+    G, spec = tiny_generator(conditional=False)
+    real = real_split("test", N, offset=200)
+    result = evaluate_generator(G, spec, real, samples=N, seed=0, metrics=("fid", "is"), bootstrap=0,
+                                cache_dir=feature_cache, weights=with_logits)
+    expected, _ = inception_score(result.features.astype("float32") @ state["fc.weight"].numpy().T,
+                                  splits=DEFAULTS["isc_splits"], seed=0)
+    assert result.metrics["is_10"] == pytest.approx(expected, rel=1e-4) and result.metrics["is_10"] > 1
+    assert result.protocol.weights_sha256 != inception_weights.sha256  # other weights, another protocol
+    trunk_only = evaluate_generator(G, spec, real, samples=N, seed=0, metrics=("fid", "is"), bootstrap=0,
+                                    cache_dir=feature_cache, weights=inception_weights)
+    assert "is_10" not in trunk_only.metrics  # no logits and no evaluator: no IS, never a made-up one
+    assert trunk_only.metrics["fid_10"] == pytest.approx(result.metrics["fid_10"], rel=1e-5)  # same trunk, same FID
