@@ -161,3 +161,21 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
         logger.finish("FAILED")
         raise
     return EvaluationRun(logger.run_id, result, evaluator_run)
+
+
+def evaluate_model(settings: Settings, uri: str, **options: Any) -> tuple[EvaluationRun, dict[str, str]]:
+    """Evaluate a model URI; a registered version also gets the evaluation attached under its protocol.
+
+    `options` go to `evaluate_bundle` (samples, seed, split, ...). Returns the run and the model's
+    name/version/run id as logged.
+    """
+    from prodgan import registry
+
+    resolved = registry.resolve_model(uri, settings=settings)
+    info = {k: str(v) for k, v in resolved.info().items() if k != "weights_sha256"}
+    run = evaluate_bundle(settings, resolved.bundle_dir, train_run_id=resolved.tags.get(registry.TRAIN_RUN) or resolved.run_id,
+                          model_info=info, **options)
+    if info.get("model_version"):
+        registry.attach_evaluation(settings, info["model_name"], info["model_version"],
+                                   registry.read_eval_run(registry.client_for(settings), run.run_id), primary=False)
+    return run, info

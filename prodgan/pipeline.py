@@ -183,15 +183,10 @@ def evaluate(settings: Settings, trained: Any, tags: dict[str, str] | None = Non
 
 def evaluate_model(settings: Settings, version: str, tags: dict[str, str] | None = None) -> dict[str, Any]:
     """Evaluate a registered version (number or alias) and tie the evaluation to it by protocol."""
-    from prodgan import registry
-    from prodgan.evaluation_log import evaluate_bundle
+    from prodgan import evaluation_log
 
     uri = f"models:/{settings.model_name}/{version}" if str(version).isdigit() else f"models:/{settings.model_name}@{version}"
-    resolved = registry.resolve_model(uri, settings=settings)
-    info = {k: str(v) for k, v in resolved.info().items() if k != "weights_sha256"}
-    run = evaluate_bundle(settings, resolved.bundle_dir, train_run_id=resolved.tags.get(registry.TRAIN_RUN), model_info=info)
-    registry.attach_evaluation(settings, info["model_name"], info["model_version"],
-                               registry.read_eval_run(registry.client_for(settings), run.run_id), primary=False)
+    run, info = evaluation_log.evaluate_model(settings, uri)
     _tag_run(settings, run.run_id, tags or {})
     return {"model": uri, "version": info["model_version"], "eval_run_id": run.run_id, "protocol": run.protocol, "metrics": run.metrics}
 

@@ -35,31 +35,21 @@ def evaluate(
     """
     import time
 
-    from prodgan.evaluation_log import evaluate_bundle
+    from prodgan import evaluation_log
     from prodgan.settings import Settings
 
     if (model is None) == (bundle is None):
         raise ProdganError("give exactly one of MODEL (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID) or --bundle DIR")
-    settings = Settings.load()
-    info: dict[str, str] = {}
-    train_run = None
-    if model is not None:
-        from prodgan import registry
-
-        resolved = registry.resolve_model(model, settings=settings)
-        bundle, info = resolved.bundle_dir, {k: str(v) for k, v in resolved.info().items() if k != "weights_sha256"}
-        train_run = resolved.tags.get(registry.TRAIN_RUN) or resolved.run_id
-    elif not (bundle / "generator.json").is_file():
+    if bundle is not None and not (bundle / "generator.json").is_file():
         raise ProdganError(f"{bundle} is not a generator bundle (generator.json missing); point --bundle at a folder written by `prodgan train`")
+    settings = Settings.load()
+    options = dict(samples=samples, seed=seed, split=split, kid_subset_size=kid_subset_size, use_evaluator=not no_evaluator, say=_say)
     started = time.perf_counter()
     with err.status("evaluating (InceptionV3 on the CPU runs ~12 images/s)"):
-        run = evaluate_bundle(settings, bundle, train_run_id=train_run, samples=samples, seed=seed, split=split,
-                              kid_subset_size=kid_subset_size, model_info=info, use_evaluator=not no_evaluator, say=_say)
-    if model is not None and info.get("model_version"):
-        from prodgan import registry
-
-        registry.attach_evaluation(settings, info["model_name"], info["model_version"],
-                                   registry.read_eval_run(registry.client_for(settings), run.run_id), primary=False)
+        if model is not None:
+            run, _ = evaluation_log.evaluate_model(settings, model, **options)
+        else:
+            run = evaluation_log.evaluate_bundle(settings, bundle, **options)
     _print(run, time.perf_counter() - started)
 
 

@@ -11,6 +11,7 @@ import pytest
 from prodgan import evaluation_log, promotion, registry
 from prodgan.data import dvc
 from prodgan.data.layout import read_meta
+from tests.conftest import prodgan
 from tests.registry import helpers
 
 GATES = """
@@ -50,3 +51,11 @@ def test_champion_reevaluated_under_the_challengers_protocol(small_store, tmp_pa
     champion_tags = registry.client_for(settings).get_model_version(settings.model_name, v1).tags
     assert champion_tags[f"{registry.EVAL_BY_PROTOCOL}{protocol_2[:16]}"] == decision.champion["eval_run_id"]
     assert champion_tags[registry.PROTOCOL] == protocol_1  # the headline evaluation stays the original one
+
+    # `prodgan evaluate` on a registered version attaches the run to it under the new protocol
+    proc = prodgan("evaluate", f"models:/{settings.model_name}/{v2}", "--samples", "16", "--no-evaluator", cwd=settings.root)
+    assert "fid_16" in proc.stdout
+    tags = registry.client_for(settings).get_model_version(settings.model_name, v2).tags
+    attached = [tags[k] for k in tags if k.startswith(registry.EVAL_BY_PROTOCOL)]
+    assert len(attached) == 2 and all(registry.read_eval_run(registry.client_for(settings), run).metrics for run in attached)
+    assert tags[registry.PROTOCOL] == protocol_2  # a later evaluation never replaces the headline one
