@@ -149,11 +149,12 @@ def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str],
                 findings.append(Finding(version, f"the model cannot be read from the artifact store ({str(exc).splitlines()[0]})"))
                 continue
         hashed.append(version)
-        if actual.get(weights) != recorded:
-            got = actual.get(weights)
+        got = actual.get(weights)
+        if got is None:
+            findings.append(Finding(version, "generator.pt is missing from the stored model: the weights were removed"))
+        elif got != recorded:
             findings.append(Finding(version, f"generator.pt hashes to {got[:16]}…, but {WEIGHTS} recorded "
-                                             f"{recorded[:16]}… at registration: the weights were replaced" if got else
-                                             f"generator.pt is missing from the stored model: the weights were removed"))
+                                             f"{recorded[:16]}… at registration: the weights were replaced"))
         findings += _file_findings(version, tags.get(MODEL_FILES), actual, weights)
     return hashed, findings
 

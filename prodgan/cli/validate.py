@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from prodgan.console import out
+from prodgan.console import out, progress_bar
 from prodgan.settings import Settings
 
 
@@ -19,11 +19,10 @@ def validate(
 
     Example: prodgan data validate --dataset fashion-mnist
     """
-    from prodgan.cli.data import _progress
     from prodgan.errors import GateFailed
     from prodgan.validation import validate_dataset
 
-    with _progress(f"describing {dataset}") as progress:
+    with progress_bar(f"describing {dataset}", out) as progress:
         record = validate_dataset(Settings.load(), dataset, progress=progress, fresh=fresh)
     _print_summary(record, show)
     if not record.success:
