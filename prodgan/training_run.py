@@ -103,10 +103,15 @@ def run_training(
     *,
     dataset: str | None = None,
     on_eval: Callable[..., dict[str, float]] | None = None,
+    nproc: int = 1,
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Check data, train (or resume), and log the run; returns the MLflow run id and the bundle."""
+    """Check data, train (or resume), and log the run; returns the MLflow run id and the bundle.
+
+    `nproc > 1` trains with that many DDP processes (torchrun, gloo on CPU, NCCL on GPUs); this
+    process keeps the MLflow run and logs what rank 0 reported once they finish.
+    """
     from prodgan import tracking
     from prodgan.data import dvc
     from prodgan.data.tensors import load_split
@@ -125,6 +130,8 @@ def run_training(
     record = _require_validated(settings, cfg.dataset)  # runs dvc.require_clean: data/ is what data.dvc pins
     data_hash = record.data_hash
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
+    if nproc > 1 and (cfg.eval_every or on_eval):
+        raise ProdganError(f"evaluation during training runs in one process: drop eval_every (--set eval_every=0) or --nproc {nproc}")
     if cfg.eval_every and on_eval is None:
         cfg, on_eval = _quick_fid_hook(settings, cfg, data, load_split(settings.tensor_cache_dir, data_root, "test", data_hash))
     git_rev, git_dirty = dvc.git_revision(settings.root)
@@ -149,8 +156,11 @@ def run_training(
     from prodgan.train import TrainingDiverged, train
 
     try:
-        result = train(cfg, data, run_dir, resume=resume, hooks=_make_hooks(logger, say), on_eval=on_eval,
-                       lineage=lineage, progress=progress)
+        if nproc > 1:
+            result = _train_processes(nproc, config_path, overrides, run_dir, data_root, data_hash, resume, _make_hooks(logger, say))
+        else:
+            result = train(cfg, data, run_dir, resume=resume, hooks=_make_hooks(logger, say), on_eval=on_eval,
+                           lineage=lineage, progress=progress)
     except TrainingDiverged:
         write_json_atomic(run_dir / STATE_FILE, {**state, "status": "diverged", "overrides": list(overrides)})
         logger.finish("FAILED")
@@ -165,6 +175,31 @@ def run_training(
     logger.finish("FINISHED")
     write_json_atomic(run_dir / STATE_FILE, {**state, "status": "finished", "overrides": list(overrides)})
     return TrainResult(logger.run_id, result.bundle_dir, result.metrics, run_dir, result.step, data_hash)
+
+
+def _train_processes(nproc: int, config_path: Path, overrides: list[str], run_dir: Path, data_root: Path,
+                     data_hash: str, resume: bool, hooks: Any) -> Any:
+    """Run the bare trainer under torchrun, then replay rank 0's log into this process's MLflow hooks."""
+    import subprocess
+    import sys
+
+    from prodgan.models.bundle import GeneratorSpec, read_bundle_record
+    from prodgan.train import TRAIN_LOG, TrainResult, list_checkpoints, replay_file_log
+
+    log = run_dir / TRAIN_LOG
+    offset = log.stat().st_size if log.is_file() else 0  # a resumed run replays only what this launch adds
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "prodgan.train",
+           "--config", str(config_path), *[a for o in overrides for a in ("--set", o)], "--out", str(run_dir),
+           "--data-dir", str(data_root), "--data-hash", data_hash, *(["--resume"] if resume else [])]
+    code = subprocess.run(cmd, stdout=sys.stderr).returncode  # progress and errors stay visible; stdout is for results
+    metrics = replay_file_log(run_dir, offset, hooks)
+    if code:
+        raise ProdganError(f"the {nproc}-process training exited with {code} (its error is printed above); "
+                           "fix it and continue with `prodgan train --resume --nproc N`")
+    bundle = run_dir / "bundle"
+    record = read_bundle_record(bundle)
+    step = int((record.get("extra") or {}).get("step", 0))
+    return TrainResult(run_dir, bundle, list_checkpoints(run_dir)[0], step, GeneratorSpec.from_dict(record["spec"]), metrics)
 
 
 def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, test_split: Any) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:

@@ -15,6 +15,7 @@ def train(
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key: --set steps=200 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this config from its last checkpoint."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset under data/ (default: the config's)."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="DDP processes (torchrun; one per GPU, gloo on CPU); this process keeps the MLflow run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a generator; the MLflow run (experiment prodgan-train) holds params, losses, sample grids and the model.
@@ -29,7 +30,7 @@ def train(
     from prodgan.training_run import run_training
 
     started = time.perf_counter()
-    result = run_training(Settings.load(), config, overrides or [], resume, dataset=dataset, progress=not quiet,
+    result = run_training(Settings.load(), config, overrides or [], resume, dataset=dataset, nproc=nproc, progress=not quiet,
                           say=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
     table = Table(title="training run", show_header=False)
     table.add_row("mlflow run", result.run_id)
