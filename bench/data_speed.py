@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from prodgan.data import dvc
+from prodgan.adapters import dvc
 from prodgan.data.fashion_mnist import DEBIAN_SOURCE, write_fashion_mnist
 from prodgan.data.importer import import_into
 from prodgan.data.layout import read_meta

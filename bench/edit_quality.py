@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from prodgan import edit
-from prodgan.data import dvc
+from prodgan.adapters import dvc
 from prodgan.data.tensors import load_split
 from prodgan.errors import ProdganError
 from prodgan.models import generate_uint8, load_bundle
@@ -37,10 +37,10 @@ TRANSFER_TARGET = 0.90
 def generator_bundle(args: argparse.Namespace, settings: Settings) -> tuple[Path, str]:
     if args.bundle:
         return args.bundle, str(args.bundle)
-    from prodgan.registry import resolve_model
+    from prodgan.adapters.model_store import resolve_model
 
     uri = args.model or f"models:/{settings.model_name}@champion"
-    return resolve_model(uri, settings=settings).bundle_dir, uri
+    return resolve_model(settings, uri).bundle_dir, uri
 
 
 def evaluator(args: argparse.Namespace, settings: Settings, train, test, data_hash: str):

@@ -39,7 +39,7 @@ def main() -> None:
 
     import torch_fidelity
 
-    from prodgan.data import dvc
+    from prodgan.adapters import dvc
     from prodgan.data.tensors import load_split
     from prodgan.metrics import evaluate_generator
     from prodgan.metrics.evaluate import labels_like, real_subset

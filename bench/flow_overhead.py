@@ -1,4 +1,4 @@
-"""Orchestration overhead: the `retrain` Prefect flow vs the same `prodgan.pipeline` calls directly.
+"""Orchestration overhead: the `retrain` Prefect flow vs the same `prodgan.ops.retrain` calls directly.
 
 Both retrain the smoke config (forced, so neither skips) in a throwaway prodgan home (its own
 sqlite MLflow, model name and Prefect home), after one untimed warm-up run that fills the tensor,
@@ -54,18 +54,17 @@ def main() -> None:
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
     })
     os.environ.pop("PREFECT_API_URL", None)
-    sys.path.insert(0, str(ROOT))
     import flows  # noqa: F401  sets Prefect's start-up timeout before anything imports prefect
 
-    from prodgan import pipeline
+    from prodgan.ops import retrain as ops
     from prodgan.settings import Settings, configure_environment
 
     settings = configure_environment(Settings.load())
-    config = pipeline.resolve_config(settings, args.config)
+    config = args.config
 
     def direct() -> float:
         start = time.perf_counter()
-        pipeline.retrain(settings, config, args.overrides, args.dataset, force=True)
+        ops.retrain(settings, config, args.overrides, args.dataset, force=True)
         return time.perf_counter() - start
 
     print(f"project {settings.root}, scratch {scratch}; warm-up run (direct, untimed: fills caches)", flush=True)
@@ -85,13 +84,13 @@ def main() -> None:
     t_api = time.perf_counter() - start
 
     start = time.perf_counter()
-    retrain(config=str(config), dataset=args.dataset, force=True, overrides=args.overrides)
+    retrain(config=config, dataset=args.dataset, force=True, overrides=args.overrides)
     t_flow = time.perf_counter() - start
 
     overhead = t_flow - t_direct
     ok = overhead <= max(0.10 * t_direct, 5.0)
     load = os.getloadavg()[0]
-    print(f"direct prodgan.pipeline.retrain : {t_direct:7.2f} s")
+    print(f"direct prodgan.ops.retrain     : {t_direct:7.2f} s")
     print(f"retrain Prefect flow            : {t_flow:7.2f} s")
     print(f"overhead                        : {overhead:+7.2f} s ({100 * overhead / t_direct:+.1f}%)  target <= 10% or <= 5 s: {'OK' if ok else 'MISSED'}")
     print(f"(embedded Prefect API start-up + one empty flow run, once per process, not included above: {t_api:.2f} s; load average {load:.1f})")

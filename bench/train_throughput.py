@@ -132,7 +132,7 @@ def _sync(device: torch.device) -> None:
 def main() -> None:
     import tempfile
 
-    from prodgan.data.dvc import pinned
+    from prodgan.adapters.dvc import pinned
     from prodgan.data.tensors import load_split
     from prodgan.settings import Settings
     from prodgan.train import pick_device

@@ -30,7 +30,7 @@ _ONE_RUN = """
 import json, sys, time
 t0 = time.perf_counter()
 from prodgan.settings import Settings, configure_environment
-from prodgan.validation import validate_dataset
+from prodgan.ops.validate import validate as validate_dataset
 settings = configure_environment(Settings.load())
 record = validate_dataset(settings, "fashion-mnist", fresh=sys.argv[1] == "fresh")
 print(json.dumps({"seconds": time.perf_counter() - t0, "success": record.success, "rows": record.rows,

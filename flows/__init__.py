@@ -1,12 +1,11 @@
-"""Prefect flows: thin orchestration over `prodgan.pipeline`; each step runs as a task.
+"""Prefect flows: thin orchestration over `prodgan.ops`; each step runs as a task.
 
-Entry points for deployments (see `prefect.yaml`): `flows/retrain.py:retrain`,
-`flows/validate_data.py:validate_data`, `flows/train.py:train`, `flows/evaluate.py:evaluate`,
-`flows/promote.py:promote`.
+Installed with the package, so deployments use module entrypoints (`flows.retrain.retrain`,
+`flows.validate_data.validate_data`, `flows.train.train`, `flows.evaluate.evaluate`,
+`flows.promote.promote`; see `prefect.yaml`).
 """
 
-import os
+from prodgan.settings import configure_environment
 
-# Prefect reads its settings once, at import: this must come first. A loaded 2-core machine
-# needs far longer than the default 20 s to start the embedded API.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# Prefect reads its settings once, at import: the quiet switches and the start-up timeout first.
+configure_environment()

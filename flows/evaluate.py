@@ -1,4 +1,4 @@
-"""`evaluate`: evaluate a registered model version under the fingerprinted protocol."""
+"""`evaluate`: evaluate a model (any reference, default `@champion`) under the fingerprinted protocol."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan import pipeline
+from prodgan.ops import evaluate as ops, retrain as report
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate(version: str = "champion") -> dict[str, Any]:
-    """Evaluate `version` (a number or an alias such as `champion`); the MLflow run carries this flow run's id."""
+def evaluate(model: str = "@champion") -> dict[str, Any]:
+    """Evaluate `model` (models:/NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION, runs:/ID); the MLflow run carries this flow run's id."""
     settings = steps.settings()
-    result = steps.as_task("evaluate", pipeline.evaluate_model, settings, version, steps.link_tags())
-    steps.publish("evaluation", pipeline.record_markdown(f"evaluation of {result['model']}", result), "MLflow evaluation run")
+    run = steps.as_task("evaluate", ops.evaluate, settings, model, tags=steps.link_tags(settings))
+    result = ops.summary(run)
+    steps.publish("evaluation", report.record_markdown(f"evaluation of {model}", result), "MLflow evaluation run")
     return result

@@ -7,22 +7,22 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows import steps
-from prodgan import pipeline
 from prodgan.errors import GateFailed
+from prodgan.ops import retrain as ops
 
 
 @flow(name="retrain", log_prints=True)
 def retrain(config: str = "configs/smoke.yaml", dataset: str = "fashion-mnist", force: bool = False,
             overrides: list[str] | None = None) -> dict[str, Any]:
     """Retrain the generator when the data or config changed since the champion (or when forced)."""
-    settings, links = steps.settings(), steps.link_tags()
+    settings = steps.settings()
+    links = steps.link_tags(settings)
     try:
-        outcome = pipeline.retrain(settings, pipeline.resolve_config(settings, config), overrides or [], dataset, force,
-                                   step=steps.as_task, tags=links)
+        outcome = ops.retrain(settings, config, overrides or [], dataset, force, step=steps.as_task, tags=links)
     except GateFailed as exc:
-        steps.publish("retrain-decision", pipeline.failure_markdown(exc), "retrain stopped by a gate")
+        steps.publish("retrain-decision", ops.failure_markdown(exc), "retrain stopped by a gate")
         raise
     get_run_logger().info("retrain %s: %s", "runs" if outcome.freshness.retrain else "skipped", outcome.freshness.reason)
-    result = pipeline.summary(settings, outcome, links)
-    steps.publish("retrain-decision", pipeline.report_markdown(result), "retrain decision, metrics, sample sheet")
+    result = ops.summary(settings, outcome, links)
+    steps.publish("retrain-decision", ops.report_markdown(result), "retrain decision, metrics, sample sheet")
     return result

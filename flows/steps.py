@@ -1,4 +1,4 @@
-"""Prefect glue shared by the flows: pipeline steps as tasks, flow-run <-> MLflow links, artifacts.
+"""Prefect glue shared by the flows: ops functions as tasks, flow-run <-> MLflow links, artifacts.
 
 Retries are declared here, per step, only where a step is safe to repeat: training resumes from
 its checkpoint, registration is idempotent by training run id and promotion by version. User
@@ -7,7 +7,6 @@ errors (bad data, failed gates, bad config) are not retried: they would fail the
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 from prefect import get_run_logger, task
@@ -15,8 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from prodgan import pipeline
-from prodgan.errors import ProdganError
+from prodgan.errors import ProdganError, TrackingUnreachable
 from prodgan.settings import Settings, configure_environment
 
 RETRIES = {"freshness": 1, "validate": 1, "train": 2, "evaluate": 2, "register": 3, "promote": 3}
@@ -26,11 +24,11 @@ RETRY_DELAY_S = 2
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """Bad data, a failed gate or a bad config fail the same way again; an unreachable server may not."""
     exc = state.data
-    return not isinstance(exc, ProdganError) or isinstance(exc, pipeline.TrackingUnreachable)
+    return not isinstance(exc, ProdganError) or isinstance(exc, TrackingUnreachable)
 
 
 def as_task(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """`pipeline.Step` that runs `fn` as a Prefect task named after the step."""
+    """`ops.retrain.Step` that runs `fn` as a Prefect task named after the step."""
     step = task(fn, name=name, retries=RETRIES.get(name, 0), retry_delay_seconds=RETRY_DELAY_S,
                 retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE, persist_result=False, log_prints=True)
     return step(*args, **kwargs)
@@ -41,13 +39,11 @@ def settings() -> Settings:
     return configure_environment(Settings.load())
 
 
-def link_tags() -> dict[str, str]:
+def link_tags(settings: Settings) -> dict[str, str]:
     """Tags every MLflow run started by this flow run carries, so MLflow links back to Prefect."""
-    tags = {pipeline.FLOW_RUN_TAG: str(flow_run.get_id()), "prefect.flow_run_name": str(flow_run.get_name())}
-    api = os.environ.get("PREFECT_API_URL")
-    if api:
-        tags["prefect.api_url"] = api
-    return tags
+    from prodgan.ops.retrain import flow_tags
+
+    return flow_tags(settings, str(flow_run.get_id()), str(flow_run.get_name()))
 
 
 def publish(key: str, markdown: str, description: str) -> None:

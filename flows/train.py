@@ -1,4 +1,4 @@
-"""`train`: one training run (resumed from its checkpoint after a crash), linked to this flow run."""
+"""`train`: one training run (reused or resumed when possible), linked to this flow run."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan import pipeline
+from prodgan.ops import retrain as report, train as ops
 
 
 @flow(name="train", log_prints=True)
-def train(config: str = "configs/smoke.yaml", overrides: list[str] | None = None) -> dict[str, Any]:
+def train(config: str = "configs/smoke.yaml", overrides: list[str] | None = None, force: bool = False) -> dict[str, Any]:
     """Train on the validated, DVC-pinned dataset; refuses data that changed since validation."""
     settings = steps.settings()
-    config_path = pipeline.resolve_config(settings, config)
-    result = pipeline.plain(steps.as_task("train", pipeline.train, settings, config_path, overrides or [], steps.link_tags()))
-    steps.publish("train", pipeline.record_markdown("training run", result), "MLflow training run")
+    result = report.plain(steps.as_task("train", ops.train, settings, config, overrides or [], reuse=not force,
+                                        tags=steps.link_tags(settings)))
+    steps.publish("train", report.record_markdown("training run", result), "MLflow training run")
     return result

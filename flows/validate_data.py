@@ -7,15 +7,15 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan import pipeline
+from prodgan.ops import retrain as report, validate as ops
 
 
 @flow(name="validate-data", log_prints=True)
 def validate_data(dataset: str = "fashion-mnist") -> dict[str, Any]:
     """Validate the DVC-pinned dataset and publish where its Data Docs are."""
     settings = steps.settings()
-    record = steps.as_task("validate", pipeline.validate, settings, dataset)
-    result = pipeline.plain(record)
-    steps.publish("validation", pipeline.record_markdown(f"validation of {dataset}", result), "dataset validation and Data Docs")
-    pipeline.require_passed(record)
+    record = steps.as_task("validate", ops.validate, settings, dataset)
+    result = report.plain(record)
+    steps.publish("validation", report.record_markdown(f"validation of {dataset}", result), "dataset validation and Data Docs")
+    ops.require_passed(record)
     return result

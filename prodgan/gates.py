@@ -19,6 +19,7 @@ from statistics import NormalDist
 from typing import Any, Mapping
 
 from prodgan.errors import ProdganError
+from prodgan.names import METRIC_NAME, parse_samples
 
 # base metric -> which way is better (the metrics module's names without the sample count)
 DIRECTIONS = {
@@ -31,16 +32,10 @@ DIRECTIONS = {
     "cond_acc": "higher",
 }
 _POLICY_KEYS = {"version", "confidence", "protocol", "absolute", "champion", "per_category"}
-_NAME = re.compile(r"^(?P<base>[a-z]+(?:_[a-z]+)*)_(?P<n>\d+k?)(?P<rest>_std|_ci_low|_ci_high|/.+)?$")
 
 
 class ProtocolMismatch(ProdganError):
     """Two evaluations under different protocols: re-evaluate, never compare."""
-
-
-def parse_samples(token: str) -> int:
-    """`2k` -> 2000, `50` -> 50 (the sample-count part of a metric name)."""
-    return int(token[:-1]) * 1000 if token.endswith("k") else int(token)
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,7 @@ class Evaluation:
         """Parse `{fid_50: .., fid_50_ci_low: .., kid_50_std: .., fid_50/bag: ..}`; one sample count only."""
         values, stds, lows, highs, cats, counts = {}, {}, {}, {}, {}, set()
         for name, value in metrics.items():
-            m = _NAME.match(name)
+            m = METRIC_NAME.match(name)
             if not m or m["base"] not in DIRECTIONS:
                 continue
             counts.add(parse_samples(m["n"]))

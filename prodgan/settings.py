@@ -1,24 +1,35 @@
-"""One place for paths and URIs.
+"""The only place that reads environment variables and builds state paths.
 
-Resolution order (rule 6 of the architecture): CLI flag > environment > config file >
-embedded default under the project (`.prodgan/`). CLI flags reach here as explicit
-arguments to `Settings.load`; everything else is read from the environment.
+Resolution order (architecture rule 9): CLI flag > environment > config file > embedded
+default under the project (`.prodgan/`). CLI flags reach here as explicit arguments to
+`Settings.load`. Shipped defaults (`configs/`, `evaluation/`, `prefect.yaml`) are found by
+`shipped`: the project's own copy first, then the one installed with prodgan.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 # Variables that stop the stack from calling outside hosts or writing outside the project.
 _QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no per-file bars in CLI output
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Prefect reads its settings once, at import; a loaded 2-core machine needs far longer
+    # than the default 20 s to start the embedded API.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "false",
     "GIT_PYTHON_REFRESH": "quiet",
 }
+# A source checkout (or editable install) holds the shipped files beside the package; a wheel
+# installs them under <prefix>/share/prodgan (pyproject's data-files).
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_INSTALLED_SHARE = Path(sys.prefix) / "share" / "prodgan"
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -33,6 +44,23 @@ def find_root(start: Path | None = None) -> Path:
     return here
 
 
+def shipped_root() -> Path:
+    """Where prodgan's own `configs/`, `evaluation/` and `prefect.yaml` are."""
+    return _SOURCE_ROOT if (_SOURCE_ROOT / "configs").is_dir() else _INSTALLED_SHARE
+
+
+def shipped(relative: str | Path, project: Path | None = None) -> Path:
+    """`relative` in the project if it has its own copy, else the one shipped with prodgan."""
+    if project is not None and (project / relative).exists():
+        return project / relative
+    return shipped_root() / relative
+
+
+def env(name: str) -> str | None:
+    """One environment variable, empty meaning unset (for the few read outside `Settings`)."""
+    return os.environ.get(name) or None
+
+
 @dataclass(frozen=True)
 class Settings:
     root: Path
@@ -40,34 +68,94 @@ class Settings:
     data_dir: Path
     cache_dir: Path
     tracking_uri: str
-    artifact_dir: Path
     model_name: str
     dvc_remote: Path
+    dvc_remote_overridden: bool = False
+    gates_file: Path | None = None  # PRODGAN_GATES
+    eval_samples: str | None = None  # PRODGAN_EVAL_SAMPLES, checked where it is used
+    tracking_user: str | None = None  # MLFLOW_TRACKING_USERNAME (the password stays with MLflow)
+    prefect_api_url: str | None = None
 
     @classmethod
     def load(cls, root: Path | None = None, tracking_uri: str | None = None) -> "Settings":
         root = Path(root).resolve() if root else find_root()
-        env = os.environ
-        home = Path(env.get("PRODGAN_HOME", root / ".prodgan")).expanduser().resolve()
-        cache = env.get("PRODGAN_CACHE_DIR") or Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prodgan"
+        e = os.environ
+        home = Path(e.get("PRODGAN_HOME", root / ".prodgan")).expanduser().resolve()
+        cache = e.get("PRODGAN_CACHE_DIR") or Path(e.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prodgan"
+        remote = e.get("PRODGAN_DVC_REMOTE")
         return cls(
             root=root,
             home=home,
-            data_dir=Path(env.get("PRODGAN_DATA_DIR", root / "data")).expanduser().resolve(),
+            data_dir=Path(e.get("PRODGAN_DATA_DIR", root / "data")).expanduser().resolve(),
             cache_dir=Path(cache).expanduser().resolve(),
-            tracking_uri=tracking_uri or env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
-            artifact_dir=home / "mlartifacts",
-            model_name=env.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
-            dvc_remote=Path(env.get("PRODGAN_DVC_REMOTE", root.parent / "prodgan-dvc-remote")).expanduser().resolve(),
+            tracking_uri=tracking_uri or e.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            model_name=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
+            dvc_remote=Path(remote or root.parent / "prodgan-dvc-remote").expanduser().resolve(),
+            dvc_remote_overridden=bool(remote),
+            gates_file=Path(e["PRODGAN_GATES"]).expanduser() if e.get("PRODGAN_GATES") else None,
+            eval_samples=e.get("PRODGAN_EVAL_SAMPLES") or None,
+            tracking_user=e.get("MLFLOW_TRACKING_USERNAME") or None,
+            prefect_api_url=e.get("PREFECT_API_URL") or None,
         )
+
+    # ------------------------------------------------------------ state paths (all under home)
+    @property
+    def artifact_dir(self) -> Path:
+        return self.home / "mlartifacts"
 
     @property
     def tensor_cache_dir(self) -> Path:
         return self.home / "cache" / "tensors"
 
     @property
+    def manifest_cache_dir(self) -> Path:
+        return self.home / "cache" / "manifest"
+
+    @property
     def tmp_dir(self) -> Path:
         return self.home / "tmp"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def evaluator_dir(self) -> Path:
+        return self.home / "evaluator"
+
+    @property
+    def train_runs_dir(self) -> Path:
+        return self.home / "train"
+
+    @property
+    def data_state_file(self) -> Path:
+        return self.home / "data-state.json"
+
+    @property
+    def prefect_home(self) -> Path:
+        return Path(os.environ.get("PREFECT_HOME") or self.home / "prefect")
+
+    def validation_dir(self, dataset: str) -> Path:
+        return self.home / "validation" / dataset
+
+    # ------------------------------------------------------------ shipped defaults
+    @property
+    def gates_path(self) -> Path:
+        """`PRODGAN_GATES`, else the project's evaluation/gates.yaml, else the one shipped with prodgan."""
+        return self.gates_file or shipped("evaluation/gates.yaml", self.root)
+
+    def suite_path(self, kind: str) -> Path:
+        return shipped(f"evaluation/expectations/{kind}.json", self.root)
+
+    def config_path(self, config: str | Path) -> Path:
+        """`--config` as given (absolute or from the working directory), else in the project, else shipped."""
+        path = Path(config).expanduser()
+        if path.is_absolute():
+            return path
+        for base in (Path.cwd(), self.root, shipped_root()):
+            if (base / path).is_file():
+                return (base / path).resolve()
+        return path  # load_config reports it as missing
 
 
 def configure_environment(settings: Settings | None = None) -> Settings:

@@ -69,7 +69,7 @@ def _empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("empty") / "proj"
     _init_repo(root)
     env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_HOME": str(root / ".prodgan")}
-    run([sys.executable, "-c", "from prodgan.data import dvc; from prodgan.settings import Settings; dvc.ensure_repo(Settings.load())"], root, env=env)
+    run([sys.executable, "-c", "from prodgan.adapters import dvc; from prodgan.settings import Settings; dvc.ensure_repo(Settings.load())"], root, env=env)
     shutil.rmtree(root / ".prodgan", ignore_errors=True)
     return root
 

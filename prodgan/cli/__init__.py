@@ -21,7 +21,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prodgan.cli import admin, audit, data, edit, evaluate, flows, generate, promote, train
+    from prodgan.cli import admin, audit, data, edit, evaluate, generate, orchestrate, promote, train
 
     app.add_typer(data.app, name="data")  # import, add, push, pull, status, version, setup, validate
     train.register(app)  # train
@@ -30,7 +30,7 @@ def _register() -> None:
     app.add_typer(audit.app, name="audit")  # model, dataset, history, verify
     generate.register(app)  # generate, serve
     app.add_typer(edit.app, name="edit")  # invert, interpolate, transfer
-    flows.register(app)  # retrain, schedule
+    orchestrate.register(app)  # retrain, deploy
     app.add_typer(admin.app, name="admin")  # roles
 
 _register()

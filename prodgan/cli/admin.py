@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from prodgan.console import out
-from prodgan.errors import ProdganError
 
 app = typer.Typer(help="Administer an authenticated MLflow server (run as the MLflow admin).", no_args_is_help=True)
 
@@ -26,14 +25,11 @@ def roles(
     """
     from rich.table import Table
 
-    from prodgan.access import password_from_env, setup_roles
+    from prodgan.ops.admin import roles as apply_roles
     from prodgan.settings import Settings
 
-    if trainer == promoter:
-        raise ProdganError("trainer and promoter must be different users (separation of duties)")
-    users = {trainer: password_from_env(trainer_password_env), promoter: password_from_env(promoter_password_env)}
     settings = Settings.load()
-    created, grants = setup_roles(settings, users, trainer, promoter)
+    users, created, grants = apply_roles(settings, trainer, promoter, trainer_password_env, promoter_password_env)
     table = Table("user", "resource", "name", "permission", title=f"grants on {settings.tracking_uri}")
     for g in grants:
         table.add_row(g.username, g.resource_type, g.resource_name, g.permission)

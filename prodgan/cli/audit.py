@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 
+from prodgan.cli.options import MODEL_HELP
 from prodgan.console import out
 from prodgan.settings import Settings
 
@@ -25,7 +26,7 @@ def _metrics(metrics: dict[str, float], limit: int = 8) -> str:
 
 @app.command("model")
 def model_cmd(
-    ref: str = typer.Argument(..., help="NAME@ALIAS, NAME/VERSION, @ALIAS or a version number of the default model."),
+    ref: str = typer.Argument(..., help=MODEL_HELP.split(" [default")[0] + "."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """The whole chain behind a model version: dataset -> validation -> training -> evaluations -> decisions.
@@ -34,7 +35,7 @@ def model_cmd(
     """
     from rich.tree import Tree
 
-    from prodgan.lineage import model_lineage
+    from prodgan.ops.audit import model_lineage
 
     chain = model_lineage(Settings.load(), ref)
     if as_json:
@@ -77,7 +78,7 @@ def dataset_cmd(
     """
     from rich.table import Table
 
-    from prodgan.lineage import dataset_lineage
+    from prodgan.ops.audit import dataset_lineage
 
     found = dataset_lineage(Settings.load(), data_hash)
     if as_json:
@@ -100,7 +101,7 @@ def history_cmd(
     """
     from rich.table import Table
 
-    from prodgan.lineage import champion_history
+    from prodgan.ops.audit import champion_history
 
     settings = Settings.load()
     periods = champion_history(settings, model)
@@ -112,4 +113,5 @@ def history_cmd(
     out.print(table)
 
 
-__import__("prodgan.cli.audit_verify", fromlist=["register"]).register(app)  # prodgan audit verify
+from prodgan.cli.audit_verify import verify_cmd  # noqa: E402  (lives in its own module)
+app.command("verify")(verify_cmd)

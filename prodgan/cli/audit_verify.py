@@ -22,11 +22,10 @@ def verify_cmd(
     """
     from rich.table import Table
 
+    from prodgan.ops.audit import verify
     from prodgan.settings import Settings
-    from prodgan.verify import audit_bypass, verify
 
-    settings = Settings.load()
-    report = verify(settings, all_versions=not aliased_only)
+    report = verify(Settings.load(), all_versions=not aliased_only, acknowledge=acknowledge)
     if report.ok:
         out.print(f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, previous v{report.previous or '-'}, "
                   f"{report.records} audit records, weights intact for versions {', '.join(report.hashed) or 'none'}")
@@ -36,11 +35,6 @@ def verify_cmd(
         table.add_row(finding.version or "-", finding.problem)
     out.print(table)
     if acknowledge:
-        audit_bypass(settings, report, None, "acknowledge the findings", acknowledge)
         out.print("acknowledged in the audit log (action force); alias positions are explained only by a promotion or rollback")
         return
     raise GateFailed(f"{report.model} fails verification: " + "; ".join(map(str, report.findings)))
-
-
-def register(audit_app: typer.Typer) -> None:
-    audit_app.command("verify")(verify_cmd)

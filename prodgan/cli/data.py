@@ -25,16 +25,11 @@ def import_fashion_mnist(
 
     Example: prodgan data import fashion-mnist
     """
-    from prodgan.data import fashion_mnist
-    from prodgan.data.importer import import_into
+    from prodgan.ops import data
 
     settings = Settings.load()
-    src = source or fashion_mnist.DEBIAN_SOURCE
     with progress_bar("importing fashion-mnist", out) as progress:
-        meta = import_into(
-            settings.data_dir, "fashion-mnist", "fashion-mnist",
-            lambda tmp: fashion_mnist.write_fashion_mnist(src, tmp, limit=limit, progress=progress), force=force,
-        )
+        meta = data.import_fashion_mnist(settings, source, limit=limit, force=force, progress=progress)
     out.print(f"imported [bold]fashion-mnist[/]: {meta.total('train')} train + {meta.total('test')} test images -> {settings.data_dir / 'fashion-mnist'}")
 
 
@@ -50,49 +45,41 @@ def import_folder(
 
     Example: prodgan data import folder ~/shoots/2026-11 --name shoes --size 64
     """
-    from prodgan.data.folder import write_folder
-    from prodgan.data.importer import import_into
+    from prodgan.ops import data
 
     settings = Settings.load()
-    reports = []
-
-    def build(tmp: Path):
-        report = write_folder(src, tmp, name, size=size, mode=mode, progress=progress)
-        reports.append(report)
-        return report.meta
-
     with progress_bar(f"importing {name}", out) as progress:
-        meta = import_into(settings.data_dir, name, "folder", build, force=force)
-    for rel, reason in reports[0].skipped:
+        meta, skipped = data.import_folder(settings, src, name, size=size, mode=mode, force=force, progress=progress)
+    for rel, reason in skipped:
         out.print(f"[yellow]skipped[/] {rel}: {reason}", highlight=False, markup=True)
     out.print(f"imported [bold]{name}[/]: {meta.total('train')} train + {meta.total('test')} test images, "
-              f"{len(reports[0].skipped)} skipped -> {settings.data_dir / name}")
+              f"{len(skipped)} skipped -> {settings.data_dir / name}")
 
 
 @app.command()
 def add() -> None:
     """Version data/ with DVC (writes data.dvc; commit it with git)."""
-    from prodgan.data import dvc
+    from prodgan.ops import data
 
-    v = dvc.add(Settings.load())
+    v = data.add(Settings.load())
     out.print(f"data.dvc pins [bold]{v.data_hash}[/] ({v.files} files); commit it: git add data.dvc && git commit")
 
 
 @app.command()
 def version() -> None:
     """Print the dataset's DVC hash and the git revision."""
-    from prodgan.data import dvc
+    from prodgan.ops import data
 
-    v = dvc.version(Settings.load())
+    v = data.version(Settings.load())
     out.print(f"data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}", highlight=False)
 
 
 @app.command()
 def status() -> None:
     """Name the files under data/ that differ from what data.dvc pins (exit 1 if any)."""
-    from prodgan.data import dvc
+    from prodgan.ops import data
 
-    changes = dvc.changed_files(Settings.load())
+    changes = data.changed_files(Settings.load())
     for line in changes:
         out.print(line, highlight=False)
     if changes:
@@ -103,21 +90,17 @@ def status() -> None:
 @app.command()
 def push() -> None:
     """Upload the pinned data to the DVC remote."""
-    from prodgan.data import dvc
+    from prodgan.ops import data
 
-    settings = Settings.load()
-    dvc.push(settings)
-    out.print(f"pushed {dvc.version(settings).data_hash}")
+    out.print(f"pushed {data.push(Settings.load()).data_hash}")
 
 
 @app.command()
 def pull() -> None:
     """Restore data/ to what data.dvc pins, from the DVC cache or remote."""
-    from prodgan.data import dvc
+    from prodgan.ops import data
 
-    settings = Settings.load()
-    dvc.pull(settings)
-    out.print(f"data/ restored to {dvc.version(settings).data_hash}")
+    out.print(f"data/ restored to {data.pull(Settings.load()).data_hash}")
 
 
 @app.command()
@@ -126,10 +109,9 @@ def setup(source: Optional[Path] = typer.Option(None, help="Folder with the Fash
 
     Example: prodgan data setup
     """
-    from prodgan.data.setup import setup_data
+    from prodgan.ops import data
 
-    result = setup_data(Settings.load(), source)
-    out.print(result)
+    out.print(data.setup(Settings.load(), source))
 
 
 from prodgan.cli.validate import validate as _validate  # noqa: E402  (lives in its own module)

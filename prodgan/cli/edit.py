@@ -1,78 +1,19 @@
-"""`prodgan edit ...`: invert a product photo into the generator, interpolate, transfer category.
-
-Every command writes its picture(s) and a JSON record of what was done (model, seeds, latents,
-categories, quality), so an edit can be reproduced or continued (`--from-inversion`).
-"""
+"""`prodgan edit ...`: invert a product photo into the generator, interpolate, transfer category."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
+from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP
 from prodgan.console import out
-from prodgan.cli.generate import BUNDLE_HELP, MODEL_HELP, load_generator
-from prodgan.errors import ProdganError
+from prodgan.settings import Settings
 
 app = typer.Typer(help="Edit product images: invert a photo, interpolate, transfer category.", no_args_is_help=True)
 
 FROM_HELP = "Start from the latent (and category) found by `prodgan edit invert` (its edit.json)."
-
-
-def _category(spec: Any, value: Optional[str]) -> Optional[int]:
-    from prodgan.generate import category_index
-
-    return category_index(spec, value)
-
-
-def _categories(spec: Any, values: list[str]) -> list[int]:
-    picked = [_category(spec, v) for v in values]
-    if not picked:
-        raise ProdganError(f"give at least one target category with --to ({', '.join(spec.categories)})")
-    return picked
-
-
-def _name(spec: Any, index: Optional[int]) -> Optional[str]:
-    return None if index is None else spec.categories[index]
-
-
-def _start(spec: Any, seed: Optional[int], category: Optional[str], inversion: Optional[Path]) -> tuple[Any, Optional[int], dict[str, Any]]:
-    """(latent, category index, how it was chosen): from a seed, or from an earlier inversion."""
-    import torch
-
-    from prodgan.models.sampling import latents
-
-    if inversion is not None:
-        if seed is not None:
-            raise ProdganError("give either a seed or --from-inversion, not both")
-        try:
-            record = json.loads(Path(inversion).read_text())
-            z = torch.tensor(record["latent"], dtype=torch.float32)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ProdganError(f"{inversion} is not an edit.json written by `prodgan edit invert` ({exc})") from None
-        if z.shape != (spec.z_dim,):
-            raise ProdganError(f"{inversion} holds a {list(z.shape)} latent but this generator takes {spec.z_dim}: use the same model")
-        found = record.get("category")
-        index = _category(spec, category if category is not None else found)
-        return z, index, {"from_inversion": str(inversion), "category": _name(spec, index)}
-    seed = 0 if seed is None else seed
-    index = _category(spec, category)
-    if spec.num_classes and index is None:
-        index = 0
-    return latents(1, spec.z_dim, seed)[0], index, {"seed": seed, "category": _name(spec, index)}
-
-
-def _write(png: Path, pixels: Any, record: dict[str, Any]) -> Path:
-    """The picture at `png`, the record beside it as `<png stem>.json`."""
-    from prodgan import imaging
-    from prodgan.fsutil import write_json_atomic
-
-    imaging.save_png(png, pixels)
-    meta = Path(png).with_suffix(".json")
-    write_json_atomic(meta, record)
-    return meta
 
 
 @app.command()
@@ -90,31 +31,12 @@ def invert(
 
     Example: prodgan edit invert shoe.png --out-dir inverted --to sneaker --to sandal
     """
-    import torch
+    from prodgan.ops import edit
 
-    from prodgan import edit, imaging
-    from prodgan.fsutil import write_json_atomic
-    from prodgan.generate import hwc
-
-    G, spec, source = load_generator(model, bundle)
-    targets = _categories(spec, to) if to else []
-    pixels, notes = edit.load_image(image, spec)
-    search = max(1, steps * 3 // 8)
-    result = edit.invert(G, spec, pixels[None], seed=seed, restarts=restarts, search_steps=search, refine_steps=steps - search)[0]
-    record = {"action": "invert", "source": source, "image": str(image), "input_notes": notes, "seed": seed,
-              "restarts": restarts, "steps": steps, "category": _name(spec, result.category),
-              "psnr_db": round(result.psnr, 3), "ssim": round(result.ssim, 4), "latent": result.z.tolist()}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    imaging.save_png(out_dir / "input.png", hwc(pixels))
-    imaging.save_png(out_dir / "reconstruction.png", hwc(result.reconstruction))
-    if targets:
-        strip = edit.transfer(G, spec, result.z, targets)
-        imaging.save_png(out_dir / "transfer.png", imaging.grid(torch.cat([pixels[None], strip]), nrow=len(targets) + 1))
-        record["transfer_to"] = [_name(spec, t) for t in targets]
-    write_json_atomic(out_dir / "edit.json", record)
+    record = edit.invert(Settings.load(), image, out_dir, to, model, bundle, seed=seed, restarts=restarts, steps=steps)
     found = f" as [bold]{record['category']}[/]" if record["category"] else ""
-    out.print(f"inverted {image}{found}: PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.3f} -> {out_dir}")
-    for note in notes:
+    out.print(f"inverted {image}{found}: PSNR {record['psnr_db']:.2f} dB, SSIM {record['ssim']:.3f} -> {out_dir}")
+    for note in record["input_notes"]:
         out.print(f"[yellow]note:[/] input {note}")
 
 
@@ -135,17 +57,11 @@ def interpolate(
 
     Example: prodgan edit interpolate --seed-a 1 --seed-b 2 --category-a pullover --category-b coat --out strip.png
     """
-    from prodgan import edit, imaging
+    from prodgan.ops import edit
 
-    G, spec, source = load_generator(model, bundle)
-    za, ca, how_a = _start(spec, seed_a, category_a, from_a)
-    if from_b is None:
-        seed_b = 1 if seed_b is None else seed_b
-        category_b = category_b or _name(spec, ca)
-    zb, cb, how_b = _start(spec, seed_b, category_b, from_b)
-    strip = edit.interpolate(G, spec, za, zb, ca, cb, steps)
-    meta = _write(out_file, imaging.grid(strip, nrow=steps), {"action": "interpolate", "source": source, "start": how_a, "end": how_b, "steps": steps})
-    out.print(f"wrote a {steps}-image interpolation to {out_file} (record {meta})", highlight=False)
+    record = edit.interpolate(Settings.load(), out_file, seed_a=seed_a, seed_b=seed_b, category_a=category_a,
+                              category_b=category_b, from_a=from_a, from_b=from_b, steps=steps, model=model, bundle=bundle)
+    out.print(f"wrote a {steps}-image interpolation to {out_file} (record {record['record']})", highlight=False)
 
 
 @app.command()
@@ -162,12 +78,8 @@ def transfer(
 
     Example: prodgan edit transfer --seed 3 --category pullover --to coat --to shirt --out transfer.png
     """
-    from prodgan import edit, imaging
+    from prodgan.ops import edit
 
-    G, spec, source = load_generator(model, bundle)
-    z, own, how = _start(spec, seed, category, from_inversion)
-    targets = _categories(spec, to)
-    images = edit.transfer(G, spec, z, [own, *targets])
-    record = {"action": "transfer", "source": source, "start": how, "to": [_name(spec, t) for t in targets]}
-    meta = _write(out_file, imaging.grid(images, nrow=len(targets) + 1), record)
-    out.print(f"wrote {_name(spec, own)} -> {', '.join(record['to'])} to {out_file} (record {meta})", highlight=False)
+    record = edit.transfer(Settings.load(), out_file, to, seed=seed, category=category, from_inversion=from_inversion,
+                           model=model, bundle=bundle)
+    out.print(f"wrote {record['from']} -> {', '.join(record['to'])} to {out_file} (record {record['record']})", highlight=False)

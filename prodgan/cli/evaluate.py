@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
+from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP
 from prodgan.console import err, out, progress_bar
-from prodgan.errors import ProdganError
 
 evaluator_app = typer.Typer(help="The domain evaluator classifier (IS without Inception logits, conditional accuracy).",
                             no_args_is_help=True)
@@ -19,8 +19,8 @@ def _say(message: str) -> None:
 
 
 def evaluate(
-    model: Optional[str] = typer.Argument(None, help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID."),
-    bundle: Optional[Path] = typer.Option(None, "--bundle", help="A generator bundle folder instead of a model URI."),
+    model: Optional[str] = typer.Argument(None, help=MODEL_HELP.split(" [default")[0] + "."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help=BUNDLE_HELP),
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Generated images (default: 2000 with CUDA, 50 on CPU, or env PRODGAN_EVAL_SAMPLES)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of latents and categories (default: 0)."),
     split: str = typer.Option("test", "--split", help="Real split to compare against."),
@@ -35,21 +35,13 @@ def evaluate(
     """
     import time
 
-    from prodgan import evaluation_log
+    from prodgan.ops.evaluate import evaluate as run_evaluation
     from prodgan.settings import Settings
 
-    if (model is None) == (bundle is None):
-        raise ProdganError("give exactly one of MODEL (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID) or --bundle DIR")
-    if bundle is not None and not (bundle / "generator.json").is_file():
-        raise ProdganError(f"{bundle} is not a generator bundle (generator.json missing); point --bundle at a folder written by `prodgan train`")
-    settings = Settings.load()
     options = dict(samples=samples, seed=seed, split=split, kid_subset_size=kid_subset_size, use_evaluator=not no_evaluator, say=_say)
     started = time.perf_counter()
     with err.status("evaluating (InceptionV3 on the CPU runs ~12 images/s)"):
-        if model is not None:
-            run, _ = evaluation_log.evaluate_model(settings, model, **options)
-        else:
-            run = evaluation_log.evaluate_bundle(settings, bundle, **options)
+        run = run_evaluation(Settings.load(), model, bundle, **options)
     _print(run, time.perf_counter() - started)
 
 
@@ -87,13 +79,13 @@ def evaluator_train(
 
     Example: prodgan evaluator train --epochs 3
     """
-    from prodgan.evaluation_log import evaluator_dir, train_and_log_evaluator
+    from prodgan.ops.evaluate import train_evaluator
     from prodgan.settings import Settings
 
     settings = Settings.load()
     with progress_bar("training evaluator") as progress:
-        _, acc, run_id = train_and_log_evaluator(settings, dataset, epochs=epochs, limit=limit, progress=progress)
-    out.print(f"evaluator test accuracy [bold]{acc:.4f}[/] -> {evaluator_dir(settings)} (mlflow run {run_id})")
+        _, acc, run_id = train_evaluator(settings, dataset, epochs=epochs, limit=limit, progress=progress)
+    out.print(f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir} (mlflow run {run_id})")
 
 
 def register(root: typer.Typer) -> None:

@@ -45,17 +45,16 @@ def register_cmd(
 
     Example: prodgan register --run 3f2a...e1
     """
-    from prodgan.registry import register_from_run
+    from prodgan.ops.promote import register
 
-    settings = Settings.load()
-    mv = register_from_run(settings, run, eval_run_id=eval_run)
+    mv = register(Settings.load(), run, eval_run_id=eval_run)
     tags = mv.tags or {}
     out.print(f"[bold]{mv.name}[/] v{mv.version}  train run {run}  eval run {tags.get('prodgan.eval_run_id', 'none yet')}"
               f"  weights {tags.get('prodgan.weights_sha256', '')[:12]}")
 
 
 def promote_cmd(
-    version: str = typer.Argument(..., help="Model version number to promote to champion."),
+    version: str = typer.Argument(..., help="Version to promote: a number, or any reference to a version of the model (models:/NAME/3, @challenger)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Decide and print, change nothing, write no audit record."),
     gates: Optional[Path] = typer.Option(None, help="Gate file [default: PRODGAN_GATES, else evaluation/gates.yaml]."),
     actor: Optional[str] = typer.Option(None, help="Who decides [default: MLFLOW_TRACKING_USERNAME, else the OS user]."),
@@ -67,7 +66,7 @@ def promote_cmd(
     Exit 0 approved, 1 rejected (every reason printed) or champion moved meanwhile, 2 bad input.
     Example: prodgan promote 3 --dry-run
     """
-    from prodgan.promotion import promote_version
+    from prodgan.ops.promote import promote
 
     if force is not None and not force.strip():
         raise ProdganError("--force needs a reason, e.g. --force 'hotfix for INC-42 approved by the on-call lead'")
@@ -75,7 +74,7 @@ def promote_cmd(
         print_decision(decision)
         return typer.confirm(f"move champion to v{decision.version}?", default=False)
 
-    decision = promote_version(Settings.load(), version, dry_run=dry_run, actor=actor, gates_path=gates, force_reason=force,
+    decision = promote(Settings.load(), version, dry_run=dry_run, actor=actor, gates_path=gates, force_reason=force,
                                confirm=ask if confirm else None)
     if confirm and decision.approved:
         out.print(f"{decision.model} champion: {decision.champion_before or 'none'} -> {decision.champion_after}"
@@ -94,7 +93,7 @@ def rollback_cmd(
 
     Example: prodgan rollback --reason "v4 serves blurry sneakers"
     """
-    from prodgan.promotion import rollback
+    from prodgan.ops.promote import rollback
 
     print_decision(rollback(Settings.load(), actor=actor, reason=reason))
 

@@ -11,9 +11,10 @@ from prodgan.console import err, out
 
 
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="Training config (YAML), e.g. configs/smoke.yaml."),
+    config: str = typer.Option(..., "--config", "-c", help="Training config (YAML), e.g. configs/smoke.yaml."),
     overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key: --set steps=200 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this config from its last checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Train even if a finished run of the same data and config exists (else it is reused)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset under data/ (default: the config's)."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="DDP processes (torchrun; one per GPU, gloo on CPU); this process keeps the MLflow run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
@@ -26,16 +27,18 @@ def train(
 
     from rich.table import Table
 
+    from prodgan.ops.train import train as run_training
     from prodgan.settings import Settings
-    from prodgan.training_run import run_training
 
     started = time.perf_counter()
-    result = run_training(Settings.load(), config, overrides or [], resume, dataset=dataset, nproc=nproc, progress=not quiet,
-                          say=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
+    result = run_training(Settings.load(), config, overrides or [], resume=resume or None, reuse=not force, dataset=dataset,
+                          nproc=nproc, progress=not quiet, say=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
     table = Table(title="training run", show_header=False)
     table.add_row("mlflow run", result.run_id)
     table.add_row("steps", str(result.step))
     table.add_row("bundle", str(result.bundle_dir))
+    if result.reused:
+        table.add_row("reused", "yes (same data and config; --force trains again)")
     for key in ("loss_d", "loss_g", "images_per_s"):
         if key in result.metrics:
             table.add_row(key, f"{result.metrics[key]:.4g}")

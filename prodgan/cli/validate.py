@@ -19,15 +19,12 @@ def validate(
 
     Example: prodgan data validate --dataset fashion-mnist
     """
-    from prodgan.errors import GateFailed
-    from prodgan.validation import validate_dataset
+    from prodgan.ops.validate import require_passed, validate as run_validation
 
     with progress_bar(f"describing {dataset}", out) as progress:
-        record = validate_dataset(Settings.load(), dataset, progress=progress, fresh=fresh)
+        record = run_validation(Settings.load(), dataset, progress=progress, fresh=fresh)
     _print_summary(record, show)
-    if not record.success:
-        raise GateFailed(f"{dataset} failed {record.failed} of {record.expectations} expectations; "
-                         "fix or remove the files listed above, then run `prodgan data validate` again")
+    require_passed(record)
 
 
 def _print_summary(record, show: int) -> None:

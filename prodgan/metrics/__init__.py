@@ -3,7 +3,7 @@
 from prodgan.metrics.confidence import Interval, fid_delta_interval, fid_interval
 from prodgan.metrics.evaluate import METRICS, EvalResult, evaluate_generator, quick_fid
 from prodgan.metrics.paired import fid_delta_from_cache
-from prodgan.metrics.protocol import Protocol, sample_suffix
+from prodgan.metrics.protocol import Protocol
 
 __all__ = ["METRICS", "EvalResult", "Interval", "Protocol", "evaluate_generator", "fid_delta_interval", "fid_interval",
-           "fid_delta_from_cache", "quick_fid", "sample_suffix"]
+           "fid_delta_from_cache", "quick_fid"]

@@ -32,6 +32,7 @@ from prodgan.metrics.kid import kid
 from prodgan.metrics.memorization import memorization
 from prodgan.metrics.prc import precision_recall
 from prodgan.metrics.protocol import Protocol
+from prodgan.names import metric_name
 
 INCEPTION = "2048"
 
@@ -255,18 +256,12 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
         values.update(out)
         for metric, by_cat in per_cat.items():
             for category, value in by_cat.items():
-                per_category.setdefault(category, {})[_named(metric, protocol.suffix)] = value
+                per_category.setdefault(category, {})[metric_name(metric, protocol.samples)] = value
     timings["metrics"] = time.perf_counter() - tick
-    named = {_named(k, protocol.suffix): float(v) for k, v in values.items()}
+    named = {metric_name(k, protocol.samples): float(v) for k, v in values.items()}
     named.update({f"{metric}/{category}": v for category, by_metric in per_category.items() for metric, v in by_metric.items()
                   if metric.startswith("fid_")})
     return EvalResult(named, protocol, per_category, images, generated[INCEPTION], real_cached, timings)
-
-
-def _named(metric: str, suffix: str) -> str:
-    """`fid` -> `fid_2k`, `kid_std` -> `kid_2k_std`, `fid_ci_low` -> `fid_2k_ci_low`."""
-    base, _, rest = metric.partition("_") if metric.startswith(("fid_", "kid_", "is_")) else (metric, "", "")
-    return f"{base}_{suffix}_{rest}" if rest else f"{base}_{suffix}"
 
 
 def quick_fid(G: torch.nn.Module, spec: Any, real: Any, n: int, *, seed: int = DEFAULTS["seed"],

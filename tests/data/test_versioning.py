@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prodgan.data import dvc
+from prodgan.adapters import dvc
 from prodgan.data.tensors import load_split
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings

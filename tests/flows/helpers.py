@@ -6,9 +6,10 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 from uuid import UUID
 
-from prodgan import registry
+from prodgan import names
+from prodgan.adapters import audit, registry
 from prodgan.settings import Settings
-from prodgan.tracking import TRAIN_EXPERIMENT
+from prodgan.names import TRAIN_EXPERIMENT
 
 # Training cut down to seconds: a handful of generator steps, checkpoints along the way.
 FAST = ["steps=6", "checkpoint_every=3", "log_every=3", "grid_every=3"]

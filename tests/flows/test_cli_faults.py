@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from prodgan import registry
+from prodgan import names
+from prodgan.adapters import audit, registry
 from prodgan.settings import Settings
 from tests.conftest import run
 from tests.flows.helpers import train_runs, versions
@@ -44,6 +45,6 @@ def test_killed_retrain_resumes_and_completes_with_one_version(flow_project: Set
     assert len(runs) == 1, "the rerun resumed the killed training run instead of starting another"
     assert runs[0].info.status == "FINISHED" and "prodgan.resumed" in runs[0].data.tags
     assert [str(mv.version) for mv in versions(flow_project)] == ["1"]
-    audit = registry.audit_records(flow_project)
+    audit = audit.audit_records(flow_project)
     assert [(r["action"], r["champion_after"]) for r in audit] == [("promote", "1")]
     assert str(registry.champion_version(flow_project).version) == "1"

@@ -10,8 +10,11 @@ import pytest
 from flows.retrain import retrain
 from flows.train import train
 from flows.validate_data import validate_data
-from prodgan import pipeline, registry
-from prodgan.data import dvc
+from prodgan import names
+from prodgan.ops import retrain as pipeline, train as train_ops
+from prodgan import names
+from prodgan.adapters import audit, registry
+from prodgan.adapters import dvc
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.settings import Settings
 from tests.flows.helpers import FAST, artifact_markdown, flow_run, train_runs, versions
@@ -37,15 +40,15 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
     # MLflow -> Prefect: the training and evaluation runs carry the flow run id ...
     client = registry.client_for(flow_project)
     train_run = client.get_run(first["mlflow"]["train_run_id"])
-    flow_run_id = train_run.data.tags[pipeline.FLOW_RUN_TAG]
-    assert client.get_run(first["mlflow"]["eval_run_id"]).data.tags[pipeline.FLOW_RUN_TAG] == flow_run_id
-    assert train_run.data.tags[pipeline.CONFIG_TAG] == first["config_sha256"]
+    flow_run_id = train_run.data.tags[names.FLOW_RUN]
+    assert client.get_run(first["mlflow"]["eval_run_id"]).data.tags[names.FLOW_RUN] == flow_run_id
+    assert train_run.data.tags[names.CONFIG_SHA] == first["config_sha256"]
     # ... and Prefect -> MLflow: the flow run's artifact names those runs, the decision and the sheet.
     assert flow_run(flow_run_id).state.is_completed()
     markdown = artifact_markdown(flow_run_id, "retrain-decision")
     for needle in (first["mlflow"]["train_run_id"], first["mlflow"]["eval_run_id"], first["sheet"], "promote"):
         assert needle in markdown
-    assert first["data_docs"] and first["sheet"].endswith(registry.AUDIT_SHEET)
+    assert first["data_docs"] and first["sheet"].endswith(names.AUDIT_SHEET)
 
     # Nothing changed: the scheduled retrain is a logged no-op, no new training run or version.
     second = _retrain()
@@ -53,7 +56,7 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
     assert "nothing changed" in second["reason"] and "v1" in second["reason"]
     assert len(train_runs(flow_project)) == 1 and len(versions(flow_project)) == 1
 
-    config = pipeline.resolve_config(flow_project, "configs/smoke.yaml")
+    config = "configs/smoke.yaml"
     changed = pipeline.freshness(flow_project, config, [*FAST, "seed=1"])
     assert changed.retrain and "config changed" in changed.reason
     assert pipeline.freshness(flow_project, config, FAST, force=True).retrain
@@ -76,14 +79,14 @@ def test_rerun_after_a_failed_promotion_makes_no_second_version(flow_project: Se
     assert rerun["decision"] == "promote" and rerun["version"] == "1"
     assert len(train_runs(flow_project)) == 1, "the rerun reuses the finished training run"
     assert len(versions(flow_project)) == 1
-    promotions = [r for r in registry.audit_records(flow_project) if r["action"] == "promote"]
+    promotions = [r for r in audit.audit_records(flow_project) if r["action"] == "promote"]
     assert len(promotions) == 1
 
     # Promoting the champion again (a retried promote task) changes nothing and audits nothing.
     from flows.promote import promote
 
     assert promote(version="1")["action"] == "noop"
-    assert len(registry.audit_records(flow_project)) == len(promotions)
+    assert len(audit.audit_records(flow_project)) == len(promotions)
 
 
 def test_training_refuses_data_changed_after_validation(flow_project: Settings) -> None:

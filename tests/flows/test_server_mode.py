@@ -1,7 +1,7 @@
 """Server mode: `prefect server` + a process work pool + `prefect worker`, MLflow on `mlflow server` + PostgreSQL.
 
 Everything is real and started here on 127.0.0.1: the deployments come from prefect.yaml
-through `prodgan schedule`, the retrain deployment is triggered through the Prefect API and
+through `prodgan deploy`, the retrain deployment is triggered through the Prefect API and
 executed by the worker in its own process, against the tracking server.
 """
 
@@ -15,7 +15,10 @@ import pytest
 
 from flows import steps
 from flows.retrain import retrain
-from prodgan import pipeline, registry
+from prodgan import names
+from prodgan.ops import retrain as pipeline, train as train_ops
+from prodgan import names
+from prodgan.adapters import audit, registry
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 from tests.conftest import run
@@ -39,7 +42,7 @@ def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path
     home = tmp_path / "prefect-server"
     with postgres(tmp_path / "pg") as db, mlflow_server(db, tmp_path / "mlartifacts", timeout=SLOW_START) as mlflow_url, prefect_server(home, timeout=SLOW_START) as api:
         settings = _use_tracking(monkeypatch, mlflow_url)
-        run([sys.executable, "-m", "prodgan", "schedule", "--api-url", api], cwd=small_project.root)
+        run([sys.executable, "-m", "prodgan", "deploy", "--api-url", api], cwd=small_project.root)
         with prefect_api(api), get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name("retrain/retrain-nightly")
         assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
@@ -52,7 +55,7 @@ def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path
         [mv] = versions(settings)
         assert registry.champion_version(settings).version == mv.version
         [train_run] = train_runs(settings)
-        assert train_run.data.tags[pipeline.FLOW_RUN_TAG] == str(done.id)
+        assert train_run.data.tags[names.FLOW_RUN] == str(done.id)
         assert train_run.data.tags["prefect.api_url"] == api
 
 
@@ -63,7 +66,7 @@ def test_mlflow_down_during_registration_then_retry_completes_once(flow_project:
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    config = pipeline.resolve_config(flow_project, "configs/smoke.yaml")
+    config = "configs/smoke.yaml"
     with postgres(tmp_path / "pg") as db:
         artifacts = tmp_path / "mlartifacts"
         outage = ExitStack()
@@ -77,7 +80,7 @@ def test_mlflow_down_during_registration_then_retry_completes_once(flow_project:
 
         @flow(name="retrain-with-mlflow-outage")
         def retrain_with_outage() -> None:
-            pipeline.retrain(settings, config, FAST, step=stop_mlflow_before_register, tags=steps.link_tags())
+            pipeline.retrain(settings, config, FAST, step=stop_mlflow_before_register, tags=steps.link_tags(settings))
 
         with pytest.raises(ProdganError, match="unreachable while registering") as failure:
             retrain_with_outage()
@@ -89,4 +92,4 @@ def test_mlflow_down_during_registration_then_retry_completes_once(flow_project:
             assert rerun["decision"] == "promote", rerun["reason"]
             assert len(train_runs(settings)) == 1, "the rerun reused the finished training run"
             assert [str(mv.version) for mv in versions(settings)] == [rerun["version"]]
-            assert [r["action"] for r in registry.audit_records(settings)] == ["promote"]
+            assert [r["action"] for r in audit.audit_records(settings)] == ["promote"]

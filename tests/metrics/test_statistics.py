@@ -10,10 +10,12 @@ import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
 from prodgan.metrics.confidence import fid_delta_interval, fid_interval
-from prodgan.metrics.evaluate import labels_like, _named
+from prodgan.metrics.evaluate import labels_like
+from prodgan.names import metric_name
 from prodgan.metrics.fid import RealReference, fid, fid_to
 from prodgan.metrics.memorization import memorization
-from prodgan.metrics.protocol import Protocol, sample_suffix
+from prodgan.metrics.protocol import Protocol
+from prodgan.names import sample_suffix
 
 
 def _torch_fidelity_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,7 +61,7 @@ def test_categories_are_drawn_in_the_data_proportions():
 
 def test_metric_names_carry_the_sample_count():
     assert [sample_suffix(n) for n in (50, 2000, 10000, 2500)] == ["50", "2k", "10k", "2500"]
-    assert [_named(m, "2k") for m in ("fid", "fid_ci_low", "kid_std", "is_std", "cond_acc", "precision")] == \
+    assert [metric_name(m, 2000) for m in ("fid", "fid_ci_low", "kid_std", "is_std", "cond_acc", "precision")] == \
         ["fid_2k", "fid_2k_ci_low", "kid_2k_std", "is_2k_std", "cond_acc_2k", "precision_2k"]
 
 

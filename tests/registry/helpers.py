@@ -12,11 +12,14 @@ from pathlib import Path
 
 import torch
 
-from prodgan import registry
+from prodgan import names
+from prodgan.ops.promote import register as promotion_register
+from prodgan.adapters import audit, registry
 from prodgan.models import GeneratorSpec, build_generator, save_bundle
 from prodgan.settings import Settings
-from prodgan.training_run import GENERATOR_ARTIFACT
-from prodgan.tracking import EVAL_EXPERIMENT, TRAIN_EXPERIMENT, RunLogger
+from prodgan.names import GENERATOR_ARTIFACT
+from prodgan.adapters.tracking import RunLogger
+from prodgan.names import EVAL_EXPERIMENT, TRAIN_EXPERIMENT
 
 CATEGORIES = ("t-shirt", "trouser", "pullover")
 SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=len(CATEGORIES), channels=1, size=28, width=4, categories=CATEGORIES)
@@ -28,7 +31,7 @@ def train_run(settings: Settings, seed: int, spec: GeneratorSpec = SPEC, data_ha
     torch.manual_seed(seed)
     generator = build_generator(spec)
     log = RunLogger.start(settings, TRAIN_EXPERIMENT, f"test-train-{seed}",
-                          tags={registry.DATA_HASH: data_hash, registry.GIT_REV: "deadbeef", registry.VALIDATION: "validation/test.json"})
+                          tags={names.DATA_HASH: data_hash, names.GIT_REV: "deadbeef", names.VALIDATION: "validation/test.json"})
     log.log_params({"seed": seed, "arch": spec.arch})
     with tempfile.TemporaryDirectory() as tmp:
         save_bundle(Path(tmp), generator, spec, {"data_hash": data_hash, "seed": seed})
@@ -41,7 +44,7 @@ def eval_run(settings: Settings, train_run_id: str, fid: float, half_width: floa
              samples: str = "50", per_category: dict[str, float] | None = None) -> str:
     """A finished evaluation run of `train_run_id` with the given FID (and interval) under `protocol`."""
     log = RunLogger.start(settings, EVAL_EXPERIMENT, f"test-eval-{fid}",
-                          tags={registry.PROTOCOL: protocol, registry.TRAIN_RUN: train_run_id})
+                          tags={names.PROTOCOL: protocol, names.TRAIN_RUN: train_run_id})
     metrics = {f"fid_{samples}": fid, f"fid_{samples}_ci_low": fid - half_width, f"fid_{samples}_ci_high": fid + half_width,
                f"kid_{samples}": fid / 1000, f"kid_{samples}_std": 0.001, f"cond_acc_{samples}": 0.5, f"memorization_{samples}": 0.0}
     metrics.update({f"fid_{samples}/{cat}": value for cat, value in (per_category or {}).items()})
@@ -54,4 +57,4 @@ def registered(settings: Settings, seed: int, fid: float, **kwargs) -> str:
     """Train run + eval run + registration: the version number."""
     run_id = train_run(settings, seed)
     eval_id = eval_run(settings, run_id, fid, **kwargs)
-    return str(registry.register_from_run(settings, run_id, eval_run_id=eval_id).version)
+    return str(promotion_register(settings, run_id, eval_run_id=eval_id).version)

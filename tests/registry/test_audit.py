@@ -8,7 +8,8 @@ import pytest
 
 from typer.testing import CliRunner
 
-from prodgan import lineage, promotion
+from prodgan.ops import audit as lineage
+from prodgan.ops import promote as promotion
 from prodgan.cli import app
 from tests.registry import helpers
 from tests.registry.test_promote import GATES
@@ -19,11 +20,11 @@ def test_audit_chain_dataset_and_history(store):
     (store.root / "evaluation").mkdir()
     (store.root / "evaluation" / "gates.yaml").write_text(GATES)
     v1 = helpers.registered(store, seed=1, fid=100.0)
-    promotion.promote_version(store, v1, actor="alice")
+    promotion.promote(store, v1, actor="alice")
     v2 = helpers.registered(store, seed=2, fid=150.0)
-    promotion.promote_version(store, v2, actor="bob")  # rejected
+    promotion.promote(store, v2, actor="bob")  # rejected
     v3 = helpers.registered(store, seed=3, fid=40.0)
-    promotion.promote_version(store, v3, actor="alice")
+    promotion.promote(store, v3, actor="alice")
     promotion.rollback(store, actor="carol", reason="test")
 
     chain = lineage.model_lineage(store, f"{store.model_name}@champion")

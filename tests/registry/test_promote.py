@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from prodgan import promotion, registry
+from prodgan.ops import promote as promotion
+from prodgan import names
+from prodgan.errors import ChampionMoved
+from prodgan.ops.promote import register as promotion_register
+from prodgan.adapters import audit, registry
 from prodgan.errors import ProdganError
 from prodgan.gates import ProtocolMismatch
 from tests.conftest import prodgan
@@ -39,83 +43,83 @@ def aliases(settings) -> dict[str, str]:
 @pytest.mark.slow
 def test_promote_reject_rollback_with_audit_trail(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
-    first = promotion.promote_version(store, v1, actor="alice")
+    first = promotion.promote(store, v1, actor="alice")
     assert first.action == "promote" and first.approved
     assert aliases(store) == {"champion": v1}
-    assert promotion.promote_version(store, v1).action == "noop"  # idempotent: no second record
+    assert promotion.promote(store, v1).action == "noop"  # idempotent: no second record
 
     v2 = helpers.registered(store, seed=2, fid=150.0)  # worse
-    dry = promotion.promote_version(store, v2, dry_run=True)
+    dry = promotion.promote(store, v2, dry_run=True)
     assert not dry.approved and dry.audit_run_id is None
-    rejected = promotion.promote_version(store, v2, actor="bob")
+    rejected = promotion.promote(store, v2, actor="bob")
     assert rejected.action == "reject" and not rejected.approved
     assert any(r.startswith("FAIL champion.fid") for r in rejected.reasons), rejected.reasons
     assert aliases(store) == {"champion": v1}
 
     v3 = helpers.registered(store, seed=3, fid=60.0)  # better beyond the margin, with confidence
-    approved = promotion.promote_version(store, v3)
+    approved = promotion.promote(store, v3)
     assert approved.approved and approved.difference["high"] < -1.0
     assert aliases(store) == {"champion": v3, "previous": v1}
 
     back = promotion.rollback(store, actor="carol", reason="blurry sneakers")
     assert back.action == "rollback" and aliases(store) == {"champion": v1, "previous": v3}
 
-    forced = promotion.promote_version(store, v2, actor="dave", force_reason="INC-42 hotfix")  # fails the gates
+    forced = promotion.promote(store, v2, actor="dave", force_reason="INC-42 hotfix")  # fails the gates
     assert forced.action == "force" and any(r.startswith("FAIL") for r in forced.reasons)
     assert aliases(store) == {"champion": v2, "previous": v1}
 
-    records = registry.audit_records(store, model=store.model_name)
+    records = audit.audit_records(store, model=store.model_name)
     assert [(r["action"], r["version"]) for r in records] == [
         ("promote", v1), ("reject", v2), ("promote", v3), ("rollback", v1), ("force", v2)]
     assert records[-1]["note"] == "INC-42 hotfix"
     assert [r["actor"] for r in records][:2] == ["alice", "bob"]
-    assert all(r["gates_sha256"] == promotion.load_policy(gates).sha256 for r in records[:3])
+    assert all(r["gates_sha256"] == load_policy(gates).sha256 for r in records[:3])
     assert records[1]["champion"]["metrics"]["fid_50"] == 100.0 and records[1]["challenger"]["metrics"]["fid_50"] == 150.0
     client = registry.client_for(store)
     run = client.get_run(records[2]["audit_run_id"])
     assert run.data.tags["prodgan.audit.champion_before"] == v1 and run.data.tags["prodgan.audit.champion_after"] == v3
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {registry.AUDIT_FILE, registry.AUDIT_SHEET}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {names.AUDIT_FILE, names.AUDIT_SHEET}
 
 
 def test_bad_input_leaves_registry_unchanged(store, gates, monkeypatch):
     v1 = helpers.registered(store, seed=1, fid=100.0)
     with pytest.raises(ProdganError, match="no champion alias: nothing to roll back"):
         promotion.rollback(store)
-    promotion.promote_version(store, v1)
+    promotion.promote(store, v1)
     with pytest.raises(ProdganError, match="no previous alias: nothing to roll back"):
         promotion.rollback(store)
-    before = (aliases(store), len(registry.audit_records(store)))
+    before = (aliases(store), len(audit.audit_records(store)))
 
     with pytest.raises(ProdganError, match="has no version 42"):
-        promotion.promote_version(store, "42")
+        promotion.promote(store, "42")
     with pytest.raises(ProdganError, match="must be a number"):
-        promotion.promote_version(store, "champion")
+        promotion.promote(store, "champion")
 
-    unevaluated = str(registry.register_from_run(store, helpers.train_run(store, seed=5)).version)
+    unevaluated = str(promotion_register(store, helpers.train_run(store, seed=5)).version)
     with pytest.raises(ProdganError, match="has no evaluation"):
-        promotion.promote_version(store, unevaluated)
+        promotion.promote(store, unevaluated)
 
     v_other = helpers.registered(store, seed=6, fid=50.0, protocol="proto-b" * 4)
     bad_gates = store.root / "bad.yaml"
     bad_gates.write_text("absolute: {sharpness: {min: 1}}\n")
     with pytest.raises(ProdganError, match="unknown metric 'sharpness'"):
-        promotion.promote_version(store, v_other, gates_path=bad_gates)
+        promotion.promote(store, v_other, gates_path=bad_gates)
     refuse = store.root / "refuse.yaml"
     refuse.write_text(GATES + "protocol: {on_mismatch: refuse}\n")
     with pytest.raises(ProtocolMismatch, match="no evaluation under the challenger's protocol"):
-        promotion.promote_version(store, v_other, gates_path=refuse)
+        promotion.promote(store, v_other, gates_path=refuse)
     missing = store.root / "missing.yaml"
     missing.write_text("absolute: {recall: {min: 0.1}}\n")
     with pytest.raises(ProdganError, match="no recall metric"):
-        promotion.promote_version(store, v_other, gates_path=missing)
+        promotion.promote(store, v_other, gates_path=missing)
 
-    assert (aliases(store), len(registry.audit_records(store))) == before
+    assert (aliases(store), len(audit.audit_records(store))) == before
 
 
 def test_race_for_champion_exactly_one_wins(store, gates):
     """Two promotions decide against the same champion, then both try to move it: one wins, both audited."""
     v1 = helpers.registered(store, seed=1, fid=100.0)
-    promotion.promote_version(store, v1)
+    promotion.promote(store, v1)
     v2 = helpers.registered(store, seed=2, fid=50.0)
     v3 = helpers.registered(store, seed=3, fid=55.0)
     both_decided = threading.Barrier(2, timeout=120)
@@ -123,7 +127,7 @@ def test_race_for_champion_exactly_one_wins(store, gates):
 
     def race(version: str, actor: str) -> None:
         try:
-            outcomes[version] = promotion.promote_version(store, version, actor=actor,
+            outcomes[version] = promotion.promote(store, version, actor=actor,
                                                           confirm=lambda decision: both_decided.wait() >= 0)
         except ProdganError as exc:
             outcomes[version] = exc
@@ -134,11 +138,11 @@ def test_race_for_champion_exactly_one_wins(store, gates):
     for thread in threads:
         thread.join(timeout=300)
     winners = [v for v, o in outcomes.items() if isinstance(o, promotion.Decision) and o.approved]
-    losers = [o for o in outcomes.values() if isinstance(o, registry.ChampionMoved)]
+    losers = [o for o in outcomes.values() if isinstance(o, ChampionMoved)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
     assert "champion moved" in str(losers[0]) and losers[0].exit_code == 1
     assert aliases(store) == {"champion": winners[0], "previous": v1}
-    records = registry.audit_records(store)[1:]
+    records = audit.audit_records(store)[1:]
     assert sorted((r["action"], r["actor"]) for r in records) == sorted(
         [("promote", f"racer-{winners[0]}"), ("reject", f"racer-{({v2, v3} - set(winners)).pop()}")])
     assert any("champion moved" in reason for reason in next(r for r in records if r["action"] == "reject")["reasons"])
@@ -146,20 +150,20 @@ def test_race_for_champion_exactly_one_wins(store, gates):
 
 def test_a_lock_left_by_a_crashed_promoter_is_respected_then_recovered(store, gates, monkeypatch):
     """A promoter that died between taking transition #2 and moving the alias must not block promotions forever."""
-    from prodgan.verify import verify
+    from prodgan.adapters.audit_verify import verify
 
     v1 = helpers.registered(store, seed=1, fid=100.0)
-    promotion.promote_version(store, v1)
+    promotion.promote(store, v1)
     v2 = helpers.registered(store, seed=2, fid=50.0)
     registry._take_transition(store, registry.client_for(store), store.model_name, 2, "crashed-promoter")
 
-    with pytest.raises(registry.ChampionMoved, match="took transition #2 first"):  # a fresh lock: someone may be moving
-        promotion.promote_version(store, v2)
+    with pytest.raises(ChampionMoved, match="took transition #2 first"):  # a fresh lock: someone may be moving
+        promotion.promote(store, v2)
     assert aliases(store) == {"champion": v1}
     monkeypatch.setattr(registry, "LOCK_STALE_S", 0)  # time passes: the holder never finished
-    with pytest.raises(registry.ChampionMoved):  # this attempt abandons the dead transition ...
-        promotion.promote_version(store, v2)
-    assert promotion.promote_version(store, v2).approved  # ... and the re-run takes the next one
+    with pytest.raises(ChampionMoved):  # this attempt abandons the dead transition ...
+        promotion.promote(store, v2)
+    assert promotion.promote(store, v2).approved  # ... and the re-run takes the next one
     assert aliases(store) == {"champion": v2, "previous": v1}
     assert verify(store).ok
 
@@ -167,7 +171,7 @@ def test_a_lock_left_by_a_crashed_promoter_is_respected_then_recovered(store, ga
 @pytest.mark.slow
 def test_cli_rejects_with_reasons_and_exit_1(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
-    promotion.promote_version(store, v1)
+    promotion.promote(store, v1)
     v2 = helpers.registered(store, seed=2, fid=99.0)  # better point value, but not with confidence
     proc = prodgan("promote", v2, cwd=store.root, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -179,7 +183,7 @@ def test_cli_rejects_with_reasons_and_exit_1(store, gates):
 @pytest.mark.slow
 def test_champion_loads_as_pyfunc_in_a_fresh_process(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
-    promotion.promote_version(store, v1)
+    promotion.promote(store, v1)
     code = ("import mlflow, pandas as pd, base64\n"
             f"m = mlflow.pyfunc.load_model('models:/{store.model_name}@champion')\n"
             "out = m.predict(pd.DataFrame([{'seed': 7, 'category': 'trouser', 'n': 2}]))\n"

@@ -8,35 +8,39 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from prodgan import registry
+from prodgan import names
+from prodgan.ops.promote import register as promotion_register
+from prodgan.adapters import audit, registry
+from prodgan.adapters.model_store import resolve_model
 from prodgan.cli import app
 from prodgan.errors import ProdganError
 from prodgan.fsutil import atomic_dir, sha256_file
 from prodgan.models import load_bundle
-from prodgan.tracking import TRAIN_EXPERIMENT, RunLogger
+from prodgan.adapters.tracking import RunLogger
+from prodgan.names import TRAIN_EXPERIMENT
 from tests.registry import helpers
 
 
 def test_register_is_idempotent_and_tags_lineage(store):
     run_id = helpers.train_run(store, seed=1)
     eval_id = helpers.eval_run(store, run_id, fid=100.0)
-    first = registry.register_from_run(store, run_id, eval_run_id=eval_id)
-    again = registry.register_from_run(store, run_id, eval_run_id=eval_id)  # a retried flow step
+    first = promotion_register(store, run_id, eval_run_id=eval_id)
+    again = promotion_register(store, run_id, eval_run_id=eval_id)  # a retried flow step
     assert again.version == first.version
     client = registry.client_for(store)
     assert len(client.search_model_versions(f"name = '{store.model_name}'")) == 1
     tags = again.tags
-    assert tags[registry.TRAIN_RUN] == run_id and tags[registry.EVAL_RUN] == eval_id
-    assert tags[registry.DATA_HASH] == helpers.DATA_HASH and tags[registry.GIT_REV] == "deadbeef"
-    assert tags[registry.PROTOCOL] == "proto-a" * 4 and float(tags["metric.fid_50"]) == 100.0
+    assert tags[names.TRAIN_RUN] == run_id and tags[names.EVAL_RUN] == eval_id
+    assert tags[names.DATA_HASH] == helpers.DATA_HASH and tags[names.GIT_REV] == "deadbeef"
+    assert tags[names.PROTOCOL] == "proto-a" * 4 and float(tags["metric.fid_50"]) == 100.0
     assert again.run_id == run_id
 
-    resolved = registry.resolve_model(f"models:/{store.model_name}/{first.version}", settings=store)
-    assert sha256_file(resolved.bundle_dir / "generator.pt") == tags[registry.WEIGHTS]
+    resolved = resolve_model(store, f"models:/{store.model_name}/{first.version}")
+    assert sha256_file(resolved.bundle_dir / "generator.pt") == tags[names.WEIGHTS]
     generator, spec = load_bundle(resolved.bundle_dir)
     assert spec == helpers.SPEC
-    by_run = registry.resolve_model(f"runs:/{run_id}", settings=store)
-    assert sha256_file(by_run.bundle_dir / "generator.pt") == tags[registry.WEIGHTS]
+    by_run = resolve_model(store, f"runs:/{run_id}")
+    assert sha256_file(by_run.bundle_dir / "generator.pt") == tags[names.WEIGHTS]
 
     cli = CliRunner().invoke(app, ["register", "--run", run_id])  # the CLI retry lands on the same version
     assert cli.exit_code == 0 and f"v{first.version} " in cli.stdout, cli.output
@@ -52,7 +56,7 @@ def test_concurrent_resolves_of_one_model_all_get_the_bundle(store):
     def resolve() -> None:
         start.wait()
         try:
-            results.append(registry.resolve_model(uri, settings=store).bundle_dir)
+            results.append(resolve_model(store, uri).bundle_dir)
         except Exception as exc:  # noqa: BLE001 - the assertion shows what a loser saw
             results.append(exc)
 
@@ -87,18 +91,18 @@ def test_bad_uris_and_runs_are_clear_errors(store):
         ("s3://bucket/model", "unknown model URI"),
     ]:
         with pytest.raises(ProdganError, match=message):
-            registry.resolve_model(uri, settings=store)
+            resolve_model(store, uri)
     with pytest.raises(ProdganError, match="training run '0+' not found"):
-        registry.register_from_run(store, "0" * 32)
+        promotion_register(store, "0" * 32)
     unfinished = RunLogger.start(store, TRAIN_EXPERIMENT, "crashed")  # still RUNNING, no bundle
     with pytest.raises(ProdganError, match="is RUNNING, not FINISHED"):
-        registry.register_from_run(store, unfinished.run_id)
+        promotion_register(store, unfinished.run_id)
     finished = helpers.train_run(store, seed=9)
     other = RunLogger.start(store, "prodgan-eval", "eval-of-something-else",
-                            tags={registry.PROTOCOL: "p" * 64, registry.WEIGHTS: "f" * 64, registry.TRAIN_RUN: finished})
+                            tags={names.PROTOCOL: "p" * 64, names.WEIGHTS: "f" * 64, names.TRAIN_RUN: finished})
     other.finish()
     with pytest.raises(ProdganError, match="evaluated other weights"):
-        registry.register_from_run(store, finished, eval_run_id=other.run_id)
+        promotion_register(store, finished, eval_run_id=other.run_id)
     assert not registry.client_for(store).search_model_versions(f"name = '{store.model_name}'")
 
 
@@ -106,7 +110,7 @@ def test_evaluator_registers_as_its_own_model(store, tmp_path):
     import mlflow
     import pandas as pd
 
-    from prodgan.evaluator_model import EVALUATOR_MODEL, _blank_png, register_evaluator
+    from prodgan.adapters.evaluator_model import EVALUATOR_MODEL, _blank_png, register_evaluator
     from prodgan.models.evaluator import EvaluatorCNN, EvaluatorSpec, save_evaluator
 
     spec = EvaluatorSpec(channels=1, size=28, categories=helpers.CATEGORIES, width=4)

@@ -6,7 +6,12 @@ import dataclasses
 
 import pytest
 
-from prodgan import lineage, promotion, registry
+from prodgan.ops import audit as lineage
+from prodgan.ops import promote as promotion
+from prodgan import names
+from prodgan.ops.promote import register as promotion_register
+from prodgan.adapters import audit, registry
+from prodgan.adapters.model_store import resolve_model
 from prodgan.models import load_bundle
 from tests.registry import helpers
 from tests.registry.test_promote import GATES
@@ -22,18 +27,18 @@ def test_register_evaluate_promote_audit_against_server(project, tmp_path, monke
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         settings = dataclasses.replace(project, tracking_uri=url)
         run_v1, run_v2 = helpers.train_run(settings, seed=1), helpers.train_run(settings, seed=2)
-        v1 = str(registry.register_from_run(settings, run_v1).version)
-        assert str(registry.register_from_run(settings, run_v1).version) == v1  # idempotent over HTTP too
-        v2 = str(registry.register_from_run(settings, run_v2).version)
+        v1 = str(promotion_register(settings, run_v1).version)
+        assert str(promotion_register(settings, run_v1).version) == v1  # idempotent over HTTP too
+        v2 = str(promotion_register(settings, run_v2).version)
         # evaluated after registration: promotion finds the evaluation through the training run
         helpers.eval_run(settings, run_v1, fid=100.0)
         helpers.eval_run(settings, run_v2, fid=160.0)
 
-        assert promotion.promote_version(settings, v1, gates_path=gates, actor="ops").approved
-        rejected = promotion.promote_version(settings, v2, gates_path=gates, actor="ops")
+        assert promotion.promote(settings, v1, gates_path=gates, actor="ops").approved
+        rejected = promotion.promote(settings, v2, gates_path=gates, actor="ops")
         assert rejected.action == "reject"
 
-        resolved = registry.resolve_model(f"models:/{settings.model_name}@champion", settings=settings)
+        resolved = resolve_model(settings, f"models:/{settings.model_name}@champion")
         assert load_bundle(resolved.bundle_dir)[1] == helpers.SPEC
         chain = lineage.model_lineage(settings, "@champion")
         assert chain["model"]["version"] == v1 and chain["training"]["run_id"] == run_v1

@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 from mlflow.exceptions import MlflowException
 
-from prodgan import promotion, registry
+from prodgan.ops import promote as promotion
+from prodgan import names
+from prodgan.adapters import audit, registry
 from prodgan.settings import Settings
-from prodgan.verify import verify
+from prodgan.adapters.audit_verify import verify
 from tests.conftest import run
 from tests.registry import helpers
 from tests.servers import mlflow_server, postgres
@@ -142,9 +144,9 @@ def test_roles_refusals_tamper_evidence_and_no_leaked_passwords(project: Setting
         # the promoter promotes v1, then v2 (better): audited as the promoter
         team.ok(PROMOTER, "promote", v1)
         team.act_as(PROMOTER, monkeypatch)
-        assert promotion.promote_version(settings, v2).approved
+        assert promotion.promote(settings, v2).approved
         assert verify(settings).ok
-        assert [r["actor"] for r in registry.audit_records(settings)] == [PROMOTER, PROMOTER]
+        assert [r["actor"] for r in audit.audit_records(settings)] == [PROMOTER, PROMOTER]
 
         team.act_as(TRAINER, monkeypatch)
         # behind prodgan's back: the trainer's EDIT right is enough for MLflow to move the alias
@@ -158,11 +160,11 @@ def test_roles_refusals_tamper_evidence_and_no_leaked_passwords(project: Setting
         # the promoter restores v2 with an audited --force; the registry verifies again
         team.ok(PROMOTER, "promote", v2, "--force", "restore after an unaudited alias move")
         assert verify(settings).ok
-        assert [r["actor"] for r in registry.audit_records(settings) if r.get("bypassed")] == [PROMOTER]
+        assert [r["actor"] for r in audit.audit_records(settings) if r.get("bypassed")] == [PROMOTER]
         # ...and the trainer cannot write an audit record to explain a move of its own
         client = registry.client_for(settings)
         with pytest.raises(MlflowException, match="403|Permission denied"):
-            client.create_run(client.get_experiment_by_name(registry.AUDIT_EXPERIMENT).experiment_id)
+            client.create_run(client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id)
 
         # replaced weights of the previous champion: caught, and generating from it is refused
         model_ids = {v: client.get_model_version(name, v).source.removeprefix("models:/") for v in (v1, v2)}

@@ -8,9 +8,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from prodgan import promotion, registry
+from prodgan.ops import promote as promotion
+from prodgan import names
+from prodgan.adapters import audit, registry
 from prodgan.errors import GateFailed
-from prodgan.verify import check_aliases, require_verified, verify
+from prodgan.adapters.audit_verify import check_aliases, require_verified, verify
 from tests.conftest import run
 from tests.registry import helpers
 
@@ -46,7 +48,7 @@ def _aliases(settings) -> dict[str, str]:
 def test_direct_alias_move_is_caught_and_blocks_promotion(store) -> None:
     v1, v2, v3 = (helpers.registered(store, seed=s, fid=f) for s, f in ((1, 300.0), (2, 200.0), (3, 100.0)))
     for version in (v1, v2):
-        assert promotion.promote_version(store, version, actor="alice").approved
+        assert promotion.promote(store, version, actor="alice").approved
     clean = verify(store)
     assert clean.ok and clean.hashed == [v1, v2, v3] and (clean.champion, clean.previous) == (v2, v1)
 
@@ -54,12 +56,12 @@ def test_direct_alias_move_is_caught_and_blocks_promotion(store) -> None:
     report = verify(store)
     assert [(f.version, "champion" in f.problem and "moved outside prodgan" in f.problem) for f in report.findings] == [(v1, True)]
     with pytest.raises(GateFailed, match=f"v{v1}: alias champion points to v{v1}"):
-        promotion.promote_version(store, v3, actor="alice")
+        promotion.promote(store, v3, actor="alice")
     assert _aliases(store) == {"champion": v1, "previous": v1}  # the refused promotion changed nothing
 
-    decision = promotion.promote_version(store, v3, actor="alice", force_reason="restore after the unaudited move")
+    decision = promotion.promote(store, v3, actor="alice", force_reason="restore after the unaudited move")
     assert decision.approved and _aliases(store) == {"champion": v3, "previous": v1}
-    forced = [r for r in registry.audit_records(store) if r.get("bypassed")]
+    forced = [r for r in audit.audit_records(store) if r.get("bypassed")]
     assert len(forced) == 1 and forced[0]["action"] == "force" and forced[0]["actor"] == "alice"
     assert any(f"v{v1}" in finding for finding in forced[0]["findings"])
     assert verify(store).ok  # the forced promotion re-established an explained state
@@ -73,7 +75,7 @@ def _stored_weights(settings, version: str) -> Path:
 
 def test_replaced_weights_are_caught_and_refused(store) -> None:
     v1, v2 = helpers.registered(store, seed=1, fid=300.0), helpers.registered(store, seed=2, fid=200.0)
-    promotion.promote_version(store, v1, actor="alice")
+    promotion.promote(store, v1, actor="alice")
     _stored_weights(store, v1).write_bytes(_stored_weights(store, v2).read_bytes())  # a valid, different generator
 
     report = verify(store)
@@ -88,7 +90,7 @@ def test_replaced_weights_are_caught_and_refused(store) -> None:
 
 def test_edited_model_code_is_caught_and_nothing_is_pickled(store) -> None:
     v1 = helpers.registered(store, seed=1, fid=300.0)
-    promotion.promote_version(store, v1, actor="alice")
+    promotion.promote(store, v1, actor="alice")
     stored = _stored_weights(store, v1).parents[2]  # <model>/artifacts/bundle/generator.pt -> <model>
     assert (stored / "generator.py").is_file() and not list(stored.rglob("*.pkl"))  # models-from-code, no pickle
     assert verify(store).ok

@@ -12,7 +12,9 @@ from typing import Iterator
 
 import pytest
 
-from prodgan import registry
+from prodgan import names
+from prodgan.ops.promote import register as promotion_register
+from prodgan.adapters import audit, registry
 from prodgan.generate import MAX_IMAGES_PER_ROW
 from prodgan.settings import Settings, configure_environment
 from tests.conftest import run
@@ -37,7 +39,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setti
         settings = configure_environment(Settings.load())
         mp.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
         run_id = registry_helpers.train_run(settings, seed=3)
-        version = registry.register_from_run(settings, run_id).version
+        version = promotion_register(settings, run_id).version
         # `mlflow models serve` runs `uvicorn` from PATH: the venv's bin must be on it, as in an activated venv
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         yield settings, f"models:/{settings.model_name}/{version}", env

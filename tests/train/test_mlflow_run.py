@@ -17,9 +17,10 @@ FAST = ["--set", "steps=6", "--set", "checkpoint_every=3", "--set", "grid_every=
 
 @pytest.mark.slow
 def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
-    from prodgan.tracking import TRAIN_EXPERIMENT, setup_mlflow
-    from prodgan.training_run import run_training
-    from prodgan.validation import validate_dataset
+    from prodgan.adapters.tracking import setup_mlflow
+    from prodgan.names import TRAIN_EXPERIMENT
+    from prodgan.ops.train import train as run_training
+    from prodgan.ops.validate import validate as validate_dataset
 
     assert validate_dataset(small_project, "fashion-mnist").success
     with pytest.raises(ProdganError, match="eval_samples=99999 must be between 2 and the"):
@@ -55,9 +56,9 @@ def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
 @pytest.mark.slow
 def test_two_process_ddp_run_is_one_mlflow_run(small_project):
     """torchrun ranks stay free of MLflow; the launching process logs what rank 0 reported."""
-    from prodgan.tracking import setup_mlflow
-    from prodgan.training_run import run_training
-    from prodgan.validation import validate_dataset
+    from prodgan.adapters.tracking import setup_mlflow
+    from prodgan.ops.train import train as run_training
+    from prodgan.ops.validate import validate as validate_dataset
 
     assert validate_dataset(small_project, "fashion-mnist").success
     with pytest.raises(ProdganError, match="evaluation during training runs in one process"):

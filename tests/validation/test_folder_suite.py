@@ -10,7 +10,7 @@ from PIL import Image
 from prodgan.data.folder import write_folder
 from prodgan.data.importer import import_into
 from prodgan.settings import Settings
-from prodgan.validation import validate_dataset
+from prodgan.ops.validate import validate as validate_dataset
 
 
 def _photos(src: Path, categories: tuple[str, ...], per_category: int) -> None:

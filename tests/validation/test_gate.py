@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from prodgan.data import dvc
+from prodgan.adapters import dvc
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.settings import Settings
-from prodgan.validation import ValidationRecord, load_record, require_validated, validate_dataset
+from prodgan.ops.validate import ValidationRecord, load_record, require_validated, validate as validate_dataset
 from tests.conftest import prodgan
 
 DATASET = "fashion-mnist"

@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from prodgan.evaluator_model import EvaluatorPyfunc
+from prodgan.adapters.evaluator_model import EvaluatorPyfunc
 
 set_model(EvaluatorPyfunc())

@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from prodgan.serving import GeneratorPyfunc
+from prodgan.adapters.serving import GeneratorPyfunc
 
 set_model(GeneratorPyfunc())

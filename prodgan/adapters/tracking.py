@@ -2,23 +2,23 @@
 
 Everything goes through an explicit `MlflowClient` and run id (never MLflow's global "active
 run"), so a Prefect task, a thread or a test can log to a run without hidden state.
-Core compute never imports this module; adapters (CLI, flows, training_run) do.
+`reachable` turns a tracking server that does not answer into one line a user can act on.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from prodgan.errors import ProdganError, TrackingUnreachable
+from prodgan.names import DEVICE, PRECISION, WORLD_SIZE
 from prodgan.settings import Settings
 
-TRAIN_EXPERIMENT = "prodgan-train"
-EVAL_EXPERIMENT = "prodgan-eval"
-AUDIT_EXPERIMENT = "prodgan-audit"
 TRACKED_PACKAGES = ("prodgan", "torch", "torchvision", "torch-fidelity", "mlflow", "prefect", "dvc", "great-expectations", "numpy")
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 _BATCH = 900  # under MLflow's 1000-metrics-per-batch limit
@@ -32,6 +32,76 @@ def setup_mlflow(settings: Settings):
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+_UNREACHABLE = ("Connection refused", "Failed to establish a new connection", "Max retries exceeded")
+
+
+@contextmanager
+def reachable(settings: Settings, doing: str) -> Iterator[None]:
+    """A tracking server that does not answer becomes one line saying so and what to do."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if not any(sign in str(exc) for sign in _UNREACHABLE):
+            raise
+        raise TrackingUnreachable(f"MLflow at {settings.tracking_uri} is unreachable while {doing} (connection refused); "
+                                  "start the tracking server or fix MLFLOW_TRACKING_URI, then rerun: it is safe to repeat") from None
+
+
+def not_found(exc: Exception) -> bool:
+    return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
+
+
+def get_run(client: Any, run_id: str, what: str = "run"):
+    """The run, or a one-line error naming what was looked for."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        if not_found(exc):
+            raise ProdganError(f"{what} {run_id!r} not found in {client.tracking_uri}; check the id (`mlflow runs list`) "
+                               f"or MLFLOW_TRACKING_URI") from None
+        raise
+
+
+def run_tag(settings: Settings, run_id: str | None, key: str) -> str | None:
+    """One tag of a run (None when the run or the tag is missing)."""
+    if not run_id:
+        return None
+    try:
+        return get_run(setup_mlflow(settings), run_id).data.tags.get(key)
+    except ProdganError:
+        return None
+
+
+def set_tags(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
+    from mlflow.entities import RunTag
+
+    if tags:
+        setup_mlflow(settings).log_batch(run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+
+
+def newest_finished_run(settings: Settings, experiment: str, tags: dict[str, str]):
+    """The newest FINISHED run of `experiment` carrying every tag in `tags`, or None."""
+    client = setup_mlflow(settings)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    query = " and ".join([*(f"tags.`{k}` = '{v}'" for k, v in tags.items()), "attributes.status = 'FINISHED'"])
+    runs = client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def artifact_location(settings: Settings, run_id: str | None, artifact: str) -> str | None:
+    """A local path for a local store, else the `runs:/` URI (open it in the MLflow UI)."""
+    if not run_id:
+        return None
+    uri = setup_mlflow(settings).get_run(run_id).info.artifact_uri
+    return str(Path(uri.removeprefix("file://")) / artifact) if uri.startswith("file://") else f"runs:/{run_id}/{artifact}"
 
 
 def is_local_store(tracking_uri: str) -> bool:
@@ -127,3 +197,28 @@ class RunLogger:
     def finish(self, status: str = "FINISHED") -> None:
         self.flush()
         self.client.set_terminated(self.run_id, status=status)
+
+
+def training_hooks(logger: RunLogger, say: Callable[[str], None]):
+    """Training-loop hooks that forward the loop's reports to the MLflow run."""
+    from prodgan.train import TrainHooks
+
+    class MlflowHooks(TrainHooks):
+        def on_start(self, info: dict[str, Any]) -> None:
+            logger.set_tags({DEVICE: info["device"], PRECISION: info["precision"], WORLD_SIZE: info["world_size"]})
+            say(f"training on {info['device']} ({info['precision']}, {info['world_size']} process(es)), "
+                f"{info['images']} images, steps {info['start_step']} -> {info['steps']}")
+
+        def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
+            logger.log_metrics(metrics, step)
+
+        def on_grid(self, step: int, epoch: int, image: np.ndarray) -> None:
+            logger.log_image(image, f"samples/step_{step:07d}.png")
+
+        def on_checkpoint(self, step: int, path: Path) -> None:
+            logger.flush()  # metrics up to a checkpoint survive a crash after it
+
+        def on_message(self, message: str) -> None:
+            say(message)
+
+    return MlflowHooks()

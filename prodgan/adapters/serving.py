@@ -21,6 +21,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from prodgan.errors import ProdganError
+from prodgan.names import LOGGED_MODEL_NAME, TRAIN_RUN
 from prodgan.generate import MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_ROW, parse_request
 
 OUTPUT_COLUMNS = ["seed", "category", "index", "png_base64"]
@@ -80,6 +81,32 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
         if total > MAX_IMAGES_PER_REQUEST:
             raise _invalid(f"the request asks for {total} images: at most {MAX_IMAGES_PER_REQUEST} per request; split it")
         return requests
+
+
+def log_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
+    """The pyfunc model logged for this training run (reused on retry), as a `models:/m-...` URI."""
+    run_id, exp_id = train_run.info.run_id, train_run.info.experiment_id
+    for lm in client.search_logged_models([exp_id], filter_string=f"source_run_id = '{run_id}'"):
+        if lm.name == LOGGED_MODEL_NAME and str(lm.status).endswith("READY"):
+            return f"models:/{lm.model_id}"
+    logged = mlflow.initialize_logged_model(name=LOGGED_MODEL_NAME, source_run_id=run_id, experiment_id=exp_id,
+                                            tags={TRAIN_RUN: run_id})
+    info = mlflow.pyfunc.log_model(
+        name=LOGGED_MODEL_NAME, python_model=str(MODEL_CODE / "generator.py"), artifacts={"bundle": str(bundle_dir)},
+        signature=signature(), input_example=input_example(), pip_requirements=pip_requirements(), model_id=logged.model_id,
+    )
+    return info.model_uri
+
+
+def stored_file_hashes(model_uri: str, dest: Path) -> str:
+    """The logged model's file hashes as stored (the `prodgan.model_files` tag `prodgan audit verify` replays)."""
+    import json
+
+    from prodgan.fsutil import file_hashes
+
+    location = mlflow.get_logged_model(model_uri.removeprefix("models:/")).artifact_location
+    return json.dumps(file_hashes(Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dest)))),
+                      sort_keys=True, separators=(",", ":"))
 
 
 def signature() -> ModelSignature:

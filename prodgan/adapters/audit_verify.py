@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prodgan.adapters.audit import actor_name, audit_records, write_audit
+from prodgan.adapters.registry import alias_version, champion_state, client_for, get_version
 from prodgan.errors import GateFailed, ProdganError
+from prodgan.names import CHAMPION, MODEL_FILES, PREVIOUS, WEIGHTS
 from prodgan.settings import Settings
 
 MOVES = ("promote", "force", "rollback")
@@ -114,8 +117,6 @@ def _file_findings(version: str, recorded: str | None, actual: dict[str, str], w
     """Files added, removed or changed since registration (the weights have their own, clearer finding)."""
     import json
 
-    from prodgan.registry import MODEL_FILES
-
     if not recorded:
         return [Finding(version, f"has no {MODEL_FILES} tag: it was not registered by prodgan or the tag was removed")]
     expected = json.loads(recorded)
@@ -131,7 +132,6 @@ def _file_findings(version: str, recorded: str | None, actual: dict[str, str], w
 def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str], list[Finding]]:
     """(versions hashed, findings) for model versions whose stored files are not the registered ones."""
     from prodgan.fsutil import file_hashes
-    from prodgan.registry import MODEL_FILES, WEIGHTS, client_for
 
     client, hashed, findings = client_for(settings), [], []
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -161,8 +161,6 @@ def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str],
 
 def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ...] = ()) -> Report:
     """Replay the audit log against the registry; hash every version's weights (or the aliased and `include`d ones)."""
-    from prodgan.registry import CHAMPION, PREVIOUS, alias_version, audit_records, client_for, get_version
-
     client, name = client_for(settings), settings.model_name
     report = Report(name)
     aliased = [alias_version(client, name, CHAMPION), alias_version(client, name, PREVIOUS)]
@@ -202,9 +200,7 @@ def audit_bypass(settings: Settings, report: Report, actor: str | None, purpose:
     """Write the `force` record of acting on (or accepting) a registry that failed verification."""
     from datetime import datetime, timezone
 
-    from prodgan.registry import actor_name, champion_state, client_for, write_audit
-
-    who = actor_name(actor)
+    who = actor_name(settings, actor)
     seq = champion_state(client_for(settings), report.model)[1]
     record = {"action": "force", "model": report.model, "version": report.champion or "", "actor": who,
               "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "bypassed": BYPASS, "purpose": purpose,

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from prodgan.errors import ProdganError
+from prodgan.names import EVAL_EXPERIMENT, EVALUATOR_MODEL, WEIGHTS
 from prodgan.settings import Settings
 
-EVALUATOR_MODEL = "prodgan-evaluator"
 LOGGED_NAME = "evaluator"
 
 
@@ -61,16 +61,16 @@ def register_evaluator(settings: Settings, evaluator_dir: Path, source_run_id: s
     import mlflow
     from mlflow.models import infer_signature
 
-    from prodgan import registry, serving
+    from prodgan.adapters import serving
+    from prodgan.adapters.tracking import ensure_experiment, setup_mlflow
     from prodgan.models.evaluator import RECORD_FILE
-    from prodgan.tracking import EVAL_EXPERIMENT, ensure_experiment
 
     record_path = Path(evaluator_dir) / RECORD_FILE
     if not record_path.is_file():
         raise ProdganError(f"{evaluator_dir} holds no {RECORD_FILE}; train the evaluator first (`prodgan evaluator train`)")
     sha = json.loads(record_path.read_text())["weights_sha256"]
-    client = registry.client_for(settings)
-    found = client.search_model_versions(f"name = '{EVALUATOR_MODEL}' and tags.`{registry.WEIGHTS}` = '{sha}'")
+    client = setup_mlflow(settings)
+    found = client.search_model_versions(f"name = '{EVALUATOR_MODEL}' and tags.`{WEIGHTS}` = '{sha}'")
     if found:
         return min(found, key=lambda mv: int(mv.version))
     example = pd.DataFrame({"png_base64": [_blank_png(json.loads(record_path.read_text())["spec"])]})
@@ -81,7 +81,7 @@ def register_evaluator(settings: Settings, evaluator_dir: Path, source_run_id: s
         signature=infer_signature(example, pd.DataFrame({"category": ["x"], "confidence": [1.0]})), input_example=example,
         pip_requirements=serving.pip_requirements(), model_id=logged.model_id,
     )
-    return mlflow.register_model(info.model_uri, EVALUATOR_MODEL, tags={registry.WEIGHTS: sha, **(
+    return mlflow.register_model(info.model_uri, EVALUATOR_MODEL, tags={WEIGHTS: sha, **(
         {"prodgan.source_run_id": source_run_id} if source_run_id else {})})
 
 

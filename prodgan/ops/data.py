@@ -1,4 +1,4 @@
-"""Bring a fresh clone's data/ to exactly what data.dvc pins, and fill the local remote."""
+"""Use case: datasets under `data/`: import, version with DVC, restore, and a fresh clone's set-up."""
 
 from __future__ import annotations
 
@@ -6,12 +6,62 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any, Callable
 
-from prodgan.data import dvc
+from prodgan.adapters import dvc
+from prodgan.adapters.dvc import DataVersion
 from prodgan.data.fashion_mnist import DEBIAN_SOURCE, write_fashion_mnist
 from prodgan.data.importer import import_into
+from prodgan.data.layout import DatasetMeta
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
+
+Progress = Callable[[int, int], None]
+
+
+def import_fashion_mnist(settings: Settings, source: Path | None = None, limit: int | None = None, force: bool = False,
+                         progress: Progress | None = None) -> DatasetMeta:
+    """Decode Fashion-MNIST into data/fashion-mnist (deterministic PNG bytes)."""
+    src = source or DEBIAN_SOURCE
+    return import_into(settings.data_dir, "fashion-mnist", "fashion-mnist",
+                       lambda tmp: write_fashion_mnist(src, tmp, limit=limit, progress=progress), force=force)
+
+
+def import_folder(settings: Settings, src: Path, name: str, size: int = 64, mode: str = "RGB", force: bool = False,
+                  progress: Progress | None = None) -> tuple[DatasetMeta, list[tuple[str, str]]]:
+    """Import a folder of product photos into data/<name>; (metadata, skipped files with the reason)."""
+    from prodgan.data.folder import write_folder
+
+    reports: list[Any] = []
+
+    def build(tmp: Path) -> DatasetMeta:
+        reports.append(write_folder(src, tmp, name, size=size, mode=mode, progress=progress))
+        return reports[0].meta
+
+    meta = import_into(settings.data_dir, name, "folder", build, force=force)
+    return meta, list(reports[0].skipped)
+
+
+def add(settings: Settings) -> DataVersion:
+    return dvc.add(settings)
+
+
+def version(settings: Settings) -> DataVersion:
+    return dvc.version(settings)
+
+
+def changed_files(settings: Settings) -> list[str]:
+    return dvc.changed_files(settings)
+
+
+def push(settings: Settings) -> DataVersion:
+    dvc.push(settings)
+    return dvc.version(settings)
+
+
+def pull(settings: Settings) -> DataVersion:
+    dvc.pull(settings)
+    return dvc.version(settings)
 
 
 def ensure_debian_dataset(source: Path = DEBIAN_SOURCE) -> Path:
@@ -26,7 +76,8 @@ def ensure_debian_dataset(source: Path = DEBIAN_SOURCE) -> Path:
     return source
 
 
-def setup_data(settings: Settings, source: Path | None = None) -> str:
+def setup(settings: Settings, source: Path | None = None) -> str:
+    """Fresh clone: get data/ to the version data.dvc pins (pull, else rebuild from the Debian files), then push."""
     dvc.ensure_repo(settings)
     dvc_file = settings.root / dvc.DVC_FILE
     if dvc_file.is_file():
@@ -38,7 +89,7 @@ def setup_data(settings: Settings, source: Path | None = None) -> str:
         except ProdganError:
             pass  # not in the remote yet: rebuild it from the source files below
     src = ensure_debian_dataset(source or DEBIAN_SOURCE)
-    import_into(settings.data_dir, "fashion-mnist", "fashion-mnist", lambda tmp: write_fashion_mnist(src, tmp), force=True)
+    import_fashion_mnist(settings, src, force=True)
     pinned_text = dvc_file.read_text() if dvc_file.is_file() else None
     expected = dvc.pinned(settings)["md5"] if pinned_text else None
     rebuilt = dvc.add(settings)

@@ -10,26 +10,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from prodgan import registry
+from prodgan.adapters import audit_verify, registry, tracking
+from prodgan.adapters.audit import audit_records
 from prodgan.errors import ProdganError
+from prodgan.names import (CONFIG, DATA_HASH, DATASET, DEVICE, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, GIT_DIRTY,
+                           GIT_REV, PRECISION, PROTOCOL, TRAIN_EXPERIMENT, TRAIN_RUN, VALIDATION, WEIGHTS, parse_model_ref)
 from prodgan.settings import Settings
 
-_REF = re.compile(r"^(?:models:/)?(?:(?P<name>[^/@]+?)?(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))|(?P<bare>\d+))$")
-
-
-def find_version(settings: Settings, ref: str):
-    """`NAME@ALIAS`, `NAME/VERSION`, `@ALIAS`, `VERSION` (the default model) or a `models:/` URI -> ModelVersion."""
-    m = _REF.match(ref.strip())
-    if not m:
-        raise ProdganError(f"cannot read model reference {ref!r}; use NAME@ALIAS, NAME/VERSION or a version number")
-    client = registry.client_for(settings)
-    name = m["name"] or settings.model_name
-    if m["alias"]:
-        mv = registry.alias_version(client, name, m["alias"])
-        if mv is None:
-            raise ProdganError(f"model {name} has no alias @{m['alias']}; see `prodgan audit history`")
-        return mv
-    return registry.get_version(client, name, m["version"] or m["bare"])
+def find_version(settings: Settings, text: str):
+    """The registered version a reference names; runs and bundles have no lineage of their own here."""
+    ref = parse_model_ref(text, settings.model_name)
+    if not ref.registered:
+        raise ProdganError(f"{ref.uri} is not a registered model version; audit models:/NAME@ALIAS or models:/NAME/VERSION")
+    return registry.find_version(settings, ref)
 
 
 def _artifact_json(client: Any, run: Any, path: str) -> dict[str, Any] | None:
@@ -51,23 +44,23 @@ def _training(client: Any, run_id: str | None) -> tuple[dict[str, Any], dict[str
     """(training section, dataset section) of the chain, from the training run."""
     if not run_id:
         return {"missing": "version has no prodgan.train_run_id tag"}, {}
-    run = registry.get_run(client, run_id, "training run")
+    run = tracking.get_run(client, run_id, "training run")
     params, tags = run.data.params, run.data.tags
     inputs = _artifact_json(client, run, "run_inputs.json") or {}
     training = {
         "run_id": run_id, "status": run.info.status, "started": _when(run.info.start_time), "ended": _when(run.info.end_time),
-        "config_file": tags.get("prodgan.config") or params.get("config_file"),
+        "config_file": tags.get(CONFIG) or params.get("config_file"),
         "config": inputs.get("config") or {k: v for k, v in params.items() if not k.startswith(("lineage.", "version."))},
         "overrides": inputs.get("overrides"),
-        "code": {"git_rev": tags.get(registry.GIT_REV), "git_dirty": tags.get("prodgan.git_dirty")},
+        "code": {"git_rev": tags.get(GIT_REV), "git_dirty": tags.get(GIT_DIRTY)},
         "environment": inputs.get("versions") or {k.removeprefix("version."): v for k, v in params.items() if k.startswith("version.")},
-        "device": tags.get("prodgan.device"), "precision": tags.get("prodgan.precision"),
+        "device": tags.get(DEVICE), "precision": tags.get(PRECISION),
         "final_metrics": dict(run.data.metrics),
     }
     validation = _artifact_json(client, run, "validation.json")
     dataset = {
-        "data_hash": tags.get(registry.DATA_HASH), "dataset": tags.get("prodgan.dataset"), "git_rev": tags.get(registry.GIT_REV),
-        "validation": {"reference": tags.get(registry.VALIDATION),
+        "data_hash": tags.get(DATA_HASH), "dataset": tags.get(DATASET), "git_rev": tags.get(GIT_REV),
+        "validation": {"reference": tags.get(VALIDATION),
                        **({k: validation.get(k) for k in ("success", "suite_name", "expectations", "failed", "timestamp",
                                                            "docs_path", "docs_index", "gx_version")} if validation else {})},
     }
@@ -77,17 +70,15 @@ def _training(client: Any, run_id: str | None) -> tuple[dict[str, Any], dict[str
 def _evaluations(settings: Settings, client: Any, mv: Any) -> list[dict[str, Any]]:
     """Every evaluation run tied to the version (by tag) or to its training run, oldest first."""
     tags = mv.tags or {}
-    ids = {v for k, v in tags.items() if k == registry.EVAL_RUN or k.startswith(registry.EVAL_BY_PROTOCOL)}
-    from prodgan.tracking import EVAL_EXPERIMENT
-
+    ids = {v for k, v in tags.items() if k == EVAL_RUN or k.startswith(EVAL_BY_PROTOCOL)}
     exp = client.get_experiment_by_name(EVAL_EXPERIMENT)
-    if exp is not None and tags.get(registry.TRAIN_RUN):
-        ids |= {r.info.run_id for r in client.search_runs([exp.experiment_id], f"tags.`{registry.TRAIN_RUN}` = '{tags[registry.TRAIN_RUN]}'")}
+    if exp is not None and tags.get(TRAIN_RUN):
+        ids |= {r.info.run_id for r in client.search_runs([exp.experiment_id], f"tags.`{TRAIN_RUN}` = '{tags[TRAIN_RUN]}'")}
     found = []
     for run_id in ids:
-        run = registry.get_run(client, run_id, "evaluation run")
+        run = tracking.get_run(client, run_id, "evaluation run")
         found.append({"run_id": run_id, "started": _when(run.info.start_time), "status": run.info.status,
-                      "protocol": run.data.tags.get(registry.PROTOCOL), "headline": run_id == tags.get(registry.EVAL_RUN),
+                      "protocol": run.data.tags.get(PROTOCOL), "headline": run_id == tags.get(EVAL_RUN),
                       "protocol_params": {k: v for k, v in run.data.params.items() if k.startswith("protocol")},
                       "metrics": dict(run.data.metrics)})
     return sorted(found, key=lambda e: e["started"] or "")
@@ -98,15 +89,15 @@ def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
     mv = find_version(settings, ref)
     client = registry.client_for(settings)
     tags = mv.tags or {}
-    training, dataset = _training(client, tags.get(registry.TRAIN_RUN))
+    training, dataset = _training(client, tags.get(TRAIN_RUN))
     version = str(mv.version)
-    decisions = [r for r in registry.audit_records(settings, model=mv.name)
+    decisions = [r for r in audit_records(settings, model=mv.name)
                  if version in (str(r.get("version")), str(r.get("champion_before")), str(r.get("champion_after")))]
     return {
         "model": {"name": mv.name, "version": version, "aliases": list(mv.aliases or []), "registered": _when(mv.creation_timestamp),
-                  "source": mv.source, "weights_sha256": tags.get(registry.WEIGHTS),
+                  "source": mv.source, "weights_sha256": tags.get(WEIGHTS),
                   "tags": {k: v for k, v in tags.items() if k.startswith(("prodgan.", "metric."))}},
-        "dataset": dataset or {"data_hash": tags.get(registry.DATA_HASH)},
+        "dataset": dataset or {"data_hash": tags.get(DATA_HASH)},
         "training": training,
         "evaluations": _evaluations(settings, client, mv),
         "decisions": [{k: r.get(k) for k in ("at", "action", "actor", "version", "champion_before", "champion_after",
@@ -117,27 +108,25 @@ def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
 
 def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
     """Training runs and model versions built from a dataset version (hash prefix allowed)."""
-    from prodgan.tracking import TRAIN_EXPERIMENT
-
     if not re.fullmatch(r"[0-9a-f]{6,32}(\.dir)?", data_hash):
         raise ProdganError(f"{data_hash!r} is not a DVC hash; give at least 6 hex digits of the md5 in data.dvc")
     client = registry.client_for(settings)
-    like = f"tags.`{registry.DATA_HASH}` LIKE '{data_hash}%'"
+    like = f"tags.`{DATA_HASH}` LIKE '{data_hash}%'"
     found = client.search_model_versions(like)
     aliases: dict[tuple[str, str], list[str]] = {}  # search results leave aliases out; read them per model
     for name in {mv.name for mv in found}:
         for alias, version in (client.get_registered_model(name).aliases or {}).items():
             aliases.setdefault((name, str(version)), []).append(alias)
-    versions = [{"model": mv.name, "version": str(mv.version), "train_run_id": (mv.tags or {}).get(registry.TRAIN_RUN),
+    versions = [{"model": mv.name, "version": str(mv.version), "train_run_id": (mv.tags or {}).get(TRAIN_RUN),
                  "registered": _when(mv.creation_timestamp), "aliases": sorted(aliases.get((mv.name, str(mv.version)), [])),
-                 "data_hash": (mv.tags or {}).get(registry.DATA_HASH)}
+                 "data_hash": (mv.tags or {}).get(DATA_HASH)}
                 for mv in found]
     exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
     runs = client.search_runs([exp.experiment_id], like, order_by=["attributes.start_time ASC"]) if exp else []
     return {
         "data_hash": data_hash,
         "training_runs": [{"run_id": r.info.run_id, "started": _when(r.info.start_time), "status": r.info.status,
-                           "config": r.data.tags.get("prodgan.config"), "validation": r.data.tags.get(registry.VALIDATION)}
+                           "config": r.data.tags.get(CONFIG), "validation": r.data.tags.get(VALIDATION)}
                           for r in runs],
         "versions": sorted(versions, key=lambda v: (v["model"], int(v["version"]))),
     }
@@ -146,9 +135,7 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
 def champion_history(settings: Settings, model: str | None = None) -> list[dict[str, Any]]:
     """Which version was champion when: one period per alias move recorded in the audit log."""
     name = model or settings.model_name
-    from prodgan.verify import is_move
-
-    moves = [r for r in registry.audit_records(settings, model=name) if is_move(r)]
+    moves = [r for r in audit_records(settings, model=name) if audit_verify.is_move(r)]
     periods = []
     for i, r in enumerate(moves):
         periods.append({"version": str(r["champion_after"]), "from": r.get("at"),
@@ -156,3 +143,12 @@ def champion_history(settings: Settings, model: str | None = None) -> list[dict[
                         "how": r.get("action"), "actor": r.get("actor"), "replaced": r.get("champion_before"),
                         "audit_run_id": r.get("audit_run_id")})
     return periods
+
+
+def verify(settings: Settings, all_versions: bool = True, acknowledge: str | None = None) -> audit_verify.Report:
+    """Replay the audit log against the registry; `acknowledge` records a `force` entry accepting the findings."""
+    with tracking.reachable(settings, "verifying the registry"):
+        report = audit_verify.verify(settings, all_versions=all_versions)
+        if acknowledge and not report.ok:
+            audit_verify.audit_bypass(settings, report, None, "acknowledge the findings", acknowledge)
+        return report

@@ -18,12 +18,12 @@ here logs, returns or stores a password. REST paths are those of `mlflow/server/
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from prodgan.errors import ProdganError
-from prodgan.settings import Settings
+from prodgan.names import AUDIT_EXPERIMENT, EVAL_EXPERIMENT, TRAIN_EXPERIMENT
+from prodgan.settings import Settings, env
 
 CURRENT_USER = "/api/2.0/mlflow/users/current"
 GET_USER = "/api/2.0/mlflow/users/get"
@@ -42,15 +42,12 @@ def is_server(settings: Settings) -> bool:
     return settings.tracking_uri.startswith(("http://", "https://"))
 
 
-def current_username() -> str | None:
-    return os.environ.get(USERNAME_ENV) or None
-
-
 class AuthApi:
     """The auth app's REST API at one tracking server, as the user in the environment."""
 
-    def __init__(self, tracking_uri: str) -> None:
-        self.tracking_uri = tracking_uri.rstrip("/")
+    def __init__(self, settings: Settings) -> None:
+        self.tracking_uri = settings.tracking_uri.rstrip("/")
+        self.username = settings.tracking_user
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         """(HTTP status, JSON body); never raises for an HTTP error status."""
@@ -75,7 +72,7 @@ class AuthApi:
             raise ProdganError(f"{what}: the MLflow server refused the credentials; set {USERNAME_ENV} and "
                                f"{PASSWORD_ENV} to an existing user")
         if status == 403:
-            raise ProdganError(f"{what}: user {current_username()!r} is not allowed to; run this as an MLflow admin")
+            raise ProdganError(f"{what}: user {self.username!r} is not allowed to; run this as an MLflow admin")
         if status >= 400:
             raise ProdganError(f"{what} failed ({status}: {body.get('message', 'no message')})")
         return body
@@ -86,7 +83,7 @@ class AuthApi:
         if status == 404:
             return None
         if status == 401:
-            who = f"user {current_username()!r}" if current_username() else "anonymous access"
+            who = f"user {self.username!r}" if self.username else "anonymous access"
             raise ProdganError(f"the MLflow server at {self.tracking_uri} refused {who}: set {USERNAME_ENV} and "
                                f"{PASSWORD_ENV} (environment only, never on the command line)")
         if status >= 400:
@@ -125,7 +122,7 @@ def require_model_permission(settings: Settings, need: str, action: str) -> None
     """
     if not is_server(settings):
         return
-    api = AuthApi(settings.tracking_uri)
+    api = AuthApi(settings)
     user = api.current_user()
     if user is None or user.get("is_admin"):
         return
@@ -154,8 +151,7 @@ def role_grants(settings: Settings, trainer: str, promoter: str) -> list[Grant]:
     """
     from mlflow.exceptions import MlflowException
 
-    from prodgan.registry import AUDIT_EXPERIMENT
-    from prodgan.tracking import EVAL_EXPERIMENT, TRAIN_EXPERIMENT, ensure_experiment, setup_mlflow
+    from prodgan.adapters.tracking import ensure_experiment, setup_mlflow
 
     client = setup_mlflow(settings)
     ids = {name: ensure_experiment(name, settings) for name in (TRAIN_EXPERIMENT, EVAL_EXPERIMENT, AUDIT_EXPERIMENT)}
@@ -176,7 +172,7 @@ def role_grants(settings: Settings, trainer: str, promoter: str) -> list[Grant]:
 
 
 def password_from_env(variable: str) -> str:
-    value = os.environ.get(variable, "")
+    value = env(variable) or ""
     if not value:
         raise ProdganError(f"environment variable {variable} is empty: export the new user's password there "
                            f"(prodgan never takes passwords on the command line)")
@@ -190,7 +186,7 @@ def setup_roles(settings: Settings, users: dict[str, str], trainer: str, promote
     if not is_server(settings):
         raise ProdganError(f"roles need an MLflow server with `--app-name basic-auth`; MLFLOW_TRACKING_URI is "
                            f"{settings.tracking_uri} (embedded stores have no users)")
-    api = AuthApi(settings.tracking_uri)
+    api = AuthApi(settings)
     me = api.current_user()
     if me is None:
         raise ProdganError(f"the MLflow server at {settings.tracking_uri} has no auth app; start it with "

@@ -72,7 +72,7 @@ def ensure_repo(settings: Settings) -> None:
 
 def _use_remote_override(settings: Settings) -> None:
     """`PRODGAN_DVC_REMOTE` wins over the committed remote, written to the untracked `.dvc/config.local`."""
-    if os.environ.get("PRODGAN_DVC_REMOTE"):
+    if settings.dvc_remote_overridden:
         dvc(settings, "remote", "modify", "--local", REMOTE_NAME, "url", str(settings.dvc_remote))
 
 
@@ -125,14 +125,10 @@ def _stat_digest(data_dir: Path) -> str:
     return h.hexdigest()
 
 
-def _state_file(settings: Settings) -> Path:
-    return settings.home / "data-state.json"
-
-
 def _remember_clean(settings: Settings, md5: str) -> None:
     from prodgan.fsutil import write_json_atomic
 
-    write_json_atomic(_state_file(settings), {"md5": md5, "stat": _stat_digest(settings.data_dir)})
+    write_json_atomic(settings.data_state_file, {"md5": md5, "stat": _stat_digest(settings.data_dir)})
 
 
 def require_clean(settings: Settings) -> str:
@@ -143,7 +139,7 @@ def require_clean(settings: Settings) -> str:
     """
     md5 = pinned(settings)["md5"]
     try:
-        state = json.loads(_state_file(settings).read_text())
+        state = json.loads(settings.data_state_file.read_text())
     except (OSError, json.JSONDecodeError):
         state = {}
     if state.get("md5") == md5 and state.get("stat") == _stat_digest(settings.data_dir):

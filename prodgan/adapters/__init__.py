@@ -1,0 +1,1 @@
+"""Adapters: one module per outside system (MLflow, DVC, GX, auth, serving); none imports `prodgan.ops`."""

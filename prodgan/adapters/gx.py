@@ -1,0 +1,182 @@
+"""Great Expectations adapter: image manifest -> GX Checkpoint -> failures and Data Docs.
+
+The rules live in `evaluation/expectations/<kind>.json` (GX suites as data); this module only
+feeds them the manifest (`prodgan.data.manifest`) and the dataset's declared facts as suite
+parameters, and turns GX's answer into `Failure`s. Records and the training gate are
+`prodgan.ops.validate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from prodgan.data.layout import SPLITS, DatasetMeta
+from prodgan.errors import ProdganError
+from prodgan.settings import Settings
+
+OFFENDERS_KEPT = 20  # offending files GX reports (and the record keeps) per failed expectation
+_DATASOURCE = "prodgan"
+_BATCH = "manifest"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed expectation and what it found."""
+
+    rule: str  # the suite's plain-words rule (expectation meta "rule")
+    expectation: str  # GX expectation type
+    column: str | None
+    unexpected_count: int | None
+    offending: list[dict[str, Any]]  # {"file": path relative to the project root, "value": what was wrong}
+    observed: Any = None  # table/aggregate expectations: the observed value
+
+
+def gx_version() -> str:
+    return version("great_expectations")
+
+
+def load_suite(path: Path) -> tuple[dict[str, Any], str]:
+    """(suite as a dict, sha256 of the file's bytes)."""
+    if not Path(path).is_file():
+        raise ProdganError(f"no expectation suite at {path}: add evaluation/expectations/{Path(path).name} (see docs/validation.md)")
+    raw = Path(path).read_bytes()
+    try:
+        suite = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ProdganError(f"{path} is not valid JSON ({exc}); fix the suite file") from exc
+    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list) or not suite.get("name"):
+        raise ProdganError(f"{path} is not an expectation suite (needs \"name\" and an \"expectations\" list); fix the suite file")
+    return suite, hashlib.sha256(raw).hexdigest()
+
+
+def suite_parameters(meta: DatasetMeta) -> dict[str, Any]:
+    """What `dataset.json` declares, as GX suite parameters (`{"$PARAMETER": name}` in a suite)."""
+    return {
+        "size": meta.size,
+        "modes": [meta.mode],
+        "categories": list(meta.categories),
+        "split_categories": [f"{split}/{category}" for split in SPLITS for category in meta.categories],
+        "declared_total": meta.total(),
+    }
+
+
+def _context(settings: Settings):
+    """A file-backed GX project under `<home>/gx` (suites, results and Data Docs accumulate there)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="file", project_root_dir=str(settings.home))
+    bars = ctx.variables.progress_bars  # a ProgressBarsConfig when just set, a dict once read back
+    if bars is None or (bars.get("globally", True) if isinstance(bars, dict) else bars.globally):
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        ctx.variables.save()
+    return ctx
+
+
+def _batch_definition(ctx, dataset: str):
+    names = {source.name for source in ctx.data_sources.all().values()}
+    source = ctx.data_sources.get(_DATASOURCE) if _DATASOURCE in names else ctx.data_sources.add_pandas(_DATASOURCE)
+    asset = source.get_asset(dataset) if dataset in {a.name for a in source.assets} else source.add_dataframe_asset(dataset)
+    existing = [b for b in asset.batch_definitions if b.name == _BATCH]
+    return existing[0] if existing else asset.add_batch_definition_whole_dataframe(_BATCH)
+
+
+def _gx_suite(suite: dict[str, Any]):
+    """The suite as GX objects; every entry must become an expectation (GX would log and skip bad ones)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    if not suite["expectations"]:
+        raise ProdganError(f"expectation suite {suite['name']!r} has no expectations; a gate must check something")
+    expectations = []
+    for i, entry in enumerate(suite["expectations"]):
+        try:
+            expectations.append(ExpectationConfiguration(**entry).to_domain_obj())
+        except Exception as exc:  # unknown type, bad or missing kwargs
+            raise ProdganError(f"expectation {i} ({entry.get('type', '?') if isinstance(entry, dict) else entry!r}) of suite "
+                               f"{suite['name']!r} is not valid for GX: {' '.join(str(exc).split())}; fix the suite file") from exc
+    return gx.ExpectationSuite(name=suite["name"], expectations=expectations, meta=suite.get("meta"))
+
+
+def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], manifest, parameters: dict[str, Any], run_name: str):
+    """Run the suite over the manifest as a GX Checkpoint that also updates Data Docs.
+
+    Returns (the validation result, its Data Docs page, the Data Docs index).
+    """
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    ctx = _context(settings)
+    gx_suite = ctx.suites.add_or_update(_gx_suite(suite))
+    definition = ctx.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=dataset, data=_batch_definition(ctx, dataset), suite=gx_suite)
+    )
+    checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
+        name=f"prodgan-{dataset}",
+        validation_definitions=[definition],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["path", "near_dup_of"],
+                       "partial_unexpected_count": OFFENDERS_KEPT},
+    ))
+    result = checkpoint.run(batch_parameters={"dataframe": manifest}, expectation_parameters=parameters,
+                            run_id=RunIdentifier(run_name=run_name))
+    identifier, validation = next(iter(result.run_results.items()))
+    page = ctx.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=False)
+    index = ctx.get_docs_sites_urls()
+    return validation, _file_path(page[0]["site_url"]), _file_path(index[0]["site_url"])
+
+
+def _file_path(url: str | None) -> str:
+    return url[len("file://"):] if url and url.startswith("file://") else str(url)
+
+
+def _plain(value: Any) -> Any:
+    """GX hands back numpy scalars; records are JSON."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _offending_value(row: dict[str, Any], column: str | None, file_prefix: str) -> Any:
+    """What was wrong with one row: the column's value; a near-duplicate also names its twin."""
+    if column is None:  # compound-column rules (duplicates): the shared content hash
+        return str(row.get("sha256", ""))[:16]
+    value = _plain(row.get(column))
+    twin = row.get("near_dup_of")
+    return f"{value:.2f} from {file_prefix}/{twin}" if column == "near_dup_distance" and twin else value
+
+
+def failures(validation, file_prefix: str) -> list[Failure]:
+    """The failed expectations of a GX validation result, with the offending files named."""
+    found = []
+    for outcome in validation.results:
+        if outcome.success:
+            continue
+        config, result = outcome.expectation_config, outcome.result or {}
+        column = config.kwargs.get("column") or ", ".join(config.kwargs.get("column_list", []))
+        exception = (outcome.exception_info or {}).get("exception_message")
+        offending = [
+            {"file": f"{file_prefix}/{row['path']}", "value": _offending_value(row, config.kwargs.get("column"), file_prefix)}
+            for row in result.get("partial_unexpected_index_list") or []
+        ]
+        offending += [{"file": f"{file_prefix}/{missing}/", "value": "no images"} for missing in result.get("partial_missing_list") or []]
+        found.append(Failure(
+            rule=(config.meta or {}).get("rule", config.type),
+            expectation=config.type,
+            column=column or None,
+            unexpected_count=_plain(result.get("unexpected_count", result.get("missing_count"))),
+            offending=offending,
+            observed=_plain(result.get("observed_value")) if exception is None else f"error: {exception}",
+        ))
+    return found
+
+

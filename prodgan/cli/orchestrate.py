@@ -1,0 +1,87 @@
+"""`prodgan retrain` (the retrain flow, embedded Prefect by default) and `prodgan deploy` (prefect.yaml on a server)."""
+
+from __future__ import annotations
+
+import logging
+from typing import List, Optional
+
+import typer
+
+from prodgan.console import out
+from prodgan.errors import ProdganError
+
+
+class _NoTracebackForUserErrors(logging.Filter):
+    """Prefect logs a failed task/flow with its traceback; a ProdganError is one line for a user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], ProdganError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def retrain(
+    config: Optional[str] = typer.Option(None, help="Training config (YAML); relative paths are looked up in the project, then in prodgan's configs/. [default: configs/fmnist.yaml with CUDA, else configs/smoke.yaml]"),
+    dataset: str = typer.Option("fashion-mnist", help="Dataset under data/ to validate and train on."),
+    force: bool = typer.Option(False, help="Retrain even if the data and config are what the champion was trained on."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. --set steps=200 (repeatable)."),
+) -> None:
+    """Validate -> train -> evaluate -> register -> promote, as a Prefect flow (embedded API unless PREFECT_API_URL is set).
+
+    Example: prodgan retrain --config configs/smoke.yaml
+    """
+    from prodgan.ops import retrain as ops
+    from prodgan.ops.train import config_sha256, default_config
+    from prodgan.settings import Settings
+
+    settings = Settings.load()
+    config = config or default_config()
+    config_sha256(settings.config_path(config), set_ or [])  # bad config or --set: one red line before Prefect starts
+    import flows.retrain
+
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
+    summary = flows.retrain.retrain(config=config, dataset=dataset, force=force, overrides=set_ or [])
+    _print_summary(settings, summary, ops.where_to_look(settings, summary))
+
+
+def _print_summary(settings, summary: dict, where: list[tuple[str, str]]) -> None:
+    from rich.table import Table
+
+    out.print(f"[bold]{summary['decision']}[/]: {summary['reason']}")
+    champion = summary.get("champion") or {}
+    if champion:
+        table = Table(title=f"champion: {settings.model_name} v{champion['version']}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in sorted(champion.get("metrics", {}).items()):
+            table.add_row(name, f"{value:.4g}")
+        out.print(table)
+    else:
+        out.print(f"no champion for {settings.model_name} yet")
+    for label, place in where:
+        out.print(f"{label}: {place}", highlight=False)
+
+
+def deploy(
+    api_url: Optional[str] = typer.Option(None, help="Prefect server API, e.g. http://127.0.0.1:4200/api [default: PREFECT_API_URL]"),
+    pool: str = typer.Option("prodgan", help="Process work pool the deployments run on (created only if missing)."),
+) -> None:
+    """Apply prefect.yaml's deployments (nightly data-aware retrain, evaluate, promote) to a Prefect server.
+
+    Example: prefect server start &  prodgan deploy --api-url http://127.0.0.1:4200/api  &&  prefect worker start --pool prodgan
+    """
+    from prodgan.ops.deploy import deploy as apply
+    from prodgan.settings import Settings
+
+    settings = Settings.load()
+    done = apply(settings, pool=pool, api_url=api_url)
+    out.print(f"deployments of {done.prefect_yaml} applied on {done.api_url} (pool [bold]{pool}[/], "
+              f"{'created' if done.pool_created else 'kept as it was'}): retrain/retrain-nightly (cron 0 3 * * * UTC), "
+              "evaluate/evaluate, promote/promote")
+    out.print(f"start a worker: PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}", highlight=False)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("retrain")(retrain)
+    root.command("deploy")(deploy)

@@ -1,0 +1,141 @@
+"""The project's vocabulary: MLflow tag, experiment and alias names, and two small grammars.
+
+A name used by two modules lives here (architecture rule 4), so a tag written by training
+is the tag read by freshness, lineage and the gates. The two grammars:
+
+- metric names carry the protocol's sample count: `fid_2k`, `kid_50_std`, `fid_2k/bag`;
+- model references, the same forms for every command: `models:/NAME@ALIAS`,
+  `models:/NAME/VERSION`, `NAME@ALIAS`, `NAME/VERSION`, `@ALIAS`, `VERSION` (the last two
+  for the default model) and `runs:/RUN_ID[/PATH]`; a local bundle folder is `--bundle DIR`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from prodgan.errors import ProdganError
+
+# ---------------------------------------------------------------- experiments, aliases, artifacts
+TRAIN_EXPERIMENT = "prodgan-train"
+EVAL_EXPERIMENT = "prodgan-eval"
+AUDIT_EXPERIMENT = "prodgan-audit"
+EVALUATOR_MODEL = "prodgan-evaluator"
+CHAMPION, PREVIOUS = "champion", "previous"
+GENERATOR_ARTIFACT = "generator"  # the EMA generator bundle in a training run
+CHECKPOINT_ARTIFACT = "checkpoint"
+LOGGED_MODEL_NAME = "generator"  # the pyfunc logged model of a training run
+AUDIT_FILE = "decision.json"
+AUDIT_SHEET = "champion_vs_challenger.png"
+LOCK_PREFIX = "prodgan-lock"
+
+# ---------------------------------------------------------------- tags (runs and model versions)
+TRAIN_RUN = "prodgan.train_run_id"
+DATA_HASH = "prodgan.data_hash"
+DATASET = "prodgan.dataset"
+GIT_REV = "prodgan.git_rev"
+GIT_DIRTY = "prodgan.git_dirty"
+VALIDATION = "prodgan.validation"
+CONFIG = "prodgan.config"  # the config file's name
+CONFIG_SHA = "prodgan.config_sha256"  # the resolved config as it ran (file + overrides)
+WEIGHTS = "prodgan.weights_sha256"
+MODEL_FILES = "prodgan.model_files"  # JSON {path: sha256} of every file of the logged model
+PROTOCOL = "prodgan.protocol"
+KIND = "prodgan.kind"  # generator | evaluator (evaluation runs)
+EVAL_RUN = "prodgan.eval_run_id"  # a version's headline evaluation
+EVAL_BY_PROTOCOL = "prodgan.eval."  # + protocol fingerprint[:16] -> evaluation run under that protocol
+EVALUATOR_RUN = "prodgan.evaluator_run_id"
+EVALUATOR_SHA = "prodgan.evaluator_sha256"
+REAL_CACHED = "prodgan.real_cached"
+DEVICE, PRECISION, WORLD_SIZE = "prodgan.device", "prodgan.precision", "prodgan.world_size"
+RESUMED = "prodgan.resumed"
+SEQ_TAG = "prodgan.champion_seq"  # registered-model tag: how many times `champion` has moved
+LOCK_HOLDER = "prodgan.lock.holder"
+AUDIT_TAG = "prodgan.audit."  # + record field, on audit runs
+METRIC_TAG = "metric."  # + metric name: a version's headline metrics, as version tags
+FLOW_RUN = "prefect.flow_run_id"
+FLOW_RUN_NAME = "prefect.flow_run_name"
+FLOW_API = "prefect.api_url"
+
+# ---------------------------------------------------------------- metric names
+HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")
+_HEADLINE_NAME = re.compile(rf"^({'|'.join(HEADLINE)})_\d+k?$")
+METRIC_NAME = re.compile(r"^(?P<base>[a-z]+(?:_[a-z]+)*)_(?P<n>\d+k?)(?P<rest>_std|_ci_low|_ci_high|/.+)?$")
+
+
+def sample_suffix(samples: int) -> str:
+    """2000 -> `2k`, 10000 -> `10k`, 50 -> `50`, 2500 -> `2500` (the sample count in metric names)."""
+    return f"{samples // 1000}k" if samples >= 1000 and samples % 1000 == 0 else str(samples)
+
+
+def parse_samples(token: str) -> int:
+    """`2k` -> 2000, `50` -> 50 (the sample-count part of a metric name)."""
+    return int(token[:-1]) * 1000 if token.endswith("k") else int(token)
+
+
+def metric_name(metric: str, samples: int) -> str:
+    """`fid` -> `fid_2k`, `kid_std` -> `kid_2k_std`, `fid_ci_low` -> `fid_2k_ci_low`."""
+    suffix = sample_suffix(samples)
+    base, _, rest = metric.partition("_") if metric.startswith(("fid_", "kid_", "is_")) else (metric, "", "")
+    return f"{base}_{suffix}_{rest}" if rest else f"{base}_{suffix}"
+
+
+def is_headline(name: str) -> bool:
+    """A protocol-named headline value (`fid_2k`), not a std, an interval end or a per-category value."""
+    return bool(_HEADLINE_NAME.match(name))
+
+
+# ---------------------------------------------------------------- model references
+_REF = re.compile(r"^(?:models:/)?(?P<name>[^/@:\s]+)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
+_RUN = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/(?P<path>.+))?$")
+REF_FORMS = "models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION or runs:/RUN_ID[/PATH]"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model reference: a registered version (by alias or number), a run artifact, or a local bundle."""
+
+    name: str | None = None
+    alias: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+    path: str | None = None  # artifact path inside the run
+    bundle: Path | None = None
+
+    @property
+    def registered(self) -> bool:
+        return self.name is not None
+
+    @property
+    def uri(self) -> str:
+        if self.bundle is not None:
+            return str(self.bundle)
+        if self.run_id:
+            return f"runs:/{self.run_id}/{self.path or GENERATOR_ARTIFACT}"
+        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+
+
+def parse_model_ref(text: str, default_model: str) -> ModelRef:
+    """Any accepted form -> ModelRef; a bare `@ALIAS` or `VERSION` means `default_model`."""
+    ref = str(text).strip()
+    if ref.isdigit():
+        return ModelRef(name=default_model, version=ref)
+    if m := _RUN.match(ref):
+        return ModelRef(run_id=m["run"], path=(m["path"] or "").strip("/") or None)
+    if m := _REF.match(ref):
+        return ModelRef(name=m["name"] or default_model, alias=m["alias"], version=m["version"])
+    raise ProdganError(f"cannot read model reference {ref!r}; use {REF_FORMS} (or --bundle DIR)")
+
+
+def model_ref(text: str | None, bundle: Path | None, default_model: str, default_alias: str | None = CHAMPION) -> ModelRef:
+    """The model a command names: `text`, `--bundle DIR`, or the default model's `default_alias`."""
+    if text and bundle:
+        raise ProdganError("give either a model reference or --bundle DIR, not both")
+    if bundle is not None:
+        return ModelRef(bundle=Path(bundle))
+    if text:
+        return parse_model_ref(text, default_model)
+    if default_alias is None:
+        raise ProdganError(f"name a model: {REF_FORMS}, or --bundle DIR")
+    return ModelRef(name=default_model, alias=default_alias)

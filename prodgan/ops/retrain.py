@@ -1,0 +1,195 @@
+"""Use case: the retrain sequence, verify -> freshness -> validate -> train -> evaluate -> register -> promote.
+
+`retrain` runs each step through a `step` hook: the Prefect flow passes one that makes each
+step a task, `prodgan retrain` runs that flow, and the benchmark calls the steps directly.
+Nothing here imports Prefect. A retrain is data-aware: `freshness` compares the dataset hash
+and the training-config hash with what the current champion was trained on, so a scheduled
+retrain with nothing new is a no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from prodgan.adapters import audit_verify, dvc, registry, tracking
+from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, TRAIN_RUN, ModelRef
+from prodgan.ops import evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
+from prodgan.settings import Settings
+
+# `step(name, fn, *args, **kwargs)` runs one step; a flow passes one that wraps `fn` in a task.
+Step = Callable[..., Any]
+
+
+def direct(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a step in-process, no orchestration (the benchmark's baseline)."""
+    return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Whether to retrain, and why: the answer a scheduled retrain logs before doing anything."""
+
+    retrain: bool
+    reason: str
+    data_hash: str
+    config_sha256: str
+    champion_version: str | None = None
+
+
+@dataclass
+class RetrainOutcome:
+    freshness: Freshness
+    validation: Any = None
+    train: Any = None
+    evaluation: Any = None
+    version: Any = None
+    decision: Any = None
+
+
+def freshness(settings: Settings, config: str, overrides: Sequence[str] = (), force: bool = False) -> Freshness:
+    """Compare the data and config about to be trained with what the champion was trained on."""
+    with tracking.reachable(settings, "checking what the champion was trained on"):
+        data_hash = dvc.require_clean(settings)
+        cfg = train_ops.config_sha256(settings.config_path(config), overrides)
+        champion = registry.champion_version(settings)
+        if force:
+            return Freshness(True, "forced (--force)", data_hash, cfg, champion and champion.version)
+        if champion is None:
+            return Freshness(True, f"no {CHAMPION} for model {settings.model_name} yet", data_hash, cfg)
+        tags = champion.tags or {}
+        trained_on = tags.get(DATA_HASH)
+        trained_cfg = tracking.run_tag(settings, tags.get(TRAIN_RUN), CONFIG_SHA)
+    if trained_on != data_hash:
+        return Freshness(True, f"dataset changed: {CHAMPION} v{champion.version} was trained on {trained_on}, data is now "
+                               f"{data_hash}", data_hash, cfg, champion.version)
+    if trained_cfg != cfg:
+        return Freshness(True, f"training config changed since {CHAMPION} v{champion.version} "
+                               f"({(trained_cfg or 'unrecorded')[:12]} -> {cfg[:12]})", data_hash, cfg, champion.version)
+    return Freshness(False, f"nothing changed: {CHAMPION} v{champion.version} was trained on data {data_hash} with config "
+                            f"{cfg[:12]}; use --force to retrain anyway", data_hash, cfg, champion.version)
+
+
+def retrain(
+    settings: Settings,
+    config: str,
+    overrides: Sequence[str] = (),
+    dataset: str = "fashion-mnist",
+    force: bool = False,
+    step: Step = direct,
+    tags: dict[str, str] | None = None,
+) -> RetrainOutcome:
+    """The whole sequence; raises GateFailed when the registry fails verification or validation fails (nothing is trained then)."""
+    step("verify", audit_verify.require_verified, settings, purpose="retrain")  # never act unattended on a tampered registry
+    fresh = step("freshness", freshness, settings, config, overrides, force)
+    outcome = RetrainOutcome(fresh)
+    if not fresh.retrain:
+        return outcome
+    outcome.validation = step("validate", validate_ops.validate, settings, dataset)
+    validate_ops.require_passed(outcome.validation)
+    outcome.train = step("train", train_ops.train, settings, config, overrides, reuse=not force, tags=tags)
+    outcome.evaluation = step("evaluate", evaluate_ops.evaluate, settings, ModelRef(run_id=outcome.train.run_id), tags=tags)
+    outcome.version = step("register", promote_ops.register, settings, outcome.train.run_id, outcome.evaluation.run_id)
+    outcome.decision = step("promote", promote_ops.promote, settings, outcome.version.version)
+    return outcome
+
+
+# ---------------------------------------------------------------- reporting (CLI, flow artifacts, logs)
+
+def summary(settings: Settings, outcome: RetrainOutcome, links: dict[str, str] | None = None) -> dict[str, Any]:
+    """What a retrain did, as plain data: the flow's return value, the CLI's output, the artifact.
+
+    `links` are the orchestrator's ids of this run (the Prefect flow run), if there is one.
+    """
+    fresh, decision = outcome.freshness, outcome.decision
+    champion = registry.champion_version(settings)
+    audit_run = decision.audit_run_id if decision else None
+    return {
+        "decision": decision.action if decision else "skipped",
+        "reason": "; ".join(decision.reasons) if decision else fresh.reason,
+        "freshness": fresh.reason,
+        "model": settings.model_name,
+        "data_hash": fresh.data_hash,
+        "config_sha256": fresh.config_sha256,
+        "version": str(outcome.version.version) if outcome.version else None,
+        "metrics": registry.headline_metrics(outcome.version),
+        "champion": {"version": str(champion.version), "metrics": registry.headline_metrics(champion)} if champion else None,
+        "mlflow": {"tracking_uri": settings.tracking_uri,
+                   "train_run_id": outcome.train.run_id if outcome.train else None,
+                   "eval_run_id": outcome.evaluation.run_id if outcome.evaluation else None,
+                   "audit_run_id": audit_run},
+        "data_docs": str(outcome.validation.docs_path) if outcome.validation else None,
+        "sheet": tracking.artifact_location(settings, audit_run, AUDIT_SHEET),
+        "orchestrator": links or {},
+    }
+
+
+def _metrics_table(metrics: dict[str, float]) -> str:
+    rows = "".join(f"| {name} | {value:.4g} |\n" for name, value in sorted(metrics.items()))
+    return f"| metric | value |\n|---|---|\n{rows}" if rows else "(no metrics)\n"
+
+
+def report_markdown(result: dict[str, Any]) -> str:
+    """The retrain flow's artifact: decision, metrics, MLflow runs and the champion-vs-challenger sheet."""
+    runs = result["mlflow"]
+    lines = [f"# retrain {result['model']}: {result['decision']}", "", result["reason"], "",
+             f"- data: `{result['data_hash']}`, config sha256 `{result['config_sha256'][:12]}`"]
+    if result["version"]:
+        lines.append(f"- challenger: version {result['version']}")
+    for label, key in (("training run", "train_run_id"), ("evaluation run", "eval_run_id"), ("audit record", "audit_run_id")):
+        if runs[key]:
+            lines.append(f"- MLflow {label}: `runs:/{runs[key]}` ({runs['tracking_uri']})")
+    if result["data_docs"]:
+        lines.append(f"- Data Docs: `{result['data_docs']}`")
+    if result["sheet"]:
+        lines.append(f"- champion vs challenger sheet: `{result['sheet']}`")
+    if result["version"]:
+        lines += ["", f"## challenger v{result['version']}", "", _metrics_table(result["metrics"])]
+    champion = result["champion"]
+    lines += ["", f"## champion v{champion['version']}" if champion else "## no champion yet", ""]
+    if champion:
+        lines.append(_metrics_table(champion["metrics"]))
+    return "\n".join(lines)
+
+
+def failure_markdown(exc: Exception) -> str:
+    return f"# retrain stopped\n\n{exc}\n"
+
+
+def where_to_look(settings: Settings, result: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where a person goes next: the MLflow UI, the Data Docs, the sample sheet, the Prefect flow run."""
+    uri = settings.tracking_uri
+    ui = uri if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri} --port 5000  (then http://127.0.0.1:5000)"
+    found = [("MLflow UI", ui)]
+    if result.get("data_docs"):
+        found.append(("Data Docs", result["data_docs"]))
+    if result.get("sheet"):
+        found.append(("champion vs challenger", result["sheet"]))
+    flow_run = (result.get("orchestrator") or {}).get(FLOW_RUN)
+    if flow_run:
+        api = result["orchestrator"].get(FLOW_API)
+        where = f"PREFECT_API_URL={api}" if api else f"PREFECT_HOME={settings.prefect_home}"
+        found.append(("Prefect flow run", f"{where} prefect flow-run inspect {flow_run}"))
+    return found
+
+
+def flow_tags(settings: Settings, flow_run_id: str, flow_run_name: str) -> dict[str, str]:
+    """The tags linking MLflow runs to the orchestrator's flow run."""
+    tags = {FLOW_RUN: flow_run_id, FLOW_RUN_NAME: flow_run_name}
+    if settings.prefect_api_url:
+        tags[FLOW_API] = settings.prefect_api_url
+    return tags
+
+
+def plain(record: Any) -> dict[str, Any]:
+    """A dataclass record as JSON-able data (paths as strings): what a flow returns."""
+    data = record.to_dict() if hasattr(record, "to_dict") else dataclasses.asdict(record)
+    return json.loads(json.dumps(data, default=str))
+
+
+def record_markdown(title: str, fields: dict[str, Any]) -> str:
+    """One step's result as a markdown artifact: a title and a field/value list."""
+    lines = [f"# {title}", ""] + [f"- {key}: `{value}`" for key, value in fields.items() if value not in (None, "", [], {})]
+    return "\n".join(lines)
