@@ -152,8 +152,8 @@ def validate(settings: Settings, dataset: str = "fashion-mnist",
 def require_passed(record: ValidationRecord) -> None:
     """Stop here when validation failed: nothing downstream may run on data that failed its checks."""
     if not record.success:
-        raise GateFailed(f"dataset {record.dataset} failed {record.failed} of {record.expectations} expectations "
-                         f"(data {record.data_hash or record.data_key}): see the Data Docs at {record.docs_path}; "
+        raise GateFailed(f"dataset validation failed: {record.dataset} failed {record.failed} of {record.expectations} "
+                         f"expectations (data {record.data_hash or record.data_key}): see the Data Docs at {record.docs_path}; "
                          "fix or remove the files listed, `prodgan data add`, then validate again")
 
 

@@ -45,6 +45,6 @@ def test_killed_retrain_resumes_and_completes_with_one_version(flow_project: Set
     assert len(runs) == 1, "the rerun resumed the killed training run instead of starting another"
     assert runs[0].info.status == "FINISHED" and "prodgan.resumed" in runs[0].data.tags
     assert [str(mv.version) for mv in versions(flow_project)] == ["1"]
-    audit = audit.audit_records(flow_project)
-    assert [(r["action"], r["champion_after"]) for r in audit] == [("promote", "1")]
+    records = audit.audit_records(flow_project)
+    assert [(r["action"], r["champion_after"]) for r in records] == [("promote", "1")]
     assert str(registry.champion_version(flow_project).version) == "1"

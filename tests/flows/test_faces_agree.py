@@ -21,11 +21,12 @@ from tests.conftest import prodgan
 from tests.flows.helpers import FAST
 
 CONFIG = "configs/smoke.yaml"
-FLOW_ONLY = (names.FLOW_RUN, names.FLOW_RUN_NAME, names.FLOW_API)  # the flow's own links, absent by hand
+# The flow's own links, absent by hand; and the evaluator's training run, named only by the evaluation that trained it.
+NOT_COMPARED = (names.FLOW_RUN, names.FLOW_RUN_NAME, names.FLOW_API, names.EVALUATOR_RUN)
 
 
 def _keys(tags: dict[str, str]) -> set[str]:
-    return {k for k in tags if k.startswith(("prodgan.", "metric.")) and k not in FLOW_ONLY}
+    return {k for k in tags if k.startswith(("prodgan.", "metric.")) and k not in NOT_COMPARED}
 
 
 def _run_tags(settings: Settings, run_id: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ from flows.train import train
 from flows.validate_data import validate_data
 from prodgan import names
 from prodgan.ops import retrain as pipeline, train as train_ops
-from prodgan import names
 from prodgan.adapters import audit, registry
 from prodgan.adapters import dvc
 from prodgan.errors import GateFailed, ProdganError

@@ -39,8 +39,8 @@ def test_evaluate_bundle_logs_an_mlflow_run(small_project: Settings):
 
 
 @pytest.mark.parametrize("args,match", [
-    (["models:/no-such-model"], "unknown model URI"),
-    ([], "give exactly one of MODEL"),
+    (["models:/no-such-model"], "cannot read model reference 'models:/no-such-model'"),
+    ([], "name a model"),
     (["--bundle", "."], "is not a generator bundle"),
 ])
 def test_bad_input_is_one_red_line(project: Settings, args, match):

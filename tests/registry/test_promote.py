@@ -16,7 +16,7 @@ from prodgan.errors import ChampionMoved
 from prodgan.ops.promote import register as promotion_register
 from prodgan.adapters import audit, registry
 from prodgan.errors import ProdganError
-from prodgan.gates import ProtocolMismatch
+from prodgan.gates import ProtocolMismatch, load_policy
 from tests.conftest import prodgan
 from tests.registry import helpers
 
@@ -92,7 +92,7 @@ def test_bad_input_leaves_registry_unchanged(store, gates, monkeypatch):
 
     with pytest.raises(ProdganError, match="has no version 42"):
         promotion.promote(store, "42")
-    with pytest.raises(ProdganError, match="must be a number"):
+    with pytest.raises(ProdganError, match="cannot read model reference 'champion'"):
         promotion.promote(store, "champion")
 
     unevaluated = str(promotion_register(store, helpers.train_run(store, seed=5)).version)

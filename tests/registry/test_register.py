@@ -86,9 +86,9 @@ def test_bad_uris_and_runs_are_clear_errors(store):
     for uri, message in [
         ("models:/prodgan-generator@champion", "no alias @champion"),
         ("models:/prodgan-generator/99", "has no version 99"),
-        ("models:/prodgan-generator/latest", "unknown model URI"),
+        ("models:/prodgan-generator/latest", "cannot read model reference"),
         ("runs:/" + "0" * 32, "not found"),
-        ("s3://bucket/model", "unknown model URI"),
+        ("s3://bucket/model", "cannot read model reference"),
     ]:
         with pytest.raises(ProdganError, match=message):
             resolve_model(store, uri)
