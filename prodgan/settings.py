@@ -73,7 +73,6 @@ class Settings:
     dvc_remote_overridden: bool = False
     gates_file: Path | None = None  # PRODGAN_GATES
     eval_samples: str | None = None  # PRODGAN_EVAL_SAMPLES, checked where it is used
-    tracking_user: str | None = None  # MLFLOW_TRACKING_USERNAME (the password stays with MLflow)
     prefect_api_url: str | None = None
 
     @classmethod
@@ -94,9 +93,13 @@ class Settings:
             dvc_remote_overridden=bool(remote),
             gates_file=Path(e["PRODGAN_GATES"]).expanduser() if e.get("PRODGAN_GATES") else None,
             eval_samples=e.get("PRODGAN_EVAL_SAMPLES") or None,
-            tracking_user=e.get("MLFLOW_TRACKING_USERNAME") or None,
             prefect_api_url=e.get("PREFECT_API_URL") or None,
         )
+
+    @property
+    def tracking_user(self) -> str | None:
+        """MLFLOW_TRACKING_USERNAME as MLflow will send it now (read per call, like MLflow's client does)."""
+        return os.environ.get("MLFLOW_TRACKING_USERNAME") or None
 
     # ------------------------------------------------------------ state paths (all under home)
     @property

@@ -7,6 +7,7 @@ executed by the worker in its own process, against the tracking server.
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -41,9 +42,15 @@ def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path
     home = tmp_path / "prefect-server"
     with postgres(tmp_path / "pg") as db, mlflow_server(db, tmp_path / "mlartifacts", timeout=SLOW_START) as mlflow_url, prefect_server(home, timeout=SLOW_START) as api:
         settings = _use_tracking(monkeypatch, mlflow_url)
-        run([sys.executable, "-m", "prodgan", "deploy", "--api-url", api], cwd=small_project.root)
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        env = {**os.environ, "PREFECT_API_URL": api}
+        run([prefect, "work-pool", "create", "prodgan", "--type", "process"], cwd=tmp_path, env=env)
+        run([prefect, "work-pool", "set-concurrency-limit", "prodgan", "3"], cwd=tmp_path, env=env)  # a pool someone tuned
+        for _ in range(2):  # applying twice is harmless
+            run([sys.executable, "-m", "prodgan", "deploy", "--api-url", api], cwd=small_project.root)
         with prefect_api(api), get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name("retrain/retrain-nightly")
+            assert client.read_work_pool("prodgan").concurrency_limit == 3, "deploy kept the tuned pool"
         assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
         assert deployment.global_concurrency_limit.limit == 1, "two retrains of one model never overlap"
 
