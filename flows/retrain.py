@@ -12,9 +12,12 @@ from prodgan.ops import retrain as ops
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(config: str = "configs/smoke.yaml", dataset: str = "fashion-mnist", force: bool = False,
+def retrain(config: str | None = None, dataset: str = "fashion-mnist", force: bool = False,
             overrides: list[str] | None = None) -> dict[str, Any]:
-    """Retrain the generator when the data or config changed since the champion (or when forced)."""
+    """Retrain the generator when the data or config changed since the champion (or when forced).
+
+    `config=None`: the GPU recipe where the worker has CUDA, the CPU recipe elsewhere.
+    """
     settings = steps.settings()
     links = steps.link_tags(settings)
     try:

@@ -11,27 +11,15 @@ KID are biased upward at small sample counts (a 50-sample FID of a good model ex
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from statistics import NormalDist
 from typing import Any, Mapping
 
 from prodgan.errors import ProdganError
+from prodgan.gate_file import DIRECTIONS, Policy, threshold
 from prodgan.names import METRIC_NAME, parse_samples
 
-# base metric -> which way is better (the metrics module's names without the sample count)
-DIRECTIONS = {
-    "fid": "lower",
-    "kid": "lower",
-    "memorization": "lower",
-    "is": "higher",
-    "precision": "higher",
-    "recall": "higher",
-    "cond_acc": "higher",
-}
-_POLICY_KEYS = {"version", "confidence", "protocol", "absolute", "champion", "per_category"}
+PROPORTIONS = ("cond_acc", "memorization", "precision", "recall")  # shares of the samples: a binomial interval applies
 
 
 class ProtocolMismatch(ProdganError):
@@ -48,12 +36,13 @@ class Evaluation:
     stds: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
+    references: dict[str, dict[str, float]] = field(default_factory=dict)  # base -> {"floor": .., "noise": ..}
     source: str = ""  # where the metrics came from, for error messages (e.g. "eval run 1a2b")
 
     @classmethod
     def from_metrics(cls, protocol: str, metrics: Mapping[str, float], source: str = "") -> "Evaluation":
         """Parse `{fid_50: .., fid_50_ci_low: .., kid_50_std: .., fid_50/bag: ..}`; one sample count only."""
-        values, stds, lows, highs, cats, counts = {}, {}, {}, {}, {}, set()
+        values, stds, lows, highs, cats, refs, counts = {}, {}, {}, {}, {}, {}, set()
         for name, value in metrics.items():
             m = METRIC_NAME.match(name)
             if not m or m["base"] not in DIRECTIONS:
@@ -68,6 +57,8 @@ class Evaluation:
                 lows[base] = float(value)
             elif rest == "_ci_high":
                 highs[base] = float(value)
+            elif rest in ("_floor", "_noise"):
+                refs.setdefault(base, {})[rest[1:]] = float(value)
             else:
                 cats.setdefault(base, {})[rest[1:]] = float(value)
         if len(counts) > 1:
@@ -75,7 +66,7 @@ class Evaluation:
         if not counts:
             raise ProdganError(f"{source or 'the evaluation'} has no metrics named like fid_<samples>; run `prodgan evaluate` on the model first")
         intervals = {b: (lows[b], highs[b]) for b in lows.keys() & highs.keys()}
-        return cls(protocol, counts.pop(), values, stds, intervals, cats, source)
+        return cls(protocol, counts.pop(), values, stds, intervals, cats, refs, source)
 
     def value(self, base: str, gate: str) -> float:
         if base not in self.values:
@@ -90,8 +81,24 @@ class Evaluation:
         value = self.value(base, gate)
         if base in self.stds:
             return value - z * self.stds[base], value + z * self.stds[base]
+        if base in PROPORTIONS:  # normal approximation to the binomial
+            half = z * (max(value * (1 - value), 0.0) / self.samples) ** 0.5
+            return max(0.0, value - half), min(1.0, value + half)
         raise ProdganError(f"{self.source or 'the evaluation'} has no interval for {base} ({base}_N_ci_low/_ci_high or {base}_N_std), "
                            f"which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)")
+
+    def cautious(self, base: str, z: float, gate: str) -> float:
+        """The end of the value's interval least favourable to the model (upper for lower-is-better)."""
+        low, high = self.interval(base, z, gate)
+        return high if DIRECTIONS[base] == "lower" else low
+
+    def reference(self, base: str, gate: str) -> tuple[float, float]:
+        """(floor, noise) of `base` under this evaluation's protocol."""
+        found = self.references.get(base, {})
+        if "floor" not in found or "noise" not in found:
+            raise ProdganError(f"{self.source or 'the evaluation'} has no floor/noise references for {base} "
+                               f"({base}_N_floor, {base}_N_noise), which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)")
+        return found["floor"], found["noise"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class Check:
     gate: str
     passed: bool
     reason: str
+    detail: dict[str, float] = field(default_factory=dict)  # value, bound, floor, noise: what the reason says, as numbers
 
 
 @dataclass(frozen=True)
@@ -115,97 +123,32 @@ class Verdict:
         return {"approved": self.approved, "checks": [asdict(c) for c in self.checks], "difference": self.difference}
 
 
-@dataclass(frozen=True)
-class Policy:
-    rules: dict[str, Any]
-    sha256: str
-    path: str = ""
-
-    @property
-    def confidence(self) -> float:
-        return float(self.rules.get("confidence", 0.95))
-
-    @property
-    def on_mismatch(self) -> str:
-        return (self.rules.get("protocol") or {}).get("on_mismatch", "reevaluate")
-
-
-def _check_metric(name: Any, where: str, path: str) -> str:
-    if name not in DIRECTIONS:
-        raise ProdganError(f"{path}: unknown metric {name!r} in {where}; known metrics: {', '.join(sorted(DIRECTIONS))}")
-    return name
-
-
-def _check_threshold(spec: Any, where: str, path: str) -> None:
-    table = spec if isinstance(spec, dict) else {0: spec}
-    for samples, bound in table.items():
-        if not isinstance(samples, int) or isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            raise ProdganError(f"{path}: {where} must be a number or a map {{min_samples: number}}, got {spec!r}")
-
-
-def parse_policy(text: str, path: str = "gates.yaml") -> Policy:
-    """Validate the gate file (unknown keys or metrics are errors, not silently ignored)."""
-    import yaml
-
-    try:
-        rules = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ProdganError(f"{path} is not valid YAML ({exc}); fix the gate file") from exc
-    if not isinstance(rules, dict):
-        raise ProdganError(f"{path} must be a mapping of gate sections; see docs/registry.md")
-    unknown = set(rules) - _POLICY_KEYS
-    if unknown:
-        raise ProdganError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_POLICY_KEYS))}")
-    conf = rules.get("confidence", 0.95)
-    if not isinstance(conf, (int, float)) or not 0.5 <= conf < 1:
-        raise ProdganError(f"{path}: confidence must be in [0.5, 1), got {conf!r}")
-    mode = (rules.get("protocol") or {}).get("on_mismatch", "reevaluate")
-    if mode not in ("reevaluate", "refuse"):
-        raise ProdganError(f"{path}: protocol.on_mismatch must be reevaluate or refuse, got {mode!r}")
-    for metric, bounds in (rules.get("absolute") or {}).items():
-        _check_metric(metric, "absolute", path)
-        if not isinstance(bounds, dict) or not bounds or set(bounds) - {"max", "min"}:
-            raise ProdganError(f"{path}: absolute.{metric} needs `max:` and/or `min:`, got {bounds!r}")
-        for key, spec in bounds.items():
-            _check_threshold(spec, f"absolute.{metric}.{key}", path)
-    champion = rules.get("champion")
-    if champion is not None:
-        _check_metric(champion.get("metric"), "champion.metric", path)
-        _check_threshold(champion.get("margin", 0.0), "champion.margin", path)
-    per_cat = rules.get("per_category")
-    if per_cat is not None:
-        _check_metric(per_cat.get("metric"), "per_category.metric", path)
-        _check_threshold(per_cat.get("max_relative_regression"), "per_category.max_relative_regression", path)
-    return Policy(rules, hashlib.sha256(text.encode()).hexdigest(), path)
-
-
-def load_policy(path: Path) -> Policy:
-    path = Path(path)
-    if not path.is_file():
-        raise ProdganError(f"gate file {path} not found; create it (see evaluation/gates.yaml in the repo) or pass --gates")
-    return parse_policy(path.read_text(), str(path))
-
-
-def threshold(spec: Any, samples: int) -> float:
-    """A bound that may depend on the sample count: the entry with the largest key <= samples."""
-    if not isinstance(spec, dict):
-        return float(spec)
-    keys = [k for k in spec if k <= samples]
-    if not keys:
-        raise ProdganError(f"no threshold for {samples} samples in {spec}; add an entry keyed 0 to the gate file")
-    return float(spec[max(keys)])
-
-
 def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
+    """Each bound on the cautious end of the value's interval, so noise cannot pass by luck."""
+    z = NormalDist().inv_cdf(0.5 + policy.confidence / 2)
     checks = []
     for metric, bounds in (policy.rules.get("absolute") or {}).items():
-        gate = f"absolute.{metric}"
-        value = ev.value(metric, gate)
+        gate, name = f"absolute.{metric}", f"{metric}_{ev.samples}"
+        value, cautious = ev.value(metric, gate), ev.cautious(metric, z, gate)
+        shown = f"{name} = {value:.4g} ({'upper' if DIRECTIONS[metric] == 'lower' else 'lower'} {policy.confidence:.0%} bound {cautious:.4g})"
         for key, spec in bounds.items():
-            bound = threshold(spec, ev.samples)
-            ok = value <= bound if key == "max" else value >= bound
-            sign = "<=" if key == "max" else ">="
-            checks.append(Check(gate, ok, f"{metric}_{ev.samples} = {value:.4g} {'' if ok else 'not '}{sign} {bound:g}"))
+            limit = threshold(spec, ev.samples)
+            if key == "max_fraction_of_noise_gap":
+                floor, noise = ev.reference(metric, gate)
+                if abs(noise - floor) < 1e-12:
+                    raise ProdganError(f"{ev.source}: {metric} floor and noise are equal ({floor:.4g}): the calibration cannot "
+                                       "separate anything; evaluate with more samples")
+                fraction = (cautious - floor) / (noise - floor)
+                bound = floor + limit * (noise - floor)
+                ok = fraction <= limit
+                reason = (f"{shown}, floor {floor:.4g}, noise {noise:.4g}: {fraction:.2f} of the gap from floor to noise "
+                          f"{'<=' if ok else 'is over'} {limit:g} (bound {bound:.4g})")
+                detail = {"value": value, "cautious": cautious, "bound": bound, "floor": floor, "noise": noise, "fraction": fraction}
+            else:
+                ok = cautious <= limit if key == "max" else cautious >= limit
+                reason = f"{shown} {'' if ok else 'not '}{'<=' if key == 'max' else '>='} {limit:g}"
+                detail = {"value": value, "cautious": cautious, "bound": limit, **ev.references.get(metric, {})}
+            checks.append(Check(gate, ok, reason, detail))
     return checks
 
 
@@ -248,7 +191,11 @@ def _per_category(policy: Policy, challenger: Evaluation, champion: Evaluation) 
     mine, theirs = challenger.per_category.get(metric, {}), champion.per_category.get(metric, {})
     shared = sorted(mine.keys() & theirs.keys())
     if not shared:
-        return [Check(gate, True, f"skipped: no per-category {metric} in both evaluations")]
+        return [Check(gate, True, f"per-category gate skipped: no per-category {metric} in both evaluations")]
+    per = challenger.samples // len(mine)
+    need = int(threshold(rule.get("min_samples_per_category", 0), challenger.samples))
+    if per < need:
+        return [Check(gate, True, f"per-category gate skipped: {per} samples per category < {need}")]
     sign = 1.0 if DIRECTIONS[metric] == "lower" else -1.0
     checks = []
     for cat in shared:
@@ -263,8 +210,10 @@ def _per_category(policy: Policy, challenger: Evaluation, champion: Evaluation) 
 def check_inputs(policy: Policy, ev: Evaluation) -> None:
     """Raise (before any expensive work) if `ev` lacks a metric or interval a gate needs."""
     z = NormalDist().inv_cdf(0.5 + policy.confidence / 2)
-    for metric in policy.rules.get("absolute") or {}:
-        ev.value(metric, f"absolute.{metric}")
+    for metric, bounds in (policy.rules.get("absolute") or {}).items():
+        ev.cautious(metric, z, f"absolute.{metric}")
+        if "max_fraction_of_noise_gap" in bounds:
+            ev.reference(metric, f"absolute.{metric}")
     if policy.rules.get("champion"):
         metric = policy.rules["champion"]["metric"]
         ev.interval(metric, z, f"champion.{metric}")

@@ -17,7 +17,8 @@ from prodgan.fsutil import write_bytes_atomic
 
 PAD = 2
 BACKGROUND = 255
-TITLE_HEIGHT = 14
+TITLE_HEIGHT = 18
+FONT_SIZE = 14
 
 
 def _as_nchw_uint8(images: Any) -> np.ndarray:
@@ -66,7 +67,7 @@ def labelled_sheet(rows: Sequence[tuple[str, Any]], nrow: int | None = None) -> 
         raise ValueError("labelled_sheet needs at least one row")
     tiles = [grid(images, nrow=nrow or len(_as_nchw_uint8(images))) for _, images in rows]
     width = max(t.shape[1] for t in tiles)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=FONT_SIZE)
     parts = []
     for (title, _), tile in zip(rows, tiles):
         banner = Image.new("RGB", (width, TITLE_HEIGHT), (BACKGROUND,) * 3)
@@ -75,3 +76,25 @@ def labelled_sheet(rows: Sequence[tuple[str, Any]], nrow: int | None = None) -> 
         body[:, : tile.shape[1]] = tile
         parts += [np.asarray(banner), body]
     return np.concatenate(parts, axis=0)
+
+
+def upscale(images: Any, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of uint8 images [N,C,H,W]: 28x28 products become visible."""
+    arr = _as_nchw_uint8(images)
+    return arr.repeat(factor, axis=2).repeat(factor, axis=3) if factor > 1 else arr
+
+
+def comparison_sheet(models: Sequence[tuple[str, Any, Any]], categories: Sequence[str], per_category: int = 8,
+                     scale: int = 4) -> np.ndarray:
+    """Per category, one titled row of `per_category` samples from each model, upscaled `scale` times.
+
+    `models`: (title, uint8 images [N,C,H,W], category index per image or None); a person judges
+    two generators side by side, category by category, at a size where the products are visible.
+    """
+    rows = []
+    for index, name in enumerate(categories or [""]):
+        for title, images, labels in models:
+            arr = _as_nchw_uint8(images)
+            picked = arr if labels is None else arr[np.asarray(labels) == index]
+            rows.append((f"{name}  |  {title}" if name else title, upscale(picked[:per_category], scale)))
+    return labelled_sheet(rows, nrow=per_category)

@@ -61,7 +61,9 @@ FLOW_API = "prefect.api_url"
 # ---------------------------------------------------------------- metric names
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")
 _HEADLINE_NAME = re.compile(rf"^({'|'.join(HEADLINE)})_\d+k?$")
-METRIC_NAME = re.compile(r"^(?P<base>[a-z]+(?:_[a-z]+)*)_(?P<n>\d+k?)(?P<rest>_std|_ci_low|_ci_high|/.+)?$")
+# what may follow the sample count: a spread, an interval end, a calibration reference, or /category
+METRIC_SUFFIXES = ("_std", "_ci_low", "_ci_high", "_floor", "_noise")
+METRIC_NAME = re.compile(rf"^(?P<base>[a-z]+(?:_[a-z]+)*?)_(?P<n>\d+k?)(?P<rest>{'|'.join(METRIC_SUFFIXES)}|/.+)?$")
 
 
 def sample_suffix(samples: int) -> str:
@@ -75,10 +77,9 @@ def parse_samples(token: str) -> int:
 
 
 def metric_name(metric: str, samples: int) -> str:
-    """`fid` -> `fid_2k`, `kid_std` -> `kid_2k_std`, `fid_ci_low` -> `fid_2k_ci_low`."""
-    suffix = sample_suffix(samples)
-    base, _, rest = metric.partition("_") if metric.startswith(("fid_", "kid_", "is_")) else (metric, "", "")
-    return f"{base}_{suffix}_{rest}" if rest else f"{base}_{suffix}"
+    """`fid` -> `fid_2k`, `kid_std` -> `kid_2k_std`, `cond_acc_floor` -> `cond_acc_2k_floor`."""
+    rest = next((s for s in METRIC_SUFFIXES if metric.endswith(s)), "")
+    return f"{metric[:len(metric) - len(rest)]}_{sample_suffix(samples)}{rest}"
 
 
 def is_headline(name: str) -> bool:

@@ -71,7 +71,6 @@ class Settings:
     model_name: str
     dvc_remote: Path
     dvc_remote_overridden: bool = False
-    gates_file: Path | None = None  # PRODGAN_GATES
     eval_samples: str | None = None  # PRODGAN_EVAL_SAMPLES, checked where it is used
     prefect_api_url: str | None = None
 
@@ -91,7 +90,6 @@ class Settings:
             model_name=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
             dvc_remote=Path(remote or root.parent / "prodgan-dvc-remote").expanduser().resolve(),
             dvc_remote_overridden=bool(remote),
-            gates_file=Path(e["PRODGAN_GATES"]).expanduser() if e.get("PRODGAN_GATES") else None,
             eval_samples=e.get("PRODGAN_EVAL_SAMPLES") or None,
             prefect_api_url=e.get("PREFECT_API_URL") or None,
         )
@@ -144,8 +142,9 @@ class Settings:
     # ------------------------------------------------------------ shipped defaults
     @property
     def gates_path(self) -> Path:
-        """`PRODGAN_GATES`, else the project's evaluation/gates.yaml, else the one shipped with prodgan."""
-        return self.gates_file or shipped("evaluation/gates.yaml", self.root)
+        """`PRODGAN_GATES` (read per call), else the project's evaluation/gates.yaml, else the one shipped with prodgan."""
+        chosen = os.environ.get("PRODGAN_GATES")
+        return Path(chosen).expanduser() if chosen else shipped("evaluation/gates.yaml", self.root)
 
     def suite_path(self, kind: str) -> Path:
         return shipped(f"evaluation/expectations/{kind}.json", self.root)

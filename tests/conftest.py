@@ -18,6 +18,7 @@ import pytest
 from prodgan.data.fashion_mnist import DEBIAN_SOURCE
 from prodgan.settings import Settings, configure_environment
 
+MECHANICS_GATES = Path(__file__).with_name("gates-mechanics.yaml")
 SMALL_PER_SPLIT = 300  # images per split in the tiny Fashion-MNIST used by tests
 
 
@@ -37,6 +38,8 @@ def _use_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PRODGAN_ROOT", str(root))
     monkeypatch.setenv("PRODGAN_HOME", str(root / ".prodgan"))
     monkeypatch.setenv("PRODGAN_DVC_REMOTE", str(root.parent / f"{root.name}-remote"))
+    monkeypatch.setenv("PRODGAN_GATES", str(MECHANICS_GATES))  # smoke runs are noise: see the file
+    monkeypatch.setenv("PRODGAN_EVAL_SAMPLES", "50")  # tens of images through InceptionV3, not the CPU protocol's 1,000
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     for key in ("PREFECT_HOME", "DVC_SITE_CACHE_DIR", "TMPDIR"):

@@ -31,6 +31,8 @@ def print_decision(decision: Any) -> None:
     if decision.difference:
         d = decision.difference
         out.print(f"difference {d['metric']} (challenger - champion): {d['point']:+.4g}, interval [{d['low']:+.4g}, {d['high']:+.4g}]")
+    if decision.sheet:
+        out.print(f"champion vs challenger sheet: {decision.sheet}", highlight=False)
     out.print(f"champion: {decision.champion_before or 'none'} -> {decision.champion_after or 'none'}"
               f"  previous: {decision.previous_after or 'none'}  gates: {decision.gates_sha256[:12] or '-'}"
               + (f"  audit run: {decision.audit_run_id}" if decision.audit_run_id else "")

@@ -70,3 +70,20 @@ def load_split(cache_dir: Path, dataset_root: Path, split: str, data_hash: str) 
             with open(tmp, "wb") as f:
                 np.savez(f, images=images, labels=labels)
     return ImageSplit(images, labels, tuple(meta.categories), meta.name, split, data_hash)
+
+
+def hold_out(split: ImageSplit, n: int, seed: int) -> tuple[ImageSplit, ImageSplit]:
+    """(the rest, `n` held-out images): a seeded validation split carved from `split`, disjoint from it.
+
+    Training picks its best checkpoint on this, never on the split the promotion gates evaluate.
+    """
+    if not 2 <= n <= len(split) // 2:
+        raise ProdganError(f"cannot hold out {n} of the {len(split)} {split.split} images for validation: "
+                           f"use 2..{len(split) // 2} (eval_samples)")
+    order = np.random.RandomState(seed).permutation(len(split))
+    held, rest = np.sort(order[:n]), np.sort(order[n:])
+
+    def keep(idx: np.ndarray, name: str) -> ImageSplit:
+        return ImageSplit(split.images[idx], split.labels[idx], split.categories, split.dataset, name, split.data_hash)
+
+    return keep(rest, split.split), keep(held, "validation")

@@ -11,13 +11,12 @@ DEFAULTS = {
     "precision": "fp32-no-tf32",
     "batch_size": 64,
     "kid_subsets": 100,
-    "kid_subset_size": 1000,  # capped at the sample count; an explicit larger value is an error
+    "kid_subset_size": 1000,  # capped at half the smaller side, so subsets differ; an explicit larger value is an error
     "prc_neighborhood": 3,
     "isc_splits": 10,
-    "bootstrap": 20,  # resamples of the generated side for the FID interval
+    "bootstrap": 200,  # resamples of the generated side for the FID interval (the tails of a 95 % interval need ~200)
     "confidence": 0.95,
     "memorization_quantile": 0.05,  # a test image's NN distance to train below this quantile counts as "copy-close"
-    "memorization_train_samples": None,  # train images searched for neighbours; None = as many as real_samples
     "min_samples": 2,
     "max_samples": 100_000,  # over this the features alone need > 800 MB; ask for several runs instead
 }

@@ -17,10 +17,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from prodgan.errors import ProdganError
 from prodgan.fsutil import write_json_atomic
 from prodgan.models.evaluator import evaluator_fingerprint
 from prodgan.metrics import stats_cache
+from prodgan.metrics import calibration as calib
+from prodgan.metrics.checks import check_inputs
 from prodgan.metrics.conditional import accuracy_per_category, conditional_accuracy
 from prodgan.metrics.confidence import fid_interval
 from prodgan.metrics.defaults import DEFAULTS
@@ -59,7 +60,7 @@ class _Context:
     real: dict[str, np.ndarray]
     real_labels: np.ndarray
     categories: tuple[str, ...]
-    train: dict[str, np.ndarray] | None
+    images: dict[str, np.ndarray]  # uint8 pixels: "generated", "real" (the protocol's subset), "train" (the whole split)
     evaluator_logits: np.ndarray | None
 
 
@@ -71,6 +72,11 @@ def labels_like(real_labels: np.ndarray, n: int, num_classes: int, seed: int) ->
     take[np.argsort(-(quota - take), kind="stable")[: n - take.sum()]] += 1
     labels = np.repeat(np.arange(num_classes), take)
     return torch.from_numpy(labels[np.random.RandomState(seed).permutation(n)])
+
+
+def kid_subset(samples: int, real_samples: int) -> int:
+    """Half the smaller side (capped at the default), so the subsets differ and KID's std means something."""
+    return max(2, min(DEFAULTS["kid_subset_size"], samples // 2, real_samples // 2))
 
 
 def real_subset(count: int, total: int) -> np.ndarray:
@@ -133,51 +139,15 @@ def _cond_acc(ctx: _Context) -> tuple[dict, dict]:
 
 
 def _memorization(ctx: _Context) -> tuple[dict, dict]:
-    if ctx.train is None:
+    if "train" not in ctx.images:
         return {}, {}
-    return {"memorization": memorization(ctx.generated[INCEPTION], ctx.train[INCEPTION], ctx.real[INCEPTION],
+    return {"memorization": memorization(ctx.images["generated"], ctx.images["train"], ctx.images["real"],
                                          quantile=ctx.options["memorization_quantile"])}, {}
 
 
 METRICS: dict[str, Callable[[_Context], tuple[dict, dict]]] = {
     "fid": _fid, "kid": _kid, "prc": _prc, "is": _isc, "cond_acc": _cond_acc, "memorization": _memorization,
 }
-
-
-# ---------------------------------------------------------------- checks (bad input -> one line)
-
-def check_inputs(G_spec: Any, real: Any, *, samples: int, real_samples: int | None = None, kid_subset_size: int | None = None,
-                 evaluator: Any = None, metrics: tuple[str, ...] = tuple(METRICS), train: Any = None) -> int:
-    """Refuse bad requests before any work, as one-line errors; returns the real sample count."""
-    real_samples = min(samples, len(real)) if real_samples is None else real_samples
-    lo, hi = DEFAULTS["min_samples"], DEFAULTS["max_samples"]
-    if not lo <= samples <= hi:
-        raise ProdganError(f"--samples {samples} is out of range: use {lo}..{hi} (FID needs a covariance; above {hi} split the work)")
-    if len(real) < lo:
-        raise ProdganError(f"the {real.split} split holds {len(real)} image(s); FID needs at least {lo}: import more data")
-    if not lo <= real_samples <= len(real):
-        raise ProdganError(f"real sample count {real_samples} is out of range: the {real.split} split holds {len(real)} images")
-    channels, size = real.images.shape[1], real.images.shape[2]
-    if G_spec.channels != channels:
-        kinds = {1: "grayscale", 3: "RGB"}
-        raise ProdganError(f"the generator makes {kinds.get(G_spec.channels, G_spec.channels)} images but {real.dataset} is "
-                           f"{kinds.get(channels, channels)}: evaluate it against the dataset it was trained on")
-    if G_spec.size != size:
-        raise ProdganError(f"the generator makes {G_spec.size}x{G_spec.size} images but {real.dataset} is {size}x{size}: "
-                           "evaluate it against the dataset it was trained on")
-    if kid_subset_size is not None and "kid" in metrics and not 2 <= kid_subset_size <= min(samples, real_samples):
-        raise ProdganError(f"--kid-subset-size {kid_subset_size} must be within 2..{min(samples, real_samples)} (the sample counts); lower it or raise --samples")
-    if G_spec.num_classes and tuple(G_spec.categories) != tuple(real.categories):
-        raise ProdganError(f"the generator's categories {list(G_spec.categories)} differ from {real.dataset}'s {list(real.categories)}")
-    if evaluator is not None and tuple(evaluator.categories) != tuple(real.categories):
-        raise ProdganError(f"the evaluator was trained on categories {list(evaluator.categories)}, not {real.dataset}'s; "
-                           "retrain it with `prodgan evaluator train`")
-    if train is not None and train.images.shape[1:] != real.images.shape[1:]:
-        raise ProdganError(f"train and {real.split} images differ in shape; re-import the dataset")
-    unknown = set(metrics) - set(METRICS)
-    if unknown:
-        raise ProdganError(f"unknown metric(s) {sorted(unknown)}; choose from {sorted(METRICS)}")
-    return real_samples
 
 
 # ---------------------------------------------------------------- the entry point
@@ -188,11 +158,13 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
                        metrics: tuple[str, ...] = tuple(METRICS), bootstrap: int = DEFAULTS["bootstrap"],
                        device: str | None = None, cache_dir: Path | None = None, weights: InceptionWeights | None = None,
                        extractor: str = DEFAULTS["extractor"], batch_size: int = DEFAULTS["batch_size"],
-                       generator_key: str | None = None) -> EvalResult:
+                       generator_key: str | None = None, calibrate: bool = True) -> EvalResult:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
 
-    `train` (ImageSplit) enables memorization; `evaluator` (prodgan.models.evaluator) enables
-    conditional accuracy, and IS when the Inception weights have no logits layer.
+    `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
+    vs the split); `calibrate` adds the noise reference too (an untrained generator of `spec`), see
+    calibration.py. `evaluator` (prodgan.models.evaluator) enables conditional accuracy, and IS
+    when the Inception weights have no logits layer.
     `generator_key` (the weights' sha256) caches the generated side's features too: re-evaluating
     the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
     can compare two generators from the cache (`fid_delta_from_cache`).
@@ -201,7 +173,7 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
     from prodgan.settings import Settings
 
     real_samples = check_inputs(spec, real, samples=samples, real_samples=real_samples, kid_subset_size=kid_subset_size,
-                                evaluator=evaluator, metrics=metrics, train=train)
+                                evaluator=evaluator, metrics=metrics, train=train, known=tuple(METRICS))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cache_dir = Path(cache_dir) if cache_dir else Settings.load().cache_dir
     weights = weights or resolve_inception_weights(cache_dir)
@@ -209,7 +181,7 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
     protocol = Protocol(real.dataset, real.data_hash, real.split, samples, real_samples, seed, extractor, weights.sha256,
                         DEFAULTS["resize"], DEFAULTS["precision"], bool(spec.num_classes), evaluator_sha)
     options = {**{k: DEFAULTS[k] for k in ("kid_subsets", "prc_neighborhood", "isc_splits", "confidence", "memorization_quantile")},
-               "bootstrap": bootstrap, "kid_subset_size": kid_subset_size or min(DEFAULTS["kid_subset_size"], samples, real_samples)}
+               "bootstrap": bootstrap, "kid_subset_size": kid_subset_size or kid_subset(samples, real_samples)}
     timings: dict[str, float] = {}
 
     with exact_fp32():
@@ -231,25 +203,25 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
 
         tick = time.perf_counter()
         real_idx = real_subset(real_samples, len(real))
-        real_key = protocol.real_key()
-        real_features, real_cached = stats_cache.cached(cache_dir, real_key, lambda: extract(real.images[real_idx], inception, f"real:{real.split}", batch_size))
-        train_features = None
-        if train is not None and "memorization" in metrics:
-            train_n = min(DEFAULTS["memorization_train_samples"] or real_samples, len(train))
-            train_idx = real_subset(train_n, len(train))
-            train_features, _ = stats_cache.cached(cache_dir, protocol.real_key(train.split, train_n),
-                                                lambda: extract(train.images[train_idx], inception, f"real:{train.split}", batch_size))
+        real_features, real_cached = stats_cache.cached(cache_dir, protocol.real_key(), lambda: extract(real.images[real_idx], inception, f"real:{real.split}", batch_size))
         timings["real_features"] = time.perf_counter() - tick
 
-        evaluator_logits = None
+        evaluator_logits, calibration, judge = None, {}, None
         if evaluator is not None:
             judge = make_extractor("prodgan-evaluator", ["logits"], evaluator.to(device), device)
             evaluator_logits = extract(images, judge, "evaluator", batch_size)["logits"]
+        if calibrate and train is not None:
+            tick = time.perf_counter()
+            calibration = _calibrate(G_spec=spec, protocol=protocol, options=options, cache_dir=cache_dir, inception=inception,
+                                     real=real, real_idx=real_idx, real_features=real_features, train=train, labels=labels,
+                                     judge=judge, device=device, batch_size=batch_size)
+            timings["calibration"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
+    pixels = {"generated": images, "real": real.images[real_idx], **({"train": train.images} if train is not None else {})}
     ctx = _Context(protocol, options, generated, None if labels is None else labels.numpy(), real_features,
-                   real.labels[real_idx], tuple(real.categories), train_features, evaluator_logits)
-    values: dict[str, float] = {}
+                   real.labels[real_idx], tuple(real.categories), pixels, evaluator_logits)
+    values: dict[str, float] = dict(calibration)
     per_category: dict[str, dict[str, float]] = {}
     for name in metrics:
         out, per_cat = METRICS[name](ctx)
@@ -264,8 +236,32 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
     return EvalResult(named, protocol, per_category, images, generated[INCEPTION], real_cached, timings)
 
 
+def _calibrate(*, G_spec: Any, protocol: Protocol, options: dict[str, Any], cache_dir: Path, inception: torch.nn.Module,
+               real: Any, real_idx: np.ndarray, real_features: dict[str, np.ndarray], train: Any, labels: torch.Tensor | None,
+               judge: torch.nn.Module | None, device: str, batch_size: int) -> dict[str, float]:
+    """Floor and noise references under this protocol (calibration.py); features cached like the real side."""
+    from prodgan.models.sampling import generate_uint8
+
+    n = len(real_idx)
+    train_idx = real_subset(n, len(train))
+    floor, _ = stats_cache.cached(cache_dir, protocol.real_key(train.split, n),
+                                  lambda: extract(train.images[train_idx], inception, f"real:{train.split}", batch_size))
+    noise_images = generate_uint8(calib.untrained_like(G_spec), G_spec, protocol.samples, protocol.seed, labels=labels,
+                                  device=device, batch=batch_size).numpy()
+    noise, _ = stats_cache.cached(cache_dir, stats_cache.generated_key(protocol.fingerprint, calib.noise_key(G_spec)),
+                                  lambda: extract(noise_images, inception, "untrained", batch_size))
+    out = calib.references(real_features[INCEPTION], floor[INCEPTION], noise[INCEPTION], kid_subset_size=options["kid_subset_size"],
+                           kid_subsets=options["kid_subsets"], seed=protocol.seed)
+    if judge is not None and labels is not None:
+        out["cond_acc_floor"] = conditional_accuracy(extract(real.images[real_idx], judge, "evaluator", batch_size)["logits"],
+                                                     real.labels[real_idx])
+        out["cond_acc_noise"] = conditional_accuracy(extract(noise_images, judge, "evaluator", batch_size)["logits"], labels.numpy())
+    return out
+
+
 def quick_fid(G: torch.nn.Module, spec: Any, real: Any, n: int, *, seed: int = DEFAULTS["seed"],
               device: str | None = None, cache_dir: Path | None = None) -> float:
     """FID only, n generated vs n real (real features cached): the training loop's progress signal."""
-    result = evaluate_generator(G, spec, real, samples=n, seed=seed, metrics=("fid",), bootstrap=0, device=device, cache_dir=cache_dir)
+    result = evaluate_generator(G, spec, real, samples=n, seed=seed, metrics=("fid",), bootstrap=0, device=device, cache_dir=cache_dir,
+                                calibrate=False)
     return result.metrics[f"fid_{result.protocol.suffix}"]

@@ -16,12 +16,15 @@ from typing import Any, Callable
 from prodgan.adapters import audit, audit_verify, model_store, registry, serving, tracking
 from prodgan.adapters.auth import require_model_permission
 from prodgan.errors import ChampionMoved, ProdganError
-from prodgan.gates import Evaluation, Policy, ProtocolMismatch, check_inputs, judge, load_policy
-from prodgan.names import CHAMPION, DATA_HASH, EVAL_RUN, GIT_REV, MODEL_FILES, TRAIN_RUN, VALIDATION, WEIGHTS, ModelRef, parse_model_ref
+from prodgan.gate_file import Policy, load_policy
+from prodgan.gates import Evaluation, ProtocolMismatch, check_inputs, judge
+from prodgan.names import (CHAMPION, CONFIG_SHA, DATA_HASH, EVAL_RUN, GIT_REV, MODEL_FILES, TRAIN_RUN, VALIDATION, WEIGHTS,
+                           ModelRef, is_headline, parse_model_ref)
 from prodgan.settings import Settings
 
 SHEET_SEED = 0
-SHEET_IMAGES = 10
+SHEET_PER_CATEGORY = 8
+SHEET_SCALE = 4  # 28x28 products become 112x112: visible
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Decision:
     seq: int | None = None
     dry_run: bool = False
     audit_run_id: str | None = None
+    sheet: str | None = None  # the champion-vs-challenger sheet, a local PNG (also logged to the audit run)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +68,7 @@ def _lineage_tags(train_run: Any, bundle_dir: Path) -> dict[str, str]:
     record = read_bundle_record(bundle_dir)
     run_tags, extra = train_run.data.tags, record.get("extra") or {}
     tags = {TRAIN_RUN: train_run.info.run_id, WEIGHTS: record["weights_sha256"]}
-    for key, extra_key in ((DATA_HASH, "data_hash"), (GIT_REV, "git_rev"), (VALIDATION, "validation")):
+    for key, extra_key in ((DATA_HASH, "data_hash"), (GIT_REV, "git_rev"), (VALIDATION, "validation"), (CONFIG_SHA, "config_sha256")):
         value = run_tags.get(key) or extra.get(extra_key)
         if value:
             tags[key] = str(value)
@@ -131,19 +135,34 @@ def _paired(settings: Settings, policy: Policy, protocol: str, challenger_mv: An
     return {"fid": (interval.low, interval.high)} if interval else {}
 
 
-def _sheet(settings: Settings, name: str, rows: list[tuple[str, str]]) -> Any:
-    """Champion vs challenger: the same seed and categories through each generator, one titled row each."""
+def _title(label: str, version: str, evaluation: dict[str, Any] | None) -> str:
+    metrics = (evaluation or {}).get("metrics") or {}
+    shown = [f"{k} {v:.3g}" for k, v in sorted(metrics.items()) if is_headline(k) and k.startswith(("fid_", "cond_acc_"))]
+    return "  ".join([f"{label} v{version}", *shown])
+
+
+def _sheet(settings: Settings, decision: Decision, rows: list[tuple[str, str, dict[str, Any] | None]]) -> tuple[Any, Path]:
+    """Champion vs challenger, category by category: the same seed and labels through each generator.
+
+    Written under `<home>/sheets/` before anyone is asked to confirm, and returned for the audit run.
+    """
     import torch
 
-    from prodgan.imaging import labelled_sheet
+    from prodgan.imaging import comparison_sheet, save_png
     from prodgan.models import generate_uint8, load_bundle
 
-    titled = []
-    for title, version in rows:
-        generator, spec = load_bundle(model_store.resolve_model(settings, ModelRef(name=name, version=version)).bundle_dir)
-        labels = torch.arange(SHEET_IMAGES) % spec.num_classes if spec.num_classes else None
-        titled.append((title, generate_uint8(generator, spec, SHEET_IMAGES, SHEET_SEED, labels=labels).numpy()))
-    return labelled_sheet(titled)
+    models, categories = [], ()
+    for label, version, evaluation in rows:
+        generator, spec = load_bundle(model_store.resolve_model(settings, ModelRef(name=decision.model, version=version)).bundle_dir)
+        labels = torch.arange(max(spec.num_classes, 1)).repeat_interleave(SHEET_PER_CATEGORY) if spec.num_classes else None
+        n = SHEET_PER_CATEGORY * max(spec.num_classes, 1)
+        models.append((_title(label, version, evaluation), generate_uint8(generator, spec, n, SHEET_SEED, labels=labels).numpy(),
+                       None if labels is None else labels.numpy()))
+        categories = spec.categories
+    sheet = comparison_sheet(models, categories, per_category=SHEET_PER_CATEGORY, scale=SHEET_SCALE)
+    versions = "-vs-".join(f"v{version}" for _, version, _ in rows)
+    path = save_png(settings.home / "sheets" / f"{decision.model}-{decision.action}-{versions}.png", sheet)
+    return sheet, path
 
 
 def promote(settings: Settings, version: str | int, dry_run: bool = False, actor: str | None = None,
@@ -210,13 +229,15 @@ def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None,
                         challenger=challenger.summary(), difference=verdict.difference,
                         champion=champion_eval.summary(reevaluated) if champion_eval else None,
                         checks=verdict.to_dict()["checks"], note=force_reason or "", **base)
+    rows = ([("champion", champion_before, decision.champion)] if champion_before else []) + [("challenger", version, decision.challenger)]
+    sheet, path = _sheet(settings, decision, rows)
+    decision.sheet = str(path)
     if dry_run or (moves and confirm is not None and not confirm(decision)):
         decision.dry_run = True
         return decision
     if EVAL_RUN not in (mv.tags or {}):  # evaluated after registration: pin the evaluation this decision used
         registry.attach_evaluation(settings, name, version, challenger)
-    rows = ([(f"champion v{champion_before}", champion_before)] if champion_before else []) + [(f"challenger v{version}", version)]
-    return _commit(settings, client, decision, state, _sheet(settings, name, rows))
+    return _commit(settings, client, decision, state, sheet)
 
 
 def _commit(settings: Settings, client: Any, decision: Decision, state: tuple[str | None, int], sheet: Any) -> Decision:
@@ -248,9 +269,10 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
         audit_verify.require_verified(settings, actor=actor, purpose="roll back")
         who = audit.actor_name(settings, actor)
         target_mv = registry.get_version(client, name, target)
-        sheet = _sheet(settings, name, [(f"champion v{state[0]} (rolled back)", state[0]), (f"restored v{target}", target)])
         decision = Decision(action="rollback", model=name, version=target, approved=True,
                             reasons=[f"rollback by {who}: champion v{state[0]} -> v{target}" + (f" ({reason})" if reason else "")],
                             champion_before=state[0], champion_after=target, previous_after=state[0], actor=who, at=_now(),
                             data_hash=(target_mv.tags or {}).get(DATA_HASH), note=reason, seq=state[1])
+        sheet, path = _sheet(settings, decision, [("rolled back", state[0], None), ("restored", target, None)])
+        decision.sheet = str(path)
         return _commit(settings, client, decision, state, sheet)

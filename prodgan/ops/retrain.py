@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from prodgan.adapters import audit_verify, dvc, registry, tracking
-from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, TRAIN_RUN, ModelRef
+from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, GIT_REV, TRAIN_RUN, ModelRef
 from prodgan.ops import evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
 from prodgan.settings import Settings
 
@@ -57,6 +57,10 @@ def freshness(settings: Settings, config: str, overrides: Sequence[str] = (), fo
         champion = registry.champion_version(settings)
         if force:
             return Freshness(True, "forced (--force)", data_hash, cfg, champion and champion.version)
+        rejected = _rejected_before(settings, data_hash, cfg)
+        if rejected is not None:
+            return Freshness(False, f"already rejected as v{rejected}, nothing changed (data {data_hash}, config {cfg[:12]}, "
+                                    "code); change one of them or use --force", data_hash, cfg, champion and champion.version)
         if champion is None:
             return Freshness(True, f"no {CHAMPION} for model {settings.model_name} yet", data_hash, cfg)
         tags = champion.tags or {}
@@ -72,16 +76,35 @@ def freshness(settings: Settings, config: str, overrides: Sequence[str] = (), fo
                             f"{cfg[:12]}; use --force to retrain anyway", data_hash, cfg, champion.version)
 
 
+def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None:
+    """A version trained on this data, config and code revision that the gates rejected (and that is not champion)."""
+    from prodgan.adapters.audit import audit_records
+
+    git_rev = dvc.git_revision(settings.root)[0]
+    client, name = registry.client_for(settings), settings.model_name
+    same = client.search_model_versions(f"name = '{name}' and tags.`{DATA_HASH}` = '{data_hash}' and tags.`{CONFIG_SHA}` = '{cfg}' "
+                                        f"and tags.`{GIT_REV}` = '{git_rev}'")
+    for mv in sorted(same, key=lambda v: int(v.version)):
+        if CHAMPION not in (mv.aliases or []) and any(r.get("action") == "reject" for r in audit_records(settings, name, str(mv.version))):
+            return str(mv.version)
+    return None
+
+
 def retrain(
     settings: Settings,
-    config: str,
+    config: str | None,
     overrides: Sequence[str] = (),
     dataset: str = "fashion-mnist",
     force: bool = False,
     step: Step = direct,
     tags: dict[str, str] | None = None,
 ) -> RetrainOutcome:
-    """The whole sequence; raises GateFailed when the registry fails verification or validation fails (nothing is trained then)."""
+    """The whole sequence; raises GateFailed when the registry fails verification or validation fails (nothing is trained then).
+
+    `config=None` picks the recipe for this machine (`ops.train.default_config`): the GPU recipe
+    where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly worker).
+    """
+    config = config or train_ops.default_config()
     step("verify", audit_verify.require_verified, settings, purpose="retrain")  # never act unattended on a tampered registry
     fresh = step("freshness", freshness, settings, config, overrides, force)
     outcome = RetrainOutcome(fresh)

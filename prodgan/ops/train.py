@@ -146,17 +146,19 @@ def run_bundle(settings: Settings, run_id: str) -> Path:
 
 def _run(settings: Settings, cfg: TrainConfig, config_path: Path, overrides: list[str], run_dir: Path | None, record: Any,
          lineage_tags: dict[str, str], nproc: int, progress: bool, say: Callable[[str], None]) -> TrainingRun:
-    from prodgan.data.tensors import load_split
+    from prodgan.data.tensors import hold_out, load_split
     from prodgan.train import TrainingDiverged, train as train_loop
 
     data_hash, data_root = record.data_hash, settings.data_dir / cfg.dataset
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
     on_eval = None
-    if cfg.eval_every:
-        cfg, on_eval = _quick_fid_hook(settings, cfg, data, load_split(settings.tensor_cache_dir, data_root, "test", data_hash))
+    if cfg.eval_every:  # the best checkpoint is picked on images held out of train, never on the gates' test split
+        data, validation = hold_out(data, cfg.eval_samples, cfg.seed)
+        cfg, on_eval = _quick_fid_hook(settings, cfg, data, validation)
     git_rev, git_dirty = dvc.git_revision(settings.root)
     lineage = {"data_hash": data_hash, "dataset": cfg.dataset, "git_rev": git_rev, "git_dirty": git_dirty,
-               "validation": record.reference, "config_file": config_path.name}
+               "validation": record.reference, "config_file": config_path.name,
+               "selection_split": f"validation: {cfg.eval_samples} train images held out (seed {cfg.seed})" if on_eval else "none"}
     resume = run_dir is not None
     if resume:
         state = _read_state(run_dir)
@@ -218,8 +220,8 @@ def _train_processes(nproc: int, config_path: Path, overrides: list[str], run_di
     return TrainResult(run_dir, bundle, list_checkpoints(run_dir)[0], step, GeneratorSpec.from_dict(record["spec"]), metrics)
 
 
-def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, test_split: Any) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:
-    """FID of the EMA generator every `eval_every` steps, `eval_samples` vs as many test images.
+def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, validation: Any) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:
+    """FID of the EMA generator every `eval_every` steps, `eval_samples` vs the held-out validation images.
 
     The real side is extracted once and cached, so each check costs one generated-side pass;
     the lowest value picks the bundle that gets logged. Returns the config with `eval_metric` set.
@@ -233,13 +235,10 @@ def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, test
     if cfg.eval_metric not in ("", name):
         raise ProdganError(f"eval_metric {cfg.eval_metric!r} is not what training evaluates; use eval_metric={name} "
                            "(the quick FID of eval_samples images) or leave it empty")
-    if not 2 <= cfg.eval_samples <= len(test_split):
-        raise ProdganError(f"eval_samples={cfg.eval_samples} must be between 2 and the {len(test_split)} test images; "
-                           "lower it with --set eval_samples=N")
     spec = make_spec(cfg, train_split)
 
     def on_eval(G: Any, step: int) -> dict[str, float]:
-        return {name: quick_fid(G, spec, test_split, cfg.eval_samples, cache_dir=settings.cache_dir)}
+        return {name: quick_fid(G, spec, validation, cfg.eval_samples, cache_dir=settings.cache_dir)}
 
     return dataclasses.replace(cfg, eval_metric=name), on_eval
 

@@ -55,7 +55,7 @@ def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path
         assert deployment.global_concurrency_limit.limit == 1, "two retrains of one model never overlap"
 
         with process_worker(api, "prodgan", home, cwd=small_project.root, env={"MLFLOW_TRACKING_URI": mlflow_url}), prefect_api(api):
-            done = run_deployment("retrain/retrain-nightly", parameters={"overrides": FAST}, timeout=420, poll_interval=2)
+            done = run_deployment("retrain/retrain-nightly", parameters={"config": "configs/smoke.yaml", "overrides": FAST}, timeout=420, poll_interval=2)
             assert done.state.is_completed(), f"{done.state}\n{worker_log(home, 'prodgan')}"
 
         [mv] = versions(settings)

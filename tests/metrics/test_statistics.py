@@ -44,11 +44,17 @@ def test_intervals_contain_the_value_and_rank_generators():
 
 
 def test_memorization_flags_copies_and_not_fresh_samples():
+    """Pixel space against the whole train split: copies score 1, fresh draws about the quantile."""
     rng = np.random.RandomState(0)
-    train, test, fresh = rng.randn(300, 8), rng.randn(100, 8), rng.randn(100, 8)
-    copies = train[:100] + rng.randn(100, 8) * 1e-3
-    assert memorization(copies, train, test, quantile=0.05) > 0.9
-    assert memorization(fresh, train, test, quantile=0.05) < 0.25
+
+    def draw(n: int) -> np.ndarray:  # smooth random "products": low-res noise upsampled, 1x40x40 (downsampled to 32)
+        low = rng.rand(n, 1, 5, 5)
+        return (np.kron(low, np.ones((1, 1, 8, 8))) * 255).astype(np.uint8)
+
+    train, test, fresh = draw(2000), draw(200), draw(200)
+    copies = train[rng.choice(2000, 200, replace=False)]
+    assert memorization(copies, train, test, quantile=0.05) == 1.0
+    assert memorization(fresh, train, test, quantile=0.05) < 0.15
 
 
 def test_categories_are_drawn_in_the_data_proportions():

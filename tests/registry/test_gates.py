@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from prodgan.errors import ProdganError
-from prodgan.gates import Evaluation, ProtocolMismatch, judge, load_policy, parse_policy, threshold
+from prodgan.gate_file import load_policy, parse_policy, threshold
+from prodgan.gates import Evaluation, ProtocolMismatch, judge
 
 REPO_GATES = Path(__file__).resolve().parents[2] / "evaluation" / "gates.yaml"
 
@@ -70,7 +71,7 @@ def test_protocol_mismatch_is_never_compared():
 @pytest.mark.parametrize("text, message", [
     ("absolute: {fid_score: {max: 3}}", "unknown metric 'fid_score'"),
     ("champion: {metric: sharpness}", "unknown metric 'sharpness'"),
-    ("absolute: {fid: {below: 3}}", "needs `max:`"),
+    ("absolute: {fid: {below: 3}}", "needs one or more of max, min, max_fraction_of_noise_gap"),
     ("absolute: {fid: {max: lots}}", "must be a number"),
     ("gatez: {}", "unknown section"),
     ("confidence: 1.5", "confidence must be"),
@@ -116,3 +117,56 @@ def test_paired_interval_replaces_the_conservative_one():
     assert not judge(policy, challenger, champion).approved
     verdict = judge(policy, challenger, champion, paired={"fid": (-3.5, -1.5)})  # paired bootstrap is tighter
     assert verdict.approved and verdict.difference["method"].startswith("paired")
+
+
+CALIBRATED = """
+confidence: 0.95
+absolute:
+  fid: {max_fraction_of_noise_gap: 0.3}
+  cond_acc: {max_fraction_of_noise_gap: 0.5}
+per_category: {metric: fid, max_relative_regression: 0.25, min_samples_per_category: 100}
+champion: {metric: fid, margin: 0.0}
+"""
+
+
+def calibrated(fid: float, half: float, cond_acc: float = 0.8, n: str = "1k", **cats: float) -> Evaluation:
+    metrics = {f"fid_{n}": fid, f"fid_{n}_ci_low": fid - half, f"fid_{n}_ci_high": fid + half,
+               f"fid_{n}_floor": 10.0, f"fid_{n}_noise": 410.0, f"cond_acc_{n}": cond_acc,
+               f"cond_acc_{n}_floor": 0.9, f"cond_acc_{n}_noise": 0.1}
+    metrics.update({f"fid_{n}/{cat}": value for cat, value in cats.items()})
+    return Evaluation.from_metrics("p", metrics, source="test")
+
+
+@pytest.mark.parametrize("model, approved, failing", [
+    (calibrated(90, 5), True, []),                         # (95 - 10) / 400 = 0.21 of the gap
+    (calibrated(400, 5), False, ["absolute.fid"]),         # noise: the whole gap
+    (calibrated(125, 10), False, ["absolute.fid"]),        # point 0.29 passes, the upper bound 0.31 does not
+    (calibrated(90, 5, cond_acc=0.45), False, ["absolute.cond_acc"]),  # cautious end well under halfway to the floor
+])
+def test_calibrated_bounds_read_floor_noise_and_the_cautious_end(model, approved, failing):
+    verdict = judge(parse_policy(CALIBRATED), model, None)
+    assert verdict.approved is approved, verdict.reasons
+    assert sorted(c.gate for c in verdict.checks if not c.passed) == failing
+    fid_check = next(c for c in verdict.checks if c.gate == "absolute.fid")
+    assert {"value", "cautious", "bound", "floor", "noise"} <= set(fid_check.detail)
+    assert "floor 10" in fid_check.reason and "noise 410" in fid_check.reason
+    assert fid_check.detail["bound"] == pytest.approx(10 + 0.3 * 400)
+
+
+def test_calibrated_bound_without_references_is_refused():
+    bare = Evaluation.from_metrics("p", {"fid_1k": 50.0, "fid_1k_ci_low": 45.0, "fid_1k_ci_high": 55.0, "cond_acc_1k": 0.8})
+    with pytest.raises(ProdganError, match="no floor/noise references for fid"):
+        judge(parse_policy(CALIBRATED), bare, None)
+
+
+def test_per_category_gate_says_when_it_is_skipped():
+    cats = {f"c{i}": 50.0 for i in range(10)}  # 1000 samples / 10 categories = 100 each: enough
+    verdict = judge(parse_policy(CALIBRATED), calibrated(60, 5, **cats), calibrated(90, 5, **{k: 30.0 for k in cats}))
+    assert [c.gate for c in verdict.checks if not c.passed][:1] == ["per_category.fid/c0"]
+    few = judge(parse_policy(CALIBRATED), calibrated(60, 5, n="500", **cats), calibrated(90, 5, n="500", **cats))
+    assert any(c.reason == "per-category gate skipped: 50 samples per category < 100" for c in few.checks)
+
+
+def test_shipped_gates_are_calibrated():
+    rules = load_policy(REPO_GATES).rules["absolute"]
+    assert all("max_fraction_of_noise_gap" in rules[m] for m in ("fid", "kid", "cond_acc"))

@@ -16,7 +16,8 @@ from prodgan.errors import ChampionMoved
 from prodgan.ops.promote import register as promotion_register
 from prodgan.adapters import audit, registry
 from prodgan.errors import ProdganError
-from prodgan.gates import ProtocolMismatch, load_policy
+from prodgan.gate_file import load_policy
+from prodgan.gates import ProtocolMismatch
 from tests.conftest import prodgan
 from tests.registry import helpers
 
@@ -30,6 +31,7 @@ per_category: {metric: fid, max_relative_regression: 0.5}
 
 @pytest.fixture
 def gates(store, monkeypatch) -> Path:
+    monkeypatch.delenv("PRODGAN_GATES")  # the project's own gate file, below
     path = store.root / "evaluation" / "gates.yaml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(GATES)
