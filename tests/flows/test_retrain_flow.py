@@ -16,6 +16,7 @@ from prodgan.adapters import audit, registry
 from prodgan.adapters import dvc
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.settings import Settings
+from tests.conftest import MECHANICS_GATES
 from tests.flows.helpers import FAST, artifact_markdown, flow_run, train_runs, versions
 
 
@@ -73,7 +74,7 @@ def test_rerun_after_a_failed_promotion_makes_no_second_version(flow_project: Se
         _retrain()
     assert len(versions(flow_project)) == 1 and registry.champion_version(flow_project) is None
 
-    monkeypatch.delenv("PRODGAN_GATES")
+    monkeypatch.setenv("PRODGAN_GATES", str(MECHANICS_GATES))
     rerun = _retrain()
     assert rerun["decision"] == "promote" and rerun["version"] == "1"
     assert len(train_runs(flow_project)) == 1, "the rerun reuses the finished training run"
@@ -86,6 +87,23 @@ def test_rerun_after_a_failed_promotion_makes_no_second_version(flow_project: Se
 
     assert promote(version="1")["action"] == "noop"
     assert len(audit.audit_records(flow_project)) == len(promotions)
+
+
+@pytest.mark.slow
+def test_a_rejected_challenger_is_not_retrained_until_something_changes(flow_project: Settings,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _retrain()["decision"] == "promote"
+    strict = flow_project.root / "strict-gates.yaml"
+    strict.write_text("absolute:\n  fid: {max: 0.001}\n")  # nothing a smoke run makes passes this
+    monkeypatch.setenv("PRODGAN_GATES", str(strict))
+    challenger = [*FAST, "seed=1"]
+    rejected = retrain(config="configs/smoke.yaml", overrides=challenger)
+    assert rejected["decision"] == "reject" and rejected["version"] == "2", rejected["reason"]
+
+    again = retrain(config="configs/smoke.yaml", overrides=challenger)  # the nightly run, nothing new
+    assert again["decision"] == "skipped" and "already rejected as v2, nothing changed" in again["reason"]
+    assert len(train_runs(flow_project)) == 2 and len(versions(flow_project)) == 2
+    assert pipeline.freshness(flow_project, "configs/smoke.yaml", [*FAST, "seed=2"]).retrain, "a new config is tried"
 
 
 def test_training_refuses_data_changed_after_validation(flow_project: Settings) -> None:

@@ -61,6 +61,10 @@ def test_promote_reject_rollback_with_audit_trail(store, gates):
     v3 = helpers.registered(store, seed=3, fid=60.0)  # better beyond the margin, with confidence
     approved = promotion.promote(store, v3)
     assert approved.approved and approved.difference["high"] < -1.0
+    from PIL import Image
+
+    with Image.open(approved.sheet) as sheet:  # 8 samples per category and model, 28x28 upscaled to 112x112
+        assert sheet.width >= 8 * 112 and sheet.height >= 2 * 112
     assert aliases(store) == {"champion": v3, "previous": v1}
 
     back = promotion.rollback(store, actor="carol", reason="blurry sneakers")
