@@ -42,7 +42,8 @@ def main() -> None:
     from prodgan.adapters import dvc
     from prodgan.data.tensors import load_split
     from prodgan.metrics import evaluate_generator
-    from prodgan.metrics.evaluate import labels_like, real_subset
+    from prodgan.metrics.evaluate import real_subset
+    from prodgan.models.sampling import labels_like
     from prodgan.metrics.inception_weights import resolve_inception_weights
     from prodgan.models import GeneratorSpec, build_generator, generate_uint8, load_bundle
     from prodgan.settings import Settings, configure_environment

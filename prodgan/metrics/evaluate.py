@@ -9,10 +9,9 @@ small function of the prepared features; names carry the sample count (`fid_2k`)
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -33,6 +32,7 @@ from prodgan.metrics.kid import kid
 from prodgan.metrics.memorization import memorization
 from prodgan.metrics.prc import precision_recall
 from prodgan.metrics.protocol import Protocol
+from prodgan.models.sampling import exact_fp32, labels_like
 from prodgan.names import metric_name
 
 INCEPTION = "2048"
@@ -64,16 +64,6 @@ class _Context:
     evaluator_logits: np.ndarray | None
 
 
-def labels_like(real_labels: np.ndarray, n: int, num_classes: int, seed: int) -> torch.Tensor:
-    """n category labels in the proportions of the real split (largest remainder), shuffled by `seed`."""
-    counts = np.bincount(real_labels, minlength=num_classes).astype(np.float64)
-    quota = counts / counts.sum() * n
-    take = np.floor(quota).astype(np.int64)
-    take[np.argsort(-(quota - take), kind="stable")[: n - take.sum()]] += 1
-    labels = np.repeat(np.arange(num_classes), take)
-    return torch.from_numpy(labels[np.random.RandomState(seed).permutation(n)])
-
-
 def kid_subset(samples: int, real_samples: int) -> int:
     """Half the smaller side (capped at the default), so the subsets differ and KID's std means something."""
     return max(2, min(DEFAULTS["kid_subset_size"], samples // 2, real_samples // 2))
@@ -82,17 +72,6 @@ def kid_subset(samples: int, real_samples: int) -> int:
 def real_subset(count: int, total: int) -> np.ndarray:
     """Which real images the protocol uses: a fixed random subset (seed 0), in split order."""
     return np.sort(np.random.RandomState(0).permutation(total)[:count])
-
-
-@contextmanager
-def exact_fp32() -> Iterator[None]:
-    """TF32 off for the duration (PyTorch enables it for cuDNN convolutions by default)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 # ---------------------------------------------------------------- metrics, registered by name

@@ -6,6 +6,10 @@ and CPU random streams differ; evaluation, grids and serving all rely on this.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -55,3 +59,24 @@ def generate_uint8(
     finally:
         generator.train(was_training)
     return torch.cat(chunks) if chunks else torch.zeros(0, spec.channels, spec.size, spec.size, dtype=torch.uint8)
+
+
+def labels_like(real_labels: np.ndarray, n: int, num_classes: int, seed: int) -> torch.Tensor:
+    """n category labels in the proportions of the real split (largest remainder), shuffled by `seed`."""
+    counts = np.bincount(real_labels, minlength=num_classes).astype(np.float64)
+    quota = counts / counts.sum() * n
+    take = np.floor(quota).astype(np.int64)
+    take[np.argsort(-(quota - take), kind="stable")[: n - take.sum()]] += 1
+    labels = np.repeat(np.arange(num_classes), take)
+    return torch.from_numpy(labels[np.random.RandomState(seed).permutation(n)])
+
+
+@contextmanager
+def exact_fp32() -> Iterator[None]:
+    """TF32 off for the duration (PyTorch enables it for cuDNN convolutions by default)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

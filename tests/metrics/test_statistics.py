@@ -10,7 +10,7 @@ import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
 from prodgan.metrics.confidence import fid_delta_interval, fid_interval
-from prodgan.metrics.evaluate import labels_like
+from prodgan.models.sampling import labels_like
 from prodgan.names import metric_name
 from prodgan.metrics.fid import RealReference, fid, fid_to
 from prodgan.metrics.memorization import memorization
