@@ -35,7 +35,7 @@ from torch import nn
 from prodgan.data.tensors import ImageSplit
 from prodgan.errors import ProdganError
 from prodgan.fsutil import atomic_path
-from prodgan.models import GeneratorSpec, build_discriminator, build_generator, generate_uint8, save_bundle, unwrap
+from prodgan.models import GeneratorSpec, build_discriminator, build_generator, generate_uint8, save_bundle, unwrap, uses_batch_stats
 from prodgan.models.losses import LOSSES, ema_update, gradient_penalty, r1_penalty
 from prodgan.train_config import TrainConfig, load_config
 
@@ -142,6 +142,10 @@ def check_schedule(cfg: TrainConfig, n_images: int, world: int) -> None:
         raise ProdganError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
     if cfg.precision not in ("auto", "bf16", "fp32"):
         raise ProdganError(f"unknown precision {cfg.precision!r}; valid: auto, bf16, fp32")
+    if cfg.max_seconds < 0:
+        raise ProdganError(f"max_seconds must be >= 0 (0: no time limit), got {cfg.max_seconds}")
+    if cfg.max_seconds and world > 1:
+        raise ProdganError("max_seconds stops on one process's clock: use it for single-process runs, or set steps for DDP")
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -314,6 +318,9 @@ def train_loop(
         hooks.on_message(f"resuming from {path.name} at step {step}")
     broadcast_state(world, G, D, G_ema)
     G_train, D_train = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
+    # A discriminator with batch norm sees real and fake as separate batches (as DCGAN trains it): a mixed
+    # batch would hide the batch-level difference its statistics carry. Without it, one forward is cheaper.
+    split_d = uses_batch_stats(D)
 
     def checkpoint_state() -> dict[str, Any]:
         return {"format": CHECKPOINT_FORMAT, "step": step, "config": cfg.to_dict(), "spec": spec.to_dict(),
@@ -349,9 +356,11 @@ def train_loop(
 
     bar = _progress_bar(progress and is_main, step, cfg.steps)
     window_t, window_step, losses = time.perf_counter(), step, None
+    deadline = window_t + cfg.max_seconds if cfg.max_seconds else math.inf
     metrics: dict[str, float] = {}
+    last = step >= cfg.steps
     with bar:
-        while step < cfg.steps:
+        while not last:
             # Batch: this rank's slice of the epoch's global batch.
             epoch, i = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
@@ -364,14 +373,17 @@ def train_loop(
                 flip = torch.rand(local_batch, 1, 1, 1, device=device, generator=noise) < 0.5
                 real = torch.where(flip, real.flip(3), real)
 
-            # Discriminator: real and fake in one forward (D has no batch statistics).
+            # Discriminator: real and fake in one forward, or two when D has batch statistics.
             D.requires_grad_(True)
             for _ in range(cfg.d_steps):
                 z = torch.randn(local_batch, spec.z_dim, device=device, generator=noise)
                 with autocast():
                     fake = G_train(z, y)
-                    logits = D_train(torch.cat([real, fake.detach()]), torch.cat([y, y]) if y is not None else None).float()
-                    loss_d = loss_d_fn(*logits.split(local_batch))
+                    if split_d:
+                        loss_d = loss_d_fn(D_train(real, y).float(), D_train(fake.detach(), y).float())
+                    else:
+                        logits = D_train(torch.cat([real, fake.detach()]), torch.cat([y, y]) if y is not None else None).float()
+                        loss_d = loss_d_fn(*logits.split(local_batch))
                 if cfg.loss == "wgan-gp":
                     with autocast():
                         loss_d = loss_d + cfg.gp_weight * gradient_penalty(D_train, real, fake, y)
@@ -393,9 +405,10 @@ def train_loop(
             opt_g.step()
             ema_update(G_ema, G, cfg.ema_decay if step >= cfg.ema_start else 0.0)
             step += 1
+            last = step >= cfg.steps or time.perf_counter() >= deadline
 
             # Guard, log, pictures, evaluation, checkpoint.
-            if step % cfg.log_every == 0 or step == cfg.steps or step % cfg.checkpoint_every == 0:
+            if step % cfg.log_every == 0 or last or step % cfg.checkpoint_every == 0:
                 losses = torch.stack([loss_d.detach(), loss_g.detach()]).float()
                 if world > 1:  # every rank must take the same decision
                     dist.all_reduce(losses)
@@ -410,11 +423,11 @@ def train_loop(
                 window_t, window_step = now, step
                 hooks.on_metrics(step, metrics)
                 bar.update(step, metrics)
-            if is_main and (step % grid_every == 0 or step == cfg.steps):
+            if is_main and (step % grid_every == 0 or last):
                 hooks.on_grid(step, step // steps_per_epoch, make_grid())
             if cfg.eval_every and on_eval and step % cfg.eval_every == 0:
                 evaluate()
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or last:
                 if not all_finite(G, D):
                     raise TrainingDiverged(_diverged_message(step, losses, last_good))
                 broadcast_state(world, G, G_ema)

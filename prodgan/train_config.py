@@ -19,7 +19,7 @@ from prodgan.errors import ProdganError
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "fashion-mnist"
-    arch: str = "cdcgan"  # dcgan (unconditional) | cdcgan (conditional BN + projection D)
+    arch: str = "cdcgan"  # dcgan (unconditional) | cdcgan (conditional BN + projection D) | cdcgan-classic (DCGAN's batch-norm D: CPU)
     z_dim: int = 128
     width: int = 64  # generator channels at full resolution
     d_width: int = 64  # discriminator channels at full resolution
@@ -27,6 +27,7 @@ class TrainConfig:
     spectral_norm: bool = True  # on every discriminator layer
     batch_size: int = 256  # global: split evenly across DDP ranks
     steps: int = 5000  # generator updates
+    max_seconds: float = 0.0  # stop earlier once the loop has run this long (0: no limit); single process only
     d_steps: int = 1  # discriminator updates per generator update (same real batch, new noise)
     lr_g: float = 2e-4
     lr_d: float = 2e-4

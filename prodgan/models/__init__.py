@@ -10,6 +10,7 @@ from prodgan.models.bundle import (
     save_bundle,
     unwrap,
 )
+from prodgan.models.nets import uses_batch_stats
 from prodgan.models.sampling import generate_uint8, latents, sample_labels, to_uint8
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "save_bundle",
     "to_uint8",
     "unwrap",
+    "uses_batch_stats",
 ]

@@ -18,13 +18,14 @@ from torch import nn
 
 from prodgan.errors import ProdganError
 from prodgan.fsutil import atomic_path, sha256_file, write_json_atomic
-from prodgan.models.nets import LEVELS, Discriminator, Generator
+from prodgan.models.nets import LEVELS, ClassicDiscriminator, Discriminator, Generator
 
 WEIGHTS_FILE = "generator.pt"
 SPEC_FILE = "generator.json"
 BUNDLE_FORMAT = 1
-# arch name -> class-conditional?
-ARCHS = {"dcgan": False, "cdcgan": True}
+# arch name -> class-conditional? (every arch shares the Generator; they differ in the discriminator)
+ARCHS = {"dcgan": False, "cdcgan": True, "cdcgan-classic": True}
+DISCRIMINATORS = {"cdcgan-classic": ClassicDiscriminator}  # the others use Discriminator
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def build_generator(spec: GeneratorSpec) -> nn.Module:
 def build_discriminator(spec: GeneratorSpec, width: int | None = None, spectral_norm: bool = False) -> nn.Module:
     """The discriminator matching a generator spec (same size, channels, classes)."""
     spec.check()
-    return Discriminator(spec.num_classes, spec.channels, spec.size, width or spec.width, spectral_norm)
+    network = DISCRIMINATORS.get(spec.arch, Discriminator)
+    return network(spec.num_classes, spec.channels, spec.size, width or spec.width, spectral_norm)
 
 
 def unwrap(module: nn.Module) -> nn.Module:

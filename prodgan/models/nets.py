@@ -4,6 +4,8 @@ Conditioning follows the two standard tricks: conditional batch norm in the gene
 (each class owns a gain and a bias) and a projection discriminator (Miyato & Koyama 2018:
 the class embedding is dotted with the features). Sizes 28 (grayscale product shots such
 as Fashion-MNIST), 32 and 64 are built from the same blocks: start small, upsample x2.
+Two discriminators: `Discriminator` (a full-resolution 3x3 input conv, made for spectral norm)
+and `ClassicDiscriminator` (DCGAN's own, with batch norm: the CPU recipe, configs/cpu.yaml).
 """
 
 from __future__ import annotations
@@ -88,3 +90,41 @@ class Discriminator(nn.Module):
         if self.embed is not None:
             out = out + (self.embed(labels) * h).sum(1)
         return out
+
+
+class ClassicDiscriminator(nn.Module):
+    """DCGAN's discriminator (Radford et al. 2016) plus the projection term when conditional.
+
+    Stride-2 4x4 convs straight from the pixels, batch norm on all but the first, one linear logit:
+    about 1/8 of `Discriminator`'s multiply-adds at the same width. Its batch norm makes a logit depend on the
+    batch it came in, so the trainer shows it real and fake batches separately (`uses_batch_stats`);
+    that batch-level view is what kept samples varied inside each category (configs/cpu.yaml).
+    """
+
+    def __init__(self, num_classes: int, channels: int, size: int, width: int, spectral_norm: bool = False) -> None:
+        super().__init__()
+        sn = _sn if spectral_norm else (lambda m: m)
+        side, stages = LEVELS[size]
+        chans = [channels] + [width * min(2 ** i, MAX_WIDTH_MULT) for i in range(stages)]
+        self.downs = nn.ModuleList(sn(nn.Conv2d(a, b, 4, 2, 1, bias=i == 0)) for i, (a, b) in enumerate(zip(chans, chans[1:])))
+        self.norms = nn.ModuleList(nn.BatchNorm2d(c) if i else nn.Identity() for i, c in enumerate(chans[1:]))
+        features = chans[-1] * side * side
+        self.head = sn(nn.Linear(features, 1))
+        self.embed = sn(nn.Embedding(num_classes, features)) if num_classes else None
+        if self.embed is not None:  # N(0, 1) rows over thousands of features would swamp the head's logit at the start
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = x
+        for down, norm in zip(self.downs, self.norms):
+            h = F.leaky_relu(norm(down(h)), 0.2)
+        h = h.flatten(1)
+        out = self.head(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(labels) * h).sum(1)
+        return out
+
+
+def uses_batch_stats(module: nn.Module) -> bool:
+    """True when a module's outputs depend on the rest of its batch (batch norm in training mode)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
