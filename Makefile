@@ -31,7 +31,12 @@ dataset:
 demo: setup
 	$(BIN)/prodgan data setup
 	$(BIN)/prodgan data version
-	$(BIN)/prodgan retrain  # configs/smoke.yaml on a CPU, configs/fmnist.yaml when CUDA is present
+	@echo "== champion: the recipe for this machine (configs/cpu.yaml on a CPU, configs/fmnist.yaml with CUDA)"
+	$(BIN)/prodgan retrain
+	@echo "== challenger: a deliberately short run of the same recipe; the gates must reject it, with reasons"
+	$(BIN)/prodgan retrain --set steps=300 --set max_seconds=60
+	@echo "== who was champion when"
+	$(BIN)/prodgan audit history
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -36,7 +36,8 @@ from prodgan.metrics.evaluate import evaluate_generator  # noqa: E402
 from prodgan.models import load_bundle  # noqa: E402
 from prodgan.models.evaluator import load_evaluator, save_evaluator, train_evaluator  # noqa: E402
 from prodgan.settings import Settings  # noqa: E402
-from prodgan.train import cpu_threads, train  # noqa: E402
+from prodgan.distributed import cpu_threads  # noqa: E402
+from prodgan.train import train  # noqa: E402
 from prodgan.train_config import TrainConfig, load_config  # noqa: E402
 
 warnings.filterwarnings("ignore")

@@ -136,7 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from prodgan.imaging import grid as make_grid, save_png
     from prodgan.models import generate_uint8, load_bundle
     from prodgan.models.sampling import exact_fp32, labels_like
-    from prodgan.train import pick_device, train
+    from prodgan.distributed import pick_device
+    from prodgan.train import train
     from prodgan.train_config import load_config, valid_keys
 
     out, work = Path(args.out), Path(args.work)

@@ -135,7 +135,7 @@ def main() -> None:
     from prodgan.adapters.dvc import pinned
     from prodgan.data.tensors import load_split
     from prodgan.settings import Settings
-    from prodgan.train import pick_device
+    from prodgan.distributed import pick_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first [default: 4 on CPU, 20 on GPU]")

@@ -7,7 +7,7 @@ Every live display on stderr goes through `err`, so a progress bar started deep 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
 
@@ -24,3 +24,29 @@ def progress_bar(description: str, console: Console = err) -> Iterator[Callable[
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+class StepProgress:
+    """A rich progress bar with images/s and losses; a no-op when disabled (other ranks, quiet runs)."""
+
+    def __init__(self, enabled: bool, start: int, total: int) -> None:
+        self.enabled, self.start, self.total = enabled, start, total
+
+    def __enter__(self) -> "StepProgress":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                     TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
+            self.progress.__enter__()
+            self.task = self.progress.add_task("train", total=self.total, completed=self.start, info="")
+        return self
+
+    def update(self, step: int, metrics: dict[str, float]) -> None:
+        if self.enabled:
+            info = f"{metrics['images_per_s']:,.0f} img/s  D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}"
+            self.progress.update(self.task, completed=step, info=info)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            self.progress.__exit__(*exc)

@@ -2,26 +2,19 @@
 
 Reads top to bottom: setup (device, ranks, data on the device) -> models and optimizers ->
 resume -> loop (D step, G step, EMA, guard, log, grid, eval, checkpoint) -> final bundle.
-Torch only: tracking happens in `hooks` passed in by an adapter (`prodgan.training_run`).
+Torch only: tracking happens in `hooks` passed in by an adapter (`prodgan.adapters.tracking`).
 
 Reproducible by construction: the data order comes from (seed, epoch) and the noise from
 (seed, step, rank), so a resumed run draws exactly what the uninterrupted run would have.
 
-Multi-GPU: `torchrun --nproc-per-node N -m prodgan.train --config FILE --out DIR`.
-Gradients are all-reduced by hand after each backward (as in StyleGAN2-ADA) instead of
-wrapping in DistributedDataParallel, because GAN steps run the discriminator several
-times per update and differentiate through it for penalties.
+Multi-GPU: `torchrun --nproc-per-node N -m prodgan.train --config FILE --out DIR` (train_files.py);
+devices and ranks in distributed.py, checkpoints in checkpoints.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import math
-import os
-import pickle
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +27,17 @@ from torch import nn
 
 from prodgan.data.tensors import ImageSplit
 from prodgan.errors import ProdganError
-from prodgan.fsutil import atomic_path
-from prodgan.models import GeneratorSpec, build_discriminator, build_generator, generate_uint8, save_bundle, unwrap, uses_batch_stats
+from prodgan.checkpoints import (CHECKPOINT_FORMAT, all_finite, check_resumable, list_checkpoints, load_latest_checkpoint,
+                                 save_checkpoint, weights_digest)
+from prodgan.console import StepProgress
+from prodgan.distributed import allreduce_grads, broadcast_state, cpu_threads, init_distributed, pick_device
+from prodgan.train_plan import check_schedule, epoch_order, make_spec
+from prodgan.models import GeneratorSpec, build_discriminator, build_generator, generate_uint8, save_bundle, uses_batch_stats
 from prodgan.models.losses import LOSSES, ema_update, gradient_penalty, r1_penalty
-from prodgan.train_config import TrainConfig, load_config
+from prodgan.train_config import TrainConfig
 
-CHECKPOINT_FORMAT = 1
 GRID_SEED = 1234
 GRID_ROWS = 8
-CKPT_RE = re.compile(r"^ckpt_(\d{8})\.pt$")
-# Keys that change the networks' shapes: a checkpoint written under other values cannot be resumed.
-ARCH_KEYS = ("arch", "z_dim", "width", "d_width", "spectral_norm", "dataset")
 
 EvalHook = Callable[[nn.Module, int], dict[str, float]]
 
@@ -74,180 +67,7 @@ class TrainResult:
     weights_sha256: str = ""
 
 
-# ---------------------------------------------------------------- setup helpers
-
-def pick_device(name: str = "auto") -> torch.device:
-    """cuda > mps > cpu for "auto"; an explicit device that is not there is a user error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        name = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ProdganError(f"unknown device {name!r}; use auto, cuda, cuda:N, mps or cpu") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProdganError(f"device {name!r} requested but CUDA is not available; use device=auto or device=cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ProdganError(f"device {name!r} requested but MPS is not available; use device=auto or device=cpu")
-    return device
-
-
-def init_distributed(device_name: str) -> tuple[int, int]:
-    """(rank, world size); joins the process group torchrun describes (NCCL on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    if not dist.is_initialized():
-        use_nccl = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
-        if use_nccl:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl" if use_nccl else "gloo")
-    if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world))))
-    return dist.get_rank(), dist.get_world_size()
-
-
-def make_spec(cfg: TrainConfig, data: ImageSplit) -> GeneratorSpec:
-    """The generator spec for this config and dataset; bad arch/loss/sizes are user errors."""
-    if cfg.loss not in LOSSES:
-        raise ProdganError(f"unknown loss {cfg.loss!r}; valid: {', '.join(LOSSES)}")
-    from prodgan.models import ARCHS
-
-    if cfg.arch not in ARCHS:
-        raise ProdganError(f"unknown architecture {cfg.arch!r}; valid: {', '.join(ARCHS)}")
-    _, channels, height, width = data.images.shape
-    if height != width:
-        raise ProdganError(f"images must be square, got {height}x{width}; re-import the dataset with `--size`")
-    conditional = ARCHS[cfg.arch]
-    return GeneratorSpec(
-        arch=cfg.arch, z_dim=cfg.z_dim, num_classes=len(data.categories) if conditional else 0,
-        channels=channels, size=height, width=cfg.width, categories=tuple(data.categories),
-    ).check()
-
-
-def check_schedule(cfg: TrainConfig, n_images: int, world: int) -> None:
-    if cfg.batch_size > n_images:
-        raise ProdganError(f"batch_size {cfg.batch_size} is larger than the dataset ({n_images} images); use --set batch_size=<= {n_images}")
-    if cfg.batch_size % world:
-        raise ProdganError(f"batch_size {cfg.batch_size} does not split evenly over {world} processes; use a multiple of {world}")
-    for key in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints", "d_steps", "r1_every"):
-        if getattr(cfg, key) < 1:
-            raise ProdganError(f"{key} must be >= 1, got {getattr(cfg, key)}")
-    if not 0 <= cfg.ema_decay < 1:
-        raise ProdganError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
-    if cfg.precision not in ("auto", "bf16", "fp32"):
-        raise ProdganError(f"unknown precision {cfg.precision!r}; valid: auto, bf16, fp32")
-    if cfg.max_seconds < 0:
-        raise ProdganError(f"max_seconds must be >= 0 (0: no time limit), got {cfg.max_seconds}")
-    if cfg.max_seconds and world > 1:
-        raise ProdganError("max_seconds stops on one process's clock: use it for single-process runs, or set steps for DDP")
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled image order of one epoch: a pure function of (seed, epoch), same on every rank."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
-def weights_digest(*modules: nn.Module) -> str:
-    """sha256 over every parameter and buffer: equal digests mean bit-identical replicas."""
-    h = hashlib.sha256()
-    for module in modules:
-        for name, tensor in unwrap(module).state_dict().items():
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def allreduce_grads(module: nn.Module, world: int) -> None:
-    """Average gradients over ranks with one flat all-reduce."""
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    if world == 1 or not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    for g, chunk in zip(grads, flat.split([g.numel() for g in grads])):
-        g.copy_(chunk.view_as(g))
-
-
-def broadcast_state(world: int, *modules: nn.Module) -> None:
-    """Make every rank hold rank 0's parameters and buffers (start, and BN statistics before saving)."""
-    if world == 1:
-        return
-    for module in modules:
-        for tensor in unwrap(module).state_dict().values():
-            dist.broadcast(tensor, 0)
-
-
-def all_finite(*modules: nn.Module) -> bool:
-    return bool(torch.stack([p.detach().isfinite().all() for m in modules for p in m.parameters()]).all())
-
-
-# ---------------------------------------------------------------- checkpoints
-
-def checkpoint_dir(out_dir: Path) -> Path:
-    return Path(out_dir) / "checkpoints"
-
-
-def list_checkpoints(out_dir: Path) -> list[Path]:
-    """Checkpoints newest first."""
-    folder = checkpoint_dir(out_dir)
-    found = [p for p in folder.iterdir() if CKPT_RE.match(p.name)] if folder.is_dir() else []
-    return sorted(found, key=lambda p: p.name, reverse=True)
-
-
-def save_checkpoint(out_dir: Path, state: dict[str, Any], keep: int) -> Path:
-    """Atomic write (temp + rename), then drop all but the newest `keep`."""
-    path = checkpoint_dir(out_dir) / f"ckpt_{state['step']:08d}.pt"
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    for old in list_checkpoints(out_dir)[keep:]:
-        old.unlink(missing_ok=True)
-    return path
-
-
-def load_latest_checkpoint(out_dir: Path, warn: Callable[[str], None]) -> tuple[dict[str, Any], Path]:
-    """The newest checkpoint that loads; a corrupt one is reported and the one before it used."""
-    candidates = list_checkpoints(out_dir)
-    if not candidates:
-        raise ProdganError(f"nothing to resume in {out_dir}: no checkpoints; start the run without --resume")
-    for path in candidates:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if state.get("format") == CHECKPOINT_FORMAT:
-                return state, path
-            warn(f"checkpoint {path.name} has an unknown format; trying the previous one")
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, AttributeError) as exc:
-            warn(f"checkpoint {path.name} is unreadable ({type(exc).__name__}); falling back to the previous one")
-    raise ProdganError(f"no readable checkpoint in {checkpoint_dir(out_dir)}; start the run again without --resume")
-
-
-def check_resumable(saved_cfg: dict[str, Any], saved_spec: dict[str, Any], cfg: TrainConfig, spec: GeneratorSpec, path: Path) -> None:
-    diffs = [f"{k}={saved_cfg.get(k)!r} (now {getattr(cfg, k)!r})" for k in ARCH_KEYS if saved_cfg.get(k) != getattr(cfg, k)]
-    if saved_spec != spec.to_dict() and not diffs:
-        diffs.append(f"spec {saved_spec} (now {spec.to_dict()})")
-    if diffs:
-        raise ProdganError(f"checkpoint {path} was written for another architecture: {', '.join(diffs)}; resume with the config it was trained with, or start without --resume")
-
-
 # ---------------------------------------------------------------- the loop
-
-@contextlib.contextmanager
-def cpu_threads(n: int):
-    """Use n intra-op threads inside the block (0: leave torch's setting); restored after."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def train(cfg: TrainConfig, data: ImageSplit, out_dir: Path, **options: Any) -> TrainResult:
     """Train a GAN on `data` (uint8 images), writing checkpoints and the final bundle under `out_dir`.
@@ -354,7 +174,7 @@ def train_loop(
             best.update(value=value, step=step)
             save_bundle(out_dir / "best", G_ema, spec, {**(lineage or {}), "step": step, cfg.eval_metric: value})
 
-    bar = _progress_bar(progress and is_main, step, cfg.steps)
+    bar = StepProgress(progress and is_main, step, cfg.steps)
     window_t, window_step, losses = time.perf_counter(), step, None
     deadline = window_t + cfg.max_seconds if cfg.max_seconds else math.inf
     metrics: dict[str, float] = {}
@@ -472,122 +292,7 @@ def _copy_bundle(src: Path, dst: Path) -> None:
             shutil.copy2(f, tmp / f.name)
 
 
-class _progress_bar:
-    """A rich progress bar with images/s and losses; a no-op when disabled (other ranks, quiet runs)."""
-
-    def __init__(self, enabled: bool, start: int, total: int) -> None:
-        self.enabled, self.start, self.total = enabled, start, total
-
-    def __enter__(self) -> "_progress_bar":
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                     TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
-            self.progress.__enter__()
-            self.task = self.progress.add_task("train", total=self.total, completed=self.start, info="")
-        return self
-
-    def update(self, step: int, metrics: dict[str, float]) -> None:
-        if self.enabled:
-            info = f"{metrics['images_per_s']:,.0f} img/s  D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}"
-            self.progress.update(self.task, completed=step, info=info)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self.progress.__exit__(*exc)
-
-
-# ---------------------------------------------------------------- torchrun / bare entry point
-
-TRAIN_LOG = "train_log.jsonl"  # what rank 0 of a bare run reported, one JSON object per line
-GRIDS_DIR = "samples"
-
-
-class FileHooks(TrainHooks):
-    """Rank 0 of a bare (torchrun) run appends its reports to files, so a tracking parent can log them."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-
-    def _append(self, record: dict[str, Any]) -> None:
-        import json
-
-        with open(self.out_dir / TRAIN_LOG, "a") as log:
-            log.write(json.dumps(record) + "\n")
-
-    def on_start(self, info: dict[str, Any]) -> None:
-        self._append({"start": info})
-
-    def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
-        self._append({"step": step, "metrics": metrics})
-
-    def on_grid(self, step: int, epoch: int, image: np.ndarray) -> None:
-        relative = f"{GRIDS_DIR}/step_{step:07d}.npy"
-        (self.out_dir / GRIDS_DIR).mkdir(exist_ok=True)
-        with atomic_path(self.out_dir / relative, suffix=".npy") as tmp:
-            np.save(tmp, image)
-        self._append({"step": step, "grid": relative, "epoch": epoch})
-
-
-def replay_file_log(out_dir: Path, offset: int, hooks: TrainHooks) -> dict[str, float]:
-    """Feed what a bare run wrote after byte `offset` of its log to `hooks`; returns the last metrics."""
-    import json
-
-    last: dict[str, float] = {}
-    path = Path(out_dir) / TRAIN_LOG
-    if not path.is_file():
-        return last
-    with open(path) as log:
-        log.seek(offset)
-        for line in log:
-            record = json.loads(line)
-            if "start" in record:
-                hooks.on_start(record["start"])
-            elif "metrics" in record:
-                hooks.on_metrics(record["step"], record["metrics"])
-                last = record["metrics"]
-            elif "grid" in record:
-                hooks.on_grid(record["step"], record["epoch"], np.load(Path(out_dir) / record["grid"]))
-    return last
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Train without tracking (a bare GPU box, or `torchrun`): checkpoints, bundle, train_log.jsonl and grids land in --out."""
-    from prodgan.data.layout import read_meta
-    from prodgan.data.tensors import decode_split, load_split
-    from prodgan.settings import Settings
-
-    parser = argparse.ArgumentParser(prog="python -m prodgan.train", description=main.__doc__)
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", required=True, type=Path, help="run folder (checkpoints/, bundle/)")
-    parser.add_argument("--data-dir", type=Path, help="dataset folder [default: <project>/data/<dataset>]")
-    parser.add_argument("--data-hash", help="DVC hash of the data: enables the decoded-tensor cache")
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        settings = Settings.load()
-        root = args.data_dir or settings.data_dir / cfg.dataset
-        if args.data_hash:
-            data = load_split(settings.tensor_cache_dir, root, "train", args.data_hash)
-        else:
-            meta = read_meta(root)
-            images, labels = decode_split(root, meta, "train")
-            data = ImageSplit(images, labels, tuple(meta.categories), meta.name, "train", "unpinned")
-        result = train(cfg, data, args.out, resume=args.resume, hooks=FileHooks(args.out),
-                       progress=int(os.environ.get("RANK", "0")) == 0)
-        print(f"rank {int(os.environ.get('RANK', '0'))} step {result.step} weights sha256 {result.weights_sha256}", flush=True)
-        if int(os.environ.get("RANK", "0")) == 0:
-            print(f"bundle: {result.bundle_dir}", flush=True)
-    except ProdganError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
 if __name__ == "__main__":
+    from prodgan.train_files import main
+
     main()

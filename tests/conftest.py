@@ -39,7 +39,7 @@ def _use_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PRODGAN_HOME", str(root / ".prodgan"))
     monkeypatch.setenv("PRODGAN_DVC_REMOTE", str(root.parent / f"{root.name}-remote"))
     monkeypatch.setenv("PRODGAN_GATES", str(MECHANICS_GATES))  # smoke runs are noise: see the file
-    monkeypatch.setenv("PRODGAN_EVAL_SAMPLES", "50")  # tens of images through InceptionV3, not the CPU protocol's 1,000
+    monkeypatch.setenv("PRODGAN_EVAL_SAMPLES", "50")  # tens of images through InceptionV3, not the CPU protocol's 500
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     for key in ("PREFECT_HOME", "DVC_SITE_CACHE_DIR", "TMPDIR"):

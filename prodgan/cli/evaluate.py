@@ -21,7 +21,7 @@ def _say(message: str) -> None:
 def evaluate(
     model: Optional[str] = typer.Argument(None, help=MODEL_HELP.split(" [default")[0] + "."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help=BUNDLE_HELP),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Generated images (default: 2000 with CUDA, 1000 on CPU, or env PRODGAN_EVAL_SAMPLES)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Generated images (default: 2000 with CUDA, 500 on CPU, or env PRODGAN_EVAL_SAMPLES)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of latents and categories (default: 0)."),
     split: str = typer.Option("test", "--split", help="Real split to compare against."),
     kid_subset_size: Optional[int] = typer.Option(None, "--kid-subset-size", help="KID subset size (default: min(1000, samples))."),

@@ -46,10 +46,10 @@ class TrainingRun:
 
 
 def default_config() -> str:
-    """The full recipe where a CUDA GPU is present, else the seconds-long CPU smoke run."""
+    """The GPU recipe where CUDA is present, else the five-minute CPU recipe: one rule for the CLI, the demo and workers."""
     import torch
 
-    return "configs/fmnist.yaml" if torch.cuda.is_available() else "configs/smoke.yaml"
+    return "configs/fmnist.yaml" if torch.cuda.is_available() else "configs/cpu.yaml"
 
 
 def config_sha256(config_path: Path, overrides: Sequence[str] = ()) -> str:
@@ -202,7 +202,9 @@ def _train_processes(nproc: int, config_path: Path, overrides: list[str], run_di
     import sys
 
     from prodgan.models.bundle import GeneratorSpec, read_bundle_record
-    from prodgan.train import TRAIN_LOG, TrainResult, list_checkpoints, replay_file_log
+    from prodgan.checkpoints import list_checkpoints
+    from prodgan.train import TrainResult
+    from prodgan.train_files import TRAIN_LOG, replay_file_log
 
     log = run_dir / TRAIN_LOG
     offset = log.stat().st_size if log.is_file() else 0  # a resumed run replays only what this launch adds
@@ -229,7 +231,7 @@ def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, vali
     import dataclasses
 
     from prodgan.metrics import quick_fid
-    from prodgan.train import make_spec
+    from prodgan.train_plan import make_spec
 
     name = f"fid_{sample_suffix(cfg.eval_samples)}"
     if cfg.eval_metric not in ("", name):

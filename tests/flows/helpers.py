@@ -6,8 +6,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 from uuid import UUID
 
-from prodgan import names
-from prodgan.adapters import audit, registry
+from prodgan.adapters import registry
 from prodgan.settings import Settings
 from prodgan.names import TRAIN_EXPERIMENT
 

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from prodgan import names
 from prodgan.adapters import audit, registry
 from prodgan.settings import Settings
 from tests.conftest import run

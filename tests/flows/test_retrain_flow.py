@@ -11,7 +11,7 @@ from flows.retrain import retrain
 from flows.train import train
 from flows.validate_data import validate_data
 from prodgan import names
-from prodgan.ops import retrain as pipeline, train as train_ops
+from prodgan.ops import retrain as pipeline
 from prodgan.adapters import audit, registry
 from prodgan.adapters import dvc
 from prodgan.errors import GateFailed, ProdganError

@@ -17,7 +17,7 @@ import pytest
 from flows import steps
 from flows.retrain import retrain
 from prodgan import names
-from prodgan.ops import retrain as pipeline, train as train_ops
+from prodgan.ops import retrain as pipeline
 from prodgan.adapters import audit, registry
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings

@@ -14,7 +14,6 @@ import torch
 
 from prodgan import names
 from prodgan.ops.promote import register as promotion_register
-from prodgan.adapters import audit, registry
 from prodgan.models import GeneratorSpec, build_generator, save_bundle
 from prodgan.settings import Settings
 from prodgan.names import GENERATOR_ARTIFACT

@@ -12,7 +12,7 @@ from prodgan.ops import evaluate as evaluation_log
 from prodgan.ops import promote as promotion
 from prodgan import names
 from prodgan.ops.promote import register as promotion_register
-from prodgan.adapters import audit, registry
+from prodgan.adapters import registry
 from prodgan.adapters.model_store import resolve_model
 from prodgan.adapters import dvc
 from prodgan.data.layout import read_meta

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from prodgan import names
 from prodgan.ops.promote import register as promotion_register
-from prodgan.adapters import audit, registry
+from prodgan.adapters import registry
 from prodgan.adapters.model_store import resolve_model
 from prodgan.cli import app
 from prodgan.errors import ProdganError

@@ -8,9 +8,7 @@ import pytest
 
 from prodgan.ops import audit as lineage
 from prodgan.ops import promote as promotion
-from prodgan import names
 from prodgan.ops.promote import register as promotion_register
-from prodgan.adapters import audit, registry
 from prodgan.adapters.model_store import resolve_model
 from prodgan.models import load_bundle
 from tests.registry import helpers

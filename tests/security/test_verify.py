@@ -9,7 +9,6 @@ from urllib.parse import urlparse
 import pytest
 
 from prodgan.ops import promote as promotion
-from prodgan import names
 from prodgan.adapters import audit, registry
 from prodgan.errors import GateFailed
 from prodgan.adapters.audit_verify import check_aliases, require_verified, verify

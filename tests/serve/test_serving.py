@@ -12,9 +12,7 @@ from typing import Iterator
 
 import pytest
 
-from prodgan import names
 from prodgan.ops.promote import register as promotion_register
-from prodgan.adapters import audit, registry
 from prodgan.generate import MAX_IMAGES_PER_ROW
 from prodgan.settings import Settings, configure_environment
 from tests.conftest import run

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from prodgan.models import generate_uint8, load_bundle
-from prodgan.train import TrainingDiverged, list_checkpoints, train
+from prodgan.checkpoints import list_checkpoints
+from prodgan.train import TrainingDiverged, train
 from tests.train.helpers import tiny_config, tiny_split
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from prodgan.train import list_checkpoints
+from prodgan.checkpoints import list_checkpoints
 from tests.train.helpers import write_config, write_dataset
 
 STEPS = 20

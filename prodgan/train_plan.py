@@ -1,0 +1,54 @@
+"""What a training run will do, checked before its first step: the generator spec for a config and
+a dataset, the schedule against the data and the ranks, and each epoch's image order.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prodgan.data.tensors import ImageSplit
+from prodgan.errors import ProdganError
+from prodgan.models import GeneratorSpec
+from prodgan.models.losses import LOSSES
+from prodgan.train_config import TrainConfig
+
+
+def make_spec(cfg: TrainConfig, data: ImageSplit) -> GeneratorSpec:
+    """The generator spec for this config and dataset; bad arch/loss/sizes are user errors."""
+    if cfg.loss not in LOSSES:
+        raise ProdganError(f"unknown loss {cfg.loss!r}; valid: {', '.join(LOSSES)}")
+    from prodgan.models import ARCHS
+
+    if cfg.arch not in ARCHS:
+        raise ProdganError(f"unknown architecture {cfg.arch!r}; valid: {', '.join(ARCHS)}")
+    _, channels, height, width = data.images.shape
+    if height != width:
+        raise ProdganError(f"images must be square, got {height}x{width}; re-import the dataset with `--size`")
+    conditional = ARCHS[cfg.arch]
+    return GeneratorSpec(
+        arch=cfg.arch, z_dim=cfg.z_dim, num_classes=len(data.categories) if conditional else 0,
+        channels=channels, size=height, width=cfg.width, categories=tuple(data.categories),
+    ).check()
+
+
+def check_schedule(cfg: TrainConfig, n_images: int, world: int) -> None:
+    if cfg.batch_size > n_images:
+        raise ProdganError(f"batch_size {cfg.batch_size} is larger than the dataset ({n_images} images); use --set batch_size=<= {n_images}")
+    if cfg.batch_size % world:
+        raise ProdganError(f"batch_size {cfg.batch_size} does not split evenly over {world} processes; use a multiple of {world}")
+    for key in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints", "d_steps", "r1_every"):
+        if getattr(cfg, key) < 1:
+            raise ProdganError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if not 0 <= cfg.ema_decay < 1:
+        raise ProdganError(f"ema_decay must be in [0, 1), got {cfg.ema_decay}")
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ProdganError(f"unknown precision {cfg.precision!r}; valid: auto, bf16, fp32")
+    if cfg.max_seconds < 0:
+        raise ProdganError(f"max_seconds must be >= 0 (0: no time limit), got {cfg.max_seconds}")
+    if cfg.max_seconds and world > 1:
+        raise ProdganError("max_seconds stops on one process's clock: use it for single-process runs, or set steps for DDP")
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled image order of one epoch: a pure function of (seed, epoch), same on every rank."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
