@@ -25,7 +25,7 @@ from prodgan.adapters import dvc, tracking
 from prodgan.errors import ProdganError
 from prodgan.fsutil import write_json_atomic
 from prodgan.names import (CHECKPOINT_ARTIFACT, CONFIG, CONFIG_SHA, DATA_HASH, DATASET, FLOW_RUN, GENERATOR_ARTIFACT,
-                           GIT_DIRTY, GIT_REV, RESUMED, TRAIN_EXPERIMENT, VALIDATION, WEIGHTS, sample_suffix)
+                           GIT_DIRTY, GIT_REV, RESUMED, TRAIN_EXPERIMENT, VALIDATION, WEIGHTS, ModelRef, sample_suffix)
 from prodgan.settings import Settings
 from prodgan.train_config import TrainConfig, load_config
 
@@ -139,7 +139,6 @@ def train(
 def run_bundle(settings: Settings, run_id: str) -> Path:
     """A training run's generator bundle, downloaded once and checked."""
     from prodgan.adapters.model_store import resolve_model
-    from prodgan.names import ModelRef
 
     return resolve_model(settings, ModelRef(run_id=run_id, path=GENERATOR_ARTIFACT)).bundle_dir
 
