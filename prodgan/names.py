@@ -21,6 +21,7 @@ from prodgan.errors import ProdganError
 TRAIN_EXPERIMENT = "prodgan-train"
 EVAL_EXPERIMENT = "prodgan-eval"
 AUDIT_EXPERIMENT = "prodgan-audit"
+PRODUCTION_EXPERIMENT = "prodgan-production"  # promoter-only: the files of production versions live here
 EVALUATOR_MODEL = "prodgan-evaluator"
 CHAMPION, PREVIOUS = "champion", "previous"
 GENERATOR_ARTIFACT = "generator"  # the EMA generator bundle in a training run
@@ -28,7 +29,8 @@ CHECKPOINT_ARTIFACT = "checkpoint"
 LOGGED_MODEL_NAME = "generator"  # the pyfunc logged model of a training run
 AUDIT_FILE = "decision.json"
 AUDIT_SHEET = "champion_vs_challenger.png"
-LOCK_PREFIX = "prodgan-lock"
+AUDIT_CLAIM_PREFIX = "prodgan-audit-claim"  # + /MODEL/N: experiment names, unique server-side, order the audit chain
+PRODUCTION_SUFFIX = "-production"  # + to the model name: the registered model only promoters may write
 
 # ---------------------------------------------------------------- tags (runs and model versions)
 TRAIN_RUN = "prodgan.train_run_id"
@@ -50,8 +52,9 @@ EVALUATOR_SHA = "prodgan.evaluator_sha256"
 REAL_CACHED = "prodgan.real_cached"
 DEVICE, PRECISION, WORLD_SIZE = "prodgan.device", "prodgan.precision", "prodgan.world_size"
 RESUMED = "prodgan.resumed"
-SEQ_TAG = "prodgan.champion_seq"  # registered-model tag: how many times `champion` has moved
-LOCK_HOLDER = "prodgan.lock.holder"
+SOURCE_VERSION = "prodgan.source_version"  # production version tag: the trained version it copies
+FENCE = "prodgan.fence"  # production version tag `lost`: a transition that lost the compare-and-set
+AUDIT_HEAD = "prodgan.audit_head"  # production model tag `N:sha256`: the newest audit record (truncation shows)
 AUDIT_TAG = "prodgan.audit."  # + record field, on audit runs
 METRIC_TAG = "metric."  # + metric name: a version's headline metrics, as version tags
 FLOW_RUN = "prefect.flow_run_id"
@@ -64,6 +67,11 @@ _HEADLINE_NAME = re.compile(rf"^({'|'.join(HEADLINE)})_\d+k?$")
 # what may follow the sample count: a spread, an interval end, a calibration reference, or /category
 METRIC_SUFFIXES = ("_std", "_ci_low", "_ci_high", "_floor", "_noise")
 METRIC_NAME = re.compile(rf"^(?P<base>[a-z]+(?:_[a-z]+)*?)_(?P<n>\d+k?)(?P<rest>{'|'.join(METRIC_SUFFIXES)}|/.+)?$")
+
+
+def production_model(model: str) -> str:
+    """The registered model that holds `model`'s promoted copies and its `champion`/`previous` aliases."""
+    return model if model.endswith(PRODUCTION_SUFFIX) else f"{model}{PRODUCTION_SUFFIX}"
 
 
 def sample_suffix(samples: int) -> str:

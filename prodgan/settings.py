@@ -99,6 +99,16 @@ class Settings:
         """MLFLOW_TRACKING_USERNAME as MLflow will send it now (read per call, like MLflow's client does)."""
         return os.environ.get("MLFLOW_TRACKING_USERNAME") or None
 
+    @property
+    def audit_key_path(self) -> Path:
+        """The promoter's Ed25519 private key (PEM, 0600), written by `prodgan admin keygen`."""
+        return Path(os.environ.get("PRODGAN_AUDIT_KEY") or self.home / "keys" / "audit-ed25519.pem").expanduser()
+
+    @property
+    def audit_public_key_path(self) -> Path:
+        """The public key audit records are verified with: configured here, never fetched from MLflow."""
+        return Path(os.environ.get("PRODGAN_AUDIT_PUBLIC_KEY") or self.home / "keys" / "audit-ed25519.pub").expanduser()
+
     # ------------------------------------------------------------ state paths (all under home)
     @property
     def artifact_dir(self) -> Path:

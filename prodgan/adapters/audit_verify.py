@@ -1,17 +1,20 @@
-"""Tamper evidence: replay the audit log against the registry before anyone acts on it.
+"""Tamper evidence: check the signed audit chain, then replay it against the registry, before anyone acts.
 
-MLflow lets anyone with EDIT on a registered model move an alias or overwrite an artifact, and
-records neither. prodgan moves `champion`/`previous` only through audited decisions (runs in
-`prodgan-audit`), so the log predicts the registry:
+prodgan moves `champion`/`previous` (aliases of the promoter-only production model) only through
+audited decisions, so the log, verified with the configured public key, predicts the registry:
 
+0. the chain is whole: places 1..N with none missing or doubled, each record signed by the
+   promoter's key and naming the hash of the one before, the newest matching the production
+   model's `prodgan.audit_head` tag, and no decision left `pending` (a move that never finished);
 1. the latest moving record (promote, force, rollback) must name the current `champion` and
-   `previous`;
+   `previous`, as trained versions and as the production versions the aliases point to;
 2. every moving record must find `champion` where the one before left it, unless a later
    `force` bypass record (written when someone acted on a registry that failed verification,
    at transition counter >= the gap's) acknowledged it;
-3. each version's `generator.pt` must still hash to `prodgan.weights_sha256`, and every other
-   stored file (the models-from-code `generator.py`, MLmodel, environment) to its hash in
-   `prodgan.model_files`; both tags are written at registration.
+3. every file of each production version behind an alias must hash to what the promoter's signed
+   record of that version states; trained versions' `generator.pt` must still hash to
+   `prodgan.weights_sha256`, and their other files to `prodgan.model_files` (trainer-written tags:
+   a finding there means the trained version changed, not that production did).
 
 `require_verified` is what `promote`, `generate`, `serve` and the retrain flow call first.
 """
@@ -23,16 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prodgan.adapters.audit import actor_name, audit_records, write_audit
-from prodgan.adapters.registry import alias_version, champion_state, client_for, get_version
+from prodgan.adapters import signing
+from prodgan.adapters.audit import actor_name, chain, decisions, write_audit
+from prodgan.adapters.model_store import MLFLOW_WRITTEN
+from prodgan.adapters.registry import champion_state, client_for, get_version, production_state
 from prodgan.errors import GateFailed, ProdganError
-from prodgan.names import CHAMPION, MODEL_FILES, PREVIOUS, WEIGHTS
+from prodgan.names import AUDIT_HEAD, MODEL_FILES, WEIGHTS, production_model
 from prodgan.settings import Settings
 
 MOVES = ("promote", "force", "rollback")
 BYPASS = "verification"  # decision.json `bypassed` of a force record written by require_verified
-# MLflow itself writes this (model name + version) into a local store the first time a version loads.
-MLFLOW_WRITTEN = frozenset({"registered_model_meta"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,53 @@ def _who(record: dict[str, Any]) -> str:
 
 
 def is_move(record: dict[str, Any]) -> bool:
-    return record.get("action") in MOVES and _opt(record.get("champion_after")) is not None and not record.get("bypassed")
+    return (record.get("action") in MOVES and _opt(record.get("champion_after")) is not None and not record.get("bypassed")
+            and record.get("state") != "pending")
+
+
+def check_chain(settings: Settings, records: list[dict[str, Any]], head: str | None) -> list[Finding]:
+    """Findings for a chain (stored records, by place) that is not whole, not signed, or not finished."""
+    findings: list[Finding] = []
+    expected_prev: str | None = None
+    for i, record in enumerate(records, start=1):
+        n, where = record.get("n"), f"audit record #{record.get('n')} ({_who(record)})"
+        if n != i:
+            missing = f"#{i}" if not isinstance(n, int) or n > i else f"a second #{n}"
+            findings.append(Finding(None, f"the audit chain has {'a gap at ' + missing if missing.startswith('#') else missing} "
+                                          f"before {where}: a record was deleted or forged"))
+        if not signing.verify(settings, record):
+            findings.append(Finding(None, f"{where} has no valid signature by the configured audit key "
+                                          f"{settings.audit_public_key_path}: it was edited or written without the promoter's key"))
+        if i > 1 and record.get("prev") != expected_prev:
+            findings.append(Finding(None, f"{where} does not name the hash of the record before it: the chain was edited"))
+        expected_prev = signing.record_hash(record)
+    if records and head != f"{records[-1].get('n')}:{expected_prev}":
+        findings.append(Finding(None, f"the newest audit record is #{records[-1].get('n')} but the production model's {AUDIT_HEAD} "
+                                      f"tag says {str(head)[:24]}…: records at the end of the chain were deleted or replaced"))
+    elif not records and head:
+        findings.append(Finding(None, f"the audit log is empty but {AUDIT_HEAD} says {head[:24]}…: the records were deleted"))
+    acknowledged = max((r.get("n") or 0 for r in records if r.get("bypassed") == BYPASS), default=0)
+    for record in decisions(records):
+        if record["state"] == "pending" and (record.get("n") or 0) > acknowledged:
+            findings.append(Finding(_opt(record.get("champion_after")), f"audit record #{record.get('n')} ({_who(record)}) is "
+                                    f"pending: its alias move never completed; a promoter inspects the aliases and acknowledges "
+                                    f"with `prodgan audit verify --acknowledge REASON`"))
+    return findings
+
+
+def production_record(settings: Settings, model: str, production_version: str) -> dict[str, Any]:
+    """The promoter's signed, finished record that made production version `production_version`; GateFailed if none."""
+    for record in reversed(decisions(chain(settings, model))):
+        if str(record.get("production_version")) == str(production_version) and record.get("action") in MOVES:
+            if not signing.verify(settings, record):
+                raise GateFailed(f"refusing to load production v{production_version} of {model}: its audit record "
+                                 f"#{record.get('n')} has no valid signature by the configured audit key; run `prodgan audit verify`")
+            if record["state"] == "pending":
+                raise GateFailed(f"refusing to load production v{production_version} of {model}: the move that made it "
+                                 f"(audit record #{record.get('n')}) never completed; run `prodgan audit verify`")
+            return record
+    raise GateFailed(f"refusing to load production v{production_version} of {model}: no signed audit record made it "
+                     f"(a move outside prodgan); run `prodgan audit verify`")
 
 
 def check_aliases(records: list[dict[str, Any]], champion: str | None, previous: str | None) -> list[Finding]:
@@ -159,20 +208,53 @@ def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str],
     return hashed, findings
 
 
+def check_production(settings: Settings, records: list[dict[str, Any]], state: Any) -> list[Finding]:
+    """Findings for production aliases no finished record put where they are, or whose files changed since."""
+    from prodgan.adapters.model_store import resolve_model
+    from prodgan.names import ModelRef
+
+    findings: list[Finding] = []
+    moves = [r for r in decisions(records) if is_move(r)]
+    last = moves[-1] if moves else {}
+    production = production_model(settings.model_name)
+    for alias, current, expected in (("champion", state.champion_version, _opt(last.get("production_version"))),
+                                     ("previous", state.previous_version, _opt(last.get("production_previous")))):
+        if current != expected and expected is not None:
+            findings.append(Finding(None, f"alias {alias} of {production} points to production v{current}, but the latest audit "
+                                          f"record ({_who(last)}) left it at production v{expected}: moved outside prodgan"))
+    for version in {v for v in (state.champion_version, state.previous_version) if v}:
+        try:
+            resolve_model(settings, ModelRef(name=production, version=version))
+        except ProdganError as exc:
+            findings.append(Finding(None, str(exc)))
+    return findings
+
+
 def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ...] = ()) -> Report:
-    """Replay the audit log against the registry; hash every version's weights (or the aliased and `include`d ones)."""
+    """Check the chain, replay it against the registry; hash production and every (or the `include`d) trained version."""
     client, name = client_for(settings), settings.model_name
     report = Report(name)
-    aliased = [alias_version(client, name, CHAMPION), alias_version(client, name, PREVIOUS)]
-    report.champion, report.previous = (_opt(mv.version) if mv else None for mv in aliased)
-    records = audit_records(settings, model=name)
-    report.records = len(records)
-    report.findings += check_aliases(records, report.champion, report.previous)
+    state = production_state(client, name)
+    report.champion, report.previous = state.champion, state.previous
+    records = chain(settings, name)
+    head = None
+    if state.seq or records:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            head = (client.get_registered_model(production_model(name)).tags or {}).get(AUDIT_HEAD)
+        except MlflowException:
+            head = None
+    report.findings += check_chain(settings, records, head)
+    found = decisions(records)
+    report.records = len(found)
+    report.findings += check_aliases(found, report.champion, report.previous)
+    report.findings += check_production(settings, records, state)
     if all_versions:
         versions = client.search_model_versions(f"name = '{name}'")
     else:
-        chosen = {str(mv.version): mv for mv in aliased if mv}
-        versions = [*chosen.values(), *(get_version(client, name, v) for v in include if v not in chosen)]
+        chosen = {v for v in (state.champion, state.previous, *include) if v}
+        versions = [get_version(client, name, v) for v in sorted(chosen, key=int)]
     report.hashed, file_findings = check_artifacts(settings, sorted(versions, key=lambda mv: int(mv.version)))
     report.findings += file_findings
     return report

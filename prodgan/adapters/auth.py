@@ -1,14 +1,15 @@
 """MLflow basic-auth adapter: users, grants, and "may the caller do this to the registered model?".
 
 MLflow's auth app (`mlflow server --app-name basic-auth`) cannot protect a single alias: anyone
-who may register versions (EDIT on the registered model) may also move `champion`. So prodgan
-splits the work into two roles and checks the caller's permission itself before promoting:
+who may register versions (EDIT on a registered model) may also move its aliases. So production
+is a second registered model (`<name>-production`) with its files in a second experiment, both
+created by the admin, which trainers may only read:
 
-- trainer: EDIT on the train/eval experiments and on the registered model (runs, versions);
-- promoter: MANAGE on the registered model, EDIT on the audit and eval experiments.
+- trainer: EDIT on the train experiment and the trained model (runs, versions); READ elsewhere;
+- promoter: MANAGE on both models, EDIT on the eval, audit and production experiments.
 
-The audit experiment is created by the admin and only promoters may write to it, so a move
-made with trainer rights leaves no audit record, and `prodgan audit verify` reports it.
+Evaluations the gates read are therefore written by promoters only, and a trainer's attempt to
+move `champion`, overwrite a production file or log a metric into an evaluation gets HTTP 403.
 
 Credentials come only from the environment (`MLFLOW_TRACKING_USERNAME`/`PASSWORD`, read by
 MLflow itself); the new users' passwords from variables named on the command line. Nothing
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodgan.errors import ProdganError
-from prodgan.names import AUDIT_EXPERIMENT, EVAL_EXPERIMENT, TRAIN_EXPERIMENT
+from prodgan.names import AUDIT_EXPERIMENT, EVAL_EXPERIMENT, PRODUCTION_EXPERIMENT, TRAIN_EXPERIMENT, production_model
 from prodgan.settings import Settings, env
 
 CURRENT_USER = "/api/2.0/mlflow/users/current"
@@ -126,7 +127,7 @@ def require_model_permission(settings: Settings, need: str, action: str) -> None
     user = api.current_user()
     if user is None or user.get("is_admin"):
         return
-    name = settings.model_name
+    name = production_model(settings.model_name)
     have = api.permission(user["username"], REGISTERED_MODEL, name)
     if not at_least(have, need):
         raise ProdganError(f"user {user['username']!r} may not {action}: it has {have} on registered model {name}, "
@@ -154,20 +155,27 @@ def role_grants(settings: Settings, trainer: str, promoter: str) -> list[Grant]:
     from prodgan.adapters.tracking import ensure_experiment, setup_mlflow
 
     client = setup_mlflow(settings)
-    ids = {name: ensure_experiment(name, settings) for name in (TRAIN_EXPERIMENT, EVAL_EXPERIMENT, AUDIT_EXPERIMENT)}
-    try:
-        client.create_registered_model(settings.model_name)
-    except MlflowException as exc:
-        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-            raise
-    model = settings.model_name
+    names = (TRAIN_EXPERIMENT, EVAL_EXPERIMENT, AUDIT_EXPERIMENT, PRODUCTION_EXPERIMENT)
+    ids = {name: ensure_experiment(name, settings) for name in names}
+    model, production = settings.model_name, production_model(settings.model_name)
+    for registered in (model, production):
+        try:
+            client.create_registered_model(registered)
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise
     return [
         Grant(trainer, EXPERIMENT, ids[TRAIN_EXPERIMENT], TRAIN_EXPERIMENT, "EDIT"),
-        Grant(trainer, EXPERIMENT, ids[EVAL_EXPERIMENT], EVAL_EXPERIMENT, "EDIT"),
+        Grant(trainer, EXPERIMENT, ids[EVAL_EXPERIMENT], EVAL_EXPERIMENT, "READ"),
+        Grant(trainer, EXPERIMENT, ids[AUDIT_EXPERIMENT], AUDIT_EXPERIMENT, "READ"),
+        Grant(trainer, EXPERIMENT, ids[PRODUCTION_EXPERIMENT], PRODUCTION_EXPERIMENT, "READ"),
         Grant(trainer, REGISTERED_MODEL, model, model, "EDIT"),
+        Grant(trainer, REGISTERED_MODEL, production, production, "READ"),
         Grant(promoter, REGISTERED_MODEL, model, model, "MANAGE"),
+        Grant(promoter, REGISTERED_MODEL, production, production, "MANAGE"),
         Grant(promoter, EXPERIMENT, ids[AUDIT_EXPERIMENT], AUDIT_EXPERIMENT, "EDIT"),
         Grant(promoter, EXPERIMENT, ids[EVAL_EXPERIMENT], EVAL_EXPERIMENT, "EDIT"),
+        Grant(promoter, EXPERIMENT, ids[PRODUCTION_EXPERIMENT], PRODUCTION_EXPERIMENT, "EDIT"),
     ]
 
 

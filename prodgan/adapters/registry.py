@@ -2,25 +2,22 @@
 
 Registration is idempotent by training run id (the version tag `prodgan.train_run_id`): a retry
 finds the version it made before, and two racing registrations keep only the lowest version.
-Aliases move only through `move_champion`, a compare-and-set built on a uniquely named MLflow
-experiment per champion transition (experiment names are unique in every backend store), so
-exactly one of two racing promotions wins, on sqlite and on a PostgreSQL-backed server alike.
+Production is a second registered model (`<name>-production`) that only promoters may write: its
+versions are the promoter's copies of trained versions, and `champion`/`previous` live there.
+They move only through `fence`, a compare-and-set on the production version numbers the server
+assigns, so exactly one of two racing promotions wins, on sqlite and on a PostgreSQL-backed server alike.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from prodgan.adapters.tracking import get_run, is_local_store, not_found, setup_mlflow
+from prodgan.adapters.tracking import get_run, not_found, setup_mlflow
 from prodgan.errors import ChampionMoved, ProdganError
-from prodgan.names import (CHAMPION, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, LOCK_HOLDER, LOCK_PREFIX, METRIC_TAG,
-                           PREVIOUS, PROTOCOL, SEQ_TAG, TRAIN_RUN, WEIGHTS, is_headline)
+from prodgan.names import (CHAMPION, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, FENCE, METRIC_TAG, PREVIOUS, PROTOCOL,
+                           SOURCE_VERSION, TRAIN_RUN, WEIGHTS, is_headline, production_model)
 from prodgan.settings import Settings
-
-LOCK_STALE_S = 300  # a transition lock older than this whose holder never finished is abandoned
-
 
 def client_for(settings: Settings):
     return setup_mlflow(settings)
@@ -65,13 +62,15 @@ def require_alias(client: Any, name: str, alias: str):
 def find_version(settings: Settings, ref: Any):
     """The registered version a `names.ModelRef` names (by alias or number)."""
     client = client_for(settings)
+    if ref.alias in (CHAMPION, PREVIOUS) and ref.name == settings.model_name:  # the aliases live on the production model
+        trained = production_aliases(client, ref.name).get(ref.alias)
+        if trained is None:
+            raise ProdganError(f"model {ref.name} has no {ref.alias} yet; promote a version first "
+                               f"(`prodgan promote VERSION`) or use models:/{ref.name}/VERSION")
+        return get_version(client, ref.name, trained)
     if ref.alias:
         return require_alias(client, ref.name, ref.alias)
     return get_version(client, ref.name, ref.version)
-
-
-def champion_version(settings: Settings):
-    return alias_version(client_for(settings), settings.model_name, CHAMPION)
 
 
 def version_by_train_run(client: Any, name: str, train_run_id: str):
@@ -105,6 +104,7 @@ class EvalRun:
     metrics: dict[str, float]
     train_run_id: str | None
     weights_sha256: str | None = None  # of the generator evaluated
+    experiment_id: str | None = None
 
     def summary(self, reevaluated: bool = False) -> dict[str, Any]:
         return {"eval_run_id": self.run_id, "protocol": self.protocol, "metrics": self.metrics, "reevaluated": reevaluated}
@@ -116,7 +116,7 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
     protocol = tags.get(PROTOCOL) or run.data.params.get("protocol_fingerprint")
     if not protocol:
         raise ProdganError(f"evaluation run {run_id} records no protocol fingerprint (tag {PROTOCOL}); re-run `prodgan evaluate`")
-    return EvalRun(run_id, protocol, dict(run.data.metrics), tags.get(TRAIN_RUN), tags.get(WEIGHTS))
+    return EvalRun(run_id, protocol, dict(run.data.metrics), tags.get(TRAIN_RUN), tags.get(WEIGHTS), run.info.experiment_id)
 
 
 def latest_eval_run(settings: Settings, train_run_id: str, protocol: str | None = None) -> EvalRun | None:
@@ -159,57 +159,111 @@ def version_evaluation(settings: Settings, mv: Any, protocol: str | None = None)
     return latest_eval_run(settings, tags[TRAIN_RUN], protocol) if tags.get(TRAIN_RUN) else None
 
 
-# ---------------------------------------------------------------- aliases: compare-and-set
+# ---------------------------------------------------------------- production: aliases and compare-and-set
 
-def champion_state(client: Any, name: str) -> tuple[str | None, int]:
-    """(champion version or None, transition counter): the state a decision is computed against."""
+def ensure_registered_model(client: Any, name: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        model = client.get_registered_model(name)
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+
+
+@dataclass(frozen=True)
+class Production:
+    """Where `champion`/`previous` stand: production versions, the trained versions they copy, the fence token."""
+
+    champion: str | None = None  # trained version (of the model this project promotes)
+    previous: str | None = None
+    champion_version: str | None = None  # production version
+    previous_version: str | None = None
+    seq: int = 0  # the newest production version number: assigned by the server, only ever grows
+
+
+def _source_version(client: Any, production: str, version: str) -> str:
+    """The trained version a production version copies; a malformed tag is a one-line error naming the repair."""
+    value = str((client.get_model_version(production, version).tags or {}).get(SOURCE_VERSION, ""))
+    if not value.isdigit():
+        raise ProdganError(f"production version {version} of {production} has {SOURCE_VERSION}={value[:40]!r}, not a version "
+                           f"number; a promoter repairs it by setting the tag back to the trained version that "
+                           f"`prodgan audit history` recorded for production v{version}")
+    return value
+
+
+def production_state(client: Any, name: str) -> Production:
+    """The production model's aliases and fence token (all zero/None before the first promotion)."""
+    from mlflow.exceptions import MlflowException
+
+    production = production_model(name)
+    try:
+        aliases = client.get_registered_model(production).aliases or {}
     except MlflowException as exc:
         if not_found(exc):
-            return None, 0
+            return Production()
         raise
-    champion = model.aliases.get(CHAMPION) if model.aliases else None
-    return (str(champion) if champion is not None else None), int((model.tags or {}).get(SEQ_TAG, 0))
+    newest = client.search_model_versions(f"name = '{production}'", max_results=1, order_by=["version_number DESC"])
+    champion, previous = (str(aliases[a]) if a in aliases else None for a in (CHAMPION, PREVIOUS))
+    return Production(champion=_source_version(client, production, champion) if champion else None,
+                      previous=_source_version(client, production, previous) if previous else None,
+                      champion_version=champion, previous_version=previous,
+                      seq=int(newest[0].version) if newest else 0)
+
+
+def champion_state(client: Any, name: str) -> tuple[str | None, int]:
+    """(champion's trained version or None, fence token): the state a decision is computed against."""
+    state = production_state(client, name)
+    return state.champion, state.seq
 
 
 def previous_version(client: Any, name: str) -> str | None:
-    mv = alias_version(client, name, PREVIOUS)
-    return str(mv.version) if mv is not None else None
+    return production_state(client, name).previous
 
 
-def _take_transition(settings: Settings, client: Any, name: str, seq: int, holder: str) -> None:
-    """Create the unique lock experiment for transition `seq`; its name can be created only once."""
-    from mlflow.exceptions import MlflowException
-
-    lock = f"{LOCK_PREFIX}/{name}/{CHAMPION}/{seq}"
-    location = (settings.artifact_dir / LOCK_PREFIX).as_uri() if is_local_store(settings.tracking_uri) else None
-    try:
-        exp_id = client.create_experiment(lock, artifact_location=location, tags={LOCK_HOLDER: holder})
-    except MlflowException:
-        found = client.get_experiment_by_name(lock)
-        age = time.time() - (found.creation_time or 0) / 1000 if found else 0
-        if found is not None and age > LOCK_STALE_S and champion_state(client, name)[1] == seq - 1:
-            # the holder died between taking the lock and moving the alias: abandon that transition
-            client.set_registered_model_tag(name, SEQ_TAG, str(seq))
-        raise ChampionMoved(f"champion moved: another promotion or rollback of {name} took transition #{seq} first; "
-                            f"re-run to decide against the new champion") from None
-    client.delete_experiment(exp_id)  # hidden from lists; the name stays taken, which is the point
+def champion_version(settings: Settings):
+    """The trained version `champion` copies (its lineage lives there), or None."""
+    client = client_for(settings)
+    champion = production_state(client, settings.model_name).champion
+    return get_version(client, settings.model_name, champion) if champion else None
 
 
-def move_champion(settings: Settings, name: str, expected: tuple[str | None, int], new_champion: str,
-                  holder: str) -> tuple[str | None, int]:
-    """Point `champion` at `new_champion` and `previous` at the old one, only if the state is still `expected`."""
+def production_aliases(client: Any, name: str) -> dict[str, str]:
+    """{alias: trained version} of the production model: what `champion` and `previous` serve."""
+    state = production_state(client, name)
+    return {alias: v for alias, v in ((CHAMPION, state.champion), (PREVIOUS, state.previous)) if v}
+
+
+def fence(settings: Settings, name: str, expected: tuple[str | None, int], source_version: str, model_uri: str,
+          tags: dict[str, str]) -> str:
+    """Create the production version for a transition, only if the state is still `expected`; its number.
+
+    Every production version number is assigned by the registry server and only grows. The
+    transition belongs to the lowest number above `expected`'s token: of two racing promoters each
+    creates a version, and exactly one of them holds the lowest; the other's is tagged lost.
+    """
+    import mlflow
+
     client = client_for(settings)
     champion, seq = champion_state(client, name)
     if (champion, seq) != expected:
         raise ChampionMoved(f"champion moved: {name} champion is now {champion or 'unset'} (transition #{seq}), "
                             f"was {expected[0] or 'unset'} (#{expected[1]}) when the decision was computed; re-run")
-    _take_transition(settings, client, name, seq + 1, holder)
-    if champion is not None:
-        client.set_registered_model_alias(name, PREVIOUS, champion)
-    client.set_registered_model_alias(name, CHAMPION, new_champion)
-    client.set_registered_model_tag(name, SEQ_TAG, str(seq + 1))
-    return new_champion, seq + 1
+    production = production_model(name)
+    ensure_registered_model(client, production)
+    mine = str(mlflow.register_model(model_uri, production, tags={SOURCE_VERSION: source_version, **tags}).version)
+    newer = client.search_model_versions(f"name = '{production}'", order_by=["version_number ASC"])
+    first = min(int(mv.version) for mv in newer if int(mv.version) > expected[1])
+    if str(first) != mine:
+        client.set_model_version_tag(production, mine, FENCE, "lost")
+        raise ChampionMoved(f"champion moved: another promotion or rollback of {name} took transition #{first} first; "
+                            f"re-run to decide against the new champion")
+    return mine
+
+
+def set_production_aliases(client: Any, name: str, champion: str, previous: str | None) -> None:
+    """Point the production model's `champion` (and `previous`) at production versions."""
+    production = production_model(name)
+    if previous is not None:
+        client.set_registered_model_alias(production, PREVIOUS, previous)
+    client.set_registered_model_alias(production, CHAMPION, champion)

@@ -21,7 +21,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from prodgan.errors import ProdganError
-from prodgan.names import LOGGED_MODEL_NAME, TRAIN_RUN
+from prodgan.names import LOGGED_MODEL_NAME, PRODUCTION_EXPERIMENT, TRAIN_RUN
+from prodgan.settings import Settings
 from prodgan.generate import MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_ROW, parse_request
 
 OUTPUT_COLUMNS = ["seed", "category", "index", "png_base64"]
@@ -91,6 +92,20 @@ def log_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
             return f"models:/{lm.model_id}"
     logged = mlflow.initialize_logged_model(name=LOGGED_MODEL_NAME, source_run_id=run_id, experiment_id=exp_id,
                                             tags={TRAIN_RUN: run_id})
+    info = mlflow.pyfunc.log_model(
+        name=LOGGED_MODEL_NAME, python_model=str(MODEL_CODE / "generator.py"), artifacts={"bundle": str(bundle_dir)},
+        signature=signature(), input_example=input_example(), pip_requirements=pip_requirements(), model_id=logged.model_id,
+    )
+    return info.model_uri
+
+
+def log_production(settings: Settings, bundle_dir: Path) -> str:
+    """The promoter's copy: `bundle_dir` with prodgan's own `model_code/generator.py` (never the trained version's
+    stored code), logged under the promoter-only production experiment; its `models:/m-...` URI."""
+    from prodgan.adapters.tracking import ensure_experiment
+
+    exp_id = ensure_experiment(PRODUCTION_EXPERIMENT, settings)
+    logged = mlflow.initialize_logged_model(name=LOGGED_MODEL_NAME, experiment_id=exp_id)
     info = mlflow.pyfunc.log_model(
         name=LOGGED_MODEL_NAME, python_model=str(MODEL_CODE / "generator.py"), artifacts={"bundle": str(bundle_dir)},
         signature=signature(), input_example=input_example(), pip_requirements=pip_requirements(), model_id=logged.model_id,

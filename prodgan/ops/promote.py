@@ -7,6 +7,7 @@ was decided: the registry and the audit log stay exactly as they were.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -19,7 +20,7 @@ from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.gate_file import Policy, load_policy
 from prodgan.gates import Evaluation, ProtocolMismatch, check_inputs, judge
 from prodgan.names import (CHAMPION, CONFIG_SHA, DATA_HASH, EVAL_RUN, GIT_REV, MODEL_FILES, TRAIN_RUN, VALIDATION, WEIGHTS,
-                           ModelRef, is_headline, parse_model_ref)
+                           ModelRef, is_headline, parse_model_ref, production_model)
 from prodgan.settings import Settings
 
 SHEET_SEED = 0
@@ -51,6 +52,11 @@ class Decision:
     dry_run: bool = False
     audit_run_id: str | None = None
     sheet: str | None = None  # the champion-vs-challenger sheet, a local PNG (also logged to the audit run)
+    production_version: str | None = None  # the promoter's copy `champion` points to after a move
+    production_previous: str | None = None
+    weights_sha256: str | None = None  # of the copied generator.pt, hashed by the promoter
+    model_files: dict[str, str] | None = None  # every file of the copy as stored, hashed by the promoter
+    phase: str = "final"  # pending: written before the alias moves, closed by a `done` record after
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,11 +122,25 @@ def _champion_evaluation(settings: Settings, policy: Policy, champion_mv: Any,
         raise ProtocolMismatch(f"champion v{champion_mv.version} has no evaluation under the challenger's protocol "
                                f"{challenger.protocol[:12]} and {policy.path} says on_mismatch: refuse; evaluate the champion "
                                f"with the same settings (`prodgan evaluate models:/{champion_mv.name}/{champion_mv.version}`) first")
-    run = evaluate(settings, ModelRef(name=champion_mv.name, version=str(champion_mv.version)), like_run_id=challenger.run_id)
+    run = evaluate(settings, ModelRef(name=champion_mv.name, alias=CHAMPION), like_run_id=challenger.run_id)
     if run.protocol != challenger.protocol:
         raise ProtocolMismatch(f"re-evaluating v{champion_mv.version} gave protocol {run.protocol[:12]}, not the challenger's "
                                f"{challenger.protocol[:12]}; the evaluation setup changed (weights, data) - re-evaluate both versions")
     return registry.read_eval_run(registry.client_for(settings), run.run_id), True
+
+
+def _trusted(settings: Settings, evaluation: registry.EvalRun, weights: str | None, what: str) -> None:
+    """Refuse an evaluation the gates must not read: not of these exact weights, or not in the evaluation experiment
+    (which, on a server with roles, only promoters may write: a trainer cannot log metrics into it)."""
+    from prodgan.names import EVAL_EXPERIMENT
+
+    exp = registry.client_for(settings).get_experiment_by_name(EVAL_EXPERIMENT)
+    if exp is None or evaluation.experiment_id != exp.experiment_id:
+        raise ProdganError(f"{what}: evaluation run {evaluation.run_id} is not in the {EVAL_EXPERIMENT} experiment; the gates "
+                           f"read only evaluations made there (`prodgan evaluate` as a promoter)")
+    if not weights or evaluation.weights_sha256 != weights:
+        raise ProdganError(f"{what}: evaluation run {evaluation.run_id} evaluated weights {str(evaluation.weights_sha256)[:12]}, "
+                           f"but the stored generator hashes to {str(weights)[:12]}; re-evaluate it (`prodgan evaluate`)")
 
 
 def _paired(settings: Settings, policy: Policy, protocol: str, challenger_mv: Any, champion_mv: Any) -> dict[str, tuple[float, float]]:
@@ -198,25 +218,29 @@ def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None,
     mv = registry.get_version(client, name, version)
     audit_verify.require_verified(settings, force=bool(force_reason) and not dry_run, actor=actor, purpose=f"promote v{version}",
                                   reason=force_reason or "", version=version)
-    state = registry.champion_state(client, name)
-    champion_before = state[0]
+    state = registry.production_state(client, name)
+    champion_before = state.champion
     who = audit.actor_name(settings, actor)
     base = dict(model=name, version=version, champion_before=champion_before, actor=who, at=_now(),
                 gates_path=str(policy.path), gates_sha256=policy.sha256, data_hash=(mv.tags or {}).get(DATA_HASH),
-                seq=state[1], dry_run=dry_run)
+                seq=state.seq, dry_run=dry_run)
     if champion_before == version:
         return Decision(action="noop", approved=True, reasons=[f"v{version} already is {CHAMPION}: nothing to do"],
-                        champion_after=version, previous_after=registry.previous_version(client, name), **base)
+                        champion_after=version, previous_after=state.previous, **base)
 
     challenger = registry.version_evaluation(settings, mv)
     if challenger is None:
         raise ProdganError(f"v{version} of {name} has no evaluation; run `prodgan evaluate models:/{name}/{version}` first")
+    staged = model_store.resolve_model(settings, ModelRef(name=name, version=version))  # content checked on read
+    _trusted(settings, challenger, staged.tags.get(WEIGHTS), f"v{version} of {name}")
     challenger_ev = Evaluation.from_metrics(challenger.protocol, challenger.metrics, f"eval run {challenger.run_id} of v{version}")
     check_inputs(policy, challenger_ev)
     champion_mv = registry.get_version(client, name, champion_before) if champion_before else None
     champion_eval, champion_ev, reevaluated = None, None, False
     if champion_mv is not None:
         champion_eval, reevaluated = _champion_evaluation(settings, policy, champion_mv, challenger)
+        serving_now = model_store.resolve_model(settings, ModelRef(name=name, alias=CHAMPION))
+        _trusted(settings, champion_eval, serving_now.tags.get(WEIGHTS), f"champion v{champion_before} of {name}")
         champion_ev = Evaluation.from_metrics(champion_eval.protocol, champion_eval.metrics,
                                               f"eval run {champion_eval.run_id} of v{champion_before}")
     verdict = judge(policy, challenger_ev, champion_ev, _paired(settings, policy, challenger.protocol, mv, champion_mv))
@@ -225,7 +249,7 @@ def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None,
     moves = action in ("promote", "force")
     decision = Decision(action=action, approved=moves, reasons=reasons,
                         champion_after=version if moves else champion_before,
-                        previous_after=champion_before if moves else registry.previous_version(client, name),
+                        previous_after=champion_before if moves else state.previous,
                         challenger=challenger.summary(), difference=verdict.difference,
                         champion=champion_eval.summary(reevaluated) if champion_eval else None,
                         checks=verdict.to_dict()["checks"], note=force_reason or "", **base)
@@ -237,23 +261,70 @@ def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None,
         return decision
     if EVAL_RUN not in (mv.tags or {}):  # evaluated after registration: pin the evaluation this decision used
         registry.attach_evaluation(settings, name, version, challenger)
-    return _commit(settings, client, decision, state, sheet)
+    publish = (lambda: _copy_to_production(settings, staged, challenger.weights_sha256)) if moves else None
+    return _commit(settings, client, decision, state, sheet, publish)
 
 
-def _commit(settings: Settings, client: Any, decision: Decision, state: tuple[str | None, int], sheet: Any) -> Decision:
-    """Move `champion` to `decision.champion_after` if approved, then audit; a lost race is audited, then raised."""
-    if decision.approved:
-        try:
-            decision.seq = registry.move_champion(settings, decision.model, state, decision.champion_after, decision.actor)[1]
-        except ChampionMoved as lost:
-            decision.action, decision.approved = "reject", False
-            decision.champion_after, decision.seq = registry.champion_state(client, decision.model)
-            decision.previous_after = registry.previous_version(client, decision.model)
-            decision.reasons.append(f"FAIL compare-and-set: {lost}")
-            decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
-            raise
-    decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
+def _copy_to_production(settings: Settings, staged: model_store.ResolvedModel, evaluated: str | None) -> tuple[str, str, dict[str, str]]:
+    """Log the evaluated bundle with prodgan's own model code under the promoter-only experiment:
+    (model URI, weights sha256, every stored file's sha256), all hashed here from the promoter's copy."""
+    import json
+
+    from prodgan.fsutil import sha256_file
+    from prodgan.models.bundle import WEIGHTS_FILE
+
+    weights = sha256_file(staged.bundle_dir / WEIGHTS_FILE)
+    if weights != evaluated:
+        raise ProdganError(f"v{staged.version}: the downloaded generator.pt hashes to {weights[:12]}, not the evaluated "
+                           f"{str(evaluated)[:12]}; it changed during the promotion: re-run it")
+    uri = serving.log_production(settings, staged.bundle_dir)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
+        files = json.loads(serving.stored_file_hashes(uri, Path(tmp)))
+    return uri, weights, files
+
+
+def _commit(settings: Settings, client: Any, decision: Decision, state: registry.Production, sheet: Any,
+            publish: Callable[[], tuple[str, str, dict[str, str]]] | None) -> Decision:
+    """Move `champion` to `decision.champion_after` if approved, audited before (pending) and after (done).
+
+    The promoter's copy is made first, then the transition is fenced (one production version per
+    move), then recorded as pending, then the aliases move, then the record is closed. A lost race
+    is audited as a rejection, then raised.
+    """
+    if not decision.approved:
+        decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
+        return decision
+    try:
+        uri, decision.weights_sha256, decision.model_files = publish()
+        decision.production_version = registry.fence(settings, decision.model, (state.champion, state.seq),
+                                                     decision.champion_after, uri,
+                                                     {WEIGHTS: decision.weights_sha256,
+                                                      MODEL_FILES: json.dumps(decision.model_files, sort_keys=True)})
+    except ChampionMoved as lost:
+        now = registry.production_state(client, decision.model)
+        decision.action, decision.approved = "reject", False
+        decision.champion_after, decision.previous_after, decision.seq = now.champion, now.previous, now.seq
+        decision.production_version = decision.weights_sha256 = decision.model_files = None
+        decision.reasons.append(f"FAIL compare-and-set: {lost}")
+        decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
+        raise
+    decision.seq, decision.production_previous, decision.phase = int(decision.production_version), state.champion_version, "pending"
+    pending = audit.append(settings, decision.to_dict(), sheet)
+    decision.audit_run_id = pending["audit_run_id"]
+    registry.set_production_aliases(client, decision.model, decision.production_version, state.champion_version)
+    audit.mark_done(settings, pending)
     return decision
+
+
+def _reuse_production(settings: Settings, name: str, production_version: str) -> Callable[[], tuple[str, str, dict[str, str]]]:
+    """A rollback publishes nothing new: the restored copy's files, as its signed record states them."""
+    def publish() -> tuple[str, str, dict[str, str]]:
+        record = audit_verify.production_record(settings, name, production_version)
+        source = registry.client_for(settings).get_model_version(production_model(name), production_version).source
+        return source, record["weights_sha256"], record["model_files"]
+
+    return publish
 
 
 def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> Decision:
@@ -261,18 +332,18 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
     with tracking.reachable(settings, "rolling back"):
         require_model_permission(settings, "MANAGE", "roll back")
         client, name = registry.client_for(settings), settings.model_name
-        state = registry.champion_state(client, name)
-        target = registry.previous_version(client, name)
-        if state[0] is None or target is None:
-            raise ProdganError(f"model {name} has no {'champion' if state[0] is None else 'previous'} alias: nothing to roll "
-                               f"back to; see `prodgan audit history`")
+        state = registry.production_state(client, name)
+        target = state.previous
+        if state.champion is None or target is None:
+            raise ProdganError(f"model {name} has no {'champion' if state.champion is None else 'previous'} alias: nothing "
+                               f"to roll back to; see `prodgan audit history`")
         audit_verify.require_verified(settings, actor=actor, purpose="roll back")
         who = audit.actor_name(settings, actor)
         target_mv = registry.get_version(client, name, target)
         decision = Decision(action="rollback", model=name, version=target, approved=True,
-                            reasons=[f"rollback by {who}: champion v{state[0]} -> v{target}" + (f" ({reason})" if reason else "")],
-                            champion_before=state[0], champion_after=target, previous_after=state[0], actor=who, at=_now(),
-                            data_hash=(target_mv.tags or {}).get(DATA_HASH), note=reason, seq=state[1])
-        sheet, path = _sheet(settings, decision, [("rolled back", state[0], None), ("restored", target, None)])
+                            reasons=[f"rollback by {who}: champion v{state.champion} -> v{target}" + (f" ({reason})" if reason else "")],
+                            champion_before=state.champion, champion_after=target, previous_after=state.champion, actor=who,
+                            at=_now(), data_hash=(target_mv.tags or {}).get(DATA_HASH), note=reason, seq=state.seq)
+        sheet, path = _sheet(settings, decision, [("rolled back", state.champion, None), ("restored", target, None)])
         decision.sheet = str(path)
-        return _commit(settings, client, decision, state, sheet)
+        return _commit(settings, client, decision, state, sheet, _reuse_production(settings, name, state.previous_version))

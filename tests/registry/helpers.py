@@ -14,7 +14,7 @@ import torch
 
 from prodgan import names
 from prodgan.ops.promote import register as promotion_register
-from prodgan.models import GeneratorSpec, build_generator, save_bundle
+from prodgan.models import GeneratorSpec, build_generator, read_bundle_record, save_bundle
 from prodgan.settings import Settings
 from prodgan.names import GENERATOR_ARTIFACT
 from prodgan.adapters.tracking import RunLogger
@@ -35,6 +35,7 @@ def train_run(settings: Settings, seed: int, spec: GeneratorSpec = SPEC, data_ha
     with tempfile.TemporaryDirectory() as tmp:
         save_bundle(Path(tmp), generator, spec, {"data_hash": data_hash, "seed": seed})
         log.log_artifacts(Path(tmp), GENERATOR_ARTIFACT)
+        log.set_tags({names.WEIGHTS: read_bundle_record(Path(tmp))["weights_sha256"]})  # what eval_run says it evaluated
     log.finish()
     return log.run_id
 
@@ -42,14 +43,21 @@ def train_run(settings: Settings, seed: int, spec: GeneratorSpec = SPEC, data_ha
 def eval_run(settings: Settings, train_run_id: str, fid: float, half_width: float = 5.0, protocol: str = "proto-a" * 4,
              samples: str = "50", per_category: dict[str, float] | None = None) -> str:
     """A finished evaluation run of `train_run_id` with the given FID (and interval) under `protocol`."""
+    weights = _weights_of(settings, train_run_id)
     log = RunLogger.start(settings, EVAL_EXPERIMENT, f"test-eval-{fid}",
-                          tags={names.PROTOCOL: protocol, names.TRAIN_RUN: train_run_id})
+                          tags={names.PROTOCOL: protocol, names.TRAIN_RUN: train_run_id, names.WEIGHTS: weights})
     metrics = {f"fid_{samples}": fid, f"fid_{samples}_ci_low": fid - half_width, f"fid_{samples}_ci_high": fid + half_width,
                f"kid_{samples}": fid / 1000, f"kid_{samples}_std": 0.001, f"cond_acc_{samples}": 0.5, f"memorization_{samples}": 0.0}
     metrics.update({f"fid_{samples}/{cat}": value for cat, value in (per_category or {}).items()})
     log.log_metrics(metrics, step=0)
     log.finish()
     return log.run_id
+
+
+def _weights_of(settings: Settings, train_run_id: str) -> str:
+    from prodgan.adapters.registry import client_for
+
+    return client_for(settings).get_run(train_run_id).data.tags[names.WEIGHTS]
 
 
 def registered(settings: Settings, seed: int, fid: float, **kwargs) -> str:
