@@ -209,9 +209,11 @@ def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str],
 
 
 def check_production(settings: Settings, records: list[dict[str, Any]], state: Any) -> list[Finding]:
-    """Findings for production aliases no finished record put where they are, or whose files changed since."""
-    from prodgan.adapters.model_store import resolve_model
-    from prodgan.names import ModelRef
+    """Findings for production aliases no finished record put where they are, or whose stored files changed since
+    (hashed from a fresh download: plain MLflow clients load the store, not prodgan's cache)."""
+    from prodgan.adapters.model_store import file_problems
+
+    import mlflow
 
     findings: list[Finding] = []
     moves = [r for r in decisions(records) if is_move(r)]
@@ -222,11 +224,19 @@ def check_production(settings: Settings, records: list[dict[str, Any]], state: A
         if current != expected and expected is not None:
             findings.append(Finding(None, f"alias {alias} of {production} points to production v{current}, but the latest audit "
                                           f"record ({_who(last)}) left it at production v{expected}: moved outside prodgan"))
-    for version in {v for v in (state.champion_version, state.previous_version) if v}:
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    for version in sorted({v for v in (state.champion_version, state.previous_version) if v}, key=int):
         try:
-            resolve_model(settings, ModelRef(name=production, version=version))
+            record = production_record(settings, settings.model_name, version)
+            with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
+                folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{production}/{version}", dst_path=tmp))
+                problems = file_problems(folder, record["model_files"])
         except ProdganError as exc:
             findings.append(Finding(None, str(exc)))
+            continue
+        if problems:
+            findings.append(Finding(None, f"production v{version} of {settings.model_name} (trained v{record['champion_after']}) "
+                                          f"differs from the promoter's signed record: {'; '.join(problems)}"))
     return findings
 
 
@@ -253,8 +263,7 @@ def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ..
     if all_versions:
         versions = client.search_model_versions(f"name = '{name}'")
     else:
-        chosen = {v for v in (state.champion, state.previous, *include) if v}
-        versions = [get_version(client, name, v) for v in sorted(chosen, key=int)]
+        versions = [get_version(client, name, v) for v in sorted(set(include), key=int)]
     report.hashed, file_findings = check_artifacts(settings, sorted(versions, key=lambda mv: int(mv.version)))
     report.findings += file_findings
     return report
@@ -264,8 +273,8 @@ def require_verified(settings: Settings, force: bool = False, actor: str | None 
                      reason: str = "", version: str | None = None) -> Report:
     """Raise GateFailed when the registry fails verification; with `force`, audit the bypass and go on.
 
-    Checks the aliases and the weights of `champion`, `previous` and `version` (what is about to
-    be used); `prodgan audit verify` hashes every version.
+    Checks the chain, the aliases, the production copies behind them and the trained `version`
+    about to be used; `prodgan audit verify` hashes every trained version too.
     """
     report = verify(settings, all_versions=False, include=(str(version),) if version else ())
     if report.ok:

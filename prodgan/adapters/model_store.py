@@ -74,7 +74,7 @@ def _checked(settings: Settings, key: str, fetch: Callable[[Path], None], proble
     raise GateFailed(f"refusing to load {what}: {'; '.join(found)}; inspect it with `prodgan audit verify`")
 
 
-def _file_problems(folder: Path, expected: dict[str, str]) -> list[str]:
+def file_problems(folder: Path, expected: dict[str, str]) -> list[str]:
     from prodgan.fsutil import file_hashes
 
     actual = {p: h for p, h in file_hashes(folder).items() if p not in MLFLOW_WRITTEN}
@@ -115,13 +115,13 @@ def _resolve_production(settings: Settings, ref: ModelRef) -> ResolvedModel:
         state = production_state(client, name)
         version = state.champion_version if ref.alias == CHAMPION else state.previous_version
         if version is None:
-            raise ProdganError(f"model {name} has no {ref.alias} yet; promote a version first (`prodgan promote VERSION`)")
+            raise ProdganError(f"model {name} has no alias @{ref.alias} yet; promote a version first (`prodgan promote VERSION`)")
     else:
         version = str(require_alias(client, production, ref.alias).version if ref.alias else get_version(client, production, ref.version).version)
     record = production_record(settings, name, version)
     what = f"production v{version} of {name} (trained v{record['version']})"
     folder = _checked(settings, f"production-{production}-v{version}", _download(f"models:/{production}/{version}"),
-                      lambda folder: _file_problems(folder, record["model_files"]), what)
+                      lambda folder: file_problems(folder, record["model_files"]), what)
     trained = get_version(client, name, record["champion_after"])
     return ResolvedModel(_bundle_in(folder), ref.uri, name, str(trained.version), trained.run_id,
                          {**(trained.tags or {}), WEIGHTS: record["weights_sha256"]}, production_version=version)

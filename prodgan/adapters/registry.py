@@ -65,7 +65,7 @@ def find_version(settings: Settings, ref: Any):
     if ref.alias in (CHAMPION, PREVIOUS) and ref.name == settings.model_name:  # the aliases live on the production model
         trained = production_aliases(client, ref.name).get(ref.alias)
         if trained is None:
-            raise ProdganError(f"model {ref.name} has no {ref.alias} yet; promote a version first "
+            raise ProdganError(f"model {ref.name} has no alias @{ref.alias} yet; promote a version first "
                                f"(`prodgan promote VERSION`) or use models:/{ref.name}/VERSION")
         return get_version(client, ref.name, trained)
     if ref.alias:

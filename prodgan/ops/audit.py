@@ -94,7 +94,9 @@ def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
     decisions = [r for r in audit_records(settings, model=mv.name)
                  if version in (str(r.get("version")), str(r.get("champion_before")), str(r.get("champion_after")))]
     return {
-        "model": {"name": mv.name, "version": version, "aliases": list(mv.aliases or []), "registered": _when(mv.creation_timestamp),
+        "model": {"name": mv.name, "version": version,
+                  "aliases": sorted(a for a, v in registry.production_aliases(client, mv.name).items() if v == version),
+                  "registered": _when(mv.creation_timestamp),
                   "source": mv.source, "weights_sha256": tags.get(WEIGHTS),
                   "tags": {k: v for k, v in tags.items() if k.startswith(("prodgan.", "metric."))}},
         "dataset": dataset or {"data_hash": tags.get(DATA_HASH)},
@@ -115,7 +117,7 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
     found = client.search_model_versions(like)
     aliases: dict[tuple[str, str], list[str]] = {}  # search results leave aliases out; read them per model
     for name in {mv.name for mv in found}:
-        for alias, version in (client.get_registered_model(name).aliases or {}).items():
+        for alias, version in registry.production_aliases(client, name).items():
             aliases.setdefault((name, str(version)), []).append(alias)
     versions = [{"model": mv.name, "version": str(mv.version), "train_run_id": (mv.tags or {}).get(TRAIN_RUN),
                  "registered": _when(mv.creation_timestamp), "aliases": sorted(aliases.get((mv.name, str(mv.version)), [])),

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 import pytest
 
 from prodgan.ops import promote as promotion
+from prodgan import names
 from prodgan.adapters import audit, registry
 from prodgan.errors import GateFailed
 from prodgan.adapters.audit_verify import check_aliases, require_verified, verify
@@ -41,7 +42,14 @@ def test_alias_positions_are_replayed_from_the_audit_log(records, champion, prev
 
 
 def _aliases(settings) -> dict[str, str]:
-    return {k: str(v) for k, v in registry.client_for(settings).get_registered_model(settings.model_name).aliases.items()}
+    return registry.production_aliases(registry.client_for(settings), settings.model_name)
+
+
+def _production(settings) -> tuple[str, dict[str, str]]:
+    """(production model name, {trained version: production version}) of the promoter's copies."""
+    client, production = registry.client_for(settings), names.production_model(settings.model_name)
+    copies = {mv.tags[names.SOURCE_VERSION]: str(mv.version) for mv in client.search_model_versions(f"name = '{production}'")}
+    return production, copies
 
 
 def test_direct_alias_move_is_caught_and_blocks_promotion(store) -> None:
@@ -51,9 +59,10 @@ def test_direct_alias_move_is_caught_and_blocks_promotion(store) -> None:
     clean = verify(store)
     assert clean.ok and clean.hashed == [v1, v2, v3] and (clean.champion, clean.previous) == (v2, v1)
 
-    registry.client_for(store).set_registered_model_alias(store.model_name, "champion", v1)  # behind prodgan's back
+    production, copies = _production(store)
+    registry.client_for(store).set_registered_model_alias(production, "champion", copies[v1])  # behind prodgan's back
     report = verify(store)
-    assert [(f.version, "champion" in f.problem and "moved outside prodgan" in f.problem) for f in report.findings] == [(v1, True)]
+    assert any(f.version == v1 and "alias champion" in f.problem and "moved outside prodgan" in f.problem for f in report.findings)
     with pytest.raises(GateFailed, match=f"v{v1}: alias champion points to v{v1}"):
         promotion.promote(store, v3, actor="alice")
     assert _aliases(store) == {"champion": v1, "previous": v1}  # the refused promotion changed nothing
@@ -66,38 +75,46 @@ def test_direct_alias_move_is_caught_and_blocks_promotion(store) -> None:
     assert verify(store).ok  # the forced promotion re-established an explained state
 
 
-def _stored_weights(settings, version: str) -> Path:
-    uri = registry.client_for(settings).get_model_version_download_uri(settings.model_name, version)
+def _stored(settings, model: str, version: str) -> Path:
+    """The stored generator.pt of a model version (embedded store: files on local disk)."""
+    uri = registry.client_for(settings).get_model_version_download_uri(model, version)
     (weights,) = Path(urlparse(uri).path).rglob("generator.pt")
     return weights
 
 
-def test_replaced_weights_are_caught_and_refused(store) -> None:
+def test_replaced_production_weights_are_caught_and_refused(store) -> None:
     v1, v2 = helpers.registered(store, seed=1, fid=300.0), helpers.registered(store, seed=2, fid=200.0)
     promotion.promote(store, v1, actor="alice")
-    _stored_weights(store, v1).write_bytes(_stored_weights(store, v2).read_bytes())  # a valid, different generator
+    production, copies = _production(store)
+    _stored(store, production, copies[v1]).write_bytes(_stored(store, store.model_name, v2).read_bytes())
 
     report = verify(store)
-    assert [f.version for f in report.findings] == [v1] and "weights were replaced" in report.findings[0].problem
+    assert report.findings and all(f"production v{copies[v1]}" in f.problem for f in report.findings), report.findings
     proc = run([sys.executable, "-m", "prodgan", "generate", "-n", "4", "--out", str(store.root / "grid.png")],
                store.root, check=False)
     assert proc.returncode == 1 and not (store.root / "grid.png").exists()
-    assert f"v{v1}: generator.pt hashes to" in proc.stderr and "Traceback" not in proc.stderr
-    with pytest.raises(GateFailed, match="weights were replaced"):
+    assert f"refusing to load production v{copies[v1]}" in proc.stderr and "generator.pt hashes to" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    with pytest.raises(GateFailed, match="generator.pt hashes to"):
         require_verified(store, purpose="serve")
 
 
-def test_edited_model_code_is_caught_and_nothing_is_pickled(store) -> None:
+def test_edited_trained_code_never_reaches_production_and_edited_production_code_is_refused(store) -> None:
     v1 = helpers.registered(store, seed=1, fid=300.0)
     promotion.promote(store, v1, actor="alice")
-    stored = _stored_weights(store, v1).parents[2]  # <model>/artifacts/bundle/generator.pt -> <model>
-    assert (stored / "generator.py").is_file() and not list(stored.rglob("*.pkl"))  # models-from-code, no pickle
+    production, copies = _production(store)
+    # <model>/artifacts/bundle/generator.pt -> <model>, where the models-from-code file lives
+    trained, served = _stored(store, store.model_name, v1).parents[2], _stored(store, production, copies[v1]).parents[2]
+    assert (served / "generator.py").is_file() and not list(served.rglob("*.pkl"))  # models-from-code, no pickle
     assert verify(store).ok
 
-    with (stored / "generator.py").open("a") as code:
-        code.write("\nimport os  # an edit behind prodgan's back\n")
+    with (trained / "generator.py").open("a") as code:  # the trainer's own version: it may edit it
+        code.write("\nraise SystemExit('trainer code ran')\n")
     report = verify(store)
-    assert [f.version for f in report.findings] == [v1], report.findings
-    assert "generator.py (changed)" in report.findings[0].problem
-    with pytest.raises(GateFailed, match=r"generator.py \(changed\)"):
+    assert [f.version for f in report.findings] == [v1] and "generator.py (changed)" in report.findings[0].problem
+    assert (served / "generator.py").read_text() == (Path(promotion.serving.MODEL_CODE) / "generator.py").read_text()
+
+    with (served / "generator.py").open("a") as code:  # production's copy: only a promoter (or the disk) could
+        code.write("\nimport os  # an edit behind prodgan's back\n")
+    with pytest.raises(GateFailed, match=rf"production v{copies[v1]} .*generator.py hashes to"):
         require_verified(store, purpose="serve")
