@@ -27,10 +27,10 @@ LOGGED_NAME = "evaluator"
 def _decode(png_b64: str, channels: int, size: int) -> np.ndarray:
     from PIL import Image
 
-    image = Image.open(io.BytesIO(base64.b64decode(png_b64)))
-    image = image.convert("L" if channels == 1 else "RGB")
-    if image.size != (size, size):
+    image = Image.open(io.BytesIO(base64.b64decode(png_b64)))  # reads the header only: no pixel is decoded yet
+    if image.size != (size, size):  # checked before decoding, so a PNG that claims 60000x60000 costs nothing
         raise ValueError(f"image is {image.size[0]}x{image.size[1]}, the evaluator takes {size}x{size}")
+    image = image.convert("L" if channels == 1 else "RGB")
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 

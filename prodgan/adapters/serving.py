@@ -160,6 +160,13 @@ class _TooLarge(Exception):
     pass
 
 
+def _holds_too_large(exc: BaseException) -> bool:
+    """The body limit, raised directly or inside (nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_holds_too_large(inner) for inner in exc.exceptions)
+    return isinstance(exc, _TooLarge)
+
+
 class BodyLimit:
     """ASGI wrapper: a request body over `max_bytes` (declared or streamed) gets 413, nothing else runs."""
 
@@ -190,9 +197,18 @@ class BodyLimit:
                 raise _TooLarge
             return message
 
+        started = False
+
+        async def tracked_send(message: dict) -> None:
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
+            await self.app(scope, limited_receive, tracked_send)
+        except Exception as exc:  # noqa: BLE001 - starlette's task group wraps the limit in an ExceptionGroup
+            if not _holds_too_large(exc) or started:
+                raise
             await self._reject(send)
 
 

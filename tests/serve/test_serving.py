@@ -84,6 +84,23 @@ def test_bad_requests_get_4xx_and_the_server_keeps_answering(mlflow_url, body, s
     assert ok == 200
 
 
+def post_chunked(url: str, body: bytes) -> tuple[int, dict]:
+    """POST `body` with Transfer-Encoding: chunked (no declared length), as a streaming client does."""
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    conn = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
+    try:
+        chunks = iter([body[i:i + 1024] for i in range(0, len(body), 1024)])
+        conn.request("POST", "/invocations", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"{}")
+    finally:
+        conn.close()
+
+
 def test_prodgan_serve_caps_the_body_and_refuses_a_missing_model(registered, tmp_path):
     settings, uri, env = registered
     with prodgan_serve(uri, tmp_path / "prodgan-serve.log", env, max_body_bytes=BODY_LIMIT) as url:
@@ -93,6 +110,8 @@ def test_prodgan_serve_caps_the_body_and_refuses_a_missing_model(registered, tmp
         assert len(big) > BODY_LIMIT
         status, body = post(url, big)
         assert status == 413 and str(BODY_LIMIT) in body["message"]
+        status, body = post_chunked(url, big[:BODY_LIMIT + 512].encode())  # no Content-Length: streamed
+        assert status == 413 and str(BODY_LIMIT) in body["message"], body
         assert post(url, records({"seed": 5}))[0] == 200
 
     missing = run([sys.executable, "-m", "prodgan", "serve", "--model", f"models:/{settings.model_name}/99"],
