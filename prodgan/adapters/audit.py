@@ -18,12 +18,14 @@ from typing import Any
 from prodgan.adapters import signing
 from prodgan.adapters.auth import AuthApi, is_server
 from prodgan.adapters.tracking import ensure_experiment, is_local_store, setup_mlflow
+from prodgan.errors import GateFailed
 from prodgan.names import (AUDIT_CLAIM_PREFIX, AUDIT_EXPERIMENT, AUDIT_FILE, AUDIT_HEAD, AUDIT_SHEET, AUDIT_TAG, DATA_HASH,
                            production_model)
 from prodgan.settings import Settings
 
 _TAGGED = ("action", "model", "version", "actor", "champion_before", "champion_after", "previous_after", "gates_sha256", "seq", "n")
 DONE = "done"
+MOVES = ("promote", "force", "rollback")
 CLAIM_TRIES = 50
 PREV_WAIT_S = 10.0  # how long a writer waits for the record before its place to appear (its writer is mid-upload)
 
@@ -177,3 +179,18 @@ def audit_records(settings: Settings, model: str | None = None, version: str | N
     models = [model] if model else sorted({r.data.tags.get(f"{AUDIT_TAG}model", "") for r in _runs(client, exp.experiment_id, "")})
     found = [r for m in models for r in decisions(chain(settings, m))]
     return [r for r in found if version is None or str(r.get("version")) == str(version)]
+
+
+def production_record(settings: Settings, model: str, production_version: str) -> dict[str, Any]:
+    """The promoter's signed, finished record that made production version `production_version`; GateFailed if none."""
+    for record in reversed(decisions(chain(settings, model))):
+        if str(record.get("production_version")) == str(production_version) and record.get("action") in MOVES:
+            if not signing.verify(settings, record):
+                raise GateFailed(f"refusing to load production v{production_version} of {model}: its audit record "
+                                 f"#{record.get('n')} has no valid signature by the configured audit key; run `prodgan audit verify`")
+            if record["state"] == "pending":
+                raise GateFailed(f"refusing to load production v{production_version} of {model}: the move that made it "
+                                 f"(audit record #{record.get('n')}) never completed; run `prodgan audit verify`")
+            return record
+    raise GateFailed(f"refusing to load production v{production_version} of {model}: no signed audit record made it "
+                     f"(a move outside prodgan); run `prodgan audit verify`")

@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from prodgan.adapters import signing
-from prodgan.adapters.audit import actor_name, chain, decisions, write_audit
+from prodgan.adapters.audit import MOVES, actor_name, chain, decisions, production_record, write_audit
 from prodgan.adapters.model_store import MLFLOW_WRITTEN
 from prodgan.adapters.registry import champion_state, client_for, get_version, production_state
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.names import AUDIT_HEAD, MODEL_FILES, WEIGHTS, production_model
 from prodgan.settings import Settings
 
-MOVES = ("promote", "force", "rollback")
 BYPASS = "verification"  # decision.json `bypassed` of a force record written by require_verified
 
 
@@ -106,21 +105,6 @@ def check_chain(settings: Settings, records: list[dict[str, Any]], head: str | N
                                     f"pending: its alias move never completed; a promoter inspects the aliases and acknowledges "
                                     f"with `prodgan audit verify --acknowledge REASON`"))
     return findings
-
-
-def production_record(settings: Settings, model: str, production_version: str) -> dict[str, Any]:
-    """The promoter's signed, finished record that made production version `production_version`; GateFailed if none."""
-    for record in reversed(decisions(chain(settings, model))):
-        if str(record.get("production_version")) == str(production_version) and record.get("action") in MOVES:
-            if not signing.verify(settings, record):
-                raise GateFailed(f"refusing to load production v{production_version} of {model}: its audit record "
-                                 f"#{record.get('n')} has no valid signature by the configured audit key; run `prodgan audit verify`")
-            if record["state"] == "pending":
-                raise GateFailed(f"refusing to load production v{production_version} of {model}: the move that made it "
-                                 f"(audit record #{record.get('n')}) never completed; run `prodgan audit verify`")
-            return record
-    raise GateFailed(f"refusing to load production v{production_version} of {model}: no signed audit record made it "
-                     f"(a move outside prodgan); run `prodgan audit verify`")
 
 
 def check_aliases(records: list[dict[str, Any]], champion: str | None, previous: str | None) -> list[Finding]:

@@ -107,7 +107,7 @@ def _download(source: str) -> Callable[[Path], None]:
 
 def _resolve_production(settings: Settings, ref: ModelRef) -> ResolvedModel:
     """The promoter's copy behind `champion`, `previous` or a production version, checked against its signed record."""
-    from prodgan.adapters.audit_verify import production_record
+    from prodgan.adapters.audit import production_record
 
     client, name = client_for(settings), settings.model_name
     production = production_model(name)

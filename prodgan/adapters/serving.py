@@ -1,4 +1,4 @@
-"""The generator as an MLflow pyfunc, so `mlflow models serve -m models:/NAME@champion` answers with PNGs.
+"""The generator as an MLflow pyfunc, so `mlflow models serve -m models:/NAME-production@champion` answers with PNGs.
 
 Request rows `{seed, category, n}` (category by name or index, optional); the answer has one row
 per image: `seed, category, index, png_base64`. Same row -> same bytes. Bad values are raised as

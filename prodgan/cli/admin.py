@@ -36,3 +36,22 @@ def roles(
     out.print(table)
     for name in users:
         out.print(f"{name}: {'created' if name in created else 'existed, password reset'}")
+
+
+@app.command("keygen")
+def keygen(overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing key (rotation: records "
+                                                                     "signed before then need the old public key).")) -> None:
+    """Make the promoter's audit signing key pair (run as the promoter, on the promoter's machine).
+
+    The private key is written with mode 0600 to PRODGAN_AUDIT_KEY (default .prodgan/keys/audit-ed25519.pem);
+    the public key to PRODGAN_AUDIT_PUBLIC_KEY (default beside it). Copy the public key to every machine that
+    verifies or loads production models and point PRODGAN_AUDIT_PUBLIC_KEY at it; the private key never leaves.
+
+    Example: prodgan admin keygen
+    """
+    from prodgan.ops.admin import keygen as make_key
+    from prodgan.settings import Settings
+
+    private, public, key_id = make_key(Settings.load(), overwrite=overwrite)
+    out.print(f"audit signing key {key_id}: private {private} (0600, keep it on this machine), public {public} "
+              f"(configure it everywhere records are verified: PRODGAN_AUDIT_PUBLIC_KEY)")

@@ -1,7 +1,11 @@
-"""Use case: the trainer and promoter users of an authenticated MLflow server (run as its admin)."""
+"""Use cases: the trainer and promoter users of an authenticated MLflow server (run as its admin), and the
+promoter's audit signing key."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from prodgan.adapters import signing
 from prodgan.adapters.auth import Grant, password_from_env, setup_roles
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
@@ -15,3 +19,9 @@ def roles(settings: Settings, trainer: str, promoter: str, trainer_password_env:
     users = {trainer: password_from_env(trainer_password_env), promoter: password_from_env(promoter_password_env)}
     created, grants = setup_roles(settings, users, trainer, promoter)
     return list(users), created, grants
+
+
+def keygen(settings: Settings, overwrite: bool = False) -> tuple[Path, Path, str]:
+    """The promoter's Ed25519 audit key pair: (private key, public key, key id)."""
+    private, public = signing.keygen(settings, overwrite=overwrite)
+    return private, public, signing.key_id(settings)

@@ -7,7 +7,6 @@ was decided: the registry and the audit log stay exactly as they were.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -16,11 +15,12 @@ from typing import Any, Callable
 
 from prodgan.adapters import audit, audit_verify, model_store, registry, serving, tracking
 from prodgan.adapters.auth import require_model_permission
-from prodgan.errors import ChampionMoved, ProdganError
+from prodgan.ops import production
+from prodgan.errors import ProdganError
 from prodgan.gate_file import Policy, load_policy
 from prodgan.gates import Evaluation, ProtocolMismatch, check_inputs, judge
 from prodgan.names import (CHAMPION, CONFIG_SHA, DATA_HASH, EVAL_RUN, GIT_REV, MODEL_FILES, TRAIN_RUN, VALIDATION, WEIGHTS,
-                           ModelRef, is_headline, parse_model_ref, production_model)
+                           ModelRef, is_headline, parse_model_ref)
 from prodgan.settings import Settings
 
 SHEET_SEED = 0
@@ -129,20 +129,6 @@ def _champion_evaluation(settings: Settings, policy: Policy, champion_mv: Any,
     return registry.read_eval_run(registry.client_for(settings), run.run_id), True
 
 
-def _trusted(settings: Settings, evaluation: registry.EvalRun, weights: str | None, what: str) -> None:
-    """Refuse an evaluation the gates must not read: not of these exact weights, or not in the evaluation experiment
-    (which, on a server with roles, only promoters may write: a trainer cannot log metrics into it)."""
-    from prodgan.names import EVAL_EXPERIMENT
-
-    exp = registry.client_for(settings).get_experiment_by_name(EVAL_EXPERIMENT)
-    if exp is None or evaluation.experiment_id != exp.experiment_id:
-        raise ProdganError(f"{what}: evaluation run {evaluation.run_id} is not in the {EVAL_EXPERIMENT} experiment; the gates "
-                           f"read only evaluations made there (`prodgan evaluate` as a promoter)")
-    if not weights or evaluation.weights_sha256 != weights:
-        raise ProdganError(f"{what}: evaluation run {evaluation.run_id} evaluated weights {str(evaluation.weights_sha256)[:12]}, "
-                           f"but the stored generator hashes to {str(weights)[:12]}; re-evaluate it (`prodgan evaluate`)")
-
-
 def _paired(settings: Settings, policy: Policy, protocol: str, challenger_mv: Any, champion_mv: Any) -> dict[str, tuple[float, float]]:
     """The paired bootstrap interval of the FID difference, when both generators' features are cached here."""
     rule = policy.rules.get("champion") or {}
@@ -232,7 +218,7 @@ def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None,
     if challenger is None:
         raise ProdganError(f"v{version} of {name} has no evaluation; run `prodgan evaluate models:/{name}/{version}` first")
     staged = model_store.resolve_model(settings, ModelRef(name=name, version=version))  # content checked on read
-    _trusted(settings, challenger, staged.tags.get(WEIGHTS), f"v{version} of {name}")
+    production.trusted(settings, challenger, staged.tags.get(WEIGHTS), f"v{version} of {name}")
     challenger_ev = Evaluation.from_metrics(challenger.protocol, challenger.metrics, f"eval run {challenger.run_id} of v{version}")
     check_inputs(policy, challenger_ev)
     champion_mv = registry.get_version(client, name, champion_before) if champion_before else None
@@ -240,7 +226,7 @@ def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None,
     if champion_mv is not None:
         champion_eval, reevaluated = _champion_evaluation(settings, policy, champion_mv, challenger)
         serving_now = model_store.resolve_model(settings, ModelRef(name=name, alias=CHAMPION))
-        _trusted(settings, champion_eval, serving_now.tags.get(WEIGHTS), f"champion v{champion_before} of {name}")
+        production.trusted(settings, champion_eval, serving_now.tags.get(WEIGHTS), f"champion v{champion_before} of {name}")
         champion_ev = Evaluation.from_metrics(champion_eval.protocol, champion_eval.metrics,
                                               f"eval run {champion_eval.run_id} of v{champion_before}")
     verdict = judge(policy, challenger_ev, champion_ev, _paired(settings, policy, challenger.protocol, mv, champion_mv))
@@ -261,70 +247,8 @@ def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None,
         return decision
     if EVAL_RUN not in (mv.tags or {}):  # evaluated after registration: pin the evaluation this decision used
         registry.attach_evaluation(settings, name, version, challenger)
-    publish = (lambda: _copy_to_production(settings, staged, challenger.weights_sha256)) if moves else None
-    return _commit(settings, client, decision, state, sheet, publish)
-
-
-def _copy_to_production(settings: Settings, staged: model_store.ResolvedModel, evaluated: str | None) -> tuple[str, str, dict[str, str]]:
-    """Log the evaluated bundle with prodgan's own model code under the promoter-only experiment:
-    (model URI, weights sha256, every stored file's sha256), all hashed here from the promoter's copy."""
-    import json
-
-    from prodgan.fsutil import sha256_file
-    from prodgan.models.bundle import WEIGHTS_FILE
-
-    weights = sha256_file(staged.bundle_dir / WEIGHTS_FILE)
-    if weights != evaluated:
-        raise ProdganError(f"v{staged.version}: the downloaded generator.pt hashes to {weights[:12]}, not the evaluated "
-                           f"{str(evaluated)[:12]}; it changed during the promotion: re-run it")
-    uri = serving.log_production(settings, staged.bundle_dir)
-    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
-        files = json.loads(serving.stored_file_hashes(uri, Path(tmp)))
-    return uri, weights, files
-
-
-def _commit(settings: Settings, client: Any, decision: Decision, state: registry.Production, sheet: Any,
-            publish: Callable[[], tuple[str, str, dict[str, str]]] | None) -> Decision:
-    """Move `champion` to `decision.champion_after` if approved, audited before (pending) and after (done).
-
-    The promoter's copy is made first, then the transition is fenced (one production version per
-    move), then recorded as pending, then the aliases move, then the record is closed. A lost race
-    is audited as a rejection, then raised.
-    """
-    if not decision.approved:
-        decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
-        return decision
-    try:
-        uri, decision.weights_sha256, decision.model_files = publish()
-        decision.production_version = registry.fence(settings, decision.model, (state.champion, state.seq),
-                                                     decision.champion_after, uri,
-                                                     {WEIGHTS: decision.weights_sha256,
-                                                      MODEL_FILES: json.dumps(decision.model_files, sort_keys=True)})
-    except ChampionMoved as lost:
-        now = registry.production_state(client, decision.model)
-        decision.action, decision.approved = "reject", False
-        decision.champion_after, decision.previous_after, decision.seq = now.champion, now.previous, now.seq
-        decision.production_version = decision.weights_sha256 = decision.model_files = None
-        decision.reasons.append(f"FAIL compare-and-set: {lost}")
-        decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
-        raise
-    decision.seq, decision.production_previous, decision.phase = int(decision.production_version), state.champion_version, "pending"
-    pending = audit.append(settings, decision.to_dict(), sheet)
-    decision.audit_run_id = pending["audit_run_id"]
-    registry.set_production_aliases(client, decision.model, decision.production_version, state.champion_version)
-    audit.mark_done(settings, pending)
-    return decision
-
-
-def _reuse_production(settings: Settings, name: str, production_version: str) -> Callable[[], tuple[str, str, dict[str, str]]]:
-    """A rollback publishes nothing new: the restored copy's files, as its signed record states them."""
-    def publish() -> tuple[str, str, dict[str, str]]:
-        record = audit_verify.production_record(settings, name, production_version)
-        source = registry.client_for(settings).get_model_version(production_model(name), production_version).source
-        return source, record["weights_sha256"], record["model_files"]
-
-    return publish
+    publish = (lambda: production.copy_to_production(settings, staged, challenger.weights_sha256)) if moves else None
+    return production.commit(settings, client, decision, state, sheet, publish)
 
 
 def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> Decision:
@@ -346,4 +270,4 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
                             at=_now(), data_hash=(target_mv.tags or {}).get(DATA_HASH), note=reason, seq=state.seq)
         sheet, path = _sheet(settings, decision, [("rolled back", state.champion, None), ("restored", target, None)])
         decision.sheet = str(path)
-        return _commit(settings, client, decision, state, sheet, _reuse_production(settings, name, state.previous_version))
+        return production.commit(settings, client, decision, state, sheet, production.reuse_production(settings, name, state.previous_version))

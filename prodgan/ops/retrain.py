@@ -84,8 +84,9 @@ def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None
     client, name = registry.client_for(settings), settings.model_name
     same = client.search_model_versions(f"name = '{name}' and tags.`{DATA_HASH}` = '{data_hash}' and tags.`{CONFIG_SHA}` = '{cfg}' "
                                         f"and tags.`{GIT_REV}` = '{git_rev}'")
+    champion = registry.production_aliases(client, name).get(CHAMPION)
     for mv in sorted(same, key=lambda v: int(v.version)):
-        if CHAMPION not in (mv.aliases or []) and any(r.get("action") == "reject" for r in audit_records(settings, name, str(mv.version))):
+        if str(mv.version) != champion and any(r.get("action") == "reject" for r in audit_records(settings, name, str(mv.version))):
             return str(mv.version)
     return None
 

@@ -1,7 +1,8 @@
 """Use cases: generate images from a model (files) and serve it over HTTP; the loader `edit` shares.
 
-Registered models are verified (`prodgan audit verify` on the aliases and this version)
-before their weights are loaded; a local bundle is loaded as it is.
+Registered models are verified (`prodgan audit verify` on the chain, the aliases and this version)
+before their weights are loaded; `@champion`/`@previous` load the promoter's copy, each file checked
+against its signed record; a local bundle is loaded as it is.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def serve_target(settings: Settings, model: str | None = None, force: bool = Fal
     with tracking.reachable(settings, f"resolving {ref.uri}"):
         resolved = resolve_model(settings, ref)
         audit_verify.require_verified(settings, force, purpose=f"serve {ref.uri}", version=resolved.version)
-    return f"models:/{resolved.name}/{resolved.version}"
+    return resolved.served_uri
 
 
 def serve(pinned_uri: str, host: str, port: int, max_body_bytes: int | None = None) -> None:

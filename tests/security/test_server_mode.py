@@ -1,11 +1,13 @@
 """Authenticated server mode end to end: PostgreSQL + `mlflow server --app-name basic-auth` on 127.0.0.1.
 
 Roles are created by `prodgan admin roles`; every step runs with the credentials of the role
-that would do it in a team (the trainer in-process, the CLI with its own environment). The
-story: anonymous is refused; the trainer registers but may not promote; the promoter promotes;
-a direct alias move made with the trainer's (sufficient!) MLflow rights is caught by `prodgan
-audit verify` and blocks the next promotion; replaced weights are refused; and no password is
-found anywhere MLflow, PostgreSQL, the artifact store, the project or the output could keep it.
+that would do it in a team (in-process through the environment, or the CLI with its own). Each
+attack of issue 14 is replayed here and must get HTTP 403 or be refused at load, promotion or
+verify time with a reason naming the version: the trainer's code cannot reach production, forged
+evaluations are not read, production aliases and files and the audit log are out of the trainer's
+reach, an MLflow-rights holder without the promoter's signing key cannot edit, delete or invent
+audit records unnoticed, a malformed tag stops nothing, the local cache is re-checked, and no
+password is found anywhere MLflow, PostgreSQL, the artifact store, the project or the output keeps it.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
 
-from prodgan.ops import promote as promotion
 from prodgan import names
-from prodgan.adapters import audit, registry
-from prodgan.settings import Settings
+from prodgan.adapters import audit, registry, serving
 from prodgan.adapters.audit_verify import verify
+from prodgan.errors import GateFailed, ProdganError
+from prodgan.ops import promote as promotion
+from prodgan.settings import Settings
 from tests.conftest import run
 from tests.registry import helpers
 from tests.servers import mlflow_server, postgres
@@ -109,20 +113,35 @@ def _database_rows_holding(db_uri: str, secrets_: list[str]) -> list[str]:
     return hits
 
 
-def test_roles_refusals_tamper_evidence_and_no_leaked_passwords(project: Settings, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def _denied(call, *args, **kwargs) -> None:
+    """The server refuses the call with 403 (PERMISSION_DENIED)."""
+    with pytest.raises(MlflowException, match="403|PERMISSION_DENIED|Permission denied"):
+        call(*args, **kwargs)
+
+
+def _verify_fails(settings: Settings, *words: str) -> None:
+    report = verify(settings, all_versions=False)
+    text = "; ".join(map(str, report.findings))
+    assert not report.ok and all(w in text for w in words), text
+
+
+def test_roles_attacks_and_no_leaked_passwords(project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     auth_ini = tmp_path / "basic_auth.ini"
     auth_ini.write_text(AUTH_INI.format(db=tmp_path / "basic_auth.db"))
     artifacts = tmp_path / "mlartifacts"
     admin_password = secrets.token_urlsafe(18)
     server_env = {"MLFLOW_AUTH_CONFIG_PATH": str(auth_ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
                   "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password}
+    # the promoter's key stays in the promoter's own folder; everyone verifies with the configured public key
+    keys = tmp_path / "promoter-keys"
+    monkeypatch.setenv("PRODGAN_AUDIT_PUBLIC_KEY", str(keys / "audit.pub"))
+    promoter_key = {"PRODGAN_AUDIT_KEY": str(keys / "audit.pem")}
     with postgres(tmp_path / "pg") as db, mlflow_server(db, artifacts, app_name="basic-auth", env=server_env, timeout=300) as url:
         team = Team(url, project.root)
         team.passwords[ADMIN] = admin_password
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         settings = Settings.load()
-        name = settings.model_name
+        name, production = settings.model_name, names.production_model(settings.model_name)
         role_passwords = {"PRODGAN_TRAINER_PASSWORD": team.passwords[TRAINER], "PRODGAN_PROMOTER_PASSWORD": team.passwords[PROMOTER]}
 
         # anonymous: the REST API and prodgan are both refused
@@ -130,49 +149,105 @@ def test_roles_refusals_tamper_evidence_and_no_leaked_passwords(project: Setting
         anonymous = team.cli(None, "admin", "roles", extra=role_passwords)
         assert anonymous.returncode == 2 and "refused anonymous access" in anonymous.stderr
 
-        # the admin creates the roles; passwords come from the environment only
+        # the admin creates the roles (passwords from the environment only); the promoter makes its key
         team.ok(ADMIN, "admin", "roles", extra=role_passwords)
+        team.ok(PROMOTER, "admin", "keygen", extra=promoter_key)
+        assert (keys / "audit.pem").stat().st_mode & 0o777 == 0o600
 
-        # the trainer registers two versions (training runs, evaluations, model versions)
+        # the trainer trains and registers; only the promoter may evaluate for the gates
         team.act_as(TRAINER, monkeypatch)
-        v1, v2 = helpers.registered(settings, seed=1, fid=300.0), helpers.registered(settings, seed=2, fid=200.0)
+        runs = [helpers.train_run(settings, seed=s) for s in (1, 2, 3, 4)]
+        v1, v2, v3, v4 = (str(promotion.register(settings, r).version) for r in runs)
+        with pytest.raises(MlflowException, match="403|PERMISSION_DENIED|Permission denied"):
+            helpers.eval_run(settings, runs[0], fid=1.0)
+        team.act_as(PROMOTER, monkeypatch)
+        evals = [helpers.eval_run(settings, r, fid=f) for r, f in zip(runs, (300.0, 200.0, 50.0, 400.0))]
+
         refused = team.cli(TRAINER, "promote", v1)
         assert refused.returncode == 2, refused.stderr
         assert f"user '{TRAINER}' may not promote" in refused.stderr and "needs MANAGE" in refused.stderr
         assert registry.champion_version(settings) is None
 
-        # the promoter promotes v1, then v2 (better): audited as the promoter
-        team.ok(PROMOTER, "promote", v1)
-        team.act_as(PROMOTER, monkeypatch)
-        assert promotion.promote(settings, v2).approved
+        # the promoter promotes v1 (CLI), then v2; the actor is the server's authenticated user
+        team.ok(PROMOTER, "promote", v1, extra=promoter_key)
+        monkeypatch.setenv("PRODGAN_AUDIT_KEY", promoter_key["PRODGAN_AUDIT_KEY"])
+        assert promotion.promote(settings, v2, actor="mallory").approved
         assert verify(settings).ok
-        assert [r["actor"] for r in audit.audit_records(settings)] == [PROMOTER, PROMOTER]
-
-        team.act_as(TRAINER, monkeypatch)
-        # behind prodgan's back: the trainer's EDIT right is enough for MLflow to move the alias
-        registry.client_for(settings).set_registered_model_alias(name, "champion", v1)
-        caught = team.cli(TRAINER, "audit", "verify")
-        assert caught.returncode == 1 and f"v{v1}: alias champion points to v{v1}" in caught.stderr, caught.stderr
-        blocked = team.cli(PROMOTER, "promote", v2)
-        assert blocked.returncode == 1 and "fails verification" in blocked.stderr
-        assert registry.champion_version(settings).version == v1  # nothing moved
-
-        # the promoter restores v2 with an audited --force; the registry verifies again
-        team.ok(PROMOTER, "promote", v2, "--force", "restore after an unaudited alias move")
-        assert verify(settings).ok
-        assert [r["actor"] for r in audit.audit_records(settings) if r.get("bypassed")] == [PROMOTER]
-        # ...and the trainer cannot write an audit record to explain a move of its own
+        assert [r["actor"] for r in audit.audit_records(settings)] == [PROMOTER, f"{PROMOTER} (as mallory)"]
         client = registry.client_for(settings)
-        with pytest.raises(MlflowException, match="403|Permission denied"):
-            client.create_run(client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id)
+        copies = {mv.tags[names.SOURCE_VERSION]: str(mv.version) for mv in client.search_model_versions(f"name = '{production}'")}
 
-        # replaced weights of the previous champion: caught, and generating from it is refused
-        model_ids = {v: client.get_model_version(name, v).source.removeprefix("models:/") for v in (v1, v2)}
-        stored = {v: next(p for p in artifacts.rglob("generator.pt") if f"/models/{model_ids[v]}/" in p.as_posix()) for v in (v1, v2)}
-        stored[v1].write_bytes(stored[v2].read_bytes())  # a valid generator, just not the one registered as v1
-        replaced = team.cli(TRAINER, "generate", "--model", f"models:/{name}/{v1}", "-n", "2", "--out", str(tmp_path / "g.png"))
-        assert replaced.returncode == 1 and f"v{v1}: generator.pt hashes to" in replaced.stderr
-        assert not (tmp_path / "g.png").exists()
+        # ---- the trainer's attacks: every one is refused by the server
+        monkeypatch.delenv("PRODGAN_AUDIT_KEY")
+        team.act_as(TRAINER, monkeypatch)
+        _denied(client.set_registered_model_alias, production, "champion", copies[v1])  # direct alias move
+        _denied(client.set_registered_model_tag, production, names.AUDIT_HEAD, "1:forged")
+        served = client.get_model_version(production, copies[v2])
+        assert served.source.startswith("models:/m-")
+        evil = tmp_path / "evil" / "generator.py"
+        evil.parent.mkdir()
+        evil.write_text("raise SystemExit('trainer code ran on the serving host')\n")
+        _denied(client.log_model_artifact, served.source.removeprefix("models:/"), str(evil))  # its code into production's files
+        _denied(client.log_metric, evals[3], "fid_50", 1.0)  # better numbers into a gate's evaluation
+        _denied(client.create_run, client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id)  # audit records
+        # what the trainer may still do changes nothing that is served or gated
+        trained = client.get_model_version(name, v2)
+        client.log_model_artifact(trained.source.removeprefix("models:/"), str(evil))  # its own trained version's code
+        client.set_registered_model_tag(name, "prodgan.champion_seq", "one; drop")
+        forged_exp = client.create_experiment("trainer-evaluations")
+        forged = client.create_run(forged_exp, tags={names.PROTOCOL: "proto-a" * 4, names.TRAIN_RUN: runs[3],
+                                                      names.WEIGHTS: client.get_run(runs[3]).data.tags[names.WEIGHTS]})
+        for metric, value in {"fid_50": 1.0, "fid_50_ci_low": 0.5, "fid_50_ci_high": 1.5, "kid_50": 0.001, "kid_50_std": 0.001,
+                              "cond_acc_50": 0.99, "memorization_50": 0.0}.items():
+            client.log_metric(forged.info.run_id, metric, value)
+        client.set_terminated(forged.info.run_id)
+        client.set_model_version_tag(name, v4, names.EVAL_RUN, forged.info.run_id)
+
+        grid = tmp_path / "champion.png"
+        team.ok(TRAINER, "generate", "-n", "2", "--out", str(grid))  # production's code ran, not the trainer's
+        code = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{production}@champion", dst_path=str(tmp_path / "dl")))
+        assert (code / "generator.py").read_text() == (Path(serving.MODEL_CODE) / "generator.py").read_text()
+
+        # ---- the promoter: the forged evaluation is not read; the malformed tag stops nothing
+        team.act_as(PROMOTER, monkeypatch)
+        monkeypatch.setenv("PRODGAN_AUDIT_KEY", promoter_key["PRODGAN_AUDIT_KEY"])
+        with pytest.raises(ProdganError, match=f"v{v4} of {name}: evaluation run {forged.info.run_id} is not in the prodgan-eval"):
+            promotion.promote(settings, v4)
+        assert promotion.promote(settings, v3).approved
+        assert registry.champion_version(settings).version == v3 and verify(settings, all_versions=False).ok
+        v3_copy = registry.production_state(client, name).champion_version
+        trained_edit = verify(settings).findings  # the trained version the trainer edited is reported, production is not
+        assert [f.version for f in trained_edit] == [v2] and "generator.py (changed)" in str(trained_edit[0]), trained_edit
+
+        # ---- MLflow rights without the signing key (a promoter account, or its stolen password)
+        monkeypatch.delenv("PRODGAN_AUDIT_KEY")
+        records = audit.chain(settings, name)
+        first, last = records[0], records[-1]
+        client.log_dict(first["audit_run_id"], {**first, "actor": "someone else"}, names.AUDIT_FILE)  # an edit
+        _verify_fails(settings, "audit record #1", "no valid signature")
+        client.log_dict(first["audit_run_id"], {k: v for k, v in first.items() if k != "audit_run_id"}, names.AUDIT_FILE)
+        client.delete_run(last["audit_run_id"])  # a deletion at the end of the chain
+        _verify_fails(settings, "records at the end of the chain were deleted")
+        client.restore_run(last["audit_run_id"])
+        made_up = client.create_run(client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id,
+                                    tags={"prodgan.audit.model": name, "prodgan.audit.n": str(last["n"] + 1)})
+        client.log_dict(made_up.info.run_id, {**last, "n": last["n"] + 1, "action": "promote", "version": v4}, names.AUDIT_FILE)
+        _verify_fails(settings, f"audit record #{last['n'] + 1}", "no valid signature")
+        client.delete_run(made_up.info.run_id)
+        client.set_registered_model_alias(production, "champion", copies[v1])  # a move outside prodgan
+        caught = team.cli(TRAINER, "audit", "verify", "--aliased-only")
+        assert caught.returncode == 1 and "moved outside prodgan" in caught.stderr, caught.stderr
+        with pytest.raises(GateFailed, match="fails verification"):
+            promotion.promote(settings, v4)
+        client.set_registered_model_alias(production, "champion", v3_copy)
+        assert verify(settings, all_versions=False).ok
+
+        # ---- the local cache is re-checked on every read, not trusted for its name
+        cached = next(settings.model_cache_dir.glob(f"production-{production}-v{v3_copy}/**/generator.pt"))
+        good = cached.read_bytes()
+        cached.write_bytes(good[:-64] + bytes(64))
+        again = promotion.model_store.resolve_model(settings, "@champion")
+        assert (again.bundle_dir / "generator.pt").read_bytes() == good
 
         # no password anywhere: tracking database (params, tags, metrics, runs, versions), artifacts, logs, project, output
         passwords = list(team.passwords.values())
