@@ -64,10 +64,6 @@ def _opt(value: Any) -> str | None:
     return str(value) if value not in (None, "", "None") else None
 
 
-def _seq(record: dict[str, Any]) -> int:
-    return int(record["seq"]) if str(record.get("seq", "")).isdigit() else -1
-
-
 def _who(record: dict[str, Any]) -> str:
     return f"{record.get('action')} by {record.get('actor') or '?'} at {record.get('at') or '?'}, audit run {record.get('audit_run_id')}"
 
@@ -108,17 +104,25 @@ def check_chain(settings: Settings, records: list[dict[str, Any]], head: str | N
 
 
 def check_aliases(records: list[dict[str, Any]], champion: str | None, previous: str | None) -> list[Finding]:
-    """Findings for alias positions the audit log (oldest first) does not explain; pure, no MLflow."""
+    """Findings for alias positions the audit log (in chain order) does not explain; pure, no MLflow.
+
+    A gap before a move is acknowledged only by a `force` bypass record written after the move
+    before it: one bypass excuses the one gap it saw, never every earlier one."""
     findings: list[Finding] = []
-    acknowledged = max((_seq(r) for r in records if r.get("bypassed") == BYPASS), default=-2)
-    moves = sorted((r for r in records if is_move(r)), key=_seq)  # stable: equal seqs keep log order
+    moves: list[dict[str, Any]] = []
     left: str | None = None  # champion as the log left it
-    for record in moves:
+    acknowledged = False
+    for record in records:
+        if record.get("bypassed") == BYPASS:
+            acknowledged = True
+        if not is_move(record):
+            continue
         before = _opt(record.get("champion_before"))
-        if before != left and _seq(record) - 1 > acknowledged:
+        if before != left and not acknowledged:
             findings.append(Finding(before, f"{_who(record)} found champion at v{before}, but the audit log had left it at "
                                             f"v{left}: an unaudited alias move happened before it"))
-        left = _opt(record.get("champion_after"))
+        left, acknowledged = _opt(record.get("champion_after")), False
+        moves.append(record)
     last = moves[-1] if moves else {}
     for alias, current, expected in (("champion", champion, _opt(last.get("champion_after"))),
                                      ("previous", previous, _opt(last.get("previous_after")))):

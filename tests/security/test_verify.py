@@ -11,7 +11,7 @@ import pytest
 from prodgan.ops import promote as promotion
 from prodgan import names
 from prodgan.adapters import audit, registry
-from prodgan.errors import GateFailed
+from prodgan.errors import GateFailed, ProdganError
 from prodgan.adapters.audit_verify import check_aliases, require_verified, verify
 from tests.conftest import run
 from tests.registry import helpers
@@ -35,6 +35,7 @@ BYPASS = {"action": "force", "bypassed": "verification", "champion_before": "5",
     (LOG, "2", None, [None]),                             # previous deleted by hand
     (LOG + [move("4", "5", "5", 3)], "4", "5", ["5"]),    # a later promotion found champion where no record put it
     (LOG + [BYPASS, move("4", "5", "5", 3)], "4", "5", []),  # ... unless a force record acknowledged the gap
+    ([LOG[0], BYPASS, move("2", "1", "1", 2), move("4", "5", "5", 3)], "4", "5", ["5"]),  # a force excuses one gap, not later ones
     ([move("2", None, None, 1), move("3", "2", "2", 2, "rollback"), move("2", "3", "3", 3, "force")], "2", "3", []),
 ])
 def test_alias_positions_are_replayed_from_the_audit_log(records, champion, previous, flagged) -> None:
@@ -118,3 +119,18 @@ def test_edited_trained_code_never_reaches_production_and_edited_production_code
         code.write("\nimport os  # an edit behind prodgan's back\n")
     with pytest.raises(GateFailed, match=rf"production v{copies[v1]} .*generator.py hashes to"):
         require_verified(store, purpose="serve")
+
+
+def test_a_malformed_production_tag_is_a_one_line_error_naming_the_repair(store) -> None:
+    v1 = helpers.registered(store, seed=1, fid=300.0)
+    promotion.promote(store, v1, actor="alice")
+    client = registry.client_for(store)
+    client.set_registered_model_tag(store.model_name, "prodgan.champion_seq", "one; drop")  # the old counter: not read
+    production, copies = _production(store)
+    assert verify(store, all_versions=False).ok
+    client.set_model_version_tag(production, copies[v1], names.SOURCE_VERSION, "one; drop")
+    with pytest.raises(ProdganError, match=rf"production version {copies[v1]} of {production} has prodgan.source_version="
+                                           r"'one; drop', not a version number; a promoter repairs it"):
+        promotion.rollback(store)
+    proc = run([sys.executable, "-m", "prodgan", "audit", "verify"], store.root, check=False)
+    assert proc.returncode == 2 and "a promoter repairs it" in proc.stderr and "Traceback" not in proc.stderr
