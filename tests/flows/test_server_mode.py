@@ -31,8 +31,14 @@ SLOW_START = 300  # seconds a server may take to answer on a loaded 2-core machi
 
 
 def _use_tracking(monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
+    """Settings for the server at `url`, with the promoter's audit key made as `prodgan admin keygen` does."""
+    from prodgan.adapters import signing
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
-    return Settings.load()
+    settings = Settings.load()
+    if not settings.audit_key_path.exists():
+        signing.keygen(settings)
+    return settings
 
 
 def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

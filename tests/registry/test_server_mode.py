@@ -9,6 +9,7 @@ import pytest
 from prodgan.ops import audit as lineage
 from prodgan.ops import promote as promotion
 from prodgan.ops.promote import register as promotion_register
+from prodgan.adapters import signing
 from prodgan.adapters.model_store import resolve_model
 from prodgan.models import load_bundle
 from tests.registry import helpers
@@ -24,6 +25,7 @@ def test_register_evaluate_promote_audit_against_server(project, tmp_path, monke
     with postgres(tmp_path / "pg") as db, mlflow_server(db, tmp_path / "artifacts") as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         settings = dataclasses.replace(project, tracking_uri=url)
+        signing.keygen(settings)  # a server store needs the promoter's key (`prodgan admin keygen`)
         run_v1, run_v2 = helpers.train_run(settings, seed=1), helpers.train_run(settings, seed=2)
         v1 = str(promotion_register(settings, run_v1).version)
         assert str(promotion_register(settings, run_v1).version) == v1  # idempotent over HTTP too
