@@ -41,6 +41,11 @@ class ResolvedModel:
             return f"models:/{production_model(str(self.name))}/{self.production_version}"
         return f"models:/{self.name}/{self.version}"
 
+    @property
+    def trained_version(self) -> str | None:
+        """The trained version whose own stored files are about to be used (None for the promoter's copy)."""
+        return None if self.production_version else self.version
+
     def info(self) -> dict[str, Any]:
         return {k: v for k, v in {"model_name": self.name, "model_version": self.version, "run_id": self.run_id,
                                   "production_version": self.production_version,
@@ -48,7 +53,7 @@ class ResolvedModel:
 
 
 def _cached_download(settings: Settings, key: str, fetch: Callable[[Path], None]) -> Path:
-    """Download once per key into <home>/models/<key>; the folder appears atomically.
+    """Download once per key into <home>/models/<key> (a run bundle or a logged model); the folder appears atomically.
 
     Two processes resolving the same model at once both download; the first rename wins.
     """
@@ -56,7 +61,7 @@ def _cached_download(settings: Settings, key: str, fetch: Callable[[Path], None]
     from prodgan.models.bundle import SPEC_FILE
 
     target = settings.model_cache_dir / key
-    if not (target / SPEC_FILE).is_file():
+    if not any(target.rglob(SPEC_FILE)):  # what it holds is checked by the caller on every read
         with atomic_dir(target, keep_existing=True) as tmp:
             fetch(tmp)
     return target
@@ -65,7 +70,7 @@ def _cached_download(settings: Settings, key: str, fetch: Callable[[Path], None]
 def _checked(settings: Settings, key: str, fetch: Callable[[Path], None], problems: Callable[[Path], list[str]],
              what: str) -> Path:
     """The cached folder for `key` once its content passes `problems`; a failing copy is fetched again once."""
-    for attempt in range(2):
+    for _ in range(2):
         folder = _cached_download(settings, key, fetch)
         found = problems(folder)
         if not found:

@@ -30,7 +30,7 @@ def load_generator(settings: Settings, model: str | None = None, bundle: Path | 
         return generator, spec, {"bundle": str(ref.bundle.resolve())}
     with tracking.reachable(settings, f"loading {ref.uri}"):
         resolved = resolve_model(settings, ref)
-        audit_verify.require_verified(settings, force, purpose=f"{purpose} {ref.uri}", version=resolved.version)
+        audit_verify.require_verified(settings, force, purpose=f"{purpose} {ref.uri}", version=resolved.trained_version)
     generator, spec = load_bundle(resolved.bundle_dir, device=device)
     return generator, spec, {"model_uri": ref.uri, **resolved.info()}
 
@@ -73,7 +73,7 @@ def serve_target(settings: Settings, model: str | None = None, force: bool = Fal
         raise ProdganError(f"{ref.uri} is not a registered model: serve models:/NAME@ALIAS or models:/NAME/VERSION")
     with tracking.reachable(settings, f"resolving {ref.uri}"):
         resolved = resolve_model(settings, ref)
-        audit_verify.require_verified(settings, force, purpose=f"serve {ref.uri}", version=resolved.version)
+        audit_verify.require_verified(settings, force, purpose=f"serve {ref.uri}", version=resolved.trained_version)
     return resolved.served_uri
 
 

@@ -228,14 +228,19 @@ def test_roles_attacks_and_no_leaked_passwords(project: Settings, tmp_path: Path
         client.log_dict(first["audit_run_id"], {**first, "actor": "someone else"}, names.AUDIT_FILE)  # an edit
         _verify_fails(settings, "audit record #1", "no valid signature")
         client.log_dict(first["audit_run_id"], {k: v for k, v in first.items() if k != "audit_run_id"}, names.AUDIT_FILE)
+        _denied(client.delete_run, last["audit_run_id"])  # a promoter may not delete records (MANAGE); an admin may:
+        team.act_as(ADMIN, monkeypatch)
         client.delete_run(last["audit_run_id"])  # a deletion at the end of the chain
         _verify_fails(settings, "records at the end of the chain were deleted")
         client.restore_run(last["audit_run_id"])
+        team.act_as(PROMOTER, monkeypatch)
         made_up = client.create_run(client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id,
                                     tags={"prodgan.audit.model": name, "prodgan.audit.n": str(last["n"] + 1)})
         client.log_dict(made_up.info.run_id, {**last, "n": last["n"] + 1, "action": "promote", "version": v4}, names.AUDIT_FILE)
         _verify_fails(settings, f"audit record #{last['n'] + 1}", "no valid signature")
+        team.act_as(ADMIN, monkeypatch)
         client.delete_run(made_up.info.run_id)
+        team.act_as(PROMOTER, monkeypatch)
         client.set_registered_model_alias(production, "champion", copies[v1])  # a move outside prodgan
         caught = team.cli(TRAINER, "audit", "verify", "--aliased-only")
         assert caught.returncode == 1 and "moved outside prodgan" in caught.stderr, caught.stderr
