@@ -250,7 +250,9 @@ def test_roles_attacks_and_no_leaked_passwords(project: Settings, tmp_path: Path
         assert verify(settings, all_versions=False).ok
 
         # ---- the local cache is re-checked on every read, not trusted for its name
-        cached = next(settings.model_cache_dir.glob(f"production-{production}-v{v3_copy}/**/generator.pt"))
+        first_read = promotion.model_store.resolve_model(settings, "@champion")
+        assert first_read.production_version == v3_copy
+        cached = first_read.bundle_dir / "generator.pt"
         good = cached.read_bytes()
         cached.write_bytes(good[:-64] + bytes(64))
         again = promotion.model_store.resolve_model(settings, "@champion")
