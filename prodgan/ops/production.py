@@ -36,8 +36,6 @@ def trusted(settings: Settings, evaluation: registry.EvalRun, weights: str | Non
 def copy_to_production(settings: Settings, staged: model_store.ResolvedModel, evaluated: str | None) -> tuple[str, str, dict[str, str]]:
     """Log the evaluated bundle with prodgan's own model code under the promoter-only experiment:
     (model URI, weights sha256, every stored file's sha256), all hashed here from the promoter's copy."""
-    import json
-
     from prodgan.fsutil import sha256_file
     from prodgan.models.bundle import WEIGHTS_FILE
 
@@ -53,7 +51,7 @@ def copy_to_production(settings: Settings, staged: model_store.ResolvedModel, ev
 
 
 def commit(settings: Settings, client: Any, decision: "Decision", state: registry.Production, sheet: Any,
-            publish: Publish | None) -> "Decision":
+           publish: Publish | None) -> "Decision":
     """Move `champion` to `decision.champion_after` if approved, audited before (pending) and after (done).
 
     The promoter's copy is made first, then the transition is fenced (one production version per
