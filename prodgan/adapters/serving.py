@@ -156,19 +156,9 @@ def pip_requirements() -> list[str]:
 MAX_BODY_BYTES = 64 * 1024
 
 
-class _TooLarge(Exception):
-    pass
-
-
-def _holds_too_large(exc: BaseException) -> bool:
-    """The body limit, raised directly or inside (nested) exception groups."""
-    if isinstance(exc, BaseExceptionGroup):
-        return any(_holds_too_large(inner) for inner in exc.exceptions)
-    return isinstance(exc, _TooLarge)
-
-
 class BodyLimit:
-    """ASGI wrapper: a request body over `max_bytes` (declared or streamed) gets 413, nothing else runs."""
+    """ASGI wrapper: the whole body is read here first, up to `max_bytes`; a body over it (declared or
+    streamed) gets 413 before the app parses anything. The app then reads the buffered body."""
 
     def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -187,29 +177,23 @@ class BodyLimit:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             return await self._reject(send)
-        received = 0
-
-        async def limited_receive() -> dict:
-            nonlocal received
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _TooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
+                return await self._reject(send)
+            if not message.get("more_body"):
+                break
+        buffered = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
 
-        started = False
+        async def replay() -> dict:
+            return buffered.pop() if buffered else await receive()
 
-        async def tracked_send(message: dict) -> None:
-            nonlocal started
-            started = started or message.get("type") == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracked_send)
-        except Exception as exc:  # noqa: BLE001 - starlette's task group wraps the limit in an ExceptionGroup
-            if not _holds_too_large(exc) or started:
-                raise
-            await self._reject(send)
+        await self.app(scope, replay, send)
 
 
 def serve(model_uri: str, host: str, port: int, max_body_bytes: int = MAX_BODY_BYTES) -> None:

@@ -96,7 +96,11 @@ def post_chunked(url: str, body: bytes) -> tuple[int, dict]:
         chunks = iter([body[i:i + 1024] for i in range(0, len(body), 1024)])
         conn.request("POST", "/invocations", body=chunks, headers={"Content-Type": "application/json"}, encode_chunked=True)
         resp = conn.getresponse()
-        return resp.status, json.loads(resp.read() or b"{}")
+        data = resp.read()
+        try:
+            return resp.status, json.loads(data or b"{}")
+        except ValueError:
+            return resp.status, {"message": data.decode(errors="replace")}
     finally:
         conn.close()
 
