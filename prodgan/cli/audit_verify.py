@@ -12,10 +12,10 @@ from prodgan.errors import GateFailed
 
 def verify_cmd(
     acknowledge: Optional[str] = typer.Option(None, "--acknowledge", metavar="REASON",
-                                              help="Record a `force` audit entry accepting the findings (needs audit write rights)."),
+                                              help="Record a `force` audit entry accepting the findings, closing pending records (promoter only)."),
     aliased_only: bool = typer.Option(False, "--aliased-only", help="Hash only champion's and previous' weights (faster)."),
 ) -> None:
-    """Check that every champion/previous position is explained by the audit log and every version's weights are intact.
+    """Check the signed audit chain, that it explains every champion/previous position, and that every file is intact.
 
     Exit 0 verified, 1 with one line per unexplained change (version and what changed).
     Example: prodgan audit verify
