@@ -123,6 +123,11 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
                 for mv in found]
     exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
     runs = client.search_runs([exp.experiment_id], like, order_by=["attributes.start_time ASC"]) if exp else []
+    if not runs and not versions:
+        known = sorted({r.data.tags[DATA_HASH] for r in client.search_runs([exp.experiment_id])
+                        if r.data.tags.get(DATA_HASH)}) if exp else []
+        raise ProdganError(f"no training run or model version used a dataset version {data_hash}; "
+                           f"known: {', '.join(h[:12] for h in known) or 'none (nothing trained yet)'}")
     return {
         "data_hash": data_hash,
         "training_runs": [{"run_id": r.info.run_id, "started": _when(r.info.start_time), "status": r.info.status,
