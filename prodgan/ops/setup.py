@@ -17,11 +17,13 @@ class SetupReport:
     inception_weights: Path
     inception_sha256: str
     inception_origin: str
+    datadocs_assets: Path
 
 
 def setup(settings: Settings) -> SetupReport:
     """Build (or verify) what later commands use offline; safe to rerun."""
+    from prodgan.adapters import datadocs_assets
     from prodgan.metrics.inception_weights import ensure_inception_weights
 
     weights = ensure_inception_weights(settings.cache_dir)
-    return SetupReport(weights.path, weights.sha256, weights.origin)
+    return SetupReport(weights.path, weights.sha256, weights.origin, datadocs_assets.fetch(settings.cache_dir))
