@@ -104,6 +104,11 @@ def version(settings: Settings) -> DataVersion:
     return DataVersion(out["md5"], rev, dirty, int(out.get("nfiles", 0)), int(out.get("size", 0)))
 
 
+def remote_location(settings: Settings, md5: str) -> str:
+    """Where the DVC remote keeps a dataset version's listing (DVC 3 layout `files/md5/ab/cdef….dir`)."""
+    return f"{settings.dvc_remote.as_posix()}/files/md5/{md5[:2]}/{md5[2:]}"
+
+
 def changed_files(settings: Settings) -> list[str]:
     """Files under `data/` that differ from what `data.dvc` pins (added, modified, deleted)."""
     proc = dvc(settings, "data", "status", "--granular", "--json")

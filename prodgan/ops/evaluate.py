@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import registry, tracking
+from prodgan.adapters import descriptions, dvc, registry, tracking
 from prodgan.console import progress_bar
 from prodgan.errors import ProdganError
 from prodgan.names import (DATA_HASH, EVAL_EXPERIMENT, EVALUATOR_RUN, EVALUATOR_SHA, KIND, PROTOCOL, REAL_CACHED,
@@ -150,6 +150,12 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
         try:
             logger.log_params({**result.protocol.to_dict(), "protocol_fingerprint": result.protocol.fingerprint,
                                "bundle": str(bundle_dir)})
+            logger.log_dataset(tracking.dataset_version(f"{dataset}:{result.protocol.split}", real.data_hash,
+                                                        dvc.remote_location(settings, real.data_hash)), "evaluation")
+            subject = (f"{model_info['model_name']} v{model_info['model_version']}" if (model_info or {}).get("model_version")
+                       else f"training run {train_run_id[:8]}" if train_run_id else f"bundle {bundle_dir.name}")
+            logger.describe(descriptions.evaluation(subject, dataset, result.protocol.split, real.data_hash,
+                                                    result.protocol.fingerprint, result.metrics))
             logger.log_metrics({**result.metrics, **{f"seconds_{k}": v for k, v in result.timings.items()}}, step=0)
             logger.log_image(grid(result.images[:GRID_IMAGES], nrow=spec.num_classes or 8), "samples.png")
             logger.log_dict({"protocol": result.protocol.to_dict(), "fingerprint": result.protocol.fingerprint,
