@@ -160,13 +160,24 @@ def require_clean(settings: Settings) -> str:
     return md5
 
 
+def _transfer(settings: Settings, *args: str) -> None:
+    """`dvc push`/`pull` with DVC's own progress bars on a terminal (its stderr passed through); quiet
+    and captured elsewhere (flows, CI), where its last line becomes the error."""
+    if not sys.stderr.isatty():
+        dvc(settings, *args, "--quiet")
+        return
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=settings.root, env=os.environ.copy(), stdout=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise ProdganError(f"`dvc {' '.join(args)}` failed (DVC's reason is printed above); fix it and rerun")
+
+
 def push(settings: Settings) -> None:
     _use_remote_override(settings)
-    dvc(settings, "push", "--quiet", DVC_FILE)
+    _transfer(settings, "push", DVC_FILE)
 
 
 def pull(settings: Settings) -> None:
     _use_remote_override(settings)
     pinned(settings)
-    dvc(settings, "pull", "--quiet", "--force", DVC_FILE)
+    _transfer(settings, "pull", "--force", DVC_FILE)
     _remember_clean(settings, pinned(settings)["md5"])

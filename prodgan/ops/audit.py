@@ -12,6 +12,7 @@ from typing import Any
 
 from prodgan.adapters import audit_verify, registry, tracking
 from prodgan.adapters.audit import audit_records
+from prodgan.console import progress_bar
 from prodgan.errors import ProdganError
 from prodgan.names import (CONFIG, DATA_HASH, DATASET, DEVICE, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, GIT_DIRTY,
                            GIT_REV, PRECISION, PROTOCOL, TRAIN_EXPERIMENT, TRAIN_RUN, VALIDATION, WEIGHTS, parse_model_ref)
@@ -153,7 +154,8 @@ def champion_history(settings: Settings, model: str | None = None) -> list[dict[
 def verify(settings: Settings, all_versions: bool = True, acknowledge: str | None = None) -> audit_verify.Report:
     """Replay the audit log against the registry; `acknowledge` records a `force` entry accepting the findings."""
     with tracking.reachable(settings, "verifying the registry"):
-        report = audit_verify.verify(settings, all_versions=all_versions)
+        with progress_bar("downloading and hashing model versions") as progress:
+            report = audit_verify.verify(settings, all_versions=all_versions, progress=progress)
         if acknowledge and not report.ok:
             audit_verify.audit_bypass(settings, report, None, "acknowledge the findings", acknowledge)
         return report
