@@ -116,12 +116,17 @@ def localize(site: Path, assets: Path) -> list[Path]:
     for page in Path(site).rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         new = _LINK.sub(lambda m: _local_link(m, vendor, page.parent), html)
+        logo = os.path.relpath(Path(site) / LOGO, page.parent)  # GX ships it; the remote one also reports the page view
+        new = _GX_LOGO.sub(logo, new)
         if new != html:
             write_bytes_atomic(page, new.encode("utf-8"))
             rewritten.append(page)
     return rewritten
 
 
+# GX's logo (an <img> and a CSS background) from its own S3 bucket, with the data context id in the query
+_GX_LOGO = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/[A-Za-z_-]+\.png(\?[^\"')\s]*)?")
+LOGO = "static/images/logo-long.png"
 # a quoted CDN URL, with the subresource-integrity attributes GX puts after some of them
 _LINK = re.compile(r'"(https://[^"]+)"(\s+integrity="(sha\d+)-([^"]+)")?(\s+crossorigin="[^"]*")?')
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+from prodgan.adapters.tracking import logged_model_id
 from prodgan.names import CONFIG, DATA_HASH, DATASET, TRAIN_RUN, is_headline
 
 
@@ -37,4 +40,6 @@ def describe_version(client: Any, name: str, version: str, decision: Any = None)
         why = failed[0] if failed else ("every gate passed" if decision.action == "promote" else (decision.reasons or [""])[0])
         text += f"; {decision.action} {decision.at} by {decision.actor}: {why}"
     client.update_model_version(name, version, description=text)
+    if logged_model_id(mv):  # the logged model's page shows the same line
+        client.set_logged_model_tags(logged_model_id(mv), {MLFLOW_RUN_NOTE: text})
     return text

@@ -30,6 +30,7 @@ def test_logged_model_metrics_signature_lineage_and_descriptions(store, monkeypa
     assert [o.model_id for o in client.get_run(train_run).outputs.model_outputs] == [model_id]
     assert [i.model_id for i in client.get_run(eval_run).inputs.model_inputs] == [model_id]
     assert mv.description.startswith(f"v{v1}: trained on dataset {helpers.DATA_HASH[:8]}")
+    assert model.tags["mlflow.note.content"] == mv.description  # the model page's "Description"
 
     info = mlflow.models.get_model_info(f"models:/{model_id}")
     assert {c.name: (c.type.name, c.required) for c in info.signature.inputs.inputs} == {

@@ -24,11 +24,13 @@ def assets(tmp_path: Path) -> Path:
 def test_links_point_at_local_copies_whose_integrity_hash_matches(assets: Path, tmp_path: Path) -> None:
     page = tmp_path / "site" / "validations" / "x.html"
     page.parent.mkdir(parents=True)
-    page.write_text(f'<html>{POPPER}<a href="https://greatexpectations.io">GX</a></html>')
+    page.write_text(f'<html>{POPPER}<a href="https://greatexpectations.io">GX</a><img src="https://great-expectations-web-assets.'
+                    's3.us-east-2.amazonaws.com/logo-long.png?d=20261201&dataContextId=67386a98"></html>')
     assert datadocs_assets.localize(tmp_path / "site", assets) == [page]
     html = page.read_text()
     assert '<script src="../static/vendor/popper.js@1.12.9/dist/umd/popper.min.js"></script>' in html
     assert 'href="https://greatexpectations.io"' in html  # a plain link is not an asset
+    assert '<img src="../static/images/logo-long.png">' in html  # GX's logo: its own copy, no page-view report
     assert (page.parent / "../static/vendor/popper.js@1.12.9/dist/umd/popper.min.js").is_file()
 
 

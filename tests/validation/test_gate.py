@@ -122,13 +122,15 @@ def test_broken_dataset_fails_naming_each_file(small_project: Settings) -> None:
 
 
 def _outside_references(site: Path) -> list[str]:
-    """Scripts and stylesheets of every Data Docs page that are remote, or local but missing (GX's own favicon
-    link on validation pages points one folder too high: not a style, not checked)."""
+    """Scripts, stylesheets and images of every Data Docs page that are remote, or local but missing (GX's own
+    favicon link on validation pages points one folder too high: not a style, not checked)."""
     import re
 
     bad = []
     for page in site.rglob("*.html"):
-        for ref in re.findall(r'<(?:script[^>]*\ssrc|link[^>]*rel="stylesheet"[^>]*\shref)="([^"]+)"', page.read_text()):
+        html = page.read_text()
+        refs = re.findall(r'<(?:script[^>]*\ssrc|img[^>]*\ssrc|link[^>]*rel="stylesheet"[^>]*\shref)="([^"]+)"', html)
+        for ref in refs + re.findall(r"url\('([^']+)'\)", html):
             if re.match(r"(https?:)?//", ref) or not (page.parent / ref).is_file():
                 bad.append(f"{page.name}: {ref}")
     return bad
@@ -137,8 +139,9 @@ def _outside_references(site: Path) -> list[str]:
 def test_reference_check_rejects_cdn_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "here.css").write_text("")
     (tmp_path / "index.html").write_text('<link rel="stylesheet" href="here.css"><script src="https://code.jquery.com/jquery-3.7.1.min.js">'
-                                         '</script><link rel="stylesheet" href="gone.css">')
-    assert _outside_references(tmp_path) == ["index.html: https://code.jquery.com/jquery-3.7.1.min.js", "index.html: gone.css"]
+                                         '</script><link rel="stylesheet" href="gone.css"><img src="//x.org/a.png">')
+    assert _outside_references(tmp_path) == ["index.html: https://code.jquery.com/jquery-3.7.1.min.js", "index.html: gone.css",
+                                             "index.html: //x.org/a.png"]
 
 
 def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> None:
