@@ -231,10 +231,15 @@ def _login() -> str:
 
 def dataset_version(name: str, data_hash: str, source: str) -> Any:
     """A DVC-pinned dataset as MLflow sees one: its digest is the DVC hash, its source the remote location."""
+    import warnings
+
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    return MetaDataset(resolve_dataset_source(source), name=name, digest=data_hash)._to_mlflow_entity()
+    with warnings.catch_warnings():  # an s3:// remote matches two registered source types; either records the URI
+        warnings.simplefilter("ignore", UserWarning)
+        resolved = resolve_dataset_source(source)
+    return MetaDataset(resolved, name=name, digest=data_hash)._to_mlflow_entity()
 
 
 def logged_model_id(mv: Any) -> str | None:
