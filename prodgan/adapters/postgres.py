@@ -39,8 +39,9 @@ def _run(args: list[str], log: Path) -> subprocess.CompletedProcess:
                            f"PRODGAN_PG_BIN to its bin folder, or pass an existing database URL")
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
+        # own session: the server pg_ctl leaves behind must not get the caller's Ctrl-C
         return subprocess.run([str(tool), *args[1:]], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              **as_account)
+                              start_new_session=True, **as_account)
 
 
 def init_cluster(data: Path, log: Path) -> None:
