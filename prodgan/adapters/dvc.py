@@ -169,29 +169,32 @@ def require_clean(settings: Settings) -> str:
     return md5
 
 
-def push(settings: Settings) -> None:
-    """Upload what `data.dvc` pins. Each object lands whole or not at all, so after a failure
-    (storage gone mid-push) a rerun uploads only what is missing.
+def _transfer(settings: Settings, verb: str, *options: str) -> None:
+    """`dvc push|pull data.dvc`. Each object lands whole or not at all, so after a failure (storage
+    gone midway) a rerun moves only what is missing.
 
-    Against an S3 endpoint of our own (the team stack) the push stops as soon as the endpoint stops
+    Against an S3 endpoint of our own (the team stack) it stops as soon as the endpoint stops
     answering: DVC would otherwise retry every remaining file against it for minutes.
     """
     _use_remote_override(settings)
+    args = [sys.executable, "-m", "dvc", verb, *options, DVC_FILE]  # not --quiet: it also hides DVC's ERROR line
     endpoint = settings.s3_endpoint_url if isinstance(settings.dvc_remote, str) else None
     if not endpoint:
-        dvc(settings, "push", DVC_FILE)  # not --quiet: it also hides DVC's ERROR line
+        _run(args, settings.root)
         return
-    args = [sys.executable, "-m", "dvc", "push", DVC_FILE]
     where = urlsplit(endpoint)
     proc = run_watched(args, settings.root, lambda: port_open(where.port or 443, where.hostname or "127.0.0.1"))
     if proc is None:
-        raise ProdganError(f"the S3 storage at {endpoint} stopped answering during `dvc push`; what was uploaded is "
-                           f"complete: run `prodgan data push` again once it is back (`prodgan stack status`)")
+        raise ProdganError(f"the S3 storage at {endpoint} stopped answering during `dvc {verb}`; what was transferred "
+                           f"is complete: run `prodgan data {verb}` again once it is back (`prodgan stack status`)")
     _checked(proc, args)
 
 
+def push(settings: Settings) -> None:
+    _transfer(settings, "push")
+
+
 def pull(settings: Settings) -> None:
-    _use_remote_override(settings)
     pinned(settings)
-    dvc(settings, "pull", "--quiet", "--force", DVC_FILE)
+    _transfer(settings, "pull", "--force")
     _remember_clean(settings, pinned(settings)["md5"])
