@@ -173,7 +173,6 @@ def up(settings: Settings, directory: Path | None = None, ports: dict[str, int |
     }
     timings: dict[str, float] = {}
     failures: list[str] = []
-    state.write_env_file()
     todo = [name for name in SERVICES if not _healthy(state, name)]
     for name in todo:
         if name != "postgres" and alive(state.pids.get(name)):
@@ -201,6 +200,7 @@ def up(settings: Settings, directory: Path | None = None, ports: dict[str, int |
     state.save()
     if failures:
         raise ProdganError("stack did not come up: " + "; ".join(failures) + ". `prodgan stack down` stops what started")
+    state.write_env_file()  # only for a stack that answers
     return state, [_service(state, name, timings.get(name)) for name in SERVICES]
 
 
