@@ -72,6 +72,17 @@ def alive(pid: int | None) -> bool:
         return True
 
 
+def running(pid: int | None, marker: str) -> bool:
+    """`pid` is alive and its command line mentions `marker`: a recorded pid may belong to another program by now."""
+    if not alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return True
+    return marker in cmdline
+
+
 def group_alive(pgid: int) -> bool:
     """Any process of the group is still there (a server's workers can outlive their parent)."""
     try:

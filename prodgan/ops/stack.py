@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from prodgan.adapters import postgres, stack_services as svc
-from prodgan.adapters.processes import alive, http_ok, log_tail, port_open, spawn, stop_group, wait_healthy
+from prodgan.adapters.processes import alive, http_ok, log_tail, port_open, running, spawn, stop_group, wait_healthy
 from prodgan.errors import ProdganError
 from prodgan.ops.stack_state import SERVICES, StackState, load, prepare
 from prodgan.settings import Settings, environment
@@ -28,6 +28,7 @@ START_TIMEOUT = 240.0  # seconds one service may take to answer on a loaded 2-co
 # `weed` hangs in its filer's graceful gRPC stop after the volume server has shut down cleanly
 GRACE = {"seaweedfs": 3.0}
 NEEDS = {"mlflow": ("postgres", "seaweedfs"), "worker": ("prefect",)}  # the rest start at once
+PROGRAM = {"postgres": "postgres", "seaweedfs": "weed", "mlflow": "mlflow", "prefect": "prefect", "worker": "prefect"}
 PORT_OF = {"postgres": "postgres", "seaweedfs": "s3", "mlflow": "mlflow", "prefect": "prefect", "worker": None}
 
 
@@ -51,10 +52,15 @@ def _pid(state: StackState, name: str) -> int | None:
     return state.pids.get(name)
 
 
+def _running(state: StackState, name: str) -> bool:
+    """Its recorded process is there and is still the program it was (pids are reused, e.g. after a reboot)."""
+    return running(_pid(state, name), PROGRAM[name])
+
+
 def _healthy(state: StackState, name: str) -> bool:
     if name == "postgres" and state.postgres_url:
         return True  # someone else's database: mlflow's health says whether it is reachable
-    if not alive(_pid(state, name)):
+    if not _running(state, name):
         return False
     if name == "postgres":
         return port_open(state.ports["postgres"])
@@ -175,7 +181,7 @@ def up(settings: Settings, directory: Path | None = None, ports: dict[str, int |
     failures: list[str] = []
     todo = [name for name in SERVICES if not _healthy(state, name)]
     for name in todo:
-        if name != "postgres" and alive(state.pids.get(name)):
+        if name != "postgres" and _running(state, name):
             stop_group(state.pids[name])  # alive but not answering: replace it
         if name != "worker":
             _check_port_free(state, name)
@@ -233,13 +239,13 @@ def down(settings: Settings, directory: Path | None = None) -> list[Service]:
     stopped = []
     for name in reversed(SERVICES):
         pid = _pid(state, name)
-        running = alive(pid)
-        if running and name == "postgres":
+        was_running = _running(state, name)
+        if was_running and name == "postgres":
             postgres.stop_cluster(_pg_data(state), state.log("postgres"))
-        elif running:
+        elif was_running:
             stop_group(pid, GRACE.get(name, 15.0))
         state.pids.pop(name, None)
-        stopped.append(Service(name, pid, None, False, detail="stopped" if running else "was not running"))
+        stopped.append(Service(name, pid, None, False, detail="stopped" if was_running else "was not running"))
     state.save()
     left = [s for s in stopped if alive(s.pid)]
     if left:
