@@ -19,8 +19,6 @@ from prodgan.adapters import postgres as pg
 from prodgan.adapters.processes import free_port, log_tail, spawn, stop, wait_healthy
 from prodgan.adapters.stack_services import mlflow_args, mlflow_env
 
-__all__ = ["free_port", "mlflow_server", "postgres"]
-
 
 @contextmanager
 def postgres(tmp_dir: Path) -> Iterator[str]:
