@@ -24,7 +24,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prodgan.adapters import signing
 from prodgan.adapters.audit import MOVES, actor_name, chain, decisions, production_record, write_audit
@@ -166,13 +166,16 @@ def _file_findings(version: str, recorded: str | None, actual: dict[str, str], w
                              f"environment) was edited outside prodgan")]
 
 
-def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str], list[Finding]]:
-    """(versions hashed, findings) for model versions whose stored files are not the registered ones."""
+def check_artifacts(settings: Settings, versions: list[Any],
+                    progress: Callable[[int, int], None] = lambda _done, _total: None) -> tuple[list[str], list[Finding]]:
+    """(versions hashed, findings) for model versions whose stored files are not the registered ones;
+    `progress(done, total)` hears before each version is downloaded."""
     from prodgan.fsutil import file_hashes
 
     client, hashed, findings = client_for(settings), [], []
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    for mv in versions:
+    for done, mv in enumerate(versions):
+        progress(done, len(versions))
         version, tags = str(mv.version), mv.tags or {}
         recorded = tags.get(WEIGHTS)
         if not recorded:
@@ -228,7 +231,8 @@ def check_production(settings: Settings, records: list[dict[str, Any]], state: A
     return findings
 
 
-def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ...] = ()) -> Report:
+def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ...] = (),
+           progress: Callable[[int, int], None] = lambda _done, _total: None) -> Report:
     """Check the chain, replay it against the registry; hash production and every (or the `include`d) trained version."""
     client, name = client_for(settings), settings.model_name
     report = Report(name)
@@ -252,7 +256,7 @@ def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ..
         versions = client.search_model_versions(f"name = '{name}'")
     else:
         versions = [get_version(client, name, v) for v in sorted(set(include), key=int)]
-    report.hashed, file_findings = check_artifacts(settings, sorted(versions, key=lambda mv: int(mv.version)))
+    report.hashed, file_findings = check_artifacts(settings, sorted(versions, key=lambda mv: int(mv.version)), progress)
     report.findings += file_findings
     return report
 

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from prodgan.adapters import audit, model_store, registry, serving
+from prodgan.adapters import audit, descriptions, model_store, registry, serving
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.names import EVAL_EXPERIMENT, MODEL_FILES, WEIGHTS, production_model
 from prodgan.settings import Settings
@@ -60,6 +60,7 @@ def commit(settings: Settings, client: Any, decision: "Decision", state: registr
     """
     if not decision.approved:
         decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
+        descriptions.describe_version(client, decision.model, decision.version, decision)
         return decision
     try:
         uri, decision.weights_sha256, decision.model_files = publish()
@@ -80,6 +81,7 @@ def commit(settings: Settings, client: Any, decision: "Decision", state: registr
     decision.audit_run_id = pending["audit_run_id"]
     registry.set_production_aliases(client, decision.model, decision.production_version, state.champion_version)
     audit.mark_done(settings, pending)
+    descriptions.describe_version(client, decision.model, decision.version, decision)
     return decision
 
 

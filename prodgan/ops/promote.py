@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import audit, audit_verify, model_store, registry, serving, tracking
+from prodgan.adapters import audit, audit_verify, descriptions, model_store, registry, serving, tracking
 from prodgan.adapters.auth import require_model_permission
 from prodgan.ops import production
 from prodgan.errors import ProdganError
@@ -102,6 +102,7 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
             if evaluation is not None:
                 registry.check_same_weights(evaluation, tags[WEIGHTS], f"training run {train_run_id}")
             existing = registry.register_version(client, name, model_uri, train_run_id, tags)
+            descriptions.describe_version(client, name, str(existing.version))
         if evaluation is not None:
             registry.attach_evaluation(settings, name, existing.version, evaluation,
                                        primary=EVAL_RUN not in (existing.tags or {}) or bool(eval_run_id))
