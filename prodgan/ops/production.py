@@ -60,7 +60,7 @@ def commit(settings: Settings, client: Any, decision: "Decision", state: registr
     """
     if not decision.approved:
         decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
-        descriptions.describe_version(client, decision.model, decision.version, decision)
+        _describe(client, decision)
         return decision
     try:
         uri, decision.weights_sha256, decision.model_files = publish()
@@ -81,8 +81,20 @@ def commit(settings: Settings, client: Any, decision: "Decision", state: registr
     decision.audit_run_id = pending["audit_run_id"]
     registry.set_production_aliases(client, decision.model, decision.production_version, state.champion_version)
     audit.mark_done(settings, pending)
-    descriptions.describe_version(client, decision.model, decision.version, decision)
+    _describe(client, decision)
     return decision
+
+
+def _describe(client: Any, decision: "Decision") -> None:
+    """The trained version's description names the decision; its logged model lives in the trainer's experiment,
+    where a promoter may not write (403): the description is a UI convenience, the audit record is the evidence."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        descriptions.describe_version(client, decision.model, decision.version, decision)
+    except MlflowException as exc:
+        if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
+            raise
 
 
 def reuse_production(settings: Settings, name: str, production_version: str) -> Publish:
