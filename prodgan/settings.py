@@ -61,6 +61,13 @@ def env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def shared_dataset(name: str) -> Path:
+    """A dataset shared by tests and benchmarks, never copied into the project:
+    `PRODGAN_SHARED_DATA/<name>`, else `<checkout>/../shared/datasets/<name>`."""
+    base = os.environ.get("PRODGAN_SHARED_DATA")
+    return (Path(base).expanduser() if base else _SOURCE_ROOT.parent / "shared" / "datasets") / name
+
+
 @dataclass(frozen=True)
 class Settings:
     root: Path
