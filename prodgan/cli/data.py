@@ -77,12 +77,15 @@ def add() -> None:
 
 
 @app.command()
-def version() -> None:
-    """Print the dataset's DVC hash and the git revision."""
+def version(dataset: Optional[str] = typer.Option(None, help="One dataset under data/ (its own hash); default: all of data/.")) -> None:
+    """Print the DVC hash of data/ (or of one dataset in it) and the git revision.
+
+    Example: prodgan data version --dataset clothing
+    """
     from prodgan.ops import data
 
-    v = data.version(Settings.load())
-    out.print(f"data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}", highlight=False)
+    v = data.version(Settings.load(), dataset)
+    out.print(f"{'dataset   ' + v.dataset + chr(10) if v.dataset else ''}data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}", highlight=False)
 
 
 @app.command()

@@ -123,8 +123,12 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
                 for mv in found]
     exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
     runs = client.search_runs([exp.experiment_id], like, order_by=["attributes.start_time ASC"]) if exp else []
+    if not runs and not found:
+        raise ProdganError(f"no training run or model version was built from data {data_hash}; "
+                           "`prodgan data version --dataset NAME` prints a dataset's hash")
     return {
         "data_hash": data_hash,
+        "datasets": sorted({r.data.tags.get(DATASET) for r in runs if r.data.tags.get(DATASET)}),
         "training_runs": [{"run_id": r.info.run_id, "started": _when(r.info.start_time), "status": r.info.status,
                            "config": r.data.tags.get(CONFIG), "validation": r.data.tags.get(VALIDATION)}
                           for r in runs],

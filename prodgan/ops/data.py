@@ -49,8 +49,9 @@ def add(settings: Settings) -> DataVersion:
     return dvc.add(settings)
 
 
-def version(settings: Settings) -> DataVersion:
-    return dvc.version(settings)
+def version(settings: Settings, dataset: str | None = None) -> DataVersion:
+    """data/'s pinned version, or one dataset's: its own DVC hash, unchanged when another dataset changes."""
+    return dvc.version(settings, dataset)
 
 
 def changed_files(settings: Settings) -> list[str]:

@@ -63,7 +63,7 @@ def _splits(settings: Settings, dataset: str, split: str) -> tuple[Any, Any]:
     from prodgan.adapters import dvc
     from prodgan.data.tensors import load_split
 
-    data_hash = dvc.require_clean(settings)
+    data_hash = dvc.require_clean(settings, dataset)
     root = settings.data_dir / dataset
     return (load_split(settings.tensor_cache_dir, root, split, data_hash),
             load_split(settings.tensor_cache_dir, root, "train", data_hash))

@@ -18,6 +18,7 @@ from prodgan.adapters import audit_verify, dvc, registry, tracking
 from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, GIT_REV, TRAIN_RUN, ModelRef
 from prodgan.ops import evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
 from prodgan.settings import Settings
+from prodgan.train_config import load_config
 
 # `step(name, fn, *args, **kwargs)` runs one step; a flow passes one that wraps `fn` in a task.
 Step = Callable[..., Any]
@@ -52,7 +53,8 @@ class RetrainOutcome:
 def freshness(settings: Settings, config: str, overrides: Sequence[str] = (), force: bool = False) -> Freshness:
     """Compare the data and config about to be trained with what the champion was trained on."""
     with tracking.reachable(settings, "checking what the champion was trained on"):
-        data_hash = dvc.require_clean(settings)
+        dataset = load_config(settings.config_path(config), overrides).dataset
+        data_hash = dvc.require_clean(settings, dataset)  # this dataset's own hash: another one changing is no reason
         cfg = train_ops.config_sha256(settings.config_path(config), overrides)
         champion = registry.champion_version(settings)
         if force:

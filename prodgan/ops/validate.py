@@ -61,15 +61,15 @@ class ValidationRecord:
         return f"{self.suite_name}:{self.data_key}@{self.timestamp}"
 
 
-def _data_key(settings: Settings, root: Path) -> tuple[str | None, str, list[str]]:
-    """(pinned DVC hash or None, manifest cache key, notes): unpinned data is keyed by file stats."""
+def _data_key(settings: Settings, dataset: str, root: Path) -> tuple[str | None, str, list[str]]:
+    """(the dataset's pinned DVC hash or None, manifest cache key, notes): unpinned data is keyed by file stats."""
     from prodgan.data.manifest import stat_key
 
     try:
-        data_hash = dvc.require_clean(settings)
+        data_hash = dvc.require_clean(settings, dataset)
         return data_hash, data_hash, []
     except ProdganError as exc:
-        note = f"data/ is not pinned, so this result cannot gate training ({exc})"
+        note = f"data/{dataset} is not pinned, so this result cannot gate training ({exc})"
         return None, stat_key(root), [note]
 
 
@@ -126,7 +126,7 @@ def validate(settings: Settings, dataset: str = "fashion-mnist",
     meta = read_meta(root)
     path = settings.suite_path(meta.kind)
     suite, suite_sha = gx.load_suite(path)
-    data_hash, key, notes = _data_key(settings, root)
+    data_hash, key, notes = _data_key(settings, dataset, root)
     previous = None if fresh else _reusable(settings, dataset, key, suite_sha)
     if previous is not None:
         return previous
@@ -160,7 +160,7 @@ def require_passed(record: ValidationRecord) -> None:
 def require_validated(settings: Settings, dataset: str = "fashion-mnist") -> ValidationRecord:
     """The successful validation of the data `data.dvc` pins now, under the current suite; else refuse."""
     try:
-        data_hash = dvc.require_clean(settings)
+        data_hash = dvc.require_clean(settings, dataset)
     except ProdganError as exc:
         raise ProdganError(f"{exc}; then run `prodgan data validate --dataset {dataset}`") from exc
     record = load_record(settings, dataset, data_hash)
