@@ -9,9 +9,14 @@ can check row by row and name the offending file:
 - `near_dup_distance`: mean absolute difference (grey levels, 0-255) between brightness-centred
   16x16 grayscale thumbnails, to the closest image in another split with the same dHash
   (`near_dup_of` names it; NaN when no other-split image shares the dHash). Small = leak.
+- `dhash_hamming`: Hamming distance (bits of 64) from this image's dHash to the closest dHash
+  in another split, whatever its bytes (`dhash_hamming_of` names it): a re-encoded, resized
+  or slightly edited copy across splits is a few bits away, a different photo tens.
 - `category_count` / `category_balance`: images in this row's (split, category), and that count
   divided by the split's mean per category (1.0 = balanced): a swamped or starved category
   shows on each of its rows.
+- `category_train_count` / `category_test_count`: images of this row's category in train and
+  in test: a category too small to train on, or to evaluate, shows on each of its rows.
 
 The manifest is cached per dataset version (the DVC hash when data/ is pinned, a stat key
 otherwise), so an unchanged dataset is described in a fraction of a second.
@@ -36,7 +41,7 @@ from prodgan.data.layout import META_FILE  # importing layout also caps Image.MA
 from prodgan.fsutil import atomic_path
 
 # Bump when a column's meaning changes: old cached manifests are then ignored.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 THUMB = 16  # side of the grayscale thumbnail used to confirm near-duplicates
 _CHUNK = 1000  # files per worker task
 _PARALLEL_FROM = 3000  # below this many files, worker start-up costs more than it saves
@@ -179,6 +184,28 @@ def _near_dup_distance(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np
     return np.where(found, distance, np.nan), [paths[j] if ok else None for j, ok in zip(nearest, found)]
 
 
+def _dhash_hamming(df: pd.DataFrame) -> tuple[np.ndarray, list[str | None]]:
+    """Per row: the smallest dHash Hamming distance to an image of another split, and that image's path."""
+    distance = np.full(len(df), 65)
+    nearest = np.full(len(df), -1)
+    known = df["dhash"].notna().to_numpy()
+    bits = np.zeros(len(df), dtype=np.uint64)
+    bits[known] = [int(h, 16) for h in df.loc[known, "dhash"]]
+    splits = df["split"].to_numpy()
+    for name in sorted(set(splits[known])):
+        rows = np.flatnonzero(known & (splits == name))
+        others = np.flatnonzero(known & (splits != name))
+        if not len(others):
+            continue
+        for start in range(0, len(rows), _NEAR_DUP_BLOCK):
+            block = rows[start:start + _NEAR_DUP_BLOCK]
+            dist = np.bitwise_count(bits[block, None] ^ bits[None, others]).astype(np.int64)
+            _keep_closest(distance, nearest, block, others, dist)
+    paths = df["path"].to_numpy()
+    found = nearest >= 0
+    return np.where(found, distance, np.nan), [paths[j] if ok else None for j, ok in zip(nearest, found)]
+
+
 def _centred(thumbs: np.ndarray) -> np.ndarray:
     """Thumbnails minus their own mean: a copy with shifted brightness stays a near-duplicate."""
     flat = thumbs.astype(np.float32)
@@ -205,6 +232,10 @@ def derive(df: pd.DataFrame, thumbs: list[bytes | None]) -> pd.DataFrame:
     splits_of_sha = df.groupby("sha256")["split"].transform("nunique")
     df["sha256_in_other_split"] = splits_of_sha > 1
     df["near_dup_distance"], df["near_dup_of"] = _near_dup_distance(df, thumbs)
+    df["dhash_hamming"], df["dhash_hamming_of"] = _dhash_hamming(df)
+    for split in ("train", "test"):
+        per_category = df[df["split"] == split].groupby("category")["path"].size()
+        df[f"category_{split}_count"] = df["category"].map(per_category).fillna(0).astype("int64")
     return df
 
 

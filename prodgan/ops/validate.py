@@ -46,6 +46,7 @@ class ValidationRecord:
     manifest_schema: int
     manifest_cached: bool
     notes: list[str] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)  # failed expectations of severity warning: reported, not failing
     reused: bool = False  # True when returned from an earlier run with the same data, suite and GX
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,7 +54,8 @@ class ValidationRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ValidationRecord":
-        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])]})
+        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])],
+                      "warnings": [Failure(**f) for f in data.get("warnings", [])]})
 
     @property
     def reference(self) -> str:
@@ -134,16 +136,18 @@ def validate(settings: Settings, dataset: str = "fashion-mnist",
     prefix = os.path.relpath(root, settings.root)
     validation, page, index = gx.run_checkpoint(settings, dataset, suite, manifest, gx.suite_parameters(meta),
                                                 run_name=f"{dataset}-{key[:12]}")
-    found = gx.failures(validation, prefix)
+    failed = gx.failures(validation, prefix)
+    found = [f for f in failed if f.severity != "warning"]
     counts: dict[str, dict[str, int]] = {}
     for (split, category), n in manifest.groupby(["split", "category"]).size().items():
         counts.setdefault(split, {})[category] = int(n)
     record = ValidationRecord(
-        success=bool(validation.success), dataset=dataset, kind=meta.kind, data_hash=data_hash, data_key=key,
+        success=not found, dataset=dataset, kind=meta.kind, data_hash=data_hash, data_key=key,
         suite_name=suite["name"], suite_sha256=suite_sha, suite_path=str(path), rows=len(manifest), counts=counts,
         expectations=len(validation.results), failed=len(found), failures=found,
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), docs_path=page, docs_index=index,
         gx_version=gx.gx_version(), manifest_schema=SCHEMA_VERSION, manifest_cached=cached, notes=notes,
+        warnings=[f for f in failed if f.severity == "warning"],
     )
     save_record(settings, record)
     return record
