@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from prodgan.data.layout import MAX_IMAGE_PIXELS, DatasetMeta, encode_png
 from prodgan.errors import ProdganError
@@ -89,9 +89,18 @@ def normalise(img: Image.Image, size: int, mode: str, fit: str = "pad") -> np.nd
 
 def _load(path: Path, size: int, mode: str, fit: str, min_side: int) -> np.ndarray:
     """Decode and normalise one file; the pixel and byte limits are checked before decoding."""
-    if path.stat().st_size > MAX_FILE_BYTES:
+    size_bytes = path.stat().st_size
+    if size_bytes == 0:
+        raise ValueError("empty file (0 bytes)")
+    if size_bytes > MAX_FILE_BYTES:
         raise ValueError(f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
-    with Image.open(path) as img:  # reads the header only; PIL refuses > 2x MAX_IMAGE_PIXELS here
+    try:
+        opened = Image.open(path)  # reads the header only; PIL refuses > 2x MAX_IMAGE_PIXELS here
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise ValueError("not an image (no JPEG, PNG or WebP header), whatever its name says") from None
+    with opened as img:
         if img.width * img.height > MAX_IMAGE_PIXELS:
             raise ValueError(f"decompression bomb refused: {img.width}x{img.height} exceeds the {MAX_IMAGE_PIXELS}-pixel limit")
         if min(img.width, img.height) < min_side:
