@@ -127,9 +127,9 @@ class Settings:
     def model_cache_dir(self) -> Path:
         return self.home / "models"
 
-    @property
-    def evaluator_dir(self) -> Path:
-        return self.home / "evaluator"
+    def evaluator_dir(self, dataset: str) -> Path:
+        """The evaluator classifier of one dataset: each dataset side by side has its own."""
+        return self.home / "evaluator" / dataset
 
     @property
     def train_runs_dir(self) -> Path:

@@ -96,17 +96,19 @@ def retrain(
     settings: Settings,
     config: str | None,
     overrides: Sequence[str] = (),
-    dataset: str = "fashion-mnist",
+    dataset: str | None = None,
     force: bool = False,
     step: Step = direct,
     tags: dict[str, str] | None = None,
 ) -> RetrainOutcome:
-    """The whole sequence; raises GateFailed when the registry fails verification or validation fails (nothing is trained then).
+    """The whole sequence on `dataset` (default: the config's); raises GateFailed when the registry fails verification or validation fails (nothing is trained then).
 
     `config=None` picks the recipe for this machine (`ops.train.default_config`): the GPU recipe
     where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly worker).
     """
     config = config or train_ops.default_config()
+    overrides = [*overrides, f"dataset={dataset}"] if dataset else list(overrides)  # one dataset, validated and trained
+    dataset = load_config(settings.config_path(config), overrides).dataset
     step("verify", audit_verify.require_verified, settings, purpose="retrain")  # never act unattended on a tampered registry
     fresh = step("freshness", freshness, settings, config, overrides, force)
     outcome = RetrainOutcome(fresh)

@@ -1,0 +1,65 @@
+"""A shop's photos end to end: import -> validate -> train -> evaluate -> register -> promote -> generate -> serve.
+
+200 photos of clothing-small, one category renamed as a shop would write it ("Men's T-Shirt"),
+beside nothing else in a fresh project; every record on the way names the clothing dataset's hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from prodgan import names
+from prodgan.adapters import dvc, registry
+from prodgan.ops import retrain as pipeline
+from prodgan.ops.audit import dataset_lineage
+from prodgan.ops.serve import serve_target
+from prodgan.settings import Settings
+from tests.conftest import prodgan
+from tests.products.helpers import clothing_subset
+
+CONFIG = "configs/products64-smoke.yaml"
+
+
+def test_clothing_photos_from_import_to_serving(project: Settings, tmp_path: Path) -> None:
+    src = clothing_subset(tmp_path / "shop", {c: (40, 10) for c in ("hat", "pants", "skirt", "t-shirt")},
+                          rename={"t-shirt": "Men's T-Shirt"})
+    prodgan("data", "import", "folder", str(src), "--name", "clothing", "--size", "64", cwd=project.root)
+    dvc.add(project)
+    clothing = dvc.dataset_hash(project, "clothing")
+
+    outcome = pipeline.retrain(project, CONFIG)  # the same steps `prodgan retrain` runs as a Prefect flow
+    assert outcome.validation.success and outcome.validation.data_hash == clothing
+    assert outcome.decision.action == "promote", outcome.decision.reasons
+
+    client = registry.client_for(project)
+    train_tags = client.get_run(outcome.train.run_id).data.tags
+    assert train_tags[names.DATA_HASH] == clothing and train_tags[names.DATASET] == "clothing"
+    assert f":{clothing}@" in train_tags[names.VALIDATION]
+    evaluation = client.get_run(outcome.evaluation.run_id)
+    assert evaluation.data.tags[names.DATA_HASH] == clothing
+    assert any(key.endswith("/men-s-t-shirt") for key in evaluation.data.metrics), sorted(evaluation.data.metrics)
+    champion = registry.champion_version(project)
+    assert champion.version == outcome.version.version and champion.tags[names.DATA_HASH] == clothing
+    lineage = dataset_lineage(project, clothing)
+    assert lineage["datasets"] == ["clothing"] and [v["aliases"] for v in lineage["versions"]] == [[names.CHAMPION]]
+
+    grid = tmp_path / "grid.png"
+    out = prodgan("generate", "--category", "Men's T-Shirt", "-n", "4", "--out", str(grid), cwd=project.root).stdout
+    assert "Traceback" not in out
+    with Image.open(grid) as img:
+        assert img.mode == "RGB" and img.width > 4 * 64
+
+    import mlflow.pyfunc
+
+    served = mlflow.pyfunc.load_model(serve_target(project))  # what `prodgan serve` hands MLflow's scoring server
+    rows = served.predict(pd.DataFrame([{"seed": 7, "category": "Men's T-Shirt", "n": 2}]))
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
+    assert [r["category"] for r in rows] == ["men-s-t-shirt"] * 2
+    with Image.open(io.BytesIO(base64.b64decode(rows[0]["png_base64"]))) as img:
+        assert np.asarray(img).shape == (64, 64, 3)
