@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from prodgan.adapters import registry, tracking
 from prodgan.console import progress_bar
 from prodgan.errors import ProdganError
 from prodgan.names import (DATA_HASH, EVAL_EXPERIMENT, EVALUATOR_RUN, EVALUATOR_SHA, KIND, PROTOCOL, REAL_CACHED,
-                           TRAIN_RUN, WEIGHTS, ModelRef, model_ref)
+                           TRAIN_RUN, WEIGHTS, ModelRef, metric_name, model_ref)
 from prodgan.settings import Settings
 
 # Default without CUDA (fid_500): the calibrated gates separate noise from a trained model at this count,
@@ -89,16 +89,42 @@ def train_evaluator(settings: Settings, dataset: str = "fashion-mnist", *, epoch
     return model, acc, logger.run_id
 
 
-def _evaluator(settings: Settings, dataset: str, say: Say) -> tuple[Any, str | None]:
+def _evaluator(settings: Settings, dataset: str, say: Say, show_progress: bool = True) -> tuple[Any, str | None]:
+    from contextlib import nullcontext
+
     from prodgan.models.evaluator import RECORD_FILE, load_evaluator
 
     if (settings.evaluator_dir(dataset) / RECORD_FILE).is_file():
         return load_evaluator(settings.evaluator_dir(dataset))[0], None
     say("no evaluator classifier yet: training one on the train split (once; `prodgan evaluator train` to redo it)")
-    with progress_bar("training evaluator") as progress:
+    with progress_bar("training evaluator") if show_progress else nullcontext() as progress:
         model, acc, run_id = train_evaluator(settings, dataset, progress=progress)
     say(f"evaluator test accuracy {acc:.3f}")
     return model, run_id
+
+
+def warm_references(settings: Settings, config: str | Path, overrides: Sequence[str] = (), *, say: Say = print) -> str:
+    """Compute and cache what evaluating `config`'s generator needs before its weights exist; the protocol fingerprint.
+
+    The evaluator classifier, the real side, the floor and the noise reference depend on the data,
+    the protocol and the architecture only. The retrain sequence runs this beside a one-thread CPU
+    recipe, on the core training leaves idle, so the evaluation after training has only the
+    generated side left. It is the noise reference's own evaluation, cached under its noise key.
+    """
+    from prodgan.metrics import evaluate_generator
+    from prodgan.metrics.calibration import noise_key, untrained_like
+    from prodgan.train_config import load_config
+    from prodgan.train_plan import make_spec
+
+    cfg = load_config(settings.config_path(config), overrides)
+    real, train = _splits(settings, cfg.dataset, "test")
+    spec = make_spec(cfg, train)
+    evaluator, _ = _evaluator(settings, cfg.dataset, say, show_progress=False)
+    result = evaluate_generator(untrained_like(spec), spec, real, samples=default_samples(settings), train=train,
+                                evaluator=evaluator, metrics=(), cache_dir=settings.cache_dir, generator_key=noise_key(spec))
+    floor, noise = (result.metrics[metric_name(k, result.protocol.samples)] for k in ("fid_floor", "fid_noise"))
+    say(f"evaluation references ready under protocol {result.protocol.fingerprint[:12]}: fid floor {floor:.1f}, noise {noise:.1f}")
+    return result.protocol.fingerprint
 
 
 def _like(settings: Settings, run_id: str) -> dict[str, Any]:

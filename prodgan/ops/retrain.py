@@ -9,8 +9,10 @@ retrain with nothing new is a no-op.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -92,6 +94,25 @@ def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None
     return None
 
 
+def _alongside(step: Step, name: str, fn: Callable[..., Any], *args: Any) -> Future:
+    """Run a step on a second thread while training runs, where a core is idle: on a CPU only.
+
+    The CPU recipes train on one thread of two cores. With CUDA nothing runs alongside: training
+    owns the GPU, and the evaluation's TF32 switch is process-wide. The step keeps the caller's
+    context (a Prefect flow run sees it as one of its tasks).
+    """
+    import torch
+
+    future: Future = Future()
+    if torch.cuda.is_available():
+        future.set_result(step(name, fn, *args))
+        return future
+    pool = ThreadPoolExecutor(1, thread_name_prefix=name)
+    future = pool.submit(contextvars.copy_context().run, step, name, fn, *args)
+    pool.shutdown(wait=False)
+    return future
+
+
 def retrain(
     settings: Settings,
     config: str | None,
@@ -116,7 +137,9 @@ def retrain(
         return outcome
     outcome.validation = step("validate", validate_ops.validate, settings, dataset)
     validate_ops.require_passed(outcome.validation)
+    references = _alongside(step, "prepare-evaluation", evaluate_ops.warm_references, settings, config, overrides)
     outcome.train = step("train", train_ops.train, settings, config, overrides, reuse=not force, tags=tags)
+    references.result()
     outcome.evaluation = step("evaluate", evaluate_ops.evaluate, settings, ModelRef(run_id=outcome.train.run_id), tags=tags)
     outcome.version = step("register", promote_ops.register, settings, outcome.train.run_id, outcome.evaluation.run_id)
     outcome.decision = step("promote", promote_ops.promote, settings, outcome.version.version)

@@ -1,5 +1,6 @@
 """The shipped gates on real Inception features: noise, a constant colour and a copier are each stopped
-by a named gate; a generator that samples the data distribution (fresh real images) passes.
+by a named gate (and dim blobs are not mistaken for copies); a generator that samples the data
+distribution (fresh real images) passes.
 
 Each generator is a module with the generator interface (z, labels -> images in [-1, 1]); the
 evaluation is the real one (`evaluate_generator` with calibration, evaluator classifier, pixel
@@ -43,6 +44,14 @@ class Constant(nn.Module):
         return torch.full((len(z), 1, 28, 28), 0.2)
 
 
+class NearBlack(nn.Module):
+    """Dim blobs, like a generator a few hundred steps in: close in pixels to every dark training image, a copy of none."""
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        blob = torch.nn.functional.interpolate(z[:, :4].reshape(-1, 1, 2, 2), size=28, mode="bilinear")
+        return (-0.9 + 0.08 * blob).clamp(-1, 1)
+
+
 @pytest.fixture(scope="module")
 def splits():
     return real_split("test", 300), real_split("train", 3000)
@@ -76,12 +85,13 @@ def _fresh() -> nn.Module:
 @pytest.mark.parametrize("case, expected_failures", [
     ("untrained", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
     ("constant colour", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
+    ("near-black blobs", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
     ("copier", {"absolute.memorization"}),
     ("fresh real images", set()),
 ])
 def test_shipped_gates(case, expected_failures, splits, evaluator, inception_weights, tmp_path_factory):
     test, train = splits
-    generator = {"untrained": _untrained, "constant colour": Constant, "copier": lambda: _copier(train), "fresh real images": _fresh}[case]()
+    generator = {"untrained": _untrained, "constant colour": Constant, "near-black blobs": NearBlack, "copier": lambda: _copier(train), "fresh real images": _fresh}[case]()
     result = evaluate_generator(generator, SPEC, test, samples=SAMPLES, train=train, evaluator=evaluator,
                                 cache_dir=tmp_path_factory.getbasetemp() / "gate-cases-cache", weights=inception_weights)
     verdict = judge(load_policy(GATES), Evaluation.from_metrics(result.protocol.fingerprint, result.metrics, case), None)
