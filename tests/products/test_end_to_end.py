@@ -48,6 +48,8 @@ def test_clothing_photos_from_import_to_serving(project: Settings, tmp_path: Pat
     assert champion.version == outcome.version.version and champion.tags[names.DATA_HASH] == clothing
     lineage = dataset_lineage(project, clothing)
     assert lineage["datasets"] == ["clothing"] and [v["aliases"] for v in lineage["versions"]] == [[names.CHAMPION]]
+    unknown = prodgan("audit", "dataset", "0123456789abcdef", cwd=project.root, check=False)
+    assert unknown.returncode != 0 and unknown.stderr.strip().startswith("error: no training run") and "Traceback" not in unknown.stderr
 
     grid = tmp_path / "grid.png"
     out = prodgan("generate", "--category", "Men's T-Shirt", "-n", "4", "--out", str(grid), cwd=project.root).stdout
