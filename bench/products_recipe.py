@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -79,8 +80,10 @@ def train_variants(data: Path, out: Path, overrides: list[str]) -> dict[str, dic
     for name, policy in VARIANTS.items():
         cfg = replace(load_config(ROOT / "configs" / "products64.yaml", overrides), diffaugment=policy)
         start = time.perf_counter()
-        result = train(cfg, train_split, out / name, progress=False)
-        rows[name] = {"steps": result.step, "train_s": time.perf_counter() - start, "bundle": str(result.bundle_dir),
+        with tempfile.TemporaryDirectory() as run_dir:  # checkpoints stay behind; only the bundle travels
+            result = train(cfg, train_split, Path(run_dir), progress=False)
+            shutil.copytree(result.bundle_dir, out / name / "bundle", dirs_exist_ok=True)
+        rows[name] = {"steps": result.step, "train_s": time.perf_counter() - start,
                       "loss_d": result.metrics.get("loss_d"), "loss_g": result.metrics.get("loss_g")}
         print(f"{name}: {result.step} steps in {rows[name]['train_s']:.0f} s", flush=True)
     (out / "train.json").write_text(json.dumps(rows, indent=2))
