@@ -9,13 +9,14 @@ torch-fidelity), like bench/gpu_recipe.py.
     .venv/bin/python bench/products_recipe.py prepare --out .gpu_carry/clothing64.npz
     # CPU: both variants at a size that fits ~10 minutes on 2 cores, then evaluate here
     .venv/bin/python bench/products_recipe.py run --data .gpu_carry/clothing64.npz --cpu
-    # GPU box (repository root, the .npz carried): full recipe, train only, bundles into $OUT
+    # GPU box (repository root, the .npz carried): full recipe, train only, samples into $OUT (2 x ~9 MiB)
     PYTHONPATH=. python3 bench/products_recipe.py run --data .gpu_carry/clothing64.npz --train-only --out $OUT
-    # back here: evaluate the bundles the GPU run wrote
+    # back here: evaluate the samples the GPU run wrote
     .venv/bin/python bench/products_recipe.py evaluate --data .gpu_carry/clothing64.npz --runs DIR
 
-Metrics (evaluate, CPU, the project's metrics code and Inception weights): fid_N = N generated images
-(categories in the test split's proportions) vs all 372 test photos; memorization_N = share of
+Metrics (evaluate, CPU, the project's metrics code and Inception weights): FID of the N samples each
+run kept (`--samples`, 1000: EMA generator, seed 0, categories in the test split's proportions, exact
+fp32) vs all 372 test photos; memorization_N = share of
 generated images closer (pixels) to a training photo than the `memorization_quantile` of test photos
 are: a generator that copies its few hundred photos per category scores high.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 
 from prodgan.data.tensors import ImageSplit  # noqa: E402
 
+SEED = 0  # prodgan.metrics.defaults DEFAULTS["seed"]: the generated side `prodgan evaluate` uses
 VARIANTS = {"diffaugment": "color,translation,cutout", "none": ""}
 # What 2 shared CPU cores afford in ~10 minutes for both variants (measured ~1-2 s per step at this size).
 CPU_SIZE = ["width=16", "d_width=16", "batch_size=32", "steps=150", "eval_every=0", "device=cpu", "threads=1",
@@ -71,39 +72,59 @@ def load(path: Path) -> tuple[ImageSplit, ImageSplit]:
                      for s in ("train", "test"))
 
 
-def train_variants(data: Path, out: Path, overrides: list[str]) -> dict[str, dict]:
+def train_variants(data: Path, out: Path, overrides: list[str], samples: int) -> dict[str, dict]:
+    """Train both variants; keep each EMA generator's `samples` images (the evaluated side) in samples.npz."""
+    import torch
+
+    from prodgan.models import load_bundle
+    from prodgan.models.sampling import exact_fp32, generate_uint8, labels_like
     from prodgan.train import train
     from prodgan.train_config import load_config
 
-    train_split, _ = load(data)
+    train_split, test_split = load(data)
     rows = {}
     for name, policy in VARIANTS.items():
         cfg = replace(load_config(ROOT / "configs" / "products64.yaml", overrides), diffaugment=policy)
         start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as run_dir:  # checkpoints stay behind; only the bundle travels
+        with tempfile.TemporaryDirectory() as run_dir:  # checkpoints and the 30 MiB bundle stay behind; samples travel
             result = train(cfg, train_split, Path(run_dir), progress=False)
-            shutil.copytree(result.bundle_dir, out / name / "bundle", dirs_exist_ok=True)
-        rows[name] = {"steps": result.step, "train_s": time.perf_counter() - start,
+            G, spec = load_bundle(result.bundle_dir)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        with exact_fp32():  # as `prodgan evaluate` generates: seed 0, categories in the test split's proportions
+            labels = labels_like(test_split.labels, samples, spec.num_classes, SEED)
+            images = generate_uint8(G.to(device), spec, samples, SEED, labels=labels, device=device).numpy()
+        (out / name).mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out / name / "samples.npz", images=images, labels=labels.numpy())
+        rows[name] = {"steps": result.step, "train_s": time.perf_counter() - start, "device": device,
                       "loss_d": result.metrics.get("loss_d"), "loss_g": result.metrics.get("loss_g")}
-        print(f"{name}: {result.step} steps in {rows[name]['train_s']:.0f} s", flush=True)
+        print(f"{name}: {result.step} steps in {rows[name]['train_s']:.0f} s on {device}", flush=True)
     (out / "train.json").write_text(json.dumps(rows, indent=2))
     return rows
 
 
-def evaluate(data: Path, runs: Path, samples: int) -> None:
-    from prodgan.metrics.evaluate import evaluate_generator
-    from prodgan.models import load_bundle
+def evaluate(data: Path, runs: Path) -> None:
+    """FID of each variant's samples vs all test photos (Inception 2048-d), and memorization vs the train split."""
+    from prodgan.metrics.defaults import DEFAULTS
+    from prodgan.metrics.features import extract, make_extractor
+    from prodgan.metrics.fid import fid
+    from prodgan.metrics.inception_weights import resolve_inception_weights
+    from prodgan.metrics.memorization import memorization
+    from prodgan.models.sampling import exact_fp32
+    from prodgan.settings import Settings
 
     train_split, test_split = load(data)
     trained = json.loads((runs / "train.json").read_text())
-    print(f"\n{'variant':<12} {'steps':>6} {'train s':>8} {'fid':>8} {'memorization':>13}")
-    for name, row in trained.items():
-        G, spec = load_bundle(runs / name / "bundle")
-        metrics = evaluate_generator(G, spec, test_split, samples=samples, real_samples=len(test_split), train=train_split,
-                                     metrics=("fid", "memorization"), bootstrap=0, device="cpu", calibrate=False).metrics
-        fid = next(v for k, v in metrics.items() if k.startswith("fid_") and "/" not in k and k.count("_") == 1)
-        mem = next(v for k, v in metrics.items() if k.startswith("memorization_") and "/" not in k)
-        print(f"{name:<12} {row['steps']:>6} {row['train_s']:>8.0f} {fid:>8.1f} {mem:>13.3f}", flush=True)
+    weights = resolve_inception_weights(Settings.load().cache_dir)
+    with exact_fp32():
+        inception = make_extractor(DEFAULTS["extractor"], ["2048"], str(weights.path), "cpu")
+        real = extract(test_split.images, inception, "real")["2048"]
+        print(f"\n{'variant':<12} {'steps':>6} {'train s':>8} {'samples':>8} {'fid vs test':>12} {'memorization':>13}")
+        for name, row in trained.items():
+            with np.load(runs / name / "samples.npz") as z:
+                images = z["images"]
+            value = fid(extract(images, inception, "generated")["2048"], real)
+            copied = memorization(images, train_split.images, test_split.images, quantile=DEFAULTS["memorization_quantile"])
+            print(f"{name:<12} {row['steps']:>6} {row['train_s']:>8.0f} {len(images):>8} {value:>12.1f} {copied:>13.3f}", flush=True)
 
 
 def main() -> None:
@@ -121,16 +142,15 @@ def main() -> None:
     e = sub.add_parser("evaluate")
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--runs", type=Path, required=True)
-    e.add_argument("--samples", type=int, default=1000)
     args = parser.parse_args()
     if args.command == "prepare":
         return prepare(args.out)
     if args.command == "evaluate":
-        return evaluate(args.data, args.runs, args.samples)
+        return evaluate(args.data, args.runs)
     out = args.out or Path(tempfile.mkdtemp(prefix="prodgan-products-recipe-"))
-    train_variants(args.data, out, [*(CPU_SIZE if args.cpu else []), *args.overrides])
+    train_variants(args.data, out, [*(CPU_SIZE if args.cpu else []), *args.overrides], args.samples)
     if not args.train_only:
-        evaluate(args.data, out, args.samples)
+        evaluate(args.data, out)
     print(f"runs in {out}")
 
 
