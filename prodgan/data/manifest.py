@@ -185,22 +185,26 @@ def _near_dup_distance(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np
 
 
 def _dhash_hamming(df: pd.DataFrame) -> tuple[np.ndarray, list[str | None]]:
-    """Per row: the smallest dHash Hamming distance to an image of another split, and that image's path."""
+    """Per row: the smallest dHash Hamming distance to an image of another split, and that image's path.
+
+    Each pair of splits is compared once, the smaller split in blocks against the whole larger one,
+    and both sides keep their closest match (70k Fashion-MNIST hashes: ~1.2 G bit-counts, seconds).
+    """
     distance = np.full(len(df), 65)
     nearest = np.full(len(df), -1)
     known = df["dhash"].notna().to_numpy()
     bits = np.zeros(len(df), dtype=np.uint64)
     bits[known] = [int(h, 16) for h in df.loc[known, "dhash"]]
     splits = df["split"].to_numpy()
-    for name in sorted(set(splits[known])):
-        rows = np.flatnonzero(known & (splits == name))
-        others = np.flatnonzero(known & (splits != name))
-        if not len(others):
-            continue
-        for start in range(0, len(rows), _NEAR_DUP_BLOCK):
-            block = rows[start:start + _NEAR_DUP_BLOCK]
-            dist = np.bitwise_count(bits[block, None] ^ bits[None, others]).astype(np.int64)
-            _keep_closest(distance, nearest, block, others, dist)
+    names = sorted(set(splits[known]))
+    for a_pos, a in enumerate(names):
+        for b in names[a_pos + 1:]:
+            small, large = sorted((np.flatnonzero(known & (splits == a)), np.flatnonzero(known & (splits == b))), key=len)
+            for start in range(0, len(small), _NEAR_DUP_BLOCK):
+                block = small[start:start + _NEAR_DUP_BLOCK]
+                dist = np.bitwise_count(bits[block, None] ^ bits[None, large])
+                _keep_closest(distance, nearest, block, large, dist)
+                _keep_closest(distance, nearest, large, block, dist.T)
     paths = df["path"].to_numpy()
     found = nearest >= 0
     return np.where(found, distance, np.nan), [paths[j] if ok else None for j, ok in zip(nearest, found)]
