@@ -4,9 +4,11 @@ Stages, timed one by one in one process (imports included where they first happe
 import (decode, orient, convert, pad, resize, encode, split) -> `dvc add` -> manifest (read every
 PNG, hashes, pixel statistics, near-duplicates) -> GX checkpoint and Data Docs.
 It works in a throwaway git + DVC project under the system temp folder, reads the photos from
-`settings.shared_dataset("clothing-small")` (PRODGAN_SHARED_DATA overrides) and never copies them.
+`settings.shared_dataset("clothing-small")` (PRODGAN_SHARED_DATA overrides) and never copies them
+into the project. `--flat` first copies them (outside the project) as `<category>/` without the
+published split, as a new user would hand them over: the importer then stratifies the split itself.
 
-    .venv/bin/python bench/products_import.py [--keep]
+    .venv/bin/python bench/products_import.py [--flat] [--keep]
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ def main() -> None:
     if not src.is_dir():
         raise SystemExit(f"{src} not found: set PRODGAN_SHARED_DATA to the folder holding clothing-small/")
     work = Path(tempfile.mkdtemp(prefix="bench-products-"))
+    if "--flat" in sys.argv:
+        for photo in sorted(src.glob("*/*/*.jpg")):
+            (work / "flat" / photo.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(photo, work / "flat" / photo.parent.name / photo.name)
+        src = work / "flat"
     print(f"{src} -> {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     times: dict[str, float] = {}
     try:

@@ -20,7 +20,7 @@ from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 
 OFFENDERS_KEPT = 20  # offending files GX reports (and the record keeps) per failed expectation
-TWINS = {"near_dup_distance": "near_dup_of", "dhash_hamming": "dhash_hamming_of"}  # column -> the file it is close to
+TWINS = {"near_dup_distance": "near_dup_of", "perceptual_dup_distance": "perceptual_dup_of"}  # column -> the file it is close to
 _DATASOURCE = "prodgan"
 _BATCH = "manifest"
 

@@ -25,7 +25,9 @@ def test_catalogue_passes_with_warnings_and_real_problems_fail(project: Settings
     failed = {f.rule.split(":")[0]: [o["file"] for o in f.offending] for f in record.failures}
     assert not record.success
     assert set(failed) == {"too small to evaluate", "leakage", "no single-colour or blank images (pixel std >= 2)"}, failed
-    assert any("/test/pants/" in f for f in failed["leakage"]) and len(failed["too small to evaluate"]) == 16  # skirt's rows
+    perceptual = next(f for f in record.failures if f.column == "perceptual_dup_distance")  # the copy, by perceptual hash
+    assert perceptual.offending[0]["file"].endswith(".png") and "/pants/" in perceptual.offending[0]["value"]
+    assert len(failed["too small to evaluate"]) == 16  # skirt's rows
     assert [w.rule.split(" ")[0] for w in record.warnings] == ["balance"]  # hat and skirt are starved: a warning only
 
     shutil.rmtree(project.data_dir / "shop")
