@@ -68,6 +68,38 @@ def shared_dataset(name: str) -> Path:
     return (Path(base).expanduser() if base else _SOURCE_ROOT.parent / "shared" / "datasets") / name
 
 
+def environment() -> dict[str, str]:
+    """A copy of the whole environment, for child processes that must inherit it."""
+    return dict(os.environ)
+
+
+def postgres_bin() -> Path:
+    """PostgreSQL's server programs (initdb, pg_ctl): `PRODGAN_PG_BIN`, else Debian's PostgreSQL 15."""
+    return Path(os.environ.get("PRODGAN_PG_BIN") or "/usr/lib/postgresql/15/bin")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`KEY=VALUE` lines (blank lines and `#` comments skipped); {} when the file is missing."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return {}
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _stack_paths(home: Path) -> tuple[Path, Path]:
+    """(stack state folder, stack env file): `PRODGAN_STACK_DIR`, `PRODGAN_STACK_ENV`, else under home."""
+    stack_dir = Path(os.environ.get("PRODGAN_STACK_DIR") or home / "stack").expanduser().resolve()
+    env_file = Path(os.environ.get("PRODGAN_STACK_ENV") or stack_dir / "stack.env").expanduser().resolve()
+    return stack_dir, env_file
+
+
+def _remote(value: str) -> Path | str:
+    """A DVC remote: URLs (`s3://bucket/dvc`) as they are, folders as absolute paths."""
+    return value if "://" in value else Path(value).expanduser().resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     root: Path
@@ -76,16 +108,20 @@ class Settings:
     cache_dir: Path
     tracking_uri: str
     model_name: str
-    dvc_remote: Path
+    dvc_remote: Path | str  # a folder, or a URL such as s3://prodgan/dvc
     dvc_remote_overridden: bool = False
     eval_samples: str | None = None  # PRODGAN_EVAL_SAMPLES, checked where it is used
     prefect_api_url: str | None = None
+    stack_dir: Path | None = None  # where `prodgan stack` keeps its state, logs and data
+    stack_env_file: Path | None = None  # the team stack's URIs and credentials, read below the environment
+    s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL: S3-compatible storage that is not Amazon's
 
     @classmethod
     def load(cls, root: Path | None = None, tracking_uri: str | None = None) -> "Settings":
         root = Path(root).resolve() if root else find_root()
-        e = os.environ
-        home = Path(e.get("PRODGAN_HOME", root / ".prodgan")).expanduser().resolve()
+        home = Path(os.environ.get("PRODGAN_HOME", root / ".prodgan")).expanduser().resolve()
+        stack_dir, stack_env = _stack_paths(home)
+        e = {**read_env_file(stack_env), **os.environ}  # the environment wins over the stack's file (rule 9)
         cache = e.get("PRODGAN_CACHE_DIR") or Path(e.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prodgan"
         remote = e.get("PRODGAN_DVC_REMOTE")
         return cls(
@@ -95,10 +131,13 @@ class Settings:
             cache_dir=Path(cache).expanduser().resolve(),
             tracking_uri=tracking_uri or e.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             model_name=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
-            dvc_remote=Path(remote or root.parent / "prodgan-dvc-remote").expanduser().resolve(),
+            dvc_remote=_remote(remote or str(root.parent / "prodgan-dvc-remote")),
             dvc_remote_overridden=bool(remote),
             eval_samples=e.get("PRODGAN_EVAL_SAMPLES") or None,
             prefect_api_url=e.get("PREFECT_API_URL") or None,
+            stack_dir=stack_dir,
+            stack_env_file=stack_env,
+            s3_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
         )
 
     @property
@@ -170,6 +209,9 @@ class Settings:
 def configure_environment(settings: Settings | None = None) -> Settings:
     """Set the quiet/offline switches before any stack package is imported; never overrides the user."""
     settings = settings or Settings.load()
+    # The team stack's URIs and credentials reach MLflow, boto3, DVC and Prefect, which read the environment.
+    for key, value in read_env_file(settings.stack_env_file).items() if settings.stack_env_file else ():
+        os.environ.setdefault(key, value)
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str(settings.home / "prefect"))

@@ -3,45 +3,25 @@
 `prefect_server(home)` runs `prefect server start` on 127.0.0.1 with its own PREFECT_HOME
 (and so its own sqlite database) and yields the API URL once `/api/health` answers.
 `process_worker(api_url, pool, home)` creates a process work pool and runs `prefect worker start`.
-
-Both run in their own process group (`start_new_session=True`): background processes started
-from a non-interactive shell ignore SIGINT, and the worker turns SIGTERM into SIGINT, so the
-whole group is stopped with SIGTERM (then SIGKILL if it lingers).
+Command lines, environments and process groups are prodgan's own (`prodgan.adapters.stack_services`,
+`.processes`), the code `prodgan stack` runs.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from tests.servers import _log_tail, _stop_group, _wait_healthy, free_port
-
-PREFECT = str(Path(sys.executable).with_name("prefect"))
+from prodgan.adapters import stack_services as svc
+from prodgan.adapters.processes import free_port, log_tail, spawn, stop, wait_healthy
 
 
 def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a Prefect process that sees only `home` (and `api_url`, if given)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    })
-    if api_url:
-        env["PREFECT_API_URL"] = api_url
-    env.update(extra or {})
-    return env
-
-
-def _default_sigint() -> None:
-    """Undo an inherited SIG_IGN for SIGINT (shells without job control set it on background jobs)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return svc.prefect_env(dict(os.environ), home, api_url, extra)
 
 
 @contextmanager
@@ -50,43 +30,29 @@ def prefect_server(home: Path, timeout: float = 90.0) -> Iterator[str]:
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = home / "server.log"
-    with open(log, "ab") as sink:
-        proc = subprocess.Popen(
-            [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"],
-            env=prefect_env(home), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_default_sigint, cwd=home,
-        )
+    proc = spawn(svc.prefect_server_args(port), log, prefect_env(home), cwd=home)
     api = f"http://127.0.0.1:{port}/api"
     try:
-        _wait_healthy(api, proc, log, timeout, name="prefect server")
+        wait_healthy(f"{api}/health", proc, log, timeout, "prefect server")
         yield api
     finally:
-        _stop_group(proc)
+        stop(proc)
 
 
 def create_process_pool(api_url: str, pool: str, home: Path) -> None:
-    subprocess.run(
-        [PREFECT, "work-pool", "create", pool, "--type", "process", "--overwrite"],
-        env=prefect_env(home, api_url), check=True, capture_output=True, text=True,
-    )
+    subprocess.run(svc.pool_create_args(pool), env=prefect_env(home, api_url), check=True, capture_output=True, text=True)
 
 
 @contextmanager
 def process_worker(api_url: str, pool: str, home: Path, cwd: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """`prefect worker start --pool POOL` (process type); flow runs inherit `env` and run in `cwd`."""
     create_process_pool(api_url, pool, home)
-    log = home / f"worker-{pool}.log"
-    with open(log, "ab") as sink:
-        proc = subprocess.Popen(
-            [PREFECT, "worker", "start", "--pool", pool, "--type", "process", "--prefetch-seconds", "5"],
-            env=prefect_env(home, api_url, env), stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_default_sigint, cwd=cwd,
-        )
+    proc = spawn(svc.worker_args(pool), home / f"worker-{pool}.log", prefect_env(home, api_url, env), cwd=cwd)
     try:
         yield proc
     finally:
-        _stop_group(proc)
+        stop(proc)
 
 
 def worker_log(home: Path, pool: str) -> str:
-    return _log_tail(home / f"worker-{pool}.log", 60)
+    return log_tail(home / f"worker-{pool}.log", 60)

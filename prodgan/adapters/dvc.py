@@ -17,9 +17,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
+from prodgan.adapters.processes import port_open, run_watched
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 
@@ -39,9 +41,14 @@ class DataVersion:
 
 def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
-    if check and proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
-        last = next((line for line in reversed(detail) if line.strip()), "no output")
+    return _checked(proc, args) if check else proc
+
+
+def _checked(proc: subprocess.CompletedProcess[str], args: list[str]) -> subprocess.CompletedProcess[str]:
+    if proc.returncode != 0:
+        detail = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
+        # DVC ends with a support banner; its own `ERROR:` line says what went wrong
+        last = next((line for line in reversed(detail) if line.startswith("ERROR")), detail[-1] if detail else "no output")
         raise ProdganError(f"`{' '.join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args))}` failed: {last.strip()}")
     return proc
 
@@ -72,13 +79,20 @@ def ensure_repo(settings: Settings) -> None:
     dvc(settings, "init", "--quiet")
     dvc(settings, "config", "core.analytics", "false")
     dvc(settings, "config", "core.check_update", "false")
-    dvc(settings, "remote", "add", "--default", REMOTE_NAME, os.path.relpath(settings.dvc_remote, settings.root))
+    remote = settings.dvc_remote
+    dvc(settings, "remote", "add", "--default", REMOTE_NAME, remote if isinstance(remote, str) else os.path.relpath(remote, settings.root))
 
 
 def _use_remote_override(settings: Settings) -> None:
-    """`PRODGAN_DVC_REMOTE` wins over the committed remote, written to the untracked `.dvc/config.local`."""
+    """`PRODGAN_DVC_REMOTE` wins over the committed remote, written to the untracked `.dvc/config.local`.
+
+    An `s3://` remote on storage that is not Amazon's (the team stack's SeaweedFS, MinIO) also gets
+    its endpoint from AWS_ENDPOINT_URL; the keys stay in the environment, never in DVC's config.
+    """
     if settings.dvc_remote_overridden:
         dvc(settings, "remote", "modify", "--local", REMOTE_NAME, "url", str(settings.dvc_remote))
+        if settings.s3_endpoint_url and str(settings.dvc_remote).startswith("s3://"):
+            dvc(settings, "remote", "modify", "--local", REMOTE_NAME, "endpointurl", settings.s3_endpoint_url)
 
 
 def pinned(settings: Settings) -> dict:
@@ -208,13 +222,32 @@ def require_clean(settings: Settings, dataset: str | None = None) -> str:
     return dataset_hash(settings, dataset) if dataset else md5
 
 
-def push(settings: Settings) -> None:
+def _transfer(settings: Settings, verb: str, *options: str) -> None:
+    """`dvc push|pull data.dvc`. Each object lands whole or not at all, so after a failure (storage
+    gone midway) a rerun moves only what is missing.
+
+    Against an S3 endpoint of our own (the team stack) it stops as soon as the endpoint stops
+    answering: DVC would otherwise retry every remaining file against it for minutes.
+    """
     _use_remote_override(settings)
-    dvc(settings, "push", "--quiet", DVC_FILE)
+    args = [sys.executable, "-m", "dvc", verb, *options, DVC_FILE]  # not --quiet: it also hides DVC's ERROR line
+    endpoint = settings.s3_endpoint_url if isinstance(settings.dvc_remote, str) else None
+    if not endpoint:
+        _run(args, settings.root)
+        return
+    where = urlsplit(endpoint)
+    proc = run_watched(args, settings.root, lambda: port_open(where.port or 443, where.hostname or "127.0.0.1"))
+    if proc is None:
+        raise ProdganError(f"the S3 storage at {endpoint} stopped answering during `dvc {verb}`; what was transferred "
+                           f"is complete: run `prodgan data {verb}` again once it is back (`prodgan stack status`)")
+    _checked(proc, args)
+
+
+def push(settings: Settings) -> None:
+    _transfer(settings, "push")
 
 
 def pull(settings: Settings) -> None:
-    _use_remote_override(settings)
     pinned(settings)
-    dvc(settings, "pull", "--quiet", "--force", DVC_FILE)
+    _transfer(settings, "pull", "--force")
     _remember_clean(settings, pinned(settings)["md5"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -18,7 +17,7 @@ import torch
 from PIL import Image
 
 from prodgan.models import GeneratorSpec, build_generator, save_bundle
-from tests.servers import _stop_group, _wait_healthy, free_port
+from prodgan.adapters.processes import free_port, spawn, stop, wait_healthy
 
 EDIT_SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=3, channels=1, size=28, width=4,
                           categories=("pullover", "coat", "sneaker"))
@@ -45,14 +44,12 @@ def scoring_server(args: list[str], log: Path, env: dict[str, str], timeout: flo
     """Start a scoring server command (`--port` appended), wait for /health, yield its URL, SIGTERM it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([*args, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    proc = spawn([*args, "--port", str(port)], log, env, cwd=Path.cwd())
     try:
-        _wait_healthy(url, proc, log, timeout, name=Path(args[0]).name)
+        wait_healthy(f"{url}/health", proc, log, timeout, Path(args[0]).name)
         yield url
     finally:
-        _stop_group(proc)
+        stop(proc)
 
 
 def mlflow_serve(model_uri: str, log: Path, env: dict[str, str]):
