@@ -6,22 +6,20 @@ beside nothing else in a fresh project; every record on the way names the clothi
 
 from __future__ import annotations
 
-import base64
-import io
+import os
+import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from PIL import Image
 
 from prodgan import names
 from prodgan.adapters import dvc, registry
 from prodgan.ops import retrain as pipeline
 from prodgan.ops.audit import dataset_lineage
-from prodgan.ops.serve import serve_target
 from prodgan.settings import Settings
 from tests.conftest import prodgan
 from tests.products.helpers import clothing_subset
+from tests.serve.helpers import decode, post, prodgan_serve, records
 
 CONFIG = "configs/products64-smoke.yaml"
 
@@ -57,11 +55,10 @@ def test_clothing_photos_from_import_to_serving(project: Settings, tmp_path: Pat
     with Image.open(grid) as img:
         assert img.mode == "RGB" and img.width > 4 * 64
 
-    import mlflow.pyfunc
-
-    served = mlflow.pyfunc.load_model(serve_target(project))  # what `prodgan serve` hands MLflow's scoring server
-    rows = served.predict(pd.DataFrame([{"seed": 7, "category": "Men's T-Shirt", "n": 2}]))
-    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else rows
-    assert [r["category"] for r in rows] == ["men-s-t-shirt"] * 2
-    with Image.open(io.BytesIO(base64.b64decode(rows[0]["png_base64"]))) as img:
-        assert np.asarray(img).shape == (64, 64, 3)
+    # `prodgan serve` of the champion over real HTTP (MLflow's scoring server behind the size cap)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    with prodgan_serve(f"models:/{project.model_name}@{names.CHAMPION}", tmp_path / "serve.log", env, 4096) as url:
+        status, body = post(url, records({"seed": 7, "category": "Men's T-Shirt", "n": 2}))
+    assert status == 200, body
+    assert [r["category"] for r in body["predictions"]] == ["men-s-t-shirt"] * 2
+    assert decode(body["predictions"][0]["png_base64"]).shape == (64, 64, 3)
