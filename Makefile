@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP) dataset
+	$(BIN)/prodgan setup  # Inception weights and Data Docs assets: the last step that uses the network
 
 dataset:
 	@if [ ! -d $(FMNIST) ]; then \

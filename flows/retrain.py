@@ -21,11 +21,12 @@ def retrain(config: str | None = None, dataset: str | None = None, force: bool =
     settings = steps.settings()
     links = steps.link_tags(settings)
     try:
-        outcome = ops.retrain(settings, config, overrides or [], dataset, force, step=steps.as_task, tags=links)
+        outcome = ops.retrain(settings, config, overrides or [], dataset, force, step=steps.as_task, tags=links, notify=steps.emit)
     except GateFailed as exc:
         steps.publish("retrain-decision", ops.failure_markdown(exc), "retrain stopped by a gate")
         raise
     get_run_logger().info("retrain %s: %s", "runs" if outcome.freshness.retrain else "skipped", outcome.freshness.reason)
     result = ops.summary(settings, outcome, links)
     steps.publish("retrain-decision", ops.report_markdown(result), "retrain decision, metrics, sample sheet")
+    steps.publish_decision(settings, outcome, result)
     return result

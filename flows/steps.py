@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from prodgan.errors import ProdganError, TrackingUnreachable
+from prodgan.ops import announce
 from prodgan.settings import Settings, configure_environment
 
 RETRIES = {"freshness": 1, "validate": 1, "train": 2, "evaluate": 2, "register": 3, "promote": 3}
@@ -50,3 +51,23 @@ def publish(key: str, markdown: str, description: str) -> None:
     """A markdown artifact on the flow run, and the same text in its log."""
     create_markdown_artifact(markdown=markdown, key=key, description=description)
     get_run_logger().info(markdown)
+
+
+def emit(event: announce.Event) -> None:
+    """A prodgan event on Prefect's event bus, tied to this flow run (automations match on the name)."""
+    from prefect.events import emit_event
+
+    emit_event(event=event.name, resource=event.resource, payload=event.payload,
+               related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run.get_id()}", "prefect.resource.role": "flow-run"}])
+
+
+def publish_decision(settings: Settings, outcome: Any, result: dict[str, Any]) -> None:
+    """The decision's own artifacts: champion vs challenger table, every gate's reason, links to MLflow and the sheet."""
+    decision = outcome.decision
+    if decision is not None and decision.action != "noop":
+        create_table_artifact(table=announce.comparison_rows(decision), key="champion-vs-challenger",
+                              description=f"v{decision.version} vs champion v{decision.champion_before}: values and intervals, one protocol")
+        create_markdown_artifact(markdown=announce.decision_markdown(decision), key="promotion-gates",
+                                 description=f"{decision.action}: every gate's reason")
+    for link in announce.links(settings, result):
+        create_link_artifact(link=link.url, link_text=link.text, key=link.key, description=link.text)

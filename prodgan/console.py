@@ -26,6 +26,28 @@ def progress_bar(description: str, console: Console = err) -> Iterator[Callable[
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+@contextmanager
+def sides_progress(title: str, console: Console = err) -> Iterator[Callable[[str, int, int], None]]:
+    """Yield `progress(side, done, total)`: one transient bar per side (generated, real:test...) with images/s."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:,.1f} images/s" if task.speed else "")
+
+    with Progress(TextColumn(f"{title} [bold]{{task.description}}"), BarColumn(), MofNCompleteColumn(), Rate(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def report(side: str, done: int, total: int) -> None:
+            if side not in tasks or done == 0:  # every extraction starts at 0: a side seen again gets a new bar
+                tasks[side] = bar.add_task(side, total=total)
+            bar.update(tasks[side], completed=done, total=total)
+
+        yield report
+
+
 class StepProgress:
     """A rich progress bar with images/s and losses; a no-op when disabled (other ranks, quiet runs)."""
 

@@ -9,11 +9,14 @@ floor (see `prodgan.metrics.calibration`).
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable, Literal, get_args
 
-from prodgan.errors import ProdganError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, model_validator
+
+from prodgan.errors import ProdganError, invalid_fields
 
 # base metric -> which way is better (the metrics module's names without the sample count)
 DIRECTIONS = {
@@ -26,7 +29,79 @@ DIRECTIONS = {
     "cond_acc": "higher",
 }
 BOUNDS = ("max", "min", "max_fraction_of_noise_gap")
-_POLICY_KEYS = {"version", "confidence", "protocol", "absolute", "champion", "per_category"}
+_FORBID = ConfigDict(extra="forbid")
+Metric = Literal["fid", "kid", "memorization", "is", "precision", "recall", "cond_acc"]
+
+
+def _bound(minimum: float | None) -> Callable[[Any], Any]:
+    """A bound: a number, or a map {min_samples: number}; `true` or "lots" is not a bound."""
+    def check(spec: Any) -> Any:
+        table = spec if isinstance(spec, dict) else {0: spec}
+        for samples, value in table.items():
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0 or not numeric:
+                raise ValueError("must be a number or a map {min_samples: number}")
+            if minimum is not None and value < minimum:
+                raise ValueError(f"must be >= {minimum:g}")
+        return spec
+    return check
+
+
+Bound = Annotated[Any, PlainValidator(_bound(None))]
+NonNegativeBound = Annotated[Any, PlainValidator(_bound(0.0))]
+
+
+class _Bounds(BaseModel):
+    model_config = _FORBID
+    max: Bound | None = None
+    min: Bound | None = None
+    max_fraction_of_noise_gap: NonNegativeBound | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "_Bounds":
+        if not self.model_fields_set:
+            raise ValueError(f"needs one or more of {', '.join(BOUNDS)}")
+        return self
+
+
+class _Protocol(BaseModel):
+    model_config = _FORBID
+    on_mismatch: Literal["reevaluate", "refuse"] = "reevaluate"
+
+
+class _Champion(BaseModel):
+    model_config = _FORBID
+    metric: Metric
+    margin: NonNegativeBound = 0.0
+
+
+class _PerCategory(BaseModel):
+    model_config = _FORBID
+    metric: Metric
+    max_relative_regression: NonNegativeBound
+    min_samples_per_category: Annotated[int, Field(ge=0)] = 0
+
+
+class GateFile(BaseModel):
+    """The gate file's schema: unknown sections, keys or metrics and out-of-range numbers are errors."""
+
+    model_config = _FORBID
+    version: Annotated[int, Field(ge=1, le=2)] = 2
+    confidence: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
+    protocol: _Protocol | None = None
+    absolute: dict[Metric, _Bounds] | None = None
+    champion: _Champion | None = None
+    per_category: _PerCategory | None = None
+
+
+assert set(get_args(Metric)) == set(DIRECTIONS)
+_SECTIONS: dict[str, type[BaseModel]] = {"protocol": _Protocol, "absolute": _Bounds, "champion": _Champion, "per_category": _PerCategory}
+
+
+def _valid_keys(loc: tuple) -> list[str]:
+    """The keys valid where an unknown one was found: the top level, or inside a section."""
+    section = _SECTIONS.get(str(loc[0])) if len(loc) > 1 else None
+    return list((section or GateFile).model_fields)
 
 
 @dataclass(frozen=True)
@@ -44,53 +119,20 @@ class Policy:
         return (self.rules.get("protocol") or {}).get("on_mismatch", "reevaluate")
 
 
-def _check_metric(name: Any, where: str, path: str) -> str:
-    if name not in DIRECTIONS:
-        raise ProdganError(f"{path}: unknown metric {name!r} in {where}; known metrics: {', '.join(sorted(DIRECTIONS))}")
-    return name
-
-
-def _check_threshold(spec: Any, where: str, path: str) -> None:
-    table = spec if isinstance(spec, dict) else {0: spec}
-    for samples, bound in table.items():
-        if not isinstance(samples, int) or isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            raise ProdganError(f"{path}: {where} must be a number or a map {{min_samples: number}}, got {spec!r}")
-
-
 def parse_policy(text: str, path: str = "gates.yaml") -> Policy:
-    """Validate the gate file (unknown keys or metrics are errors, not silently ignored)."""
+    """Validate the gate file against `GateFile`; the rules stay the file's own mapping (what was hashed)."""
     import yaml
 
     try:
         rules = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ProdganError(f"{path} is not valid YAML ({exc}); fix the gate file") from exc
+        raise ProdganError(f"{path} is not valid YAML ({' '.join(str(exc).split())}); fix the gate file") from exc
     if not isinstance(rules, dict):
         raise ProdganError(f"{path} must be a mapping of gate sections; see docs/registry.md")
-    unknown = set(rules) - _POLICY_KEYS
-    if unknown:
-        raise ProdganError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(_POLICY_KEYS))}")
-    conf = rules.get("confidence", 0.95)
-    if not isinstance(conf, (int, float)) or not 0.5 <= conf < 1:
-        raise ProdganError(f"{path}: confidence must be in [0.5, 1), got {conf!r}")
-    mode = (rules.get("protocol") or {}).get("on_mismatch", "reevaluate")
-    if mode not in ("reevaluate", "refuse"):
-        raise ProdganError(f"{path}: protocol.on_mismatch must be reevaluate or refuse, got {mode!r}")
-    for metric, bounds in (rules.get("absolute") or {}).items():
-        _check_metric(metric, "absolute", path)
-        if not isinstance(bounds, dict) or not bounds or set(bounds) - set(BOUNDS):
-            raise ProdganError(f"{path}: absolute.{metric} needs one or more of {', '.join(BOUNDS)}, got {bounds!r}")
-        for key, spec in bounds.items():
-            _check_threshold(spec, f"absolute.{metric}.{key}", path)
-    champion = rules.get("champion")
-    if champion is not None:
-        _check_metric(champion.get("metric"), "champion.metric", path)
-        _check_threshold(champion.get("margin", 0.0), "champion.margin", path)
-    per_cat = rules.get("per_category")
-    if per_cat is not None:
-        _check_metric(per_cat.get("metric"), "per_category.metric", path)
-        _check_threshold(per_cat.get("max_relative_regression"), "per_category.max_relative_regression", path)
-        _check_threshold(per_cat.get("min_samples_per_category", 0), "per_category.min_samples_per_category", path)
+    try:
+        GateFile.model_validate(rules)
+    except ValidationError as exc:
+        raise ProdganError(invalid_fields(f"gate file {path}", exc.errors(), _valid_keys)) from None
     return Policy(rules, hashlib.sha256(text.encode()).hexdigest(), path)
 
 

@@ -1,57 +1,65 @@
-"""Training configuration: one dataclass, read from YAML, overridden by `key=value` strings.
+"""Training configuration: one pydantic dataclass, read from YAML, overridden by `key=value` strings.
 
-Torch-free so the CLI and flows can check a config (unknown keys, wrong types) in
-milliseconds before anything heavy is imported.
+Torch-free so the CLI and flows can check a config (unknown keys, wrong types, numbers out of
+range) in milliseconds before anything heavy is imported. pydantic does the checking; every
+number carries its allowed range, and `dataclasses.replace` re-validates.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Annotated, Any, Iterable
 
 import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
 
-from prodgan.errors import ProdganError
+from prodgan.errors import ProdganError, invalid_fields
+
+Count = Annotated[int, Field(ge=1)]  # a size, a step count, an interval in steps
+Zero = Annotated[int, Field(ge=0)]  # 0 switches the feature off
+Rate = Annotated[float, Field(gt=0, le=1)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TrainConfig:
     dataset: str = "fashion-mnist"
     arch: str = "cdcgan"  # dcgan (unconditional) | cdcgan (conditional BN + projection D) | cdcgan-classic (DCGAN's batch-norm D: CPU)
-    z_dim: int = 128
-    width: int = 64  # generator channels at full resolution
-    d_width: int = 64  # discriminator channels at full resolution
+    z_dim: Annotated[int, Field(ge=1, le=4096)] = 128
+    width: Annotated[int, Field(ge=1, le=4096)] = 64  # generator channels at full resolution
+    d_width: Annotated[int, Field(ge=1, le=4096)] = 64  # discriminator channels at full resolution
     loss: str = "hinge"  # ns | hinge | wgan-gp
     spectral_norm: bool = True  # on every discriminator layer
-    batch_size: int = 256  # global: split evenly across DDP ranks
-    steps: int = 5000  # generator updates
-    max_seconds: float = 0.0  # stop earlier once the loop has run this long (0: no limit); single process only
-    d_steps: int = 1  # discriminator updates per generator update (same real batch, new noise)
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.9
-    ema_decay: float = 0.999  # 0 disables the generator EMA
-    ema_start: int = 0  # step from which the EMA averages (before: copies)
-    r1_gamma: float = 0.0  # 0 disables R1
-    r1_every: int = 16  # lazy R1: every N steps, scaled by N
-    gp_weight: float = 10.0  # WGAN-GP only
+    batch_size: Count = 256  # global: split evenly across DDP ranks
+    steps: Count = 5000  # generator updates
+    max_seconds: Annotated[float, Field(ge=0)] = 0.0  # stop earlier once the loop has run this long (0: no limit); single process only
+    d_steps: Annotated[int, Field(ge=1, le=100)] = 1  # discriminator updates per generator update (same real batch, new noise)
+    lr_g: Rate = 2e-4
+    lr_d: Rate = 2e-4
+    beta1: Fraction = 0.0
+    beta2: Fraction = 0.9
+    ema_decay: Fraction = 0.999  # 0 disables the generator EMA
+    ema_start: Zero = 0  # step from which the EMA averages (before: copies)
+    r1_gamma: Annotated[float, Field(ge=0)] = 0.0  # 0 disables R1
+    r1_every: Count = 16  # lazy R1: every N steps, scaled by N
+    gp_weight: Annotated[float, Field(ge=0)] = 10.0  # WGAN-GP only
     hflip: bool = False  # random horizontal flips of real images
     diffaugment: str = ""  # DiffAugment policies for everything D sees, e.g. "color,translation,cutout" ("" = off); models/augment.py
     class_balanced: bool = False  # draw every category equally often (imbalanced catalogues), instead of each image once per epoch
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     device: str = "auto"  # auto (cuda > mps > cpu) | cuda | cuda:N | mps | cpu
     precision: str = "auto"  # auto (bf16 on CUDA, else fp32) | bf16 | fp32
     compile: bool = False  # torch.compile the networks (CUDA)
-    threads: int = 0  # CPU intra-op threads; 0 = torch's default (one per core)
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    grid_every: int = 0  # 0: one sample grid per epoch
-    eval_every: int = 0  # 0: no evaluation during training; N: quick FID every N steps picks the best checkpoint
-    eval_samples: int = 500  # quick FID: this many generated vs as many test images (real side cached)
+    threads: Annotated[int, Field(ge=0, le=1024)] = 0  # CPU intra-op threads; 0 = torch's default (one per core)
+    checkpoint_every: Count = 500
+    keep_checkpoints: Count = 2
+    log_every: Count = 10
+    grid_every: Zero = 0  # 0: one sample grid per epoch
+    eval_every: Zero = 0  # 0: no evaluation during training; N: quick FID every N steps picks the best checkpoint
+    eval_samples: Annotated[int, Field(ge=2)] = 500  # quick FID: this many generated vs as many test images (real side cached)
     eval_metric: str = ""  # metric from on_eval that picks the best checkpoint (lower is better; "" = the quick FID)
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,37 +70,15 @@ def valid_keys() -> list[str]:
     return [f.name for f in fields(TrainConfig)]
 
 
-def _coerce(key: str, value: Any, kind: type) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif kind is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    raise ProdganError(f"config key {key!r} must be {kind.__name__}, got {value!r}")
+_ADAPTER = TypeAdapter(TrainConfig)
 
 
 def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
-    """A TrainConfig from a dict; unknown keys and wrong types are user errors naming the valid keys."""
-    types = {f.name: f.type for f in fields(TrainConfig)}
-    unknown = sorted(set(values) - set(types))
-    if unknown:
-        raise ProdganError(f"unknown key(s) in {source}: {', '.join(unknown)}; valid keys: {', '.join(types)}")
-    kinds = {"bool": bool, "int": int, "float": float, "str": str}
-    return TrainConfig(**{k: _coerce(k, v, kinds[types[k]]) for k, v in values.items()})
+    """A TrainConfig from a dict; unknown keys, wrong types and out-of-range numbers are one-line user errors."""
+    try:
+        return _ADAPTER.validate_python(values)
+    except ValidationError as exc:
+        raise ProdganError(invalid_fields(source, exc.errors(), valid_keys())) from None
 
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
@@ -116,7 +102,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ProdganError(f"{path} is not valid YAML: {exc}") from exc
+        raise ProdganError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(values, dict):
         raise ProdganError(f"{path} must hold a mapping of config keys; valid keys: {', '.join(valid_keys())}")
     return values

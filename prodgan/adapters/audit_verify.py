@@ -21,7 +21,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prodgan.adapters.audit import actor_name, audit_records, write_audit
 from prodgan.adapters.registry import alias_version, champion_state, client_for, get_version
@@ -129,13 +129,16 @@ def _file_findings(version: str, recorded: str | None, actual: dict[str, str], w
                              f"environment) was edited outside prodgan")]
 
 
-def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str], list[Finding]]:
-    """(versions hashed, findings) for model versions whose stored files are not the registered ones."""
+def check_artifacts(settings: Settings, versions: list[Any],
+                    progress: Callable[[int, int], None] = lambda _done, _total: None) -> tuple[list[str], list[Finding]]:
+    """(versions hashed, findings) for model versions whose stored files are not the registered ones;
+    `progress(done, total)` hears before each version is downloaded."""
     from prodgan.fsutil import file_hashes
 
     client, hashed, findings = client_for(settings), [], []
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    for mv in versions:
+    for done, mv in enumerate(versions):
+        progress(done, len(versions))
         version, tags = str(mv.version), mv.tags or {}
         recorded = tags.get(WEIGHTS)
         if not recorded:
@@ -159,7 +162,8 @@ def check_artifacts(settings: Settings, versions: list[Any]) -> tuple[list[str],
     return hashed, findings
 
 
-def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ...] = ()) -> Report:
+def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ...] = (),
+           progress: Callable[[int, int], None] = lambda _done, _total: None) -> Report:
     """Replay the audit log against the registry; hash every version's weights (or the aliased and `include`d ones)."""
     client, name = client_for(settings), settings.model_name
     report = Report(name)
@@ -173,7 +177,7 @@ def verify(settings: Settings, all_versions: bool = True, include: tuple[str, ..
     else:
         chosen = {str(mv.version): mv for mv in aliased if mv}
         versions = [*chosen.values(), *(get_version(client, name, v) for v in include if v not in chosen)]
-    report.hashed, file_findings = check_artifacts(settings, sorted(versions, key=lambda mv: int(mv.version)))
+    report.hashed, file_findings = check_artifacts(settings, sorted(versions, key=lambda mv: int(mv.version)), progress)
     report.findings += file_findings
     return report
 

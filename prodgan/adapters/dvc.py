@@ -168,6 +168,11 @@ def dataset_hash(settings: Settings, dataset: str) -> str:
     return known[dataset]
 
 
+def remote_location(settings: Settings, md5: str) -> str:
+    """Where the DVC remote keeps a dataset version's listing (DVC 3 layout `files/md5/ab/cdef….dir`)."""
+    return f"{str(settings.dvc_remote).rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"  # a folder, or an s3:// URL
+
+
 def changed_files(settings: Settings) -> list[str]:
     """Files under `data/` that differ from what `data.dvc` pins (added, modified, deleted)."""
     proc = dvc(settings, "data", "status", "--granular", "--json")
@@ -232,7 +237,11 @@ def _transfer(settings: Settings, verb: str, *options: str) -> None:
     _use_remote_override(settings)
     args = [sys.executable, "-m", "dvc", verb, *options, DVC_FILE]  # not --quiet: it also hides DVC's ERROR line
     endpoint = settings.s3_endpoint_url if isinstance(settings.dvc_remote, str) else None
-    if not endpoint:
+    if not endpoint and sys.stderr.isatty():  # DVC's own progress bars on a terminal; its ERROR line shows above ours
+        if subprocess.run(args, cwd=settings.root, env=os.environ.copy(), stdout=subprocess.DEVNULL).returncode:
+            raise ProdganError(f"`dvc {verb}` failed (DVC's reason is printed above); fix it and rerun `prodgan data {verb}`")
+        return
+    if not endpoint:  # captured: its last line becomes the error
         _run(args, settings.root)
         return
     where = urlsplit(endpoint)

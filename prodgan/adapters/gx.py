@@ -15,6 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from prodgan.adapters import datadocs_assets
 from prodgan.data.layout import SPLITS, DatasetMeta
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
@@ -113,6 +114,7 @@ def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], mani
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
+    assets = datadocs_assets.local_assets(settings.cache_dir)  # before the run: a missing set-up step changes nothing
     ctx = _context(settings)
     gx_suite = ctx.suites.add_or_update(_gx_suite(suite))
     definition = ctx.validation_definitions.add_or_update(
@@ -129,8 +131,9 @@ def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], mani
                             run_id=RunIdentifier(run_name=run_name))
     identifier, validation = next(iter(result.run_results.items()))
     page = ctx.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=False)
-    index = ctx.get_docs_sites_urls()
-    return validation, _file_path(page[0]["site_url"]), _file_path(index[0]["site_url"])
+    index = _file_path(ctx.get_docs_sites_urls()[0]["site_url"])
+    datadocs_assets.localize(Path(index).parent, assets)  # styled offline: no CDN links left
+    return validation, _file_path(page[0]["site_url"]), index
 
 
 def _file_path(url: str | None) -> str:

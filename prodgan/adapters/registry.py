@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prodgan.adapters.tracking import get_run, is_local_store, not_found, setup_mlflow
+from prodgan.adapters.tracking import get_run, is_local_store, link_to_model, logged_model_id, not_found, setup_mlflow
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.names import (CHAMPION, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, LOCK_HOLDER, LOCK_PREFIX, METRIC_TAG,
                            PREVIOUS, PROTOCOL, SEQ_TAG, TRAIN_RUN, WEIGHTS, is_headline)
@@ -141,7 +141,10 @@ def check_same_weights(evaluation: EvalRun, weights: str | None, what: str) -> N
 def attach_evaluation(settings: Settings, name: str, version: str, evaluation: EvalRun, primary: bool = True) -> None:
     """Tie an evaluation run to a version: by protocol always; as the headline evaluation if `primary`."""
     client = client_for(settings)
-    check_same_weights(evaluation, (client.get_model_version(name, version).tags or {}).get(WEIGHTS), f"{name} v{version}")
+    mv = client.get_model_version(name, version)
+    check_same_weights(evaluation, (mv.tags or {}).get(WEIGHTS), f"{name} v{version}")
+    if logged_model_id(mv):  # the logged model's page shows the evaluation's metrics
+        link_to_model(client, evaluation.run_id, logged_model_id(mv))
     tags = {f"{EVAL_BY_PROTOCOL}{evaluation.protocol[:16]}": evaluation.run_id}
     if primary:
         tags.update({EVAL_RUN: evaluation.run_id, PROTOCOL: evaluation.protocol})

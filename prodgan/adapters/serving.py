@@ -15,10 +15,11 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.entities import LoggedModelOutput
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types.schema import AnyType, ColSpec, Schema
+from mlflow.types.schema import ColSpec, Schema
 
 from prodgan.errors import ProdganError
 from prodgan.names import LOGGED_MODEL_NAME, TRAIN_RUN
@@ -95,6 +96,7 @@ def log_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
         name=LOGGED_MODEL_NAME, python_model=str(MODEL_CODE / "generator.py"), artifacts={"bundle": str(bundle_dir)},
         signature=signature(), input_example=input_example(), pip_requirements=pip_requirements(), model_id=logged.model_id,
     )
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])  # the training run's page lists its model
     return info.model_uri
 
 
@@ -110,10 +112,12 @@ def stored_file_hashes(model_uri: str, dest: Path) -> str:
 
 
 def signature() -> ModelSignature:
+    """Typed, so MLflow itself refuses a bad request: a category is a name (or an index written as text),
+    and `n` is given in every row of a request or in none (a missing value would make the column float)."""
     inputs = Schema([
         ColSpec("long", "seed"),
-        ColSpec(AnyType(), "category", required=False),
-        ColSpec(AnyType(), "n", required=False),  # Any: a row may leave n out while another gives it
+        ColSpec("string", "category", required=False),
+        ColSpec("long", "n", required=False),
     ])
     outputs = Schema([
         ColSpec("long", "seed"),
@@ -125,7 +129,7 @@ def signature() -> ModelSignature:
 
 
 def input_example() -> pd.DataFrame:
-    return pd.DataFrame([{"seed": 1, "n": 2}])
+    return pd.DataFrame([{"seed": 1, "n": 2}])  # no category: valid for unconditional generators too
 
 
 def pip_requirements() -> list[str]:

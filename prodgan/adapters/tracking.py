@@ -149,13 +149,34 @@ class RunLogger:
     @classmethod
     def start(cls, settings: Settings, experiment: str, run_name: str, tags: dict[str, str] | None = None,
               run_id: str | None = None) -> "RunLogger":
-        """Create a run, or reopen `run_id` (a resumed training continues its own run)."""
+        """Create a run, or reopen `run_id` (a resumed training continues its own run).
+
+        New runs say who and what made them (the MLflow UI's "Created by" and "Source").
+        """
+        from mlflow.utils.mlflow_tags import MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
         client = setup_mlflow(settings)
         if run_id:
             client.update_run(run_id, status="RUNNING")
         else:
-            run_id = client.create_run(ensure_experiment(experiment, settings), run_name=run_name, tags=tags or {}).info.run_id
+            made_by = {MLFLOW_USER: settings.tracking_user or _login(), MLFLOW_SOURCE_NAME: f"prodgan ({experiment})",
+                       MLFLOW_SOURCE_TYPE: "LOCAL"}
+            run_id = client.create_run(ensure_experiment(experiment, settings), run_name=run_name,
+                                       tags={**made_by, **(tags or {})}).info.run_id
         return cls(client, run_id)
+
+    def describe(self, text: str) -> None:
+        """The run's one-line description (the MLflow UI's "Description")."""
+        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+        self.set_tags({MLFLOW_RUN_NOTE: text})
+
+    def log_dataset(self, dataset: Any, context: str) -> None:
+        """Declare a dataset input (`dataset_version`'s entity) with its role: training, evaluation."""
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -197,6 +218,52 @@ class RunLogger:
     def finish(self, status: str = "FINISHED") -> None:
         self.flush()
         self.client.set_terminated(self.run_id, status=status)
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without passwd entry)
+        return "unknown"
+
+
+def dataset_version(name: str, data_hash: str, source: str) -> Any:
+    """A DVC-pinned dataset as MLflow sees one: its digest is the DVC hash, its source the remote location."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():  # an s3:// remote matches two registered source types; either records the URI
+        warnings.simplefilter("ignore", UserWarning)
+        resolved = resolve_dataset_source(source)
+    return MetaDataset(resolved, name=name, digest=data_hash)._to_mlflow_entity()
+
+
+def logged_model_id(mv: Any) -> str | None:
+    """The logged model behind a registered version (MLflow 3 leaves `model_id` empty, the source says it)."""
+    source = str(mv.source or "")
+    return getattr(mv, "model_id", None) or (source.removeprefix("models:/") if source.startswith("models:/m-") else None)
+
+
+def link_to_model(client: Any, run_id: str, model_id: str) -> None:
+    """An evaluation run's metrics, logged again against the logged model (and the run's dataset), so the
+    model's page in MLflow shows them; the model is also recorded as the run's input."""
+    from mlflow.entities import LoggedModelInput, Metric
+
+    run = client.get_run(run_id)
+    if run.inputs and model_id in {m.model_id for m in run.inputs.model_inputs or []}:
+        return  # linked before (a retry, or the same evaluation attached under another role)
+    datasets = [d.dataset for d in (run.inputs.dataset_inputs if run.inputs else [])]
+    client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0, model_id=model_id,
+                      dataset_name=datasets[0].name if datasets else None, dataset_digest=datasets[0].digest if datasets else None)
+               for k, v in run.data.metrics.items()]
+    for i in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[i:i + _BATCH])
 
 
 def training_hooks(logger: RunLogger, say: Callable[[str], None]):

@@ -21,7 +21,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prodgan.cli import admin, audit, data, edit, evaluate, generate, orchestrate, promote, stack, train
+    from prodgan.cli import admin, audit, data, edit, evaluate, generate, orchestrate, promote, setup, stack, train
 
     app.add_typer(data.app, name="data")  # import, add, push, pull, status, version, setup, validate
     train.register(app)  # train
@@ -32,6 +32,7 @@ def _register() -> None:
     app.add_typer(edit.app, name="edit")  # invert, interpolate, transfer
     orchestrate.register(app)  # retrain, deploy
     app.add_typer(admin.app, name="admin")  # roles
+    setup.register(app)  # setup
     app.add_typer(stack.app, name="stack")  # up, down, status
 
 _register()

@@ -40,8 +40,7 @@ def evaluate(
 
     options = dict(samples=samples, seed=seed, split=split, kid_subset_size=kid_subset_size, use_evaluator=not no_evaluator, say=_say)
     started = time.perf_counter()
-    with err.status("evaluating (InceptionV3 on the CPU runs ~12 images/s)"):
-        run = run_evaluation(Settings.load(), model, bundle, **options)
+    run = run_evaluation(Settings.load(), model, bundle, **options)  # one bar per side, with images/s
     _print(run, time.perf_counter() - started)
 
 

@@ -24,7 +24,7 @@ from prodgan.metrics.checks import check_inputs
 from prodgan.metrics.conditional import accuracy_per_category, conditional_accuracy
 from prodgan.metrics.confidence import fid_interval
 from prodgan.metrics.defaults import DEFAULTS
-from prodgan.metrics.features import extract, make_extractor
+from prodgan.metrics.features import Progress, extract, make_extractor
 from prodgan.metrics.fid import RealReference, fid_per_category, fid_to
 from prodgan.metrics.inception_weights import InceptionWeights, resolve_inception_weights
 from prodgan.metrics.isc import inception_score
@@ -137,7 +137,8 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
                        metrics: tuple[str, ...] = tuple(METRICS), bootstrap: int = DEFAULTS["bootstrap"],
                        device: str | None = None, cache_dir: Path | None = None, weights: InceptionWeights | None = None,
                        extractor: str = DEFAULTS["extractor"], batch_size: int = DEFAULTS["batch_size"],
-                       generator_key: str | None = None, calibrate: bool = True) -> EvalResult:
+                       generator_key: str | None = None, calibrate: bool = True,
+                       progress: Progress | None = None) -> EvalResult:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
 
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
@@ -147,6 +148,7 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
     `generator_key` (the weights' sha256) caches the generated side's features too: re-evaluating
     the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
     can compare two generators from the cache (`fid_delta_from_cache`).
+    `progress(side, done, total)` hears about every feature extraction as it goes (images per side).
     """
     from prodgan.models.sampling import generate_uint8
     from prodgan.settings import Settings
@@ -175,25 +177,25 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
         if generator_key:
             write_json_atomic(stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict())
             generated, _ = stats_cache.cached(cache_dir, stats_cache.generated_key(protocol.fingerprint, generator_key),
-                                              lambda: extract(images, inception, "generated", batch_size))
+                                              lambda: extract(images, inception, "generated", batch_size, progress))
         else:
-            generated = extract(images, inception, "generated", batch_size)
+            generated = extract(images, inception, "generated", batch_size, progress)
         timings["generated_features"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
         real_idx = real_subset(real_samples, len(real))
-        real_features, real_cached = stats_cache.cached(cache_dir, protocol.real_key(), lambda: extract(real.images[real_idx], inception, f"real:{real.split}", batch_size))
+        real_features, real_cached = stats_cache.cached(cache_dir, protocol.real_key(), lambda: extract(real.images[real_idx], inception, f"real:{real.split}", batch_size, progress))
         timings["real_features"] = time.perf_counter() - tick
 
         evaluator_logits, calibration, judge = None, {}, None
         if evaluator is not None:
             judge = make_extractor("prodgan-evaluator", ["logits"], evaluator.to(device), device)
-            evaluator_logits = extract(images, judge, "evaluator", batch_size)["logits"]
+            evaluator_logits = extract(images, judge, "evaluator", batch_size, progress)["logits"]
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(G_spec=spec, protocol=protocol, options=options, cache_dir=cache_dir, inception=inception,
                                      real=real, real_idx=real_idx, real_features=real_features, train=train, labels=labels,
-                                     judge=judge, device=device, batch_size=batch_size)
+                                     judge=judge, device=device, batch_size=batch_size, progress=progress)
             timings["calibration"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -217,24 +219,24 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
 
 def _calibrate(*, G_spec: Any, protocol: Protocol, options: dict[str, Any], cache_dir: Path, inception: torch.nn.Module,
                real: Any, real_idx: np.ndarray, real_features: dict[str, np.ndarray], train: Any, labels: torch.Tensor | None,
-               judge: torch.nn.Module | None, device: str, batch_size: int) -> dict[str, float]:
+               judge: torch.nn.Module | None, device: str, batch_size: int, progress: Progress | None) -> dict[str, float]:
     """Floor and noise references under this protocol (calibration.py); features cached like the real side."""
     from prodgan.models.sampling import generate_uint8
 
     n = len(real_idx)
     train_idx = real_subset(n, len(train))
     floor, _ = stats_cache.cached(cache_dir, protocol.real_key(train.split, n),
-                                  lambda: extract(train.images[train_idx], inception, f"real:{train.split}", batch_size))
+                                  lambda: extract(train.images[train_idx], inception, f"real:{train.split}", batch_size, progress))
     noise_images = generate_uint8(calib.untrained_like(G_spec), G_spec, protocol.samples, protocol.seed, labels=labels,
                                   device=device, batch=batch_size).numpy()
     noise, _ = stats_cache.cached(cache_dir, stats_cache.generated_key(protocol.fingerprint, calib.noise_key(G_spec)),
-                                  lambda: extract(noise_images, inception, "untrained", batch_size))
+                                  lambda: extract(noise_images, inception, "untrained", batch_size, progress))
     out = calib.references(real_features[INCEPTION], floor[INCEPTION], noise[INCEPTION], kid_subset_size=options["kid_subset_size"],
                            kid_subsets=options["kid_subsets"], seed=protocol.seed)
     if judge is not None and labels is not None:
-        out["cond_acc_floor"] = conditional_accuracy(extract(real.images[real_idx], judge, "evaluator", batch_size)["logits"],
+        out["cond_acc_floor"] = conditional_accuracy(extract(real.images[real_idx], judge, "evaluator", batch_size, progress)["logits"],
                                                      real.labels[real_idx])
-        out["cond_acc_noise"] = conditional_accuracy(extract(noise_images, judge, "evaluator", batch_size)["logits"], labels.numpy())
+        out["cond_acc_noise"] = conditional_accuracy(extract(noise_images, judge, "evaluator", batch_size, progress)["logits"], labels.numpy())
     return out
 
 

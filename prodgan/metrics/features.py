@@ -8,6 +8,7 @@ extraction calls per side so callers and tests can see that a cache hit skipped 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Callable
 
 import numpy as np
 import torch
@@ -17,6 +18,7 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 from prodgan.metrics.extractors import register_extractors
 
 EXTRACTIONS: Counter[str] = Counter()  # side ("generated", "real:test", ...) -> extraction calls
+Progress = Callable[[str, int, int], None]  # (side, images done, images in all)
 
 
 class UInt8Images(Dataset):
@@ -54,9 +56,22 @@ def make_extractor(name: str, layers: list[str], weights: object, device: str) -
     return extractor
 
 
-def extract(images: np.ndarray | torch.Tensor, extractor: torch.nn.Module, side: str, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Features of every image, per requested layer, as float32 numpy (order preserved)."""
+def extract(images: np.ndarray | torch.Tensor, extractor: torch.nn.Module, side: str, batch_size: int = 64,
+            progress: Progress | None = None) -> dict[str, np.ndarray]:
+    """Features of every image, per requested layer, as float32 numpy (order preserved).
+
+    With `progress`, the images go through torch-fidelity's loop one batch at a time (the same
+    batches, so the same features) and each batch is reported.
+    """
     EXTRACTIONS[side] += 1
     cuda = next(extractor.parameters()).is_cuda
-    features = get_featuresdict_from_dataset(UInt8Images(images), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False)
-    return {k: v.numpy() for k, v in features.items()}
+    if progress is None:
+        features = get_featuresdict_from_dataset(UInt8Images(images), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False)
+        return {k: v.numpy() for k, v in features.items()}
+    parts: list[dict[str, torch.Tensor]] = []
+    progress(side, 0, len(images))
+    for start in range(0, len(images), batch_size):
+        chunk = UInt8Images(images[start:start + batch_size])
+        parts.append(get_featuresdict_from_dataset(chunk, extractor, batch_size, cuda, save_cpu_ram=True, verbose=False))
+        progress(side, min(start + batch_size, len(images)), len(images))
+    return {k: torch.cat([p[k] for p in parts]).numpy() for k in parts[0]}

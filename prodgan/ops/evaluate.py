@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from prodgan.adapters import registry, tracking
-from prodgan.console import progress_bar
+from prodgan.adapters import descriptions, dvc, registry, tracking
+from prodgan.console import progress_bar, sides_progress
 from prodgan.errors import ProdganError
 from prodgan.names import (DATA_HASH, EVAL_EXPERIMENT, EVALUATOR_RUN, EVALUATOR_SHA, KIND, PROTOCOL, REAL_CACHED,
                            TRAIN_RUN, WEIGHTS, ModelRef, metric_name, model_ref)
@@ -159,10 +159,13 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
     samples = like.get("samples") or samples or default_samples(settings)
     check_inputs(spec, real, samples=samples, real_samples=like.get("real_samples"), kid_subset_size=kid_subset_size, train=train)
     evaluator, evaluator_run = _evaluator(settings, dataset, say) if like.get("use_evaluator", use_evaluator) else (None, None)
-    result = evaluate_generator(generator, spec, real, samples=samples,
-                                seed=like.get("seed", DEFAULTS["seed"] if seed is None else seed), train=train,
-                                evaluator=evaluator, real_samples=like.get("real_samples"), kid_subset_size=kid_subset_size,
-                                cache_dir=settings.cache_dir, generator_key=record["weights_sha256"])
+    subject = (f"{model_info['model_name']} v{model_info['model_version']}" if (model_info or {}).get("model_version")
+               else f"training run {train_run_id[:8]}" if train_run_id else f"bundle {bundle_dir.name}")
+    with sides_progress(f"evaluating {subject}:") as progress:
+        result = evaluate_generator(generator, spec, real, samples=samples,
+                                    seed=like.get("seed", DEFAULTS["seed"] if seed is None else seed), train=train,
+                                    evaluator=evaluator, real_samples=like.get("real_samples"), kid_subset_size=kid_subset_size,
+                                    cache_dir=settings.cache_dir, generator_key=record["weights_sha256"], progress=progress)
 
     run_tags = {PROTOCOL: result.protocol.fingerprint, WEIGHTS: record["weights_sha256"], KIND: "generator",
                 DATA_HASH: real.data_hash, REAL_CACHED: str(result.real_cached).lower(), **(tags or {})}
@@ -176,6 +179,10 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
         try:
             logger.log_params({**result.protocol.to_dict(), "protocol_fingerprint": result.protocol.fingerprint,
                                "bundle": str(bundle_dir)})
+            logger.log_dataset(tracking.dataset_version(f"{dataset}:{result.protocol.split}", real.data_hash,
+                                                        dvc.remote_location(settings, real.data_hash)), "evaluation")
+            logger.describe(descriptions.evaluation(subject, dataset, result.protocol.split, real.data_hash,
+                                                    result.protocol.fingerprint, result.metrics))
             logger.log_metrics({**result.metrics, **{f"seconds_{k}": v for k, v in result.timings.items()}}, step=0)
             logger.log_image(grid(result.images[:GRID_IMAGES], nrow=spec.num_classes or 8), "samples.png")
             logger.log_dict({"protocol": result.protocol.to_dict(), "fingerprint": result.protocol.fingerprint,

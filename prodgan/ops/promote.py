@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import audit, audit_verify, model_store, registry, serving, tracking
+from prodgan.adapters import audit, audit_verify, descriptions, model_store, registry, serving, tracking
 from prodgan.adapters.auth import require_model_permission
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.gate_file import Policy, load_policy
@@ -96,6 +96,7 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
             if evaluation is not None:
                 registry.check_same_weights(evaluation, tags[WEIGHTS], f"training run {train_run_id}")
             existing = registry.register_version(client, name, model_uri, train_run_id, tags)
+            descriptions.describe_version(client, name, str(existing.version))
         if evaluation is not None:
             registry.attach_evaluation(settings, name, existing.version, evaluation,
                                        primary=EVAL_RUN not in (existing.tags or {}) or bool(eval_run_id))
@@ -253,6 +254,7 @@ def _commit(settings: Settings, client: Any, decision: Decision, state: tuple[st
             decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
             raise
     decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
+    descriptions.describe_version(client, decision.model, decision.version, decision)
     return decision
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from prodgan.adapters import audit_verify, dvc, registry, tracking
 from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, GIT_REV, TRAIN_RUN, ModelRef
-from prodgan.ops import evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
+from prodgan.ops import announce, evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
 from prodgan.settings import Settings
 from prodgan.train_config import load_config
 
@@ -128,11 +128,13 @@ def retrain(
     force: bool = False,
     step: Step = direct,
     tags: dict[str, str] | None = None,
+    notify: Callable[[announce.Event], None] = lambda _event: None,
 ) -> RetrainOutcome:
     """The whole sequence on `dataset` (default: the config's); raises GateFailed when the registry fails verification or validation fails (nothing is trained then).
 
     `config=None` picks the recipe for this machine (`ops.train.default_config`): the GPU recipe
     where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly worker).
+    `notify` receives the events an orchestrator's automations react to (`ops.announce`).
     """
     config = config or train_ops.default_config()
     overrides = [*overrides, f"dataset={dataset}"] if dataset else list(overrides)  # one dataset, validated and trained
@@ -143,6 +145,8 @@ def retrain(
     if not fresh.retrain:
         return outcome
     outcome.validation = step("validate", validate_ops.validate, settings, dataset)
+    if not outcome.validation.success:
+        notify(announce.validation_event(settings, outcome.validation))
     validate_ops.require_passed(outcome.validation)
     references = _alongside(step, "prepare-evaluation", evaluate_ops.warm_references, settings, config, overrides)
     outcome.train = step("train", train_ops.train, settings, config, overrides, reuse=not force, tags=tags)
@@ -150,6 +154,9 @@ def retrain(
     outcome.evaluation = step("evaluate", evaluate_ops.evaluate, settings, ModelRef(run_id=outcome.train.run_id), tags=tags)
     outcome.version = step("register", promote_ops.register, settings, outcome.train.run_id, outcome.evaluation.run_id)
     outcome.decision = step("promote", promote_ops.promote, settings, outcome.version.version)
+    event = announce.decision_event(outcome.decision)
+    if event is not None:
+        notify(event)
     return outcome
 
 
@@ -166,6 +173,7 @@ def summary(settings: Settings, outcome: RetrainOutcome, links: dict[str, str] |
     return {
         "decision": decision.action if decision else "skipped",
         "reason": "; ".join(decision.reasons) if decision else fresh.reason,
+        "reasons": list(decision.reasons) if decision else [fresh.reason],
         "freshness": fresh.reason,
         "model": settings.model_name,
         "data_hash": fresh.data_hash,
@@ -191,7 +199,7 @@ def _metrics_table(metrics: dict[str, float]) -> str:
 def report_markdown(result: dict[str, Any]) -> str:
     """The retrain flow's artifact: decision, metrics, MLflow runs and the champion-vs-challenger sheet."""
     runs = result["mlflow"]
-    lines = [f"# retrain {result['model']}: {result['decision']}", "", result["reason"], "",
+    lines = [f"# retrain {result['model']}: {result['decision']}", "", *[f"- {reason}" for reason in result["reasons"]], "",
              f"- data: `{result['data_hash']}`, config sha256 `{result['config_sha256'][:12]}`"]
     if result["version"]:
         lines.append(f"- challenger: version {result['version']}")

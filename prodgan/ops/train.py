@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from prodgan.adapters import dvc, tracking
+from prodgan.adapters import descriptions, dvc, tracking
 from prodgan.errors import ProdganError
 from prodgan.fsutil import write_json_atomic
 from prodgan.names import (CHECKPOINT_ARTIFACT, CONFIG, CONFIG_SHA, DATA_HASH, DATASET, FLOW_RUN, GENERATOR_ARTIFACT,
@@ -170,6 +170,8 @@ def _run(settings: Settings, cfg: TrainConfig, config_path: Path, overrides: lis
         state = {"config_name": config_path.stem, "mlflow_run_id": logger.run_id}
         _log_run_inputs(logger, cfg, config_path, overrides, lineage, tracking.package_versions())
         logger.log_dict(record.to_dict(), "validation.json")
+        logger.log_dataset(tracking.dataset_version(f"{cfg.dataset}:train", data_hash, dvc.remote_location(settings, data_hash)), "training")
+        logger.describe(descriptions.training(cfg.arch, cfg.dataset, data_hash, config_path.name, overrides, cfg.steps))
     lineage["train_run_id"] = logger.run_id
     write_json_atomic(run_dir / STATE_FILE, {**state, "status": "running", "overrides": list(overrides)})
     hooks = tracking.training_hooks(logger, say)

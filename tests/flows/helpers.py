@@ -50,3 +50,30 @@ def train_runs(settings: Settings) -> list[Any]:
 
 def versions(settings: Settings) -> list[Any]:
     return registry.client_for(settings).search_model_versions(f"name = '{settings.model_name}'")
+
+
+def artifacts(flow_run_id: str) -> dict[str, Any]:
+    """Every keyed artifact one flow run published, by key (table, markdown and link artifacts alike)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])))
+    return {a.key: a for a in found if a.key}
+
+
+def events(flow_run_id: str, name: str, timeout_s: float = 60.0) -> list[Any]:
+    """Events `name` tied to one flow run, read back from the events API (the server persists them in batches)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+    wanted = EventFilter(event=EventNameFilter(name=[name]), related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]))
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while True:
+            found = client.read_events(filter=wanted, limit=50).events  # the client asks 100 by default; the server allows 50
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(1)

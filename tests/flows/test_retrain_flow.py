@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from prodgan.adapters import dvc
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.settings import Settings
 from tests.conftest import MECHANICS_GATES
-from tests.flows.helpers import FAST, artifact_markdown, flow_run, train_runs, versions
+from tests.flows.helpers import FAST, artifact_markdown, artifacts, events, flow_run, train_runs, versions
 
 
 def _retrain(**kwargs):
@@ -49,6 +50,17 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
     for needle in (first["mlflow"]["train_run_id"], first["mlflow"]["eval_run_id"], first["sheet"], "promote"):
         assert needle in markdown
     assert first["data_docs"] and first["sheet"].endswith(names.AUDIT_SHEET)
+    published = artifacts(flow_run_id)
+    assert published["champion-vs-challenger"].type == "table" and published["promotion-gates"].type == "markdown"
+    [fid_row] = [row for row in json.loads(published["champion-vs-challenger"].data) if row["metric"].startswith("fid_")]
+    assert fid_row["challenger v1"] and fid_row["challenger interval"].startswith("[") and fid_row["champion"] == ""
+    assert all(reason in published["promotion-gates"].data for reason in first["reasons"])
+    assert f"/runs/{first['mlflow']['train_run_id']})" in published["mlflow-train-run"].data  # Prefect stores a link as markdown
+    assert first["mlflow"]["audit_run_id"] in published["mlflow-audit-run"].data
+    assert "(file://" in published["champion-vs-challenger-sheet"].data
+    [moved] = events(flow_run_id, "prodgan.champion.moved")
+    assert moved.payload["model"] == flow_project.model_name and moved.payload["champion_after"] == "1"
+    assert moved.payload["data_hash"] == first["data_hash"] and moved.resource.id == f"prodgan.model.{flow_project.model_name}"
 
     # Nothing changed: the scheduled retrain is a logged no-op, no new training run or version.
     second = _retrain()
@@ -99,6 +111,12 @@ def test_a_rejected_challenger_is_not_retrained_until_something_changes(flow_pro
     challenger = [*FAST, "seed=1"]
     rejected = retrain(config="configs/smoke.yaml", overrides=challenger)
     assert rejected["decision"] == "reject" and rejected["version"] == "2", rejected["reason"]
+    flow_run_id = rejected["orchestrator"][names.FLOW_RUN]
+    [event] = events(flow_run_id, "prodgan.challenger.rejected")
+    assert (event.payload["version"], event.payload["champion_before"], event.payload["data_hash"]) == ("2", "1", rejected["data_hash"])
+    assert any(reason.startswith("FAIL absolute.fid") for reason in event.payload["failed"])
+    rows = json.loads(artifacts(flow_run_id)["champion-vs-challenger"].data)
+    assert all(row["champion v1"] and row["challenger v2"] for row in rows if row["metric"].startswith("fid_"))
 
     again = retrain(config="configs/smoke.yaml", overrides=challenger)  # the nightly run, nothing new
     assert again["decision"] == "skipped" and "already rejected as v2, nothing changed" in again["reason"]
@@ -128,3 +146,6 @@ def test_failed_validation_stops_the_flow_before_training(flow_project: Settings
     assert Path(docs).is_file()
     assert docs in artifact_markdown(str(state.state_details.flow_run_id), "retrain-decision")
     assert train_runs(flow_project) == [], "nothing was trained on data that failed validation"
+    [event] = events(str(state.state_details.flow_run_id), "prodgan.validation.failed")
+    assert event.payload["data_hash"] == dvc.pinned(flow_project)["md5"] and event.payload["model"] == flow_project.model_name
+    assert event.payload["failed"] and event.payload["champion_version"] is None

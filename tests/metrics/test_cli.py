@@ -17,9 +17,10 @@ def _bundle(settings: Settings):
 
 
 @pytest.mark.slow  # ~40 s of CPU: trains the evaluator on 300 images, 30 images through InceptionV3, MLflow
-def test_evaluate_bundle_logs_an_mlflow_run(small_project: Settings):
+def test_evaluate_bundle_logs_an_mlflow_run(small_project: Settings, monkeypatch: pytest.MonkeyPatch):
     from mlflow import MlflowClient
 
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # set-up is done: evaluation must not need the index
     proc = prodgan("evaluate", "--bundle", str(_bundle(small_project)), "--samples", "10", cwd=small_project.root)
     assert "fid_10" in proc.stdout and "cond_acc_10" in proc.stdout and "memorization_10" in proc.stdout
     client = MlflowClient(small_project.tracking_uri)
@@ -29,6 +30,10 @@ def test_evaluate_bundle_logs_an_mlflow_run(small_project: Settings):
     run = runs[0]
     assert run.data.tags["prodgan.protocol"] == run.data.params["protocol_fingerprint"]
     assert run.data.params["samples"] == "10" and run.data.params["split"] == "test"
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "fashion-mnist:test" and dataset.dataset.digest == run.data.tags["prodgan.data_hash"]
+    assert run.data.tags["mlflow.note.content"].startswith("Evaluation of bundle bundle on fashion-mnist test ")
+    assert "fid_10 " in run.data.tags["mlflow.note.content"]
     for name in ("fid_10", "fid_10_ci_low", "kid_10", "is_10", "precision_10", "recall_10", "cond_acc_10", "memorization_10"):
         assert name in run.data.metrics, name
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -7,7 +7,9 @@ import pytest
 
 from prodgan.errors import ProdganError
 from prodgan.metrics import evaluate_generator, fid_delta_from_cache
-from prodgan.metrics.features import EXTRACTIONS
+from prodgan.metrics.defaults import DEFAULTS
+from prodgan.metrics.evaluate import INCEPTION
+from prodgan.metrics.features import EXTRACTIONS, extract, make_extractor
 from prodgan.models.evaluator import train_evaluator
 from tests.metrics.helpers import real_split, tiny_generator
 
@@ -19,9 +21,10 @@ def test_second_evaluation_skips_the_real_side_and_reports_every_metric(inceptio
     G, spec = tiny_generator()
     real, train = real_split("test", N), real_split("train", N)
     evaluator, _ = train_evaluator(real_split("train", 400, offset=N), real_split("test", 50, offset=N), epochs=1)
-    before = EXTRACTIONS.copy()
+    before, heard = EXTRACTIONS.copy(), []
     first = evaluate_generator(G, spec, real, samples=N, seed=0, train=train, evaluator=evaluator, bootstrap=5,
-                               cache_dir=feature_cache, weights=inception_weights)
+                               cache_dir=feature_cache, weights=inception_weights,
+                               progress=lambda side, done, total: heard.append((side, done, total)))
     after_first = EXTRACTIONS.copy()
     second = evaluate_generator(G, spec, real, samples=N, seed=0, train=train, evaluator=evaluator, bootstrap=5,
                                 cache_dir=feature_cache, weights=inception_weights)
@@ -29,7 +32,14 @@ def test_second_evaluation_skips_the_real_side_and_reports_every_metric(inceptio
     assert EXTRACTIONS["real:test"] == after_first["real:test"] and EXTRACTIONS["real:train"] == after_first["real:train"]
     assert EXTRACTIONS["generated"] - after_first["generated"] == 1
     assert not first.real_cached and second.real_cached
-    assert second.metrics == first.metrics  # deterministic for a seed
+    assert second.metrics == first.metrics  # deterministic for a seed; reporting progress batch by batch changes nothing
+    assert {side for side, _, _ in heard} == {"generated", "real:test", "real:train", "untrained", "evaluator"}
+    assert [done for side, done, _ in heard if side == "real:test"] == [0, N]
+    inception = make_extractor(DEFAULTS["extractor"], [INCEPTION], str(inception_weights.path), "cpu")  # built above: reused
+    heard.clear()
+    batched = extract(real.images, inception, "real:test", 4, progress=lambda *report: heard.append(report))[INCEPTION]
+    assert heard == [("real:test", 0, N), ("real:test", 4, N), ("real:test", 8, N), ("real:test", N, N)]
+    assert np.array_equal(batched, extract(real.images, inception, "real:test", 4)[INCEPTION])  # batch by batch: same features
     for name in ("fid_10", "fid_10_ci_low", "fid_10_ci_high", "kid_10", "kid_10_std", "precision_10", "recall_10",
                  "is_10", "cond_acc_10", "memorization_10"):
         assert name in first.metrics and np.isfinite(first.metrics[name]), name
@@ -114,3 +124,4 @@ def test_inception_score_comes_from_inception_logits_when_the_weights_have_them(
                                     cache_dir=feature_cache, weights=inception_weights)
     assert "is_10" not in trunk_only.metrics  # no logits and no evaluator: no IS, never a made-up one
     assert trunk_only.metrics["fid_10"] == pytest.approx(result.metrics["fid_10"], rel=1e-5)  # same trunk, same FID
+

@@ -63,6 +63,23 @@ def test_corrupt_converted_weights_are_refused(inception_weights, tmp_path):
         iw.resolve_inception_weights(tmp_path)
 
 
+def test_evaluation_never_builds_weights_and_says_how(tmp_path, monkeypatch):
+    """Missing weights: one line naming `prodgan setup`, and no download attempted (nothing written)."""
+    monkeypatch.delenv(iw.ENV_WEIGHTS, raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(ProdganError, match=r"not built .* run `prodgan setup`") as exc:
+        iw.resolve_inception_weights(tmp_path / "cache")
+    assert "\n" not in str(exc.value) and not (tmp_path / "cache").exists()
+
+
+def test_setup_pins_the_full_sha256_and_needs_no_index_once_built(inception_weights, monkeypatch):
+    """After set-up the package index is never asked: a dead PIP_INDEX_URL changes nothing."""
+    if inception_weights.origin != "converted":
+        pytest.skip("official weights in use")
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    assert iw.ensure_inception_weights(Settings.load().cache_dir).sha256 == iw.CONVERTED_SHA256 == inception_weights.sha256
+
+
 def test_wrong_official_weights_file_is_refused(tmp_path, monkeypatch):
     fake = tmp_path / iw.OFFICIAL_NAME
     torch.save({"not": torch.zeros(1)}, fake)

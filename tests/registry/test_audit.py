@@ -11,8 +11,14 @@ from typer.testing import CliRunner
 from prodgan.ops import audit as lineage
 from prodgan.ops import promote as promotion
 from prodgan.cli import app
+from prodgan.errors import ProdganError
 from tests.registry import helpers
 from tests.registry.test_promote import GATES
+
+
+def test_unknown_dataset_version_is_an_error_not_an_empty_table(store):
+    with pytest.raises(ProdganError, match="no training run or model version used a dataset version 0123456789ab; known: none"):
+        lineage.dataset_lineage(store, "0123456789ab")
 
 
 @pytest.mark.slow
@@ -41,6 +47,8 @@ def test_audit_chain_dataset_and_history(store):
     assert any(r.startswith("FAIL champion.fid") for r in rejected["decisions"][0]["reasons"])
 
     assert [v["version"] for v in lineage.dataset_lineage(store, helpers.DATA_HASH[:8])["versions"]] == [v1, v2, v3]
+    with pytest.raises(ProdganError, match=f"no training run or model version used a dataset version abcdef123456; known: {helpers.DATA_HASH[:12]}"):
+        lineage.dataset_lineage(store, "abcdef123456")
     history = lineage.champion_history(store)
     assert [(p["version"], p["how"], p["replaced"]) for p in history] == [(v1, "promote", None), (v3, "promote", v1), (v1, "rollback", v3)]
     assert history[0]["until"] == history[1]["from"] and history[-1]["until"] is None

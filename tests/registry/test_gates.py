@@ -69,18 +69,24 @@ def test_protocol_mismatch_is_never_compared():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("absolute: {fid_score: {max: 3}}", "unknown metric 'fid_score'"),
-    ("champion: {metric: sharpness}", "unknown metric 'sharpness'"),
-    ("absolute: {fid: {below: 3}}", "needs one or more of max, min, max_fraction_of_noise_gap"),
-    ("absolute: {fid: {max: lots}}", "must be a number"),
-    ("gatez: {}", "unknown section"),
-    ("confidence: 1.5", "confidence must be"),
-    ("protocol: {on_mismatch: compare}", "on_mismatch"),
+    ("absolute: {fid_score: {max: 3}}", "absolute.fid_score='fid_score': input should be 'fid', 'kid'"),
+    ("champion: {metric: sharpness}", "champion.metric='sharpness': input should be 'fid'"),
+    ("absolute: {fid: {below: 3}}", r"unknown key 'absolute.fid.below' \(valid keys: max, min, max_fraction_of_noise_gap\)"),
+    ("absolute: {fid: {}}", "absolute.fid={}: needs one or more of max, min, max_fraction_of_noise_gap"),
+    ("absolute: {fid: {max: lots}}", "absolute.fid.max='lots': must be a number"),
+    ("absolute: {fid: {max: true}}", "absolute.fid.max=True: must be a number"),
+    ("champion: {metric: fid, margin: {0: 0.0, 10000: -0.5}}", "champion.margin=.*must be >= 0"),
+    ("per_category: {metric: fid, max_relative_regression: 0.2, min_samples_per_category: -3}", "min_samples_per_category=-3: input should be greater than or equal to 0"),
+    ("per_category: {metric: fid}", "per_category.max_relative_regression: missing"),
+    ("gatez: {}", r"unknown key 'gatez' \(valid keys: version, confidence"),
+    ("confidence: 1.5", "confidence=1.5: input should be less than 1"),
+    ("protocol: {on_mismatch: compare}", "protocol.on_mismatch='compare': input should be 'reevaluate' or 'refuse'"),
     ("[1, 2", "not valid YAML"),
 ])
 def test_bad_gate_file(text, message):
-    with pytest.raises(ProdganError, match=message):
-        parse_policy(text)
+    with pytest.raises(ProdganError, match=message) as exc:
+        parse_policy(text, "gates.yaml")
+    assert "\n" not in str(exc.value) and str(exc.value).startswith(("invalid gate file gates.yaml: ", "gates.yaml"))
 
 
 def test_missing_metric_is_an_error_not_a_rejection():

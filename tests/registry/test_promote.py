@@ -108,7 +108,7 @@ def test_bad_input_leaves_registry_unchanged(store, gates, monkeypatch):
     v_other = helpers.registered(store, seed=6, fid=50.0, protocol="proto-b" * 4)
     bad_gates = store.root / "bad.yaml"
     bad_gates.write_text("absolute: {sharpness: {min: 1}}\n")
-    with pytest.raises(ProdganError, match="unknown metric 'sharpness'"):
+    with pytest.raises(ProdganError, match="absolute.sharpness='sharpness': input should be 'fid'"):
         promotion.promote(store, v_other, gates_path=bad_gates)
     refuse = store.root / "refuse.yaml"
     refuse.write_text(GATES + "protocol: {on_mismatch: refuse}\n")

@@ -52,7 +52,7 @@ def mlflow_url(registered, tmp_path_factory) -> Iterator[str]:
 
 def test_generates_pngs_deterministically(mlflow_url):
     spec = registry_helpers.SPEC
-    status, body = post(mlflow_url, records({"seed": 7, "category": "trouser", "n": 3}, {"seed": 8, "category": 2}, {"seed": 7, "n": 2}))
+    status, body = post(mlflow_url, records({"seed": 7, "category": "trouser", "n": 3}, {"seed": 8, "category": "2", "n": 1}, {"seed": 7, "n": 2}))
     assert status == 200, body
     rows = body["predictions"]
     assert [(r["seed"], r["category"], r["index"]) for r in rows] == [

@@ -7,6 +7,7 @@ import pytest
 from prodgan.errors import ProdganError
 from prodgan.train import train
 from prodgan.train_config import load_config, parse_overrides, valid_keys
+from tests.conftest import prodgan
 from tests.train.helpers import SMOKE, tiny_config, tiny_split
 
 
@@ -26,11 +27,24 @@ def test_unknown_key_lists_valid_keys(tmp_path):
 
 
 @pytest.mark.parametrize("override, fragment", [
-    ("steps=lots", "must be int"), ("steps", "key=value"), ("spectral_norm=3", "must be bool"),
+    ("steps=lots", "steps='lots': input should be a valid integer"), ("steps", "key=value"),
+    ("spectral_norm=3", "spectral_norm=3: input should be a valid boolean"),
+    ("lr_g=-1", "lr_g=-1: input should be greater than 0"), ("ema_decay=1", "ema_decay=1: input should be less than 1"),
+    ("batch_size=0", "batch_size=0: input should be greater than or equal to 1"),
 ])
 def test_bad_override_values(override, fragment):
-    with pytest.raises(ProdganError, match=fragment):
+    with pytest.raises(ProdganError, match=fragment) as exc:
         load_config(SMOKE, [override])
+    assert "\n" not in str(exc.value)
+
+
+def test_cli_reports_an_out_of_range_override_in_one_line(tmp_path):
+    """`prodgan train --set lr_g=-1`: one line naming the file, key and range; no traceback, nothing created."""
+    proc = prodgan("train", "--config", str(SMOKE), "--set", "lr_g=-1", cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "lr_g=-1: input should be greater than 0" in lines[0] and "smoke.yaml" in lines[0], lines
+    assert "Traceback" not in proc.stderr
 
 
 def test_missing_config_file(tmp_path):

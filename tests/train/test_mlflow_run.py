@@ -36,6 +36,13 @@ def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
     validation = json.loads(Path(client.download_artifacts(result.run_id, "validation.json", str(tmp_path))).read_text())
     assert run.data.tags["prodgan.git_rev"] and run.data.tags["prodgan.validation"].endswith("@" + validation["timestamp"])
     assert run.data.params["version.torch"] and run.data.tags["prodgan.device"] == "cpu"
+    [dataset] = run.inputs.dataset_inputs  # the MLflow UI's "Datasets": digest = DVC hash, source = the DVC remote
+    assert (dataset.dataset.name, dataset.dataset.digest) == ("fashion-mnist:train", result.data_hash)
+    assert f"files/md5/{result.data_hash[:2]}/{result.data_hash[2:]}" in dataset.dataset.source
+    assert {t.key: t.value for t in dataset.tags}["mlflow.data.context"] == "training"
+    assert run.data.tags["mlflow.note.content"] == f"Training: cdcgan generator on fashion-mnist {result.data_hash[:8]}, recipe smoke.yaml + " \
+        "steps=6 checkpoint_every=3 grid_every=3 log_every=2 batch_size=16 eval_every=3 eval_samples=12, 6 steps"
+    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"] == "prodgan (prodgan-train)"
     history = client.get_metric_history(result.run_id, "loss_d")
     assert [m.step for m in history] == [2, 3, 4, 6]
     artifacts = {a.path for top in ("", "samples", "generator", "checkpoint") for a in client.list_artifacts(result.run_id, top or None)}

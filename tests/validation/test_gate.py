@@ -121,9 +121,36 @@ def test_broken_dataset_fails_naming_each_file(small_project: Settings) -> None:
         require_validated(small_project, DATASET)
 
 
+def _outside_references(site: Path) -> list[str]:
+    """Scripts, stylesheets and images of every Data Docs page that are remote, or local but missing (GX's own
+    favicon link on validation pages points one folder too high: not a style, not checked)."""
+    import re
+
+    bad = []
+    for page in site.rglob("*.html"):
+        html = page.read_text()
+        refs = re.findall(r'<(?:script[^>]*\ssrc|img[^>]*\ssrc|link[^>]*rel="stylesheet"[^>]*\shref)="([^"]+)"', html)
+        for ref in refs + re.findall(r"url\('([^']+)'\)", html):
+            if re.match(r"(https?:)?//", ref) or not (page.parent / ref).is_file():
+                bad.append(f"{page.name}: {ref}")
+    return bad
+
+
+def test_reference_check_rejects_cdn_and_missing_files(tmp_path: Path) -> None:
+    (tmp_path / "here.css").write_text("")
+    (tmp_path / "index.html").write_text('<link rel="stylesheet" href="here.css"><script src="https://code.jquery.com/jquery-3.7.1.min.js">'
+                                         '</script><link rel="stylesheet" href="gone.css"><img src="//x.org/a.png">')
+    assert _outside_references(tmp_path) == ["index.html: https://code.jquery.com/jquery-3.7.1.min.js", "index.html: gone.css",
+                                             "index.html: //x.org/a.png"]
+
+
 def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> None:
     record = validate_dataset(small_project, DATASET)
     assert record.success, [f.rule for f in record.failures]
+    site = Path(record.docs_index).parent
+    assert len(list(site.rglob("*.html"))) >= 2 and _outside_references(site) == []  # styled offline
+    page = Path(record.docs_path).read_text()
+    assert "static/vendor/bootstrap@4.3.1/dist/css/bootstrap.min.css" in page and "integrity=" not in page  # checked, then dropped
     pinned = dvc.dataset_hash(small_project, DATASET)
     assert record.data_hash == pinned and record.rows == 600 and not record.manifest_cached
     assert sum(record.counts["test"].values()) == 300
