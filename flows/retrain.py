@@ -12,7 +12,7 @@ from prodgan.ops import retrain as ops
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(config: str | None = None, dataset: str = "fashion-mnist", force: bool = False,
+def retrain(config: str | None = None, dataset: str | None = None, force: bool = False,
             overrides: list[str] | None = None) -> dict[str, Any]:
     """Retrain the generator when the data or config changed since the champion (or when forced).
 

@@ -207,7 +207,7 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
                 if img.mode != mode:
                     notes.append(f"converted from mode {img.mode} to {mode}")
                 if img.size != (spec.size, spec.size):
-                    notes.append(f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} (padded to square with white)")
+                    notes.append(f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} (padded to square with its border colour)")
                 img.load()
                 pixels = normalise(img, spec.size, mode)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):

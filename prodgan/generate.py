@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from prodgan.errors import ProdganError
+from prodgan.names import category_key
 from prodgan.models.sampling import generate_uint8, sample_labels
 
 # Limits on one request. Generation is cheap per image, but a request is answered as base64 PNGs
@@ -52,6 +53,8 @@ def category_index(spec: Any, value: Any) -> int | None:
     lowered = [name.lower() for name in names]
     if isinstance(value, str) and value.strip().lower() in lowered:
         return lowered.index(value.strip().lower())
+    if isinstance(value, str) and category_key(value) in names:  # the name as the shop wrote it: "Men's T-Shirt"
+        return names.index(category_key(value))
     raise ProdganError(f"unknown category {value!r}: {choices}")
 
 

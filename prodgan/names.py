@@ -11,7 +11,9 @@ is the tag read by freshness, lineage and the gates. The two grammars:
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +90,27 @@ def metric_name(metric: str, samples: int) -> str:
     """`fid` -> `fid_2k`, `kid_std` -> `kid_2k_std`, `cond_acc_floor` -> `cond_acc_2k_floor`."""
     rest = next((s for s in METRIC_SUFFIXES if metric.endswith(s)), "")
     return f"{metric[:len(metric) - len(rest)]}_{sample_suffix(samples)}{rest}"
+
+
+def category_key(display: str) -> str:
+    """A shop's category name -> a stable key safe as a folder name and in an MLflow metric name.
+
+    `Men's T-Shirt` -> `men-s-t-shirt`, `dining table` -> `dining-table`. Names with no ASCII
+    letters or digits (`Ä`, `靴`) get `category-` + 8 hex digits of their UTF-8 sha256, so the key
+    is still stable; a key two names share is told apart the same way (see `category_keys`).
+    """
+    ascii_name = unicodedata.normalize("NFKD", display).encode("ascii", "ignore").decode()
+    key = "-".join(re.findall(r"[a-z0-9]+", ascii_name.lower()))[:48].strip("-")
+    return key or f"category-{hashlib.sha256(display.encode()).hexdigest()[:8]}"
+
+
+def category_keys(displays: list[str]) -> dict[str, str]:
+    """display name -> key for a dataset's categories; names whose keys collide get a hash suffix each."""
+    keys = {d: category_key(d) for d in displays}
+    taken: dict[str, int] = {}
+    for key in keys.values():
+        taken[key] = taken.get(key, 0) + 1
+    return {d: k if taken[k] == 1 else f"{k}-{hashlib.sha256(d.encode()).hexdigest()[:8]}" for d, k in keys.items()}
 
 
 def is_headline(name: str) -> bool:

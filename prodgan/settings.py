@@ -61,6 +61,13 @@ def env(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
+def shared_dataset(name: str) -> Path:
+    """A dataset shared by tests and benchmarks, never copied into the project:
+    `PRODGAN_SHARED_DATA/<name>`, else `<checkout>/../shared/datasets/<name>`."""
+    base = os.environ.get("PRODGAN_SHARED_DATA")
+    return (Path(base).expanduser() if base else _SOURCE_ROOT.parent / "shared" / "datasets") / name
+
+
 def environment() -> dict[str, str]:
     """A copy of the whole environment, for child processes that must inherit it."""
     return dict(os.environ)
@@ -169,9 +176,9 @@ class Settings:
     def model_cache_dir(self) -> Path:
         return self.home / "models"
 
-    @property
-    def evaluator_dir(self) -> Path:
-        return self.home / "evaluator"
+    def evaluator_dir(self, dataset: str) -> Path:
+        """The evaluator classifier of one dataset: each dataset side by side has its own."""
+        return self.home / "evaluator" / dataset
 
     @property
     def train_runs_dir(self) -> Path:

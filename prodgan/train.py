@@ -33,6 +33,7 @@ from prodgan.console import StepProgress
 from prodgan.distributed import allreduce_grads, broadcast_state, cpu_threads, init_distributed, pick_device
 from prodgan.train_plan import check_schedule, epoch_order, make_spec
 from prodgan.models import GeneratorSpec, build_discriminator, build_generator, generate_uint8, save_bundle, uses_batch_stats
+from prodgan.models.augment import diff_augment, parse_policy
 from prodgan.models.losses import LOSSES, ema_update, gradient_penalty, r1_penalty
 from prodgan.train_config import TrainConfig
 
@@ -109,6 +110,7 @@ def train_loop(
     # Data: the whole split resident on the device as uint8 (60k 28x28 images = 47 MB).
     images = torch.from_numpy(data.images).to(device)
     labels = torch.from_numpy(data.labels).to(device)
+    seen = lambda x, policy=parse_policy(cfg.diffaugment): diff_augment(x, policy, noise)  # noqa: E731 (what D sees: DiffAugment)
     n_images, local_batch = len(images), cfg.batch_size // world
     steps_per_epoch = n_images // cfg.batch_size
 
@@ -184,7 +186,7 @@ def train_loop(
             # Batch: this rank's slice of the epoch's global batch.
             epoch, i = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
-                order, order_epoch = epoch_order(n_images, cfg.seed, epoch).to(device), epoch
+                order, order_epoch = epoch_order(n_images, cfg.seed, epoch, labels.cpu() if cfg.class_balanced else None).to(device), epoch
             idx = order[i * cfg.batch_size + rank * local_batch:i * cfg.batch_size + (rank + 1) * local_batch]
             real = images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=memory_format)
             y = labels[idx] if spec.num_classes else None
@@ -200,9 +202,9 @@ def train_loop(
                 with autocast():
                     fake = G_train(z, y)
                     if split_d:
-                        loss_d = loss_d_fn(D_train(real, y).float(), D_train(fake.detach(), y).float())
+                        loss_d = loss_d_fn(D_train(seen(real), y).float(), D_train(seen(fake.detach()), y).float())
                     else:
-                        logits = D_train(torch.cat([real, fake.detach()]), torch.cat([y, y]) if y is not None else None).float()
+                        logits = D_train(seen(torch.cat([real, fake.detach()])), torch.cat([y, y]) if y is not None else None).float()
                         loss_d = loss_d_fn(*logits.split(local_batch))
                 if cfg.loss == "wgan-gp":
                     with autocast():
@@ -218,7 +220,7 @@ def train_loop(
             # Generator: reuses the last fake batch, through the updated discriminator.
             D.requires_grad_(False)
             with autocast():
-                loss_g = loss_g_fn(D_train(fake, y).float())
+                loss_g = loss_g_fn(D_train(seen(fake), y).float())
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             allreduce_grads(G, world)

@@ -47,6 +47,8 @@ class TrainConfig:
     r1_every: Count = 16  # lazy R1: every N steps, scaled by N
     gp_weight: Annotated[float, Field(ge=0)] = 10.0  # WGAN-GP only
     hflip: bool = False  # random horizontal flips of real images
+    diffaugment: str = ""  # DiffAugment policies for everything D sees, e.g. "color,translation,cutout" ("" = off); models/augment.py
+    class_balanced: bool = False  # draw every category equally often (imbalanced catalogues), instead of each image once per epoch
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     device: str = "auto"  # auto (cuda > mps > cpu) | cuda | cuda:N | mps | cpu
     precision: str = "auto"  # auto (bf16 on CUDA, else fp32) | bf16 | fp32

@@ -9,6 +9,7 @@ import torch
 from prodgan.data.tensors import ImageSplit
 from prodgan.errors import ProdganError
 from prodgan.models import GeneratorSpec
+from prodgan.models.augment import parse_policy
 from prodgan.models.losses import LOSSES
 from prodgan.train_config import TrainConfig
 
@@ -45,10 +46,23 @@ def check_schedule(cfg: TrainConfig, n_images: int, world: int) -> None:
         raise ProdganError(f"unknown precision {cfg.precision!r}; valid: auto, bf16, fp32")
     if cfg.max_seconds < 0:
         raise ProdganError(f"max_seconds must be >= 0 (0: no time limit), got {cfg.max_seconds}")
+    try:
+        parse_policy(cfg.diffaugment)
+    except ValueError as exc:
+        raise ProdganError(f"diffaugment: {exc}") from None
     if cfg.max_seconds and world > 1:
         raise ProdganError("max_seconds stops on one process's clock: use it for single-process runs, or set steps for DDP")
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled image order of one epoch: a pure function of (seed, epoch), same on every rank."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+def epoch_order(n: int, seed: int, epoch: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The image order of one epoch: a pure function of (seed, epoch), same on every rank.
+
+    Without `labels`, a shuffle (each image once). With them, class-balanced: `n` draws with
+    replacement, every category equally likely, so a category with 120 photos is seen as often
+    as one with 800 (its photos repeat; the one with 800 shows a different subset each epoch).
+    """
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if labels is None:
+        return torch.randperm(n, generator=generator)
+    weights = 1.0 / torch.bincount(labels)[labels].double()
+    return torch.multinomial(weights, n, replacement=True, generator=generator)

@@ -1,7 +1,11 @@
 """DVC adapter: the real `dvc` command, run with argument lists (never a shell), in the project root.
 
-The dataset version is the DVC hash of `data/` that `data.dvc` pins. Everything downstream
-(validation records, tensor cache, training runs, evaluation protocols) is keyed by it.
+`data.dvc` pins `data/`, which holds one folder per dataset side by side (Fashion-MNIST, a
+shop's photos, ...). Each dataset's version is DVC's own directory hash of `data/<name>`
+(what `dvc add data/<name>` would write), computed from the listing `data.dvc` pins: changing
+one dataset leaves every other dataset's hash, validation record, tensor cache and lineage as
+they were. Everything downstream (validation records, tensor cache, training runs, evaluation
+protocols) is keyed by the dataset's hash.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ DVC_FILE = "data.dvc"
 
 @dataclass(frozen=True)
 class DataVersion:
-    data_hash: str  # DVC md5 of data/ as pinned by data.dvc
+    data_hash: str  # DVC md5 of data/ as pinned by data.dvc, or of data/<dataset> when `dataset` is set
     git_rev: str
     git_dirty: bool
     files: int
     size: int
+    dataset: str | None = None
 
 
 def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -112,10 +117,55 @@ def add(settings: Settings) -> DataVersion:
     return pinned_version
 
 
-def version(settings: Settings) -> DataVersion:
+def version(settings: Settings, dataset: str | None = None) -> DataVersion:
+    """The pinned version of data/ (all datasets), or of one dataset in it."""
     out = pinned(settings)
     rev, dirty = git_revision(settings.root)
-    return DataVersion(out["md5"], rev, dirty, int(out.get("nfiles", 0)), int(out.get("size", 0)))
+    if dataset is None:
+        return DataVersion(out["md5"], rev, dirty, int(out.get("nfiles", 0)), int(out.get("size", 0)))
+    entries = _dataset_entries(settings, out["md5"], dataset)
+    size = sum(f.stat().st_size for f in (settings.data_dir / dataset).rglob("*") if f.is_file())
+    return DataVersion(dataset_hash(settings, dataset), rev, dirty, len(entries), size, dataset)
+
+
+def _dir_listing(settings: Settings, md5: str) -> list[dict[str, str]]:
+    """The `.dir` object data.dvc pins: every file of data/ as {"md5", "relpath"}."""
+    obj = settings.root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    try:
+        return json.loads(obj.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ProdganError(f"the DVC cache lacks the listing of data {md5} ({exc.__class__.__name__}); run `prodgan data pull`") from exc
+
+
+def _dataset_entries(settings: Settings, md5: str, dataset: str) -> list[dict[str, str]]:
+    prefix = f"{dataset}/"
+    entries = [{**e, "relpath": e["relpath"][len(prefix):]} for e in _dir_listing(settings, md5) if e["relpath"].startswith(prefix)]
+    if not entries:
+        names = sorted({e["relpath"].split("/")[0] for e in _dir_listing(settings, md5) if "/" in e["relpath"]})
+        raise ProdganError(f"data.dvc pins no dataset {dataset!r} (it holds: {', '.join(names) or 'none'}); "
+                           f"import it and run `prodgan data add`, or pick one of those with --dataset")
+    return entries
+
+
+def dataset_hash(settings: Settings, dataset: str) -> str:
+    """DVC's directory hash of data/<dataset> as data.dvc pins it (memoised per pinned data/ hash)."""
+    from dvc_data.hashfile.tree import Tree
+
+    from prodgan.fsutil import write_json_atomic
+
+    md5 = pinned(settings)["md5"]
+    memo_file = settings.home / "dataset-hashes.json"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        memo = {}
+    known = memo.get(md5, {})
+    if dataset not in known:
+        tree = Tree.from_list(_dataset_entries(settings, md5, dataset))
+        tree.digest()
+        known[dataset] = tree.hash_info.value
+        write_json_atomic(memo_file, {md5: known})
+    return known[dataset]
 
 
 def remote_location(settings: Settings, md5: str) -> str:
@@ -150,28 +200,31 @@ def _remember_clean(settings: Settings, md5: str) -> None:
     write_json_atomic(settings.data_state_file, {"md5": md5, "stat": _stat_digest(settings.data_dir)})
 
 
-def require_clean(settings: Settings) -> str:
-    """The pinned hash, but only if `data/` on disk is exactly what it pins.
+def require_clean(settings: Settings, dataset: str | None = None) -> str:
+    """The pinned hash of data/ (or of data/<dataset>), but only if it is on disk exactly as pinned.
 
-    `dvc status` reads 70k files' metadata in ~8 s; a stat digest recorded the last time DVC
-    confirmed the data answers the common case (nothing touched) in well under a second.
+    With `dataset`, only that dataset's files must match: another dataset changing beside it
+    does not stop it. `dvc status` reads 70k files' metadata in ~8 s; a stat digest recorded the
+    last time DVC confirmed the data answers the common case (nothing touched) in well under a second.
     """
     md5 = pinned(settings)["md5"]
     try:
         state = json.loads(settings.data_state_file.read_text())
     except (OSError, json.JSONDecodeError):
         state = {}
-    if state.get("md5") == md5 and state.get("stat") == _stat_digest(settings.data_dir):
-        return md5
-    diff = changed_files(settings)
-    if diff:
-        shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
-        raise ProdganError(
-            f"data/ differs from data.dvc ({shown}); run `prodgan data add` to version the change "
-            "or `prodgan data pull` to restore the pinned version"
-        )
-    _remember_clean(settings, md5)
-    return md5
+    if not (state.get("md5") == md5 and state.get("stat") == _stat_digest(settings.data_dir)):
+        everything = changed_files(settings)
+        inside = os.path.relpath(settings.data_dir / dataset, settings.root).replace(os.sep, "/") + "/" if dataset else ""
+        diff = [d for d in everything if d.partition(": ")[2].startswith(inside)]
+        if diff:
+            shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
+            raise ProdganError(
+                f"{'data/' + dataset if dataset else 'data/'} differs from data.dvc ({shown}); run `prodgan data add` to "
+                "version the change or `prodgan data pull` to restore the pinned version"
+            )
+        if not everything:
+            _remember_clean(settings, md5)
+    return dataset_hash(settings, dataset) if dataset else md5
 
 
 def _transfer(settings: Settings, verb: str, *options: str) -> None:

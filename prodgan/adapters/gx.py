@@ -21,6 +21,7 @@ from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 
 OFFENDERS_KEPT = 20  # offending files GX reports (and the record keeps) per failed expectation
+TWINS = {"near_dup_distance": "near_dup_of", "perceptual_dup_distance": "perceptual_dup_of"}  # column -> the file it is close to
 _DATASOURCE = "prodgan"
 _BATCH = "manifest"
 
@@ -35,6 +36,7 @@ class Failure:
     unexpected_count: int | None
     offending: list[dict[str, Any]]  # {"file": path relative to the project root, "value": what was wrong}
     observed: Any = None  # table/aggregate expectations: the observed value
+    severity: str = "critical"  # GX's failure severity: critical fails the dataset, warning is reported only
 
 
 def gx_version() -> str:
@@ -122,7 +124,7 @@ def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], mani
         name=f"prodgan-{dataset}",
         validation_definitions=[definition],
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["path", "near_dup_of"],
+        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["path", *TWINS.values()],
                        "partial_unexpected_count": OFFENDERS_KEPT},
     ))
     result = checkpoint.run(batch_parameters={"dataframe": manifest}, expectation_parameters=parameters,
@@ -154,8 +156,8 @@ def _offending_value(row: dict[str, Any], column: str | None, file_prefix: str) 
     if column is None:  # compound-column rules (duplicates): the shared content hash
         return str(row.get("sha256", ""))[:16]
     value = _plain(row.get(column))
-    twin = row.get("near_dup_of")
-    return f"{value:.2f} from {file_prefix}/{twin}" if column == "near_dup_distance" and twin else value
+    twin = row.get(TWINS.get(column, ""))
+    return f"{value:.2f} from {file_prefix}/{twin}" if twin else value
 
 
 def failures(validation, file_prefix: str) -> list[Failure]:
@@ -179,6 +181,7 @@ def failures(validation, file_prefix: str) -> list[Failure]:
             unexpected_count=_plain(result.get("unexpected_count", result.get("missing_count"))),
             offending=offending,
             observed=_plain(result.get("observed_value")) if exception is None else f"error: {exception}",
+            severity=str(getattr(config.severity, "value", config.severity or "critical")),
         ))
     return found
 

@@ -37,21 +37,32 @@ def import_fashion_mnist(
 def import_folder(
     src: Path = typer.Argument(..., help="Folder with one subfolder of JPEG/PNG/WebP images per category."),
     name: str = typer.Option(..., help="Dataset name: it lands in data/<name>."),
-    size: int = typer.Option(64, help="Output side in pixels (images are padded to square, then resized)."),
+    size: int = typer.Option(64, help="Output side in pixels (images are made square by --fit, then resized)."),
     mode: str = typer.Option("RGB", help="RGB or L (grayscale)."),
+    fit: str = typer.Option("pad", help="pad: centre on a square of the photo's border colour; crop: keep the centred square."),
+    test_fraction: float = typer.Option(0.1, help="Share of each category sent to test (when the folder has no train/ test/ split)."),
+    min_test: int = typer.Option(10, min=1, help="At least this many test images per category (at most half of it)."),
+    min_side: Optional[int] = typer.Option(None, min=1, help="Skip photos whose short side is below this [default: half of --size]."),
+    ambiguous: str = typer.Option("skip", help="A photo under two categories: skip (drop every copy) or first (keep one)."),
     force: bool = typer.Option(False, help="Replace data/<name> even if it holds another dataset."),
 ) -> None:
     """Import your own product photos; unreadable files are listed, not fatal.
 
-    Example: prodgan data import folder ~/shoots/2026-11 --name shoes --size 64
+    Example: prodgan data import folder ~/shoots/2026-11 --name shoes --size 64 --fit pad
     """
+    from rich.markup import escape
+
     from prodgan.ops import data
 
     settings = Settings.load()
     with progress_bar(f"importing {name}", out) as progress:
-        meta, skipped = data.import_folder(settings, src, name, size=size, mode=mode, force=force, progress=progress)
+        meta, skipped = data.import_folder(settings, src, name, size=size, mode=mode, force=force, progress=progress, fit=fit,
+                                           test_fraction=test_fraction, min_test=min_test, min_side=min_side, ambiguous=ambiguous)
     for rel, reason in skipped:
-        out.print(f"[yellow]skipped[/] {rel}: {reason}", highlight=False, markup=True)
+        out.print(f"[yellow]skipped[/] {escape(rel)}: {escape(reason)}", highlight=False)
+    renamed = [f"{shown!r} -> {key}" for key, shown in meta.display.items() if shown != key]
+    if renamed:
+        out.print(f"category keys: {', '.join(renamed)}", highlight=False, markup=False)
     out.print(f"imported [bold]{name}[/]: {meta.total('train')} train + {meta.total('test')} test images, "
               f"{len(skipped)} skipped -> {settings.data_dir / name}")
 
@@ -66,12 +77,15 @@ def add() -> None:
 
 
 @app.command()
-def version() -> None:
-    """Print the dataset's DVC hash and the git revision."""
+def version(dataset: Optional[str] = typer.Option(None, help="One dataset under data/ (its own hash); default: all of data/.")) -> None:
+    """Print the DVC hash of data/ (or of one dataset in it) and the git revision.
+
+    Example: prodgan data version --dataset clothing
+    """
     from prodgan.ops import data
 
-    v = data.version(Settings.load())
-    out.print(f"data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}", highlight=False)
+    v = data.version(Settings.load(), dataset)
+    out.print(f"{'dataset   ' + v.dataset + chr(10) if v.dataset else ''}data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}", highlight=False)
 
 
 @app.command()

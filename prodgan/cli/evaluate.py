@@ -84,7 +84,7 @@ def evaluator_train(
     settings = Settings.load()
     with progress_bar("training evaluator") as progress:
         _, acc, run_id = train_evaluator(settings, dataset, epochs=epochs, limit=limit, progress=progress)
-    out.print(f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir} (mlflow run {run_id})")
+    out.print(f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir(dataset)} (mlflow run {run_id})")
 
 
 def register(root: typer.Typer) -> None:

@@ -22,7 +22,7 @@ class _NoTracebackForUserErrors(logging.Filter):
 
 def retrain(
     config: Optional[str] = typer.Option(None, help="Training config (YAML); relative paths are looked up in the project, then in prodgan's configs/. [default: configs/fmnist.yaml with CUDA, else configs/cpu.yaml]"),
-    dataset: str = typer.Option("fashion-mnist", help="Dataset under data/ to validate and train on."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset under data/ to validate and train on [default: the config's]."),
     force: bool = typer.Option(False, help="Retrain even if the data and config are what the champion was trained on."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. --set steps=200 (repeatable)."),
 ) -> None:

@@ -33,14 +33,16 @@ def _print_summary(record, show: int) -> None:
     where = record.data_hash or f"{record.data_key} (not pinned)"
     source = ("result of " + record.timestamp + " reused (--fresh re-runs it)" if record.reused
               else "cached manifest" if record.manifest_cached else "fresh manifest")
-    passed = record.expectations - record.failed
+    passed = record.expectations - record.failed - len(record.warnings)
     mark = "[bold green]passed[/]" if record.success else "[bold red]FAILED[/]"
-    out.print(f"{mark} {record.dataset}: {passed}/{record.expectations} expectations of suite "
+    warned = f" ({len(record.warnings)} warning{'s' if len(record.warnings) != 1 else ''})" if record.warnings else ""
+    out.print(f"{mark} {record.dataset}: {passed}/{record.expectations} expectations{warned} of suite "
               f"[bold]{record.suite_name}[/] ({record.suite_sha256[:12]}) on {record.rows} images, data {where}, {source}",
               highlight=False)
-    for failure in record.failures:
+    for failure in [*record.failures, *record.warnings]:
         count = f"{failure.unexpected_count} unexpected" if failure.unexpected_count is not None else f"observed {failure.observed}"
-        out.print(f"  [red]x[/] {failure.rule} [dim]({failure.expectation} on {failure.column or 'table'}: {count})[/]", highlight=False)
+        mark = "[red]x[/]" if failure.severity != "warning" else "[yellow]![/]"
+        out.print(f"  {mark} {failure.rule} [dim]({failure.expectation} on {failure.column or 'table'}: {count})[/]", highlight=False)
         if failure.offending:
             table = Table(show_header=False, box=None, padding=(0, 1, 0, 4))
             for item in failure.offending[:show]:

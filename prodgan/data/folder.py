@@ -1,32 +1,48 @@
 """A user's own product photos (one subfolder per category) into the dataset layout.
 
-Normalisation policy, applied to every image in the same way:
-1. EXIF orientation is applied, then the image is converted to the target mode
-   (RGB, or L for `--mode L`); transparency is flattened onto white.
-2. It is padded to a square with white (product shots sit on white backgrounds), centred,
-   so no part of the product is cropped away.
-3. It is resized to `size` x `size` with Lanczos filtering.
-The split is a pure function of the file's content (sha256 -> 1 in `test_every` go to test),
-so re-importing is deterministic and identical files can never straddle train and test.
-Files are renamed to a content hash: source file names are treated as data, never as paths.
+Normalisation policy, applied to every image in the same way (deterministic bytes: the same
+photos give the same PNGs, hence the same DVC hash, from any folder on any machine):
+1. EXIF orientation is applied; every mode becomes RGB (or L) by one fixed rule: palette and
+   transparency are flattened onto white, CMYK goes through PIL's conversion, 16-bit
+   grayscale keeps its high byte, 1-bit becomes 0/255.
+2. Aspect ratio by `fit`: `pad` centres the photo on a square filled with the median colour of
+   its one-pixel border (a photo on grey cloth is padded grey, not framed in white); `crop`
+   keeps the centred square. Then a Lanczos resize to `size` x `size`.
+Layout: a source with `train/` (and optionally `validation/`, `test/`) at the top keeps its
+split (validation photos join train: training carves its own held-out set); otherwise each
+category's photos are ordered by content hash and the first `test_fraction` of them (at least
+`min_test`, at most half) go to test. Categories are stored under a safe key
+(`names.category_keys`), their names as written kept in `dataset.json` for display.
+Problems are per file: unreadable, too small, a decompression bomb, a duplicate, or the same
+photo under two categories (an ambiguous label, handled by `ambiguous`) are listed and skipped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from functools import partial
+from multiprocessing import get_context
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from prodgan.data.layout import MAX_IMAGE_PIXELS, DatasetMeta, encode_png
 from prodgan.errors import ProdganError
+from prodgan.names import category_keys
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_FILE_BYTES = 50 * 1024 * 1024
+SOURCE_SPLITS = ("train", "validation", "test")  # a source with train/ at the top keeps this layout
+FITS = ("pad", "crop")
+AMBIGUOUS = ("skip", "first")
+_CHUNK = 250  # files per worker task
+_PARALLEL_FROM = 500  # below this many files, worker start-up costs more than it saves  # same photo under two categories: drop every copy, or keep the first category's
 
 
 @dataclass
@@ -35,62 +51,186 @@ class FolderReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
 
 
-def normalise(img: Image.Image, size: int, mode: str) -> np.ndarray:
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("RGBA", "LA", "P"):
+@dataclass(frozen=True)
+class _Photo:
+    rel: str  # as listed to the user: [split/]category/file
+    split: str | None  # from the source layout, None when the importer chooses
+    category: str  # display name
+    png: bytes
+    digest: str
+
+
+def _to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """Any PIL mode -> RGB or L by one fixed rule (see the module docstring)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(img, dtype=np.int64)
+        img = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8) if wide.max() > 255 else wide.astype(np.uint8), "L")
+    elif img.mode == "F":
+        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" or img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    img = img.convert(mode)
-    side = max(img.size)
-    fill = 255 if mode == "L" else (255, 255, 255)
-    square = Image.new(mode, (side, side), fill)
-    square.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img.convert(mode)
+
+
+def _border_colour(pixels: np.ndarray) -> tuple[int, ...] | int:
+    """Median of the one-pixel border: the background a product photo was shot on."""
+    ring = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).reshape(-1, 1 if pixels.ndim == 2 else pixels.shape[2])
+    median = np.median(ring, axis=0).astype(np.uint8)
+    return int(median[0]) if pixels.ndim == 2 else tuple(int(v) for v in median)
+
+
+def normalise(img: Image.Image, size: int, mode: str, fit: str = "pad") -> np.ndarray:
+    img = _to_mode(ImageOps.exif_transpose(img), mode)
+    w, h = img.size
+    if fit == "crop":
+        side = min(w, h)
+        square = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+    else:
+        side = max(w, h)
+        square = Image.new(mode, (side, side), _border_colour(np.asarray(img)))
+        square.paste(img, ((side - w) // 2, (side - h) // 2))
     return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS))
 
 
-def _load(path: Path, size: int, mode: str) -> np.ndarray:
-    if path.stat().st_size > MAX_FILE_BYTES:
+def _load(path: Path, size: int, mode: str, fit: str, min_side: int) -> np.ndarray:
+    """Decode and normalise one file; the pixel and byte limits are checked before decoding."""
+    size_bytes = path.stat().st_size
+    if size_bytes == 0:
+        raise ValueError("empty file (0 bytes)")
+    if size_bytes > MAX_FILE_BYTES:
         raise ValueError(f"file larger than {MAX_FILE_BYTES // 2**20} MiB")
-    with Image.open(path) as img:
+    try:
+        opened = Image.open(path)  # reads the header only; PIL refuses > 2x MAX_IMAGE_PIXELS here
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError:
+        raise ValueError("not an image (no JPEG, PNG or WebP header), whatever its name says") from None
+    with opened as img:
         if img.width * img.height > MAX_IMAGE_PIXELS:
-            raise ValueError(f"{img.width}x{img.height} exceeds the {MAX_IMAGE_PIXELS}-pixel limit")
+            raise ValueError(f"decompression bomb refused: {img.width}x{img.height} exceeds the {MAX_IMAGE_PIXELS}-pixel limit")
+        if min(img.width, img.height) < min_side:
+            raise ValueError(f"too small: {img.width}x{img.height}, the short side must be >= {min_side} px (--min-side)")
         img.load()
-        return normalise(img, size, mode)
+        return normalise(img, size, mode, fit)
 
 
 def _inside(path: Path, root: Path) -> bool:
     return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
 
 
-def scan_source(src: Path) -> tuple[list[str], list[tuple[str, Path]], list[tuple[str, str]]]:
-    """Categories, (category, file) candidates, and entries refused before decoding."""
-    src = Path(src)
-    if not src.is_dir():
-        raise ProdganError(f"{src} is not a folder; pass a folder holding one subfolder per category")
-    if src.is_symlink():
-        raise ProdganError(f"{src} is a symlink; pass the real folder")
-    refused: list[tuple[str, str]] = []
+def _scan_categories(folder: Path, prefix: str, src: Path, refused: list[tuple[str, str]]) -> list[tuple[str, Path]]:
+    """(category, file) under one folder of category subfolders; links and non-images refused."""
     files: list[tuple[str, Path]] = []
-    categories: list[str] = []
-    for entry in sorted(src.iterdir()):
+    for entry in sorted(folder.iterdir()):
         if entry.is_symlink():
-            refused.append((entry.name, "symlink refused"))
+            refused.append((prefix + entry.name, "symlink refused"))
         elif entry.is_dir():
-            categories.append(entry.name)
             for f in sorted(entry.iterdir()):
-                rel = f"{entry.name}/{f.name}"
+                rel = f"{prefix}{entry.name}/{f.name}"
                 if f.is_symlink() or not _inside(f, src):
                     refused.append((rel, "symlink refused"))
                 elif f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
                     files.append((entry.name, f))
                 elif f.is_file():
                     refused.append((rel, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"))
+    return files
+
+
+def scan_source(src: Path) -> tuple[bool, list[str], list[tuple[str | None, str, Path]], list[tuple[str, str]]]:
+    """(split layout kept?, categories, (split, category, file) candidates, entries refused before decoding)."""
+    src = Path(src)
+    if not src.is_dir():
+        raise ProdganError(f"{src} is not a folder; pass a folder holding one subfolder per category")
+    if src.is_symlink():
+        raise ProdganError(f"{src} is a symlink; pass the real folder")
+    refused: list[tuple[str, str]] = []
+    top = {p.name for p in src.iterdir() if p.is_dir() and not p.is_symlink()}
+    split_layout = "train" in top and top <= set(SOURCE_SPLITS)
+    if split_layout:
+        files = [(split, cat, f) for split in SOURCE_SPLITS if split in top
+                 for cat, f in _scan_categories(src / split, f"{split}/", src, refused)]
+    else:
+        files = [(None, cat, f) for cat, f in _scan_categories(src, "", src, refused)]
+    categories = sorted({cat for _, cat, _ in files} | ({p.name for s in top for p in (src / s).iterdir() if p.is_dir()}
+                                                        if split_layout else top))
     if not categories:
         raise ProdganError(f"{src} has no category subfolders; put each category's images in its own subfolder")
     if not files:
         raise ProdganError(f"{src} holds no readable image files (JPEG, PNG or WebP) in its category subfolders")
-    return categories, files, refused
+    return split_layout, categories, files, refused
+
+
+def _decode_chunk(files: list[tuple[str | None, str, Path]], size: int, mode: str, fit: str,
+                  min_side: int) -> list[_Photo | tuple[str, str]]:
+    """Each file as a `_Photo`, or (path as listed, reason) when it cannot be used."""
+    out: list[_Photo | tuple[str, str]] = []
+    for split, cat, path in files:
+        rel = f"{split + '/' if split else ''}{cat}/{path.name}"
+        try:
+            png = encode_png(_load(path, size, mode, fit, min_side))
+            out.append(_Photo(rel, split, cat, png, hashlib.sha256(png).hexdigest()))
+        except Exception as exc:  # any decoder failure (truncated, not an image, a bomb) is a finding about the file
+            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+            out.append((rel, f"unreadable: {reason}".splitlines()[0][:200]))
+    return out
+
+
+def _decode_all(files: list[tuple[str | None, str, Path]], size: int, mode: str, fit: str, min_side: int,
+                skipped: list[tuple[str, str]], progress: Callable[[int, int], None] | None) -> list[_Photo]:
+    """Decode every file, on every core for large folders (results in input order: deterministic)."""
+    chunks = [files[i:i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+    decode = partial(_decode_chunk, size=size, mode=mode, fit=fit, min_side=min_side)
+    workers = min(os.cpu_count() or 1, len(chunks))
+    parallel = workers > 1 and len(files) >= _PARALLEL_FROM
+    results: list[_Photo | tuple[str, str]] = []
+    # fork: workers start in milliseconds and need no importable __main__ (scripts, notebooks)
+    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) if parallel else nullcontext() as pool:
+        for chunk in (pool.map(decode, chunks) if parallel else map(decode, chunks)):
+            results += chunk
+            if progress:
+                progress(len(results), len(files))
+    skipped.extend(r for r in results if isinstance(r, tuple))
+    return [r for r in results if isinstance(r, _Photo)]
+
+
+def _resolve_labels(photos: list[_Photo], ambiguous: str, skipped: list[tuple[str, str]]) -> list[_Photo]:
+    """Drop duplicates; a photo under two categories is an ambiguous label, handled by policy."""
+    by_digest: dict[str, list[_Photo]] = {}
+    for photo in photos:
+        by_digest.setdefault(photo.digest, []).append(photo)
+    kept = []
+    for copies in by_digest.values():
+        cats = sorted({p.category for p in copies})
+        if len(cats) > 1:
+            if ambiguous == "skip":
+                skipped.extend((p.rel, f"ambiguous label: the same photo is filed under {', '.join(cats)} (--ambiguous skip)")
+                               for p in copies)
+                continue
+            copies = [p for p in copies if p.category == cats[0]]
+            skipped.extend((p.rel, f"ambiguous label: also under {cats[0]}, kept there (--ambiguous first)")
+                           for p in photos if p.digest == copies[0].digest and p.category != cats[0])
+        # one copy per photo; a train copy wins over validation/test (a photo in two splits would leak)
+        order = sorted(copies, key=lambda p: (SOURCE_SPLITS.index(p.split) if p.split else 0, p.rel))
+        kept.append(order[0])
+        skipped.extend((p.rel, f"duplicate of {order[0].rel}") for p in order[1:])
+    return kept
+
+
+def _assign_splits(photos: list[_Photo], test_fraction: float, min_test: int) -> dict[str, str]:
+    """digest -> split: the source's (validation joins train), else stratified per category by content hash."""
+    splits: dict[str, str] = {}
+    by_cat: dict[str, list[str]] = {}
+    for photo in photos:
+        if photo.split:
+            splits[photo.digest] = "test" if photo.split == "test" else "train"
+        else:
+            by_cat.setdefault(photo.category, []).append(photo.digest)
+    for digests in by_cat.values():
+        n_test = min(max(min_test, round(len(digests) * test_fraction)), len(digests) // 2)
+        for i, digest in enumerate(sorted(digests)):
+            splits[digest] = "test" if i < n_test else "train"
+    return splits
 
 
 def write_folder(
@@ -99,40 +239,43 @@ def write_folder(
     name: str,
     size: int = 64,
     mode: str = "RGB",
-    test_every: int = 10,
+    fit: str = "pad",
+    test_fraction: float = 0.1,
+    min_test: int = 10,
+    min_side: int | None = None,
+    ambiguous: str = "skip",
     progress: Callable[[int, int], None] | None = None,
 ) -> FolderReport:
+    """Import `src` into `out_dir` (see the module docstring); `min_side` defaults to half of `size`."""
     if mode not in ("RGB", "L"):
         raise ProdganError(f"unknown mode {mode!r}: use RGB or L")
+    if fit not in FITS:
+        raise ProdganError(f"unknown --fit {fit!r}: use pad (keep the whole product) or crop (fill the square)")
+    if ambiguous not in AMBIGUOUS:
+        raise ProdganError(f"unknown --ambiguous {ambiguous!r}: use skip (drop every copy) or first (keep one category)")
     if not 8 <= size <= 512:
         raise ProdganError(f"--size {size} is out of range: use 8..512 pixels")
-    categories, files, skipped = scan_source(src)
-    counts = {s: {c: 0 for c in categories} for s in ("train", "test")}
-    seen: set[tuple[str, str]] = set()
-    for done, (cat, path) in enumerate(files, start=1):
-        rel = f"{cat}/{path.name}"
-        try:
-            pixels = _load(path, size, mode)
-        except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
-            skipped.append((rel, f"unreadable: {exc}".splitlines()[0]))
-            continue
-        png = encode_png(pixels)
-        digest = hashlib.sha256(png).hexdigest()
-        if (cat, digest) in seen:
-            skipped.append((rel, "duplicate of another file in the same category"))
-            continue
-        seen.add((cat, digest))
-        split = "test" if int(digest[:8], 16) % test_every == 0 else "train"
-        target = out_dir / split / cat / f"{digest[:16]}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(png)
-        counts[split][cat] += 1
-        if progress:
-            progress(done, len(files))
-    if not any(counts["train"].values()):
+    if not 0 < test_fraction < 0.5:
+        raise ProdganError(f"test fraction {test_fraction} is out of range: use a value between 0 and 0.5")
+    split_layout, categories, files, skipped = scan_source(src)
+    photos = _decode_all(files, size, mode, fit, size // 2 if min_side is None else min_side, skipped, progress)
+    photos = _resolve_labels(photos, ambiguous, skipped)
+    if not photos:
         raise ProdganError(f"none of the {len(files)} images in {src} could be read: {skipped[0][0]}: {skipped[0][1]}")
+    splits = _assign_splits(photos, test_fraction, min_test)
+    keys = category_keys(categories)
+    counts = {s: {keys[c]: 0 for c in categories} for s in ("train", "test")}
+    for photo in photos:
+        split, key = splits[photo.digest], keys[photo.category]
+        target = out_dir / split / key / f"{photo.digest[:16]}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(photo.png)
+        counts[split][key] += 1
     for split in counts:
-        for cat in categories:
-            (out_dir / split / cat).mkdir(parents=True, exist_ok=True)
-    meta = DatasetMeta(name=name, kind="folder", size=size, mode=mode, categories=categories, counts=counts)
-    return FolderReport(meta=meta, skipped=skipped)
+        for key in keys.values():
+            (out_dir / split / key).mkdir(parents=True, exist_ok=True)
+    source = {"layout": "kept (validation joined train)" if split_layout else f"stratified: {test_fraction:g} to test, at least {min_test} per category",
+              "fit": fit, "ambiguous": ambiguous}
+    meta = DatasetMeta(name=name, kind="folder", size=size, mode=mode, categories=sorted(keys.values()), counts=counts,
+                       source=source, display={k: c for c, k in keys.items()})
+    return FolderReport(meta=meta, skipped=sorted(skipped))

@@ -36,6 +36,7 @@ class DatasetMeta:
     categories: list[str]
     counts: dict[str, dict[str, int]]  # split -> category -> images
     source: dict[str, str] = field(default_factory=dict)  # content hashes of the source, never paths
+    display: dict[str, str] = field(default_factory=dict)  # category key -> the name as the user wrote it
 
     @property
     def channels(self) -> int:

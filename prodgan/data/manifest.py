@@ -9,9 +9,16 @@ can check row by row and name the offending file:
 - `near_dup_distance`: mean absolute difference (grey levels, 0-255) between brightness-centred
   16x16 grayscale thumbnails, to the closest image in another split with the same dHash
   (`near_dup_of` names it; NaN when no other-split image shares the dHash). Small = leak.
+- `perceptual_dup_distance`: the same thumbnail distance, to the closest image in another split
+  whose dHash is within `HAMMING_CANDIDATE` bits rather than equal (`perceptual_dup_of` names it):
+  a re-encoded or retouched copy whose dHash moved a few bits. The Hamming distance alone does not
+  tell copies from a series of products shot on one background (clothing-small: different shirts
+  on one bed 0-2 bits apart, thumbnails >= 6 grey levels apart; a JPEG q70 copy 0.3).
 - `category_count` / `category_balance`: images in this row's (split, category), and that count
   divided by the split's mean per category (1.0 = balanced): a swamped or starved category
   shows on each of its rows.
+- `category_train_count` / `category_test_count`: images of this row's category in train and
+  in test: a category too small to train on, or to evaluate, shows on each of its rows.
 
 The manifest is cached per dataset version (the DVC hash when data/ is pinned, a stat key
 otherwise), so an unchanged dataset is described in a fraction of a second.
@@ -36,11 +43,13 @@ from prodgan.data.layout import META_FILE  # importing layout also caps Image.MA
 from prodgan.fsutil import atomic_path
 
 # Bump when a column's meaning changes: old cached manifests are then ignored.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 THUMB = 16  # side of the grayscale thumbnail used to confirm near-duplicates
 _CHUNK = 1000  # files per worker task
 _PARALLEL_FROM = 3000  # below this many files, worker start-up costs more than it saves
 _NEAR_DUP_BLOCK = 128  # rows per block when comparing thumbnails
+HAMMING_CANDIDATE = 6  # dHash bits within which two images are compared by thumbnail
+_CANDIDATES = 8  # nearest hashes kept per image of the smaller split
 _BATCH_PIXELS = 1 << 24  # pixels per vectorised batch (bounds memory for large images)
 
 Progress = Callable[[int, int], None]
@@ -179,6 +188,45 @@ def _near_dup_distance(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np
     return np.where(found, distance, np.nan), [paths[j] if ok else None for j, ok in zip(nearest, found)]
 
 
+def _perceptual_dups(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np.ndarray, list[str | None]]:
+    """Per row: thumbnail distance to, and path of, the closest image in another split whose dHash is
+    within `HAMMING_CANDIDATE` bits (NaN when none is).
+
+    Each pair of splits is compared once: the smaller split in blocks against the whole larger one,
+    each row keeping its `_CANDIDATES` nearest hashes; every candidate pair then updates both sides.
+    """
+    known = df["dhash"].notna().to_numpy()
+    bits = np.zeros(len(df), dtype=np.uint64)
+    bits[known] = [int(h, 16) for h in df.loc[known, "dhash"]]
+    splits = df["split"].to_numpy()
+    names = sorted(set(splits[known]))
+    pairs = []
+    for a_pos, a in enumerate(names):
+        for b in names[a_pos + 1:]:
+            small, large = sorted((np.flatnonzero(known & (splits == a)), np.flatnonzero(known & (splits == b))), key=len)
+            keep = min(_CANDIDATES, len(large))
+            for start in range(0, len(small), _NEAR_DUP_BLOCK):
+                block = small[start:start + _NEAR_DUP_BLOCK]
+                dist = np.bitwise_count(bits[block, None] ^ bits[None, large])
+                top = np.argpartition(dist, keep - 1, axis=1)[:, :keep]
+                rows, cols = np.nonzero(np.take_along_axis(dist, top, axis=1) <= HAMMING_CANDIDATE)
+                pairs.append(np.stack([block[rows], large[top[rows, cols]]], axis=1))
+    found = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+    distance = np.full(len(df), np.nan)
+    if len(found):
+        flat = _centred(np.stack([np.frombuffer(t, dtype=np.uint8) if t else np.zeros(THUMB * THUMB, np.uint8) for t in thumbs]))
+        d = np.concatenate([np.abs(flat[chunk[:, 0]] - flat[chunk[:, 1]]).mean(axis=1) for chunk in np.array_split(found, max(1, len(found) // 10000))])
+        rows, others, d = np.concatenate([found[:, 0], found[:, 1]]), np.concatenate([found[:, 1], found[:, 0]]), np.concatenate([d, d])
+        order = np.lexsort((d, rows))
+        first = order[np.unique(rows[order], return_index=True)[1]]
+        distance[rows[first]] = d[first]
+        nearest = dict(zip(rows[first].tolist(), others[first].tolist()))
+    else:
+        nearest = {}
+    paths = df["path"].to_numpy()
+    return distance, [paths[nearest[i]] if i in nearest else None for i in range(len(df))]
+
+
 def _centred(thumbs: np.ndarray) -> np.ndarray:
     """Thumbnails minus their own mean: a copy with shifted brightness stays a near-duplicate."""
     flat = thumbs.astype(np.float32)
@@ -205,6 +253,10 @@ def derive(df: pd.DataFrame, thumbs: list[bytes | None]) -> pd.DataFrame:
     splits_of_sha = df.groupby("sha256")["split"].transform("nunique")
     df["sha256_in_other_split"] = splits_of_sha > 1
     df["near_dup_distance"], df["near_dup_of"] = _near_dup_distance(df, thumbs)
+    df["perceptual_dup_distance"], df["perceptual_dup_of"] = _perceptual_dups(df, thumbs)
+    for split in ("train", "test"):
+        per_category = df[df["split"] == split].groupby("category")["path"].size()
+        df[f"category_{split}_count"] = df["category"].map(per_category).fillna(0).astype("int64")
     return df
 
 

@@ -133,6 +133,7 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
                            f"known: {', '.join(h[:12] for h in known) or 'none (nothing trained yet)'}")
     return {
         "data_hash": data_hash,
+        "datasets": sorted({r.data.tags.get(DATASET) for r in runs if r.data.tags.get(DATASET)}),
         "training_runs": [{"run_id": r.info.run_id, "started": _when(r.info.start_time), "status": r.info.status,
                            "config": r.data.tags.get(CONFIG), "validation": r.data.tags.get(VALIDATION)}
                           for r in runs],

@@ -28,14 +28,17 @@ def import_fashion_mnist(settings: Settings, source: Path | None = None, limit: 
 
 
 def import_folder(settings: Settings, src: Path, name: str, size: int = 64, mode: str = "RGB", force: bool = False,
-                  progress: Progress | None = None) -> tuple[DatasetMeta, list[tuple[str, str]]]:
-    """Import a folder of product photos into data/<name>; (metadata, skipped files with the reason)."""
+                  progress: Progress | None = None, **policy: Any) -> tuple[DatasetMeta, list[tuple[str, str]]]:
+    """Import a folder of product photos into data/<name>; (metadata, skipped files with the reason).
+
+    policy: fit, test_fraction, min_test, min_side, ambiguous (see `prodgan.data.folder.write_folder`).
+    """
     from prodgan.data.folder import write_folder
 
     reports: list[Any] = []
 
     def build(tmp: Path) -> DatasetMeta:
-        reports.append(write_folder(src, tmp, name, size=size, mode=mode, progress=progress))
+        reports.append(write_folder(src, tmp, name, size=size, mode=mode, progress=progress, **policy))
         return reports[0].meta
 
     meta = import_into(settings.data_dir, name, "folder", build, force=force)
@@ -46,8 +49,9 @@ def add(settings: Settings) -> DataVersion:
     return dvc.add(settings)
 
 
-def version(settings: Settings) -> DataVersion:
-    return dvc.version(settings)
+def version(settings: Settings, dataset: str | None = None) -> DataVersion:
+    """data/'s pinned version, or one dataset's: its own DVC hash, unchanged when another dataset changes."""
+    return dvc.version(settings, dataset)
 
 
 def changed_files(settings: Settings) -> list[str]:

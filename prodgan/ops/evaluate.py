@@ -63,7 +63,7 @@ def _splits(settings: Settings, dataset: str, split: str) -> tuple[Any, Any]:
     from prodgan.adapters import dvc
     from prodgan.data.tensors import load_split
 
-    data_hash = dvc.require_clean(settings)
+    data_hash = dvc.require_clean(settings, dataset)
     root = settings.data_dir / dataset
     return (load_split(settings.tensor_cache_dir, root, split, data_hash),
             load_split(settings.tensor_cache_dir, root, "train", data_hash))
@@ -77,14 +77,14 @@ def train_evaluator(settings: Settings, dataset: str = "fashion-mnist", *, epoch
     test, train = _splits(settings, dataset, "test")
     model, acc = fit(train, test, epochs=epochs, limit=limit, progress=progress)
     extra = {"dataset": dataset, "data_hash": train.data_hash, "epochs": epochs, "limit": limit, "test_accuracy": acc}
-    save_evaluator(settings.evaluator_dir, model, extra)
-    model, record = load_evaluator(settings.evaluator_dir)
+    save_evaluator(settings.evaluator_dir(dataset), model, extra)
+    model, record = load_evaluator(settings.evaluator_dir(dataset))
     with tracking.reachable(settings, "logging the evaluator"):
         logger = tracking.RunLogger.start(settings, EVAL_EXPERIMENT, "evaluator", tags={
             KIND: "evaluator", DATA_HASH: train.data_hash, EVALUATOR_SHA: record["weights_sha256"]})
         logger.log_params({"dataset": dataset, "epochs": epochs, "limit": limit, "train_images": len(train) if limit is None else limit})
         logger.log_metrics({"test_accuracy": acc}, step=0)
-        logger.log_artifacts(settings.evaluator_dir, "evaluator")
+        logger.log_artifacts(settings.evaluator_dir(dataset), "evaluator")
         logger.finish()
     return model, acc, logger.run_id
 
@@ -94,8 +94,8 @@ def _evaluator(settings: Settings, dataset: str, say: Say, show_progress: bool =
 
     from prodgan.models.evaluator import RECORD_FILE, load_evaluator
 
-    if (settings.evaluator_dir / RECORD_FILE).is_file():
-        return load_evaluator(settings.evaluator_dir)[0], None
+    if (settings.evaluator_dir(dataset) / RECORD_FILE).is_file():
+        return load_evaluator(settings.evaluator_dir(dataset))[0], None
     say("no evaluator classifier yet: training one on the train split (once; `prodgan evaluator train` to redo it)")
     with progress_bar("training evaluator") if show_progress else nullcontext() as progress:
         model, acc, run_id = train_evaluator(settings, dataset, progress=progress)

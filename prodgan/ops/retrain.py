@@ -21,6 +21,7 @@ from prodgan.adapters import audit_verify, dvc, registry, tracking
 from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, GIT_REV, TRAIN_RUN, ModelRef
 from prodgan.ops import announce, evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
 from prodgan.settings import Settings
+from prodgan.train_config import load_config
 
 # `step(name, fn, *args, **kwargs)` runs one step; a flow passes one that wraps `fn` in a task.
 Step = Callable[..., Any]
@@ -55,7 +56,8 @@ class RetrainOutcome:
 def freshness(settings: Settings, config: str, overrides: Sequence[str] = (), force: bool = False) -> Freshness:
     """Compare the data and config about to be trained with what the champion was trained on."""
     with tracking.reachable(settings, "checking what the champion was trained on"):
-        data_hash = dvc.require_clean(settings)
+        dataset = load_config(settings.config_path(config), overrides).dataset
+        data_hash = dvc.require_clean(settings, dataset)  # this dataset's own hash: another one changing is no reason
         cfg = train_ops.config_sha256(settings.config_path(config), overrides)
         champion = registry.champion_version(settings)
         if force:
@@ -123,19 +125,21 @@ def retrain(
     settings: Settings,
     config: str | None,
     overrides: Sequence[str] = (),
-    dataset: str = "fashion-mnist",
+    dataset: str | None = None,
     force: bool = False,
     step: Step = direct,
     tags: dict[str, str] | None = None,
     notify: Callable[[announce.Event], None] = lambda _event: None,
 ) -> RetrainOutcome:
-    """The whole sequence; raises GateFailed when the registry fails verification or validation fails (nothing is trained then).
+    """The whole sequence on `dataset` (default: the config's); raises GateFailed when the registry fails verification or validation fails (nothing is trained then).
 
     `config=None` picks the recipe for this machine (`ops.train.default_config`): the GPU recipe
     where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly worker).
     `notify` receives the events an orchestrator's automations react to (`ops.announce`).
     """
     config = config or train_ops.default_config()
+    overrides = [*overrides, f"dataset={dataset}"] if dataset else list(overrides)  # one dataset, validated and trained
+    dataset = load_config(settings.config_path(config), overrides).dataset
     step("verify", audit_verify.require_verified, settings, purpose="retrain")  # never act unattended on a tampered registry
     fresh = step("freshness", freshness, settings, config, overrides, force)
     outcome = RetrainOutcome(fresh)

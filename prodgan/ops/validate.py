@@ -46,6 +46,7 @@ class ValidationRecord:
     manifest_schema: int
     manifest_cached: bool
     notes: list[str] = field(default_factory=list)
+    warnings: list[Failure] = field(default_factory=list)  # failed expectations of severity warning: reported, not failing
     reused: bool = False  # True when returned from an earlier run with the same data, suite and GX
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,7 +54,8 @@ class ValidationRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ValidationRecord":
-        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])]})
+        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])],
+                      "warnings": [Failure(**f) for f in data.get("warnings", [])]})
 
     @property
     def reference(self) -> str:
@@ -61,15 +63,15 @@ class ValidationRecord:
         return f"{self.suite_name}:{self.data_key}@{self.timestamp}"
 
 
-def _data_key(settings: Settings, root: Path) -> tuple[str | None, str, list[str]]:
-    """(pinned DVC hash or None, manifest cache key, notes): unpinned data is keyed by file stats."""
+def _data_key(settings: Settings, dataset: str, root: Path) -> tuple[str | None, str, list[str]]:
+    """(the dataset's pinned DVC hash or None, manifest cache key, notes): unpinned data is keyed by file stats."""
     from prodgan.data.manifest import stat_key
 
     try:
-        data_hash = dvc.require_clean(settings)
+        data_hash = dvc.require_clean(settings, dataset)
         return data_hash, data_hash, []
     except ProdganError as exc:
-        note = f"data/ is not pinned, so this result cannot gate training ({exc})"
+        note = f"data/{dataset} is not pinned, so this result cannot gate training ({exc})"
         return None, stat_key(root), [note]
 
 
@@ -126,7 +128,7 @@ def validate(settings: Settings, dataset: str = "fashion-mnist",
     meta = read_meta(root)
     path = settings.suite_path(meta.kind)
     suite, suite_sha = gx.load_suite(path)
-    data_hash, key, notes = _data_key(settings, root)
+    data_hash, key, notes = _data_key(settings, dataset, root)
     previous = None if fresh else _reusable(settings, dataset, key, suite_sha)
     if previous is not None:
         return previous
@@ -134,16 +136,18 @@ def validate(settings: Settings, dataset: str = "fashion-mnist",
     prefix = os.path.relpath(root, settings.root)
     validation, page, index = gx.run_checkpoint(settings, dataset, suite, manifest, gx.suite_parameters(meta),
                                                 run_name=f"{dataset}-{key[:12]}")
-    found = gx.failures(validation, prefix)
+    failed = gx.failures(validation, prefix)
+    found = [f for f in failed if f.severity != "warning"]
     counts: dict[str, dict[str, int]] = {}
     for (split, category), n in manifest.groupby(["split", "category"]).size().items():
         counts.setdefault(split, {})[category] = int(n)
     record = ValidationRecord(
-        success=bool(validation.success), dataset=dataset, kind=meta.kind, data_hash=data_hash, data_key=key,
+        success=not found, dataset=dataset, kind=meta.kind, data_hash=data_hash, data_key=key,
         suite_name=suite["name"], suite_sha256=suite_sha, suite_path=str(path), rows=len(manifest), counts=counts,
         expectations=len(validation.results), failed=len(found), failures=found,
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), docs_path=page, docs_index=index,
         gx_version=gx.gx_version(), manifest_schema=SCHEMA_VERSION, manifest_cached=cached, notes=notes,
+        warnings=[f for f in failed if f.severity == "warning"],
     )
     save_record(settings, record)
     return record
@@ -160,7 +164,7 @@ def require_passed(record: ValidationRecord) -> None:
 def require_validated(settings: Settings, dataset: str = "fashion-mnist") -> ValidationRecord:
     """The successful validation of the data `data.dvc` pins now, under the current suite; else refuse."""
     try:
-        data_hash = dvc.require_clean(settings)
+        data_hash = dvc.require_clean(settings, dataset)
     except ProdganError as exc:
         raise ProdganError(f"{exc}; then run `prodgan data validate --dataset {dataset}`") from exc
     record = load_record(settings, dataset, data_hash)

@@ -40,7 +40,7 @@ def test_evaluate_bundle_logs_an_mlflow_run(small_project: Settings, monkeypatch
     assert {"samples.png", "evaluation.json"} <= artifacts
     evaluator_runs = client.search_runs([experiment.experiment_id], "tags.`prodgan.kind` = 'evaluator'")
     assert len(evaluator_runs) == 1 and "test_accuracy" in evaluator_runs[0].data.metrics
-    assert (small_project.home / "evaluator" / "evaluator.json").is_file()
+    assert (small_project.home / "evaluator" / "fashion-mnist" / "evaluator.json").is_file()  # one per dataset
 
 
 @pytest.mark.parametrize("args,match", [

@@ -25,7 +25,7 @@ def _photos(src: Path, categories: tuple[str, ...], per_category: int) -> None:
 def test_folder_dataset_checked_against_its_own_declaration(project: Settings, tmp_path: Path) -> None:
     _photos(tmp_path / "shoots", ("boots", "bags"), per_category=24)
     import_into(project.data_dir, "shop", "folder",
-                lambda out: write_folder(tmp_path / "shoots", out, "shop", size=16, mode="RGB", test_every=3).meta)
+                lambda out: write_folder(tmp_path / "shoots", out, "shop", size=16, mode="RGB").meta)
 
     record = validate_dataset(project, "shop")  # never `dvc add`ed: keyed by file stats
     assert record.success, [(f.rule, f.offending[:2]) for f in record.failures]

@@ -151,7 +151,7 @@ def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> Non
     assert len(list(site.rglob("*.html"))) >= 2 and _outside_references(site) == []  # styled offline
     page = Path(record.docs_path).read_text()
     assert "static/vendor/bootstrap@4.3.1/dist/css/bootstrap.min.css" in page and "integrity=" not in page  # checked, then dropped
-    pinned = dvc.pinned(small_project)["md5"]
+    pinned = dvc.dataset_hash(small_project, DATASET)
     assert record.data_hash == pinned and record.rows == 600 and not record.manifest_cached
     assert sum(record.counts["test"].values()) == 300
     assert "<html" in Path(record.docs_path).read_text().lower()
@@ -184,7 +184,7 @@ def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> Non
     with pytest.raises(ProdganError, match=r"has not been validated; run `prodgan data validate"):
         require_validated(small_project, DATASET)
     assert validate_dataset(small_project, DATASET).success
-    assert require_validated(small_project, DATASET).data_hash == dvc.pinned(small_project)["md5"] != pinned
+    assert require_validated(small_project, DATASET).data_hash == dvc.dataset_hash(small_project, DATASET) != pinned
 
 
 def test_failed_validation_of_pinned_data_refuses_training(small_project: Settings) -> None:
@@ -215,4 +215,4 @@ def test_suite_gx_cannot_load_is_refused(small_project: Settings) -> None:
     local_suite.write_text('{"name": "fashion-mnist", "expectations": [{"type": "expect_images_to_be_pretty", "kwargs": {}}]}')
     with pytest.raises(ProdganError, match="expect_images_to_be_pretty.*not valid for GX"):
         validate_dataset(small_project, DATASET)
-    assert load_record(small_project, DATASET, dvc.pinned(small_project)["md5"]) is None
+    assert load_record(small_project, DATASET, dvc.dataset_hash(small_project, DATASET)) is None

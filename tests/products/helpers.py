@@ -1,0 +1,38 @@
+"""Subsets of clothing-small (shared, never copied into the repo) laid out as a shop would hand them over."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from prodgan.settings import shared_dataset
+
+CLOTHING = shared_dataset("clothing-small")
+
+
+def clothing_subset(dst: Path, counts: dict[str, tuple[int, int]], rename: dict[str, str] | None = None,
+                    split_layout: bool = True) -> Path:
+    """The first (train, test) photos per category under `dst`: `<split>/<category>/` or flat `<category>/`."""
+    if not CLOTHING.is_dir():
+        pytest.fail(f"{CLOTHING} missing: clothing-small lives in ../shared/datasets (or set PRODGAN_SHARED_DATA)")
+    for category, per_split in counts.items():
+        shown = (rename or {}).get(category, category)
+        for split, n in zip(("train", "test"), per_split):
+            target = dst / split / shown if split_layout else dst / shown
+            target.mkdir(parents=True, exist_ok=True)
+            for photo in sorted((CLOTHING / split / category).iterdir())[:n]:
+                shutil.copyfile(photo, target / photo.name)
+    return dst
+
+
+def png_header_only(path: Path, width: int, height: int) -> None:
+    """A valid PNG header declaring width x height over a few bytes of data (a decompression bomb's shape)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
