@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -126,7 +127,9 @@ def test_retrain_on_the_worker_then_a_second_checkout_pulls_audits_verifies_gene
     a = checkout_a
     a.ok("data", "push")
     pinned = yaml.safe_load((a.root / "data.dvc").read_text())["outs"][0]
-    data_hash, nfiles = pinned["md5"], pinned["nfiles"]
+    nfiles = pinned["nfiles"]
+    data_hash = re.search(r"data_hash\s+(\S+)", a.ok("data", "version", "--dataset", "fashion-mnist").stdout)[1]  # this dataset's own hash
+    a.ok("admin", "keygen")  # A is the promoter's machine: the audit signing key lives there
     a.ok("deploy")
     job_env = {k: v for k, v in a.env.items() if k.startswith("PRODGAN_")}
     with prefect_api(stack.prefect_api):
@@ -141,6 +144,7 @@ def test_retrain_on_the_worker_then_a_second_checkout_pulls_audits_verifies_gene
     run(["git", "clone", "-q", str(a.root), str(b_root)], tmp_path)
     assert not (b_root / "data").exists() and not (b_root / ".dvc" / "cache").exists()
     b = Checkout(b_root, stack)
+    b.env["PRODGAN_AUDIT_PUBLIC_KEY"] = str(a.root / ".prodgan" / "keys" / "audit-ed25519.pub")  # configured, never fetched
     b.ok("data", "pull")
     assert len([p for p in (b_root / "data").rglob("*") if p.is_file()]) == nfiles
 
