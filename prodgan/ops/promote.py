@@ -20,7 +20,7 @@ from prodgan.errors import ProdganError
 from prodgan.gate_file import Policy, load_policy
 from prodgan.gates import Evaluation, ProtocolMismatch, check_inputs, judge
 from prodgan.names import (CHAMPION, CONFIG_SHA, DATA_HASH, EVAL_RUN, GIT_REV, MODEL_FILES, TRAIN_RUN, VALIDATION, WEIGHTS,
-                           ModelRef, is_headline, parse_model_ref)
+                           ModelRef, parse_model_ref)
 from prodgan.settings import Settings
 
 SHEET_SEED = 0
@@ -143,9 +143,7 @@ def _paired(settings: Settings, policy: Policy, protocol: str, challenger_mv: An
 
 
 def _title(label: str, version: str, evaluation: dict[str, Any] | None) -> str:
-    metrics = (evaluation or {}).get("metrics") or {}
-    shown = [f"{k} {v:.3g}" for k, v in sorted(metrics.items()) if is_headline(k) and k.startswith(("fid_", "cond_acc_"))]
-    return "  ".join([f"{label} v{version}", *shown])
+    return f"{label} v{version}  {descriptions.headline((evaluation or {}).get('metrics') or {})}".rstrip()
 
 
 def _sheet(settings: Settings, decision: Decision, rows: list[tuple[str, str, dict[str, Any] | None]]) -> tuple[Any, Path]:
