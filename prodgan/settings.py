@@ -62,10 +62,30 @@ def env(name: str) -> str | None:
 
 
 def shared_dataset(name: str) -> Path:
-    """A dataset shared by tests and benchmarks, never copied into the project:
-    `PRODGAN_SHARED_DATA/<name>`, else `<checkout>/../shared/datasets/<name>`."""
+    """A dataset shared by tests and benchmarks, never copied into the project: `PRODGAN_SHARED_DATA/<name>`,
+    else `shared/datasets/<name>` beside this checkout, else beside the checkout it was cloned from
+    (a clean clone made elsewhere, e.g. by CI, still finds the workspace's copy)."""
     base = os.environ.get("PRODGAN_SHARED_DATA")
-    return (Path(base).expanduser() if base else _SOURCE_ROOT.parent / "shared" / "datasets") / name
+    if base:
+        return Path(base).expanduser() / name
+    candidates = [_SOURCE_ROOT.parent / "shared" / "datasets" / name]
+    origin = _clone_origin(_SOURCE_ROOT)
+    if origin is not None:
+        candidates.append(origin.parent / "shared" / "datasets" / name)
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+def _clone_origin(checkout: Path) -> Path | None:
+    """The local folder this checkout was cloned from, if it was cloned from one."""
+    import subprocess
+
+    try:
+        url = subprocess.run(["git", "-C", str(checkout), "config", "--get", "remote.origin.url"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    path = Path(url.removeprefix("file://")) if url and "://" not in url.removeprefix("file://") else None
+    return path.resolve() if path is not None and path.is_dir() else None
 
 
 def environment() -> dict[str, str]:
