@@ -6,6 +6,7 @@ beside nothing else in a fresh project; every record on the way names the clothi
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,15 @@ def test_clothing_photos_from_import_to_serving(project: Settings, tmp_path: Pat
     assert "Traceback" not in out
     with Image.open(grid) as img:
         assert img.mode == "RGB" and img.width > 4 * 64
+
+    # a real test photo inverted into the champion (PSNR recorded), then moved to another category
+    photo = sorted((src / "test" / "skirt").iterdir())[0]
+    prodgan("edit", "invert", str(photo), "--out-dir", str(tmp_path / "inv"), "--to", "Men's T-Shirt", "--steps", "40",
+            "--restarts", "1", cwd=project.root)
+    inverted = json.loads((tmp_path / "inv" / "edit.json").read_text())
+    assert 0 < inverted["psnr_db"] < 100 and inverted["transfer_to"] == ["men-s-t-shirt"], inverted
+    with Image.open(tmp_path / "inv" / "transfer.png") as img:
+        assert img.mode == "RGB"
 
     # `prodgan serve` of the champion over real HTTP (MLflow's scoring server behind the size cap)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
