@@ -20,6 +20,8 @@ SERVICES = ("postgres", "seaweedfs", "mlflow", "prefect", "worker")
 PUBLIC_PORTS = ("postgres", "mlflow", "prefect", "s3")  # the ones a user may choose (`--mlflow-port` ...)
 
 
+STATE_FILE = "stack.json"  # ports, secrets and pids of the running stack
+
 @dataclass
 class StackState:
     directory: Path
@@ -32,7 +34,7 @@ class StackState:
 
     @property
     def file(self) -> Path:
-        return self.directory / "stack.json"
+        return self.directory / STATE_FILE
 
     @property
     def env_file(self) -> Path:
@@ -80,7 +82,7 @@ class StackState:
 
 def load(directory: Path) -> StackState | None:
     """The recorded stack in `directory`, None when there is none."""
-    path = directory / "stack.json"
+    path = directory / STATE_FILE
     if not path.is_file():
         return None
     try:
