@@ -9,7 +9,6 @@ from prefect import flow, get_run_logger
 from flows import steps
 from flows.retrain import retrain
 from prodgan.errors import ProdganError
-from prodgan.names import DEFAULT_DATASET
 from prodgan.ops import retrain as ops
 
 
@@ -23,7 +22,7 @@ def retrain_datasets(recipes: dict[str, str | None] | None = None, force: bool =
     others; this run fails at the end, naming it.
     """
     settings = steps.settings()
-    plan, unscheduled = ops.schedule(settings, recipes or {DEFAULT_DATASET: None})
+    plan, unscheduled = ops.schedule(settings, recipes)
     if unscheduled:
         get_run_logger().warning("datasets pinned by data.dvc but not scheduled (no recipe): %s", ", ".join(unscheduled))
     results: dict[str, dict[str, Any]] = {}

@@ -100,9 +100,10 @@ def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None
     return None
 
 
-def schedule(settings: Settings, recipes: dict[str, str | None]) -> tuple[dict[str, str], list[str]]:
-    """The config each scheduled dataset retrains with (`recipe`), and the datasets data.dvc pins that nobody
-    scheduled; checked before anything runs."""
+def schedule(settings: Settings, recipes: dict[str, str | None] | None) -> tuple[dict[str, str], list[str]]:
+    """The config each scheduled dataset retrains with (`recipe`; no recipes: the default dataset's), and the
+    datasets data.dvc pins that nobody scheduled; checked before anything runs."""
+    recipes = recipes or {DEFAULT_DATASET: None}
     tracked = dvc.datasets(settings)
     unknown = sorted(set(recipes) - set(tracked))
     if unknown:
