@@ -23,7 +23,8 @@ The CPU size, and why (measured on the 2-core reference machine, one thread per 
   FID compares 32x32 images, each upsampled to 299 by the Inception resize: comparable between the
   two variants, not with 64x64 FIDs), width 32, batch 32 (~0.25 s a step): 1500 steps = ~100 epochs
   of the 500 photos. The two variants train side by side in two processes of one thread each
-  (`--jobs`, 2 with `--cpu`): ~7 minutes on a quiet machine. EMA decay 0.995 from step 300: the
+  (`--jobs`, 2 with `--cpu`): 7-11 minutes measured on the shared machine (load average 3-3.7);
+  evaluation ~10 more. Measured numbers: docs/training.md, "Small RGB catalogues". EMA decay 0.995 from step 300: the
   recipe's 0.999 from step 1000 would still be averaging early generators at step 1500.
 
 Metrics (evaluate, CPU, the project's metrics code and Inception weights): FID of the N samples each
@@ -32,10 +33,12 @@ fp32) vs all 372 test photos, with the paired bootstrap interval of the differen
 share of generated images closer (pixels) to a photo the run trained on than the `memorization_quantile`
 of test photos are: a generator that copies its few photos per category scores high.
 Inversion (runs that kept their bundle, i.e. not `--train-only`: two GPU bundles would not fit the
-64 MiB transfer): `--invert K` test photos (seeded, balanced across categories) inverted into each EMA
-generator with `prodgan.edit.invert`'s defaults (4 restarts per category, 150 + 250 Adam steps): mean
-PSNR and SSIM, and how often the category found is the true one. Reference: the best PSNR of as many
-plain samples of the true category as the search starts from (restarts x categories), no optimisation.
+64 MiB transfer): `--invert K` test photos (10: one per category, seeded) inverted into each EMA
+generator with `prodgan.edit.invert` (150 + 250 Adam steps, its defaults; `--restarts` 1 start per
+category, not its 4: at width 32 a 4-restart search of 10 photos is 400 latents through G and back for
+150 steps, over 10 minutes per variant on the shared 2 cores): mean PSNR and SSIM, and how often the
+category found is the true one. Reference: the best PSNR of 100 plain samples of the true category,
+no optimisation: what inversion adds over picking the nearest sample.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ VARIANTS = {"diffaugment": "color,translation,cutout", "none": ""}
 CPU_VIEW = {"size": 32, "per_category": 50}
 CPU_SIZE = ["width=32", "d_width=32", "batch_size=32", "steps=1500", "ema_decay=0.995", "ema_start=300",
             "eval_every=0", "device=cpu", "threads=1", "checkpoint_every=1000", "grid_every=1000", "log_every=50"]
-INVERT_RESTARTS = 4  # prodgan.edit.invert's default: the reference draws restarts x categories samples
+REFERENCE_DRAWS = 100  # plain samples of the true category per photo: the no-optimisation reference PSNR
 
 
 def prepare(out: Path) -> None:
@@ -164,9 +167,9 @@ def train_variants(data: Path, out: Path, view: dict, overrides: list[str], samp
     return rows
 
 
-def inversion(bundle: Path, test_split: ImageSplit, count: int) -> dict:
+def inversion(bundle: Path, test_split: ImageSplit, count: int, restarts: int) -> dict:
     """Invert `count` test photos (balanced over categories) into the bundle's generator: mean PSNR/SSIM, share of
-    the true category found, and the reference: best PSNR of restarts x categories plain samples of the true category."""
+    the true category found, and the reference: best PSNR of REFERENCE_DRAWS plain samples of the true category."""
     import torch
 
     from prodgan import edit
@@ -178,18 +181,18 @@ def inversion(bundle: Path, test_split: ImageSplit, count: int) -> dict:
     start = time.perf_counter()
     results = []
     for i in range(0, count, 10):  # bounded memory: 10 photos x restarts x categories latents per batch
-        results += edit.invert(G, spec, photos[i:i + 10], seed=SEED, restarts=INVERT_RESTARTS)
+        results += edit.invert(G, spec, photos[i:i + 10], seed=SEED, restarts=restarts)
     seconds = time.perf_counter() - start
-    draws = INVERT_RESTARTS * spec.num_classes
+    draws = REFERENCE_DRAWS
     with torch.no_grad():
         plain = generate_uint8(G, spec, count * draws, SEED + 1, labels=torch.from_numpy(truth).repeat_interleave(draws))
     reference = [max(edit.psnr(s, photos[i]) for s in plain[i * draws:(i + 1) * draws]) for i in range(count)]
     return {"photos": count, "psnr": float(np.mean([r.psnr for r in results])), "ssim": float(np.mean([r.ssim for r in results])),
             "category_found": float(np.mean([r.category == t for r, t in zip(results, truth)])),
-            "reference_psnr": float(np.mean(reference)), "reference_draws": draws, "seconds": seconds}
+            "reference_psnr": float(np.mean(reference)), "reference_draws": draws, "restarts": restarts, "seconds": seconds}
 
 
-def evaluate(data: Path, runs: Path, invert: int) -> None:
+def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
     """FID of each variant's samples vs all test photos (Inception 2048-d) with the paired bootstrap interval of the
     difference, memorization vs the photos trained on, and inversion of `invert` test photos where a bundle was kept."""
     from prodgan.metrics.confidence import fid_delta_interval
@@ -220,12 +223,13 @@ def evaluate(data: Path, runs: Path, invert: int) -> None:
                    "memorization": memorization(images, train_split.images, test_split.images, quantile=DEFAULTS["memorization_quantile"])}
             bundle = runs / name / "bundle"
             if invert and bundle.is_dir():
-                row["inversion"] = inversion(bundle, test_split, invert)
+                row["inversion"] = inversion(bundle, test_split, invert, restarts)
             elif invert:
                 print(f"{name}: no bundle in {bundle} (a --train-only run ships samples only): inversion skipped")
             rows[name] = row
+        floor = fid(extract(train_split.images, inception, "train")["2048"], real)  # real photos: what a copy scores
     delta = fid_delta_interval(features["diffaugment"], features["none"], real, resamples=DEFAULTS["bootstrap"], seed=SEED)
-    (runs / "evaluate.json").write_text(json.dumps({"view": view, "rows": rows, "fid_delta": delta.__dict__}, indent=2))
+    (runs / "evaluate.json").write_text(json.dumps({"view": view, "rows": rows, "fid_train_photos": floor, "fid_delta": delta.__dict__}, indent=2))
     print(f"\n{'variant':<12} {'steps':>6} {'train s':>8} {'fid vs test':>12} {'memorization':>13} "
           f"{'inv PSNR':>9} {'inv SSIM':>9} {'cat found':>10} {'ref PSNR':>9}")
     for name, row in rows.items():
@@ -233,12 +237,13 @@ def evaluate(data: Path, runs: Path, invert: int) -> None:
         cells = (f"{inv['psnr']:>9.2f} {inv['ssim']:>9.3f} {inv['category_found']:>10.0%} {inv['reference_psnr']:>9.2f}"
                  if inv else f"{'-':>9} {'-':>9} {'-':>10} {'-':>9}")
         print(f"{name:<12} {row['steps']:>6} {row['train_s']:>8.0f} {row['fid']:>12.1f} {row['memorization']:>13.3f} {cells}")
+    print(f"{f'{len(train_split)} train photos':<28} {floor:>12.1f}   (reference: the real photos trained on, as a copy would score)")
     print(f"FID(diffaugment) - FID(none) = {delta.value:+.1f}, {delta.confidence:.0%} paired bootstrap interval "
           f"[{delta.low:+.1f}, {delta.high:+.1f}] ({delta.resamples} resamples of the generated side)")
     if any("inversion" in r for r in rows.values()):
         inv = next(r["inversion"] for r in rows.values() if "inversion" in r)
-        print(f"inversion: {inv['photos']} test photos per variant, edit.invert defaults ({INVERT_RESTARTS} restarts x "
-              f"categories, 150 + 250 steps); ref PSNR = best of {inv['reference_draws']} plain samples of the true category")
+        print(f"inversion: {inv['photos']} test photos per variant, edit.invert ({inv['restarts']} start(s) per category, "
+              f"150 + 250 steps, {inv['seconds']:.0f} s); ref PSNR = best of {inv['reference_draws']} plain samples of the true category")
 
 
 def main() -> None:
@@ -255,17 +260,19 @@ def main() -> None:
     r.add_argument("--size", type=int, help="area-downsample train and test to this side (32) [--cpu: 32]")
     r.add_argument("--per-category", type=int, help="train on this many photos per category (seeded) [--cpu: 50]")
     r.add_argument("--jobs", type=int, help="variants trained at once, one process each [--cpu: 2, else 1]")
-    r.add_argument("--invert", type=int, default=20, help="test photos inverted per variant in evaluate (0: none)")
+    r.add_argument("--invert", type=int, default=10, help="test photos inverted per variant in evaluate (0: none)")
+    r.add_argument("--restarts", type=int, default=1, help="inversion starts per category (edit.invert's default: 4)")
     r.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     e = sub.add_parser("evaluate")
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--runs", type=Path, required=True)
-    e.add_argument("--invert", type=int, default=20, help="test photos inverted per variant (0: none)")
+    e.add_argument("--invert", type=int, default=10, help="test photos inverted per variant (0: none)")
+    e.add_argument("--restarts", type=int, default=1, help="inversion starts per category (edit.invert's default: 4)")
     args = parser.parse_args()
     if args.command == "prepare":
         return prepare(args.out)
     if args.command == "evaluate":
-        return evaluate(args.data, args.runs, args.invert)
+        return evaluate(args.data, args.runs, args.invert, args.restarts)
     defaults = CPU_VIEW if args.cpu else {}
     view = {k: v for k, v in {"size": args.size or defaults.get("size"),
                               "per_category": args.per_category or defaults.get("per_category")}.items() if v}
@@ -273,7 +280,7 @@ def main() -> None:
     train_variants(args.data, out, view, [*(CPU_SIZE if args.cpu else []), *args.overrides], args.samples,
                    jobs=args.jobs or (2 if args.cpu else 1), keep_bundle=not args.train_only)
     if not args.train_only:
-        evaluate(args.data, out, args.invert)
+        evaluate(args.data, out, args.invert, args.restarts)
     print(f"runs in {out}")
 
 
