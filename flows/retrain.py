@@ -26,7 +26,7 @@ def retrain(config: str | None = None, dataset: str | None = None, force: bool =
         steps.publish("retrain-decision", ops.failure_markdown(exc), "retrain stopped by a gate")
         raise
     get_run_logger().info("retrain %s: %s", "runs" if outcome.freshness.retrain else "skipped", outcome.freshness.reason)
-    result = ops.summary(settings, outcome, links)
+    result = ops.summary(outcome, links)
     steps.publish("retrain-decision", ops.report_markdown(result), "retrain decision, metrics, sample sheet")
-    steps.publish_decision(settings, outcome, result)
+    steps.publish_decision(outcome.settings, outcome, result)
     return result

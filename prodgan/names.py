@@ -32,6 +32,7 @@ LOGGED_MODEL_NAME = "generator"  # the pyfunc logged model of a training run
 AUDIT_FILE = "decision.json"
 AUDIT_SHEET = "champion_vs_challenger.png"
 AUDIT_CLAIM_PREFIX = "prodgan-audit-claim"  # + /MODEL/N: experiment names, unique server-side, order the audit chain
+DEFAULT_DATASET = "fashion-mnist"  # the dataset whose model keeps the bare PRODGAN_MODEL_NAME
 PRODUCTION_SUFFIX = "-production"  # + to the model name: the registered model only promoters may write
 
 # ---------------------------------------------------------------- tags (runs and model versions)

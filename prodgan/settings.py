@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+from prodgan.names import DEFAULT_DATASET, PRODUCTION_SUFFIX
 
 # Variables that stop the stack from calling outside hosts or writing outside the project.
 _QUIET_ENV = {
@@ -127,7 +129,7 @@ class Settings:
     data_dir: Path
     cache_dir: Path
     tracking_uri: str
-    model_name: str
+    model_name: str  # the registered model commands act on; `for_dataset` / `for_model` pick another of the family
     dvc_remote: Path | str  # a folder, or a URL such as s3://prodgan/dvc
     dvc_remote_overridden: bool = False
     eval_samples: str | None = None  # PRODGAN_EVAL_SAMPLES, checked where it is used
@@ -135,6 +137,7 @@ class Settings:
     stack_dir: Path | None = None  # where `prodgan stack` keeps its state, logs and data
     stack_env_file: Path | None = None  # the team stack's URIs and credentials, read below the environment
     s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL: S3-compatible storage that is not Amazon's
+    model_family: str = ""  # PRODGAN_MODEL_NAME as configured: the default dataset's model, prefix of the others
 
     @classmethod
     def load(cls, root: Path | None = None, tracking_uri: str | None = None) -> "Settings":
@@ -151,6 +154,7 @@ class Settings:
             cache_dir=Path(cache).expanduser().resolve(),
             tracking_uri=tracking_uri or e.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
             model_name=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
+            model_family=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
             dvc_remote=_remote(remote or str(root.parent / "prodgan-dvc-remote")),
             dvc_remote_overridden=bool(remote),
             eval_samples=e.get("PRODGAN_EVAL_SAMPLES") or None,
@@ -159,6 +163,20 @@ class Settings:
             stack_env_file=stack_env,
             s3_endpoint_url=e.get("AWS_ENDPOINT_URL") or None,
         )
+
+    def model_for(self, dataset: str) -> str:
+        """The registered model trained on `dataset`: one per dataset, so a champion is only ever judged against and
+        replaced by a generator of the same data. The default dataset's keeps the bare name."""
+        family = self.model_family or self.model_name
+        return family if dataset == DEFAULT_DATASET else f"{family}-{dataset}"
+
+    def for_dataset(self, dataset: str) -> "Settings":
+        return replace(self, model_name=self.model_for(dataset))
+
+    def for_model(self, name: str | None) -> "Settings":
+        """These settings acting on registered model `name` (its production twin's name picks the trained one):
+        a reference's own model decides whose audit chain and production copy are checked. `None`: unchanged."""
+        return replace(self, model_name=name.removesuffix(PRODUCTION_SUFFIX)) if name else self
 
     @property
     def tracking_user(self) -> str | None:

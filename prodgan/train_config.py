@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
 from prodgan.errors import ProdganError, invalid_fields
+from prodgan.names import DEFAULT_DATASET
 
 Count = Annotated[int, Field(ge=1)]  # a size, a step count, an interval in steps
 Zero = Annotated[int, Field(ge=0)]  # 0 switches the feature off
@@ -26,7 +27,7 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TrainConfig:
-    dataset: str = "fashion-mnist"
+    dataset: str = DEFAULT_DATASET
     arch: str = "cdcgan"  # dcgan (unconditional) | cdcgan (conditional BN + projection D) | cdcgan-classic (DCGAN's batch-norm D: CPU)
     z_dim: Annotated[int, Field(ge=1, le=4096)] = 128
     width: Annotated[int, Field(ge=1, le=4096)] = 64  # generator channels at full resolution

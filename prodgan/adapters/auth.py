@@ -20,10 +20,10 @@ here logs, returns or stores a password. REST paths are those of `mlflow/server/
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from prodgan.errors import ProdganError
-from prodgan.names import AUDIT_EXPERIMENT, EVAL_EXPERIMENT, PRODUCTION_EXPERIMENT, TRAIN_EXPERIMENT, production_model
+from prodgan.names import AUDIT_EXPERIMENT, DEFAULT_DATASET, EVAL_EXPERIMENT, PRODUCTION_EXPERIMENT, TRAIN_EXPERIMENT, production_model
 from prodgan.settings import Settings, env
 
 CURRENT_USER = "/api/2.0/mlflow/users/current"
@@ -144,11 +144,11 @@ class Grant:
     permission: str
 
 
-def role_grants(settings: Settings, trainer: str, promoter: str) -> list[Grant]:
-    """The least-privilege grants of both roles; creates the experiments and the model they refer to.
+def role_grants(settings: Settings, trainer: str, promoter: str, datasets: Sequence[str] = (DEFAULT_DATASET,)) -> list[Grant]:
+    """The least-privilege grants of both roles on each dataset's model; creates the experiments and models they refer to.
 
     The admin creates the audit experiment (and the others) so no trainer can become its owner
-    (MLflow gives the creator MANAGE) and write audit records.
+    (MLflow gives the creator MANAGE) and write audit records; likewise each dataset's production model.
     """
     from mlflow.exceptions import MlflowException
 
@@ -157,26 +157,29 @@ def role_grants(settings: Settings, trainer: str, promoter: str) -> list[Grant]:
     client = setup_mlflow(settings)
     names = (TRAIN_EXPERIMENT, EVAL_EXPERIMENT, AUDIT_EXPERIMENT, PRODUCTION_EXPERIMENT)
     ids = {name: ensure_experiment(name, settings) for name in names}
-    model, production = settings.model_name, production_model(settings.model_name)
-    for registered in (model, production):
-        try:
-            client.create_registered_model(registered)
-        except MlflowException as exc:
-            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-                raise
-    return [
+    grants = [
         Grant(trainer, EXPERIMENT, ids[TRAIN_EXPERIMENT], TRAIN_EXPERIMENT, "EDIT"),
         Grant(trainer, EXPERIMENT, ids[EVAL_EXPERIMENT], EVAL_EXPERIMENT, "READ"),
         Grant(trainer, EXPERIMENT, ids[AUDIT_EXPERIMENT], AUDIT_EXPERIMENT, "READ"),
         Grant(trainer, EXPERIMENT, ids[PRODUCTION_EXPERIMENT], PRODUCTION_EXPERIMENT, "READ"),
-        Grant(trainer, REGISTERED_MODEL, model, model, "EDIT"),
-        Grant(trainer, REGISTERED_MODEL, production, production, "READ"),
-        Grant(promoter, REGISTERED_MODEL, model, model, "MANAGE"),
-        Grant(promoter, REGISTERED_MODEL, production, production, "MANAGE"),
         Grant(promoter, EXPERIMENT, ids[AUDIT_EXPERIMENT], AUDIT_EXPERIMENT, "EDIT"),
         Grant(promoter, EXPERIMENT, ids[EVAL_EXPERIMENT], EVAL_EXPERIMENT, "EDIT"),
         Grant(promoter, EXPERIMENT, ids[PRODUCTION_EXPERIMENT], PRODUCTION_EXPERIMENT, "EDIT"),
     ]
+    for dataset in dict.fromkeys(datasets):
+        model = settings.model_for(dataset)
+        production = production_model(model)
+        for registered in (model, production):
+            try:
+                client.create_registered_model(registered)
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                    raise
+        grants += [Grant(trainer, REGISTERED_MODEL, model, model, "EDIT"),
+                   Grant(trainer, REGISTERED_MODEL, production, production, "READ"),
+                   Grant(promoter, REGISTERED_MODEL, model, model, "MANAGE"),
+                   Grant(promoter, REGISTERED_MODEL, production, production, "MANAGE")]
+    return grants
 
 
 def password_from_env(variable: str) -> str:
@@ -189,7 +192,8 @@ def password_from_env(variable: str) -> str:
     return value
 
 
-def setup_roles(settings: Settings, users: dict[str, str], trainer: str, promoter: str) -> tuple[list[str], list[Grant]]:
+def setup_roles(settings: Settings, users: dict[str, str], trainer: str, promoter: str,
+                datasets: Sequence[str] = (DEFAULT_DATASET,)) -> tuple[list[str], list[Grant]]:
     """Create/refresh the users (name -> password) and apply the role grants; (created users, grants)."""
     if not is_server(settings):
         raise ProdganError(f"roles need an MLflow server with `--app-name basic-auth`; MLFLOW_TRACKING_URI is "
@@ -203,7 +207,7 @@ def setup_roles(settings: Settings, users: dict[str, str], trainer: str, promote
         raise ProdganError(f"user {me.get('username')!r} is not an MLflow admin; set {USERNAME_ENV}/{PASSWORD_ENV} "
                            f"to the admin's credentials")
     created = [name for name, password in users.items() if api.ensure_user(name, password)]
-    grants = role_grants(settings, trainer, promoter)
+    grants = role_grants(settings, trainer, promoter, datasets)
     for g in grants:
         api.grant(g.username, g.resource_type, g.resource_id, g.permission)
     return created, grants

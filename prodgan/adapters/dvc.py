@@ -141,10 +141,14 @@ def _dataset_entries(settings: Settings, md5: str, dataset: str) -> list[dict[st
     prefix = f"{dataset}/"
     entries = [{**e, "relpath": e["relpath"][len(prefix):]} for e in _dir_listing(settings, md5) if e["relpath"].startswith(prefix)]
     if not entries:
-        names = sorted({e["relpath"].split("/")[0] for e in _dir_listing(settings, md5) if "/" in e["relpath"]})
-        raise ProdganError(f"data.dvc pins no dataset {dataset!r} (it holds: {', '.join(names) or 'none'}); "
+        raise ProdganError(f"data.dvc pins no dataset {dataset!r} (it holds: {', '.join(datasets(settings)) or 'none'}); "
                            f"import it and run `prodgan data add`, or pick one of those with --dataset")
     return entries
+
+
+def datasets(settings: Settings) -> list[str]:
+    """The datasets data.dvc pins: the folders at the top of data/."""
+    return sorted({e["relpath"].split("/")[0] for e in _dir_listing(settings, pinned(settings)["md5"]) if "/" in e["relpath"]})
 
 
 def dataset_hash(settings: Settings, dataset: str) -> str:

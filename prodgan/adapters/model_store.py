@@ -167,6 +167,7 @@ def resolve_model(settings: Settings, ref: ModelRef | str) -> ResolvedModel:
     ref = parse_model_ref(ref, settings.model_name) if isinstance(ref, str) else ref
     if ref.bundle is not None:
         raise ProdganError("a local bundle needs no resolving; load it with `prodgan.models.load_bundle`")
+    settings = settings.for_model(ref.name)  # every model's champion is its promoter's verified copy, not only this project's
     client = client_for(settings)
     if ref.run_id:
         run = get_run(client, ref.run_id, "run")

@@ -62,7 +62,7 @@ def require_alias(client: Any, name: str, alias: str):
 def find_version(settings: Settings, ref: Any):
     """The registered version a `names.ModelRef` names (by alias or number)."""
     client = client_for(settings)
-    if ref.alias in (CHAMPION, PREVIOUS) and ref.name == settings.model_name:  # the aliases live on the production model
+    if ref.alias in (CHAMPION, PREVIOUS):  # on every model they live on its production twin, where only promoters write
         trained = production_aliases(client, ref.name).get(ref.alias)
         if trained is None:
             raise ProdganError(f"model {ref.name} has no alias @{ref.alias} yet; promote a version first "

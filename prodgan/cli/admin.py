@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from prodgan.console import out
+from prodgan.names import DEFAULT_DATASET
 
 app = typer.Typer(help="Administer an authenticated MLflow server (run as the MLflow admin).", no_args_is_help=True)
 
@@ -15,13 +16,14 @@ def roles(
     promoter: str = typer.Option("prodgan-promoter", help="Username of the promoter (moves champion)."),
     trainer_password_env: str = typer.Option("PRODGAN_TRAINER_PASSWORD", help="Environment variable holding the trainer's password."),
     promoter_password_env: str = typer.Option("PRODGAN_PROMOTER_PASSWORD", help="Environment variable holding the promoter's password."),
+    datasets: list[str] = typer.Option([DEFAULT_DATASET], "--dataset", help="A dataset whose registered model the roles work on (repeat for each; each dataset has its own model)."),
 ) -> None:
     """Create (or refresh) the trainer and promoter users and grant them least privilege.
 
     Passwords are read from environment variables, never from the command line, and never printed.
     Runs as the admin given by MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
 
-    Example: PRODGAN_TRAINER_PASSWORD=... PRODGAN_PROMOTER_PASSWORD=... prodgan admin roles
+    Example: PRODGAN_TRAINER_PASSWORD=... PRODGAN_PROMOTER_PASSWORD=... prodgan admin roles --dataset fashion-mnist --dataset clothing
     """
     from rich.table import Table
 
@@ -29,7 +31,7 @@ def roles(
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    users, created, grants = apply_roles(settings, trainer, promoter, trainer_password_env, promoter_password_env)
+    users, created, grants = apply_roles(settings, trainer, promoter, trainer_password_env, promoter_password_env, datasets)
     table = Table("user", "resource", "name", "permission", title=f"grants on {settings.tracking_uri}")
     for g in grants:
         table.add_row(g.username, g.resource_type, g.resource_name, g.permission)

@@ -8,12 +8,14 @@ import typer
 
 from prodgan.console import out
 from prodgan.errors import GateFailed
+from prodgan.names import DEFAULT_DATASET
 
 
 def verify_cmd(
     acknowledge: Optional[str] = typer.Option(None, "--acknowledge", metavar="REASON",
                                               help="Record a `force` audit entry accepting the findings, closing pending records (promoter only)."),
     aliased_only: bool = typer.Option(False, "--aliased-only", help="Hash only champion's and previous' weights (faster)."),
+    dataset: str = typer.Option(DEFAULT_DATASET, help="Whose model: each dataset has its own registered model and audit chain."),
 ) -> None:
     """Check the signed audit chain, that it explains every champion/previous position, and that every file is intact.
 
@@ -25,7 +27,7 @@ def verify_cmd(
     from prodgan.ops.audit import verify
     from prodgan.settings import Settings
 
-    report = verify(Settings.load(), all_versions=not aliased_only, acknowledge=acknowledge)
+    report = verify(Settings.load().for_dataset(dataset), all_versions=not aliased_only, acknowledge=acknowledge)
     if report.ok:
         out.print(f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, previous v{report.previous or '-'}, "
                   f"{report.records} audit records, weights intact for versions {', '.join(report.hashed) or 'none'}")

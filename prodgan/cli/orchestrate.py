@@ -31,34 +31,34 @@ def retrain(
     Example: prodgan retrain --config configs/smoke.yaml
     """
     from prodgan.ops import retrain as ops
-    from prodgan.ops.train import config_sha256, default_config
+    from prodgan.ops.train import config_sha256
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    config = config or default_config()
+    config = ops.recipe(dataset, config)
     config_sha256(settings.config_path(config), set_ or [])  # bad config or --set: one red line before Prefect starts
     import flows.retrain
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
     summary = flows.retrain.retrain(config=config, dataset=dataset, force=force, overrides=set_ or [])
-    _print_summary(settings, summary, ops.where_to_look(settings, summary))
+    _print_summary(summary, ops.where_to_look(settings, summary))
 
 
-def _print_summary(settings, summary: dict, where: list[tuple[str, str]]) -> None:
+def _print_summary(summary: dict, where: list[tuple[str, str]]) -> None:
     from rich.table import Table
 
     out.print(f"[bold]{summary['decision']}[/]: {summary['reason']}")
     champion = summary.get("champion") or {}
     if champion:
-        table = Table(title=f"champion: {settings.model_name} v{champion['version']}")
+        table = Table(title=f"champion: {summary['model']} v{champion['version']}")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name, value in sorted(champion.get("metrics", {}).items()):
             table.add_row(name, f"{value:.4g}")
         out.print(table)
     else:
-        out.print(f"no champion for {settings.model_name} yet")
+        out.print(f"no champion for {summary['model']} yet")
     for label, place in where:
         out.print(f"{label}: {place}", highlight=False)
 
@@ -77,7 +77,7 @@ def deploy(
     settings = Settings.load()
     done = apply(settings, pool=pool, api_url=api_url)
     out.print(f"deployments of {done.prefect_yaml} applied on {done.api_url} (pool [bold]{pool}[/], "
-              f"{'created' if done.pool_created else 'kept as it was'}): retrain/retrain-nightly (cron 0 3 * * * UTC), "
+              f"{'created' if done.pool_created else 'kept as it was'}): retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), "
               "evaluate/evaluate, promote/promote")
     out.print(f"start a worker: PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}", highlight=False)
 

@@ -9,6 +9,7 @@ import typer
 
 from prodgan.console import out
 from prodgan.errors import GateFailed, ProdganError
+from prodgan.names import DEFAULT_DATASET
 from prodgan.settings import Settings
 
 
@@ -90,6 +91,7 @@ def promote_cmd(
 def rollback_cmd(
     reason: str = typer.Option("", help="Why (kept in the audit record)."),
     actor: Optional[str] = typer.Option(None, help="Who rolls back [default: MLFLOW_TRACKING_USERNAME, else the OS user]."),
+    dataset: str = typer.Option(DEFAULT_DATASET, help="Whose champion: each dataset has its own model (Settings.model_for)."),
 ) -> None:
     """Move `champion` back to `previous`; audited like a promotion (a second rollback undoes the first).
 
@@ -97,7 +99,7 @@ def rollback_cmd(
     """
     from prodgan.ops.promote import rollback
 
-    print_decision(rollback(Settings.load(), actor=actor, reason=reason))
+    print_decision(rollback(Settings.load().for_dataset(dataset), actor=actor, reason=reason))
 
 
 def register(root: typer.Typer) -> None:

@@ -4,6 +4,7 @@ promoter's audit signing key."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from prodgan.adapters import signing
 from prodgan.adapters.auth import Grant, password_from_env, setup_roles
@@ -12,12 +13,13 @@ from prodgan.settings import Settings
 
 
 def roles(settings: Settings, trainer: str, promoter: str, trainer_password_env: str,
-          promoter_password_env: str) -> tuple[list[str], list[str], list[Grant]]:
-    """Create (or refresh) both users from passwords in the named variables; (users, created, grants)."""
+          promoter_password_env: str, datasets: Sequence[str]) -> tuple[list[str], list[str], list[Grant]]:
+    """Create (or refresh) both users from passwords in the named variables, with rights on each dataset's model;
+    (users, created, grants)."""
     if trainer == promoter:
         raise ProdganError("trainer and promoter must be different users (separation of duties)")
     users = {trainer: password_from_env(trainer_password_env), promoter: password_from_env(promoter_password_env)}
-    created, grants = setup_roles(settings, users, trainer, promoter)
+    created, grants = setup_roles(settings, users, trainer, promoter, datasets)
     return list(users), created, grants
 
 

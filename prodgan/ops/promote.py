@@ -19,8 +19,8 @@ from prodgan.ops import production
 from prodgan.errors import ProdganError
 from prodgan.gate_file import Policy, load_policy
 from prodgan.gates import Evaluation, ProtocolMismatch, check_inputs, judge
-from prodgan.names import (CHAMPION, CONFIG_SHA, DATA_HASH, EVAL_RUN, GIT_REV, MODEL_FILES, TRAIN_RUN, VALIDATION, WEIGHTS,
-                           ModelRef, parse_model_ref)
+from prodgan.names import (CHAMPION, CONFIG_SHA, DATA_HASH, DATASET, DEFAULT_DATASET, EVAL_RUN, GIT_REV, MODEL_FILES, TRAIN_RUN,
+                           VALIDATION, WEIGHTS, ModelRef, parse_model_ref, production_model)
 from prodgan.settings import Settings
 
 SHEET_SEED = 0
@@ -82,10 +82,12 @@ def _lineage_tags(train_run: Any, bundle_dir: Path) -> dict[str, str]:
 
 
 def register(settings: Settings, train_run_id: str, eval_run_id: str | None = None):
-    """Register the training run's generator as a version of `settings.model_name` (idempotent by run id)."""
+    """Register the training run's generator as a version of its dataset's model (idempotent by run id)."""
     with tracking.reachable(settings, f"registering training run {train_run_id}"):
-        client, name = registry.client_for(settings), settings.model_name
+        client = registry.client_for(settings)
         train_run = tracking.get_run(client, train_run_id, "training run")
+        settings = settings.for_dataset(train_run.data.tags.get(DATASET, DEFAULT_DATASET))
+        name = settings.model_name
         if train_run.info.status != "FINISHED":
             raise ProdganError(f"training run {train_run_id} is {train_run.info.status}, not FINISHED: only a finished run's "
                                f"generator can be registered; resume it with `prodgan train --resume` or pick another run")
@@ -182,16 +184,18 @@ def promote(settings: Settings, version: str | int, dry_run: bool = False, actor
     asked before an approved decision moves the alias (False: nothing changes, nothing is recorded).
     """
     with tracking.reachable(settings, f"promoting version {version}"):
-        return _promote(settings, _version_number(settings, str(version)), dry_run, actor, gates_path, force_reason, confirm)
+        settings, number = _version_number(settings, str(version))
+        return _promote(settings, number, dry_run, actor, gates_path, force_reason, confirm)
 
 
-def _version_number(settings: Settings, text: str) -> str:
-    """`3`, `models:/NAME/3`, `NAME@ALIAS`...: the version number of the model this project promotes."""
+def _version_number(settings: Settings, text: str) -> tuple[Settings, str]:
+    """`3`, `models:/NAME/3`, `NAME@ALIAS`...: the trained model it names (a bare number: `settings.model_name`'s) and the number."""
     ref = parse_model_ref(text, settings.model_name)
-    if ref.name != settings.model_name:
-        raise ProdganError(f"{text!r} is not a version of {settings.model_name} (the model this project promotes; "
-                           "set PRODGAN_MODEL_NAME to promote another)")
-    return str(registry.find_version(settings, ref).version) if ref.alias else str(ref.version)
+    if ref.name is None or ref.name == production_model(ref.name):
+        raise ProdganError(f"{text!r} is not a trained version: promote a version of a trained model "
+                           f"(models:/{settings.model_name}/3), never a production copy or a run")
+    settings = settings.for_model(ref.name)
+    return settings, str(registry.find_version(settings, ref).version) if ref.alias else str(ref.version)
 
 
 def _promote(settings: Settings, version: str, dry_run: bool, actor: str | None, gates_path: Path | None,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from prodgan.adapters import audit_verify, dvc, registry, tracking
-from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, GIT_REV, TRAIN_RUN, ModelRef
+from prodgan.errors import ProdganError
+from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, DEFAULT_DATASET, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, GIT_REV, TRAIN_RUN, ModelRef
 from prodgan.ops import announce, evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
 from prodgan.settings import Settings
 from prodgan.train_config import load_config
@@ -45,6 +46,8 @@ class Freshness:
 
 @dataclass
 class RetrainOutcome:
+    settings: Settings  # acting on the trained dataset's model (`Settings.for_dataset`)
+    dataset: str
     freshness: Freshness
     validation: Any = None
     train: Any = None
@@ -57,6 +60,7 @@ def freshness(settings: Settings, config: str, overrides: Sequence[str] = (), fo
     """Compare the data and config about to be trained with what the champion was trained on."""
     with tracking.reachable(settings, "checking what the champion was trained on"):
         dataset = load_config(settings.config_path(config), overrides).dataset
+        settings = settings.for_dataset(dataset)  # its own champion: another dataset's is no reference
         data_hash = dvc.require_clean(settings, dataset)  # this dataset's own hash: another one changing is no reason
         cfg = train_ops.config_sha256(settings.config_path(config), overrides)
         champion = registry.champion_version(settings)
@@ -94,6 +98,28 @@ def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None
         if str(mv.version) != champion and any(r.get("action") == "reject" for r in audit_records(settings, name, str(mv.version))):
             return str(mv.version)
     return None
+
+
+def schedule(settings: Settings, recipes: dict[str, str | None] | None) -> tuple[dict[str, str], list[str]]:
+    """The config each scheduled dataset retrains with (`recipe`; no recipes: the default dataset's), and the
+    datasets data.dvc pins that nobody scheduled; checked before anything runs."""
+    recipes = recipes or {DEFAULT_DATASET: None}
+    tracked = dvc.datasets(settings)
+    unknown = sorted(set(recipes) - set(tracked))
+    if unknown:
+        raise ProdganError(f"recipes name datasets data.dvc does not pin: {', '.join(unknown)} (it pins: {', '.join(tracked) or 'none'}); "
+                           f"import them and run `prodgan data add`, or drop them from the recipes")
+    return {dataset: recipe(dataset, config) for dataset, config in recipes.items()}, [d for d in tracked if d not in recipes]
+
+
+def recipe(dataset: str | None, config: str | None) -> str:
+    """`config`, else the machine's recipe (`ops.train.default_config`), which is made for the default dataset only."""
+    if config:
+        return config
+    if dataset not in (None, DEFAULT_DATASET):
+        raise ProdganError(f"dataset {dataset!r} has no recipe: only {DEFAULT_DATASET} has a default; name its config, "
+                           f"e.g. --config configs/products64.yaml (nightly: recipes {{{dataset}: configs/products64.yaml}})")
+    return train_ops.default_config()
 
 
 def _alongside(step: Step, name: str, fn: Callable[..., Any], *args: Any) -> Future:
@@ -137,12 +163,13 @@ def retrain(
     where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly worker).
     `notify` receives the events an orchestrator's automations react to (`ops.announce`).
     """
-    config = config or train_ops.default_config()
+    config = recipe(dataset, config)
     overrides = [*overrides, f"dataset={dataset}"] if dataset else list(overrides)  # one dataset, validated and trained
     dataset = load_config(settings.config_path(config), overrides).dataset
+    settings = settings.for_dataset(dataset)  # each dataset is trained into, judged against and promoted in its own model
     step("verify", audit_verify.require_verified, settings, purpose="retrain")  # never act unattended on a tampered registry
     fresh = step("freshness", freshness, settings, config, overrides, force)
-    outcome = RetrainOutcome(fresh)
+    outcome = RetrainOutcome(settings, dataset, fresh)
     if not fresh.retrain:
         return outcome
     outcome.validation = step("validate", validate_ops.validate, settings, dataset)
@@ -163,12 +190,12 @@ def retrain(
 
 # ---------------------------------------------------------------- reporting (CLI, flow artifacts, logs)
 
-def summary(settings: Settings, outcome: RetrainOutcome, links: dict[str, str] | None = None) -> dict[str, Any]:
+def summary(outcome: RetrainOutcome, links: dict[str, str] | None = None) -> dict[str, Any]:
     """What a retrain did, as plain data: the flow's return value, the CLI's output, the artifact.
 
     `links` are the orchestrator's ids of this run (the Prefect flow run), if there is one.
     """
-    fresh, decision = outcome.freshness, outcome.decision
+    settings, fresh, decision = outcome.settings, outcome.freshness, outcome.decision
     champion = registry.champion_version(settings)
     audit_run = decision.audit_run_id if decision else None
     return {
@@ -177,6 +204,7 @@ def summary(settings: Settings, outcome: RetrainOutcome, links: dict[str, str] |
         "reasons": list(decision.reasons) if decision else [fresh.reason],
         "freshness": fresh.reason,
         "model": settings.model_name,
+        "dataset": outcome.dataset,
         "data_hash": fresh.data_hash,
         "config_sha256": fresh.config_sha256,
         "version": str(outcome.version.version) if outcome.version else None,
@@ -217,6 +245,16 @@ def report_markdown(result: dict[str, Any]) -> str:
     lines += ["", f"## champion v{champion['version']}" if champion else "## no champion yet", ""]
     if champion:
         lines.append(_metrics_table(champion["metrics"]))
+    return "\n".join(lines)
+
+
+def datasets_markdown(results: dict[str, dict[str, Any]], unscheduled: Sequence[str]) -> str:
+    """The nightly run's artifact: one row per scheduled dataset, then the datasets nobody scheduled."""
+    rows = "".join(f"| {dataset} | {r.get('model', '-')} | {r['decision']} | {r.get('version') or '-'} | "
+                   f"{str(r['reason']).replace('|', '/')} |\n" for dataset, r in results.items())
+    lines = ["# nightly retrain", "", "| dataset | model | decision | version | reason |", "|---|---|---|---|---|", rows.rstrip()]
+    if unscheduled:
+        lines += ["", f"Not scheduled (no recipe): {', '.join(unscheduled)}; add them to the deployment's `recipes` to retrain them."]
     return "\n".join(lines)
 
 

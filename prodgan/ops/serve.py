@@ -28,6 +28,7 @@ def load_generator(settings: Settings, model: str | None = None, bundle: Path | 
     if ref.bundle is not None:
         generator, spec = load_bundle(ref.bundle, device=device)
         return generator, spec, {"bundle": str(ref.bundle.resolve())}
+    settings = settings.for_model(ref.name)
     with tracking.reachable(settings, f"loading {ref.uri}"):
         resolved = resolve_model(settings, ref)
         audit_verify.require_verified(settings, force, purpose=f"{purpose} {ref.uri}", version=resolved.trained_version)
@@ -71,6 +72,7 @@ def serve_target(settings: Settings, model: str | None = None, force: bool = Fal
     ref = model_ref(model, None, settings.model_name)
     if not ref.registered:
         raise ProdganError(f"{ref.uri} is not a registered model: serve models:/NAME@ALIAS or models:/NAME/VERSION")
+    settings = settings.for_model(ref.name)
     with tracking.reachable(settings, f"resolving {ref.uri}"):
         resolved = resolve_model(settings, ref)
         audit_verify.require_verified(settings, force, purpose=f"serve {ref.uri}", version=resolved.trained_version)

@@ -12,6 +12,7 @@ from prodgan.names import TRAIN_EXPERIMENT
 
 # Training cut down to seconds: a handful of generator steps, checkpoints along the way.
 FAST = ["steps=6", "checkpoint_every=3", "log_every=3", "grid_every=3"]
+NIGHTLY = "retrain-datasets/retrain-nightly"  # prefect.yaml's scheduled deployment
 
 
 @contextmanager
@@ -28,6 +29,17 @@ def flow_run(flow_run_id: str) -> Any:
 
     with get_client(sync_client=True) as client:
         return client.read_flow_run(UUID(flow_run_id))
+
+
+def parent_flow_run_id(flow_run_id: str) -> str | None:
+    """The flow run that started `flow_run_id` as a subflow (None for a top-level run)."""
+    from prefect.client.orchestration import get_client
+
+    run = flow_run(flow_run_id)
+    if run.parent_task_run_id is None:
+        return None
+    with get_client(sync_client=True) as client:
+        return str(client.read_task_run(run.parent_task_run_id).flow_run_id)
 
 
 def artifact_markdown(flow_run_id: str, key: str) -> str:

@@ -22,7 +22,7 @@ from prodgan.adapters import audit, registry
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 from tests.conftest import run
-from tests.flows.helpers import FAST, prefect_api, train_runs, versions
+from tests.flows.helpers import FAST, NIGHTLY, parent_flow_run_id, prefect_api, train_runs, versions
 from tests.prefect_server import prefect_server, process_worker, worker_log
 from tests.servers import mlflow_server, postgres
 
@@ -55,19 +55,21 @@ def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path
         for _ in range(2):  # applying twice is harmless
             run([sys.executable, "-m", "prodgan", "deploy", "--api-url", api], cwd=small_project.root)
         with prefect_api(api), get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name("retrain/retrain-nightly")
+            deployment = client.read_deployment_by_name(NIGHTLY)
             assert client.read_work_pool("prodgan").concurrency_limit == 3, "deploy kept the tuned pool"
         assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
         assert deployment.global_concurrency_limit.limit == 1, "two retrains of one model never overlap"
 
         with process_worker(api, "prodgan", home, cwd=small_project.root, env={"MLFLOW_TRACKING_URI": mlflow_url}), prefect_api(api):
-            done = run_deployment("retrain/retrain-nightly", parameters={"config": "configs/smoke.yaml", "overrides": FAST}, timeout=420, poll_interval=2)
+            done = run_deployment(NIGHTLY, parameters={"recipes": {"fashion-mnist": "configs/smoke.yaml"}, "overrides": FAST},
+                                  timeout=420, poll_interval=2)
             assert done.state.is_completed(), f"{done.state}\n{worker_log(home, 'prodgan')}"
 
         [mv] = versions(settings)
         assert registry.champion_version(settings).version == mv.version
         [train_run] = train_runs(settings)
-        assert train_run.data.tags[names.FLOW_RUN] == str(done.id)
+        with prefect_api(api):  # trained by the nightly run's retrain of fashion-mnist (a subflow)
+            assert parent_flow_run_id(train_run.data.tags[names.FLOW_RUN]) == str(done.id)
         assert train_run.data.tags["prefect.api_url"] == api
 
 

@@ -1,7 +1,8 @@
 """A shop's photos end to end: import -> validate -> train -> evaluate -> register -> promote -> generate -> serve.
 
 200 photos of clothing-small, one category renamed as a shop would write it ("Men's T-Shirt"),
-beside nothing else in a fresh project; every record on the way names the clothing dataset's hash.
+beside nothing else in a fresh project; every record on the way names the clothing dataset's hash,
+and the champion is that of the clothing dataset's own registered model.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def test_clothing_photos_from_import_to_serving(project: Settings, tmp_path: Pat
     evaluation = client.get_run(outcome.evaluation.run_id)
     assert evaluation.data.tags[names.DATA_HASH] == clothing
     assert any(key.endswith("/men-s-t-shirt") for key in evaluation.data.metrics), sorted(evaluation.data.metrics)
-    champion = registry.champion_version(project)
+    shop = project.for_dataset("clothing")
+    assert shop.model_name == f"{project.model_name}-clothing" and outcome.version.name == shop.model_name
+    champion = registry.champion_version(shop)
     assert champion.version == outcome.version.version and champion.tags[names.DATA_HASH] == clothing
     lineage = dataset_lineage(project, clothing)
     assert lineage["datasets"] == ["clothing"] and [v["aliases"] for v in lineage["versions"]] == [[names.CHAMPION]]
@@ -51,14 +54,15 @@ def test_clothing_photos_from_import_to_serving(project: Settings, tmp_path: Pat
     assert unknown.returncode != 0 and unknown.stderr.strip().startswith("error: no training run") and "Traceback" not in unknown.stderr
 
     grid = tmp_path / "grid.png"
-    out = prodgan("generate", "--category", "Men's T-Shirt", "-n", "4", "--out", str(grid), cwd=project.root).stdout
+    model = f"models:/{shop.model_name}@{names.CHAMPION}"
+    out = prodgan("generate", "--model", model, "--category", "Men's T-Shirt", "-n", "4", "--out", str(grid), cwd=project.root).stdout
     assert "Traceback" not in out
     with Image.open(grid) as img:
         assert img.mode == "RGB" and img.width > 4 * 64
 
     # a real test photo inverted into the champion (PSNR recorded), then moved to another category
     photo = sorted((src / "test" / "skirt").iterdir())[0]
-    prodgan("edit", "invert", str(photo), "--out-dir", str(tmp_path / "inv"), "--to", "Men's T-Shirt", "--steps", "40",
+    prodgan("edit", "invert", str(photo), "--model", model, "--out-dir", str(tmp_path / "inv"), "--to", "Men's T-Shirt", "--steps", "40",
             "--restarts", "1", cwd=project.root)
     inverted = json.loads((tmp_path / "inv" / "edit.json").read_text())
     assert 0 < inverted["psnr_db"] < 100 and inverted["transfer_to"] == ["men-s-t-shirt"], inverted
@@ -67,7 +71,7 @@ def test_clothing_photos_from_import_to_serving(project: Settings, tmp_path: Pat
 
     # `prodgan serve` of the champion over real HTTP (MLflow's scoring server behind the size cap)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    with prodgan_serve(f"models:/{project.model_name}@{names.CHAMPION}", tmp_path / "serve.log", env, 4096) as url:
+    with prodgan_serve(model, tmp_path / "serve.log", env, 4096) as url:
         status, body = post(url, records({"seed": 7, "category": "Men's T-Shirt", "n": 2}))
     assert status == 200, body
     assert [r["category"] for r in body["predictions"]] == ["men-s-t-shirt"] * 2

@@ -134,3 +134,21 @@ def test_a_malformed_production_tag_is_a_one_line_error_naming_the_repair(store)
         promotion.rollback(store)
     proc = run([sys.executable, "-m", "prodgan", "audit", "verify"], store.root, check=False)
     assert proc.returncode == 2 and "a promoter repairs it" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_champion_of_any_model_name_is_the_promoters_copy_only(store) -> None:
+    """Every dataset has its own model, so `@champion` is honoured by name pattern nowhere: a trainer who registers
+    a model of its own making and points its alias at a version is refused, not served."""
+    from prodgan.ops.serve import serve_target
+
+    v1 = helpers.registered(store, seed=1, fid=300.0)
+    client = registry.client_for(store)
+    mv = client.get_model_version(store.model_name, v1)
+    client.create_registered_model("prodgan-generator-mine")
+    mine = client.create_model_version("prodgan-generator-mine", mv.source, run_id=mv.run_id, tags=mv.tags)
+    client.set_registered_model_alias("prodgan-generator-mine", names.CHAMPION, mine.version)  # the trainer's own alias
+    with pytest.raises(ProdganError, match="prodgan-generator-mine has no alias @champion yet"):
+        serve_target(store, "models:/prodgan-generator-mine@champion")
+    assert serve_target(store, f"models:/prodgan-generator-mine/{mine.version}")  # by number it is what it says it is
+    with pytest.raises(ProdganError, match="is not a trained version"):
+        promotion.promote(store, f"models:/{names.production_model(store.model_name)}/1", actor="alice")

@@ -29,7 +29,7 @@ import yaml
 from prodgan.adapters.processes import alive, group_alive, port_open
 from prodgan.ops.stack_state import SERVICES, StackState, load
 from tests.conftest import MECHANICS_GATES, run
-from tests.flows.helpers import FAST, prefect_api
+from tests.flows.helpers import FAST, NIGHTLY, prefect_api
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 DROP = ("MLFLOW_", "PREFECT_", "PRODGAN_", "AWS_", "DVC_SITE_CACHE_DIR", "TMPDIR")
@@ -133,7 +133,7 @@ def test_retrain_on_the_worker_then_a_second_checkout_pulls_audits_verifies_gene
     a.ok("deploy")
     job_env = {k: v for k, v in a.env.items() if k.startswith("PRODGAN_")}
     with prefect_api(stack.prefect_api):
-        done = run_deployment("retrain/retrain-nightly", parameters={"config": "configs/smoke.yaml", "overrides": FAST},
+        done = run_deployment(NIGHTLY, parameters={"recipes": {"fashion-mnist": "configs/smoke.yaml"}, "overrides": FAST},
                               job_variables={"env": job_env, "working_dir": str(a.root)}, timeout=420, poll_interval=2)
     assert done.state.is_completed(), f"{done.state}\n{(stack.log('worker')).read_text()[-4000:]}"
     assert not (a.root / ".prodgan" / "mlflow.db").exists(), "the worker tracked on the server, not locally"
