@@ -23,9 +23,9 @@ The CPU size, and why (measured on the 2-core reference machine, one thread per 
   FID compares 32x32 images, each upsampled to 299 by the Inception resize: comparable between the
   two variants, not with 64x64 FIDs), width 32, batch 32 (~0.25 s a step): 1500 steps = ~100 epochs
   of the 500 photos. The two variants train side by side in two processes of one thread each
-  (`--jobs`, 2 with `--cpu`): 7-11 minutes measured on the shared machine (load average 3-3.7);
-  evaluation ~10 more. Measured numbers: docs/training.md, "Small RGB catalogues". EMA decay 0.995 from step 300: the
-  recipe's 0.999 from step 1000 would still be averaging early generators at step 1500.
+  (`--jobs`, 2 with `--cpu`): 7-11 minutes measured on the shared machine (load average 3-3.7),
+  evaluation ~10 more. EMA decay 0.995 from step 300: the recipe's 0.999 from step 1000 would still
+  be averaging early generators at step 1500. Measured numbers: docs/training.md, "Small RGB catalogues".
 
 Metrics (evaluate, CPU, the project's metrics code and Inception weights): FID of the N samples each
 run kept (`--samples`, 1000: EMA generator, seed 0, categories in the test split's proportions, exact
