@@ -25,6 +25,7 @@ import torch
 
 from prodgan import edit
 from prodgan.adapters import dvc
+from prodgan.data.draws import balanced_draw
 from prodgan.data.tensors import load_split
 from prodgan.errors import ProdganError
 from prodgan.models import generate_uint8, load_bundle
@@ -57,13 +58,6 @@ def evaluator(args: argparse.Namespace, settings: Settings, train, test, data_ha
 @torch.no_grad()
 def classify(model, images: torch.Tensor) -> np.ndarray:
     return model(images.float().div(127.5).sub(1)).argmax(1).numpy()
-
-
-def balanced_draw(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """n indices cycling through the categories, each category's images drawn at random."""
-    rng = np.random.RandomState(seed)
-    pools = [rng.permutation(np.flatnonzero(labels == c)).tolist() for c in range(int(labels.max()) + 1)]
-    return np.array([pools[i % len(pools)].pop() for i in range(n)])
 
 
 def main() -> None:
