@@ -35,5 +35,6 @@ def retrain_datasets(recipes: dict[str, str | None] | None = None, force: bool =
     steps.publish("nightly-retrain", ops.datasets_markdown(results, unscheduled), "each scheduled dataset's retrain decision")
     failed = [dataset for dataset, r in results.items() if r["decision"] == "failed"]
     if failed:
-        raise ProdganError(f"retrain failed for {', '.join(failed)}: " + "; ".join(f"{d}: {results[d]['reason']}" for d in failed))
+        raise ProdganError(f"retrain failed for {len(failed)} of {len(results)} datasets: "
+                           + "; ".join(f"{d}: {results[d]['reason']}" for d in failed))
     return results

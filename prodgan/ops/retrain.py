@@ -251,7 +251,7 @@ def report_markdown(result: dict[str, Any]) -> str:
 def datasets_markdown(results: dict[str, dict[str, Any]], unscheduled: Sequence[str]) -> str:
     """The nightly run's artifact: one row per scheduled dataset, then the datasets nobody scheduled."""
     rows = "".join(f"| {dataset} | {r.get('model', '-')} | {r['decision']} | {r.get('version') or '-'} | "
-                   f"{str(r['reason']).replace('|', '/')} |\n" for dataset, r in results.items())
+                   f"{' '.join(str(r['reason']).split()).replace('|', '/')} |\n" for dataset, r in results.items())
     lines = ["# nightly retrain", "", "| dataset | model | decision | version | reason |", "|---|---|---|---|---|", rows.rstrip()]
     if unscheduled:
         lines += ["", f"Not scheduled (no recipe): {', '.join(unscheduled)}; add them to the deployment's `recipes` to retrain them."]
