@@ -28,5 +28,5 @@ def retrain(config: str | None = None, dataset: str | None = None, force: bool =
     get_run_logger().info("retrain %s: %s", "runs" if outcome.freshness.retrain else "skipped", outcome.freshness.reason)
     result = ops.summary(outcome, links)
     steps.publish("retrain-decision", ops.report_markdown(result), "retrain decision, metrics, sample sheet")
-    steps.publish_decision(outcome.settings, outcome, result)
+    steps.publish_decision(outcome, result)
     return result

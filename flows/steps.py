@@ -61,7 +61,7 @@ def emit(event: announce.Event) -> None:
                related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run.get_id()}", "prefect.resource.role": "flow-run"}])
 
 
-def publish_decision(settings: Settings, outcome: Any, result: dict[str, Any]) -> None:
+def publish_decision(outcome: Any, result: dict[str, Any]) -> None:
     """The decision's own artifacts: champion vs challenger table, every gate's reason, links to MLflow and the sheet."""
     decision = outcome.decision
     if decision is not None and decision.action != "noop":
@@ -69,5 +69,5 @@ def publish_decision(settings: Settings, outcome: Any, result: dict[str, Any]) -
                               description=f"v{decision.version} vs champion v{decision.champion_before}: values and intervals, one protocol")
         create_markdown_artifact(markdown=announce.decision_markdown(decision), key="promotion-gates",
                                  description=f"{decision.action}: every gate's reason")
-    for link in announce.links(settings, result):
+    for link in announce.links(outcome.settings, result):
         create_link_artifact(link=link.url, link_text=link.text, key=link.key, description=link.text)
