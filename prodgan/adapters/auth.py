@@ -150,8 +150,7 @@ def role_grants(settings: Settings, trainer: str, promoter: str, datasets: Seque
     The admin creates the audit experiment (and the others) so no trainer can become its owner
     (MLflow gives the creator MANAGE) and write audit records; likewise each dataset's production model.
     """
-    from mlflow.exceptions import MlflowException
-
+    from prodgan.adapters.registry import ensure_registered_model
     from prodgan.adapters.tracking import ensure_experiment, setup_mlflow
 
     client = setup_mlflow(settings)
@@ -170,11 +169,7 @@ def role_grants(settings: Settings, trainer: str, promoter: str, datasets: Seque
         model = settings.model_for(dataset)
         production = production_model(model)
         for registered in (model, production):
-            try:
-                client.create_registered_model(registered)
-            except MlflowException as exc:
-                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-                    raise
+            ensure_registered_model(client, registered)
         grants += [Grant(trainer, REGISTERED_MODEL, model, model, "EDIT"),
                    Grant(trainer, REGISTERED_MODEL, production, production, "READ"),
                    Grant(promoter, REGISTERED_MODEL, model, model, "MANAGE"),

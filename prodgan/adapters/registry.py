@@ -226,10 +226,6 @@ def champion_state(client: Any, name: str) -> tuple[str | None, int]:
     return state.champion, state.seq
 
 
-def previous_version(client: Any, name: str) -> str | None:
-    return production_state(client, name).previous
-
-
 def champion_version(settings: Settings):
     """The trained version `champion` copies (its lineage lives there), or None."""
     client = client_for(settings)

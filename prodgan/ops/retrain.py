@@ -94,10 +94,11 @@ def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None
     same = client.search_model_versions(f"name = '{name}' and tags.`{DATA_HASH}` = '{data_hash}' and tags.`{CONFIG_SHA}` = '{cfg}' "
                                         f"and tags.`{GIT_REV}` = '{git_rev}'")
     champion = registry.production_aliases(client, name).get(CHAMPION)
-    for mv in sorted(same, key=lambda v: int(v.version)):
-        if str(mv.version) != champion and any(r.get("action") == "reject" for r in audit_records(settings, name, str(mv.version))):
-            return str(mv.version)
-    return None
+    candidates = [str(mv.version) for mv in sorted(same, key=lambda v: int(v.version)) if str(mv.version) != champion]
+    if not candidates:
+        return None
+    rejected = {str(r.get("version")) for r in audit_records(settings, name) if r.get("action") == "reject"}  # the chain, read once
+    return next((version for version in candidates if version in rejected), None)
 
 
 def schedule(settings: Settings, recipes: dict[str, str | None] | None) -> tuple[dict[str, str], list[str]]:
