@@ -64,9 +64,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="local generator bundle folder")
     parser.add_argument("--model", help="model URI [default: models:/<name>@champion]")
-    parser.add_argument("--evaluator", type=Path, help="evaluator folder (evaluator.pt + evaluator.json)")
+    parser.add_argument(
+        "--evaluator", type=Path, help="evaluator folder (evaluator.pt + evaluator.json)"
+    )
     parser.add_argument("--images", type=int, default=100, help="held-out test images to invert")
-    parser.add_argument("--steps", type=int, default=300, help="inversion optimisation steps per image")
+    parser.add_argument(
+        "--steps", type=int, default=300, help="inversion optimisation steps per image"
+    )
     parser.add_argument("--restarts", type=int, default=2, help="starting latents per category")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -80,7 +84,9 @@ def main() -> None:
     if not spec.num_classes:
         sys.exit("error: category transfer needs a class-conditional generator (arch cdcgan)")
     root = settings.data_dir / "fashion-mnist"
-    train, test = (load_split(settings.tensor_cache_dir, root, s, data_hash) for s in ("train", "test"))
+    train, test = (
+        load_split(settings.tensor_cache_dir, root, s, data_hash) for s in ("train", "test")
+    )
     classifier, how = evaluator(args, settings, train, test, data_hash)
     classifier.eval()
     print(f"generator  {source}  ({spec.arch}, z_dim {spec.z_dim}, width {spec.width})")
@@ -92,28 +98,47 @@ def main() -> None:
     start = time.perf_counter()
     results = []
     for i in range(0, len(idx), 10):
-        results += edit.invert(G, spec, images[i:i + 10], seed=args.seed, restarts=args.restarts,
-                               search_steps=search, refine_steps=args.steps - search)
+        results += edit.invert(
+            G,
+            spec,
+            images[i : i + 10],
+            seed=args.seed,
+            restarts=args.restarts,
+            search_steps=search,
+            refine_steps=args.steps - search,
+        )
     t_invert = time.perf_counter() - start
     psnr = np.array([r.psnr for r in results])
     ssim = np.array([r.ssim for r in results])
     found = np.array([r.category for r in results])
 
     rng = np.random.RandomState(args.seed + 1)
-    targets = (truth + rng.randint(1, spec.num_classes, size=len(truth))) % spec.num_classes  # always another category
+    targets = (
+        truth + rng.randint(1, spec.num_classes, size=len(truth))
+    ) % spec.num_classes  # always another category
     moved = torch.cat([edit.transfer(G, spec, r.z, [int(t)]) for r, t in zip(results, targets)])
     transfer_ok = classify(classifier, moved) == targets
     samples = generate_uint8(G, spec, len(targets), args.seed, labels=torch.from_numpy(targets))
     real_ok = classify(classifier, images) == truth
 
-    print(f"\n{'held-out test images inverted':<44} {len(idx):>8}   ({t_invert / len(idx):.2f} s per image, {args.steps} steps)")
-    print(f"{'inversion PSNR, mean (min..max)':<44} {psnr.mean():8.2f} dB ({psnr.min():.1f}..{psnr.max():.1f})")
+    print(
+        f"\n{'held-out test images inverted':<44} {len(idx):>8}   ({t_invert / len(idx):.2f} s per image, {args.steps} steps)"
+    )
+    print(
+        f"{'inversion PSNR, mean (min..max)':<44} {psnr.mean():8.2f} dB ({psnr.min():.1f}..{psnr.max():.1f})"
+    )
     print(f"{'inversion SSIM, mean':<44} {ssim.mean():8.3f}")
     print(f"{'category found by inversion = true category':<44} {np.mean(found == truth):8.1%}")
     print(f"{'reference: evaluator on the real images':<44} {real_ok.mean():8.1%}")
-    print(f"{'reference: evaluator on samples of target':<44} {np.mean(classify(classifier, samples) == targets):8.1%}")
-    verdict = "OK" if transfer_ok.mean() >= TRANSFER_TARGET else f"BELOW TARGET ({TRANSFER_TARGET:.0%})"
-    print(f"{'category transfer success (evaluator agrees)':<44} {transfer_ok.mean():8.1%}  {verdict}")
+    print(
+        f"{'reference: evaluator on samples of target':<44} {np.mean(classify(classifier, samples) == targets):8.1%}"
+    )
+    verdict = (
+        "OK" if transfer_ok.mean() >= TRANSFER_TARGET else f"BELOW TARGET ({TRANSFER_TARGET:.0%})"
+    )
+    print(
+        f"{'category transfer success (evaluator agrees)':<44} {transfer_ok.mean():8.1%}  {verdict}"
+    )
     print(f"{'ratio transfer success / target':<44} {transfer_ok.mean() / TRANSFER_TARGET:8.2f} x")
 
 

@@ -28,9 +28,15 @@ def _small_project(where: Path, limit: int) -> Path:
     root = where / "proj"
     root.mkdir(parents=True)
     env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_DVC_REMOTE": str(where / "remote")}
-    for args in (["git", "init", "-q"], ["git", "config", "user.email", "bench@prodgan.local"], ["git", "config", "user.name", "bench"],
-                 [sys.executable, "-m", "prodgan", "data", "import", "fashion-mnist", "--limit", str(limit)],
-                 [sys.executable, "-m", "prodgan", "data", "add"], ["git", "add", "-A"], ["git", "commit", "-q", "-m", "data"]):
+    for args in (
+        ["git", "init", "-q"],
+        ["git", "config", "user.email", "bench@prodgan.local"],
+        ["git", "config", "user.name", "bench"],
+        [sys.executable, "-m", "prodgan", "data", "import", "fashion-mnist", "--limit", str(limit)],
+        [sys.executable, "-m", "prodgan", "data", "add"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "data"],
+    ):
         subprocess.run(args, cwd=root, env=env, check=True, capture_output=True)
     return root
 
@@ -38,24 +44,29 @@ def _small_project(where: Path, limit: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/smoke.yaml")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="config override key=value"
+    )
     parser.add_argument("--dataset", default="fashion-mnist")
-    parser.add_argument("--limit", type=int, default=0, help="use a throwaway project with N images per split")
+    parser.add_argument(
+        "--limit", type=int, default=0, help="use a throwaway project with N images per split"
+    )
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="prodgan-bench-flow-"))
     if args.limit:
         os.environ["PRODGAN_ROOT"] = str(_small_project(scratch, args.limit))
     home = scratch / "home"
-    os.environ.update({
-        "PRODGAN_HOME": str(home),
-        "PRODGAN_MODEL_NAME": "bench-flow-overhead",
-        "PREFECT_HOME": str(home / "prefect"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-    })
+    os.environ.update(
+        {
+            "PRODGAN_HOME": str(home),
+            "PRODGAN_MODEL_NAME": "bench-flow-overhead",
+            "PREFECT_HOME": str(home / "prefect"),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        }
+    )
     os.environ.pop("PREFECT_API_URL", None)
     import flows  # noqa: F401  sets Prefect's start-up timeout before anything imports prefect
-
     from prodgan.ops import retrain as ops
     from prodgan.settings import Settings, configure_environment
 
@@ -67,7 +78,10 @@ def main() -> None:
         ops.retrain(settings, config, args.overrides, args.dataset, force=True)
         return time.perf_counter() - start
 
-    print(f"project {settings.root}, scratch {scratch}; warm-up run (direct, untimed: fills caches)", flush=True)
+    print(
+        f"project {settings.root}, scratch {scratch}; warm-up run (direct, untimed: fills caches)",
+        flush=True,
+    )
     direct()
     t_direct = direct()
 
@@ -92,8 +106,12 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"direct prodgan.ops.retrain     : {t_direct:7.2f} s")
     print(f"retrain Prefect flow            : {t_flow:7.2f} s")
-    print(f"overhead                        : {overhead:+7.2f} s ({100 * overhead / t_direct:+.1f}%)  target <= 10% or <= 5 s: {'OK' if ok else 'MISSED'}")
-    print(f"(embedded Prefect API start-up + one empty flow run, once per process, not included above: {t_api:.2f} s; load average {load:.1f})")
+    print(
+        f"overhead                        : {overhead:+7.2f} s ({100 * overhead / t_direct:+.1f}%)  target <= 10% or <= 5 s: {'OK' if ok else 'MISSED'}"
+    )
+    print(
+        f"(embedded Prefect API start-up + one empty flow run, once per process, not included above: {t_api:.2f} s; load average {load:.1f})"
+    )
 
 
 if __name__ == "__main__":

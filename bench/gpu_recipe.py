@@ -49,7 +49,9 @@ from typing import Any
 
 T0 = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("prodgan") is None:  # PYTHONPATH may point at another copy of the package
+if (
+    importlib.util.find_spec("prodgan") is None
+):  # PYTHONPATH may point at another copy of the package
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -75,6 +77,7 @@ def layout_order(labels, categories) -> "Any":
 
 # ================================================================ train (GPU box)
 
+
 class RecipeHooks:
     """Keeps the loss log and the last grid; stops the loop cleanly once `cap_s` has passed."""
 
@@ -99,16 +102,28 @@ class RecipeHooks:
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
         now = time.perf_counter()
         self.t_last = now
-        self.log.append({"step": step, "t": round(now - (self.t_start or now), 3), **{k: float(v) for k, v in metrics.items()}})
+        self.log.append(
+            {
+                "step": step,
+                "t": round(now - (self.t_start or now), 3),
+                **{k: float(v) for k, v in metrics.items()},
+            }
+        )
         if step % self.print_every == 0:
-            print(f"[{elapsed():6.1f}s] step {step:6d}  {metrics['images_per_s']:9,.0f} img/s  "
-                  f"D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}", flush=True)
+            print(
+                f"[{elapsed():6.1f}s] step {step:6d}  {metrics['images_per_s']:9,.0f} img/s  "
+                f"D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}",
+                flush=True,
+            )
         if self.capped_at is None and now - self.t_call >= self.cap_s and step < self.cfg.steps:
             # The loop reads cfg.steps every iteration: lowering it to `step` ends this one as the last
             # (final grid, checkpoint and bundle written as usual). TrainConfig is frozen, hence __setattr__.
             self.capped_at = step
             object.__setattr__(self.cfg, "steps", step)
-            print(f"[{elapsed():6.1f}s] wall-clock cap {self.cap_s:.0f}s reached: stopping at step {step}", flush=True)
+            print(
+                f"[{elapsed():6.1f}s] wall-clock cap {self.cap_s:.0f}s reached: stopping at step {step}",
+                flush=True,
+            )
 
     def on_grid(self, step: int, epoch: int, image: Any) -> None:
         self.grid, self.grid_step = image, step
@@ -133,10 +148,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from prodgan.data import fashion_mnist
     from prodgan.data.tensors import ImageSplit
-    from prodgan.imaging import grid as make_grid, save_png
+    from prodgan.distributed import pick_device
+    from prodgan.imaging import grid as make_grid
+    from prodgan.imaging import save_png
     from prodgan.models import generate_uint8, load_bundle
     from prodgan.models.sampling import exact_fp32, labels_like
-    from prodgan.distributed import pick_device
     from prodgan.train import train
     from prodgan.train_config import load_config, valid_keys
 
@@ -144,20 +160,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
     env = {
-        "python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "device_name": torch.cuda.get_device_name(0) if cuda else platform.processor() or "cpu",
-        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
     }
     print(f"[{elapsed():6.1f}s] {json.dumps(env)}", flush=True)
 
     tick = time.perf_counter()
     images, labels, hashes = fashion_mnist.read_split(Path(args.data), "train")
     _, test_labels, _ = fashion_mnist.read_split(Path(args.data), "test")
-    data = ImageSplit(np.array(images[:, None]), labels.astype(np.int64), tuple(fashion_mnist.CATEGORIES),
-                      "fashion-mnist", "train", "idx:" + hashes[fashion_mnist.FILES["train"][0]][:12])
+    data = ImageSplit(
+        np.array(images[:, None]),
+        labels.astype(np.int64),
+        tuple(fashion_mnist.CATEGORIES),
+        "fashion-mnist",
+        "train",
+        "idx:" + hashes[fashion_mnist.FILES["train"][0]][:12],
+    )
     data_s = time.perf_counter() - tick
-    print(f"[{elapsed():6.1f}s] train split {data.images.shape} {data.images.dtype}, {len(data.categories)} categories ({data_s:.1f}s)", flush=True)
+    print(
+        f"[{elapsed():6.1f}s] train split {data.images.shape} {data.images.dtype}, {len(data.categories)} categories ({data_s:.1f}s)",
+        flush=True,
+    )
 
     attempts_spec = [list(args.overrides)]
     if args.fallback_set:
@@ -175,7 +203,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             break
         try:
             hook_cap = cap
-            if "max_seconds" in valid_keys() and not any(o.startswith("max_seconds=") for o in overrides):
+            if "max_seconds" in valid_keys() and not any(
+                o.startswith("max_seconds=") for o in overrides
+            ):
                 # The loop's own clock (newer prodgan): it starts at the first step; the hook stays as a backstop.
                 overrides = overrides + [f"max_seconds={cap:.0f}"]
                 record["overrides"], hook_cap = overrides, cap + 30
@@ -184,7 +214,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             run_dir = work / f"attempt{i}"
             shutil.rmtree(run_dir, ignore_errors=True)
             hooks = RecipeHooks(cfg, hook_cap, args.print_every)
-            print(f"[{elapsed():6.1f}s] attempt {i}: {args.config} + {overrides} (cap {cap:.0f}s)", flush=True)
+            print(
+                f"[{elapsed():6.1f}s] attempt {i}: {args.config} + {overrides} (cap {cap:.0f}s)",
+                flush=True,
+            )
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             tick = time.perf_counter()
@@ -202,11 +235,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     import prodgan
     import prodgan.train as train_module
 
-    source = {"prodgan": str(Path(prodgan.__file__).parent), "commit": args.commit,
-              "train_py_sha256": hashlib.sha256(Path(train_module.__file__).read_bytes()).hexdigest(),
-              "config_sha256": hashlib.sha256(Path(args.config).read_bytes()).hexdigest()}
-    summary: dict[str, Any] = {"env": env, "source": source, "config_file": str(args.config), "attempts": attempts,
-                               "data_load_s": round(data_s, 3)}
+    source = {
+        "prodgan": str(Path(prodgan.__file__).parent),
+        "commit": args.commit,
+        "train_py_sha256": hashlib.sha256(Path(train_module.__file__).read_bytes()).hexdigest(),
+        "config_sha256": hashlib.sha256(Path(args.config).read_bytes()).hexdigest(),
+    }
+    summary: dict[str, Any] = {
+        "env": env,
+        "source": source,
+        "config_file": str(args.config),
+        "attempts": attempts,
+        "data_load_s": round(data_s, 3),
+    }
     if result is None:
         summary["ok"] = False
         summary["script_s"] = round(elapsed(), 3)
@@ -225,9 +266,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     G, spec = load_bundle(result.bundle_dir, device)
     with exact_fp32():
         y10k = labels_like(test_labels, N_SAMPLES, spec.num_classes, SAMPLE_SEED)
-        x10k = generate_uint8(G, spec, N_SAMPLES, SAMPLE_SEED, labels=y10k, device=device, batch=SAMPLE_BATCH).numpy()
+        x10k = generate_uint8(
+            G, spec, N_SAMPLES, SAMPLE_SEED, labels=y10k, device=device, batch=SAMPLE_BATCH
+        ).numpy()
         y2k = labels_like(test_labels, N_PROTOCOL, spec.num_classes, SAMPLE_SEED)
-        x2k = generate_uint8(G, spec, N_PROTOCOL, SAMPLE_SEED, labels=y2k, device=device, batch=SAMPLE_BATCH).numpy()
+        x2k = generate_uint8(
+            G, spec, N_PROTOCOL, SAMPLE_SEED, labels=y2k, device=device, batch=SAMPLE_BATCH
+        ).numpy()
     _sync(device)
     sample_s = time.perf_counter() - tick
     np.save(out / "samples.npy", x10k)
@@ -239,69 +284,96 @@ def cmd_train(args: argparse.Namespace) -> int:
     picture = hooks.grid
     if picture is None:  # no grid from the loop: one column per category from the samples
         order = np.argsort(y10k.numpy(), kind="stable")
-        picture = make_grid(x10k[order].reshape(spec.num_classes, -1, *x10k.shape[1:])[:, :8].transpose(1, 0, 2, 3, 4)
-                            .reshape(-1, *x10k.shape[1:]), nrow=spec.num_classes)
+        picture = make_grid(
+            x10k[order]
+            .reshape(spec.num_classes, -1, *x10k.shape[1:])[:, :8]
+            .transpose(1, 0, 2, 3, 4)
+            .reshape(-1, *x10k.shape[1:]),
+            nrow=spec.num_classes,
+        )
     save_png(out / "grid.png", picture)
 
     last = hooks.log[-1] if hooks.log else {}
     steps = result.step
-    summary.update({
-        "ok": True,
-        "config": {**cfg.to_dict(), "steps": requested_steps},
-        "requested_steps": requested_steps,
-        "steps_reached": steps,
-        "capped": steps < requested_steps,
-        "capped_by": "hook" if hooks.capped_at is not None else ("max_seconds" if steps < requested_steps else None),
-        "cap_s": attempts[-1]["cap_s"],
-        "batch_size": cfg.batch_size,
-        "images_seen": steps * cfg.batch_size,
-        "epochs": steps * cfg.batch_size / len(data),
-        "train_wall_s": train_wall,  # the whole train() call: setup, loop, checkpoints, bundle
-        "loop_s": round(loop_s, 3),  # first step to last logged step
-        "setup_s": round(hooks.t_start - hooks.t_call, 3) if hooks.t_start else None,
-        "images_per_s": steps * cfg.batch_size / train_wall,
-        "images_per_s_loop": steps * cfg.batch_size / loop_s if loop_s else None,
-        "images_per_s_steady_median": statistics.median(windows) if windows else None,
-        "steps_per_s_loop": steps / loop_s if loop_s else None,
-        "final_loss_d": last.get("loss_d"), "final_loss_g": last.get("loss_g"),
-        "result_metrics": result.metrics,
-        "peak_cuda_mem_gb": round(peak_gb, 3) if peak_gb is not None else None,
-        "precision": hooks.start_info.get("precision"),
-        "sampling_s": round(sample_s, 3),
-        "samples": {"n": N_SAMPLES, "seed": SAMPLE_SEED, "batch": SAMPLE_BATCH, "tf32": False, "protocol_2k": N_PROTOCOL,
-                    "per_category": np.bincount(y10k.numpy(), minlength=spec.num_classes).tolist()},
-        "grid_step": hooks.grid_step,
-        "weights_sha256": result.weights_sha256,
-        "spec": spec.to_dict(),
-        "train_hashes": hashes,
-        "loss_log": hooks.log,
-        "messages": hooks.messages,
-        "script_s": round(elapsed(), 3),
-    })
+    summary.update(
+        {
+            "ok": True,
+            "config": {**cfg.to_dict(), "steps": requested_steps},
+            "requested_steps": requested_steps,
+            "steps_reached": steps,
+            "capped": steps < requested_steps,
+            "capped_by": "hook"
+            if hooks.capped_at is not None
+            else ("max_seconds" if steps < requested_steps else None),
+            "cap_s": attempts[-1]["cap_s"],
+            "batch_size": cfg.batch_size,
+            "images_seen": steps * cfg.batch_size,
+            "epochs": steps * cfg.batch_size / len(data),
+            "train_wall_s": train_wall,  # the whole train() call: setup, loop, checkpoints, bundle
+            "loop_s": round(loop_s, 3),  # first step to last logged step
+            "setup_s": round(hooks.t_start - hooks.t_call, 3) if hooks.t_start else None,
+            "images_per_s": steps * cfg.batch_size / train_wall,
+            "images_per_s_loop": steps * cfg.batch_size / loop_s if loop_s else None,
+            "images_per_s_steady_median": statistics.median(windows) if windows else None,
+            "steps_per_s_loop": steps / loop_s if loop_s else None,
+            "final_loss_d": last.get("loss_d"),
+            "final_loss_g": last.get("loss_g"),
+            "result_metrics": result.metrics,
+            "peak_cuda_mem_gb": round(peak_gb, 3) if peak_gb is not None else None,
+            "precision": hooks.start_info.get("precision"),
+            "sampling_s": round(sample_s, 3),
+            "samples": {
+                "n": N_SAMPLES,
+                "seed": SAMPLE_SEED,
+                "batch": SAMPLE_BATCH,
+                "tf32": False,
+                "protocol_2k": N_PROTOCOL,
+                "per_category": np.bincount(y10k.numpy(), minlength=spec.num_classes).tolist(),
+            },
+            "grid_step": hooks.grid_step,
+            "weights_sha256": result.weights_sha256,
+            "spec": spec.to_dict(),
+            "train_hashes": hashes,
+            "loss_log": hooks.log,
+            "messages": hooks.messages,
+            "script_s": round(elapsed(), 3),
+        }
+    )
     (out / "result.json").write_text(json.dumps(summary, indent=2))
-    print(f"[{elapsed():6.1f}s] done: {steps}/{requested_steps} steps{' (capped by ' + str(summary['capped_by']) + ')' if summary['capped'] else ''}, "
-          f"train() {train_wall:.1f}s, loop {loop_s:.1f}s, {summary['images_per_s']:,.0f} img/s overall, "
-          f"{summary['images_per_s_loop']:,.0f} img/s in the loop, steady median "
-          f"{summary['images_per_s_steady_median'] or float('nan'):,.0f}; final D {summary['final_loss_d']} G {summary['final_loss_g']}; "
-          f"sampling {N_SAMPLES + N_PROTOCOL} images {sample_s:.1f}s; peak mem {summary['peak_cuda_mem_gb']} GiB", flush=True)
+    print(
+        f"[{elapsed():6.1f}s] done: {steps}/{requested_steps} steps{' (capped by ' + str(summary['capped_by']) + ')' if summary['capped'] else ''}, "
+        f"train() {train_wall:.1f}s, loop {loop_s:.1f}s, {summary['images_per_s']:,.0f} img/s overall, "
+        f"{summary['images_per_s_loop']:,.0f} img/s in the loop, steady median "
+        f"{summary['images_per_s_steady_median'] or float('nan'):,.0f}; final D {summary['final_loss_d']} G {summary['final_loss_g']}; "
+        f"sampling {N_SAMPLES + N_PROTOCOL} images {sample_s:.1f}s; peak mem {summary['peak_cuda_mem_gb']} GiB",
+        flush=True,
+    )
     return 0
 
 
 # ================================================================ fid (CPU here)
 
+
 def cmd_fid(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from prodgan.data import fashion_mnist
     from prodgan.metrics.defaults import DEFAULTS
     from prodgan.metrics.evaluate import INCEPTION, real_subset
-    from prodgan.models.sampling import exact_fp32
     from prodgan.metrics.features import extract, make_extractor
     from prodgan.metrics.fid import RealReference, fid_per_category, fid_to
     from prodgan.metrics.inception_weights import resolve_inception_weights
+    from prodgan.models.sampling import exact_fp32
     from prodgan.settings import Settings
 
     console = Console()
@@ -319,37 +391,62 @@ def cmd_fid(args: argparse.Namespace) -> int:
     real = np.ascontiguousarray(test_images[order][:, None])
     real_labels = test_labels[order].astype(np.int64)
     if args.limit:
-        generated, real, real_labels = generated[: args.limit], real[: args.limit], real_labels[: args.limit]
+        generated, real, real_labels = (
+            generated[: args.limit],
+            real[: args.limit],
+            real_labels[: args.limit],
+        )
         gen_labels = gen_labels[: args.limit] if gen_labels is not None else None
-        protocol_2k = protocol_2k[: min(args.limit, N_PROTOCOL)] if protocol_2k is not None else None
+        protocol_2k = (
+            protocol_2k[: min(args.limit, N_PROTOCOL)] if protocol_2k is not None else None
+        )
     n2k = min(N_PROTOCOL, len(generated), len(real))
     real_idx = real_subset(n2k, len(real))
     if generated.dtype != np.uint8 or generated.shape[1:] != real.shape[1:]:
-        raise SystemExit(f"error: samples.npy is {generated.dtype} {generated.shape}, expected uint8 [N, {', '.join(map(str, real.shape[1:]))}]")
+        raise SystemExit(
+            f"error: samples.npy is {generated.dtype} {generated.shape}, expected uint8 [N, {', '.join(map(str, real.shape[1:]))}]"
+        )
 
     weights = resolve_inception_weights(Settings.load().cache_dir)
-    console.print(f"Inception weights: {weights.path} ({weights.origin}, sha256 {weights.sha256[:12]}); "
-                  f"{torch.get_num_threads()} threads; generated {generated.shape}, real {real.shape}"
-                  + (f", protocol 2k {protocol_2k.shape}" if protocol_2k is not None else ""))
+    console.print(
+        f"Inception weights: {weights.path} ({weights.origin}, sha256 {weights.sha256[:12]}); "
+        f"{torch.get_num_threads()} threads; generated {generated.shape}, real {real.shape}"
+        + (f", protocol 2k {protocol_2k.shape}" if protocol_2k is not None else "")
+    )
     digest = hashlib.sha256(real.tobytes()).hexdigest()[:12]
     cache = Path(args.cache_dir) / f"real_test_{weights.sha256[:12]}_{digest}_{len(real)}.npy"
 
     timings: dict[str, float] = {}
     with exact_fp32():
         extractor = make_extractor(DEFAULTS["extractor"], [INCEPTION], str(weights.path), "cpu")
-        columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TimeRemainingColumn(), TextColumn("{task.fields[rate]}"))
+        columns = (
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[rate]}"),
+        )
         with Progress(*columns, console=console) as progress:
+
             def features(images: np.ndarray, side: str) -> np.ndarray:
                 task = progress.add_task(side, total=len(images), rate="")
                 parts, tick = [], time.perf_counter()
-                for i in range(0, len(images), args.chunk):  # chunks of whole batches: same batches as one call
-                    parts.append(extract(images[i:i + args.chunk], extractor, side, args.batch)[INCEPTION])
+                for i in range(
+                    0, len(images), args.chunk
+                ):  # chunks of whole batches: same batches as one call
+                    parts.append(
+                        extract(images[i : i + args.chunk], extractor, side, args.batch)[INCEPTION]
+                    )
                     done = min(i + args.chunk, len(images))
                     rate = f"{done / (time.perf_counter() - tick):.1f} img/s"
                     progress.update(task, completed=done, rate=rate)
-                    if not console.is_terminal:  # a log file sees no live bar: one line per chunk instead
-                        console.print(f"{side}: {done}/{len(images)} ({rate}, {time.perf_counter() - tick:.0f}s)")
+                    if (
+                        not console.is_terminal
+                    ):  # a log file sees no live bar: one line per chunk instead
+                        console.print(
+                            f"{side}: {done}/{len(images)} ({rate}, {time.perf_counter() - tick:.0f}s)"
+                        )
                 timings[side] = round(time.perf_counter() - tick, 1)
                 return np.concatenate(parts)
 
@@ -363,7 +460,9 @@ def cmd_fid(args: argparse.Namespace) -> int:
                 np.save(tmp, real_features)
                 tmp.replace(cache)
             gen_features = features(generated, "generated")
-            gen2k_features = features(protocol_2k, "generated 2k") if protocol_2k is not None else None
+            gen2k_features = (
+                features(protocol_2k, "generated 2k") if protocol_2k is not None else None
+            )
 
     tick = time.perf_counter()
     ref = RealReference(real_features)
@@ -376,11 +475,24 @@ def cmd_fid(args: argparse.Namespace) -> int:
     if gen2k_features is not None:
         results["fid_2k_protocol"] = fid_to(gen2k_features, ref2k)
     if gen_labels is not None:
-        results["fid_per_category"] = fid_per_category(gen_features, gen_labels, real_features, real_labels, tuple(fashion_mnist.CATEGORIES))
+        results["fid_per_category"] = fid_per_category(
+            gen_features, gen_labels, real_features, real_labels, tuple(fashion_mnist.CATEGORIES)
+        )
     timings["fid"] = round(time.perf_counter() - tick, 1)
-    results.update({"n_generated": n, "n_real": len(real), "n_2k": n2k, "weights": str(weights.path), "weights_sha256": weights.sha256,
-                    "extractor": DEFAULTS["extractor"], "precision": "fp32-no-tf32", "timings_s": timings,
-                    "test_hashes": hashes, "threads": torch.get_num_threads()})
+    results.update(
+        {
+            "n_generated": n,
+            "n_real": len(real),
+            "n_2k": n2k,
+            "weights": str(weights.path),
+            "weights_sha256": weights.sha256,
+            "extractor": DEFAULTS["extractor"],
+            "precision": "fp32-no-tf32",
+            "timings_s": timings,
+            "test_hashes": hashes,
+            "threads": torch.get_num_threads(),
+        }
+    )
     out = Path(args.out) if args.out else folder / "fid.json"
     try:
         out.write_text(json.dumps(results, indent=2))
@@ -390,42 +502,95 @@ def cmd_fid(args: argparse.Namespace) -> int:
         if key.startswith("fid_") and isinstance(value, float):
             console.print(f"{key:>16} = {value:.3f}")
     if "fid_per_category" in results:
-        console.print("per category: " + ", ".join(f"{k} {v:.1f}" for k, v in results["fid_per_category"].items()))
+        console.print(
+            "per category: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in results["fid_per_category"].items())
+        )
     console.print(f"timings: {timings}; written {out}")
     return 0
 
 
 # ================================================================ entry point
 
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/gpu_recipe.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="bench/gpu_recipe.py", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train the recipe (GPU box) and write samples, grid, result.json")
-    t.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with the four Fashion-MNIST idx .gz files")
+    t = sub.add_parser(
+        "train", help="train the recipe (GPU box) and write samples, grid, result.json"
+    )
+    t.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder with the four Fashion-MNIST idx .gz files",
+    )
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--config", type=Path, default=ROOT / "configs" / "fmnist.yaml")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    t.add_argument("--fallback-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="if the first attempt raises, retry once with these extra overrides")
-    t.add_argument("--work", type=Path, default=Path("/tmp/gpu_recipe_run"), help="run folders (checkpoints, bundle)")
-    t.add_argument("--max-train-s", type=float, default=420.0, help="wall-clock cap on one train() call")
-    t.add_argument("--deadline-s", type=float, default=510.0, help="seconds from script start by which everything is written")
-    t.add_argument("--reserve-s", type=float, default=45.0, help="kept back from the deadline for sampling and saving")
-    t.add_argument("--min-train-s", type=float, default=30.0, help="skip an attempt with less time than this")
+    t.add_argument(
+        "--fallback-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="if the first attempt raises, retry once with these extra overrides",
+    )
+    t.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/gpu_recipe_run"),
+        help="run folders (checkpoints, bundle)",
+    )
+    t.add_argument(
+        "--max-train-s", type=float, default=420.0, help="wall-clock cap on one train() call"
+    )
+    t.add_argument(
+        "--deadline-s",
+        type=float,
+        default=510.0,
+        help="seconds from script start by which everything is written",
+    )
+    t.add_argument(
+        "--reserve-s",
+        type=float,
+        default=45.0,
+        help="kept back from the deadline for sampling and saving",
+    )
+    t.add_argument(
+        "--min-train-s", type=float, default=30.0, help="skip an attempt with less time than this"
+    )
     t.add_argument("--print-every", type=int, default=1000)
-    t.add_argument("--commit", default="", help="git commit of the prodgan copy used (recorded in result.json)")
+    t.add_argument(
+        "--commit", default="", help="git commit of the prodgan copy used (recorded in result.json)"
+    )
     t.add_argument("--no-progress", action="store_true")
 
     f = sub.add_parser("fid", help="FID_10k and fid_2k of samples.npy on this machine (CPU)")
-    f.add_argument("--samples", type=Path, required=True, help="folder holding samples.npy (labels.npy, samples_2k.npz)")
+    f.add_argument(
+        "--samples",
+        type=Path,
+        required=True,
+        help="folder holding samples.npy (labels.npy, samples_2k.npz)",
+    )
     f.add_argument("--data", type=Path, default=DEFAULT_DATA)
     f.add_argument("--out", type=Path, help="JSON result [default: <samples>/fid.json]")
-    f.add_argument("--cache-dir", type=Path, default=Path("/tmp/prodgan-gpu-recipe-cache"), help="real-side feature cache")
-    f.add_argument("--limit", type=int, default=0, help="use only the first N images of each side (dry runs)")
+    f.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("/tmp/prodgan-gpu-recipe-cache"),
+        help="real-side feature cache",
+    )
+    f.add_argument(
+        "--limit", type=int, default=0, help="use only the first N images of each side (dry runs)"
+    )
     f.add_argument("--skip-2k", action="store_true", help="ignore samples_2k.npz")
     f.add_argument("--batch", type=int, default=64)
-    f.add_argument("--chunk", type=int, default=640, help="images per extract() call (a multiple of --batch)")
+    f.add_argument(
+        "--chunk", type=int, default=640, help="images per extract() call (a multiple of --batch)"
+    )
     f.add_argument("--threads", type=int, default=0)
 
     args = parser.parse_args(argv)

@@ -26,9 +26,17 @@ from prodgan.settings import Settings, configure_environment, shared_dataset
 
 def _project(root: Path) -> Settings:
     root.mkdir(parents=True)
-    for args in (["init", "-q", "-b", "main"], ["config", "user.email", "bench@prodgan.local"], ["config", "user.name", "bench"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["config", "user.email", "bench@prodgan.local"],
+        ["config", "user.name", "bench"],
+    ):
         subprocess.run(["git", *args], cwd=root, check=True)
-    os.environ.update(PRODGAN_ROOT=str(root), PRODGAN_HOME=str(root / ".prodgan"), PRODGAN_DVC_REMOTE=str(root.parent / "remote"))
+    os.environ.update(
+        PRODGAN_ROOT=str(root),
+        PRODGAN_HOME=str(root / ".prodgan"),
+        PRODGAN_DVC_REMOTE=str(root.parent / "remote"),
+    )
     for key in ("MLFLOW_TRACKING_URI", "PREFECT_HOME", "DVC_SITE_CACHE_DIR", "TMPDIR"):
         os.environ.pop(key, None)
     return configure_environment(Settings.load())
@@ -37,14 +45,19 @@ def _project(root: Path) -> Settings:
 def main() -> None:
     src = shared_dataset("clothing-small")
     if not src.is_dir():
-        raise SystemExit(f"{src} not found: set PRODGAN_SHARED_DATA to the folder holding clothing-small/")
+        raise SystemExit(
+            f"{src} not found: set PRODGAN_SHARED_DATA to the folder holding clothing-small/"
+        )
     work = Path(tempfile.mkdtemp(prefix="bench-products-"))
     if "--flat" in sys.argv:
         for photo in sorted(src.glob("*/*/*.jpg")):
             (work / "flat" / photo.parent.name).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(photo, work / "flat" / photo.parent.name / photo.name)
         src = work / "flat"
-    print(f"{src} -> {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"{src} -> {work}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     times: dict[str, float] = {}
     try:
         settings = _project(work / "proj")
@@ -61,17 +74,23 @@ def main() -> None:
         from prodgan.data.manifest import load_manifest
 
         key = dvc.require_clean(settings, "clothing")
-        manifest, _ = load_manifest(settings.manifest_cache_dir, settings.data_dir / "clothing", key)
+        manifest, _ = load_manifest(
+            settings.manifest_cache_dir, settings.data_dir / "clothing", key
+        )
         times["manifest"] = time.perf_counter() - t
         t = time.perf_counter()
         from prodgan.ops.validate import validate
 
         record = validate(settings, "clothing")
         times["GX + Data Docs"] = time.perf_counter() - t
-        print(f"imported {meta.total('train')} train + {meta.total('test')} test, {len(skipped)} skipped; data {data_hash}, "
-              f"clothing {key}; {len(manifest)} manifest rows")
-        print(f"validation success={record.success}: {record.expectations} expectations, {record.failed} failed, "
-              f"{len(record.warnings)} warnings ({', '.join(w.rule.split(':')[0] for w in record.warnings) or 'none'})")
+        print(
+            f"imported {meta.total('train')} train + {meta.total('test')} test, {len(skipped)} skipped; data {data_hash}, "
+            f"clothing {key}; {len(manifest)} manifest rows"
+        )
+        print(
+            f"validation success={record.success}: {record.expectations} expectations, {record.failed} failed, "
+            f"{len(record.warnings)} warnings ({', '.join(w.rule.split(':')[0] for w in record.warnings) or 'none'})"
+        )
         for failure in record.failures:
             print(f"  failed: {failure.rule} ({failure.unexpected_count} unexpected)")
         total = sum(times.values())

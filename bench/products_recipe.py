@@ -69,9 +69,23 @@ SEED = 0  # prodgan.metrics.defaults DEFAULTS["seed"]: the generated side `prodg
 VARIANTS = {"diffaugment": "color,translation,cutout", "none": ""}
 # What 2 shared CPU cores afford in ~10 minutes for both variants: see the module docstring.
 CPU_VIEW = {"size": 32, "per_category": 50}
-CPU_SIZE = ["width=32", "d_width=32", "batch_size=32", "steps=1500", "ema_decay=0.995", "ema_start=300",
-            "eval_every=0", "device=cpu", "threads=1", "checkpoint_every=1000", "grid_every=1000", "log_every=50"]
-REFERENCE_DRAWS = 100  # plain samples of the true category per photo: the no-optimisation reference PSNR
+CPU_SIZE = [
+    "width=32",
+    "d_width=32",
+    "batch_size=32",
+    "steps=1500",
+    "ema_decay=0.995",
+    "ema_start=300",
+    "eval_every=0",
+    "device=cpu",
+    "threads=1",
+    "checkpoint_every=1000",
+    "grid_every=1000",
+    "log_every=50",
+]
+REFERENCE_DRAWS = (
+    100  # plain samples of the true category per photo: the no-optimisation reference PSNR
+)
 
 
 def prepare(out: Path) -> None:
@@ -80,13 +94,19 @@ def prepare(out: Path) -> None:
     from prodgan.settings import shared_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
-        report = write_folder(shared_dataset("clothing-small"), Path(tmp), "clothing", size=64, fit="pad")
+        report = write_folder(
+            shared_dataset("clothing-small"), Path(tmp), "clothing", size=64, fit="pad"
+        )
         arrays = {}
         for split in ("train", "test"):
-            arrays[f"{split}_images"], arrays[f"{split}_labels"] = decode_split(Path(tmp), report.meta, split)
+            arrays[f"{split}_images"], arrays[f"{split}_labels"] = decode_split(
+                Path(tmp), report.meta, split
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, categories=np.array(report.meta.categories), **arrays)
-    print(f"{out}: {len(arrays['train_labels'])} train + {len(arrays['test_labels'])} test, {out.stat().st_size / 2**20:.1f} MiB")
+    print(
+        f"{out}: {len(arrays['train_labels'])} train + {len(arrays['test_labels'])} test, {out.stat().st_size / 2**20:.1f} MiB"
+    )
 
 
 def load(path: Path) -> tuple[ImageSplit, ImageSplit]:
@@ -95,8 +115,17 @@ def load(path: Path) -> tuple[ImageSplit, ImageSplit]:
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     with np.load(path) as z:
         cats = tuple(str(c) for c in z["categories"])
-        return tuple(ImageSplit(z[f"{s}_images"], z[f"{s}_labels"].astype(np.int64), cats, "clothing", s, f"npz-{digest}")
-                     for s in ("train", "test"))
+        return tuple(
+            ImageSplit(
+                z[f"{s}_images"],
+                z[f"{s}_labels"].astype(np.int64),
+                cats,
+                "clothing",
+                s,
+                f"npz-{digest}",
+            )
+            for s in ("train", "test")
+        )
 
 
 def view_of(data: Path, view: dict) -> tuple[ImageSplit, ImageSplit]:
@@ -107,19 +136,40 @@ def view_of(data: Path, view: dict) -> tuple[ImageSplit, ImageSplit]:
 
     train, test = load(data)
     if view.get("size"):
+
         def shrink(split: ImageSplit) -> ImageSplit:
-            x = F.adaptive_avg_pool2d(torch.from_numpy(split.images).float(), view["size"])  # area average
-            return replace(split, images=x.round().to(torch.uint8).numpy(), data_hash=f"{split.data_hash}-{view['size']}px")
+            x = F.adaptive_avg_pool2d(
+                torch.from_numpy(split.images).float(), view["size"]
+            )  # area average
+            return replace(
+                split,
+                images=x.round().to(torch.uint8).numpy(),
+                data_hash=f"{split.data_hash}-{view['size']}px",
+            )
+
         train, test = shrink(train), shrink(test)
     if view.get("per_category"):
-        idx = np.sort(balanced_draw(train.labels, view["per_category"] * len(train.categories), SEED))
-        train = replace(train, images=train.images[idx], labels=train.labels[idx],
-                        data_hash=f"{train.data_hash}-{view['per_category']}pc")
+        idx = np.sort(
+            balanced_draw(train.labels, view["per_category"] * len(train.categories), SEED)
+        )
+        train = replace(
+            train,
+            images=train.images[idx],
+            labels=train.labels[idx],
+            data_hash=f"{train.data_hash}-{view['per_category']}pc",
+        )
     return train, test
 
 
-def train_variant(name: str, data: Path, view: dict, out: Path, overrides: list[str], samples: int,
-                  keep_bundle: bool) -> dict:
+def train_variant(
+    name: str,
+    data: Path,
+    view: dict,
+    out: Path,
+    overrides: list[str],
+    samples: int,
+    keep_bundle: bool,
+) -> dict:
     """Train one variant; keep its EMA generator's `samples` images (the evaluated side) in samples.npz,
     and its bundle when `keep_bundle` (for the inversion in `evaluate`)."""
     import torch
@@ -130,9 +180,13 @@ def train_variant(name: str, data: Path, view: dict, out: Path, overrides: list[
     from prodgan.train_config import load_config
 
     train_split, test_split = view_of(data, view)
-    cfg = replace(load_config(ROOT / "configs" / "products64.yaml", overrides), diffaugment=VARIANTS[name])
+    cfg = replace(
+        load_config(ROOT / "configs" / "products64.yaml", overrides), diffaugment=VARIANTS[name]
+    )
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as run_dir:  # checkpoints stay behind; samples (and a small bundle) travel
+    with (
+        tempfile.TemporaryDirectory() as run_dir
+    ):  # checkpoints stay behind; samples (and a small bundle) travel
         result = train(cfg, train_split, Path(run_dir), progress=False)
         train_s = time.perf_counter() - start
         G, spec = load_bundle(result.bundle_dir)
@@ -141,19 +195,42 @@ def train_variant(name: str, data: Path, view: dict, out: Path, overrides: list[
             shutil.rmtree(out / name / "bundle", ignore_errors=True)
             shutil.copytree(result.bundle_dir, out / name / "bundle")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    with exact_fp32():  # as `prodgan evaluate` generates: seed 0, categories in the test split's proportions
+    with (
+        exact_fp32()
+    ):  # as `prodgan evaluate` generates: seed 0, categories in the test split's proportions
         labels = labels_like(test_split.labels, samples, spec.num_classes, SEED)
-        images = generate_uint8(G.to(device), spec, samples, SEED, labels=labels, device=device).numpy()
+        images = generate_uint8(
+            G.to(device), spec, samples, SEED, labels=labels, device=device
+        ).numpy()
     np.savez_compressed(out / name / "samples.npz", images=images, labels=labels.numpy())
-    row = {"steps": result.step, "train_s": train_s, "device": device, "train_images": len(train_split),
-           "size": spec.size, "loss_d": result.metrics.get("loss_d"), "loss_g": result.metrics.get("loss_g"),
-           "cpus": os.cpu_count(), "load_avg_1m_at_end": os.getloadavg()[0]}
-    print(f"{name}: {result.step} steps in {train_s:.0f} s on {device} (load average {row['load_avg_1m_at_end']:.1f})", flush=True)
+    row = {
+        "steps": result.step,
+        "train_s": train_s,
+        "device": device,
+        "train_images": len(train_split),
+        "size": spec.size,
+        "loss_d": result.metrics.get("loss_d"),
+        "loss_g": result.metrics.get("loss_g"),
+        "cpus": os.cpu_count(),
+        "load_avg_1m_at_end": os.getloadavg()[0],
+    }
+    print(
+        f"{name}: {result.step} steps in {train_s:.0f} s on {device} (load average {row['load_avg_1m_at_end']:.1f})",
+        flush=True,
+    )
     return row
 
 
-def train_variants(data: Path, out: Path, view: dict, overrides: list[str], samples: int, *, jobs: int,
-                   keep_bundle: bool) -> dict[str, dict]:
+def train_variants(
+    data: Path,
+    out: Path,
+    view: dict,
+    overrides: list[str],
+    samples: int,
+    *,
+    jobs: int,
+    keep_bundle: bool,
+) -> dict[str, dict]:
     """Both variants, `jobs` at a time (separate processes: one thread each on a CPU); rows into train.json."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "view.json").write_text(json.dumps(view))
@@ -180,16 +257,34 @@ def inversion(bundle: Path, test_split: ImageSplit, count: int, restarts: int) -
     photos, truth = torch.from_numpy(test_split.images[idx]), test_split.labels[idx]
     start = time.perf_counter()
     results = []
-    for i in range(0, count, 10):  # bounded memory: 10 photos x restarts x categories latents per batch
-        results += edit.invert(G, spec, photos[i:i + 10], seed=SEED, restarts=restarts)
+    for i in range(
+        0, count, 10
+    ):  # bounded memory: 10 photos x restarts x categories latents per batch
+        results += edit.invert(G, spec, photos[i : i + 10], seed=SEED, restarts=restarts)
     seconds = time.perf_counter() - start
     draws = REFERENCE_DRAWS
     with torch.no_grad():
-        plain = generate_uint8(G, spec, count * draws, SEED + 1, labels=torch.from_numpy(truth).repeat_interleave(draws))
-    reference = [max(edit.psnr(s, photos[i]) for s in plain[i * draws:(i + 1) * draws]) for i in range(count)]
-    return {"photos": count, "psnr": float(np.mean([r.psnr for r in results])), "ssim": float(np.mean([r.ssim for r in results])),
-            "category_found": float(np.mean([r.category == t for r, t in zip(results, truth)])),
-            "reference_psnr": float(np.mean(reference)), "reference_draws": draws, "restarts": restarts, "seconds": seconds}
+        plain = generate_uint8(
+            G,
+            spec,
+            count * draws,
+            SEED + 1,
+            labels=torch.from_numpy(truth).repeat_interleave(draws),
+        )
+    reference = [
+        max(edit.psnr(s, photos[i]) for s in plain[i * draws : (i + 1) * draws])
+        for i in range(count)
+    ]
+    return {
+        "photos": count,
+        "psnr": float(np.mean([r.psnr for r in results])),
+        "ssim": float(np.mean([r.ssim for r in results])),
+        "category_found": float(np.mean([r.category == t for r, t in zip(results, truth)])),
+        "reference_psnr": float(np.mean(reference)),
+        "reference_draws": draws,
+        "restarts": restarts,
+        "seconds": seconds,
+    }
 
 
 def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
@@ -209,8 +304,11 @@ def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
     trained = json.loads((runs / "train.json").read_text())
     weights = resolve_inception_weights(Settings.load().cache_dir)
     side = test_split.images.shape[-1]
-    print(f"data: {len(train_split)} train photos ({view.get('per_category', 'all')} per category), {len(test_split)} test, "
-          f"{side}x{side}" + (" (FID: each image upsampled to 299 by the Inception resize)" if side != 64 else ""))
+    print(
+        f"data: {len(train_split)} train photos ({view.get('per_category', 'all')} per category), {len(test_split)} test, "
+        f"{side}x{side}"
+        + (" (FID: each image upsampled to 299 by the Inception resize)" if side != 64 else "")
+    )
     rows, features = {}, {}
     with exact_fp32():
         inception = make_extractor(DEFAULTS["extractor"], ["2048"], str(weights.path), "cpu")
@@ -219,31 +317,64 @@ def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
             with np.load(runs / name / "samples.npz") as z:
                 images = z["images"]
             features[name] = extract(images, inception, "generated")["2048"]
-            row = {**row, "samples": len(images), "fid": fid(features[name], real),
-                   "memorization": memorization(images, train_split.images, test_split.images, quantile=DEFAULTS["memorization_quantile"])}
+            row = {
+                **row,
+                "samples": len(images),
+                "fid": fid(features[name], real),
+                "memorization": memorization(
+                    images,
+                    train_split.images,
+                    test_split.images,
+                    quantile=DEFAULTS["memorization_quantile"],
+                ),
+            }
             bundle = runs / name / "bundle"
             if invert and bundle.is_dir():
                 row["inversion"] = inversion(bundle, test_split, invert, restarts)
             elif invert:
-                print(f"{name}: no bundle in {bundle} (a --train-only run ships samples only): inversion skipped")
+                print(
+                    f"{name}: no bundle in {bundle} (a --train-only run ships samples only): inversion skipped"
+                )
             rows[name] = row
-        floor = fid(extract(train_split.images, inception, "train")["2048"], real)  # real photos: what a copy scores
-    delta = fid_delta_interval(features["diffaugment"], features["none"], real, resamples=DEFAULTS["bootstrap"], seed=SEED)
-    (runs / "evaluate.json").write_text(json.dumps({"view": view, "rows": rows, "fid_train_photos": floor, "fid_delta": delta.__dict__}, indent=2))
-    print(f"\n{'variant':<12} {'steps':>6} {'train s':>8} {'fid vs test':>12} {'memorization':>13} "
-          f"{'inv PSNR':>9} {'inv SSIM':>9} {'cat found':>10} {'ref PSNR':>9}")
+        floor = fid(
+            extract(train_split.images, inception, "train")["2048"], real
+        )  # real photos: what a copy scores
+    delta = fid_delta_interval(
+        features["diffaugment"], features["none"], real, resamples=DEFAULTS["bootstrap"], seed=SEED
+    )
+    (runs / "evaluate.json").write_text(
+        json.dumps(
+            {"view": view, "rows": rows, "fid_train_photos": floor, "fid_delta": delta.__dict__},
+            indent=2,
+        )
+    )
+    print(
+        f"\n{'variant':<12} {'steps':>6} {'train s':>8} {'fid vs test':>12} {'memorization':>13} "
+        f"{'inv PSNR':>9} {'inv SSIM':>9} {'cat found':>10} {'ref PSNR':>9}"
+    )
     for name, row in rows.items():
         inv = row.get("inversion")
-        cells = (f"{inv['psnr']:>9.2f} {inv['ssim']:>9.3f} {inv['category_found']:>10.0%} {inv['reference_psnr']:>9.2f}"
-                 if inv else f"{'-':>9} {'-':>9} {'-':>10} {'-':>9}")
-        print(f"{name:<12} {row['steps']:>6} {row['train_s']:>8.0f} {row['fid']:>12.1f} {row['memorization']:>13.3f} {cells}")
-    print(f"{f'{len(train_split)} train photos':<28} {floor:>12.1f}   (reference: the real photos trained on, as a copy would score)")
-    print(f"FID(diffaugment) - FID(none) = {delta.value:+.1f}, {delta.confidence:.0%} paired bootstrap interval "
-          f"[{delta.low:+.1f}, {delta.high:+.1f}] ({delta.resamples} resamples of the generated side)")
+        cells = (
+            f"{inv['psnr']:>9.2f} {inv['ssim']:>9.3f} {inv['category_found']:>10.0%} {inv['reference_psnr']:>9.2f}"
+            if inv
+            else f"{'-':>9} {'-':>9} {'-':>10} {'-':>9}"
+        )
+        print(
+            f"{name:<12} {row['steps']:>6} {row['train_s']:>8.0f} {row['fid']:>12.1f} {row['memorization']:>13.3f} {cells}"
+        )
+    print(
+        f"{f'{len(train_split)} train photos':<28} {floor:>12.1f}   (reference: the real photos trained on, as a copy would score)"
+    )
+    print(
+        f"FID(diffaugment) - FID(none) = {delta.value:+.1f}, {delta.confidence:.0%} paired bootstrap interval "
+        f"[{delta.low:+.1f}, {delta.high:+.1f}] ({delta.resamples} resamples of the generated side)"
+    )
     if any("inversion" in r for r in rows.values()):
         inv = next(r["inversion"] for r in rows.values() if "inversion" in r)
-        print(f"inversion: {inv['photos']} test photos per variant, edit.invert ({inv['restarts']} start(s) per category, "
-              f"150 + 250 steps, {inv['seconds']:.0f} s); ref PSNR = best of {inv['reference_draws']} plain samples of the true category")
+        print(
+            f"inversion: {inv['photos']} test photos per variant, edit.invert ({inv['restarts']} start(s) per category, "
+            f"150 + 250 steps, {inv['seconds']:.0f} s); ref PSNR = best of {inv['reference_draws']} plain samples of the true category"
+        )
 
 
 def main() -> None:
@@ -254,31 +385,79 @@ def main() -> None:
     r = sub.add_parser("run")
     r.add_argument("--data", type=Path, required=True)
     r.add_argument("--out", type=Path)
-    r.add_argument("--cpu", action="store_true", help="the CPU size (CPU_VIEW, CPU_SIZE, 2 jobs) instead of the full recipe")
-    r.add_argument("--train-only", action="store_true", help="GPU box: train both variants, samples only, evaluate later here")
+    r.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the CPU size (CPU_VIEW, CPU_SIZE, 2 jobs) instead of the full recipe",
+    )
+    r.add_argument(
+        "--train-only",
+        action="store_true",
+        help="GPU box: train both variants, samples only, evaluate later here",
+    )
     r.add_argument("--samples", type=int, default=1000)
-    r.add_argument("--size", type=int, help="area-downsample train and test to this side (32) [--cpu: 32]")
-    r.add_argument("--per-category", type=int, help="train on this many photos per category (seeded) [--cpu: 50]")
-    r.add_argument("--jobs", type=int, help="variants trained at once, one process each [--cpu: 2, else 1]")
-    r.add_argument("--invert", type=int, default=10, help="test photos inverted per variant in evaluate (0: none)")
-    r.add_argument("--restarts", type=int, default=1, help="inversion starts per category (edit.invert's default: 4)")
-    r.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
+    r.add_argument(
+        "--size", type=int, help="area-downsample train and test to this side (32) [--cpu: 32]"
+    )
+    r.add_argument(
+        "--per-category",
+        type=int,
+        help="train on this many photos per category (seeded) [--cpu: 50]",
+    )
+    r.add_argument(
+        "--jobs", type=int, help="variants trained at once, one process each [--cpu: 2, else 1]"
+    )
+    r.add_argument(
+        "--invert",
+        type=int,
+        default=10,
+        help="test photos inverted per variant in evaluate (0: none)",
+    )
+    r.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="inversion starts per category (edit.invert's default: 4)",
+    )
+    r.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="config override key=value"
+    )
     e = sub.add_parser("evaluate")
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--runs", type=Path, required=True)
-    e.add_argument("--invert", type=int, default=10, help="test photos inverted per variant (0: none)")
-    e.add_argument("--restarts", type=int, default=1, help="inversion starts per category (edit.invert's default: 4)")
+    e.add_argument(
+        "--invert", type=int, default=10, help="test photos inverted per variant (0: none)"
+    )
+    e.add_argument(
+        "--restarts",
+        type=int,
+        default=1,
+        help="inversion starts per category (edit.invert's default: 4)",
+    )
     args = parser.parse_args()
     if args.command == "prepare":
         return prepare(args.out)
     if args.command == "evaluate":
         return evaluate(args.data, args.runs, args.invert, args.restarts)
     defaults = CPU_VIEW if args.cpu else {}
-    view = {k: v for k, v in {"size": args.size or defaults.get("size"),
-                              "per_category": args.per_category or defaults.get("per_category")}.items() if v}
+    view = {
+        k: v
+        for k, v in {
+            "size": args.size or defaults.get("size"),
+            "per_category": args.per_category or defaults.get("per_category"),
+        }.items()
+        if v
+    }
     out = args.out or Path(tempfile.mkdtemp(prefix="prodgan-products-recipe-"))
-    train_variants(args.data, out, view, [*(CPU_SIZE if args.cpu else []), *args.overrides], args.samples,
-                   jobs=args.jobs or (2 if args.cpu else 1), keep_bundle=not args.train_only)
+    train_variants(
+        args.data,
+        out,
+        view,
+        [*(CPU_SIZE if args.cpu else []), *args.overrides],
+        args.samples,
+        jobs=args.jobs or (2 if args.cpu else 1),
+        keep_bundle=not args.train_only,
+    )
     if not args.train_only:
         evaluate(args.data, out, args.invert, args.restarts)
     print(f"runs in {out}")

@@ -26,15 +26,25 @@ sys.path.insert(0, str(ROOT))
 
 # ----------------------------------------------------------------- (a) pytorch/examples dcgan/main.py
 
+
 class BaselineG(nn.Module):
     def __init__(self, nz: int = 100, ngf: int = 64, nc: int = 3) -> None:
         super().__init__()
         self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh(),
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ngf),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
+            nn.Tanh(),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -45,11 +55,19 @@ class BaselineD(nn.Module):
     def __init__(self, ndf: int = 64, nc: int = 3) -> None:
         super().__init__()
         self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid(),
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(ndf * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
+            nn.Sigmoid(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,14 +83,23 @@ def weights_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def baseline_images_per_s(image_dir: Path, device: torch.device, warmup: int, steps: int, batch: int = 128) -> float:
+def baseline_images_per_s(
+    image_dir: Path, device: torch.device, warmup: int, steps: int, batch: int = 128
+) -> float:
     import torchvision.datasets as dset
     import torchvision.transforms as transforms
 
-    dataset = dset.ImageFolder(root=str(image_dir), transform=transforms.Compose([
-        transforms.Resize(64), transforms.CenterCrop(64), transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ]))
+    dataset = dset.ImageFolder(
+        root=str(image_dir),
+        transform=transforms.Compose(
+            [
+                transforms.Resize(64),
+                transforms.CenterCrop(64),
+                transforms.ToTensor(),
+                transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+            ]
+        ),
+    )
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=2)
     netG, netD = BaselineG().to(device), BaselineD().to(device)
     netG.apply(weights_init)
@@ -106,7 +133,10 @@ def baseline_images_per_s(image_dir: Path, device: torch.device, warmup: int, st
 
 # ----------------------------------------------------------------- (b) prodgan
 
-def prodgan_images_per_s(config: Path, data, device: torch.device, warmup: int, steps: int, out_dir: Path) -> float:
+
+def prodgan_images_per_s(
+    config: Path, data, device: torch.device, warmup: int, steps: int, out_dir: Path
+) -> float:
     from prodgan.train import TrainHooks, train
     from prodgan.train_config import load_config
 
@@ -114,10 +144,20 @@ def prodgan_images_per_s(config: Path, data, device: torch.device, warmup: int, 
 
     class Clock(TrainHooks):
         def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
-            stamps[step] = time.perf_counter()  # the loop syncs (loss .cpu()) right before this call
+            stamps[step] = (
+                time.perf_counter()
+            )  # the loop syncs (loss .cpu()) right before this call
 
-    cfg = load_config(config, [f"steps={warmup + steps}", f"log_every={warmup}", "checkpoint_every=1000000",
-                               "grid_every=1000000", f"device={device}"])
+    cfg = load_config(
+        config,
+        [
+            f"steps={warmup + steps}",
+            f"log_every={warmup}",
+            "checkpoint_every=1000000",
+            "grid_every=1000000",
+            f"device={device}",
+        ],
+    )
     if steps % warmup:
         raise SystemExit("--steps must be a multiple of --warmup")
     train(cfg, data, out_dir, hooks=Clock(), progress=False)
@@ -134,28 +174,43 @@ def main() -> None:
 
     from prodgan.adapters.dvc import pinned
     from prodgan.data.tensors import load_split
-    from prodgan.settings import Settings
     from prodgan.distributed import pick_device
+    from prodgan.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first [default: 4 on CPU, 20 on GPU]")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps [default: 12 on CPU, 200 on GPU]")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed steps first [default: 4 on CPU, 20 on GPU]",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps [default: 12 on CPU, 200 on GPU]"
+    )
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "fmnist.yaml")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = pick_device(args.device)
-    warmup = args.warmup or (20 if device.type == "cuda" else 4)  # fewer steps: warm-up noise dominates
+    warmup = args.warmup or (
+        20 if device.type == "cuda" else 4
+    )  # fewer steps: warm-up noise dominates
     steps = args.steps or (200 if device.type == "cuda" else 12)
 
     settings = Settings.load(root=ROOT)
     dataset_root = settings.data_dir / "fashion-mnist"
     data = load_split(settings.tensor_cache_dir, dataset_root, "train", pinned(settings)["md5"])
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; {warmup} warmup + {steps} timed steps each")
+    print(
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; {warmup} warmup + {steps} timed steps each"
+    )
     base = baseline_images_per_s(dataset_root / "train", device, warmup, steps)
-    print(f"(a) baseline pytorch/examples dcgan (64x64, fp32, DataLoader over PIL): {base:10.1f} images/s")
+    print(
+        f"(a) baseline pytorch/examples dcgan (64x64, fp32, DataLoader over PIL): {base:10.1f} images/s"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         ours = prodgan_images_per_s(args.config, data, device, warmup, steps, Path(tmp))
-    print(f"(b) prodgan trainer, {args.config.name}:                                {ours:10.1f} images/s")
+    print(
+        f"(b) prodgan trainer, {args.config.name}:                                {ours:10.1f} images/s"
+    )
     target = 5 if device.type == "cuda" else 2
     print(f"ratio {ours / base:.2f}x (target >= {target}x on {device.type})")
 

@@ -48,7 +48,9 @@ def one_run(home: Path, label: str) -> dict:
     machine the CPU figure shows what the run itself costs."""
     env = {**os.environ, "PRODGAN_ROOT": str(ROOT), "PRODGAN_HOME": str(home)}
     start, cpu = time.perf_counter(), _children_cpu()
-    proc = subprocess.run([sys.executable, "-c", _ONE_RUN, label], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _ONE_RUN, label], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"validation run failed:\n{proc.stderr[-3000:]}")
@@ -60,16 +62,30 @@ def main() -> None:
     scratch_home = ROOT / ".prodgan" / "tmp"
     scratch_home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="bench-validate-", dir=scratch_home))
-    print(f"validating {ROOT / 'data' / 'fashion-mnist'} with PRODGAN_HOME={home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"validating {ROOT / 'data' / 'fashion-mnist'} with PRODGAN_HOME={home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     try:
         results = {}
         for label, target in TARGETS.items():
             results[label] = run = one_run(home, label)
-            verdict = "" if target is None else "OK" if run["wall"] <= target else f"OVER TARGET ({target:.0f} s)"
-            print(f"{label:<8} {run['rows']} images  success={run['success']}  manifest cached={run['cached']}  reused={run['reused']}  "
-                  f"{run['wall']:7.2f} s wall, {run['cpu']:6.2f} s CPU  {verdict}", flush=True)
-        print(f"ratio scratch/cache: {results['scratch']['wall'] / results['cache']['wall']:.1f}x wall; "
-              f"load average now {os.getloadavg()[0]:.1f}")
+            verdict = (
+                ""
+                if target is None
+                else "OK"
+                if run["wall"] <= target
+                else f"OVER TARGET ({target:.0f} s)"
+            )
+            print(
+                f"{label:<8} {run['rows']} images  success={run['success']}  manifest cached={run['cached']}  reused={run['reused']}  "
+                f"{run['wall']:7.2f} s wall, {run['cpu']:6.2f} s CPU  {verdict}",
+                flush=True,
+            )
+        print(
+            f"ratio scratch/cache: {results['scratch']['wall'] / results['cache']['wall']:.1f}x wall; "
+            f"load average now {os.getloadavg()[0]:.1f}"
+        )
         print(f"Data Docs: {results['cache']['docs']}")
     finally:
         if not keep:

@@ -7,7 +7,8 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan.ops import evaluate as ops, retrain as report
+from prodgan.ops import evaluate as ops
+from prodgan.ops import retrain as report
 
 
 @flow(name="evaluate", log_prints=True)
@@ -16,5 +17,9 @@ def evaluate(model: str = "@champion") -> dict[str, Any]:
     settings = steps.settings()
     run = steps.as_task("evaluate", ops.evaluate, settings, model, tags=steps.link_tags(settings))
     result = ops.summary(run)
-    steps.publish("evaluation", report.record_markdown(f"evaluation of {model}", result), "MLflow evaluation run")
+    steps.publish(
+        "evaluation",
+        report.record_markdown(f"evaluation of {model}", result),
+        "MLflow evaluation run",
+    )
     return result

@@ -13,8 +13,11 @@ from prodgan.ops import retrain as ops
 
 
 @flow(name="retrain-datasets", log_prints=True)
-def retrain_datasets(recipes: dict[str, str | None] | None = None, force: bool = False,
-                     overrides: list[str] | None = None) -> dict[str, dict[str, Any]]:
+def retrain_datasets(
+    recipes: dict[str, str | None] | None = None,
+    force: bool = False,
+    overrides: list[str] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Run `retrain` for each dataset in `recipes` (dataset -> config; `None`: the machine's default recipe).
 
     Each retrain compares its own dataset hash and config with its own model's champion, so only
@@ -24,17 +27,34 @@ def retrain_datasets(recipes: dict[str, str | None] | None = None, force: bool =
     settings = steps.settings()
     plan, unscheduled = ops.schedule(settings, recipes)
     if unscheduled:
-        get_run_logger().warning("datasets pinned by data.dvc but not scheduled (no recipe): %s", ", ".join(unscheduled))
+        get_run_logger().warning(
+            "datasets pinned by data.dvc but not scheduled (no recipe): %s", ", ".join(unscheduled)
+        )
     results: dict[str, dict[str, Any]] = {}
     for dataset, config in plan.items():
-        state = retrain.with_options(flow_run_name=f"retrain-{dataset}")(config=config, dataset=dataset, force=force,
-                                                                         overrides=overrides, return_state=True)
+        state = retrain.with_options(flow_run_name=f"retrain-{dataset}")(
+            config=config, dataset=dataset, force=force, overrides=overrides, return_state=True
+        )
         outcome = state.result(raise_on_failure=False)
-        results[dataset] = outcome if state.is_completed() else {
-            "model": settings.model_for(dataset), "decision": "failed", "version": None, "reason": str(outcome)}
-    steps.publish("nightly-retrain", ops.datasets_markdown(results, unscheduled), "each scheduled dataset's retrain decision")
+        results[dataset] = (
+            outcome
+            if state.is_completed()
+            else {
+                "model": settings.model_for(dataset),
+                "decision": "failed",
+                "version": None,
+                "reason": str(outcome),
+            }
+        )
+    steps.publish(
+        "nightly-retrain",
+        ops.datasets_markdown(results, unscheduled),
+        "each scheduled dataset's retrain decision",
+    )
     failed = [dataset for dataset, r in results.items() if r["decision"] == "failed"]
     if failed:
-        raise ProdganError(f"retrain failed for {len(failed)} of {len(results)} datasets: "
-                           + "; ".join(f"{d}: {results[d]['reason']}" for d in failed))
+        raise ProdganError(
+            f"retrain failed for {len(failed)} of {len(results)} datasets: "
+            + "; ".join(f"{d}: {results[d]['reason']}" for d in failed)
+        )
     return results

@@ -7,7 +7,8 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan.ops import promote as ops, retrain as report
+from prodgan.ops import promote as ops
+from prodgan.ops import retrain as report
 
 
 @flow(name="promote", log_prints=True)
@@ -15,5 +16,9 @@ def promote(version: str) -> dict[str, Any]:
     """Promote model version `version` if the gates in evaluation/gates.yaml approve it (no-op if it already is champion)."""
     settings = steps.settings()
     decision = report.plain(steps.as_task("promote", ops.promote, settings, version))
-    steps.publish("promotion", report.record_markdown(f"promotion of v{version}: {decision['action']}", decision), "promotion decision")
+    steps.publish(
+        "promotion",
+        report.record_markdown(f"promotion of v{version}: {decision['action']}", decision),
+        "promotion decision",
+    )
     return decision

@@ -12,8 +12,12 @@ from prodgan.ops import retrain as ops
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(config: str | None = None, dataset: str | None = None, force: bool = False,
-            overrides: list[str] | None = None) -> dict[str, Any]:
+def retrain(
+    config: str | None = None,
+    dataset: str | None = None,
+    force: bool = False,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
     """Retrain the generator when the data or config changed since the champion (or when forced).
 
     `config=None`: the GPU recipe where the worker has CUDA, the CPU recipe elsewhere.
@@ -21,12 +25,27 @@ def retrain(config: str | None = None, dataset: str | None = None, force: bool =
     settings = steps.settings()
     links = steps.link_tags(settings)
     try:
-        outcome = ops.retrain(settings, config, overrides or [], dataset, force, step=steps.as_task, tags=links, notify=steps.emit)
+        outcome = ops.retrain(
+            settings,
+            config,
+            overrides or [],
+            dataset,
+            force,
+            step=steps.as_task,
+            tags=links,
+            notify=steps.emit,
+        )
     except GateFailed as exc:
         steps.publish("retrain-decision", ops.failure_markdown(exc), "retrain stopped by a gate")
         raise
-    get_run_logger().info("retrain %s: %s", "runs" if outcome.freshness.retrain else "skipped", outcome.freshness.reason)
+    get_run_logger().info(
+        "retrain %s: %s",
+        "runs" if outcome.freshness.retrain else "skipped",
+        outcome.freshness.reason,
+    )
     result = ops.summary(outcome, links)
-    steps.publish("retrain-decision", ops.report_markdown(result), "retrain decision, metrics, sample sheet")
+    steps.publish(
+        "retrain-decision", ops.report_markdown(result), "retrain decision, metrics, sample sheet"
+    )
     steps.publish_decision(outcome, result)
     return result

@@ -30,8 +30,16 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 
 def as_task(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """`ops.retrain.Step` that runs `fn` as a Prefect task named after the step."""
-    step = task(fn, name=name, retries=RETRIES.get(name, 0), retry_delay_seconds=RETRY_DELAY_S,
-                retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE, persist_result=False, log_prints=True)
+    step = task(
+        fn,
+        name=name,
+        retries=RETRIES.get(name, 0),
+        retry_delay_seconds=RETRY_DELAY_S,
+        retry_condition_fn=_worth_retrying,
+        cache_policy=NO_CACHE,
+        persist_result=False,
+        log_prints=True,
+    )
     return step(*args, **kwargs)
 
 
@@ -57,17 +65,34 @@ def emit(event: announce.Event) -> None:
     """A prodgan event on Prefect's event bus, tied to this flow run (automations match on the name)."""
     from prefect.events import emit_event
 
-    emit_event(event=event.name, resource=event.resource, payload=event.payload,
-               related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run.get_id()}", "prefect.resource.role": "flow-run"}])
+    emit_event(
+        event=event.name,
+        resource=event.resource,
+        payload=event.payload,
+        related=[
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run.get_id()}",
+                "prefect.resource.role": "flow-run",
+            }
+        ],
+    )
 
 
 def publish_decision(outcome: Any, result: dict[str, Any]) -> None:
     """The decision's own artifacts: champion vs challenger table, every gate's reason, links to MLflow and the sheet."""
     decision = outcome.decision
     if decision is not None and decision.action != "noop":
-        create_table_artifact(table=announce.comparison_rows(decision), key="champion-vs-challenger",
-                              description=f"v{decision.version} vs champion v{decision.champion_before}: values and intervals, one protocol")
-        create_markdown_artifact(markdown=announce.decision_markdown(decision), key="promotion-gates",
-                                 description=f"{decision.action}: every gate's reason")
+        create_table_artifact(
+            table=announce.comparison_rows(decision),
+            key="champion-vs-challenger",
+            description=f"v{decision.version} vs champion v{decision.champion_before}: values and intervals, one protocol",
+        )
+        create_markdown_artifact(
+            markdown=announce.decision_markdown(decision),
+            key="promotion-gates",
+            description=f"{decision.action}: every gate's reason",
+        )
     for link in announce.links(outcome.settings, result):
-        create_link_artifact(link=link.url, link_text=link.text, key=link.key, description=link.text)
+        create_link_artifact(
+            link=link.url, link_text=link.text, key=link.key, description=link.text
+        )

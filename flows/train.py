@@ -7,14 +7,26 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan.ops import retrain as report, train as ops
+from prodgan.ops import retrain as report
+from prodgan.ops import train as ops
 
 
 @flow(name="train", log_prints=True)
-def train(config: str = "configs/smoke.yaml", overrides: list[str] | None = None, force: bool = False) -> dict[str, Any]:
+def train(
+    config: str = "configs/smoke.yaml", overrides: list[str] | None = None, force: bool = False
+) -> dict[str, Any]:
     """Train on the validated, DVC-pinned dataset; refuses data that changed since validation."""
     settings = steps.settings()
-    result = report.plain(steps.as_task("train", ops.train, settings, config, overrides or [], reuse=not force,
-                                        tags=steps.link_tags(settings)))
+    result = report.plain(
+        steps.as_task(
+            "train",
+            ops.train,
+            settings,
+            config,
+            overrides or [],
+            reuse=not force,
+            tags=steps.link_tags(settings),
+        )
+    )
     steps.publish("train", report.record_markdown("training run", result), "MLflow training run")
     return result

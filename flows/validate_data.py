@@ -7,7 +7,8 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan.ops import retrain as report, validate as ops
+from prodgan.ops import retrain as report
+from prodgan.ops import validate as ops
 
 
 @flow(name="validate-data", log_prints=True)
@@ -16,6 +17,10 @@ def validate_data(dataset: str = "fashion-mnist") -> dict[str, Any]:
     settings = steps.settings()
     record = steps.as_task("validate", ops.validate, settings, dataset)
     result = report.plain(record)
-    steps.publish("validation", report.record_markdown(f"validation of {dataset}", result), "dataset validation and Data Docs")
+    steps.publish(
+        "validation",
+        report.record_markdown(f"validation of {dataset}", result),
+        "dataset validation and Data Docs",
+    )
     ops.require_passed(record)
     return result

@@ -32,12 +32,16 @@ def weights_digest(*modules: nn.Module) -> str:
     for module in modules:
         for name, tensor in unwrap(module).state_dict().items():
             h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            h.update(
+                tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+            )
     return h.hexdigest()
 
 
 def all_finite(*modules: nn.Module) -> bool:
-    return bool(torch.stack([p.detach().isfinite().all() for m in modules for p in m.parameters()]).all())
+    return bool(
+        torch.stack([p.detach().isfinite().all() for m in modules for p in m.parameters()]).all()
+    )
 
 
 def checkpoint_dir(out_dir: Path) -> Path:
@@ -61,25 +65,52 @@ def save_checkpoint(out_dir: Path, state: dict[str, Any], keep: int) -> Path:
     return path
 
 
-def load_latest_checkpoint(out_dir: Path, warn: Callable[[str], None]) -> tuple[dict[str, Any], Path]:
+def load_latest_checkpoint(
+    out_dir: Path, warn: Callable[[str], None]
+) -> tuple[dict[str, Any], Path]:
     """The newest checkpoint that loads; a corrupt one is reported and the one before it used."""
     candidates = list_checkpoints(out_dir)
     if not candidates:
-        raise ProdganError(f"nothing to resume in {out_dir}: no checkpoints; start the run without --resume")
+        raise ProdganError(
+            f"nothing to resume in {out_dir}: no checkpoints; start the run without --resume"
+        )
     for path in candidates:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             if state.get("format") == CHECKPOINT_FORMAT:
                 return state, path
             warn(f"checkpoint {path.name} has an unknown format; trying the previous one")
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError, AttributeError) as exc:
-            warn(f"checkpoint {path.name} is unreadable ({type(exc).__name__}); falling back to the previous one")
-    raise ProdganError(f"no readable checkpoint in {checkpoint_dir(out_dir)}; start the run again without --resume")
+        except (
+            RuntimeError,
+            EOFError,
+            OSError,
+            pickle.UnpicklingError,
+            ValueError,
+            AttributeError,
+        ) as exc:
+            warn(
+                f"checkpoint {path.name} is unreadable ({type(exc).__name__}); falling back to the previous one"
+            )
+    raise ProdganError(
+        f"no readable checkpoint in {checkpoint_dir(out_dir)}; start the run again without --resume"
+    )
 
 
-def check_resumable(saved_cfg: dict[str, Any], saved_spec: dict[str, Any], cfg: TrainConfig, spec: GeneratorSpec, path: Path) -> None:
-    diffs = [f"{k}={saved_cfg.get(k)!r} (now {getattr(cfg, k)!r})" for k in ARCH_KEYS if saved_cfg.get(k) != getattr(cfg, k)]
+def check_resumable(
+    saved_cfg: dict[str, Any],
+    saved_spec: dict[str, Any],
+    cfg: TrainConfig,
+    spec: GeneratorSpec,
+    path: Path,
+) -> None:
+    diffs = [
+        f"{k}={saved_cfg.get(k)!r} (now {getattr(cfg, k)!r})"
+        for k in ARCH_KEYS
+        if saved_cfg.get(k) != getattr(cfg, k)
+    ]
     if saved_spec != spec.to_dict() and not diffs:
         diffs.append(f"spec {saved_spec} (now {spec.to_dict()})")
     if diffs:
-        raise ProdganError(f"checkpoint {path} was written for another architecture: {', '.join(diffs)}; resume with the config it was trained with, or start without --resume")
+        raise ProdganError(
+            f"checkpoint {path} was written for another architecture: {', '.join(diffs)}; resume with the config it was trained with, or start without --resume"
+        )

@@ -18,10 +18,24 @@ err = Console(stderr=True, soft_wrap=True)
 @contextmanager
 def progress_bar(description: str, console: Console = err) -> Iterator[Callable[[int, int], None]]:
     """Yield a `progress(done, total)` callback drawing a transient rich bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -29,19 +43,35 @@ def progress_bar(description: str, console: Console = err) -> Iterator[Callable[
 @contextmanager
 def sides_progress(title: str, console: Console = err) -> Iterator[Callable[[str, int, int], None]]:
     """Yield `progress(side, done, total)`: one transient bar per side (generated, real:test...) with images/s."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from rich.text import Text
 
     class Rate(ProgressColumn):
         def render(self, task: Any) -> Text:
             return Text(f"{task.speed:,.1f} images/s" if task.speed else "")
 
-    with Progress(TextColumn(f"{title} [bold]{{task.description}}"), BarColumn(), MofNCompleteColumn(), Rate(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn(f"{title} [bold]{{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        Rate(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tasks: dict[str, Any] = {}
 
         def report(side: str, done: int, total: int) -> None:
-            if side not in tasks or done == 0:  # every extraction starts at 0: a side seen again gets a new bar
+            if (
+                side not in tasks or done == 0
+            ):  # every extraction starts at 0: a side seen again gets a new bar
                 tasks[side] = bar.add_task(side, total=total)
             bar.update(tasks[side], completed=done, total=total)
 
@@ -56,12 +86,28 @@ class StepProgress:
 
     def __enter__(self) -> "StepProgress":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
-            self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                     TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=False)
+            self.progress = Progress(
+                TextColumn("train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                transient=False,
+            )
             self.progress.__enter__()
-            self.task = self.progress.add_task("train", total=self.total, completed=self.start, info="")
+            self.task = self.progress.add_task(
+                "train", total=self.total, completed=self.start, info=""
+            )
         return self
 
     def update(self, step: int, metrics: dict[str, float]) -> None:

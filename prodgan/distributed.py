@@ -40,9 +40,13 @@ def pick_device(name: str = "auto") -> torch.device:
     except RuntimeError as exc:
         raise ProdganError(f"unknown device {name!r}; use auto, cuda, cuda:N, mps or cpu") from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProdganError(f"device {name!r} requested but CUDA is not available; use device=auto or device=cpu")
+        raise ProdganError(
+            f"device {name!r} requested but CUDA is not available; use device=auto or device=cpu"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ProdganError(f"device {name!r} requested but MPS is not available; use device=auto or device=cpu")
+        raise ProdganError(
+            f"device {name!r} requested but MPS is not available; use device=auto or device=cpu"
+        )
     return device
 
 
@@ -52,7 +56,11 @@ def init_distributed(device_name: str) -> tuple[int, int]:
     if world == 1:
         return 0, 1
     if not dist.is_initialized():
-        use_nccl = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
+        use_nccl = (
+            torch.cuda.is_available()
+            and device_name in ("auto", "cuda")
+            or device_name.startswith("cuda")
+        )
         if use_nccl:
             torch.cuda.set_device(rank_env("LOCAL_RANK", 0))
         dist.init_process_group("nccl" if use_nccl else "gloo")

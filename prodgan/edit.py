@@ -28,7 +28,9 @@ from prodgan.errors import ProdganError
 from prodgan.models.sampling import latents, to_uint8
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
-Labels = torch.Tensor | None  # LongTensor [N] (hard) or float [N, K] (soft weights), None when unconditional
+Labels = (
+    torch.Tensor | None
+)  # LongTensor [N] (hard) or float [N, K] (soft weights), None when unconditional
 
 
 @contextmanager
@@ -36,8 +38,13 @@ def _soft_categories(generator: nn.Module, weights: torch.Tensor) -> Iterator[to
     """Make every category embedding return `weights @ table`; yields the dummy labels to pass."""
     tables = [m for m in generator.modules() if isinstance(m, nn.Embedding)]
     if not tables:
-        raise ProdganError("this generator has no category embeddings to mix: interpolate within one category instead")
-    hooks = [m.register_forward_hook(lambda mod, _inp, _out: weights.to(mod.weight.dtype) @ mod.weight) for m in tables]
+        raise ProdganError(
+            "this generator has no category embeddings to mix: interpolate within one category instead"
+        )
+    hooks = [
+        m.register_forward_hook(lambda mod, _inp, _out: weights.to(mod.weight.dtype) @ mod.weight)
+        for m in tables
+    ]
     try:
         yield torch.zeros(weights.shape[0], dtype=torch.long, device=weights.device)
     finally:
@@ -67,13 +74,23 @@ def _one_hot(spec, category: int | None, n: int) -> torch.Tensor | None:
     if spec.num_classes == 0:
         return None
     if category is None:
-        raise ProdganError(f"this generator is class-conditional: give a category ({', '.join(spec.categories)})")
+        raise ProdganError(
+            f"this generator is class-conditional: give a category ({', '.join(spec.categories)})"
+        )
     return F.one_hot(torch.full((n,), category, dtype=torch.long), spec.num_classes).float()
 
 
 @torch.no_grad()
-def interpolate(generator: nn.Module, spec, z0: torch.Tensor, z1: torch.Tensor,
-                category0: int | None, category1: int | None, steps: int, device: str = "cpu") -> torch.Tensor:
+def interpolate(
+    generator: nn.Module,
+    spec,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    category0: int | None,
+    category1: int | None,
+    steps: int,
+    device: str = "cpu",
+) -> torch.Tensor:
     """uint8 strip [steps, C, H, W] from (z0, category0) to (z1, category1)."""
     if not 2 <= steps <= 64:
         raise ProdganError(f"steps={steps} is out of range: use 2..64")
@@ -87,10 +104,14 @@ def interpolate(generator: nn.Module, spec, z0: torch.Tensor, z1: torch.Tensor,
 
 
 @torch.no_grad()
-def transfer(generator: nn.Module, spec, z: torch.Tensor, categories: list[int], device: str = "cpu") -> torch.Tensor:
+def transfer(
+    generator: nn.Module, spec, z: torch.Tensor, categories: list[int], device: str = "cpu"
+) -> torch.Tensor:
     """The same latent (the product's style) rendered as each category: uint8 [len(categories), C, H, W]."""
     if spec.num_classes == 0:
-        raise ProdganError("category transfer needs a class-conditional generator; this one is unconditional")
+        raise ProdganError(
+            "category transfer needs a class-conditional generator; this one is unconditional"
+        )
     zs = z.flatten()[None].repeat(len(categories), 1).to(device)
     return to_uint8(generator(zs, torch.tensor(categories, dtype=torch.long, device=device))).cpu()
 
@@ -105,7 +126,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
     """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) of two uint8 [C,H,W] images."""
     x, y = a.double()[None] / 255, b.double()[None] / 255
     coords = torch.arange(11, dtype=torch.float64) - 5
-    g = torch.exp(-coords**2 / (2 * 1.5**2))
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
     g = g / g.sum()
     channels = x.shape[1]
     window = (g[:, None] @ g[None, :]).expand(channels, 1, 11, 11)
@@ -129,14 +150,23 @@ class Inversion:
     ssim: float
 
 
-def _optimise(generator: nn.Module, z: torch.Tensor, labels: Labels, targets: torch.Tensor, steps: int, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _optimise(
+    generator: nn.Module,
+    z: torch.Tensor,
+    labels: Labels,
+    targets: torch.Tensor,
+    steps: int,
+    lr: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam on the latents only; returns (latents, per-image pixel MSE)."""
     z = z.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([z], lr=lr)
     for _ in range(steps):
         optimiser.zero_grad(set_to_none=True)
         per_image = (render(generator, z, labels) - targets).pow(2).flatten(1).mean(1)
-        prior = 1e-3 * (z.pow(2).mean(1) - 1).pow(2)  # stay near the Gaussian shell the generator was trained on
+        prior = 1e-3 * (z.pow(2).mean(1) - 1).pow(
+            2
+        )  # stay near the Gaussian shell the generator was trained on
         (per_image + prior).sum().backward()
         optimiser.step()
     with torch.no_grad():
@@ -144,15 +174,27 @@ def _optimise(generator: nn.Module, z: torch.Tensor, labels: Labels, targets: to
     return z.detach(), per_image
 
 
-def invert(generator: nn.Module, spec, images: torch.Tensor, *, seed: int = 0, restarts: int = 4,
-           search_steps: int = 150, refine_steps: int = 250, lr: float = 0.05, device: str = "cpu") -> list[Inversion]:
+def invert(
+    generator: nn.Module,
+    spec,
+    images: torch.Tensor,
+    *,
+    seed: int = 0,
+    restarts: int = 4,
+    search_steps: int = 150,
+    refine_steps: int = 250,
+    lr: float = 0.05,
+    device: str = "cpu",
+) -> list[Inversion]:
     """Find (latent, category) whose image is closest to each uint8 [B,C,H,W] image.
 
     Every (restart, category) pair is optimised in one batch for `search_steps`; the best pair
     per image is refined for `refine_steps`. Same inputs and seed -> same result.
     """
     if images.ndim != 4 or tuple(images.shape[1:]) != (spec.channels, spec.size, spec.size):
-        raise ProdganError(f"images must be [N, {spec.channels}, {spec.size}, {spec.size}] uint8, got {list(images.shape)}")
+        raise ProdganError(
+            f"images must be [N, {spec.channels}, {spec.size}, {spec.size}] uint8, got {list(images.shape)}"
+        )
     classes = max(spec.num_classes, 1)
     batch = images.shape[0]
     candidates = restarts * classes  # per image
@@ -166,8 +208,12 @@ def invert(generator: nn.Module, spec, images: torch.Tensor, *, seed: int = 0, r
         z0 = latents(batch * candidates, spec.z_dim, seed).to(device)
         cats = torch.arange(candidates, device=device) % classes
         labels = cats.repeat(batch) if spec.num_classes else None
-        z, err = _optimise(generator, z0, labels, targets.repeat_interleave(candidates, 0), search_steps, lr)
-        best = err.view(batch, candidates).argmin(1) + torch.arange(batch, device=device) * candidates
+        z, err = _optimise(
+            generator, z0, labels, targets.repeat_interleave(candidates, 0), search_steps, lr
+        )
+        best = (
+            err.view(batch, candidates).argmin(1) + torch.arange(batch, device=device) * candidates
+        )
         best_labels = labels[best] if labels is not None else None
         z, _ = _optimise(generator, z[best], best_labels, targets, refine_steps, lr / 2)
         with torch.no_grad():
@@ -177,8 +223,13 @@ def invert(generator: nn.Module, spec, images: torch.Tensor, *, seed: int = 0, r
             p.requires_grad_(True)
         generator.train(was_training)
     return [
-        Inversion(z=z[i].cpu(), category=None if best_labels is None else int(best_labels[i]),
-                  reconstruction=recon[i], psnr=psnr(recon[i], images[i]), ssim=ssim(recon[i], images[i]))
+        Inversion(
+            z=z[i].cpu(),
+            category=None if best_labels is None else int(best_labels[i]),
+            reconstruction=recon[i],
+            psnr=psnr(recon[i], images[i]),
+            ssim=ssim(recon[i], images[i]),
+        )
         for i in range(batch)
     ]
 
@@ -194,7 +245,9 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
         problem = "is a folder" if path.is_dir() else "does not exist"
         raise ProdganError(f"{path} {problem}: pass a PNG, JPEG or WebP image file")
     if path.stat().st_size > MAX_FILE_BYTES:
-        raise ProdganError(f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB: pass a smaller image")
+        raise ProdganError(
+            f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB: pass a smaller image"
+        )
     mode = "L" if spec.channels == 1 else "RGB"
     too_big = f"{path} has more than {MAX_IMAGE_PIXELS} pixels (decompression-bomb limit): downscale it first"
     try:
@@ -207,14 +260,20 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
                 if img.mode != mode:
                     notes.append(f"converted from mode {img.mode} to {mode}")
                 if img.size != (spec.size, spec.size):
-                    notes.append(f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} (padded to square with its border colour)")
+                    notes.append(
+                        f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} (padded to square with its border colour)"
+                    )
                 img.load()
                 pixels = normalise(img, spec.size, mode)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ProdganError(too_big) from None
     except (UnidentifiedImageError, SyntaxError) as exc:
-        raise ProdganError(f"{path} is not a readable image ({type(exc).__name__}): pass a PNG, JPEG or WebP file") from None
+        raise ProdganError(
+            f"{path} is not a readable image ({type(exc).__name__}): pass a PNG, JPEG or WebP file"
+        ) from None
     except OSError as exc:
-        raise ProdganError(f"{path} could not be decoded ({exc}): pass an intact PNG, JPEG or WebP file") from None
+        raise ProdganError(
+            f"{path} could not be decoded ({exc}): pass an intact PNG, JPEG or WebP file"
+        ) from None
     array = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
     return torch.from_numpy(np.array(array, dtype=np.uint8, copy=True)), notes

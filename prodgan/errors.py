@@ -27,7 +27,9 @@ class ChampionMoved(ProdganError):
     exit_code = 1
 
 
-def invalid_fields(source: str, problems: list[dict], valid_keys: Callable[[tuple], list[str]] | list[str]) -> str:
+def invalid_fields(
+    source: str, problems: list[dict], valid_keys: Callable[[tuple], list[str]] | list[str]
+) -> str:
     """pydantic's `ValidationError.errors()` as one line: the file, each key, its value and what is allowed.
 
     Takes the plain error dicts so this bottom module needs no pydantic import. `valid_keys` is the

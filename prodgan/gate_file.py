@@ -35,15 +35,26 @@ Metric = Literal["fid", "kid", "memorization", "is", "precision", "recall", "con
 
 def _bound(minimum: float | None) -> Callable[[Any], Any]:
     """A bound: a number, or a map {min_samples: number}; `true` or "lots" is not a bound."""
+
     def check(spec: Any) -> Any:
         table = spec if isinstance(spec, dict) else {0: spec}
         for samples, value in table.items():
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0 or not numeric:
+            numeric = (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            if (
+                not isinstance(samples, int)
+                or isinstance(samples, bool)
+                or samples < 0
+                or not numeric
+            ):
                 raise ValueError("must be a number or a map {min_samples: number}")
             if minimum is not None and value < minimum:
                 raise ValueError(f"must be >= {minimum:g}")
         return spec
+
     return check
 
 
@@ -95,7 +106,12 @@ class GateFile(BaseModel):
 
 
 assert set(get_args(Metric)) == set(DIRECTIONS)
-_SECTIONS: dict[str, type[BaseModel]] = {"protocol": _Protocol, "absolute": _Bounds, "champion": _Champion, "per_category": _PerCategory}
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "protocol": _Protocol,
+    "absolute": _Bounds,
+    "champion": _Champion,
+    "per_category": _PerCategory,
+}
 
 
 def _valid_keys(loc: tuple) -> list[str]:
@@ -126,7 +142,9 @@ def parse_policy(text: str, path: str = "gates.yaml") -> Policy:
     try:
         rules = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ProdganError(f"{path} is not valid YAML ({' '.join(str(exc).split())}); fix the gate file") from exc
+        raise ProdganError(
+            f"{path} is not valid YAML ({' '.join(str(exc).split())}); fix the gate file"
+        ) from exc
     if not isinstance(rules, dict):
         raise ProdganError(f"{path} must be a mapping of gate sections; see docs/registry.md")
     try:
@@ -139,7 +157,9 @@ def parse_policy(text: str, path: str = "gates.yaml") -> Policy:
 def load_policy(path: Path) -> Policy:
     path = Path(path)
     if not path.is_file():
-        raise ProdganError(f"gate file {path} not found; create it (see evaluation/gates.yaml in the repo) or pass --gates")
+        raise ProdganError(
+            f"gate file {path} not found; create it (see evaluation/gates.yaml in the repo) or pass --gates"
+        )
     return parse_policy(path.read_text(), str(path))
 
 
@@ -149,5 +169,7 @@ def threshold(spec: Any, samples: int) -> float:
         return float(spec)
     keys = [k for k in spec if k <= samples]
     if not keys:
-        raise ProdganError(f"no threshold for {samples} samples in {spec}; add an entry keyed 0 to the gate file")
+        raise ProdganError(
+            f"no threshold for {samples} samples in {spec}; add an entry keyed 0 to the gate file"
+        )
     return float(spec[max(keys)])

@@ -19,7 +19,12 @@ from prodgan.errors import ProdganError
 from prodgan.gate_file import DIRECTIONS, Policy, threshold
 from prodgan.names import METRIC_NAME, parse_samples
 
-PROPORTIONS = ("cond_acc", "memorization", "precision", "recall")  # shares of the samples: a binomial interval applies
+PROPORTIONS = (
+    "cond_acc",
+    "memorization",
+    "precision",
+    "recall",
+)  # shares of the samples: a binomial interval applies
 
 
 class ProtocolMismatch(ProdganError):
@@ -36,11 +41,15 @@ class Evaluation:
     stds: dict[str, float] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
-    references: dict[str, dict[str, float]] = field(default_factory=dict)  # base -> {"floor": .., "noise": ..}
+    references: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # base -> {"floor": .., "noise": ..}
     source: str = ""  # where the metrics came from, for error messages (e.g. "eval run 1a2b")
 
     @classmethod
-    def from_metrics(cls, protocol: str, metrics: Mapping[str, float], source: str = "") -> "Evaluation":
+    def from_metrics(
+        cls, protocol: str, metrics: Mapping[str, float], source: str = ""
+    ) -> "Evaluation":
         """Parse `{fid_50: .., fid_50_ci_low: .., kid_50_std: .., fid_50/bag: ..}`; one sample count only."""
         values, stds, lows, highs, cats, refs, counts = {}, {}, {}, {}, {}, {}, set()
         for name, value in metrics.items():
@@ -62,16 +71,22 @@ class Evaluation:
             else:
                 cats.setdefault(base, {})[rest[1:]] = float(value)
         if len(counts) > 1:
-            raise ProdganError(f"{source or 'the evaluation'} mixes sample counts {sorted(counts)}; gate one protocol at a time")
+            raise ProdganError(
+                f"{source or 'the evaluation'} mixes sample counts {sorted(counts)}; gate one protocol at a time"
+            )
         if not counts:
-            raise ProdganError(f"{source or 'the evaluation'} has no metrics named like fid_<samples>; run `prodgan evaluate` on the model first")
+            raise ProdganError(
+                f"{source or 'the evaluation'} has no metrics named like fid_<samples>; run `prodgan evaluate` on the model first"
+            )
         intervals = {b: (lows[b], highs[b]) for b in lows.keys() & highs.keys()}
         return cls(protocol, counts.pop(), values, stds, intervals, cats, refs, source)
 
     def value(self, base: str, gate: str) -> float:
         if base not in self.values:
-            raise ProdganError(f"{self.source or 'the evaluation'} has no {base} metric, which gate {gate!r} needs; "
-                               f"re-run `prodgan evaluate` with that metric enabled or drop the gate")
+            raise ProdganError(
+                f"{self.source or 'the evaluation'} has no {base} metric, which gate {gate!r} needs; "
+                f"re-run `prodgan evaluate` with that metric enabled or drop the gate"
+            )
         return self.values[base]
 
     def interval(self, base: str, z: float, gate: str) -> tuple[float, float]:
@@ -84,8 +99,10 @@ class Evaluation:
         if base in PROPORTIONS:  # normal approximation to the binomial
             half = z * (max(value * (1 - value), 0.0) / self.samples) ** 0.5
             return max(0.0, value - half), min(1.0, value + half)
-        raise ProdganError(f"{self.source or 'the evaluation'} has no interval for {base} ({base}_N_ci_low/_ci_high or {base}_N_std), "
-                           f"which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)")
+        raise ProdganError(
+            f"{self.source or 'the evaluation'} has no interval for {base} ({base}_N_ci_low/_ci_high or {base}_N_std), "
+            f"which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)"
+        )
 
     def cautious(self, base: str, z: float, gate: str) -> float:
         """The end of the value's interval least favourable to the model (upper for lower-is-better)."""
@@ -96,8 +113,10 @@ class Evaluation:
         """(floor, noise) of `base` under this evaluation's protocol."""
         found = self.references.get(base, {})
         if "floor" not in found or "noise" not in found:
-            raise ProdganError(f"{self.source or 'the evaluation'} has no floor/noise references for {base} "
-                               f"({base}_N_floor, {base}_N_noise), which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)")
+            raise ProdganError(
+                f"{self.source or 'the evaluation'} has no floor/noise references for {base} "
+                f"({base}_N_floor, {base}_N_noise), which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)"
+            )
         return found["floor"], found["noise"]
 
 
@@ -106,21 +125,29 @@ class Check:
     gate: str
     passed: bool
     reason: str
-    detail: dict[str, float] = field(default_factory=dict)  # value, bound, floor, noise: what the reason says, as numbers
+    detail: dict[str, float] = field(
+        default_factory=dict
+    )  # value, bound, floor, noise: what the reason says, as numbers
 
 
 @dataclass(frozen=True)
 class Verdict:
     approved: bool
     checks: tuple[Check, ...]
-    difference: dict[str, Any] | None = None  # the champion comparison: interval of (challenger - champion)
+    difference: dict[str, Any] | None = (
+        None  # the champion comparison: interval of (challenger - champion)
+    )
 
     @property
     def reasons(self) -> list[str]:
         return [f"{'PASS' if c.passed else 'FAIL'} {c.gate}: {c.reason}" for c in self.checks]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"approved": self.approved, "checks": [asdict(c) for c in self.checks], "difference": self.difference}
+        return {
+            "approved": self.approved,
+            "checks": [asdict(c) for c in self.checks],
+            "difference": self.difference,
+        }
 
 
 def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
@@ -136,24 +163,41 @@ def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
             if key == "max_fraction_of_noise_gap":
                 floor, noise = ev.reference(metric, gate)
                 if abs(noise - floor) < 1e-12:
-                    raise ProdganError(f"{ev.source}: {metric} floor and noise are equal ({floor:.4g}): the calibration cannot "
-                                       "separate anything; evaluate with more samples")
+                    raise ProdganError(
+                        f"{ev.source}: {metric} floor and noise are equal ({floor:.4g}): the calibration cannot "
+                        "separate anything; evaluate with more samples"
+                    )
                 fraction = (cautious - floor) / (noise - floor)
                 bound = floor + limit * (noise - floor)
                 ok = fraction <= limit
-                reason = (f"{shown}, floor {floor:.4g}, noise {noise:.4g}: {fraction:.2f} of the gap from floor to noise "
-                          f"{'<=' if ok else 'is over'} {limit:g} (bound {bound:.4g})")
-                detail = {"value": value, "cautious": cautious, "bound": bound, "floor": floor, "noise": noise, "fraction": fraction}
+                reason = (
+                    f"{shown}, floor {floor:.4g}, noise {noise:.4g}: {fraction:.2f} of the gap from floor to noise "
+                    f"{'<=' if ok else 'is over'} {limit:g} (bound {bound:.4g})"
+                )
+                detail = {
+                    "value": value,
+                    "cautious": cautious,
+                    "bound": bound,
+                    "floor": floor,
+                    "noise": noise,
+                    "fraction": fraction,
+                }
             else:
                 ok = cautious <= limit if key == "max" else cautious >= limit
                 reason = f"{shown} {'' if ok else 'not '}{'<=' if key == 'max' else '>='} {limit:g}"
-                detail = {"value": value, "cautious": cautious, "bound": limit, **ev.references.get(metric, {})}
+                detail = {
+                    "value": value,
+                    "cautious": cautious,
+                    "bound": limit,
+                    **ev.references.get(metric, {}),
+                }
             checks.append(Check(gate, ok, reason, detail))
     return checks
 
 
-def _champion(policy: Policy, challenger: Evaluation, champion: Evaluation,
-              paired: tuple[float, float] | None) -> tuple[Check, dict[str, Any]]:
+def _champion(
+    policy: Policy, challenger: Evaluation, champion: Evaluation, paired: tuple[float, float] | None
+) -> tuple[Check, dict[str, Any]]:
     """Challenger better by the margin with confidence: the whole interval of the difference is past it.
 
     The interval of (challenger - champion) is the paired bootstrap one when the caller has it
@@ -171,15 +215,27 @@ def _champion(policy: Policy, challenger: Evaluation, champion: Evaluation,
         z = NormalDist().inv_cdf(0.5 + policy.confidence / 2)
         c_lo, c_hi = challenger.interval(metric, z, gate)
         h_lo, h_hi = champion.interval(metric, z, gate)
-        (low, high), method = (c_lo - h_hi, c_hi - h_lo), "conservative combination of both intervals"
+        (low, high), method = (
+            (c_lo - h_hi, c_hi - h_lo),
+            "conservative combination of both intervals",
+        )
     lower_better = DIRECTIONS[metric] == "lower"
     ok = high < -margin if lower_better else low > margin
     point = challenger.value(metric, gate) - champion.value(metric, gate)
     need = f"< {0.0 - margin:g}" if lower_better else f"> {margin:g}"
-    reason = (f"{metric}_{challenger.samples} challenger - champion = {point:+.4g}, interval [{low:+.4g}, {high:+.4g}] "
-              f"({method}, {policy.confidence:.0%}); needs the whole interval {need}")
-    diff = {"metric": f"{metric}_{challenger.samples}", "point": point, "low": low, "high": high, "margin": margin,
-            "method": method, "confidence": policy.confidence}
+    reason = (
+        f"{metric}_{challenger.samples} challenger - champion = {point:+.4g}, interval [{low:+.4g}, {high:+.4g}] "
+        f"({method}, {policy.confidence:.0%}); needs the whole interval {need}"
+    )
+    diff = {
+        "metric": f"{metric}_{challenger.samples}",
+        "point": point,
+        "low": low,
+        "high": high,
+        "margin": margin,
+        "method": method,
+        "confidence": policy.confidence,
+    }
     return Check(gate, ok, reason), diff
 
 
@@ -191,19 +247,33 @@ def _per_category(policy: Policy, challenger: Evaluation, champion: Evaluation) 
     mine, theirs = challenger.per_category.get(metric, {}), champion.per_category.get(metric, {})
     shared = sorted(mine.keys() & theirs.keys())
     if not shared:
-        return [Check(gate, True, f"per-category gate skipped: no per-category {metric} in both evaluations")]
+        return [
+            Check(
+                gate,
+                True,
+                f"per-category gate skipped: no per-category {metric} in both evaluations",
+            )
+        ]
     per = challenger.samples // len(mine)
     need = int(threshold(rule.get("min_samples_per_category", 0), challenger.samples))
     if per < need:
-        return [Check(gate, True, f"per-category gate skipped: {per} samples per category < {need}")]
+        return [
+            Check(gate, True, f"per-category gate skipped: {per} samples per category < {need}")
+        ]
     sign = 1.0 if DIRECTIONS[metric] == "lower" else -1.0
     checks = []
     for cat in shared:
         base = abs(theirs[cat]) or 1e-12
         regression = sign * (mine[cat] - theirs[cat]) / base
         ok = regression <= limit
-        checks.append(Check(f"{gate}/{cat}", ok, f"{metric} {theirs[cat]:.4g} -> {mine[cat]:.4g} "
-                                                    f"({regression:+.1%} regression, limit {limit:.0%})"))
+        checks.append(
+            Check(
+                f"{gate}/{cat}",
+                ok,
+                f"{metric} {theirs[cat]:.4g} -> {mine[cat]:.4g} "
+                f"({regression:+.1%} regression, limit {limit:.0%})",
+            )
+        )
     return checks
 
 
@@ -219,8 +289,12 @@ def check_inputs(policy: Policy, ev: Evaluation) -> None:
         ev.interval(metric, z, f"champion.{metric}")
 
 
-def judge(policy: Policy, challenger: Evaluation, champion: Evaluation | None,
-          paired: Mapping[str, tuple[float, float]] | None = None) -> Verdict:
+def judge(
+    policy: Policy,
+    challenger: Evaluation,
+    champion: Evaluation | None,
+    paired: Mapping[str, tuple[float, float]] | None = None,
+) -> Verdict:
     """Apply every gate. `champion=None` means there is none yet: only the absolute gates apply.
 
     `paired` maps a metric to an interval of (challenger - champion) computed from both sides'
@@ -234,10 +308,19 @@ def judge(policy: Policy, challenger: Evaluation, champion: Evaluation | None,
         if champion.protocol != challenger.protocol:
             raise ProtocolMismatch(
                 f"champion evaluated under protocol {champion.protocol[:12]}, challenger under {challenger.protocol[:12]}: "
-                f"metrics are only compared under one protocol; re-evaluate the champion under the challenger's protocol")
-        checks.append(Check("protocol", True, f"same protocol {challenger.protocol[:12]} ({challenger.samples} samples)"))
+                f"metrics are only compared under one protocol; re-evaluate the champion under the challenger's protocol"
+            )
+        checks.append(
+            Check(
+                "protocol",
+                True,
+                f"same protocol {challenger.protocol[:12]} ({challenger.samples} samples)",
+            )
+        )
         if policy.rules.get("champion"):
-            check, difference = _champion(policy, challenger, champion, (paired or {}).get(policy.rules["champion"]["metric"]))
+            check, difference = _champion(
+                policy, challenger, champion, (paired or {}).get(policy.rules["champion"]["metric"])
+            )
             checks.append(check)
         if policy.rules.get("per_category"):
             checks += _per_category(policy, challenger, champion)

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from prodgan.errors import ProdganError
-from prodgan.names import category_key
 from prodgan.models.sampling import generate_uint8, sample_labels
+from prodgan.names import category_key
 
 # Limits on one request. Generation is cheap per image, but a request is answered as base64 PNGs
 # in one JSON body, so the caps bound both compute and the response size.
@@ -26,12 +26,18 @@ MAX_IMAGES_PER_REQUEST = 1024
 @dataclass(frozen=True)
 class Request:
     seed: int
-    category: int | None  # index into spec.categories; None = unconditional or balanced over categories
+    category: (
+        int | None
+    )  # index into spec.categories; None = unconditional or balanced over categories
     n: int
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value.strip())
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
 
 
 def category_index(spec: Any, value: Any) -> int | None:
@@ -40,7 +46,9 @@ def category_index(spec: Any, value: Any) -> int | None:
         return None
     names = list(spec.categories)
     if spec.num_classes == 0:
-        raise ProdganError(f"this generator is unconditional: leave out the category (got {value!r})")
+        raise ProdganError(
+            f"this generator is unconditional: leave out the category (got {value!r})"
+        )
     choices = f"use one of {', '.join(names)} (or an index 0..{spec.num_classes - 1})"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -53,7 +61,9 @@ def category_index(spec: Any, value: Any) -> int | None:
     lowered = [name.lower() for name in names]
     if isinstance(value, str) and value.strip().lower() in lowered:
         return lowered.index(value.strip().lower())
-    if isinstance(value, str) and category_key(value) in names:  # the name as the shop wrote it: "Men's T-Shirt"
+    if (
+        isinstance(value, str) and category_key(value) in names
+    ):  # the name as the shop wrote it: "Men's T-Shirt"
         return names.index(category_key(value))
     raise ProdganError(f"unknown category {value!r}: {choices}")
 
@@ -63,14 +73,18 @@ def _as_int(value: Any, field: str, default: int | None = None) -> int:
         if default is None:
             raise ProdganError(f"{field} is required: give an integer")
         return default
-    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-                                       or (isinstance(value, str) and value.strip().lstrip("-").isdigit())):
+    if isinstance(value, bool) or not (
+        isinstance(value, int)
+        or (isinstance(value, float) and value.is_integer())
+        or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
+    ):
         raise ProdganError(f"{field} must be an integer, got {value!r}")
     return int(value)
 
 
-def parse_request(spec: Any, seed: Any, category: Any = None, n: Any = None,
-                  max_images: int = MAX_IMAGES_PER_ROW) -> Request:
+def parse_request(
+    spec: Any, seed: Any, category: Any = None, n: Any = None, max_images: int = MAX_IMAGES_PER_ROW
+) -> Request:
     """Check one request's values against the generator and the limits."""
     seed_value = _as_int(seed, "seed")
     if not 0 <= seed_value < 2**63:
@@ -79,7 +93,9 @@ def parse_request(spec: Any, seed: Any, category: Any = None, n: Any = None,
     if count < 1:
         raise ProdganError(f"n={count} is too small: ask for at least 1 image")
     if count > max_images:
-        raise ProdganError(f"n={count} is too large: ask for at most {max_images} images per request row")
+        raise ProdganError(
+            f"n={count} is too large: ask for at most {max_images} images per request row"
+        )
     return Request(seed=seed_value, category=category_index(spec, category), n=count)
 
 
@@ -92,7 +108,9 @@ def request_labels(spec: Any, request: Request) -> torch.Tensor | None:
     return torch.full((request.n,), request.category, dtype=torch.long)
 
 
-def generate(G: torch.nn.Module, spec: Any, request: Request, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+def generate(
+    G: torch.nn.Module, spec: Any, request: Request, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """uint8 images [n,C,H,W] for a request (same request -> same images) and their labels."""
     labels = request_labels(spec, request)
     images = generate_uint8(G, spec, request.n, request.seed, labels=labels, device=device)

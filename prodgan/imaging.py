@@ -44,7 +44,7 @@ def grid(images: Any, nrow: int = 8, pad: int = PAD) -> np.ndarray:
     for i in range(n):
         r, col = divmod(i, cols)
         y, x = pad + r * (h + pad), pad + col * (w + pad)
-        out[y:y + h, x:x + w] = arr[i].transpose(1, 2, 0)
+        out[y : y + h, x : x + w] = arr[i].transpose(1, 2, 0)
     return out
 
 
@@ -84,8 +84,12 @@ def upscale(images: Any, factor: int) -> np.ndarray:
     return arr.repeat(factor, axis=2).repeat(factor, axis=3) if factor > 1 else arr
 
 
-def comparison_sheet(models: Sequence[tuple[str, Any, Any]], categories: Sequence[str], per_category: int = 8,
-                     scale: int = 4) -> np.ndarray:
+def comparison_sheet(
+    models: Sequence[tuple[str, Any, Any]],
+    categories: Sequence[str],
+    per_category: int = 8,
+    scale: int = 4,
+) -> np.ndarray:
     """Per category, one titled row of `per_category` samples from each model, upscaled `scale` times.
 
     `models`: (title, uint8 images [N,C,H,W], category index per image or None); a person judges
@@ -96,5 +100,7 @@ def comparison_sheet(models: Sequence[tuple[str, Any, Any]], categories: Sequenc
         for title, images, labels in models:
             arr = _as_nchw_uint8(images)
             picked = arr if labels is None else arr[np.asarray(labels) == index]
-            rows.append((f"{name}  |  {title}" if name else title, upscale(picked[:per_category], scale)))
+            rows.append(
+                (f"{name}  |  {title}" if name else title, upscale(picked[:per_category], scale))
+            )
     return labelled_sheet(rows, nrow=per_category)

@@ -23,7 +23,9 @@ from prodgan.errors import ProdganError
 TRAIN_EXPERIMENT = "prodgan-train"
 EVAL_EXPERIMENT = "prodgan-eval"
 AUDIT_EXPERIMENT = "prodgan-audit"
-PRODUCTION_EXPERIMENT = "prodgan-production"  # promoter-only: the files of production versions live here
+PRODUCTION_EXPERIMENT = (
+    "prodgan-production"  # promoter-only: the files of production versions live here
+)
 EVALUATOR_MODEL = "prodgan-evaluator"
 CHAMPION, PREVIOUS = "champion", "previous"
 GENERATOR_ARTIFACT = "generator"  # the EMA generator bundle in a training run
@@ -31,9 +33,13 @@ CHECKPOINT_ARTIFACT = "checkpoint"
 LOGGED_MODEL_NAME = "generator"  # the pyfunc logged model of a training run
 AUDIT_FILE = "decision.json"
 AUDIT_SHEET = "champion_vs_challenger.png"
-AUDIT_CLAIM_PREFIX = "prodgan-audit-claim"  # + /MODEL/N: experiment names, unique server-side, order the audit chain
+AUDIT_CLAIM_PREFIX = (
+    "prodgan-audit-claim"  # + /MODEL/N: experiment names, unique server-side, order the audit chain
+)
 DEFAULT_DATASET = "fashion-mnist"  # the dataset whose model keeps the bare PRODGAN_MODEL_NAME
-PRODUCTION_SUFFIX = "-production"  # + to the model name: the registered model only promoters may write
+PRODUCTION_SUFFIX = (
+    "-production"  # + to the model name: the registered model only promoters may write
+)
 
 # ---------------------------------------------------------------- tags (runs and model versions)
 TRAIN_RUN = "prodgan.train_run_id"
@@ -49,7 +55,9 @@ MODEL_FILES = "prodgan.model_files"  # JSON {path: sha256} of every file of the 
 PROTOCOL = "prodgan.protocol"
 KIND = "prodgan.kind"  # generator | evaluator (evaluation runs)
 EVAL_RUN = "prodgan.eval_run_id"  # a version's headline evaluation
-EVAL_BY_PROTOCOL = "prodgan.eval."  # + protocol fingerprint[:16] -> evaluation run under that protocol
+EVAL_BY_PROTOCOL = (
+    "prodgan.eval."  # + protocol fingerprint[:16] -> evaluation run under that protocol
+)
 EVALUATOR_RUN = "prodgan.evaluator_run_id"
 EVALUATOR_SHA = "prodgan.evaluator_sha256"
 REAL_CACHED = "prodgan.real_cached"
@@ -69,7 +77,9 @@ HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization
 _HEADLINE_NAME = re.compile(rf"^({'|'.join(HEADLINE)})_\d+k?$")
 # what may follow the sample count: a spread, an interval end, a calibration reference, or /category
 METRIC_SUFFIXES = ("_std", "_ci_low", "_ci_high", "_floor", "_noise")
-METRIC_NAME = re.compile(rf"^(?P<base>[a-z]+(?:_[a-z]+)*?)_(?P<n>\d+k?)(?P<rest>{'|'.join(METRIC_SUFFIXES)}|/.+)?$")
+METRIC_NAME = re.compile(
+    rf"^(?P<base>[a-z]+(?:_[a-z]+)*?)_(?P<n>\d+k?)(?P<rest>{'|'.join(METRIC_SUFFIXES)}|/.+)?$"
+)
 
 
 def production_model(model: str) -> str:
@@ -90,7 +100,7 @@ def parse_samples(token: str) -> int:
 def metric_name(metric: str, samples: int) -> str:
     """`fid` -> `fid_2k`, `kid_std` -> `kid_2k_std`, `cond_acc_floor` -> `cond_acc_2k_floor`."""
     rest = next((s for s in METRIC_SUFFIXES if metric.endswith(s)), "")
-    return f"{metric[:len(metric) - len(rest)]}_{sample_suffix(samples)}{rest}"
+    return f"{metric[: len(metric) - len(rest)]}_{sample_suffix(samples)}{rest}"
 
 
 def category_key(display: str) -> str:
@@ -111,7 +121,10 @@ def category_keys(displays: list[str]) -> dict[str, str]:
     taken: dict[str, int] = {}
     for key in keys.values():
         taken[key] = taken.get(key, 0) + 1
-    return {d: k if taken[k] == 1 else f"{k}-{hashlib.sha256(d.encode()).hexdigest()[:8]}" for d, k in keys.items()}
+    return {
+        d: k if taken[k] == 1 else f"{k}-{hashlib.sha256(d.encode()).hexdigest()[:8]}"
+        for d, k in keys.items()
+    }
 
 
 def is_headline(name: str) -> bool:
@@ -120,7 +133,9 @@ def is_headline(name: str) -> bool:
 
 
 # ---------------------------------------------------------------- model references
-_REF = re.compile(r"^(?:models:/)?(?P<name>[^/@:\s]+)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$")
+_REF = re.compile(
+    r"^(?:models:/)?(?P<name>[^/@:\s]+)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$"
+)
 _RUN = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/(?P<path>.+))?$")
 REF_FORMS = "models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION or runs:/RUN_ID[/PATH]"
 
@@ -146,7 +161,11 @@ class ModelRef:
             return str(self.bundle)
         if self.run_id:
             return f"runs:/{self.run_id}/{self.path or GENERATOR_ARTIFACT}"
-        return f"models:/{self.name}@{self.alias}" if self.alias else f"models:/{self.name}/{self.version}"
+        return (
+            f"models:/{self.name}@{self.alias}"
+            if self.alias
+            else f"models:/{self.name}/{self.version}"
+        )
 
 
 def parse_model_ref(text: str, default_model: str) -> ModelRef:
@@ -161,7 +180,9 @@ def parse_model_ref(text: str, default_model: str) -> ModelRef:
     raise ProdganError(f"cannot read model reference {ref!r}; use {REF_FORMS} (or --bundle DIR)")
 
 
-def model_ref(text: str | None, bundle: Path | None, default_model: str, default_alias: str | None = CHAMPION) -> ModelRef:
+def model_ref(
+    text: str | None, bundle: Path | None, default_model: str, default_alias: str | None = CHAMPION
+) -> ModelRef:
     """The model a command names: `text`, `--bundle DIR`, or the default model's `default_alias`."""
     if text and bundle:
         raise ProdganError("give either a model reference or --bundle DIR, not both")

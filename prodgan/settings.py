@@ -82,11 +82,19 @@ def _clone_origin(checkout: Path) -> Path | None:
     import subprocess
 
     try:
-        url = subprocess.run(["git", "-C", str(checkout), "config", "--get", "remote.origin.url"], capture_output=True,
-                             text=True, timeout=10).stdout.strip()
+        url = subprocess.run(
+            ["git", "-C", str(checkout), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    path = Path(url.removeprefix("file://")) if url and "://" not in url.removeprefix("file://") else None
+    path = (
+        Path(url.removeprefix("file://"))
+        if url and "://" not in url.removeprefix("file://")
+        else None
+    )
     return path.resolve() if path is not None and path.is_dir() else None
 
 
@@ -106,14 +114,18 @@ def read_env_file(path: Path) -> dict[str, str]:
         lines = Path(path).read_text().splitlines()
     except OSError:
         return {}
-    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#"))
+    pairs = (
+        line.split("=", 1) for line in lines if "=" in line and not line.lstrip().startswith("#")
+    )
     return {key.strip(): value.strip() for key, value in pairs}
 
 
 def _stack_paths(home: Path) -> tuple[Path, Path]:
     """(stack state folder, stack env file): `PRODGAN_STACK_DIR`, `PRODGAN_STACK_ENV`, else under home."""
     stack_dir = Path(os.environ.get("PRODGAN_STACK_DIR") or home / "stack").expanduser().resolve()
-    env_file = Path(os.environ.get("PRODGAN_STACK_ENV") or stack_dir / "stack.env").expanduser().resolve()
+    env_file = (
+        Path(os.environ.get("PRODGAN_STACK_ENV") or stack_dir / "stack.env").expanduser().resolve()
+    )
     return stack_dir, env_file
 
 
@@ -135,24 +147,38 @@ class Settings:
     eval_samples: str | None = None  # PRODGAN_EVAL_SAMPLES, checked where it is used
     prefect_api_url: str | None = None
     stack_dir: Path | None = None  # where `prodgan stack` keeps its state, logs and data
-    stack_env_file: Path | None = None  # the team stack's URIs and credentials, read below the environment
-    s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL: S3-compatible storage that is not Amazon's
-    model_family: str = ""  # PRODGAN_MODEL_NAME as configured: the default dataset's model, prefix of the others
+    stack_env_file: Path | None = (
+        None  # the team stack's URIs and credentials, read below the environment
+    )
+    s3_endpoint_url: str | None = (
+        None  # AWS_ENDPOINT_URL: S3-compatible storage that is not Amazon's
+    )
+    model_family: str = (
+        ""  # PRODGAN_MODEL_NAME as configured: the default dataset's model, prefix of the others
+    )
 
     @classmethod
     def load(cls, root: Path | None = None, tracking_uri: str | None = None) -> "Settings":
         root = Path(root).resolve() if root else find_root()
         home = Path(os.environ.get("PRODGAN_HOME", root / ".prodgan")).expanduser().resolve()
         stack_dir, stack_env = _stack_paths(home)
-        e = {**read_env_file(stack_env), **os.environ}  # the environment wins over the stack's file (rule 9)
-        cache = e.get("PRODGAN_CACHE_DIR") or Path(e.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prodgan"
+        e = {
+            **read_env_file(stack_env),
+            **os.environ,
+        }  # the environment wins over the stack's file (rule 9)
+        cache = (
+            e.get("PRODGAN_CACHE_DIR")
+            or Path(e.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prodgan"
+        )
         remote = e.get("PRODGAN_DVC_REMOTE")
         return cls(
             root=root,
             home=home,
             data_dir=Path(e.get("PRODGAN_DATA_DIR", root / "data")).expanduser().resolve(),
             cache_dir=Path(cache).expanduser().resolve(),
-            tracking_uri=tracking_uri or e.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            tracking_uri=tracking_uri
+            or e.get("MLFLOW_TRACKING_URI")
+            or f"sqlite:///{home / 'mlflow.db'}",
             model_name=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
             model_family=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
             dvc_remote=_remote(remote or str(root.parent / "prodgan-dvc-remote")),
@@ -186,12 +212,16 @@ class Settings:
     @property
     def audit_key_path(self) -> Path:
         """The promoter's Ed25519 private key (PEM, 0600), written by `prodgan admin keygen`."""
-        return Path(os.environ.get("PRODGAN_AUDIT_KEY") or self.home / "keys" / "audit-ed25519.pem").expanduser()
+        return Path(
+            os.environ.get("PRODGAN_AUDIT_KEY") or self.home / "keys" / "audit-ed25519.pem"
+        ).expanduser()
 
     @property
     def audit_public_key_path(self) -> Path:
         """The public key audit records are verified with: configured here, never fetched from MLflow."""
-        return Path(os.environ.get("PRODGAN_AUDIT_PUBLIC_KEY") or self.home / "keys" / "audit-ed25519.pub").expanduser()
+        return Path(
+            os.environ.get("PRODGAN_AUDIT_PUBLIC_KEY") or self.home / "keys" / "audit-ed25519.pub"
+        ).expanduser()
 
     # ------------------------------------------------------------ state paths (all under home)
     @property
@@ -258,7 +288,9 @@ def configure_environment(settings: Settings | None = None) -> Settings:
     """Set the quiet/offline switches before any stack package is imported; never overrides the user."""
     settings = settings or Settings.load()
     # The team stack's URIs and credentials reach MLflow, boto3, DVC and Prefect, which read the environment.
-    for key, value in read_env_file(settings.stack_env_file).items() if settings.stack_env_file else ():
+    for key, value in (
+        read_env_file(settings.stack_env_file).items() if settings.stack_env_file else ()
+    ):
         os.environ.setdefault(key, value)
     for key, value in _QUIET_ENV.items():
         os.environ.setdefault(key, value)

@@ -25,17 +25,37 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from prodgan.data.tensors import ImageSplit
-from prodgan.errors import ProdganError
-from prodgan.checkpoints import (CHECKPOINT_FORMAT, all_finite, check_resumable, list_checkpoints, load_latest_checkpoint,
-                                 save_checkpoint, weights_digest)
+from prodgan.checkpoints import (
+    CHECKPOINT_FORMAT,
+    all_finite,
+    check_resumable,
+    list_checkpoints,
+    load_latest_checkpoint,
+    save_checkpoint,
+    weights_digest,
+)
 from prodgan.console import StepProgress
-from prodgan.distributed import allreduce_grads, broadcast_state, cpu_threads, init_distributed, pick_device
-from prodgan.train_plan import check_schedule, epoch_order, make_spec
-from prodgan.models import GeneratorSpec, build_discriminator, build_generator, generate_uint8, save_bundle, uses_batch_stats
+from prodgan.data.tensors import ImageSplit
+from prodgan.distributed import (
+    allreduce_grads,
+    broadcast_state,
+    cpu_threads,
+    init_distributed,
+    pick_device,
+)
+from prodgan.errors import ProdganError
+from prodgan.models import (
+    GeneratorSpec,
+    build_discriminator,
+    build_generator,
+    generate_uint8,
+    save_bundle,
+    uses_batch_stats,
+)
 from prodgan.models.augment import diff_augment, parse_policy
 from prodgan.models.losses import LOSSES, ema_update, gradient_penalty, r1_penalty
 from prodgan.train_config import TrainConfig
+from prodgan.train_plan import check_schedule, epoch_order, make_spec
 
 GRID_SEED = 1234
 GRID_ROWS = 8
@@ -70,6 +90,7 @@ class TrainResult:
 
 # ---------------------------------------------------------------- the loop
 
+
 def train(cfg: TrainConfig, data: ImageSplit, out_dir: Path, **options: Any) -> TrainResult:
     """Train a GAN on `data` (uint8 images), writing checkpoints and the final bundle under `out_dir`.
 
@@ -103,9 +124,15 @@ def train_loop(
     loss_d_fn, loss_g_fn = LOSSES[cfg.loss]
     on_cuda = device.type == "cuda"
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_cuda)
-    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16))
+        if use_bf16
+        else contextlib.nullcontext
+    )
     # NHWC: cuDNN's fast path on CUDA, and oneDNN's on x86 CPUs (fmnist.yaml on 2 cores: 61 -> ~110 images/s, exact fp32).
-    memory_format = torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
+    memory_format = (
+        torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
+    )
 
     # Data: the whole split resident on the device as uint8 (60k 28x28 images = 47 MB).
     images = torch.from_numpy(data.images).to(device)
@@ -117,8 +144,12 @@ def train_loop(
     # Models: same seed on every rank, then rank 0's state broadcast to be sure.
     torch.manual_seed(cfg.seed)
     G = build_generator(spec).to(device, memory_format=memory_format)
-    D = build_discriminator(spec, width=cfg.d_width, spectral_norm=cfg.spectral_norm).to(device, memory_format=memory_format)
-    G_ema = build_generator(spec).to(device, memory_format=memory_format).eval().requires_grad_(False)
+    D = build_discriminator(spec, width=cfg.d_width, spectral_norm=cfg.spectral_norm).to(
+        device, memory_format=memory_format
+    )
+    G_ema = (
+        build_generator(spec).to(device, memory_format=memory_format).eval().requires_grad_(False)
+    )
     G_ema.load_state_dict(G.state_dict())
     adam = {"fused": True} if on_cuda else {}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **adam)
@@ -133,7 +164,10 @@ def train_loop(
         G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
-        for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):  # the config, not the checkpoint, sets the schedule
+        for opt, lr in (
+            (opt_g, cfg.lr_g),
+            (opt_d, cfg.lr_d),
+        ):  # the config, not the checkpoint, sets the schedule
             for group in opt.param_groups:
                 group.update(lr=lr, betas=(cfg.beta1, cfg.beta2))
         step, best = int(state["step"]), dict(state["best"])
@@ -145,9 +179,18 @@ def train_loop(
     split_d = uses_batch_stats(D)
 
     def checkpoint_state() -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "step": step, "config": cfg.to_dict(), "spec": spec.to_dict(),
-                "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "best": best}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "config": cfg.to_dict(),
+            "spec": spec.to_dict(),
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "G_ema": G_ema.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "best": best,
+        }
 
     grid_labels = torch.arange(spec.num_classes).repeat(GRID_ROWS) if spec.num_classes else None
     grid_n = GRID_ROWS * spec.num_classes if spec.num_classes else GRID_ROWS * GRID_ROWS
@@ -156,14 +199,26 @@ def train_loop(
     noise = torch.Generator(device).manual_seed(cfg.seed)
     order, order_epoch = None, -1
     last_good = list_checkpoints(out_dir)[0] if resume and is_main else None
-    hooks.on_start({"device": str(device), "world_size": world, "start_step": step, "steps": cfg.steps,
-                    "precision": "bf16" if use_bf16 else "fp32", "steps_per_epoch": steps_per_epoch,
-                    "spec": spec.to_dict(), "images": n_images})
+    hooks.on_start(
+        {
+            "device": str(device),
+            "world_size": world,
+            "start_step": step,
+            "steps": cfg.steps,
+            "precision": "bf16" if use_bf16 else "fp32",
+            "steps_per_epoch": steps_per_epoch,
+            "spec": spec.to_dict(),
+            "images": n_images,
+        }
+    )
 
     def make_grid() -> np.ndarray:
         from prodgan.imaging import grid
 
-        return grid(generate_uint8(G_ema, spec, grid_n, GRID_SEED, labels=grid_labels, device=device), nrow=grid_cols)
+        return grid(
+            generate_uint8(G_ema, spec, grid_n, GRID_SEED, labels=grid_labels, device=device),
+            nrow=grid_cols,
+        )
 
     def evaluate() -> None:
         broadcast_state(world, G_ema)
@@ -174,7 +229,12 @@ def train_loop(
         value = metrics.get(cfg.eval_metric)
         if value is not None and value < best["value"]:
             best.update(value=value, step=step)
-            save_bundle(out_dir / "best", G_ema, spec, {**(lineage or {}), "step": step, cfg.eval_metric: value})
+            save_bundle(
+                out_dir / "best",
+                G_ema,
+                spec,
+                {**(lineage or {}), "step": step, cfg.eval_metric: value},
+            )
 
     bar = StepProgress(progress and is_main, step, cfg.steps)
     window_t, window_step, losses = time.perf_counter(), step, None
@@ -186,8 +246,16 @@ def train_loop(
             # Batch: this rank's slice of the epoch's global batch.
             epoch, i = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
-                order, order_epoch = epoch_order(n_images, cfg.seed, epoch, labels.cpu() if cfg.class_balanced else None).to(device), epoch
-            idx = order[i * cfg.batch_size + rank * local_batch:i * cfg.batch_size + (rank + 1) * local_batch]
+                order, order_epoch = (
+                    epoch_order(
+                        n_images, cfg.seed, epoch, labels.cpu() if cfg.class_balanced else None
+                    ).to(device),
+                    epoch,
+                )
+            idx = order[
+                i * cfg.batch_size + rank * local_batch : i * cfg.batch_size
+                + (rank + 1) * local_batch
+            ]
             real = images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=memory_format)
             y = labels[idx] if spec.num_classes else None
             noise.manual_seed(cfg.seed * 1_000_003 + step * 1009 + rank + 1)
@@ -202,16 +270,23 @@ def train_loop(
                 with autocast():
                     fake = G_train(z, y)
                     if split_d:
-                        loss_d = loss_d_fn(D_train(seen(real), y).float(), D_train(seen(fake.detach()), y).float())
+                        loss_d = loss_d_fn(
+                            D_train(seen(real), y).float(), D_train(seen(fake.detach()), y).float()
+                        )
                     else:
-                        logits = D_train(seen(torch.cat([real, fake.detach()])), torch.cat([y, y]) if y is not None else None).float()
+                        logits = D_train(
+                            seen(torch.cat([real, fake.detach()])),
+                            torch.cat([y, y]) if y is not None else None,
+                        ).float()
                         loss_d = loss_d_fn(*logits.split(local_batch))
                 if cfg.loss == "wgan-gp":
                     with autocast():
                         loss_d = loss_d + cfg.gp_weight * gradient_penalty(D_train, real, fake, y)
                 if cfg.r1_gamma and step % cfg.r1_every == 0:
                     with autocast():
-                        loss_d = loss_d + (cfg.r1_gamma / 2 * cfg.r1_every) * r1_penalty(D_train, real, y)
+                        loss_d = loss_d + (cfg.r1_gamma / 2 * cfg.r1_every) * r1_penalty(
+                            D_train, real, y
+                        )
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 allreduce_grads(D, world)
@@ -239,9 +314,14 @@ def train_loop(
                 if not torch.isfinite(losses).all():
                     raise TrainingDiverged(_diverged_message(step, losses, last_good))
                 now = time.perf_counter()
-                metrics = {"loss_d": float(losses[0]), "loss_g": float(losses[1]),
-                           "images_per_s": (step - window_step) * cfg.batch_size / max(now - window_t, 1e-9),
-                           "epoch": step / steps_per_epoch}
+                metrics = {
+                    "loss_d": float(losses[0]),
+                    "loss_g": float(losses[1]),
+                    "images_per_s": (step - window_step)
+                    * cfg.batch_size
+                    / max(now - window_t, 1e-9),
+                    "epoch": step / steps_per_epoch,
+                }
                 window_t, window_step = now, step
                 hooks.on_metrics(step, metrics)
                 bar.update(step, metrics)
@@ -265,14 +345,18 @@ def train_loop(
         digests: list[str | None] = [None] * world
         dist.all_gather_object(digests, digest)
         if len(set(digests)) != 1:
-            raise ProdganError(f"DDP replicas disagree after training ({digests}); report this as a bug")
+            raise ProdganError(
+                f"DDP replicas disagree after training ({digests}); report this as a bug"
+            )
 
     bundle_dir = out_dir / "bundle"
     if is_main:
         if best["step"] >= 0 and (out_dir / "best").is_dir():
             _copy_bundle(out_dir / "best", bundle_dir)
         else:
-            save_bundle(bundle_dir, G_ema, spec, {**(lineage or {}), "step": step, "config": cfg.to_dict()})
+            save_bundle(
+                bundle_dir, G_ema, spec, {**(lineage or {}), "step": step, "config": cfg.to_dict()}
+            )
     metrics = {**metrics, "train_seconds": time.perf_counter() - t_start}
     if best["step"] >= 0:
         metrics.update({f"best_{cfg.eval_metric}": best["value"], "best_step": float(best["step"])})
@@ -280,14 +364,23 @@ def train_loop(
 
 
 def _diverged_message(step: int, losses: torch.Tensor | None, last_good: Path | None) -> str:
-    keep = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint had been written yet"
-    shown = f" (loss_d={float(losses[0]):.4g}, loss_g={float(losses[1]):.4g})" if losses is not None else ""
+    keep = (
+        f"the last good checkpoint {last_good} is kept"
+        if last_good
+        else "no checkpoint had been written yet"
+    )
+    shown = (
+        f" (loss_d={float(losses[0]):.4g}, loss_g={float(losses[1]):.4g})"
+        if losses is not None
+        else ""
+    )
     return f"training diverged at step {step}: NaN/inf losses or weights{shown}; {keep}; lower lr_g/lr_d or enable spectral_norm, then --resume"
 
 
 def _copy_bundle(src: Path, dst: Path) -> None:
-    from prodgan.fsutil import atomic_dir
     import shutil
+
+    from prodgan.fsutil import atomic_dir
 
     with atomic_dir(dst) as tmp:
         for f in src.iterdir():

@@ -36,8 +36,12 @@ class TrainConfig:
     spectral_norm: bool = True  # on every discriminator layer
     batch_size: Count = 256  # global: split evenly across DDP ranks
     steps: Count = 5000  # generator updates
-    max_seconds: Annotated[float, Field(ge=0)] = 0.0  # stop earlier once the loop has run this long (0: no limit); single process only
-    d_steps: Annotated[int, Field(ge=1, le=100)] = 1  # discriminator updates per generator update (same real batch, new noise)
+    max_seconds: Annotated[float, Field(ge=0)] = (
+        0.0  # stop earlier once the loop has run this long (0: no limit); single process only
+    )
+    d_steps: Annotated[int, Field(ge=1, le=100)] = (
+        1  # discriminator updates per generator update (same real batch, new noise)
+    )
     lr_g: Rate = 2e-4
     lr_d: Rate = 2e-4
     beta1: Fraction = 0.0
@@ -54,13 +58,19 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda > mps > cpu) | cuda | cuda:N | mps | cpu
     precision: str = "auto"  # auto (bf16 on CUDA, else fp32) | bf16 | fp32
     compile: bool = False  # torch.compile the networks (CUDA)
-    threads: Annotated[int, Field(ge=0, le=1024)] = 0  # CPU intra-op threads; 0 = torch's default (one per core)
+    threads: Annotated[int, Field(ge=0, le=1024)] = (
+        0  # CPU intra-op threads; 0 = torch's default (one per core)
+    )
     checkpoint_every: Count = 500
     keep_checkpoints: Count = 2
     log_every: Count = 10
     grid_every: Zero = 0  # 0: one sample grid per epoch
-    eval_every: Zero = 0  # 0: no evaluation during training; N: quick FID every N steps picks the best checkpoint
-    eval_samples: Annotated[int, Field(ge=2)] = 500  # quick FID: this many generated vs as many test images (real side cached)
+    eval_every: Zero = (
+        0  # 0: no evaluation during training; N: quick FID every N steps picks the best checkpoint
+    )
+    eval_samples: Annotated[int, Field(ge=2)] = (
+        500  # quick FID: this many generated vs as many test images (real side cached)
+    )
     eval_metric: str = ""  # metric from on_eval that picks the best checkpoint (lower is better; "" = the quick FID)
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,7 +98,9 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ProdganError(f"--set expects key=value, got {item!r}; valid keys: {', '.join(valid_keys())}")
+            raise ProdganError(
+                f"--set expects key=value, got {item!r}; valid keys: {', '.join(valid_keys())}"
+            )
         try:
             parsed[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
@@ -99,13 +111,17 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
 def read_config_file(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise ProdganError(f"config file {path} does not exist; see configs/ for examples (smoke.yaml, fmnist.yaml)")
+        raise ProdganError(
+            f"config file {path} does not exist; see configs/ for examples (smoke.yaml, fmnist.yaml)"
+        )
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ProdganError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(values, dict):
-        raise ProdganError(f"{path} must hold a mapping of config keys; valid keys: {', '.join(valid_keys())}")
+        raise ProdganError(
+            f"{path} must hold a mapping of config keys; valid keys: {', '.join(valid_keys())}"
+        )
     return values
 
 

@@ -69,7 +69,9 @@ def replay_file_log(out_dir: Path, offset: int, hooks: TrainHooks) -> dict[str, 
                 hooks.on_metrics(record["step"], record["metrics"])
                 last = record["metrics"]
             elif "grid" in record:
-                hooks.on_grid(record["step"], record["epoch"], np.load(Path(out_dir) / record["grid"]))
+                hooks.on_grid(
+                    record["step"], record["epoch"], np.load(Path(out_dir) / record["grid"])
+                )
     return last
 
 
@@ -82,9 +84,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m prodgan.train", description=main.__doc__)
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", required=True, type=Path, help="run folder (checkpoints/, bundle/)")
-    parser.add_argument("--data-dir", type=Path, help="dataset folder [default: <project>/data/<dataset>]")
-    parser.add_argument("--data-hash", help="DVC hash of the data: enables the decoded-tensor cache")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="run folder (checkpoints/, bundle/)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="dataset folder [default: <project>/data/<dataset>]"
+    )
+    parser.add_argument(
+        "--data-hash", help="DVC hash of the data: enables the decoded-tensor cache"
+    )
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -96,10 +104,21 @@ def main(argv: list[str] | None = None) -> None:
         else:
             meta = read_meta(root)
             images, labels = decode_split(root, meta, "train")
-            data = ImageSplit(images, labels, tuple(meta.categories), meta.name, "train", "unpinned")
-        result = train(cfg, data, args.out, resume=args.resume, hooks=FileHooks(args.out),
-                       progress=rank_env("RANK", 0) == 0)
-        print(f"rank {rank_env('RANK', 0)} step {result.step} weights sha256 {result.weights_sha256}", flush=True)
+            data = ImageSplit(
+                images, labels, tuple(meta.categories), meta.name, "train", "unpinned"
+            )
+        result = train(
+            cfg,
+            data,
+            args.out,
+            resume=args.resume,
+            hooks=FileHooks(args.out),
+            progress=rank_env("RANK", 0) == 0,
+        )
+        print(
+            f"rank {rank_env('RANK', 0)} step {result.step} weights sha256 {result.weights_sha256}",
+            flush=True,
+        )
         if rank_env("RANK", 0) == 0:
             print(f"bundle: {result.bundle_dir}", flush=True)
     except ProdganError as exc:

@@ -24,20 +24,39 @@ def make_spec(cfg: TrainConfig, data: ImageSplit) -> GeneratorSpec:
         raise ProdganError(f"unknown architecture {cfg.arch!r}; valid: {', '.join(ARCHS)}")
     _, channels, height, width = data.images.shape
     if height != width:
-        raise ProdganError(f"images must be square, got {height}x{width}; re-import the dataset with `--size`")
+        raise ProdganError(
+            f"images must be square, got {height}x{width}; re-import the dataset with `--size`"
+        )
     conditional = ARCHS[cfg.arch]
     return GeneratorSpec(
-        arch=cfg.arch, z_dim=cfg.z_dim, num_classes=len(data.categories) if conditional else 0,
-        channels=channels, size=height, width=cfg.width, categories=tuple(data.categories),
+        arch=cfg.arch,
+        z_dim=cfg.z_dim,
+        num_classes=len(data.categories) if conditional else 0,
+        channels=channels,
+        size=height,
+        width=cfg.width,
+        categories=tuple(data.categories),
     ).check()
 
 
 def check_schedule(cfg: TrainConfig, n_images: int, world: int) -> None:
     if cfg.batch_size > n_images:
-        raise ProdganError(f"batch_size {cfg.batch_size} is larger than the dataset ({n_images} images); use --set batch_size=<= {n_images}")
+        raise ProdganError(
+            f"batch_size {cfg.batch_size} is larger than the dataset ({n_images} images); use --set batch_size=<= {n_images}"
+        )
     if cfg.batch_size % world:
-        raise ProdganError(f"batch_size {cfg.batch_size} does not split evenly over {world} processes; use a multiple of {world}")
-    for key in ("steps", "batch_size", "checkpoint_every", "log_every", "keep_checkpoints", "d_steps", "r1_every"):
+        raise ProdganError(
+            f"batch_size {cfg.batch_size} does not split evenly over {world} processes; use a multiple of {world}"
+        )
+    for key in (
+        "steps",
+        "batch_size",
+        "checkpoint_every",
+        "log_every",
+        "keep_checkpoints",
+        "d_steps",
+        "r1_every",
+    ):
         if getattr(cfg, key) < 1:
             raise ProdganError(f"{key} must be >= 1, got {getattr(cfg, key)}")
     if not 0 <= cfg.ema_decay < 1:
@@ -51,7 +70,9 @@ def check_schedule(cfg: TrainConfig, n_images: int, world: int) -> None:
     except ValueError as exc:
         raise ProdganError(f"diffaugment: {exc}") from None
     if cfg.max_seconds and world > 1:
-        raise ProdganError("max_seconds stops on one process's clock: use it for single-process runs, or set steps for DDP")
+        raise ProdganError(
+            "max_seconds stops on one process's clock: use it for single-process runs, or set steps for DDP"
+        )
 
 
 def epoch_order(n: int, seed: int, epoch: int, labels: torch.Tensor | None = None) -> torch.Tensor:

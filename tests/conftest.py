@@ -22,8 +22,12 @@ MECHANICS_GATES = Path(__file__).with_name("gates-mechanics.yaml")
 SMALL_PER_SPLIT = 300  # images per split in the tiny Fashion-MNIST used by tests
 
 
-def run(args: list[str], cwd: Path, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env or os.environ.copy())
+def run(
+    args: list[str], cwd: Path, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, env=env or os.environ.copy()
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -39,7 +43,9 @@ def _use_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PRODGAN_HOME", str(root / ".prodgan"))
     monkeypatch.setenv("PRODGAN_DVC_REMOTE", str(root.parent / f"{root.name}-remote"))
     monkeypatch.setenv("PRODGAN_GATES", str(MECHANICS_GATES))  # smoke runs are noise: see the file
-    monkeypatch.setenv("PRODGAN_EVAL_SAMPLES", "50")  # tens of images through InceptionV3, not the CPU protocol's 500
+    monkeypatch.setenv(
+        "PRODGAN_EVAL_SAMPLES", "50"
+    )  # tens of images through InceptionV3, not the CPU protocol's 500
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     for key in ("PREFECT_HOME", "DVC_SITE_CACHE_DIR", "TMPDIR"):
@@ -62,7 +68,12 @@ def _init_repo(root: Path) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_stack(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("PRODGAN_CACHE_DIR", str(Path.home() / ".cache" / "prodgan"))
-    for key, value in {"MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1"}.items():
+    for key, value in {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
+        "DO_NOT_TRACK": "1",
+    }.items():
         os.environ.setdefault(key, value)
 
 
@@ -72,7 +83,15 @@ def _empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("empty") / "proj"
     _init_repo(root)
     env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_HOME": str(root / ".prodgan")}
-    run([sys.executable, "-c", "from prodgan.adapters import dvc; from prodgan.settings import Settings; dvc.ensure_repo(Settings.load())"], root, env=env)
+    run(
+        [
+            sys.executable,
+            "-c",
+            "from prodgan.adapters import dvc; from prodgan.settings import Settings; dvc.ensure_repo(Settings.load())",
+        ],
+        root,
+        env=env,
+    )
     shutil.rmtree(root / ".prodgan", ignore_errors=True)
     return root
 
@@ -89,13 +108,22 @@ def project(_empty_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def _small_fmnist_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built once per session: a committed project holding the first 300 images of each split."""
     if not DEBIAN_SOURCE.is_dir():
-        pytest.fail(f"{DEBIAN_SOURCE} missing: run `apt-get install dataset-fashion-mnist` (make test does it)")
+        pytest.fail(
+            f"{DEBIAN_SOURCE} missing: run `apt-get install dataset-fashion-mnist` (make test does it)"
+        )
     root = tmp_path_factory.mktemp("template") / "proj"
     _init_repo(root)
-    env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_HOME": str(root / ".prodgan"),
-           "PRODGAN_DVC_REMOTE": str(root.parent / "remote")}
+    env = {
+        **os.environ,
+        "PRODGAN_ROOT": str(root),
+        "PRODGAN_HOME": str(root / ".prodgan"),
+        "PRODGAN_DVC_REMOTE": str(root.parent / "remote"),
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
-    for args in (["data", "import", "fashion-mnist", "--limit", str(SMALL_PER_SPLIT)], ["data", "add"]):
+    for args in (
+        ["data", "import", "fashion-mnist", "--limit", str(SMALL_PER_SPLIT)],
+        ["data", "add"],
+    ):
         run([sys.executable, "-m", "prodgan", *args], cwd=root, env=env)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-q", "-m", "tiny fashion-mnist"], root)
@@ -104,7 +132,9 @@ def _small_fmnist_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def small_project(_small_fmnist_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def small_project(
+    _small_fmnist_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     """A private copy of the tiny Fashion-MNIST project (300 train + 300 test images, DVC-pinned)."""
     root = tmp_path / "proj"
     shutil.copytree(_small_fmnist_template, root, symlinks=True)

@@ -19,7 +19,9 @@ from prodgan.adapters import stack_services as svc
 from prodgan.adapters.processes import free_port, log_tail, spawn, stop, wait_healthy
 
 
-def prefect_env(home: Path, api_url: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+def prefect_env(
+    home: Path, api_url: str | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """The environment of a Prefect process that sees only `home` (and `api_url`, if given)."""
     return svc.prefect_env(dict(os.environ), home, api_url, extra)
 
@@ -40,14 +42,24 @@ def prefect_server(home: Path, timeout: float = 90.0) -> Iterator[str]:
 
 
 def create_process_pool(api_url: str, pool: str, home: Path) -> None:
-    subprocess.run(svc.pool_create_args(pool), env=prefect_env(home, api_url), check=True, capture_output=True, text=True)
+    subprocess.run(
+        svc.pool_create_args(pool),
+        env=prefect_env(home, api_url),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
 
 
 @contextmanager
-def process_worker(api_url: str, pool: str, home: Path, cwd: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def process_worker(
+    api_url: str, pool: str, home: Path, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen]:
     """`prefect worker start --pool POOL` (process type); flow runs inherit `env` and run in `cwd`."""
     create_process_pool(api_url, pool, home)
-    proc = spawn(svc.worker_args(pool), home / f"worker-{pool}.log", prefect_env(home, api_url, env), cwd=cwd)
+    proc = spawn(
+        svc.worker_args(pool), home / f"worker-{pool}.log", prefect_env(home, api_url, env), cwd=cwd
+    )
     try:
         yield proc
     finally:

@@ -50,8 +50,13 @@ def postgres(tmp_dir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def mlflow_server(backend_uri: str, artifacts_dir: Path, app_name: str | None = None,
-                  env: dict[str, str] | None = None, timeout: float = 240.0) -> Iterator[str]:
+def mlflow_server(
+    backend_uri: str,
+    artifacts_dir: Path,
+    app_name: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 240.0,
+) -> Iterator[str]:
     """A real `mlflow server` with proxied artifacts in `artifacts_dir`; yields `http://127.0.0.1:PORT`.
 
     `env` is added to the server's environment (e.g. the basic-auth admin password with
@@ -65,7 +70,12 @@ def mlflow_server(backend_uri: str, artifacts_dir: Path, app_name: str | None = 
     for _attempt in range(3):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = spawn(mlflow_args(backend_uri, str(artifacts_dir), port, app_name), log, server_env, cwd=artifacts_dir.parent)
+        proc = spawn(
+            mlflow_args(backend_uri, str(artifacts_dir), port, app_name),
+            log,
+            server_env,
+            cwd=artifacts_dir.parent,
+        )
         try:
             wait_healthy(f"{url}/health", proc, log, timeout, "mlflow server")
             break

@@ -19,11 +19,30 @@ from prodgan.adapters import signing
 from prodgan.adapters.auth import AuthApi, is_server
 from prodgan.adapters.tracking import ensure_experiment, is_local_store, setup_mlflow
 from prodgan.errors import GateFailed
-from prodgan.names import (AUDIT_CLAIM_PREFIX, AUDIT_EXPERIMENT, AUDIT_FILE, AUDIT_HEAD, AUDIT_SHEET, AUDIT_TAG, DATA_HASH,
-                           production_model)
+from prodgan.names import (
+    AUDIT_CLAIM_PREFIX,
+    AUDIT_EXPERIMENT,
+    AUDIT_FILE,
+    AUDIT_HEAD,
+    AUDIT_SHEET,
+    AUDIT_TAG,
+    DATA_HASH,
+    production_model,
+)
 from prodgan.settings import Settings
 
-_TAGGED = ("action", "model", "version", "actor", "champion_before", "champion_after", "previous_after", "gates_sha256", "seq", "n")
+_TAGGED = (
+    "action",
+    "model",
+    "version",
+    "actor",
+    "champion_before",
+    "champion_after",
+    "previous_after",
+    "gates_sha256",
+    "seq",
+    "n",
+)
 DONE = "done"
 MOVES = ("promote", "force", "rollback")
 CLAIM_TRIES = 50
@@ -63,7 +82,11 @@ def _load(run: Any) -> dict[str, Any]:
     try:
         record = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/{AUDIT_FILE}")
     except Exception:  # noqa: BLE001 - a record whose JSON failed to upload still shows its tags (and fails verify)
-        record = {k.removeprefix(AUDIT_TAG): v for k, v in run.data.tags.items() if k.startswith(AUDIT_TAG)}
+        record = {
+            k.removeprefix(AUDIT_TAG): v
+            for k, v in run.data.tags.items()
+            if k.startswith(AUDIT_TAG)
+        }
         record["incomplete"] = True
     record["audit_run_id"] = run.info.run_id
     return record
@@ -73,9 +96,15 @@ def _claim(settings: Settings, client: Any, model: str, n: int) -> bool:
     """Take place `n` of `model`'s chain (True) unless another writer already has it."""
     from mlflow.exceptions import MlflowException
 
-    location = (settings.artifact_dir / AUDIT_CLAIM_PREFIX).as_uri() if is_local_store(settings.tracking_uri) else None
+    location = (
+        (settings.artifact_dir / AUDIT_CLAIM_PREFIX).as_uri()
+        if is_local_store(settings.tracking_uri)
+        else None
+    )
     try:
-        exp_id = client.create_experiment(f"{AUDIT_CLAIM_PREFIX}/{model}/{n}", artifact_location=location)
+        exp_id = client.create_experiment(
+            f"{AUDIT_CLAIM_PREFIX}/{model}/{n}", artifact_location=location
+        )
     except MlflowException:
         return False
     client.delete_experiment(exp_id)  # hidden from lists; the name stays taken, which is the point
@@ -83,7 +112,9 @@ def _claim(settings: Settings, client: Any, model: str, n: int) -> bool:
 
 
 def _record_at(client: Any, exp_id: str, model: str, n: int) -> dict[str, Any] | None:
-    found = _runs(client, exp_id, f"tags.`{AUDIT_TAG}model` = '{model}' and tags.`{AUDIT_TAG}n` = '{n}'")
+    found = _runs(
+        client, exp_id, f"tags.`{AUDIT_TAG}model` = '{model}' and tags.`{AUDIT_TAG}n` = '{n}'"
+    )
     return _load(found[0]) if found else None
 
 
@@ -109,13 +140,18 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     client = setup_mlflow(settings)
     exp_id = ensure_experiment(AUDIT_EXPERIMENT, settings)
     model = str(record["model"])
-    n = 1 + max((_place(r) for r in _runs(client, exp_id, f"tags.`{AUDIT_TAG}model` = '{model}'")), default=0)
+    n = 1 + max(
+        (_place(r) for r in _runs(client, exp_id, f"tags.`{AUDIT_TAG}model` = '{model}'")),
+        default=0,
+    )
     for _ in range(CLAIM_TRIES):
         if _claim(settings, client, model, n):
             break
         n += 1
     else:
-        raise RuntimeError(f"could not claim a place in {model}'s audit chain after {CLAIM_TRIES} tries")
+        raise RuntimeError(
+            f"could not claim a place in {model}'s audit chain after {CLAIM_TRIES} tries"
+        )
     prev = None
     deadline = time.monotonic() + PREV_WAIT_S
     while n > 1:
@@ -129,7 +165,9 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     body["signature"] = signing.sign(settings, body)
     tags = {f"{AUDIT_TAG}{k}": str(body.get(k) if body.get(k) is not None else "") for k in _TAGGED}
     tags[DATA_HASH] = str(body.get("data_hash") or "")
-    run = client.create_run(exp_id, run_name=f"{body['action']} {model} v{body.get('version')}", tags=tags)
+    run = client.create_run(
+        exp_id, run_name=f"{body['action']} {model} v{body.get('version')}", tags=tags
+    )
     client.log_dict(run.info.run_id, body, AUDIT_FILE)
     if sheet is not None:
         client.log_image(run.info.run_id, sheet, artifact_file=AUDIT_SHEET)
@@ -147,9 +185,17 @@ def mark_done(settings: Settings, pending: dict[str, Any]) -> str:
     """The `done` record closing a pending decision once its alias move happened."""
     from datetime import datetime, timezone
 
-    return append(settings, {"action": DONE, "model": pending["model"], "version": pending.get("version"),
-                             "done_of": pending["n"], "actor": pending.get("actor"),
-                             "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})["audit_run_id"]
+    return append(
+        settings,
+        {
+            "action": DONE,
+            "model": pending["model"],
+            "version": pending.get("version"),
+            "done_of": pending["n"],
+            "actor": pending.get("actor"),
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    )["audit_run_id"]
 
 
 def chain(settings: Settings, model: str) -> list[dict[str, Any]]:
@@ -158,25 +204,43 @@ def chain(settings: Settings, model: str) -> list[dict[str, Any]]:
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
         return []
-    runs = sorted(_runs(client, exp.experiment_id, f"tags.`{AUDIT_TAG}model` = '{model}'"),
-                  key=lambda r: (_place(r), r.info.start_time or 0))
+    runs = sorted(
+        _runs(client, exp.experiment_id, f"tags.`{AUDIT_TAG}model` = '{model}'"),
+        key=lambda r: (_place(r), r.info.start_time or 0),
+    )
     return [_load(r) for r in runs]
 
 
 def decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The decisions of a chain, each with `state`: pending (its move was never confirmed), done, or final."""
     done = {r.get("done_of") for r in records if r.get("action") == DONE}
-    return [{**r, "state": ("done" if r.get("n") in done else "pending") if r.get("phase") == "pending" else "final"}
-            for r in records if r.get("action") != DONE]
+    return [
+        {
+            **r,
+            "state": ("done" if r.get("n") in done else "pending")
+            if r.get("phase") == "pending"
+            else "final",
+        }
+        for r in records
+        if r.get("action") != DONE
+    ]
 
 
-def audit_records(settings: Settings, model: str | None = None, version: str | None = None) -> list[dict[str, Any]]:
+def audit_records(
+    settings: Settings, model: str | None = None, version: str | None = None
+) -> list[dict[str, Any]]:
     """Every decision (optionally for one model / version), in chain order, each with its run id and state."""
     client = setup_mlflow(settings)
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
         return []
-    models = [model] if model else sorted({r.data.tags.get(f"{AUDIT_TAG}model", "") for r in _runs(client, exp.experiment_id, "")})
+    models = (
+        [model]
+        if model
+        else sorted(
+            {r.data.tags.get(f"{AUDIT_TAG}model", "") for r in _runs(client, exp.experiment_id, "")}
+        )
+    )
     found = [r for m in models for r in decisions(chain(settings, m))]
     return [r for r in found if version is None or str(r.get("version")) == str(version)]
 
@@ -184,13 +248,22 @@ def audit_records(settings: Settings, model: str | None = None, version: str | N
 def production_record(settings: Settings, model: str, production_version: str) -> dict[str, Any]:
     """The promoter's signed, finished record that made production version `production_version`; GateFailed if none."""
     for record in reversed(decisions(chain(settings, model))):
-        if str(record.get("production_version")) == str(production_version) and record.get("action") in MOVES:
+        if (
+            str(record.get("production_version")) == str(production_version)
+            and record.get("action") in MOVES
+        ):
             if not signing.verify(settings, record):
-                raise GateFailed(f"refusing to load production v{production_version} of {model}: its audit record "
-                                 f"#{record.get('n')} has no valid signature by the configured audit key; run `prodgan audit verify`")
+                raise GateFailed(
+                    f"refusing to load production v{production_version} of {model}: its audit record "
+                    f"#{record.get('n')} has no valid signature by the configured audit key; run `prodgan audit verify`"
+                )
             if record["state"] == "pending":
-                raise GateFailed(f"refusing to load production v{production_version} of {model}: the move that made it "
-                                 f"(audit record #{record.get('n')}) never completed; run `prodgan audit verify`")
+                raise GateFailed(
+                    f"refusing to load production v{production_version} of {model}: the move that made it "
+                    f"(audit record #{record.get('n')}) never completed; run `prodgan audit verify`"
+                )
             return record
-    raise GateFailed(f"refusing to load production v{production_version} of {model}: no signed audit record made it "
-                     f"(a move outside prodgan); run `prodgan audit verify`")
+    raise GateFailed(
+        f"refusing to load production v{production_version} of {model}: no signed audit record made it "
+        f"(a move outside prodgan); run `prodgan audit verify`"
+    )

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from prodgan.errors import ProdganError
-from prodgan.names import AUDIT_EXPERIMENT, DEFAULT_DATASET, EVAL_EXPERIMENT, PRODUCTION_EXPERIMENT, TRAIN_EXPERIMENT, production_model
+from prodgan.names import (
+    AUDIT_EXPERIMENT,
+    DEFAULT_DATASET,
+    EVAL_EXPERIMENT,
+    PRODUCTION_EXPERIMENT,
+    TRAIN_EXPERIMENT,
+    production_model,
+)
 from prodgan.settings import Settings, env
 
 CURRENT_USER = "/api/2.0/mlflow/users/current"
@@ -57,10 +64,14 @@ class AuthApi:
         from mlflow.utils.rest_utils import http_request
 
         try:
-            resp = http_request(get_default_host_creds(self.tracking_uri), path, method, max_retries=1, **kwargs)
+            resp = http_request(
+                get_default_host_creds(self.tracking_uri), path, method, max_retries=1, **kwargs
+            )
         except MlflowException as exc:
-            raise ProdganError(f"cannot reach the MLflow server at {self.tracking_uri} ({exc.message.splitlines()[0]}); "
-                               f"check MLFLOW_TRACKING_URI") from None
+            raise ProdganError(
+                f"cannot reach the MLflow server at {self.tracking_uri} ({exc.message.splitlines()[0]}); "
+                f"check MLFLOW_TRACKING_URI"
+            ) from None
         try:
             body = resp.json() if resp.content else {}
         except ValueError:
@@ -70,10 +81,14 @@ class AuthApi:
     def expect(self, method: str, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
         status, body = self.call(method, path, **kwargs)
         if status == 401:
-            raise ProdganError(f"{what}: the MLflow server refused the credentials; set {USERNAME_ENV} and "
-                               f"{PASSWORD_ENV} to an existing user")
+            raise ProdganError(
+                f"{what}: the MLflow server refused the credentials; set {USERNAME_ENV} and "
+                f"{PASSWORD_ENV} to an existing user"
+            )
         if status == 403:
-            raise ProdganError(f"{what}: user {self.username!r} is not allowed to; run this as an MLflow admin")
+            raise ProdganError(
+                f"{what}: user {self.username!r} is not allowed to; run this as an MLflow admin"
+            )
         if status >= 400:
             raise ProdganError(f"{what} failed ({status}: {body.get('message', 'no message')})")
         return body
@@ -85,30 +100,59 @@ class AuthApi:
             return None
         if status == 401:
             who = f"user {self.username!r}" if self.username else "anonymous access"
-            raise ProdganError(f"the MLflow server at {self.tracking_uri} refused {who}: set {USERNAME_ENV} and "
-                               f"{PASSWORD_ENV} (environment only, never on the command line)")
+            raise ProdganError(
+                f"the MLflow server at {self.tracking_uri} refused {who}: set {USERNAME_ENV} and "
+                f"{PASSWORD_ENV} (environment only, never on the command line)"
+            )
         if status >= 400:
-            raise ProdganError(f"cannot read the current MLflow user ({status}: {body.get('message', '')})")
+            raise ProdganError(
+                f"cannot read the current MLflow user ({status}: {body.get('message', '')})"
+            )
         return body.get("user")
 
     def ensure_user(self, username: str, password: str) -> bool:
         """Create the user, or reset its password if it exists; True when it was created."""
         status, _ = self.call("GET", GET_USER, params={"username": username})
         if status == 200:
-            self.expect("PATCH", UPDATE_PASSWORD, f"setting the password of {username!r}",
-                        json={"username": username, "password": password})
+            self.expect(
+                "PATCH",
+                UPDATE_PASSWORD,
+                f"setting the password of {username!r}",
+                json={"username": username, "password": password},
+            )
             return False
-        self.expect("POST", CREATE_USER, f"creating user {username!r}", json={"username": username, "password": password})
+        self.expect(
+            "POST",
+            CREATE_USER,
+            f"creating user {username!r}",
+            json={"username": username, "password": password},
+        )
         return True
 
     def grant(self, username: str, resource_type: str, resource_id: str, permission: str) -> None:
-        self.expect("POST", GRANT, f"granting {permission} on {resource_type} {resource_id} to {username!r}",
-                    json={"username": username, "resource_type": resource_type, "resource_id": resource_id,
-                          "permission": permission})
+        self.expect(
+            "POST",
+            GRANT,
+            f"granting {permission} on {resource_type} {resource_id} to {username!r}",
+            json={
+                "username": username,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "permission": permission,
+            },
+        )
 
     def permission(self, username: str, resource_type: str, resource_id: str) -> str:
-        body = self.expect("GET", GET_PERMISSION, f"reading {username!r}'s permission on {resource_type} {resource_id}",
-                           params={"username": username, "resource_type": resource_type, "resource_id": resource_id})
+        body = self.expect(
+            "GET",
+            GET_PERMISSION,
+            f"reading {username!r}'s permission on {resource_type} {resource_id}",
+            params={
+                "username": username,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+            },
+        )
         return str(body.get("permission", "NO_PERMISSIONS"))
 
 
@@ -130,9 +174,11 @@ def require_model_permission(settings: Settings, need: str, action: str) -> None
     name = production_model(settings.model_name)
     have = api.permission(user["username"], REGISTERED_MODEL, name)
     if not at_least(have, need):
-        raise ProdganError(f"user {user['username']!r} may not {action}: it has {have} on registered model {name}, "
-                           f"{action} needs {need}; run it with a promoter's credentials "
-                           f"(an admin creates one with `prodgan admin roles`)")
+        raise ProdganError(
+            f"user {user['username']!r} may not {action}: it has {have} on registered model {name}, "
+            f"{action} needs {need}; run it with a promoter's credentials "
+            f"(an admin creates one with `prodgan admin roles`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +190,9 @@ class Grant:
     permission: str
 
 
-def role_grants(settings: Settings, trainer: str, promoter: str, datasets: Sequence[str] = (DEFAULT_DATASET,)) -> list[Grant]:
+def role_grants(
+    settings: Settings, trainer: str, promoter: str, datasets: Sequence[str] = (DEFAULT_DATASET,)
+) -> list[Grant]:
     """The least-privilege grants of both roles on each dataset's model; creates the experiments and models they refer to.
 
     The admin creates the audit experiment (and the others) so no trainer can become its owner
@@ -170,37 +218,54 @@ def role_grants(settings: Settings, trainer: str, promoter: str, datasets: Seque
         production = production_model(model)
         for registered in (model, production):
             ensure_registered_model(client, registered)
-        grants += [Grant(trainer, REGISTERED_MODEL, model, model, "EDIT"),
-                   Grant(trainer, REGISTERED_MODEL, production, production, "READ"),
-                   Grant(promoter, REGISTERED_MODEL, model, model, "MANAGE"),
-                   Grant(promoter, REGISTERED_MODEL, production, production, "MANAGE")]
+        grants += [
+            Grant(trainer, REGISTERED_MODEL, model, model, "EDIT"),
+            Grant(trainer, REGISTERED_MODEL, production, production, "READ"),
+            Grant(promoter, REGISTERED_MODEL, model, model, "MANAGE"),
+            Grant(promoter, REGISTERED_MODEL, production, production, "MANAGE"),
+        ]
     return grants
 
 
 def password_from_env(variable: str) -> str:
     value = env(variable) or ""
     if not value:
-        raise ProdganError(f"environment variable {variable} is empty: export the new user's password there "
-                           f"(prodgan never takes passwords on the command line)")
+        raise ProdganError(
+            f"environment variable {variable} is empty: export the new user's password there "
+            f"(prodgan never takes passwords on the command line)"
+        )
     if len(value) < 12:
-        raise ProdganError(f"the password in {variable} is shorter than 12 characters; choose a longer one")
+        raise ProdganError(
+            f"the password in {variable} is shorter than 12 characters; choose a longer one"
+        )
     return value
 
 
-def setup_roles(settings: Settings, users: dict[str, str], trainer: str, promoter: str,
-                datasets: Sequence[str] = (DEFAULT_DATASET,)) -> tuple[list[str], list[Grant]]:
+def setup_roles(
+    settings: Settings,
+    users: dict[str, str],
+    trainer: str,
+    promoter: str,
+    datasets: Sequence[str] = (DEFAULT_DATASET,),
+) -> tuple[list[str], list[Grant]]:
     """Create/refresh the users (name -> password) and apply the role grants; (created users, grants)."""
     if not is_server(settings):
-        raise ProdganError(f"roles need an MLflow server with `--app-name basic-auth`; MLFLOW_TRACKING_URI is "
-                           f"{settings.tracking_uri} (embedded stores have no users)")
+        raise ProdganError(
+            f"roles need an MLflow server with `--app-name basic-auth`; MLFLOW_TRACKING_URI is "
+            f"{settings.tracking_uri} (embedded stores have no users)"
+        )
     api = AuthApi(settings)
     me = api.current_user()
     if me is None:
-        raise ProdganError(f"the MLflow server at {settings.tracking_uri} has no auth app; start it with "
-                           f"`mlflow server --app-name basic-auth ...`")
+        raise ProdganError(
+            f"the MLflow server at {settings.tracking_uri} has no auth app; start it with "
+            f"`mlflow server --app-name basic-auth ...`"
+        )
     if not me.get("is_admin"):
-        raise ProdganError(f"user {me.get('username')!r} is not an MLflow admin; set {USERNAME_ENV}/{PASSWORD_ENV} "
-                           f"to the admin's credentials")
+        raise ProdganError(
+            f"user {me.get('username')!r} is not an MLflow admin; set {USERNAME_ENV}/{PASSWORD_ENV} "
+            f"to the admin's credentials"
+        )
     created = [name for name, password in users.items() if api.ensure_user(name, password)]
     grants = role_grants(settings, trainer, promoter, datasets)
     for g in grants:

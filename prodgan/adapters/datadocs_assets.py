@@ -25,25 +25,55 @@ from prodgan.fsutil import atomic_dir, file_hashes, write_bytes_atomic, write_js
 
 # CDN URL in GX's templates -> (npm package@version, file inside the package)
 ASSETS: dict[str, tuple[str, str]] = {
-    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": ("bootstrap@4.3.1", "dist/css/bootstrap.min.css"),
-    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": ("bootstrap@4.3.1", "dist/js/bootstrap.min.js"),
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": (
+        "bootstrap@4.3.1",
+        "dist/css/bootstrap.min.css",
+    ),
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": (
+        "bootstrap@4.3.1",
+        "dist/js/bootstrap.min.js",
+    ),
     "https://code.jquery.com/jquery-3.7.1.min.js": ("jquery@3.7.1", "dist/jquery.min.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": ("popper.js@1.12.9", "dist/umd/popper.min.js"),
-    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css":
-        ("@forevolve/bootstrap-dark@1.1.0", "dist/css/bootstrap-prefers-dark.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
-        ("bootstrap-datepicker@1.9.0", "dist/css/bootstrap-datepicker.min.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
-        ("bootstrap-datepicker@1.9.0", "dist/js/bootstrap-datepicker.min.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": ("@fortawesome/fontawesome-free@6.6.0", "css/all.min.css"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": ("bootstrap-table@1.19.1", "dist/bootstrap-table.min.css"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": ("bootstrap-table@1.19.1", "dist/bootstrap-table.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
-        ("bootstrap-table@1.19.1", "dist/extensions/filter-control/bootstrap-table-filter-control.min.js"),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
-        ("bootstrap-table@1.19.0", "dist/extensions/filter-control/bootstrap-table-filter-control.css"),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
-        ("bootstrap-table@1.19.0", "dist/extensions/filter-control/bootstrap-table-filter-control.min.css"),
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": (
+        "popper.js@1.12.9",
+        "dist/umd/popper.min.js",
+    ),
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": (
+        "@forevolve/bootstrap-dark@1.1.0",
+        "dist/css/bootstrap-prefers-dark.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": (
+        "bootstrap-datepicker@1.9.0",
+        "dist/css/bootstrap-datepicker.min.css",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": (
+        "bootstrap-datepicker@1.9.0",
+        "dist/js/bootstrap-datepicker.min.js",
+    ),
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": (
+        "@fortawesome/fontawesome-free@6.6.0",
+        "css/all.min.css",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": (
+        "bootstrap-table@1.19.1",
+        "dist/bootstrap-table.min.css",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": (
+        "bootstrap-table@1.19.1",
+        "dist/bootstrap-table.min.js",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": (
+        "bootstrap-table@1.19.1",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": (
+        "bootstrap-table@1.19.0",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.css",
+    ),
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": (
+        "bootstrap-table@1.19.0",
+        "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
+    ),
     # jsdelivr serves a package's `jsdelivr` file for a bare name; these are the 5.x/6.x releases pinned
     "https://cdn.jsdelivr.net/npm/vega@5": ("vega@5.33.0", "build/vega.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-lite@5": ("vega-lite@5.23.0", "build/vega-lite.min.js"),
@@ -66,7 +96,9 @@ def _local_name(package: str, member: str) -> str:
 def _wanted(package: str, member: str) -> bool:
     inside = member.removeprefix("package/")
     folder = FOLDERS.get(package)
-    return (package, inside) in set(ASSETS.values()) or bool(folder and inside.startswith(folder + "/"))
+    return (package, inside) in set(ASSETS.values()) or bool(
+        folder and inside.startswith(folder + "/")
+    )
 
 
 def fetch(cache_dir: Path) -> Path:
@@ -76,15 +108,26 @@ def fetch(cache_dir: Path) -> Path:
         return target
     npm = shutil.which("npm")
     if npm is None:
-        raise ProdganError("npm not found: the Data Docs styling comes from the npm registry at set-up; "
-                           "install Node.js (apt-get install npm) and run `prodgan setup` again")
+        raise ProdganError(
+            "npm not found: the Data Docs styling comes from the npm registry at set-up; "
+            "install Node.js (apt-get install npm) and run `prodgan setup` again"
+        )
     packages = sorted({p for p, _ in ASSETS.values()})
-    with tempfile.TemporaryDirectory() as tarballs, atomic_dir(target, keep_existing=True) as staged:
-        proc = subprocess.run([npm, "pack", "--json", "--pack-destination", tarballs, *packages],
-                              capture_output=True, text=True, cwd=tarballs)
+    with (
+        tempfile.TemporaryDirectory() as tarballs,
+        atomic_dir(target, keep_existing=True) as staged,
+    ):
+        proc = subprocess.run(
+            [npm, "pack", "--json", "--pack-destination", tarballs, *packages],
+            capture_output=True,
+            text=True,
+            cwd=tarballs,
+        )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ProdganError(f"npm pack of the Data Docs assets failed ({last}); check access to the npm registry and rerun `prodgan setup`")
+            raise ProdganError(
+                f"npm pack of the Data Docs assets failed ({last}); check access to the npm registry and rerun `prodgan setup`"
+            )
         for packed in json.loads(proc.stdout):
             package = f"{packed['name']}@{packed['version']}"
             with tarfile.open(Path(tarballs) / packed["filename"]) as tar:
@@ -101,22 +144,29 @@ def local_assets(cache_dir: Path) -> Path:
     """The fetched assets; a one-line error naming the set-up step when they are missing."""
     target = assets_dir(cache_dir)
     if not (target / MANIFEST).is_file():
-        raise ProdganError(f"the Data Docs styling is not fetched ({target} is missing): run `prodgan setup` (or `make setup`) "
-                           f"once with access to the npm registry")
+        raise ProdganError(
+            f"the Data Docs styling is not fetched ({target} is missing): run `prodgan setup` (or `make setup`) "
+            f"once with access to the npm registry"
+        )
     return target
 
 
 def localize(site: Path, assets: Path) -> list[Path]:
     """Copy the assets beside the Data Docs site and point every page's CDN links at them; the pages rewritten."""
     vendor = Path(site) / VENDOR
-    if not (vendor / MANIFEST).is_file() or (vendor / MANIFEST).read_bytes() != (assets / MANIFEST).read_bytes():
+    if (
+        not (vendor / MANIFEST).is_file()
+        or (vendor / MANIFEST).read_bytes() != (assets / MANIFEST).read_bytes()
+    ):
         shutil.rmtree(vendor, ignore_errors=True)
         shutil.copytree(assets, vendor)
     rewritten = []
     for page in Path(site).rglob("*.html"):
         html = page.read_text(encoding="utf-8")
         new = _LINK.sub(lambda m: _local_link(m, vendor, page.parent), html)
-        logo = os.path.relpath(Path(site) / LOGO, page.parent)  # GX ships it; the remote one also reports the page view
+        logo = os.path.relpath(
+            Path(site) / LOGO, page.parent
+        )  # GX ships it; the remote one also reports the page view
         new = _GX_LOGO.sub(logo, new)
         if new != html:
             write_bytes_atomic(page, new.encode("utf-8"))
@@ -125,7 +175,9 @@ def localize(site: Path, assets: Path) -> list[Path]:
 
 
 # GX's logo (an <img> and a CSS background) from its own S3 bucket, with the data context id in the query
-_GX_LOGO = re.compile(r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/[A-Za-z_-]+\.png(\?[^\"')\s]*)?")
+_GX_LOGO = re.compile(
+    r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/[A-Za-z_-]+\.png(\?[^\"')\s]*)?"
+)
 LOGO = "static/images/logo-long.png"
 # a quoted CDN URL, with the subresource-integrity attributes GX puts after some of them
 _LINK = re.compile(r'"(https://[^"]+)"(\s+integrity="(sha\d+)-([^"]+)")?(\s+crossorigin="[^"]*")?')
@@ -138,7 +190,13 @@ def _local_link(match: re.Match, vendor: Path, page_dir: Path) -> str:
     if url not in ASSETS:
         return match.group(0)
     local = vendor / _local_name(*ASSETS[url])
-    if algorithm and base64.b64encode(hashlib.new(algorithm, local.read_bytes()).digest()).decode() != expected:
-        raise ProdganError(f"{local} does not match the integrity hash GX expects for {url}; delete {vendor.parent} and "
-                           f"the cache's datadocs-assets folder, then run `prodgan setup`")
+    if (
+        algorithm
+        and base64.b64encode(hashlib.new(algorithm, local.read_bytes()).digest()).decode()
+        != expected
+    ):
+        raise ProdganError(
+            f"{local} does not match the integrity hash GX expects for {url}; delete {vendor.parent} and "
+            f"the cache's datadocs-assets folder, then run `prodgan setup`"
+        )
     return f'"{os.path.relpath(local, page_dir)}"'

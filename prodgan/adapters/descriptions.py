@@ -14,16 +14,26 @@ from prodgan.names import CONFIG, DATA_HASH, DATASET, TRAIN_RUN, is_headline
 
 def headline(metrics: dict[str, float]) -> str:
     """`fid_500 83.2, cond_acc_500 0.77`: the metrics a person compares first."""
-    shown = [f"{k} {v:.3g}" for k, v in sorted(metrics.items()) if is_headline(k) and k.startswith(("fid_", "cond_acc_"))]
+    shown = [
+        f"{k} {v:.3g}"
+        for k, v in sorted(metrics.items())
+        if is_headline(k) and k.startswith(("fid_", "cond_acc_"))
+    ]
     return ", ".join(shown)
 
 
-def training(arch: str, dataset: str, data_hash: str, config_file: str, overrides: list[str], steps: int) -> str:
+def training(
+    arch: str, dataset: str, data_hash: str, config_file: str, overrides: list[str], steps: int
+) -> str:
     recipe = config_file + (f" + {' '.join(overrides)}" if overrides else "")
-    return f"Training: {arch} generator on {dataset} {data_hash[:8]}, recipe {recipe}, {steps} steps"
+    return (
+        f"Training: {arch} generator on {dataset} {data_hash[:8]}, recipe {recipe}, {steps} steps"
+    )
 
 
-def evaluation(model: str, dataset: str, split: str, data_hash: str, protocol: str, metrics: dict[str, float]) -> str:
+def evaluation(
+    model: str, dataset: str, split: str, data_hash: str, protocol: str, metrics: dict[str, float]
+) -> str:
     return f"Evaluation of {model} on {dataset} {split} {data_hash[:8]} (protocol {protocol[:12]}): {headline(metrics)}"
 
 
@@ -33,11 +43,21 @@ def describe_version(client: Any, name: str, version: str, decision: Any = None)
     tags = mv.tags or {}
     run_tags = client.get_run(tags[TRAIN_RUN]).data.tags if tags.get(TRAIN_RUN) else {}
     dataset = run_tags.get(DATASET, "dataset")
-    text = (f"v{version}: trained on {dataset} {str(tags.get(DATA_HASH, '?'))[:8]} with {run_tags.get(CONFIG, 'an unknown recipe')} "
-            f"(training run {str(tags.get(TRAIN_RUN, '?'))[:8]})")
+    text = (
+        f"v{version}: trained on {dataset} {str(tags.get(DATA_HASH, '?'))[:8]} with {run_tags.get(CONFIG, 'an unknown recipe')} "
+        f"(training run {str(tags.get(TRAIN_RUN, '?'))[:8]})"
+    )
     if decision is not None:
         failed = [r for r in decision.reasons if r.startswith("FAIL")]
-        why = failed[0] if failed else ("every gate passed" if decision.action == "promote" else (decision.reasons or [""])[0])
+        why = (
+            failed[0]
+            if failed
+            else (
+                "every gate passed"
+                if decision.action == "promote"
+                else (decision.reasons or [""])[0]
+            )
+        )
         text += f"; {decision.action} {decision.at} by {decision.actor}: {why}"
     client.update_model_version(name, version, description=text)
     if logged_model_id(mv):  # the logged model's page shows the same line

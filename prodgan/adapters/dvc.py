@@ -31,7 +31,9 @@ DVC_FILE = "data.dvc"
 
 @dataclass(frozen=True)
 class DataVersion:
-    data_hash: str  # DVC md5 of data/ as pinned by data.dvc, or of data/<dataset> when `dataset` is set
+    data_hash: (
+        str  # DVC md5 of data/ as pinned by data.dvc, or of data/<dataset> when `dataset` is set
+    )
     git_rev: str
     git_dirty: bool
     files: int
@@ -44,12 +46,19 @@ def _run(args: list[str], cwd: Path, check: bool = True) -> subprocess.Completed
     return _checked(proc, args) if check else proc
 
 
-def _checked(proc: subprocess.CompletedProcess[str], args: list[str]) -> subprocess.CompletedProcess[str]:
+def _checked(
+    proc: subprocess.CompletedProcess[str], args: list[str]
+) -> subprocess.CompletedProcess[str]:
     if proc.returncode != 0:
         detail = [line for line in (proc.stderr or proc.stdout).splitlines() if line.strip()]
         # DVC ends with a support banner; its own `ERROR:` line says what went wrong
-        last = next((line for line in reversed(detail) if line.startswith("ERROR")), detail[-1] if detail else "no output")
-        raise ProdganError(f"`{' '.join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args))}` failed: {last.strip()}")
+        last = next(
+            (line for line in reversed(detail) if line.startswith("ERROR")),
+            detail[-1] if detail else "no output",
+        )
+        raise ProdganError(
+            f"`{' '.join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args))}` failed: {last.strip()}"
+        )
     return proc
 
 
@@ -66,7 +75,9 @@ def git_revision(root: Path) -> tuple[str, bool]:
     proc = git(root, "rev-parse", "HEAD", check=False)
     if proc.returncode != 0:
         return "unknown", True
-    dirty = bool(git(root, "status", "--porcelain", "--untracked-files=no", check=False).stdout.strip())
+    dirty = bool(
+        git(root, "status", "--porcelain", "--untracked-files=no", check=False).stdout.strip()
+    )
     return proc.stdout.strip(), dirty
 
 
@@ -75,12 +86,21 @@ def ensure_repo(settings: Settings) -> None:
     if (settings.root / ".dvc").is_dir():
         return
     if git(settings.root, "rev-parse", "--git-dir", check=False).returncode != 0:
-        raise ProdganError(f"{settings.root} is not a git repository; run `git init` there first (DVC versions data beside git)")
+        raise ProdganError(
+            f"{settings.root} is not a git repository; run `git init` there first (DVC versions data beside git)"
+        )
     dvc(settings, "init", "--quiet")
     dvc(settings, "config", "core.analytics", "false")
     dvc(settings, "config", "core.check_update", "false")
     remote = settings.dvc_remote
-    dvc(settings, "remote", "add", "--default", REMOTE_NAME, remote if isinstance(remote, str) else os.path.relpath(remote, settings.root))
+    dvc(
+        settings,
+        "remote",
+        "add",
+        "--default",
+        REMOTE_NAME,
+        remote if isinstance(remote, str) else os.path.relpath(remote, settings.root),
+    )
 
 
 def _use_remote_override(settings: Settings) -> None:
@@ -92,25 +112,39 @@ def _use_remote_override(settings: Settings) -> None:
     if settings.dvc_remote_overridden:
         dvc(settings, "remote", "modify", "--local", REMOTE_NAME, "url", str(settings.dvc_remote))
         if settings.s3_endpoint_url and str(settings.dvc_remote).startswith("s3://"):
-            dvc(settings, "remote", "modify", "--local", REMOTE_NAME, "endpointurl", settings.s3_endpoint_url)
+            dvc(
+                settings,
+                "remote",
+                "modify",
+                "--local",
+                REMOTE_NAME,
+                "endpointurl",
+                settings.s3_endpoint_url,
+            )
 
 
 def pinned(settings: Settings) -> dict:
     """The `outs` entry of `data.dvc`: md5, nfiles, size."""
     path = settings.root / DVC_FILE
     if not path.is_file():
-        raise ProdganError(f"{path} is missing: import a dataset (`prodgan data import fashion-mnist`) and run `prodgan data add`")
+        raise ProdganError(
+            f"{path} is missing: import a dataset (`prodgan data import fashion-mnist`) and run `prodgan data add`"
+        )
     try:
         return yaml.safe_load(path.read_text())["outs"][0]
     except (yaml.YAMLError, KeyError, IndexError, TypeError) as exc:
-        raise ProdganError(f"{path} is not a valid DVC file ({exc}); restore it with `git checkout {DVC_FILE}`") from exc
+        raise ProdganError(
+            f"{path} is not a valid DVC file ({exc}); restore it with `git checkout {DVC_FILE}`"
+        ) from exc
 
 
 def add(settings: Settings) -> DataVersion:
     """Pin the current `data/` in `data.dvc` and the DVC cache."""
     ensure_repo(settings)
     if not settings.data_dir.is_dir():
-        raise ProdganError(f"{settings.data_dir} does not exist: import a dataset first (`prodgan data import fashion-mnist`)")
+        raise ProdganError(
+            f"{settings.data_dir} does not exist: import a dataset first (`prodgan data import fashion-mnist`)"
+        )
     dvc(settings, "add", "--quiet", os.path.relpath(settings.data_dir, settings.root))
     pinned_version = version(settings)
     _remember_clean(settings, pinned_version.data_hash)
@@ -122,7 +156,9 @@ def version(settings: Settings, dataset: str | None = None) -> DataVersion:
     out = pinned(settings)
     rev, dirty = git_revision(settings.root)
     if dataset is None:
-        return DataVersion(out["md5"], rev, dirty, int(out.get("nfiles", 0)), int(out.get("size", 0)))
+        return DataVersion(
+            out["md5"], rev, dirty, int(out.get("nfiles", 0)), int(out.get("size", 0))
+        )
     entries = _dataset_entries(settings, out["md5"], dataset)
     size = sum(f.stat().st_size for f in (settings.data_dir / dataset).rglob("*") if f.is_file())
     return DataVersion(dataset_hash(settings, dataset), rev, dirty, len(entries), size, dataset)
@@ -134,21 +170,35 @@ def _dir_listing(settings: Settings, md5: str) -> list[dict[str, str]]:
     try:
         return json.loads(obj.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ProdganError(f"the DVC cache lacks the listing of data {md5} ({exc.__class__.__name__}); run `prodgan data pull`") from exc
+        raise ProdganError(
+            f"the DVC cache lacks the listing of data {md5} ({exc.__class__.__name__}); run `prodgan data pull`"
+        ) from exc
 
 
 def _dataset_entries(settings: Settings, md5: str, dataset: str) -> list[dict[str, str]]:
     prefix = f"{dataset}/"
-    entries = [{**e, "relpath": e["relpath"][len(prefix):]} for e in _dir_listing(settings, md5) if e["relpath"].startswith(prefix)]
+    entries = [
+        {**e, "relpath": e["relpath"][len(prefix) :]}
+        for e in _dir_listing(settings, md5)
+        if e["relpath"].startswith(prefix)
+    ]
     if not entries:
-        raise ProdganError(f"data.dvc pins no dataset {dataset!r} (it holds: {', '.join(datasets(settings)) or 'none'}); "
-                           f"import it and run `prodgan data add`, or pick one of those with --dataset")
+        raise ProdganError(
+            f"data.dvc pins no dataset {dataset!r} (it holds: {', '.join(datasets(settings)) or 'none'}); "
+            f"import it and run `prodgan data add`, or pick one of those with --dataset"
+        )
     return entries
 
 
 def datasets(settings: Settings) -> list[str]:
     """The datasets data.dvc pins: the folders at the top of data/."""
-    return sorted({e["relpath"].split("/")[0] for e in _dir_listing(settings, pinned(settings)["md5"]) if "/" in e["relpath"]})
+    return sorted(
+        {
+            e["relpath"].split("/")[0]
+            for e in _dir_listing(settings, pinned(settings)["md5"])
+            if "/" in e["relpath"]
+        }
+    )
 
 
 def dataset_hash(settings: Settings, dataset: str) -> str:
@@ -190,7 +240,9 @@ def _stat_digest(data_dir: Path) -> str:
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(data_dir):
         dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, data_dir)  # once per folder: relpath per file cost seconds on 70k files
+        rel_dir = os.path.relpath(
+            dirpath, data_dir
+        )  # once per folder: relpath per file cost seconds on 70k files
         for name in sorted(filenames):
             st = os.stat(os.path.join(dirpath, name))
             rel = name if rel_dir == "." else f"{rel_dir}{os.sep}{name}"
@@ -201,7 +253,9 @@ def _stat_digest(data_dir: Path) -> str:
 def _remember_clean(settings: Settings, md5: str) -> None:
     from prodgan.fsutil import write_json_atomic
 
-    write_json_atomic(settings.data_state_file, {"md5": md5, "stat": _stat_digest(settings.data_dir)})
+    write_json_atomic(
+        settings.data_state_file, {"md5": md5, "stat": _stat_digest(settings.data_dir)}
+    )
 
 
 def require_clean(settings: Settings, dataset: str | None = None) -> str:
@@ -218,7 +272,11 @@ def require_clean(settings: Settings, dataset: str | None = None) -> str:
         state = {}
     if not (state.get("md5") == md5 and state.get("stat") == _stat_digest(settings.data_dir)):
         everything = changed_files(settings)
-        inside = os.path.relpath(settings.data_dir / dataset, settings.root).replace(os.sep, "/") + "/" if dataset else ""
+        inside = (
+            os.path.relpath(settings.data_dir / dataset, settings.root).replace(os.sep, "/") + "/"
+            if dataset
+            else ""
+        )
         diff = [d for d in everything if d.partition(": ")[2].startswith(inside)]
         if diff:
             shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
@@ -239,20 +297,37 @@ def _transfer(settings: Settings, verb: str, *options: str) -> None:
     answering: DVC would otherwise retry every remaining file against it for minutes.
     """
     _use_remote_override(settings)
-    args = [sys.executable, "-m", "dvc", verb, *options, DVC_FILE]  # not --quiet: it also hides DVC's ERROR line
+    args = [
+        sys.executable,
+        "-m",
+        "dvc",
+        verb,
+        *options,
+        DVC_FILE,
+    ]  # not --quiet: it also hides DVC's ERROR line
     endpoint = settings.s3_endpoint_url if isinstance(settings.dvc_remote, str) else None
-    if not endpoint and sys.stderr.isatty():  # DVC's own progress bars on a terminal; its ERROR line shows above ours
-        if subprocess.run(args, cwd=settings.root, env=os.environ.copy(), stdout=subprocess.DEVNULL).returncode:
-            raise ProdganError(f"`dvc {verb}` failed (DVC's reason is printed above); fix it and rerun `prodgan data {verb}`")
+    if (
+        not endpoint and sys.stderr.isatty()
+    ):  # DVC's own progress bars on a terminal; its ERROR line shows above ours
+        if subprocess.run(
+            args, cwd=settings.root, env=os.environ.copy(), stdout=subprocess.DEVNULL
+        ).returncode:
+            raise ProdganError(
+                f"`dvc {verb}` failed (DVC's reason is printed above); fix it and rerun `prodgan data {verb}`"
+            )
         return
     if not endpoint:  # captured: its last line becomes the error
         _run(args, settings.root)
         return
     where = urlsplit(endpoint)
-    proc = run_watched(args, settings.root, lambda: port_open(where.port or 443, where.hostname or "127.0.0.1"))
+    proc = run_watched(
+        args, settings.root, lambda: port_open(where.port or 443, where.hostname or "127.0.0.1")
+    )
     if proc is None:
-        raise ProdganError(f"the S3 storage at {endpoint} stopped answering during `dvc {verb}`; what was transferred "
-                           f"is complete: run `prodgan data {verb}` again once it is back (`prodgan stack status`)")
+        raise ProdganError(
+            f"the S3 storage at {endpoint} stopped answering during `dvc {verb}`; what was transferred "
+            f"is complete: run `prodgan data {verb}` again once it is back (`prodgan stack status`)"
+        )
     _checked(proc, args)
 
 

@@ -21,7 +21,10 @@ from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 
 OFFENDERS_KEPT = 20  # offending files GX reports (and the record keeps) per failed expectation
-TWINS = {"near_dup_distance": "near_dup_of", "perceptual_dup_distance": "perceptual_dup_of"}  # column -> the file it is close to
+TWINS = {
+    "near_dup_distance": "near_dup_of",
+    "perceptual_dup_distance": "perceptual_dup_of",
+}  # column -> the file it is close to
 _DATASOURCE = "prodgan"
 _BATCH = "manifest"
 
@@ -34,9 +37,13 @@ class Failure:
     expectation: str  # GX expectation type
     column: str | None
     unexpected_count: int | None
-    offending: list[dict[str, Any]]  # {"file": path relative to the project root, "value": what was wrong}
+    offending: list[
+        dict[str, Any]
+    ]  # {"file": path relative to the project root, "value": what was wrong}
     observed: Any = None  # table/aggregate expectations: the observed value
-    severity: str = "critical"  # GX's failure severity: critical fails the dataset, warning is reported only
+    severity: str = (
+        "critical"  # GX's failure severity: critical fails the dataset, warning is reported only
+    )
 
 
 def gx_version() -> str:
@@ -46,14 +53,22 @@ def gx_version() -> str:
 def load_suite(path: Path) -> tuple[dict[str, Any], str]:
     """(suite as a dict, sha256 of the file's bytes)."""
     if not Path(path).is_file():
-        raise ProdganError(f"no expectation suite at {path}: add evaluation/expectations/{Path(path).name} (see docs/validation.md)")
+        raise ProdganError(
+            f"no expectation suite at {path}: add evaluation/expectations/{Path(path).name} (see docs/validation.md)"
+        )
     raw = Path(path).read_bytes()
     try:
         suite = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ProdganError(f"{path} is not valid JSON ({exc}); fix the suite file") from exc
-    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list) or not suite.get("name"):
-        raise ProdganError(f"{path} is not an expectation suite (needs \"name\" and an \"expectations\" list); fix the suite file")
+    if (
+        not isinstance(suite, dict)
+        or not isinstance(suite.get("expectations"), list)
+        or not suite.get("name")
+    ):
+        raise ProdganError(
+            f'{path} is not an expectation suite (needs "name" and an "expectations" list); fix the suite file'
+        )
     return suite, hashlib.sha256(raw).hexdigest()
 
 
@@ -63,7 +78,9 @@ def suite_parameters(meta: DatasetMeta) -> dict[str, Any]:
         "size": meta.size,
         "modes": [meta.mode],
         "categories": list(meta.categories),
-        "split_categories": [f"{split}/{category}" for split in SPLITS for category in meta.categories],
+        "split_categories": [
+            f"{split}/{category}" for split in SPLITS for category in meta.categories
+        ],
         "declared_total": meta.total(),
     }
 
@@ -83,8 +100,16 @@ def _context(settings: Settings):
 
 def _batch_definition(ctx, dataset: str):
     names = {source.name for source in ctx.data_sources.all().values()}
-    source = ctx.data_sources.get(_DATASOURCE) if _DATASOURCE in names else ctx.data_sources.add_pandas(_DATASOURCE)
-    asset = source.get_asset(dataset) if dataset in {a.name for a in source.assets} else source.add_dataframe_asset(dataset)
+    source = (
+        ctx.data_sources.get(_DATASOURCE)
+        if _DATASOURCE in names
+        else ctx.data_sources.add_pandas(_DATASOURCE)
+    )
+    asset = (
+        source.get_asset(dataset)
+        if dataset in {a.name for a in source.assets}
+        else source.add_dataframe_asset(dataset)
+    )
     existing = [b for b in asset.batch_definitions if b.name == _BATCH]
     return existing[0] if existing else asset.add_batch_definition_whole_dataframe(_BATCH)
 
@@ -95,18 +120,31 @@ def _gx_suite(suite: dict[str, Any]):
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     if not suite["expectations"]:
-        raise ProdganError(f"expectation suite {suite['name']!r} has no expectations; a gate must check something")
+        raise ProdganError(
+            f"expectation suite {suite['name']!r} has no expectations; a gate must check something"
+        )
     expectations = []
     for i, entry in enumerate(suite["expectations"]):
         try:
             expectations.append(ExpectationConfiguration(**entry).to_domain_obj())
         except Exception as exc:  # unknown type, bad or missing kwargs
-            raise ProdganError(f"expectation {i} ({entry.get('type', '?') if isinstance(entry, dict) else entry!r}) of suite "
-                               f"{suite['name']!r} is not valid for GX: {' '.join(str(exc).split())}; fix the suite file") from exc
-    return gx.ExpectationSuite(name=suite["name"], expectations=expectations, meta=suite.get("meta"))
+            raise ProdganError(
+                f"expectation {i} ({entry.get('type', '?') if isinstance(entry, dict) else entry!r}) of suite "
+                f"{suite['name']!r} is not valid for GX: {' '.join(str(exc).split())}; fix the suite file"
+            ) from exc
+    return gx.ExpectationSuite(
+        name=suite["name"], expectations=expectations, meta=suite.get("meta")
+    )
 
 
-def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], manifest, parameters: dict[str, Any], run_name: str):
+def run_checkpoint(
+    settings: Settings,
+    dataset: str,
+    suite: dict[str, Any],
+    manifest,
+    parameters: dict[str, Any],
+    run_name: str,
+):
     """Run the suite over the manifest as a GX Checkpoint that also updates Data Docs.
 
     Returns (the validation result, its Data Docs page, the Data Docs index).
@@ -114,21 +152,31 @@ def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], mani
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
-    assets = datadocs_assets.local_assets(settings.cache_dir)  # before the run: a missing set-up step changes nothing
+    assets = datadocs_assets.local_assets(
+        settings.cache_dir
+    )  # before the run: a missing set-up step changes nothing
     ctx = _context(settings)
     gx_suite = ctx.suites.add_or_update(_gx_suite(suite))
     definition = ctx.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=dataset, data=_batch_definition(ctx, dataset), suite=gx_suite)
     )
-    checkpoint = ctx.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"prodgan-{dataset}",
-        validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["path", *TWINS.values()],
-                       "partial_unexpected_count": OFFENDERS_KEPT},
-    ))
-    result = checkpoint.run(batch_parameters={"dataframe": manifest}, expectation_parameters=parameters,
-                            run_id=RunIdentifier(run_name=run_name))
+    checkpoint = ctx.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"prodgan-{dataset}",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+            result_format={
+                "result_format": "SUMMARY",
+                "unexpected_index_column_names": ["path", *TWINS.values()],
+                "partial_unexpected_count": OFFENDERS_KEPT,
+            },
+        )
+    )
+    result = checkpoint.run(
+        batch_parameters={"dataframe": manifest},
+        expectation_parameters=parameters,
+        run_id=RunIdentifier(run_name=run_name),
+    )
     identifier, validation = next(iter(result.run_results.items()))
     page = ctx.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=False)
     index = _file_path(ctx.get_docs_sites_urls()[0]["site_url"])
@@ -137,7 +185,7 @@ def run_checkpoint(settings: Settings, dataset: str, suite: dict[str, Any], mani
 
 
 def _file_path(url: str | None) -> str:
-    return url[len("file://"):] if url and url.startswith("file://") else str(url)
+    return url[len("file://") :] if url and url.startswith("file://") else str(url)
 
 
 def _plain(value: Any) -> Any:
@@ -170,19 +218,29 @@ def failures(validation, file_prefix: str) -> list[Failure]:
         column = config.kwargs.get("column") or ", ".join(config.kwargs.get("column_list", []))
         exception = (outcome.exception_info or {}).get("exception_message")
         offending = [
-            {"file": f"{file_prefix}/{row['path']}", "value": _offending_value(row, config.kwargs.get("column"), file_prefix)}
+            {
+                "file": f"{file_prefix}/{row['path']}",
+                "value": _offending_value(row, config.kwargs.get("column"), file_prefix),
+            }
             for row in result.get("partial_unexpected_index_list") or []
         ]
-        offending += [{"file": f"{file_prefix}/{missing}/", "value": "no images"} for missing in result.get("partial_missing_list") or []]
-        found.append(Failure(
-            rule=(config.meta or {}).get("rule", config.type),
-            expectation=config.type,
-            column=column or None,
-            unexpected_count=_plain(result.get("unexpected_count", result.get("missing_count"))),
-            offending=offending,
-            observed=_plain(result.get("observed_value")) if exception is None else f"error: {exception}",
-            severity=str(getattr(config.severity, "value", config.severity or "critical")),
-        ))
+        offending += [
+            {"file": f"{file_prefix}/{missing}/", "value": "no images"}
+            for missing in result.get("partial_missing_list") or []
+        ]
+        found.append(
+            Failure(
+                rule=(config.meta or {}).get("rule", config.type),
+                expectation=config.type,
+                column=column or None,
+                unexpected_count=_plain(
+                    result.get("unexpected_count", result.get("missing_count"))
+                ),
+                offending=offending,
+                observed=_plain(result.get("observed_value"))
+                if exception is None
+                else f"error: {exception}",
+                severity=str(getattr(config.severity, "value", config.severity or "critical")),
+            )
+        )
     return found
-
-

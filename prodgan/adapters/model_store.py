@@ -14,11 +14,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-MLFLOW_WRITTEN = frozenset({"registered_model_meta"})  # MLflow writes this into a local copy the first time it loads
-from prodgan.adapters.registry import client_for, find_version, get_version, production_state, require_alias
+MLFLOW_WRITTEN = frozenset(
+    {"registered_model_meta"}
+)  # MLflow writes this into a local copy the first time it loads
+from prodgan.adapters.registry import (
+    client_for,
+    find_version,
+    get_version,
+    production_state,
+    require_alias,
+)
 from prodgan.adapters.tracking import get_run
 from prodgan.errors import GateFailed, ProdganError
-from prodgan.names import CHAMPION, GENERATOR_ARTIFACT, PREVIOUS, WEIGHTS, ModelRef, parse_model_ref, production_model
+from prodgan.names import (
+    CHAMPION,
+    GENERATOR_ARTIFACT,
+    PREVIOUS,
+    WEIGHTS,
+    ModelRef,
+    parse_model_ref,
+    production_model,
+)
 from prodgan.settings import Settings
 
 
@@ -47,9 +63,17 @@ class ResolvedModel:
         return None if self.production_version else self.version
 
     def info(self) -> dict[str, Any]:
-        return {k: v for k, v in {"model_name": self.name, "model_version": self.version, "run_id": self.run_id,
-                                  "production_version": self.production_version,
-                                  "weights_sha256": self.tags.get(WEIGHTS)}.items() if v}
+        return {
+            k: v
+            for k, v in {
+                "model_name": self.name,
+                "model_version": self.version,
+                "run_id": self.run_id,
+                "production_version": self.production_version,
+                "weights_sha256": self.tags.get(WEIGHTS),
+            }.items()
+            if v
+        }
 
 
 def _cached_download(settings: Settings, key: str, fetch: Callable[[Path], None]) -> Path:
@@ -67,8 +91,13 @@ def _cached_download(settings: Settings, key: str, fetch: Callable[[Path], None]
     return target
 
 
-def _checked(settings: Settings, key: str, fetch: Callable[[Path], None], problems: Callable[[Path], list[str]],
-             what: str) -> Path:
+def _checked(
+    settings: Settings,
+    key: str,
+    fetch: Callable[[Path], None],
+    problems: Callable[[Path], list[str]],
+    what: str,
+) -> Path:
     """The cached folder for `key` once its content passes `problems`; a failing copy is fetched again once."""
     for _ in range(2):
         folder = _cached_download(settings, key, fetch)
@@ -76,16 +105,24 @@ def _checked(settings: Settings, key: str, fetch: Callable[[Path], None], proble
         if not found:
             return folder
         shutil.rmtree(folder, ignore_errors=True)
-    raise GateFailed(f"refusing to load {what}: {'; '.join(found)}; inspect it with `prodgan audit verify`")
+    raise GateFailed(
+        f"refusing to load {what}: {'; '.join(found)}; inspect it with `prodgan audit verify`"
+    )
 
 
 def file_problems(folder: Path, expected: dict[str, str]) -> list[str]:
     from prodgan.fsutil import file_hashes
 
     actual = {p: h for p, h in file_hashes(folder).items() if p not in MLFLOW_WRITTEN}
-    changed = sorted(p for p in set(expected) | set(actual) if p not in MLFLOW_WRITTEN and expected.get(p) != actual.get(p))
-    return [f"{p} {'was added' if p not in expected else 'is missing' if p not in actual else 'hashes to ' + actual[p][:16] + '…, the promoter recorded ' + expected[p][:16] + '…'}"
-            for p in changed]
+    changed = sorted(
+        p
+        for p in set(expected) | set(actual)
+        if p not in MLFLOW_WRITTEN and expected.get(p) != actual.get(p)
+    )
+    return [
+        f"{p} {'was added' if p not in expected else 'is missing' if p not in actual else 'hashes to ' + actual[p][:16] + '…, the promoter recorded ' + expected[p][:16] + '…'}"
+        for p in changed
+    ]
 
 
 def _weights_problems(folder: Path, expected: str | None, version: str) -> list[str]:
@@ -95,8 +132,14 @@ def _weights_problems(folder: Path, expected: str | None, version: str) -> list[
     if not expected:
         return [f"v{version} has no {WEIGHTS} tag: it was not registered by prodgan"]
     got = sha256_file(_bundle_in(folder) / WEIGHTS_FILE)
-    return [] if got == expected else [f"v{version}: generator.pt hashes to {got[:16]}…, but {WEIGHTS} recorded "
-                                       f"{expected[:16]}… at registration: the weights were replaced"]
+    return (
+        []
+        if got == expected
+        else [
+            f"v{version}: generator.pt hashes to {got[:16]}…, but {WEIGHTS} recorded "
+            f"{expected[:16]}… at registration: the weights were replaced"
+        ]
+    )
 
 
 def _download(source: str) -> Callable[[Path], None]:
@@ -120,16 +163,34 @@ def _resolve_production(settings: Settings, ref: ModelRef) -> ResolvedModel:
         state = production_state(client, name)
         version = state.champion_version if ref.alias == CHAMPION else state.previous_version
         if version is None:
-            raise ProdganError(f"model {name} has no alias @{ref.alias} yet; promote a version first (`prodgan promote VERSION`)")
+            raise ProdganError(
+                f"model {name} has no alias @{ref.alias} yet; promote a version first (`prodgan promote VERSION`)"
+            )
     else:
-        version = str(require_alias(client, production, ref.alias).version if ref.alias else get_version(client, production, ref.version).version)
+        version = str(
+            require_alias(client, production, ref.alias).version
+            if ref.alias
+            else get_version(client, production, ref.version).version
+        )
     record = production_record(settings, name, version)
     what = f"production v{version} of {name} (trained v{record['version']})"
-    folder = _checked(settings, f"production-{production}-v{version}", _download(f"models:/{production}/{version}"),
-                      lambda folder: file_problems(folder, record["model_files"]), what)
+    folder = _checked(
+        settings,
+        f"production-{production}-v{version}",
+        _download(f"models:/{production}/{version}"),
+        lambda folder: file_problems(folder, record["model_files"]),
+        what,
+    )
     trained = get_version(client, name, record["champion_after"])
-    return ResolvedModel(_bundle_in(folder), ref.uri, name, str(trained.version), trained.run_id,
-                         {**(trained.tags or {}), WEIGHTS: record["weights_sha256"]}, production_version=version)
+    return ResolvedModel(
+        _bundle_in(folder),
+        ref.uri,
+        name,
+        str(trained.version),
+        trained.run_id,
+        {**(trained.tags or {}), WEIGHTS: record["weights_sha256"]},
+        production_version=version,
+    )
 
 
 def _bundle_in(folder: Path) -> Path:
@@ -137,7 +198,9 @@ def _bundle_in(folder: Path) -> Path:
 
     hits = sorted(folder.rglob(SPEC_FILE))
     if not hits:
-        raise ProdganError(f"{folder} holds no generator bundle ({SPEC_FILE}); the model was not logged by prodgan")
+        raise ProdganError(
+            f"{folder} holds no generator bundle ({SPEC_FILE}); the model was not logged by prodgan"
+        )
     return hits[0].parent
 
 
@@ -147,18 +210,24 @@ def _download_run_artifact(client: Any, run_id: str, path: str, dest: Path) -> P
     try:
         return Path(client.download_artifacts(run_id, path, str(dest)))
     except (MlflowException, OSError) as exc:
-        raise ProdganError(f"run {run_id} has no artifact {path!r} ({exc}); use runs:/RUN_ID/PATH to a bundle folder "
-                           f"written by `prodgan train`") from None
+        raise ProdganError(
+            f"run {run_id} has no artifact {path!r} ({exc}); use runs:/RUN_ID/PATH to a bundle folder "
+            f"written by `prodgan train`"
+        ) from None
 
 
-def download_run_bundle(client: Any, run_id: str, dest: Path, path: str = GENERATOR_ARTIFACT) -> Path:
+def download_run_bundle(
+    client: Any, run_id: str, dest: Path, path: str = GENERATOR_ARTIFACT
+) -> Path:
     """A training run's generator bundle, checked against the weights sha256 its record states."""
     from prodgan.fsutil import sha256_file
     from prodgan.models.bundle import WEIGHTS_FILE, read_bundle_record
 
     local = _bundle_in(_download_run_artifact(client, run_id, path, dest))
     if sha256_file(local / WEIGHTS_FILE) != read_bundle_record(local).get("weights_sha256"):
-        raise ProdganError(f"run {run_id}: {WEIGHTS_FILE} does not match its recorded sha256; the artifact is corrupt")
+        raise ProdganError(
+            f"run {run_id}: {WEIGHTS_FILE} does not match its recorded sha256; the artifact is corrupt"
+        )
     return local
 
 
@@ -166,19 +235,34 @@ def resolve_model(settings: Settings, ref: ModelRef | str) -> ResolvedModel:
     """A registered version or a run's bundle (a ModelRef or any form it parses) -> local bundle + origin (cached)."""
     ref = parse_model_ref(ref, settings.model_name) if isinstance(ref, str) else ref
     if ref.bundle is not None:
-        raise ProdganError("a local bundle needs no resolving; load it with `prodgan.models.load_bundle`")
-    settings = settings.for_model(ref.name)  # every model's champion is its promoter's verified copy, not only this project's
+        raise ProdganError(
+            "a local bundle needs no resolving; load it with `prodgan.models.load_bundle`"
+        )
+    settings = settings.for_model(
+        ref.name
+    )  # every model's champion is its promoter's verified copy, not only this project's
     client = client_for(settings)
     if ref.run_id:
         run = get_run(client, ref.run_id, "run")
         path = ref.path or GENERATOR_ARTIFACT
         key = f"run-{ref.run_id}-{path.replace('/', '_')}"
-        folder = _cached_download(settings, key, lambda tmp: download_run_bundle(client, ref.run_id, tmp, path))
-        return ResolvedModel(_bundle_in(folder), ref.uri, run_id=ref.run_id, tags=dict(run.data.tags))
-    if ref.name == production_model(settings.model_name) or (ref.name == settings.model_name and ref.alias in (CHAMPION, PREVIOUS)):
+        folder = _cached_download(
+            settings, key, lambda tmp: download_run_bundle(client, ref.run_id, tmp, path)
+        )
+        return ResolvedModel(
+            _bundle_in(folder), ref.uri, run_id=ref.run_id, tags=dict(run.data.tags)
+        )
+    if ref.name == production_model(settings.model_name) or (
+        ref.name == settings.model_name and ref.alias in (CHAMPION, PREVIOUS)
+    ):
         return _resolve_production(settings, ref)
     mv = find_version(settings, ref)
     tags = dict(mv.tags or {})
-    folder = _checked(settings, tags.get(WEIGHTS) or f"{mv.name}-v{mv.version}", _download(f"models:/{mv.name}/{mv.version}"),
-                      lambda folder: _weights_problems(folder, tags.get(WEIGHTS), str(mv.version)), f"{mv.name} v{mv.version}")
+    folder = _checked(
+        settings,
+        tags.get(WEIGHTS) or f"{mv.name}-v{mv.version}",
+        _download(f"models:/{mv.name}/{mv.version}"),
+        lambda folder: _weights_problems(folder, tags.get(WEIGHTS), str(mv.version)),
+        f"{mv.name} v{mv.version}",
+    )
     return ResolvedModel(_bundle_in(folder), ref.uri, mv.name, str(mv.version), mv.run_id, tags)

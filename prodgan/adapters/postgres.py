@@ -35,13 +35,21 @@ def _run(args: list[str], log: Path) -> subprocess.CompletedProcess:
     as_account = {"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}
     tool = postgres_bin() / args[0]
     if not tool.is_file():
-        raise ProdganError(f"{tool} not found: install PostgreSQL 15 (`apt-get install postgresql-15`) or set "
-                           f"PRODGAN_PG_BIN to its bin folder, or pass an existing database URL")
+        raise ProdganError(
+            f"{tool} not found: install PostgreSQL 15 (`apt-get install postgresql-15`) or set "
+            f"PRODGAN_PG_BIN to its bin folder, or pass an existing database URL"
+        )
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         # own session: the server pg_ctl leaves behind must not get the caller's Ctrl-C
-        return subprocess.run([str(tool), *args[1:]], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              start_new_session=True, **as_account)
+        return subprocess.run(
+            [str(tool), *args[1:]],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **as_account,
+        )
 
 
 def init_cluster(data: Path, log: Path) -> None:
@@ -50,17 +58,48 @@ def init_cluster(data: Path, log: Path) -> None:
     ids = account()
     if ids:
         os.chown(data, *ids)
-    proc = _run(["initdb", "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], log)
+    proc = _run(
+        [
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        log,
+    )
     if proc.returncode != 0:
-        raise ProdganError(f"initdb failed in {data} (see {log}): {log_tail(log, 1)}; as root the data folder must be "
-                           f"reachable by the postgres account (e.g. under /tmp)")
+        raise ProdganError(
+            f"initdb failed in {data} (see {log}): {log_tail(log, 1)}; as root the data folder must be "
+            f"reachable by the postgres account (e.g. under /tmp)"
+        )
 
 
 def start_cluster(data: Path, port: int, log: Path, timeout: int = 60) -> bool:
     """`pg_ctl start` on 127.0.0.1:port; False when the port was taken (the caller picks another)."""
     server_log = data / "server.log"
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c fsync=off"
-    proc = _run(["pg_ctl", "-D", str(data), "-l", str(server_log), "-o", options, "-w", "-t", str(timeout), "start"], log)
+    proc = _run(
+        [
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(server_log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(timeout),
+            "start",
+        ],
+        log,
+    )
     if proc.returncode == 0:
         return True
     if "in use" in log_tail(server_log).lower():

@@ -51,8 +51,16 @@ def spawn(args: list[str], log: Path, env: dict[str, str], cwd: Path) -> subproc
     """Start `args` in a new session (pid == process group), output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as sink:
-        return subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                cwd=cwd, start_new_session=True, preexec_fn=_default_sigint)
+        return subprocess.Popen(
+            args,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )
 
 
 def alive(pid: int | None) -> bool:
@@ -77,7 +85,9 @@ def running(pid: int | None, marker: str) -> bool:
     if not alive(pid):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cmdline = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return True
     return marker in cmdline
@@ -109,7 +119,9 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_healthy(url: str, proc: subprocess.Popen | int, log: Path, timeout: float, name: str) -> None:
+def wait_healthy(
+    url: str, proc: subprocess.Popen | int, log: Path, timeout: float, name: str
+) -> None:
     """Poll `url` until it answers 200; RuntimeError (with the log's tail) if the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -154,15 +166,24 @@ def stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
     proc.wait(timeout=grace)
 
 
-def run_watched(args: list[str], cwd: Path, healthy: Callable[[], bool], every: float = 1.0,
-                misses: int = 2) -> subprocess.CompletedProcess[str] | None:
+def run_watched(
+    args: list[str], cwd: Path, healthy: Callable[[], bool], every: float = 1.0, misses: int = 2
+) -> subprocess.CompletedProcess[str] | None:
     """Run `args` to the end (output captured), or stop it once `healthy()` said no `misses` times in a row: None then.
 
     For clients that retry a dead server for minutes (DVC retries each file against an S3 endpoint
     that is gone) when the answer is already known.
     """
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            text=True, env=dict(os.environ), start_new_session=True)
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
     missed = 0
     while True:
         try:

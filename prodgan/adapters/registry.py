@@ -13,11 +13,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prodgan.adapters.tracking import get_run, link_to_model, logged_model_id, not_found, setup_mlflow
+from prodgan.adapters.tracking import (
+    get_run,
+    link_to_model,
+    logged_model_id,
+    not_found,
+    setup_mlflow,
+)
 from prodgan.errors import ChampionMoved, ProdganError
-from prodgan.names import (CHAMPION, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, FENCE, METRIC_TAG, PREVIOUS, PROTOCOL,
-                           SOURCE_VERSION, TRAIN_RUN, WEIGHTS, is_headline, production_model)
+from prodgan.names import (
+    CHAMPION,
+    EVAL_BY_PROTOCOL,
+    EVAL_EXPERIMENT,
+    EVAL_RUN,
+    FENCE,
+    METRIC_TAG,
+    PREVIOUS,
+    PROTOCOL,
+    SOURCE_VERSION,
+    TRAIN_RUN,
+    WEIGHTS,
+    is_headline,
+    production_model,
+)
 from prodgan.settings import Settings
+
 
 def client_for(settings: Settings):
     return setup_mlflow(settings)
@@ -25,17 +45,22 @@ def client_for(settings: Settings):
 
 # ---------------------------------------------------------------- versions
 
+
 def get_version(client: Any, name: str, version: str | int):
     from mlflow.exceptions import MlflowException
 
     if not str(version).isdigit():
-        raise ProdganError(f"model version must be a number, got {version!r}; see `prodgan audit history`")
+        raise ProdganError(
+            f"model version must be a number, got {version!r}; see `prodgan audit history`"
+        )
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
         if not_found(exc):
-            raise ProdganError(f"model {name} has no version {version}; list versions with `prodgan audit history` "
-                               f"or register one with `prodgan register --run RUN_ID`") from None
+            raise ProdganError(
+                f"model {name} has no version {version}; list versions with `prodgan audit history` "
+                f"or register one with `prodgan register --run RUN_ID`"
+            ) from None
         raise
 
 
@@ -54,19 +79,26 @@ def alias_version(client: Any, name: str, alias: str):
 def require_alias(client: Any, name: str, alias: str):
     mv = alias_version(client, name, alias)
     if mv is None:
-        raise ProdganError(f"model {name} has no alias @{alias}; promote a version first "
-                           f"(`prodgan promote VERSION`) or use models:/{name}/VERSION")
+        raise ProdganError(
+            f"model {name} has no alias @{alias}; promote a version first "
+            f"(`prodgan promote VERSION`) or use models:/{name}/VERSION"
+        )
     return mv
 
 
 def find_version(settings: Settings, ref: Any):
     """The registered version a `names.ModelRef` names (by alias or number)."""
     client = client_for(settings)
-    if ref.alias in (CHAMPION, PREVIOUS):  # on every model they live on its production twin, where only promoters write
+    if ref.alias in (
+        CHAMPION,
+        PREVIOUS,
+    ):  # on every model they live on its production twin, where only promoters write
         trained = production_aliases(client, ref.name).get(ref.alias)
         if trained is None:
-            raise ProdganError(f"model {ref.name} has no alias @{ref.alias} yet; promote a version first "
-                               f"(`prodgan promote VERSION`) or use models:/{ref.name}/VERSION")
+            raise ProdganError(
+                f"model {ref.name} has no alias @{ref.alias} yet; promote a version first "
+                f"(`prodgan promote VERSION`) or use models:/{ref.name}/VERSION"
+            )
         return get_version(client, ref.name, trained)
     if ref.alias:
         return require_alias(client, ref.name, ref.alias)
@@ -75,16 +107,28 @@ def find_version(settings: Settings, ref: Any):
 
 def version_by_train_run(client: Any, name: str, train_run_id: str):
     """The lowest version registered from `train_run_id` (the idempotency key), or None."""
-    found = client.search_model_versions(f"name = '{name}' and tags.`{TRAIN_RUN}` = '{train_run_id}'")
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.`{TRAIN_RUN}` = '{train_run_id}'"
+    )
     return min(found, key=lambda mv: int(mv.version)) if found else None
 
 
 def headline_metrics(mv: Any) -> dict[str, float]:
     """A version's headline metrics, as its tags recorded them at registration or promotion."""
-    return {k.removeprefix(METRIC_TAG): float(v) for k, v in (mv.tags or {}).items() if k.startswith(METRIC_TAG)} if mv else {}
+    return (
+        {
+            k.removeprefix(METRIC_TAG): float(v)
+            for k, v in (mv.tags or {}).items()
+            if k.startswith(METRIC_TAG)
+        }
+        if mv
+        else {}
+    )
 
 
-def register_version(client: Any, name: str, model_uri: str, train_run_id: str, tags: dict[str, str]):
+def register_version(
+    client: Any, name: str, model_uri: str, train_run_id: str, tags: dict[str, str]
+):
     """Register `model_uri` once per training run; a concurrent registration of the same run keeps the lowest version."""
     import mlflow
 
@@ -97,6 +141,7 @@ def register_version(client: Any, name: str, model_uri: str, train_run_id: str, 
 
 # ---------------------------------------------------------------- evaluations
 
+
 @dataclass(frozen=True)
 class EvalRun:
     run_id: str
@@ -107,7 +152,12 @@ class EvalRun:
     experiment_id: str | None = None
 
     def summary(self, reevaluated: bool = False) -> dict[str, Any]:
-        return {"eval_run_id": self.run_id, "protocol": self.protocol, "metrics": self.metrics, "reevaluated": reevaluated}
+        return {
+            "eval_run_id": self.run_id,
+            "protocol": self.protocol,
+            "metrics": self.metrics,
+            "reevaluated": reevaluated,
+        }
 
 
 def read_eval_run(client: Any, run_id: str) -> EvalRun:
@@ -115,11 +165,22 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
     tags = run.data.tags
     protocol = tags.get(PROTOCOL) or run.data.params.get("protocol_fingerprint")
     if not protocol:
-        raise ProdganError(f"evaluation run {run_id} records no protocol fingerprint (tag {PROTOCOL}); re-run `prodgan evaluate`")
-    return EvalRun(run_id, protocol, dict(run.data.metrics), tags.get(TRAIN_RUN), tags.get(WEIGHTS), run.info.experiment_id)
+        raise ProdganError(
+            f"evaluation run {run_id} records no protocol fingerprint (tag {PROTOCOL}); re-run `prodgan evaluate`"
+        )
+    return EvalRun(
+        run_id,
+        protocol,
+        dict(run.data.metrics),
+        tags.get(TRAIN_RUN),
+        tags.get(WEIGHTS),
+        run.info.experiment_id,
+    )
 
 
-def latest_eval_run(settings: Settings, train_run_id: str, protocol: str | None = None) -> EvalRun | None:
+def latest_eval_run(
+    settings: Settings, train_run_id: str, protocol: str | None = None
+) -> EvalRun | None:
     """The newest finished evaluation of a training run's generator (optionally under one protocol)."""
     client = client_for(settings)
     exp = client.get_experiment_by_name(EVAL_EXPERIMENT)
@@ -128,17 +189,23 @@ def latest_eval_run(settings: Settings, train_run_id: str, protocol: str | None 
     query = f"tags.`{TRAIN_RUN}` = '{train_run_id}' and attributes.status = 'FINISHED'"
     if protocol:
         query += f" and tags.`{PROTOCOL}` = '{protocol}'"
-    runs = client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        [exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
+    )
     return read_eval_run(client, runs[0].info.run_id) if runs else None
 
 
 def check_same_weights(evaluation: EvalRun, weights: str | None, what: str) -> None:
     if evaluation.weights_sha256 and weights and evaluation.weights_sha256 != weights:
-        raise ProdganError(f"evaluation run {evaluation.run_id} evaluated other weights ({evaluation.weights_sha256[:12]}) than "
-                           f"{what} ({weights[:12]}); pass that model's own evaluation")
+        raise ProdganError(
+            f"evaluation run {evaluation.run_id} evaluated other weights ({evaluation.weights_sha256[:12]}) than "
+            f"{what} ({weights[:12]}); pass that model's own evaluation"
+        )
 
 
-def attach_evaluation(settings: Settings, name: str, version: str, evaluation: EvalRun, primary: bool = True) -> None:
+def attach_evaluation(
+    settings: Settings, name: str, version: str, evaluation: EvalRun, primary: bool = True
+) -> None:
     """Tie an evaluation run to a version: by protocol always; as the headline evaluation if `primary`."""
     client = client_for(settings)
     mv = client.get_model_version(name, version)
@@ -148,13 +215,21 @@ def attach_evaluation(settings: Settings, name: str, version: str, evaluation: E
 
         try:
             link_to_model(client, evaluation.run_id, logged_model_id(mv))
-        except MlflowException as exc:  # a UI convenience: a role that may not write the link (403) goes on
+        except (
+            MlflowException
+        ) as exc:  # a UI convenience: a role that may not write the link (403) goes on
             if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
                 raise
     tags = {f"{EVAL_BY_PROTOCOL}{evaluation.protocol[:16]}": evaluation.run_id}
     if primary:
         tags.update({EVAL_RUN: evaluation.run_id, PROTOCOL: evaluation.protocol})
-        tags.update({f"{METRIC_TAG}{k}": f"{v:.6g}" for k, v in evaluation.metrics.items() if is_headline(k)})
+        tags.update(
+            {
+                f"{METRIC_TAG}{k}": f"{v:.6g}"
+                for k, v in evaluation.metrics.items()
+                if is_headline(k)
+            }
+        )
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 
@@ -169,6 +244,7 @@ def version_evaluation(settings: Settings, mv: Any, protocol: str | None = None)
 
 
 # ---------------------------------------------------------------- production: aliases and compare-and-set
+
 
 def ensure_registered_model(client: Any, name: str) -> None:
     from mlflow.exceptions import MlflowException
@@ -195,9 +271,11 @@ def _source_version(client: Any, production: str, version: str) -> str:
     """The trained version a production version copies; a malformed tag is a one-line error naming the repair."""
     value = str((client.get_model_version(production, version).tags or {}).get(SOURCE_VERSION, ""))
     if not value.isdigit():
-        raise ProdganError(f"production version {version} of {production} has {SOURCE_VERSION}={value[:40]!r}, not a version "
-                           f"number; a promoter repairs it by setting the tag back to the trained version that "
-                           f"`prodgan audit history` recorded for production v{version}")
+        raise ProdganError(
+            f"production version {version} of {production} has {SOURCE_VERSION}={value[:40]!r}, not a version "
+            f"number; a promoter repairs it by setting the tag back to the trained version that "
+            f"`prodgan audit history` recorded for production v{version}"
+        )
     return value
 
 
@@ -212,12 +290,17 @@ def production_state(client: Any, name: str) -> Production:
         if not_found(exc):
             return Production()
         raise
-    newest = client.search_model_versions(f"name = '{production}'", max_results=1, order_by=["version_number DESC"])
+    newest = client.search_model_versions(
+        f"name = '{production}'", max_results=1, order_by=["version_number DESC"]
+    )
     champion, previous = (str(aliases[a]) if a in aliases else None for a in (CHAMPION, PREVIOUS))
-    return Production(champion=_source_version(client, production, champion) if champion else None,
-                      previous=_source_version(client, production, previous) if previous else None,
-                      champion_version=champion, previous_version=previous,
-                      seq=int(newest[0].version) if newest else 0)
+    return Production(
+        champion=_source_version(client, production, champion) if champion else None,
+        previous=_source_version(client, production, previous) if previous else None,
+        champion_version=champion,
+        previous_version=previous,
+        seq=int(newest[0].version) if newest else 0,
+    )
 
 
 def champion_state(client: Any, name: str) -> tuple[str | None, int]:
@@ -239,8 +322,14 @@ def production_aliases(client: Any, name: str) -> dict[str, str]:
     return {alias: v for alias, v in ((CHAMPION, state.champion), (PREVIOUS, state.previous)) if v}
 
 
-def fence(settings: Settings, name: str, expected: tuple[str | None, int], source_version: str, model_uri: str,
-          tags: dict[str, str]) -> str:
+def fence(
+    settings: Settings,
+    name: str,
+    expected: tuple[str | None, int],
+    source_version: str,
+    model_uri: str,
+    tags: dict[str, str],
+) -> str:
     """Create the production version for a transition, only if the state is still `expected`; its number.
 
     Every production version number is assigned by the registry server and only grows. The
@@ -252,17 +341,25 @@ def fence(settings: Settings, name: str, expected: tuple[str | None, int], sourc
     client = client_for(settings)
     champion, seq = champion_state(client, name)
     if (champion, seq) != expected:
-        raise ChampionMoved(f"champion moved: {name} champion is now {champion or 'unset'} (transition #{seq}), "
-                            f"was {expected[0] or 'unset'} (#{expected[1]}) when the decision was computed; re-run")
+        raise ChampionMoved(
+            f"champion moved: {name} champion is now {champion or 'unset'} (transition #{seq}), "
+            f"was {expected[0] or 'unset'} (#{expected[1]}) when the decision was computed; re-run"
+        )
     production = production_model(name)
     ensure_registered_model(client, production)
-    mine = str(mlflow.register_model(model_uri, production, tags={SOURCE_VERSION: source_version, **tags}).version)
+    mine = str(
+        mlflow.register_model(
+            model_uri, production, tags={SOURCE_VERSION: source_version, **tags}
+        ).version
+    )
     newer = client.search_model_versions(f"name = '{production}'", order_by=["version_number ASC"])
     first = min(int(mv.version) for mv in newer if int(mv.version) > expected[1])
     if str(first) != mine:
         client.set_model_version_tag(production, mine, FENCE, "lost")
-        raise ChampionMoved(f"champion moved: another promotion or rollback of {name} took transition #{first} first; "
-                            f"re-run to decide against the new champion")
+        raise ChampionMoved(
+            f"champion moved: another promotion or rollback of {name} took transition #{first} first; "
+            f"re-run to decide against the new champion"
+        )
     return mine
 
 

@@ -22,9 +22,9 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import ColSpec, Schema
 
 from prodgan.errors import ProdganError
+from prodgan.generate import MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_ROW, parse_request
 from prodgan.names import LOGGED_MODEL_NAME, PRODUCTION_EXPERIMENT, TRAIN_RUN
 from prodgan.settings import Settings
-from prodgan.generate import MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_ROW, parse_request
 
 OUTPUT_COLUMNS = ["seed", "category", "index", "png_base64"]
 MODEL_CODE = Path(__file__).with_name("model_code")  # models-from-code entry points, one per pyfunc
@@ -53,7 +53,9 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.generator, self.spec = load_bundle(context.artifacts["bundle"], device=self.device)
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         from prodgan.generate import generate
 
         requests = self._requests(model_input)
@@ -62,26 +64,45 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
             images, labels = generate(self.generator, self.spec, request, device=self.device)
             for i in range(request.n):
                 category = None if labels is None else self.spec.categories[int(labels[i])]
-                rows.append({"seed": request.seed, "category": category, "index": i, "png_base64": png_base64(images[i])})
+                rows.append(
+                    {
+                        "seed": request.seed,
+                        "category": category,
+                        "index": i,
+                        "png_base64": png_base64(images[i]),
+                    }
+                )
         return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
 
     def _requests(self, model_input: Any) -> list:
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         if model_input.empty:
-            raise _invalid("the request holds no rows: send dataframe_records like [{\"seed\": 1, \"n\": 4}]")
+            raise _invalid(
+                'the request holds no rows: send dataframe_records like [{"seed": 1, "n": 4}]'
+            )
         if "seed" not in model_input.columns:
-            raise _invalid("every row needs a seed: send rows like {\"seed\": 1, \"category\": \"sneaker\", \"n\": 4}")
+            raise _invalid(
+                'every row needs a seed: send rows like {"seed": 1, "category": "sneaker", "n": 4}'
+            )
         try:
             requests = [
-                parse_request(self.spec, row.get("seed"), row.get("category"), row.get("n"), max_images=MAX_IMAGES_PER_ROW)
+                parse_request(
+                    self.spec,
+                    row.get("seed"),
+                    row.get("category"),
+                    row.get("n"),
+                    max_images=MAX_IMAGES_PER_ROW,
+                )
                 for row in model_input.to_dict(orient="records")
             ]
         except ProdganError as exc:
             raise _invalid(str(exc)) from None
         total = sum(r.n for r in requests)
         if total > MAX_IMAGES_PER_REQUEST:
-            raise _invalid(f"the request asks for {total} images: at most {MAX_IMAGES_PER_REQUEST} per request; split it")
+            raise _invalid(
+                f"the request asks for {total} images: at most {MAX_IMAGES_PER_REQUEST} per request; split it"
+            )
         return requests
 
 
@@ -91,13 +112,21 @@ def log_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
     for lm in client.search_logged_models([exp_id], filter_string=f"source_run_id = '{run_id}'"):
         if lm.name == LOGGED_MODEL_NAME and str(lm.status).endswith("READY"):
             return f"models:/{lm.model_id}"
-    logged = mlflow.initialize_logged_model(name=LOGGED_MODEL_NAME, source_run_id=run_id, experiment_id=exp_id,
-                                            tags={TRAIN_RUN: run_id})
-    info = mlflow.pyfunc.log_model(
-        name=LOGGED_MODEL_NAME, python_model=str(MODEL_CODE / "generator.py"), artifacts={"bundle": str(bundle_dir)},
-        signature=signature(), input_example=input_example(), pip_requirements=pip_requirements(), model_id=logged.model_id,
+    logged = mlflow.initialize_logged_model(
+        name=LOGGED_MODEL_NAME, source_run_id=run_id, experiment_id=exp_id, tags={TRAIN_RUN: run_id}
     )
-    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])  # the training run's page lists its model
+    info = mlflow.pyfunc.log_model(
+        name=LOGGED_MODEL_NAME,
+        python_model=str(MODEL_CODE / "generator.py"),
+        artifacts={"bundle": str(bundle_dir)},
+        signature=signature(),
+        input_example=input_example(),
+        pip_requirements=pip_requirements(),
+        model_id=logged.model_id,
+    )
+    client.log_outputs(
+        run_id, [LoggedModelOutput(logged.model_id, step=0)]
+    )  # the training run's page lists its model
     return info.model_uri
 
 
@@ -109,8 +138,13 @@ def log_production(settings: Settings, bundle_dir: Path) -> str:
     exp_id = ensure_experiment(PRODUCTION_EXPERIMENT, settings)
     logged = mlflow.initialize_logged_model(name=LOGGED_MODEL_NAME, experiment_id=exp_id)
     info = mlflow.pyfunc.log_model(
-        name=LOGGED_MODEL_NAME, python_model=str(MODEL_CODE / "generator.py"), artifacts={"bundle": str(bundle_dir)},
-        signature=signature(), input_example=input_example(), pip_requirements=pip_requirements(), model_id=logged.model_id,
+        name=LOGGED_MODEL_NAME,
+        python_model=str(MODEL_CODE / "generator.py"),
+        artifacts={"bundle": str(bundle_dir)},
+        signature=signature(),
+        input_example=input_example(),
+        pip_requirements=pip_requirements(),
+        model_id=logged.model_id,
     )
     return info.model_uri
 
@@ -122,37 +156,53 @@ def stored_file_hashes(model_uri: str, dest: Path) -> str:
     from prodgan.fsutil import file_hashes
 
     location = mlflow.get_logged_model(model_uri.removeprefix("models:/")).artifact_location
-    return json.dumps(file_hashes(Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dest)))),
-                      sort_keys=True, separators=(",", ":"))
+    return json.dumps(
+        file_hashes(
+            Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dest)))
+        ),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
 
 
 def signature() -> ModelSignature:
     """Typed, so MLflow itself refuses a bad request: a category is a name (or an index written as text),
     and `n` is given in every row of a request or in none (a missing value would make the column float)."""
-    inputs = Schema([
-        ColSpec("long", "seed"),
-        ColSpec("string", "category", required=False),
-        ColSpec("long", "n", required=False),
-    ])
-    outputs = Schema([
-        ColSpec("long", "seed"),
-        ColSpec("string", "category", required=False),
-        ColSpec("long", "index"),
-        ColSpec("string", "png_base64"),
-    ])
+    inputs = Schema(
+        [
+            ColSpec("long", "seed"),
+            ColSpec("string", "category", required=False),
+            ColSpec("long", "n", required=False),
+        ]
+    )
+    outputs = Schema(
+        [
+            ColSpec("long", "seed"),
+            ColSpec("string", "category", required=False),
+            ColSpec("long", "index"),
+            ColSpec("string", "png_base64"),
+        ]
+    )
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def input_example() -> pd.DataFrame:
-    return pd.DataFrame([{"seed": 1, "n": 2}])  # no category: valid for unconditional generators too
+    return pd.DataFrame(
+        [{"seed": 1, "n": 2}]
+    )  # no category: valid for unconditional generators too
 
 
 def pip_requirements() -> list[str]:
     """What the served model needs; `prodgan` itself pins torch, mlflow, pandas and pillow."""
     from importlib.metadata import version
 
-    return [f"prodgan=={version('prodgan')}", f"torch=={version('torch').split('+')[0]}", f"mlflow=={version('mlflow')}",
-            "pandas", "pillow"]
+    return [
+        f"prodgan=={version('prodgan')}",
+        f"torch=={version('torch').split('+')[0]}",
+        f"mlflow=={version('mlflow')}",
+        "pandas",
+        "pillow",
+    ]
 
 
 # `mlflow models serve` reads any body size; `prodgan serve` puts this cap in front of the same app.
@@ -169,10 +219,20 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def _reject(self, send: Any) -> None:
-        body = (f'{{"error_code": "REQUEST_TOO_LARGE", "message": "request body over {self.max_bytes} bytes: '
-                f'send fewer rows per request"}}').encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = (
+            f'{{"error_code": "REQUEST_TOO_LARGE", "message": "request body over {self.max_bytes} bytes: '
+            f'send fewer rows per request"}}'
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -206,4 +266,10 @@ def serve(model_uri: str, host: str, port: int, max_body_bytes: int = MAX_BODY_B
     from mlflow.pyfunc import scoring_server
 
     model = mlflow.pyfunc.load_model(model_uri)
-    uvicorn.run(BodyLimit(scoring_server.init(model), max_body_bytes), host=host, port=port, workers=1, log_level="info")
+    uvicorn.run(
+        BodyLimit(scoring_server.init(model), max_body_bytes),
+        host=host,
+        port=port,
+        workers=1,
+        log_level="info",
+    )

@@ -19,7 +19,11 @@ from prodgan.adapters.auth import is_server
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 
-UNSIGNED = ("signature", "audit_run_id", "state")  # not part of what is signed and chained (`state` is derived on read)
+UNSIGNED = (
+    "signature",
+    "audit_run_id",
+    "state",
+)  # not part of what is signed and chained (`state` is derived on read)
 
 
 def canonical(record: dict[str, Any]) -> bytes:
@@ -40,10 +44,14 @@ def keygen(settings: Settings, overwrite: bool = False) -> tuple[Path, Path]:
 
     private, public = settings.audit_key_path, settings.audit_public_key_path
     if private.exists() and not overwrite:
-        raise ProdganError(f"{private} already holds an audit key; records signed with it would no longer verify if it "
-                           f"changed. Pass --overwrite only to rotate the key (and configure the new public key everywhere)")
+        raise ProdganError(
+            f"{private} already holds an audit key; records signed with it would no longer verify if it "
+            f"changed. Pass --overwrite only to rotate the key (and configure the new public key everywhere)"
+        )
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     for path, data, mode in ((private, pem, 0o600), (public, base64.b64encode(raw) + b"\n", 0o644)):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,18 +69,28 @@ def _public_key(settings: Settings):
 
     path = settings.audit_public_key_path
     try:
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(path.read_text().strip(), validate=True))
+        return Ed25519PublicKey.from_public_bytes(
+            base64.b64decode(path.read_text().strip(), validate=True)
+        )
     except FileNotFoundError:
-        raise ProdganError(f"no audit public key at {path}: configure the promoter's public key there or in "
-                           f"PRODGAN_AUDIT_PUBLIC_KEY (the promoter makes the pair with `prodgan admin keygen`)") from None
+        raise ProdganError(
+            f"no audit public key at {path}: configure the promoter's public key there or in "
+            f"PRODGAN_AUDIT_PUBLIC_KEY (the promoter makes the pair with `prodgan admin keygen`)"
+        ) from None
     except ValueError:
-        raise ProdganError(f"{path} is not an Ed25519 public key (base64 of 32 bytes); copy the promoter's "
-                           f"`audit-ed25519.pub` there") from None
+        raise ProdganError(
+            f"{path} is not an Ed25519 public key (base64 of 32 bytes); copy the promoter's "
+            f"`audit-ed25519.pub` there"
+        ) from None
 
 
 def ensure_embedded_key(settings: Settings) -> None:
     """An embedded store's first signer makes its key pair (one machine: the promoter is whoever runs it)."""
-    if not is_server(settings) and not settings.audit_key_path.exists() and not settings.audit_public_key_path.exists():
+    if (
+        not is_server(settings)
+        and not settings.audit_key_path.exists()
+        and not settings.audit_public_key_path.exists()
+    ):
         keygen(settings)
 
 
@@ -80,7 +98,9 @@ def key_id(settings: Settings) -> str:
     """A short fingerprint of the configured public key, recorded in every record it verifies."""
     from cryptography.hazmat.primitives import serialization
 
-    raw = _public_key(settings).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = _public_key(settings).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -93,14 +113,20 @@ def sign(settings: Settings, record: dict[str, Any]) -> str:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
-        raise ProdganError(f"no audit signing key at {path}: only a promoter can write audit records; make the key pair "
-                           f"with `prodgan admin keygen` (or set PRODGAN_AUDIT_KEY to the promoter's key)") from None
+        raise ProdganError(
+            f"no audit signing key at {path}: only a promoter can write audit records; make the key pair "
+            f"with `prodgan admin keygen` (or set PRODGAN_AUDIT_KEY to the promoter's key)"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ProdganError(f"{path} is not an Ed25519 private key; make one with `prodgan admin keygen`")
+        raise ProdganError(
+            f"{path} is not an Ed25519 private key; make one with `prodgan admin keygen`"
+        )
     signature = base64.b64encode(key.sign(canonical(record))).decode()
     if not verify(settings, {**record, "signature": signature}):
-        raise ProdganError(f"the audit key {path} does not match the configured public key {settings.audit_public_key_path}; "
-                           f"records signed with it would not verify: configure the matching pair")
+        raise ProdganError(
+            f"the audit key {path} does not match the configured public key {settings.audit_public_key_path}; "
+            f"records signed with it would not verify: configure the matching pair"
+        )
     return signature
 
 
@@ -109,7 +135,9 @@ def verify(settings: Settings, record: dict[str, Any]) -> bool:
     from cryptography.exceptions import InvalidSignature
 
     try:
-        _public_key(settings).verify(base64.b64decode(str(record.get("signature", "")), validate=True), canonical(record))
+        _public_key(settings).verify(
+            base64.b64decode(str(record.get("signature", "")), validate=True), canonical(record)
+        )
         return True
     except (InvalidSignature, ValueError):
         return False

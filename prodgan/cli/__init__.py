@@ -21,9 +21,23 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from prodgan.cli import admin, audit, data, edit, evaluate, generate, orchestrate, promote, setup, stack, train
+    from prodgan.cli import (
+        admin,
+        audit,
+        data,
+        edit,
+        evaluate,
+        generate,
+        orchestrate,
+        promote,
+        setup,
+        stack,
+        train,
+    )
 
-    app.add_typer(data.app, name="data")  # import, add, push, pull, status, version, setup, validate
+    app.add_typer(
+        data.app, name="data"
+    )  # import, add, push, pull, status, version, setup, validate
     train.register(app)  # train
     evaluate.register(app)  # evaluate, evaluator train
     promote.register(app)  # register, promote, rollback
@@ -35,6 +49,7 @@ def _register() -> None:
     setup.register(app)  # setup
     app.add_typer(stack.app, name="stack")  # up, down, status
 
+
 _register()
 
 
@@ -43,9 +58,9 @@ def main() -> None:
     try:
         app()
     except ProdganError as exc:
-        from prodgan.console import err
-
         from rich.markup import escape
+
+        from prodgan.console import err
 
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

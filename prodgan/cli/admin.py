@@ -7,16 +7,31 @@ import typer
 from prodgan.console import out
 from prodgan.names import DEFAULT_DATASET
 
-app = typer.Typer(help="Administer an authenticated MLflow server (run as the MLflow admin).", no_args_is_help=True)
+app = typer.Typer(
+    help="Administer an authenticated MLflow server (run as the MLflow admin).",
+    no_args_is_help=True,
+)
 
 
 @app.command("roles")
 def roles(
-    trainer: str = typer.Option("prodgan-trainer", help="Username of the trainer (runs, model versions)."),
-    promoter: str = typer.Option("prodgan-promoter", help="Username of the promoter (moves champion)."),
-    trainer_password_env: str = typer.Option("PRODGAN_TRAINER_PASSWORD", help="Environment variable holding the trainer's password."),
-    promoter_password_env: str = typer.Option("PRODGAN_PROMOTER_PASSWORD", help="Environment variable holding the promoter's password."),
-    datasets: list[str] = typer.Option([DEFAULT_DATASET], "--dataset", help="A dataset whose registered model the roles work on (repeat for each; each dataset has its own model)."),
+    trainer: str = typer.Option(
+        "prodgan-trainer", help="Username of the trainer (runs, model versions)."
+    ),
+    promoter: str = typer.Option(
+        "prodgan-promoter", help="Username of the promoter (moves champion)."
+    ),
+    trainer_password_env: str = typer.Option(
+        "PRODGAN_TRAINER_PASSWORD", help="Environment variable holding the trainer's password."
+    ),
+    promoter_password_env: str = typer.Option(
+        "PRODGAN_PROMOTER_PASSWORD", help="Environment variable holding the promoter's password."
+    ),
+    datasets: list[str] = typer.Option(
+        [DEFAULT_DATASET],
+        "--dataset",
+        help="A dataset whose registered model the roles work on (repeat for each; each dataset has its own model).",
+    ),
 ) -> None:
     """Create (or refresh) the trainer and promoter users and grant them least privilege.
 
@@ -31,8 +46,12 @@ def roles(
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    users, created, grants = apply_roles(settings, trainer, promoter, trainer_password_env, promoter_password_env, datasets)
-    table = Table("user", "resource", "name", "permission", title=f"grants on {settings.tracking_uri}")
+    users, created, grants = apply_roles(
+        settings, trainer, promoter, trainer_password_env, promoter_password_env, datasets
+    )
+    table = Table(
+        "user", "resource", "name", "permission", title=f"grants on {settings.tracking_uri}"
+    )
     for g in grants:
         table.add_row(g.username, g.resource_type, g.resource_name, g.permission)
     out.print(table)
@@ -41,8 +60,14 @@ def roles(
 
 
 @app.command("keygen")
-def keygen(overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing key (rotation: records "
-                                                                     "signed before then need the old public key).")) -> None:
+def keygen(
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace an existing key (rotation: records "
+        "signed before then need the old public key).",
+    ),
+) -> None:
     """Make the promoter's audit signing key pair (run as the promoter, on the promoter's machine).
 
     The private key is written with mode 0600 to PRODGAN_AUDIT_KEY (default .prodgan/keys/audit-ed25519.pem);
@@ -55,5 +80,7 @@ def keygen(overwrite: bool = typer.Option(False, "--overwrite", help="Replace an
     from prodgan.settings import Settings
 
     private, public, key_id = make_key(Settings.load(), overwrite=overwrite)
-    out.print(f"audit signing key {key_id}: private {private} (0600, keep it on this machine), public {public} "
-              f"(configure it everywhere records are verified: PRODGAN_AUDIT_PUBLIC_KEY)")
+    out.print(
+        f"audit signing key {key_id}: private {private} (0600, keep it on this machine), public {public} "
+        f"(configure it everywhere records are verified: PRODGAN_AUDIT_PUBLIC_KEY)"
+    )

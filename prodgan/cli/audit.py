@@ -11,7 +11,10 @@ from prodgan.cli.options import MODEL_HELP
 from prodgan.console import out
 from prodgan.settings import Settings
 
-app = typer.Typer(help="Lineage and promotion history: what a model came from, who promoted it, when.", no_args_is_help=True)
+app = typer.Typer(
+    help="Lineage and promotion history: what a model came from, who promoted it, when.",
+    no_args_is_help=True,
+)
 JSON_HELP = "Print JSON (all fields) instead of tables."
 
 
@@ -42,34 +45,56 @@ def model_cmd(
         return _json(chain)
 
     m, d, t = chain["model"], chain["dataset"], chain["training"]
-    tree = Tree(f"[bold]{m['name']} v{m['version']}[/] {' '.join('@' + a for a in m['aliases'])}  registered {m['registered']}"
-                f"  weights {str(m['weights_sha256'])[:12]}")
+    tree = Tree(
+        f"[bold]{m['name']} v{m['version']}[/] {' '.join('@' + a for a in m['aliases'])}  registered {m['registered']}"
+        f"  weights {str(m['weights_sha256'])[:12]}"
+    )
     v = d.get("validation") or {}
-    data = tree.add(f"dataset {d.get('dataset') or ''} [bold]{d.get('data_hash')}[/] (git {str(d.get('git_rev'))[:10]})")
-    status = {True: "[green]passed[/]", False: "[red]FAILED[/]"}.get(v.get("success"), "(no validation.json in the run)")
-    data.add(f"validation {status}"
-             f" {v.get('reference') or ''}  Data Docs: {v.get('docs_path') or '-'}")
-    train = tree.add(f"training run {t.get('run_id') or t.get('missing')}  {t.get('status', '')}  {t.get('started') or ''}")
-    train.add(f"config {t.get('config_file') or '-'}: " + ", ".join(f"{k}={val}" for k, val in list((t.get('config') or {}).items())[:12]))
-    train.add(f"code {str((t.get('code') or {}).get('git_rev'))[:10]} dirty={(t.get('code') or {}).get('git_dirty')}  "
-              f"device {t.get('device') or '-'} {t.get('precision') or ''}")
-    train.add("environment " + ", ".join(f"{k} {val}" for k, val in (t.get("environment") or {}).items()))
+    data = tree.add(
+        f"dataset {d.get('dataset') or ''} [bold]{d.get('data_hash')}[/] (git {str(d.get('git_rev'))[:10]})"
+    )
+    status = {True: "[green]passed[/]", False: "[red]FAILED[/]"}.get(
+        v.get("success"), "(no validation.json in the run)"
+    )
+    data.add(
+        f"validation {status} {v.get('reference') or ''}  Data Docs: {v.get('docs_path') or '-'}"
+    )
+    train = tree.add(
+        f"training run {t.get('run_id') or t.get('missing')}  {t.get('status', '')}  {t.get('started') or ''}"
+    )
+    train.add(
+        f"config {t.get('config_file') or '-'}: "
+        + ", ".join(f"{k}={val}" for k, val in list((t.get("config") or {}).items())[:12])
+    )
+    train.add(
+        f"code {str((t.get('code') or {}).get('git_rev'))[:10]} dirty={(t.get('code') or {}).get('git_dirty')}  "
+        f"device {t.get('device') or '-'} {t.get('precision') or ''}"
+    )
+    train.add(
+        "environment " + ", ".join(f"{k} {val}" for k, val in (t.get("environment") or {}).items())
+    )
     evals = tree.add(f"evaluations ({len(chain['evaluations'])})")
     for e in chain["evaluations"]:
-        evals.add(f"{e['started']} run {e['run_id']} protocol {str(e['protocol'])[:12]}{' (headline)' if e['headline'] else ''}: "
-                  f"{_metrics(e['metrics'])}")
+        evals.add(
+            f"{e['started']} run {e['run_id']} protocol {str(e['protocol'])[:12]}{' (headline)' if e['headline'] else ''}: "
+            f"{_metrics(e['metrics'])}"
+        )
     decisions = tree.add(f"decisions ({len(chain['decisions'])})")
     for r in chain["decisions"]:
         fails = [x for x in r.get("reasons") or [] if str(x).startswith("FAIL")]
-        decisions.add(f"{r['at']} [bold]{r['action']}[/] v{r['version']} by {r['actor']}: champion {r['champion_before'] or '-'} -> "
-                      f"{r['champion_after'] or '-'}  gates {str(r['gates_sha256'] or '-')[:12]}  audit run {r['audit_run_id']}"
-                      + (f"\n  {'; '.join(fails)}" if fails else ""))
+        decisions.add(
+            f"{r['at']} [bold]{r['action']}[/] v{r['version']} by {r['actor']}: champion {r['champion_before'] or '-'} -> "
+            f"{r['champion_after'] or '-'}  gates {str(r['gates_sha256'] or '-')[:12]}  audit run {r['audit_run_id']}"
+            + (f"\n  {'; '.join(fails)}" if fails else "")
+        )
     out.print(tree, soft_wrap=False)  # long lines wrap inside the tree instead of being cut
 
 
 @app.command("dataset")
 def dataset_cmd(
-    data_hash: str = typer.Argument(..., help="DVC hash of data/ (from data.dvc; a prefix of 6+ hex digits is enough)."),
+    data_hash: str = typer.Argument(
+        ..., help="DVC hash of data/ (from data.dvc; a prefix of 6+ hex digits is enough)."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Training runs and model versions built from a dataset version.
@@ -83,16 +108,34 @@ def dataset_cmd(
     found = dataset_lineage(Settings.load(), data_hash)
     if as_json:
         return _json(found)
-    table = Table("model", "version", "aliases", "registered", "training run", title=f"versions trained on {data_hash}")
+    table = Table(
+        "model",
+        "version",
+        "aliases",
+        "registered",
+        "training run",
+        title=f"versions trained on {data_hash}",
+    )
     for v in found["versions"]:
-        table.add_row(v["model"], v["version"], " ".join("@" + a for a in v["aliases"]), v["registered"], v["train_run_id"])
+        table.add_row(
+            v["model"],
+            v["version"],
+            " ".join("@" + a for a in v["aliases"]),
+            v["registered"],
+            v["train_run_id"],
+        )
     out.print(table)
-    out.print(f"{len(found['training_runs'])} training run(s): " + ", ".join(r["run_id"] for r in found["training_runs"]))
+    out.print(
+        f"{len(found['training_runs'])} training run(s): "
+        + ", ".join(r["run_id"] for r in found["training_runs"])
+    )
 
 
 @app.command("history")
 def history_cmd(
-    model: Optional[str] = typer.Option(None, help="Registered model [default: PRODGAN_MODEL_NAME or prodgan-generator]."),
+    model: Optional[str] = typer.Option(
+        None, help="Registered model [default: PRODGAN_MODEL_NAME or prodgan-generator]."
+    ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Which version was champion when (from the audit log), newest last.
@@ -107,11 +150,29 @@ def history_cmd(
     periods = champion_history(settings, model)
     if as_json:
         return _json(periods)
-    table = Table("champion", "from", "until", "how", "by", "replaced", "audit run", title=f"{model or settings.model_name} champion history")
+    table = Table(
+        "champion",
+        "from",
+        "until",
+        "how",
+        "by",
+        "replaced",
+        "audit run",
+        title=f"{model or settings.model_name} champion history",
+    )
     for p in periods:
-        table.add_row(f"v{p['version']}", p["from"], p["until"] or "now", p["how"], p["actor"], p["replaced"] or "-", p["audit_run_id"])
+        table.add_row(
+            f"v{p['version']}",
+            p["from"],
+            p["until"] or "now",
+            p["how"],
+            p["actor"],
+            p["replaced"] or "-",
+            p["audit_run_id"],
+        )
     out.print(table)
 
 
 from prodgan.cli.audit_verify import verify_cmd  # noqa: E402  (lives in its own module)
+
 app.command("verify")(verify_cmd)

@@ -12,10 +12,19 @@ from prodgan.names import DEFAULT_DATASET
 
 
 def verify_cmd(
-    acknowledge: Optional[str] = typer.Option(None, "--acknowledge", metavar="REASON",
-                                              help="Record a `force` audit entry accepting the findings, closing pending records (promoter only)."),
-    aliased_only: bool = typer.Option(False, "--aliased-only", help="Hash only champion's and previous' weights (faster)."),
-    dataset: str = typer.Option(DEFAULT_DATASET, help="Whose model: each dataset has its own registered model and audit chain."),
+    acknowledge: Optional[str] = typer.Option(
+        None,
+        "--acknowledge",
+        metavar="REASON",
+        help="Record a `force` audit entry accepting the findings, closing pending records (promoter only).",
+    ),
+    aliased_only: bool = typer.Option(
+        False, "--aliased-only", help="Hash only champion's and previous' weights (faster)."
+    ),
+    dataset: str = typer.Option(
+        DEFAULT_DATASET,
+        help="Whose model: each dataset has its own registered model and audit chain.",
+    ),
 ) -> None:
     """Check the signed audit chain, that it explains every champion/previous position, and that every file is intact.
 
@@ -27,16 +36,22 @@ def verify_cmd(
     from prodgan.ops.audit import verify
     from prodgan.settings import Settings
 
-    report = verify(Settings.load().for_dataset(dataset), all_versions=not aliased_only, acknowledge=acknowledge)
+    report = verify(
+        Settings.load().for_dataset(dataset), all_versions=not aliased_only, acknowledge=acknowledge
+    )
     if report.ok:
-        out.print(f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, previous v{report.previous or '-'}, "
-                  f"{report.records} audit records, weights intact for versions {', '.join(report.hashed) or 'none'}")
+        out.print(
+            f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, previous v{report.previous or '-'}, "
+            f"{report.records} audit records, weights intact for versions {', '.join(report.hashed) or 'none'}"
+        )
         return
     table = Table("version", "unexplained change", title=f"{report.model} fails verification")
     for finding in report.findings:
         table.add_row(finding.version or "-", finding.problem)
     out.print(table)
     if acknowledge:
-        out.print("acknowledged in the audit log (action force); alias positions are explained only by a promotion or rollback")
+        out.print(
+            "acknowledged in the audit log (action force); alias positions are explained only by a promotion or rollback"
+        )
         return
     raise GateFailed(f"{report.model} fails verification: " + "; ".join(map(str, report.findings)))

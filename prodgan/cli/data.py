@@ -17,9 +17,16 @@ app.add_typer(import_app, name="import")
 
 @import_app.command("fashion-mnist")
 def import_fashion_mnist(
-    source: Optional[Path] = typer.Option(None, help="Folder with the four idx(.gz) files [default: Debian's /usr/share/datasets/fashion-mnist]"),
-    limit: Optional[int] = typer.Option(None, min=1, help="Keep only the first N images of each split (tests, smoke runs)."),
-    force: bool = typer.Option(False, help="Replace data/fashion-mnist even if it holds another dataset."),
+    source: Optional[Path] = typer.Option(
+        None,
+        help="Folder with the four idx(.gz) files [default: Debian's /usr/share/datasets/fashion-mnist]",
+    ),
+    limit: Optional[int] = typer.Option(
+        None, min=1, help="Keep only the first N images of each split (tests, smoke runs)."
+    ),
+    force: bool = typer.Option(
+        False, help="Replace data/fashion-mnist even if it holds another dataset."
+    ),
 ) -> None:
     """Decode Fashion-MNIST into data/fashion-mnist/{train,test}/<category>/<index>.png (deterministic bytes).
 
@@ -29,21 +36,40 @@ def import_fashion_mnist(
 
     settings = Settings.load()
     with progress_bar("importing fashion-mnist", out) as progress:
-        meta = data.import_fashion_mnist(settings, source, limit=limit, force=force, progress=progress)
-    out.print(f"imported [bold]fashion-mnist[/]: {meta.total('train')} train + {meta.total('test')} test images -> {settings.data_dir / 'fashion-mnist'}")
+        meta = data.import_fashion_mnist(
+            settings, source, limit=limit, force=force, progress=progress
+        )
+    out.print(
+        f"imported [bold]fashion-mnist[/]: {meta.total('train')} train + {meta.total('test')} test images -> {settings.data_dir / 'fashion-mnist'}"
+    )
 
 
 @import_app.command("folder")
 def import_folder(
-    src: Path = typer.Argument(..., help="Folder with one subfolder of JPEG/PNG/WebP images per category."),
+    src: Path = typer.Argument(
+        ..., help="Folder with one subfolder of JPEG/PNG/WebP images per category."
+    ),
     name: str = typer.Option(..., help="Dataset name: it lands in data/<name>."),
-    size: int = typer.Option(64, help="Output side in pixels (images are made square by --fit, then resized)."),
+    size: int = typer.Option(
+        64, help="Output side in pixels (images are made square by --fit, then resized)."
+    ),
     mode: str = typer.Option("RGB", help="RGB or L (grayscale)."),
-    fit: str = typer.Option("pad", help="pad: centre on a square of the photo's border colour; crop: keep the centred square."),
-    test_fraction: float = typer.Option(0.1, help="Share of each category sent to test (when the folder has no train/ test/ split)."),
-    min_test: int = typer.Option(10, min=1, help="At least this many test images per category (at most half of it)."),
-    min_side: Optional[int] = typer.Option(None, min=1, help="Skip photos whose short side is below this [default: half of --size]."),
-    ambiguous: str = typer.Option("skip", help="A photo under two categories: skip (drop every copy) or first (keep one)."),
+    fit: str = typer.Option(
+        "pad",
+        help="pad: centre on a square of the photo's border colour; crop: keep the centred square.",
+    ),
+    test_fraction: float = typer.Option(
+        0.1, help="Share of each category sent to test (when the folder has no train/ test/ split)."
+    ),
+    min_test: int = typer.Option(
+        10, min=1, help="At least this many test images per category (at most half of it)."
+    ),
+    min_side: Optional[int] = typer.Option(
+        None, min=1, help="Skip photos whose short side is below this [default: half of --size]."
+    ),
+    ambiguous: str = typer.Option(
+        "skip", help="A photo under two categories: skip (drop every copy) or first (keep one)."
+    ),
     force: bool = typer.Option(False, help="Replace data/<name> even if it holds another dataset."),
 ) -> None:
     """Import your own product photos; unreadable files are listed, not fatal.
@@ -56,15 +82,29 @@ def import_folder(
 
     settings = Settings.load()
     with progress_bar(f"importing {name}", out) as progress:
-        meta, skipped = data.import_folder(settings, src, name, size=size, mode=mode, force=force, progress=progress, fit=fit,
-                                           test_fraction=test_fraction, min_test=min_test, min_side=min_side, ambiguous=ambiguous)
+        meta, skipped = data.import_folder(
+            settings,
+            src,
+            name,
+            size=size,
+            mode=mode,
+            force=force,
+            progress=progress,
+            fit=fit,
+            test_fraction=test_fraction,
+            min_test=min_test,
+            min_side=min_side,
+            ambiguous=ambiguous,
+        )
     for rel, reason in skipped:
         out.print(f"[yellow]skipped[/] {escape(rel)}: {escape(reason)}", highlight=False)
     renamed = [f"{shown!r} -> {key}" for key, shown in meta.display.items() if shown != key]
     if renamed:
         out.print(f"category keys: {', '.join(renamed)}", highlight=False, markup=False)
-    out.print(f"imported [bold]{name}[/]: {meta.total('train')} train + {meta.total('test')} test images, "
-              f"{len(skipped)} skipped -> {settings.data_dir / name}")
+    out.print(
+        f"imported [bold]{name}[/]: {meta.total('train')} train + {meta.total('test')} test images, "
+        f"{len(skipped)} skipped -> {settings.data_dir / name}"
+    )
 
 
 @app.command()
@@ -73,11 +113,17 @@ def add() -> None:
     from prodgan.ops import data
 
     v = data.add(Settings.load())
-    out.print(f"data.dvc pins [bold]{v.data_hash}[/] ({v.files} files); commit it: git add data.dvc && git commit")
+    out.print(
+        f"data.dvc pins [bold]{v.data_hash}[/] ({v.files} files); commit it: git add data.dvc && git commit"
+    )
 
 
 @app.command()
-def version(dataset: Optional[str] = typer.Option(None, help="One dataset under data/ (its own hash); default: all of data/.")) -> None:
+def version(
+    dataset: Optional[str] = typer.Option(
+        None, help="One dataset under data/ (its own hash); default: all of data/."
+    ),
+) -> None:
     """Print the DVC hash of data/ (or of one dataset in it) and the git revision.
 
     Example: prodgan data version --dataset clothing
@@ -85,7 +131,10 @@ def version(dataset: Optional[str] = typer.Option(None, help="One dataset under 
     from prodgan.ops import data
 
     v = data.version(Settings.load(), dataset)
-    out.print(f"{'dataset   ' + v.dataset + chr(10) if v.dataset else ''}data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}", highlight=False)
+    out.print(
+        f"{'dataset   ' + v.dataset + chr(10) if v.dataset else ''}data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -118,7 +167,9 @@ def pull() -> None:
 
 
 @app.command()
-def setup(source: Optional[Path] = typer.Option(None, help="Folder with the Fashion-MNIST idx files.")) -> None:
+def setup(
+    source: Optional[Path] = typer.Option(None, help="Folder with the Fashion-MNIST idx files."),
+) -> None:
     """Fresh clone: get data/ to the version data.dvc pins (pull, else rebuild from the Debian files), then push.
 
     Example: prodgan data setup
@@ -129,4 +180,5 @@ def setup(source: Optional[Path] = typer.Option(None, help="Folder with the Fash
 
 
 from prodgan.cli.validate import validate as _validate  # noqa: E402  (lives in its own module)
+
 app.command("validate")(_validate)

@@ -10,8 +10,10 @@ import typer
 from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP
 from prodgan.console import err, out, progress_bar
 
-evaluator_app = typer.Typer(help="The domain evaluator classifier (IS without Inception logits, conditional accuracy).",
-                            no_args_is_help=True)
+evaluator_app = typer.Typer(
+    help="The domain evaluator classifier (IS without Inception logits, conditional accuracy).",
+    no_args_is_help=True,
+)
 
 
 def _say(message: str) -> None:
@@ -21,11 +23,24 @@ def _say(message: str) -> None:
 def evaluate(
     model: Optional[str] = typer.Argument(None, help=MODEL_HELP.split(" [default")[0] + "."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help=BUNDLE_HELP),
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Generated images (default: 2000 with CUDA, 500 on CPU, or env PRODGAN_EVAL_SAMPLES)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of latents and categories (default: 0)."),
+    samples: Optional[int] = typer.Option(
+        None,
+        "--samples",
+        "-n",
+        help="Generated images (default: 2000 with CUDA, 500 on CPU, or env PRODGAN_EVAL_SAMPLES).",
+    ),
+    seed: Optional[int] = typer.Option(
+        None, "--seed", help="Seed of latents and categories (default: 0)."
+    ),
     split: str = typer.Option("test", "--split", help="Real split to compare against."),
-    kid_subset_size: Optional[int] = typer.Option(None, "--kid-subset-size", help="KID subset size (default: min(1000, samples))."),
-    no_evaluator: bool = typer.Option(False, "--no-evaluator", help="Skip the evaluator classifier (no IS without Inception logits, no conditional accuracy)."),
+    kid_subset_size: Optional[int] = typer.Option(
+        None, "--kid-subset-size", help="KID subset size (default: min(1000, samples))."
+    ),
+    no_evaluator: bool = typer.Option(
+        False,
+        "--no-evaluator",
+        help="Skip the evaluator classifier (no IS without Inception logits, no conditional accuracy).",
+    ),
 ) -> None:
     """FID, KID, IS, precision/recall, conditional accuracy and memorization for one generator.
 
@@ -38,9 +53,18 @@ def evaluate(
     from prodgan.ops.evaluate import evaluate as run_evaluation
     from prodgan.settings import Settings
 
-    options = dict(samples=samples, seed=seed, split=split, kid_subset_size=kid_subset_size, use_evaluator=not no_evaluator, say=_say)
+    options = dict(
+        samples=samples,
+        seed=seed,
+        split=split,
+        kid_subset_size=kid_subset_size,
+        use_evaluator=not no_evaluator,
+        say=_say,
+    )
     started = time.perf_counter()
-    run = run_evaluation(Settings.load(), model, bundle, **options)  # one bar per side, with images/s
+    run = run_evaluation(
+        Settings.load(), model, bundle, **options
+    )  # one bar per side, with images/s
     _print(run, time.perf_counter() - started)
 
 
@@ -64,14 +88,19 @@ def _print(run, seconds: float) -> None:
         for category, by in result.per_category.items():
             cats.add_row(category, *(f"{by[c]:.4g}" if c in by else "-" for c in columns))
         out.print(cats)
-    out.print(f"protocol {result.protocol.fingerprint[:16]}  real side {'cached' if result.real_cached else 'computed'}  "
-              f"{seconds:.1f} s", highlight=False)
+    out.print(
+        f"protocol {result.protocol.fingerprint[:16]}  real side {'cached' if result.real_cached else 'computed'}  "
+        f"{seconds:.1f} s",
+        highlight=False,
+    )
 
 
 @evaluator_app.command("train")
 def evaluator_train(
     epochs: int = typer.Option(3, min=1, help="Passes over the train split."),
-    limit: Optional[int] = typer.Option(None, min=2, help="Use a random N images of each split (smoke runs)."),
+    limit: Optional[int] = typer.Option(
+        None, min=2, help="Use a random N images of each split (smoke runs)."
+    ),
     dataset: str = typer.Option("fashion-mnist", help="Dataset under data/."),
 ) -> None:
     """Train the evaluator classifier on the train split, save it under .prodgan/evaluator/, log it to MLflow.
@@ -83,8 +112,12 @@ def evaluator_train(
 
     settings = Settings.load()
     with progress_bar("training evaluator") as progress:
-        _, acc, run_id = train_evaluator(settings, dataset, epochs=epochs, limit=limit, progress=progress)
-    out.print(f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir(dataset)} (mlflow run {run_id})")
+        _, acc, run_id = train_evaluator(
+            settings, dataset, epochs=epochs, limit=limit, progress=progress
+        )
+    out.print(
+        f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir(dataset)} (mlflow run {run_id})"
+    )
 
 
 def register(root: typer.Typer) -> None:

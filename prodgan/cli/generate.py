@@ -15,7 +15,9 @@ from prodgan.settings import Settings
 def generate(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
     bundle: Optional[Path] = typer.Option(None, help=BUNDLE_HELP),
-    category: Optional[str] = typer.Option(None, help="Category name or index; default: all categories, balanced."),
+    category: Optional[str] = typer.Option(
+        None, help="Category name or index; default: all categories, balanced."
+    ),
     n: int = typer.Option(64, "-n", "--count", help="How many images."),
     seed: int = typer.Option(0, help="Same seed, same model -> same images."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write one grid PNG here."),
@@ -29,8 +31,18 @@ def generate(
     """
     from prodgan.ops import serve
 
-    record = serve.generate(Settings.load(), model, bundle, seed=seed, category=category, n=n, out_file=out_file,
-                            out_dir=out_dir, nrow=nrow, force=force)
+    record = serve.generate(
+        Settings.load(),
+        model,
+        bundle,
+        seed=seed,
+        category=category,
+        n=n,
+        out_file=out_file,
+        out_dir=out_dir,
+        nrow=nrow,
+        force=force,
+    )
     if out_file is not None:
         out.print(f"wrote a grid of {record['n']} images to {out_file}")
     else:
@@ -39,9 +51,13 @@ def generate(
 
 def serve(
     model: Optional[str] = typer.Option(None, "--model", "-m", help=MODEL_HELP),
-    host: str = typer.Option("127.0.0.1", help="Interface to listen on (127.0.0.1 = this machine only)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Interface to listen on (127.0.0.1 = this machine only)."
+    ),
     port: int = typer.Option(5001, help="TCP port."),
-    max_body_bytes: Optional[int] = typer.Option(None, help="Refuse request bodies over this size with 413 [default: 64 KiB]."),
+    max_body_bytes: Optional[int] = typer.Option(
+        None, help="Refuse request bodies over this size with 413 [default: 64 KiB]."
+    ),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Serve the generator over HTTP: MLflow's scoring server (POST /invocations) plus a request-size cap.
@@ -51,7 +67,10 @@ def serve(
     from prodgan.ops import serve as ops
 
     pinned = ops.serve_target(Settings.load(), model, force=force)
-    out.print(f"serving {model or '@champion'} ({pinned}) on http://{host}:{port}/invocations (Ctrl+C stops)", highlight=False)
+    out.print(
+        f"serving {model or '@champion'} ({pinned}) on http://{host}:{port}/invocations (Ctrl+C stops)",
+        highlight=False,
+    )
     ops.serve(pinned, host, port, max_body_bytes)
 
 

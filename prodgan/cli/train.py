@@ -10,12 +10,31 @@ from prodgan.console import err, out
 
 
 def train(
-    config: str = typer.Option(..., "--config", "-c", help="Training config (YAML), e.g. configs/smoke.yaml."),
-    overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key: --set steps=200 (repeatable)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the newest unfinished run of this config from its last checkpoint."),
-    force: bool = typer.Option(False, "--force", help="Train even if a finished run of the same data and config exists (else it is reused)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset under data/ (default: the config's)."),
-    nproc: int = typer.Option(1, "--nproc", min=1, help="DDP processes (torchrun; one per GPU, gloo on CPU); this process keeps the MLflow run."),
+    config: str = typer.Option(
+        ..., "--config", "-c", help="Training config (YAML), e.g. configs/smoke.yaml."
+    ),
+    overrides: Optional[List[str]] = typer.Option(
+        None, "--set", help="Override a config key: --set steps=200 (repeatable)."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the newest unfinished run of this config from its last checkpoint.",
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Train even if a finished run of the same data and config exists (else it is reused).",
+    ),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="Dataset under data/ (default: the config's)."
+    ),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        min=1,
+        help="DDP processes (torchrun; one per GPU, gloo on CPU); this process keeps the MLflow run.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a generator; the MLflow run (experiment prodgan-train) holds params, losses, sample grids and the model.
@@ -30,8 +49,17 @@ def train(
     from prodgan.settings import Settings
 
     started = time.perf_counter()
-    result = run_training(Settings.load(), config, overrides or [], resume=resume or None, reuse=not force, dataset=dataset,
-                          nproc=nproc, progress=not quiet, say=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False))
+    result = run_training(
+        Settings.load(),
+        config,
+        overrides or [],
+        resume=resume or None,
+        reuse=not force,
+        dataset=dataset,
+        nproc=nproc,
+        progress=not quiet,
+        say=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False),
+    )
     table = Table(title="training run", show_header=False)
     table.add_row("mlflow run", result.run_id)
     table.add_row("steps", str(result.step))

@@ -11,7 +11,9 @@ from prodgan.settings import Settings
 def validate(
     dataset: str = typer.Option("fashion-mnist", help="Dataset folder under data/."),
     show: int = typer.Option(5, min=1, help="Offending files listed per failed expectation."),
-    fresh: bool = typer.Option(False, help="Run the checkpoint even if this data was already validated under this suite."),
+    fresh: bool = typer.Option(
+        False, help="Run the checkpoint even if this data was already validated under this suite."
+    ),
 ) -> None:
     """Check data/<dataset> against its expectation suite (GX Checkpoint), build Data Docs, record the result.
 
@@ -19,7 +21,8 @@ def validate(
 
     Example: prodgan data validate --dataset fashion-mnist
     """
-    from prodgan.ops.validate import require_passed, validate as run_validation
+    from prodgan.ops.validate import require_passed
+    from prodgan.ops.validate import validate as run_validation
 
     with progress_bar(f"describing {dataset}", out) as progress:
         record = run_validation(Settings.load(), dataset, progress=progress, fresh=fresh)
@@ -31,18 +34,36 @@ def _print_summary(record, show: int) -> None:
     from rich.table import Table
 
     where = record.data_hash or f"{record.data_key} (not pinned)"
-    source = ("result of " + record.timestamp + " reused (--fresh re-runs it)" if record.reused
-              else "cached manifest" if record.manifest_cached else "fresh manifest")
+    source = (
+        "result of " + record.timestamp + " reused (--fresh re-runs it)"
+        if record.reused
+        else "cached manifest"
+        if record.manifest_cached
+        else "fresh manifest"
+    )
     passed = record.expectations - record.failed - len(record.warnings)
     mark = "[bold green]passed[/]" if record.success else "[bold red]FAILED[/]"
-    warned = f" ({len(record.warnings)} warning{'s' if len(record.warnings) != 1 else ''})" if record.warnings else ""
-    out.print(f"{mark} {record.dataset}: {passed}/{record.expectations} expectations{warned} of suite "
-              f"[bold]{record.suite_name}[/] ({record.suite_sha256[:12]}) on {record.rows} images, data {where}, {source}",
-              highlight=False)
+    warned = (
+        f" ({len(record.warnings)} warning{'s' if len(record.warnings) != 1 else ''})"
+        if record.warnings
+        else ""
+    )
+    out.print(
+        f"{mark} {record.dataset}: {passed}/{record.expectations} expectations{warned} of suite "
+        f"[bold]{record.suite_name}[/] ({record.suite_sha256[:12]}) on {record.rows} images, data {where}, {source}",
+        highlight=False,
+    )
     for failure in [*record.failures, *record.warnings]:
-        count = f"{failure.unexpected_count} unexpected" if failure.unexpected_count is not None else f"observed {failure.observed}"
+        count = (
+            f"{failure.unexpected_count} unexpected"
+            if failure.unexpected_count is not None
+            else f"observed {failure.observed}"
+        )
         mark = "[red]x[/]" if failure.severity != "warning" else "[yellow]![/]"
-        out.print(f"  {mark} {failure.rule} [dim]({failure.expectation} on {failure.column or 'table'}: {count})[/]", highlight=False)
+        out.print(
+            f"  {mark} {failure.rule} [dim]({failure.expectation} on {failure.column or 'table'}: {count})[/]",
+            highlight=False,
+        )
         if failure.offending:
             table = Table(show_header=False, box=None, padding=(0, 1, 0, 4))
             for item in failure.offending[:show]:

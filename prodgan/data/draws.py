@@ -21,6 +21,8 @@ def balanced_draw(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     short = [c for c, pool in enumerate(pools) if len(pool) < len(range(c, n, categories))]
     if short:
         smallest = min(len(pool) for pool in pools)
-        raise ProdganError(f"category {short[0]} has only {len(pools[short[0]])} images, too few to draw {n} balanced over "
-                           f"{categories} categories; draw at most {smallest * categories}")
+        raise ProdganError(
+            f"category {short[0]} has only {len(pools[short[0]])} images, too few to draw {n} balanced over "
+            f"{categories} categories; draw at most {smallest * categories}"
+        )
     return np.array([pools[i % categories].pop() for i in range(n)], dtype=np.int64)

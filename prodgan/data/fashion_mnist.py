@@ -15,7 +15,18 @@ from prodgan.data.layout import DatasetMeta, encode_png
 from prodgan.errors import ProdganError
 
 DEBIAN_SOURCE = Path("/usr/share/datasets/fashion-mnist")
-CATEGORIES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
+CATEGORIES = [
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
+]
 FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
@@ -31,7 +42,9 @@ def _open_idx(source: Path, stem: str) -> tuple[bytes, str]:
                 with opener(path, "rb") as f:
                     raw = f.read()
             except (OSError, EOFError) as exc:
-                raise ProdganError(f"{path} is unreadable or truncated ({exc}); reinstall it: apt-get install --reinstall dataset-fashion-mnist") from exc
+                raise ProdganError(
+                    f"{path} is unreadable or truncated ({exc}); reinstall it: apt-get install --reinstall dataset-fashion-mnist"
+                ) from exc
             return raw, hashlib.sha256(path.read_bytes()).hexdigest()
     raise ProdganError(
         f"{stem}(.gz) not found in {source}; install the dataset with `apt-get install dataset-fashion-mnist` "
@@ -50,7 +63,9 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", raw[4:header])
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
-        raise ProdganError(f"{name} is truncated: header says {expected} bytes of data, file has {len(raw) - header}")
+        raise ProdganError(
+            f"{name} is truncated: header says {expected} bytes of data, file has {len(raw) - header}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -61,9 +76,13 @@ def read_split(source: Path, split: str) -> tuple[np.ndarray, np.ndarray, dict[s
     images = parse_idx(images_raw, images_stem)
     labels = parse_idx(labels_raw, labels_stem)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ProdganError(f"{images_stem} and {labels_stem} disagree: {images.shape} images vs {labels.shape} labels")
+        raise ProdganError(
+            f"{images_stem} and {labels_stem} disagree: {images.shape} images vs {labels.shape} labels"
+        )
     if labels.max(initial=0) >= len(CATEGORIES):
-        raise ProdganError(f"{labels_stem} holds label {labels.max()} (Fashion-MNIST has {len(CATEGORIES)} categories)")
+        raise ProdganError(
+            f"{labels_stem} holds label {labels.max()} (Fashion-MNIST has {len(CATEGORIES)} categories)"
+        )
     return images, labels, {images_stem: images_sha, labels_stem: labels_sha}
 
 
@@ -111,4 +130,3 @@ def write_fashion_mnist(
         counts=counts,
         source=source_hashes,
     )
-

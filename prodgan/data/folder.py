@@ -23,9 +23,9 @@ import hashlib
 import os
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import get_context
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -64,7 +64,12 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     """Any PIL mode -> RGB or L by one fixed rule (see the module docstring)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(img, dtype=np.int64)
-        img = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8) if wide.max() > 255 else wide.astype(np.uint8), "L")
+        img = Image.fromarray(
+            (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+            if wide.max() > 255
+            else wide.astype(np.uint8),
+            "L",
+        )
     elif img.mode == "F":
         img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), "L")
     if img.mode == "P" or img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -75,7 +80,9 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
 
 def _border_colour(pixels: np.ndarray) -> tuple[int, ...] | int:
     """Median of the one-pixel border: the background a product photo was shot on."""
-    ring = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).reshape(-1, 1 if pixels.ndim == 2 else pixels.shape[2])
+    ring = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).reshape(
+        -1, 1 if pixels.ndim == 2 else pixels.shape[2]
+    )
     median = np.median(ring, axis=0).astype(np.uint8)
     return int(median[0]) if pixels.ndim == 2 else tuple(int(v) for v in median)
 
@@ -85,7 +92,9 @@ def normalise(img: Image.Image, size: int, mode: str, fit: str = "pad") -> np.nd
     w, h = img.size
     if fit == "crop":
         side = min(w, h)
-        square = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
+        square = img.crop(
+            ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+        )
     else:
         side = max(w, h)
         square = Image.new(mode, (side, side), _border_colour(np.asarray(img)))
@@ -105,12 +114,18 @@ def _load(path: Path, size: int, mode: str, fit: str, min_side: int) -> np.ndarr
     except Image.DecompressionBombError as exc:
         raise ValueError(f"decompression bomb refused: {exc}") from None
     except UnidentifiedImageError:
-        raise ValueError("not an image (no JPEG, PNG or WebP header), whatever its name says") from None
+        raise ValueError(
+            "not an image (no JPEG, PNG or WebP header), whatever its name says"
+        ) from None
     with opened as img:
         if img.width * img.height > MAX_IMAGE_PIXELS:
-            raise ValueError(f"decompression bomb refused: {img.width}x{img.height} exceeds the {MAX_IMAGE_PIXELS}-pixel limit")
+            raise ValueError(
+                f"decompression bomb refused: {img.width}x{img.height} exceeds the {MAX_IMAGE_PIXELS}-pixel limit"
+            )
         if min(img.width, img.height) < min_side:
-            raise ValueError(f"too small: {img.width}x{img.height}, the short side must be >= {min_side} px (--min-side)")
+            raise ValueError(
+                f"too small: {img.width}x{img.height}, the short side must be >= {min_side} px (--min-side)"
+            )
         img.load()
         return normalise(img, size, mode, fit)
 
@@ -119,7 +134,9 @@ def _inside(path: Path, root: Path) -> bool:
     return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)
 
 
-def _scan_categories(folder: Path, prefix: str, src: Path, refused: list[tuple[str, str]]) -> list[tuple[str, Path]]:
+def _scan_categories(
+    folder: Path, prefix: str, src: Path, refused: list[tuple[str, str]]
+) -> list[tuple[str, Path]]:
     """(category, file) under one folder of category subfolders; links and non-images refused."""
     files: list[tuple[str, Path]] = []
     for entry in sorted(folder.iterdir()):
@@ -133,36 +150,57 @@ def _scan_categories(folder: Path, prefix: str, src: Path, refused: list[tuple[s
                 elif f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
                     files.append((entry.name, f))
                 elif f.is_file():
-                    refused.append((rel, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})"))
+                    refused.append(
+                        (rel, f"not an image file (expected {', '.join(sorted(IMAGE_SUFFIXES))})")
+                    )
     return files
 
 
-def scan_source(src: Path) -> tuple[bool, list[str], list[tuple[str | None, str, Path]], list[tuple[str, str]]]:
+def scan_source(
+    src: Path,
+) -> tuple[bool, list[str], list[tuple[str | None, str, Path]], list[tuple[str, str]]]:
     """(split layout kept?, categories, (split, category, file) candidates, entries refused before decoding)."""
     src = Path(src)
     if not src.is_dir():
-        raise ProdganError(f"{src} is not a folder; pass a folder holding one subfolder per category")
+        raise ProdganError(
+            f"{src} is not a folder; pass a folder holding one subfolder per category"
+        )
     if src.is_symlink():
         raise ProdganError(f"{src} is a symlink; pass the real folder")
     refused: list[tuple[str, str]] = []
     top = {p.name for p in src.iterdir() if p.is_dir() and not p.is_symlink()}
     split_layout = "train" in top and top <= set(SOURCE_SPLITS)
     if split_layout:
-        files = [(split, cat, f) for split in SOURCE_SPLITS if split in top
-                 for cat, f in _scan_categories(src / split, f"{split}/", src, refused)]
+        files = [
+            (split, cat, f)
+            for split in SOURCE_SPLITS
+            if split in top
+            for cat, f in _scan_categories(src / split, f"{split}/", src, refused)
+        ]
     else:
         files = [(None, cat, f) for cat, f in _scan_categories(src, "", src, refused)]
-    categories = sorted({cat for _, cat, _ in files} | ({p.name for s in top for p in (src / s).iterdir() if p.is_dir()}
-                                                        if split_layout else top))
+    categories = sorted(
+        {cat for _, cat, _ in files}
+        | (
+            {p.name for s in top for p in (src / s).iterdir() if p.is_dir()}
+            if split_layout
+            else top
+        )
+    )
     if not categories:
-        raise ProdganError(f"{src} has no category subfolders; put each category's images in its own subfolder")
+        raise ProdganError(
+            f"{src} has no category subfolders; put each category's images in its own subfolder"
+        )
     if not files:
-        raise ProdganError(f"{src} holds no readable image files (JPEG, PNG or WebP) in its category subfolders")
+        raise ProdganError(
+            f"{src} holds no readable image files (JPEG, PNG or WebP) in its category subfolders"
+        )
     return split_layout, categories, files, refused
 
 
-def _decode_chunk(files: list[tuple[str | None, str, Path]], size: int, mode: str, fit: str,
-                  min_side: int) -> list[_Photo | tuple[str, str]]:
+def _decode_chunk(
+    files: list[tuple[str | None, str, Path]], size: int, mode: str, fit: str, min_side: int
+) -> list[_Photo | tuple[str, str]]:
     """Each file as a `_Photo`, or (path as listed, reason) when it cannot be used."""
     out: list[_Photo | tuple[str, str]] = []
     for split, cat, path in files:
@@ -176,17 +214,28 @@ def _decode_chunk(files: list[tuple[str | None, str, Path]], size: int, mode: st
     return out
 
 
-def _decode_all(files: list[tuple[str | None, str, Path]], size: int, mode: str, fit: str, min_side: int,
-                skipped: list[tuple[str, str]], progress: Callable[[int, int], None] | None) -> list[_Photo]:
+def _decode_all(
+    files: list[tuple[str | None, str, Path]],
+    size: int,
+    mode: str,
+    fit: str,
+    min_side: int,
+    skipped: list[tuple[str, str]],
+    progress: Callable[[int, int], None] | None,
+) -> list[_Photo]:
     """Decode every file, on every core for large folders (results in input order: deterministic)."""
-    chunks = [files[i:i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+    chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
     decode = partial(_decode_chunk, size=size, mode=mode, fit=fit, min_side=min_side)
     workers = min(os.cpu_count() or 1, len(chunks))
     parallel = workers > 1 and len(files) >= _PARALLEL_FROM
     results: list[_Photo | tuple[str, str]] = []
     # fork: workers start in milliseconds and need no importable __main__ (scripts, notebooks)
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork")) if parallel else nullcontext() as pool:
-        for chunk in (pool.map(decode, chunks) if parallel else map(decode, chunks)):
+    with (
+        ProcessPoolExecutor(workers, mp_context=get_context("fork"))
+        if parallel
+        else nullcontext() as pool
+    ):
+        for chunk in pool.map(decode, chunks) if parallel else map(decode, chunks):
             results += chunk
             if progress:
                 progress(len(results), len(files))
@@ -194,7 +243,9 @@ def _decode_all(files: list[tuple[str | None, str, Path]], size: int, mode: str,
     return [r for r in results if isinstance(r, _Photo)]
 
 
-def _resolve_labels(photos: list[_Photo], ambiguous: str, skipped: list[tuple[str, str]]) -> list[_Photo]:
+def _resolve_labels(
+    photos: list[_Photo], ambiguous: str, skipped: list[tuple[str, str]]
+) -> list[_Photo]:
     """Drop duplicates; a photo under two categories is an ambiguous label, handled by policy."""
     by_digest: dict[str, list[_Photo]] = {}
     for photo in photos:
@@ -204,14 +255,24 @@ def _resolve_labels(photos: list[_Photo], ambiguous: str, skipped: list[tuple[st
         cats = sorted({p.category for p in copies})
         if len(cats) > 1:
             if ambiguous == "skip":
-                skipped.extend((p.rel, f"ambiguous label: the same photo is filed under {', '.join(cats)} (--ambiguous skip)")
-                               for p in copies)
+                skipped.extend(
+                    (
+                        p.rel,
+                        f"ambiguous label: the same photo is filed under {', '.join(cats)} (--ambiguous skip)",
+                    )
+                    for p in copies
+                )
                 continue
             copies = [p for p in copies if p.category == cats[0]]
-            skipped.extend((p.rel, f"ambiguous label: also under {cats[0]}, kept there (--ambiguous first)")
-                           for p in photos if p.digest == copies[0].digest and p.category != cats[0])
+            skipped.extend(
+                (p.rel, f"ambiguous label: also under {cats[0]}, kept there (--ambiguous first)")
+                for p in photos
+                if p.digest == copies[0].digest and p.category != cats[0]
+            )
         # one copy per photo; a train copy wins over validation/test (a photo in two splits would leak)
-        order = sorted(copies, key=lambda p: (SOURCE_SPLITS.index(p.split) if p.split else 0, p.rel))
+        order = sorted(
+            copies, key=lambda p: (SOURCE_SPLITS.index(p.split) if p.split else 0, p.rel)
+        )
         kept.append(order[0])
         skipped.extend((p.rel, f"duplicate of {order[0].rel}") for p in order[1:])
     return kept
@@ -250,18 +311,28 @@ def write_folder(
     if mode not in ("RGB", "L"):
         raise ProdganError(f"unknown mode {mode!r}: use RGB or L")
     if fit not in FITS:
-        raise ProdganError(f"unknown --fit {fit!r}: use pad (keep the whole product) or crop (fill the square)")
+        raise ProdganError(
+            f"unknown --fit {fit!r}: use pad (keep the whole product) or crop (fill the square)"
+        )
     if ambiguous not in AMBIGUOUS:
-        raise ProdganError(f"unknown --ambiguous {ambiguous!r}: use skip (drop every copy) or first (keep one category)")
+        raise ProdganError(
+            f"unknown --ambiguous {ambiguous!r}: use skip (drop every copy) or first (keep one category)"
+        )
     if not 8 <= size <= 512:
         raise ProdganError(f"--size {size} is out of range: use 8..512 pixels")
     if not 0 < test_fraction < 0.5:
-        raise ProdganError(f"test fraction {test_fraction} is out of range: use a value between 0 and 0.5")
+        raise ProdganError(
+            f"test fraction {test_fraction} is out of range: use a value between 0 and 0.5"
+        )
     split_layout, categories, files, skipped = scan_source(src)
-    photos = _decode_all(files, size, mode, fit, size // 2 if min_side is None else min_side, skipped, progress)
+    photos = _decode_all(
+        files, size, mode, fit, size // 2 if min_side is None else min_side, skipped, progress
+    )
     photos = _resolve_labels(photos, ambiguous, skipped)
     if not photos:
-        raise ProdganError(f"none of the {len(files)} images in {src} could be read: {skipped[0][0]}: {skipped[0][1]}")
+        raise ProdganError(
+            f"none of the {len(files)} images in {src} could be read: {skipped[0][0]}: {skipped[0][1]}"
+        )
     splits = _assign_splits(photos, test_fraction, min_test)
     keys = category_keys(categories)
     counts = {s: {keys[c]: 0 for c in categories} for s in ("train", "test")}
@@ -274,8 +345,21 @@ def write_folder(
     for split in counts:
         for key in keys.values():
             (out_dir / split / key).mkdir(parents=True, exist_ok=True)
-    source = {"layout": "kept (validation joined train)" if split_layout else f"stratified: {test_fraction:g} to test, at least {min_test} per category",
-              "fit": fit, "ambiguous": ambiguous}
-    meta = DatasetMeta(name=name, kind="folder", size=size, mode=mode, categories=sorted(keys.values()), counts=counts,
-                       source=source, display={k: c for c, k in keys.items()})
+    source = {
+        "layout": "kept (validation joined train)"
+        if split_layout
+        else f"stratified: {test_fraction:g} to test, at least {min_test} per category",
+        "fit": fit,
+        "ambiguous": ambiguous,
+    }
+    meta = DatasetMeta(
+        name=name,
+        kind="folder",
+        size=size,
+        mode=mode,
+        categories=sorted(keys.values()),
+        counts=counts,
+        source=source,
+        display={k: c for c, k in keys.items()},
+    )
     return FolderReport(meta=meta, skipped=sorted(skipped))

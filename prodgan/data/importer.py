@@ -15,7 +15,9 @@ def _check_target(target: Path, kind: str, force: bool) -> None:
         return
     if not (target / META_FILE).is_file():
         if any(target.iterdir()):
-            raise ProdganError(f"{target} exists and is not a prodgan dataset; move it away or pass --force to replace it")
+            raise ProdganError(
+                f"{target} exists and is not a prodgan dataset; move it away or pass --force to replace it"
+            )
         return
     existing = read_meta(target)
     if existing.kind != kind:

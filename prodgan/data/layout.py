@@ -35,8 +35,12 @@ class DatasetMeta:
     mode: str  # PIL mode: "L" (grayscale) or "RGB"
     categories: list[str]
     counts: dict[str, dict[str, int]]  # split -> category -> images
-    source: dict[str, str] = field(default_factory=dict)  # content hashes of the source, never paths
-    display: dict[str, str] = field(default_factory=dict)  # category key -> the name as the user wrote it
+    source: dict[str, str] = field(
+        default_factory=dict
+    )  # content hashes of the source, never paths
+    display: dict[str, str] = field(
+        default_factory=dict
+    )  # category key -> the name as the user wrote it
 
     @property
     def channels(self) -> int:
@@ -68,7 +72,9 @@ def read_meta(path: Path) -> DatasetMeta:
     try:
         return DatasetMeta(**json.loads(meta_file.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
-        raise ProdganError(f"{meta_file} is not a valid dataset metadata file ({exc}); re-import the dataset") from exc
+        raise ProdganError(
+            f"{meta_file} is not a valid dataset metadata file ({exc}); re-import the dataset"
+        ) from exc
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -55,8 +55,18 @@ _BATCH_PIXELS = 1 << 24  # pixels per vectorised batch (bounds memory for large 
 Progress = Callable[[int, int], None]
 
 _FILE_COLUMNS = [
-    "path", "file_bytes", "sha256", "decodes_ok", "decode_error", "width", "height", "mode", "channels",
-    "mean_intensity", "std_intensity", "dhash",
+    "path",
+    "file_bytes",
+    "sha256",
+    "decodes_ok",
+    "decode_error",
+    "width",
+    "height",
+    "mode",
+    "channels",
+    "mean_intensity",
+    "std_intensity",
+    "dhash",
 ]
 
 
@@ -70,7 +80,11 @@ def list_files(root: Path) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel_dir = Path(dirpath).relative_to(root)
-        found.extend((rel_dir / name).as_posix() for name in filenames if not (rel_dir == Path(".") and name == META_FILE))
+        found.extend(
+            (rel_dir / name).as_posix()
+            for name in filenames
+            if not (rel_dir == Path(".") and name == META_FILE)
+        )
     return sorted(found)
 
 
@@ -95,7 +109,11 @@ def _pixel_columns(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]
     flat = stack.reshape(len(stack), -1).astype(np.float64)
     small = _resize(stack.astype(np.float64), 8, 9)
     bits = np.packbits((small[:, :, 1:] > small[:, :, :-1]).reshape(len(stack), 64), axis=1)
-    thumbs = np.rint(_resize(stack.astype(np.float64), THUMB, THUMB)).astype(np.uint8).reshape(len(stack), -1)
+    thumbs = (
+        np.rint(_resize(stack.astype(np.float64), THUMB, THUMB))
+        .astype(np.uint8)
+        .reshape(len(stack), -1)
+    )
     return flat.mean(axis=1), flat.std(axis=1), [b.tobytes().hex() for b in bits], thumbs
 
 
@@ -105,8 +123,34 @@ def _read_file(root: str, rel: str) -> tuple[list, np.ndarray | None]:
         with open(os.path.join(root, rel), "rb") as f:
             data = f.read()
     except OSError as exc:  # unreadable (permissions, a dangling link): a finding, not a crash
-        return [rel, None, None, False, f"unreadable: {exc.strerror}", None, None, None, None, None, None, None], None
-    row = [rel, len(data), hashlib.sha256(data).hexdigest(), False, None, None, None, None, None, None, None, None]
+        return [
+            rel,
+            None,
+            None,
+            False,
+            f"unreadable: {exc.strerror}",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ], None
+    row = [
+        rel,
+        len(data),
+        hashlib.sha256(data).hexdigest(),
+        False,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
     try:
         with Image.open(io.BytesIO(data)) as img:
             row[5:9] = [img.width, img.height, img.mode, len(img.getbands())]
@@ -131,7 +175,7 @@ def _describe_chunk(root: str, rels: list[str]) -> list[tuple[tuple, bytes | Non
     for (height, width), members in by_shape.items():
         step = max(1, _BATCH_PIXELS // (height * width))
         for start in range(0, len(members), step):
-            batch = members[start:start + step]
+            batch = members[start : start + step]
             means, stds, hashes, small = _pixel_columns(np.stack([read[i][1] for i in batch]))
             for k, i in enumerate(batch):
                 read[i][0][9:12] = [float(means[k]), float(stds[k]), hashes[k]]
@@ -139,21 +183,25 @@ def _describe_chunk(root: str, rels: list[str]) -> list[tuple[tuple, bytes | Non
     return [(tuple(row), thumb) for (row, _), thumb in zip(read, thumbs)]
 
 
-def _describe_all(root: Path, rels: list[str], workers: int, progress: Progress | None) -> list[tuple[tuple, bytes | None]]:
+def _describe_all(
+    root: Path, rels: list[str], workers: int, progress: Progress | None
+) -> list[tuple[tuple, bytes | None]]:
     total = len(rels)
     if workers <= 1 or total < _PARALLEL_FROM:
         out = []
         for start in range(0, total, _CHUNK):
-            out.extend(_describe_chunk(str(root), rels[start:start + _CHUNK]))
+            out.extend(_describe_chunk(str(root), rels[start : start + _CHUNK]))
             if progress:
                 progress(len(out), total)
         return out
-    chunks = [rels[i:i + _CHUNK] for i in range(0, total, _CHUNK)]
+    chunks = [rels[i : i + _CHUNK] for i in range(0, total, _CHUNK)]
     results: list[list] = [[] for _ in chunks]
     done = 0
     # fork: workers start in milliseconds and need no importable __main__ (scripts, notebooks).
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        futures = {pool.submit(_describe_chunk, str(root), chunk): i for i, chunk in enumerate(chunks)}
+        futures = {
+            pool.submit(_describe_chunk, str(root), chunk): i for i, chunk in enumerate(chunks)
+        }
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             done += len(chunks[futures[future]])
@@ -162,7 +210,9 @@ def _describe_all(root: Path, rels: list[str], workers: int, progress: Progress 
     return [row for chunk in results for row in chunk]
 
 
-def _near_dup_distance(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np.ndarray, list[str | None]]:
+def _near_dup_distance(
+    df: pd.DataFrame, thumbs: list[bytes | None]
+) -> tuple[np.ndarray, list[str | None]]:
     """Per row: thumbnail distance to, and path of, the closest same-dHash image in another split.
 
     Only images sharing a dHash are compared, split against split, in blocks to bound memory.
@@ -175,20 +225,29 @@ def _near_dup_distance(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np
         if len(names) < 2:
             continue
         members = {name: idx[splits[idx] == name] for name in names}
-        stacks = {name: _centred(np.stack([np.frombuffer(thumbs[i], dtype=np.uint8) for i in rows])) for name, rows in members.items()}
+        stacks = {
+            name: _centred(np.stack([np.frombuffer(thumbs[i], dtype=np.uint8) for i in rows]))
+            for name, rows in members.items()
+        }
         for a_pos, a in enumerate(names):
-            for b in names[a_pos + 1:]:
+            for b in names[a_pos + 1 :]:
                 for start in range(0, len(members[a]), _NEAR_DUP_BLOCK):
-                    rows_a = members[a][start:start + _NEAR_DUP_BLOCK]
-                    dist = np.abs(stacks[a][start:start + _NEAR_DUP_BLOCK, None, :] - stacks[b][None, :, :]).mean(axis=-1)
+                    rows_a = members[a][start : start + _NEAR_DUP_BLOCK]
+                    dist = np.abs(
+                        stacks[a][start : start + _NEAR_DUP_BLOCK, None, :] - stacks[b][None, :, :]
+                    ).mean(axis=-1)
                     _keep_closest(distance, nearest, rows_a, members[b], dist)
                     _keep_closest(distance, nearest, members[b], rows_a, dist.T)
     paths = df["path"].to_numpy()
     found = np.isfinite(distance)
-    return np.where(found, distance, np.nan), [paths[j] if ok else None for j, ok in zip(nearest, found)]
+    return np.where(found, distance, np.nan), [
+        paths[j] if ok else None for j, ok in zip(nearest, found)
+    ]
 
 
-def _perceptual_dups(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np.ndarray, list[str | None]]:
+def _perceptual_dups(
+    df: pd.DataFrame, thumbs: list[bytes | None]
+) -> tuple[np.ndarray, list[str | None]]:
     """Per row: thumbnail distance to, and path of, the closest image in another split whose dHash is
     within `HAMMING_CANDIDATE` bits (NaN when none is).
 
@@ -202,11 +261,14 @@ def _perceptual_dups(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np.n
     names = sorted(set(splits[known]))
     pairs = []
     for a_pos, a in enumerate(names):
-        for b in names[a_pos + 1:]:
-            small, large = sorted((np.flatnonzero(known & (splits == a)), np.flatnonzero(known & (splits == b))), key=len)
+        for b in names[a_pos + 1 :]:
+            small, large = sorted(
+                (np.flatnonzero(known & (splits == a)), np.flatnonzero(known & (splits == b))),
+                key=len,
+            )
             keep = min(_CANDIDATES, len(large))
             for start in range(0, len(small), _NEAR_DUP_BLOCK):
-                block = small[start:start + _NEAR_DUP_BLOCK]
+                block = small[start : start + _NEAR_DUP_BLOCK]
                 dist = np.bitwise_count(bits[block, None] ^ bits[None, large])
                 top = np.argpartition(dist, keep - 1, axis=1)[:, :keep]
                 rows, cols = np.nonzero(np.take_along_axis(dist, top, axis=1) <= HAMMING_CANDIDATE)
@@ -214,9 +276,25 @@ def _perceptual_dups(df: pd.DataFrame, thumbs: list[bytes | None]) -> tuple[np.n
     found = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
     distance = np.full(len(df), np.nan)
     if len(found):
-        flat = _centred(np.stack([np.frombuffer(t, dtype=np.uint8) if t else np.zeros(THUMB * THUMB, np.uint8) for t in thumbs]))
-        d = np.concatenate([np.abs(flat[chunk[:, 0]] - flat[chunk[:, 1]]).mean(axis=1) for chunk in np.array_split(found, max(1, len(found) // 10000))])
-        rows, others, d = np.concatenate([found[:, 0], found[:, 1]]), np.concatenate([found[:, 1], found[:, 0]]), np.concatenate([d, d])
+        flat = _centred(
+            np.stack(
+                [
+                    np.frombuffer(t, dtype=np.uint8) if t else np.zeros(THUMB * THUMB, np.uint8)
+                    for t in thumbs
+                ]
+            )
+        )
+        d = np.concatenate(
+            [
+                np.abs(flat[chunk[:, 0]] - flat[chunk[:, 1]]).mean(axis=1)
+                for chunk in np.array_split(found, max(1, len(found) // 10000))
+            ]
+        )
+        rows, others, d = (
+            np.concatenate([found[:, 0], found[:, 1]]),
+            np.concatenate([found[:, 1], found[:, 0]]),
+            np.concatenate([d, d]),
+        )
         order = np.lexsort((d, rows))
         first = order[np.unique(rows[order], return_index=True)[1]]
         distance[rows[first]] = d[first]
@@ -233,7 +311,9 @@ def _centred(thumbs: np.ndarray) -> np.ndarray:
     return flat - flat.mean(axis=1, keepdims=True)
 
 
-def _keep_closest(distance: np.ndarray, nearest: np.ndarray, rows: np.ndarray, cols: np.ndarray, dist: np.ndarray) -> None:
+def _keep_closest(
+    distance: np.ndarray, nearest: np.ndarray, rows: np.ndarray, cols: np.ndarray, dist: np.ndarray
+) -> None:
     best = dist.argmin(axis=1)
     best_dist = dist[np.arange(len(rows)), best]
     better = best_dist < distance[rows]
@@ -248,7 +328,9 @@ def derive(df: pd.DataFrame, thumbs: list[bytes | None]) -> pd.DataFrame:
     df["category"] = parts.str[1].where(parts.str.len() > 2, "")
     df["split_category"] = df["split"] + "/" + df["category"]
     df["category_count"] = df.groupby("split_category")["path"].transform("size").astype("int64")
-    mean_per_category = df.groupby("split")["path"].transform("size") / df.groupby("split")["category"].transform("nunique")
+    mean_per_category = df.groupby("split")["path"].transform("size") / df.groupby("split")[
+        "category"
+    ].transform("nunique")
     df["category_balance"] = df["category_count"] / mean_per_category
     splits_of_sha = df.groupby("sha256")["split"].transform("nunique")
     df["sha256_in_other_split"] = splits_of_sha > 1
@@ -260,7 +342,9 @@ def derive(df: pd.DataFrame, thumbs: list[bytes | None]) -> pd.DataFrame:
     return df
 
 
-def build_manifest(root: Path, workers: int | None = None, progress: Progress | None = None) -> pd.DataFrame:
+def build_manifest(
+    root: Path, workers: int | None = None, progress: Progress | None = None
+) -> pd.DataFrame:
     """Describe every file of the dataset at `root` (in parallel) and derive the cross-file columns."""
     root = Path(root)
     rels = list_files(root)
@@ -287,7 +371,9 @@ def stat_key(root: Path) -> str:
     return f"stat-{h.hexdigest()[:32]}"
 
 
-def load_manifest(cache_dir: Path, dataset_root: Path, key: str, progress: Progress | None = None) -> tuple[pd.DataFrame, bool]:
+def load_manifest(
+    cache_dir: Path, dataset_root: Path, key: str, progress: Progress | None = None
+) -> tuple[pd.DataFrame, bool]:
     """(manifest, came_from_cache): built on the first call for `key`, read from parquet after."""
     dataset_root = Path(dataset_root)
     cache_file = Path(cache_dir) / f"v{SCHEMA_VERSION}" / key / f"{dataset_root.name}.parquet"

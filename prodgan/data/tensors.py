@@ -35,14 +35,18 @@ class ImageSplit:
 def decode_split(root: Path, meta: DatasetMeta, split: str) -> tuple[np.ndarray, np.ndarray]:
     files = image_files(root, split)
     if not files:
-        raise ProdganError(f"{root}/{split} holds no images; run `prodgan data pull` or re-import the dataset")
+        raise ProdganError(
+            f"{root}/{split} holds no images; run `prodgan data pull` or re-import the dataset"
+        )
     index = {c: i for i, c in enumerate(meta.categories)}
 
     def decode(item: tuple[str, Path]) -> np.ndarray:
         with Image.open(item[1]) as img:
             pixels = np.asarray(img.convert(meta.mode))
         if pixels.shape[:2] != (meta.size, meta.size):
-            raise ProdganError(f"{item[1]} is {pixels.shape[1]}x{pixels.shape[0]}, the dataset declares {meta.size}x{meta.size}; run `prodgan data validate`")
+            raise ProdganError(
+                f"{item[1]} is {pixels.shape[1]}x{pixels.shape[0]}, the dataset declares {meta.size}x{meta.size}; run `prodgan data validate`"
+            )
         return pixels
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -52,7 +56,9 @@ def decode_split(root: Path, meta: DatasetMeta, split: str) -> tuple[np.ndarray,
     try:
         labels = np.array([index[c] for c, _ in files], dtype=np.int64)
     except KeyError as exc:
-        raise ProdganError(f"{root}/{split} has a category folder {exc.args[0]!r} not declared in dataset.json; run `prodgan data validate`") from exc
+        raise ProdganError(
+            f"{root}/{split} has a category folder {exc.args[0]!r} not declared in dataset.json; run `prodgan data validate`"
+        ) from exc
     return np.ascontiguousarray(images), labels
 
 
@@ -78,12 +84,21 @@ def hold_out(split: ImageSplit, n: int, seed: int) -> tuple[ImageSplit, ImageSpl
     Training picks its best checkpoint on this, never on the split the promotion gates evaluate.
     """
     if not 2 <= n <= len(split) // 2:
-        raise ProdganError(f"cannot hold out {n} of the {len(split)} {split.split} images for validation: "
-                           f"use 2..{len(split) // 2} (eval_samples)")
+        raise ProdganError(
+            f"cannot hold out {n} of the {len(split)} {split.split} images for validation: "
+            f"use 2..{len(split) // 2} (eval_samples)"
+        )
     order = np.random.RandomState(seed).permutation(len(split))
     held, rest = np.sort(order[:n]), np.sort(order[n:])
 
     def keep(idx: np.ndarray, name: str) -> ImageSplit:
-        return ImageSplit(split.images[idx], split.labels[idx], split.categories, split.dataset, name, split.data_hash)
+        return ImageSplit(
+            split.images[idx],
+            split.labels[idx],
+            split.categories,
+            split.dataset,
+            name,
+            split.data_hash,
+        )
 
     return keep(rest, split.split), keep(held, "validation")

@@ -5,5 +5,14 @@ from prodgan.metrics.evaluate import METRICS, EvalResult, evaluate_generator, qu
 from prodgan.metrics.paired import fid_delta_from_cache
 from prodgan.metrics.protocol import Protocol
 
-__all__ = ["METRICS", "EvalResult", "Interval", "Protocol", "evaluate_generator", "fid_delta_interval", "fid_interval",
-           "fid_delta_from_cache", "quick_fid"]
+__all__ = [
+    "METRICS",
+    "EvalResult",
+    "Interval",
+    "Protocol",
+    "evaluate_generator",
+    "fid_delta_interval",
+    "fid_interval",
+    "fid_delta_from_cache",
+    "quick_fid",
+]

@@ -33,11 +33,23 @@ def untrained_like(spec: Any) -> torch.nn.Module:
 
 def noise_key(spec: Any) -> str:
     """Cache key of the untrained generator's samples: its architecture and initialisation."""
-    return "untrained-" + hashlib.sha256(json.dumps({**spec.to_dict(), "init_seed": NOISE_SEED}, sort_keys=True).encode()).hexdigest()
+    return (
+        "untrained-"
+        + hashlib.sha256(
+            json.dumps({**spec.to_dict(), "init_seed": NOISE_SEED}, sort_keys=True).encode()
+        ).hexdigest()
+    )
 
 
-def references(real: np.ndarray, floor: np.ndarray, noise: np.ndarray, *, kid_subset_size: int, kid_subsets: int,
-               seed: int) -> dict[str, float]:
+def references(
+    real: np.ndarray,
+    floor: np.ndarray,
+    noise: np.ndarray,
+    *,
+    kid_subset_size: int,
+    kid_subsets: int,
+    seed: int,
+) -> dict[str, float]:
     """`fid_floor`, `fid_noise`, `kid_floor`, `kid_noise` from features under one protocol."""
     ref = RealReference(real)
     out = {"fid_floor": fid_to(floor, ref), "fid_noise": fid_to(noise, ref)}

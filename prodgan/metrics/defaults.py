@@ -20,4 +20,3 @@ DEFAULTS = {
     "min_samples": 2,
     "max_samples": 100_000,  # over this the features alone need > 800 MB; ask for several runs instead
 }
-

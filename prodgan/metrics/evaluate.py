@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from prodgan.fsutil import write_json_atomic
-from prodgan.models.evaluator import evaluator_fingerprint
-from prodgan.metrics import stats_cache
 from prodgan.metrics import calibration as calib
+from prodgan.metrics import stats_cache
 from prodgan.metrics.checks import check_inputs
 from prodgan.metrics.conditional import accuracy_per_category, conditional_accuracy
 from prodgan.metrics.confidence import fid_interval
@@ -32,6 +31,7 @@ from prodgan.metrics.kid import kid
 from prodgan.metrics.memorization import memorization
 from prodgan.metrics.prc import precision_recall
 from prodgan.metrics.protocol import Protocol
+from prodgan.models.evaluator import evaluator_fingerprint
 from prodgan.models.sampling import exact_fp32, labels_like
 from prodgan.names import metric_name
 
@@ -44,7 +44,9 @@ class EvalResult:
     protocol: Protocol
     per_category: dict[str, dict[str, float]]  # category -> {"fid_2k": .., "cond_acc_2k": ..}
     images: np.ndarray  # the generated uint8 samples [N, C, H, W] (grids, audits)
-    features: np.ndarray  # their Inception features [N, 2048] (paired comparisons, see confidence.py)
+    features: (
+        np.ndarray
+    )  # their Inception features [N, 2048] (paired comparisons, see confidence.py)
     real_cached: bool  # True when the real side came from the cache
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -60,7 +62,9 @@ class _Context:
     real: dict[str, np.ndarray]
     real_labels: np.ndarray
     categories: tuple[str, ...]
-    images: dict[str, np.ndarray]  # uint8 pixels: "generated", "real" (the protocol's subset), "train" (the whole split)
+    images: dict[
+        str, np.ndarray
+    ]  # uint8 pixels: "generated", "real" (the protocol's subset), "train" (the whole split)
     evaluator_logits: np.ndarray | None
 
 
@@ -76,29 +80,47 @@ def real_subset(count: int, total: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- metrics, registered by name
 
+
 def _fid(ctx: _Context) -> tuple[dict, dict]:
     gen, real = ctx.generated[INCEPTION], ctx.real[INCEPTION]
     ref = RealReference(real)
     value = fid_to(gen, ref)
     out = {"fid": value}
     if ctx.options["bootstrap"] > 0:
-        ci = fid_interval(gen, ref, value, resamples=ctx.options["bootstrap"], seed=ctx.protocol.seed,
-                          confidence=ctx.options["confidence"])
+        ci = fid_interval(
+            gen,
+            ref,
+            value,
+            resamples=ctx.options["bootstrap"],
+            seed=ctx.protocol.seed,
+            confidence=ctx.options["confidence"],
+        )
         out.update({"fid_ci_low": ci.low, "fid_ci_high": ci.high})
     per_cat = {}
     if ctx.generated_labels is not None:
-        per_cat = {"fid": fid_per_category(gen, ctx.generated_labels, real, ctx.real_labels, ctx.categories)}
+        per_cat = {
+            "fid": fid_per_category(
+                gen, ctx.generated_labels, real, ctx.real_labels, ctx.categories
+            )
+        }
     return out, per_cat
 
 
 def _kid(ctx: _Context) -> tuple[dict, dict]:
-    mean, std = kid(ctx.generated[INCEPTION], ctx.real[INCEPTION], subset_size=ctx.options["kid_subset_size"],
-                    subsets=ctx.options["kid_subsets"], seed=ctx.protocol.seed)
+    mean, std = kid(
+        ctx.generated[INCEPTION],
+        ctx.real[INCEPTION],
+        subset_size=ctx.options["kid_subset_size"],
+        subsets=ctx.options["kid_subsets"],
+        seed=ctx.protocol.seed,
+    )
     return {"kid": mean, "kid_std": std}, {}
 
 
 def _prc(ctx: _Context) -> tuple[dict, dict]:
-    precision, recall = precision_recall(ctx.generated[INCEPTION], ctx.real[INCEPTION], neighborhood=ctx.options["prc_neighborhood"])
+    precision, recall = precision_recall(
+        ctx.generated[INCEPTION], ctx.real[INCEPTION], neighborhood=ctx.options["prc_neighborhood"]
+    )
     return {"precision": precision, "recall": recall}, {}
 
 
@@ -113,32 +135,64 @@ def _isc(ctx: _Context) -> tuple[dict, dict]:
 def _cond_acc(ctx: _Context) -> tuple[dict, dict]:
     if ctx.evaluator_logits is None or ctx.generated_labels is None:
         return {}, {}
-    return ({"cond_acc": conditional_accuracy(ctx.evaluator_logits, ctx.generated_labels)},
-            {"cond_acc": accuracy_per_category(ctx.evaluator_logits, ctx.generated_labels, ctx.categories)})
+    return (
+        {"cond_acc": conditional_accuracy(ctx.evaluator_logits, ctx.generated_labels)},
+        {
+            "cond_acc": accuracy_per_category(
+                ctx.evaluator_logits, ctx.generated_labels, ctx.categories
+            )
+        },
+    )
 
 
 def _memorization(ctx: _Context) -> tuple[dict, dict]:
     if "train" not in ctx.images:
         return {}, {}
-    return {"memorization": memorization(ctx.images["generated"], ctx.images["train"], ctx.images["real"],
-                                         quantile=ctx.options["memorization_quantile"])}, {}
+    return {
+        "memorization": memorization(
+            ctx.images["generated"],
+            ctx.images["train"],
+            ctx.images["real"],
+            quantile=ctx.options["memorization_quantile"],
+        )
+    }, {}
 
 
 METRICS: dict[str, Callable[[_Context], tuple[dict, dict]]] = {
-    "fid": _fid, "kid": _kid, "prc": _prc, "is": _isc, "cond_acc": _cond_acc, "memorization": _memorization,
+    "fid": _fid,
+    "kid": _kid,
+    "prc": _prc,
+    "is": _isc,
+    "cond_acc": _cond_acc,
+    "memorization": _memorization,
 }
 
 
 # ---------------------------------------------------------------- the entry point
 
-def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int = DEFAULTS["samples"],
-                       seed: int = DEFAULTS["seed"], train: Any = None, evaluator: torch.nn.Module | None = None,
-                       real_samples: int | None = None, kid_subset_size: int | None = None,
-                       metrics: tuple[str, ...] = tuple(METRICS), bootstrap: int = DEFAULTS["bootstrap"],
-                       device: str | None = None, cache_dir: Path | None = None, weights: InceptionWeights | None = None,
-                       extractor: str = DEFAULTS["extractor"], batch_size: int = DEFAULTS["batch_size"],
-                       generator_key: str | None = None, calibrate: bool = True,
-                       progress: Progress | None = None) -> EvalResult:
+
+def evaluate_generator(
+    G: torch.nn.Module,
+    spec: Any,
+    real: Any,
+    *,
+    samples: int = DEFAULTS["samples"],
+    seed: int = DEFAULTS["seed"],
+    train: Any = None,
+    evaluator: torch.nn.Module | None = None,
+    real_samples: int | None = None,
+    kid_subset_size: int | None = None,
+    metrics: tuple[str, ...] = tuple(METRICS),
+    bootstrap: int = DEFAULTS["bootstrap"],
+    device: str | None = None,
+    cache_dir: Path | None = None,
+    weights: InceptionWeights | None = None,
+    extractor: str = DEFAULTS["extractor"],
+    batch_size: int = DEFAULTS["batch_size"],
+    generator_key: str | None = None,
+    calibrate: bool = True,
+    progress: Progress | None = None,
+) -> EvalResult:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
 
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
@@ -153,38 +207,86 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
     from prodgan.models.sampling import generate_uint8
     from prodgan.settings import Settings
 
-    real_samples = check_inputs(spec, real, samples=samples, real_samples=real_samples, kid_subset_size=kid_subset_size,
-                                evaluator=evaluator, metrics=metrics, train=train, known=tuple(METRICS))
+    real_samples = check_inputs(
+        spec,
+        real,
+        samples=samples,
+        real_samples=real_samples,
+        kid_subset_size=kid_subset_size,
+        evaluator=evaluator,
+        metrics=metrics,
+        train=train,
+        known=tuple(METRICS),
+    )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     cache_dir = Path(cache_dir) if cache_dir else Settings.load().cache_dir
     weights = weights or resolve_inception_weights(cache_dir)
     evaluator_sha = evaluator_fingerprint(evaluator) if evaluator is not None else ""
-    protocol = Protocol(real.dataset, real.data_hash, real.split, samples, real_samples, seed, extractor, weights.sha256,
-                        DEFAULTS["resize"], DEFAULTS["precision"], bool(spec.num_classes), evaluator_sha)
-    options = {**{k: DEFAULTS[k] for k in ("kid_subsets", "prc_neighborhood", "isc_splits", "confidence", "memorization_quantile")},
-               "bootstrap": bootstrap, "kid_subset_size": kid_subset_size or kid_subset(samples, real_samples)}
+    protocol = Protocol(
+        real.dataset,
+        real.data_hash,
+        real.split,
+        samples,
+        real_samples,
+        seed,
+        extractor,
+        weights.sha256,
+        DEFAULTS["resize"],
+        DEFAULTS["precision"],
+        bool(spec.num_classes),
+        evaluator_sha,
+    )
+    options = {
+        **{
+            k: DEFAULTS[k]
+            for k in (
+                "kid_subsets",
+                "prc_neighborhood",
+                "isc_splits",
+                "confidence",
+                "memorization_quantile",
+            )
+        },
+        "bootstrap": bootstrap,
+        "kid_subset_size": kid_subset_size or kid_subset(samples, real_samples),
+    }
     timings: dict[str, float] = {}
 
     with exact_fp32():
         tick = time.perf_counter()
-        labels = labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
-        images = generate_uint8(G, spec, samples, seed, labels=labels, device=device, batch=batch_size).numpy()
+        labels = (
+            labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
+        )
+        images = generate_uint8(
+            G, spec, samples, seed, labels=labels, device=device, batch=batch_size
+        ).numpy()
         timings["generate"] = time.perf_counter() - tick
 
         layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits else [])
         inception = make_extractor(extractor, layers, str(weights.path), device)
         tick = time.perf_counter()
         if generator_key:
-            write_json_atomic(stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict())
-            generated, _ = stats_cache.cached(cache_dir, stats_cache.generated_key(protocol.fingerprint, generator_key),
-                                              lambda: extract(images, inception, "generated", batch_size, progress))
+            write_json_atomic(
+                stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict()
+            )
+            generated, _ = stats_cache.cached(
+                cache_dir,
+                stats_cache.generated_key(protocol.fingerprint, generator_key),
+                lambda: extract(images, inception, "generated", batch_size, progress),
+            )
         else:
             generated = extract(images, inception, "generated", batch_size, progress)
         timings["generated_features"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
         real_idx = real_subset(real_samples, len(real))
-        real_features, real_cached = stats_cache.cached(cache_dir, protocol.real_key(), lambda: extract(real.images[real_idx], inception, f"real:{real.split}", batch_size, progress))
+        real_features, real_cached = stats_cache.cached(
+            cache_dir,
+            protocol.real_key(),
+            lambda: extract(
+                real.images[real_idx], inception, f"real:{real.split}", batch_size, progress
+            ),
+        )
         timings["real_features"] = time.perf_counter() - tick
 
         evaluator_logits, calibration, judge = None, {}, None
@@ -193,15 +295,41 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
             evaluator_logits = extract(images, judge, "evaluator", batch_size, progress)["logits"]
         if calibrate and train is not None:
             tick = time.perf_counter()
-            calibration = _calibrate(G_spec=spec, protocol=protocol, options=options, cache_dir=cache_dir, inception=inception,
-                                     real=real, real_idx=real_idx, real_features=real_features, train=train, labels=labels,
-                                     judge=judge, device=device, batch_size=batch_size, progress=progress)
+            calibration = _calibrate(
+                G_spec=spec,
+                protocol=protocol,
+                options=options,
+                cache_dir=cache_dir,
+                inception=inception,
+                real=real,
+                real_idx=real_idx,
+                real_features=real_features,
+                train=train,
+                labels=labels,
+                judge=judge,
+                device=device,
+                batch_size=batch_size,
+                progress=progress,
+            )
             timings["calibration"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    pixels = {"generated": images, "real": real.images[real_idx], **({"train": train.images} if train is not None else {})}
-    ctx = _Context(protocol, options, generated, None if labels is None else labels.numpy(), real_features,
-                   real.labels[real_idx], tuple(real.categories), pixels, evaluator_logits)
+    pixels = {
+        "generated": images,
+        "real": real.images[real_idx],
+        **({"train": train.images} if train is not None else {}),
+    }
+    ctx = _Context(
+        protocol,
+        options,
+        generated,
+        None if labels is None else labels.numpy(),
+        real_features,
+        real.labels[real_idx],
+        tuple(real.categories),
+        pixels,
+        evaluator_logits,
+    )
     values: dict[str, float] = dict(calibration)
     per_category: dict[str, dict[str, float]] = {}
     for name in metrics:
@@ -212,37 +340,103 @@ def evaluate_generator(G: torch.nn.Module, spec: Any, real: Any, *, samples: int
                 per_category.setdefault(category, {})[metric_name(metric, protocol.samples)] = value
     timings["metrics"] = time.perf_counter() - tick
     named = {metric_name(k, protocol.samples): float(v) for k, v in values.items()}
-    named.update({f"{metric}/{category}": v for category, by_metric in per_category.items() for metric, v in by_metric.items()
-                  if metric.startswith("fid_")})
-    return EvalResult(named, protocol, per_category, images, generated[INCEPTION], real_cached, timings)
+    named.update(
+        {
+            f"{metric}/{category}": v
+            for category, by_metric in per_category.items()
+            for metric, v in by_metric.items()
+            if metric.startswith("fid_")
+        }
+    )
+    return EvalResult(
+        named, protocol, per_category, images, generated[INCEPTION], real_cached, timings
+    )
 
 
-def _calibrate(*, G_spec: Any, protocol: Protocol, options: dict[str, Any], cache_dir: Path, inception: torch.nn.Module,
-               real: Any, real_idx: np.ndarray, real_features: dict[str, np.ndarray], train: Any, labels: torch.Tensor | None,
-               judge: torch.nn.Module | None, device: str, batch_size: int, progress: Progress | None) -> dict[str, float]:
+def _calibrate(
+    *,
+    G_spec: Any,
+    protocol: Protocol,
+    options: dict[str, Any],
+    cache_dir: Path,
+    inception: torch.nn.Module,
+    real: Any,
+    real_idx: np.ndarray,
+    real_features: dict[str, np.ndarray],
+    train: Any,
+    labels: torch.Tensor | None,
+    judge: torch.nn.Module | None,
+    device: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> dict[str, float]:
     """Floor and noise references under this protocol (calibration.py); features cached like the real side."""
     from prodgan.models.sampling import generate_uint8
 
     n = len(real_idx)
     train_idx = real_subset(n, len(train))
-    floor, _ = stats_cache.cached(cache_dir, protocol.real_key(train.split, n),
-                                  lambda: extract(train.images[train_idx], inception, f"real:{train.split}", batch_size, progress))
-    noise_images = generate_uint8(calib.untrained_like(G_spec), G_spec, protocol.samples, protocol.seed, labels=labels,
-                                  device=device, batch=batch_size).numpy()
-    noise, _ = stats_cache.cached(cache_dir, stats_cache.generated_key(protocol.fingerprint, calib.noise_key(G_spec)),
-                                  lambda: extract(noise_images, inception, "untrained", batch_size, progress))
-    out = calib.references(real_features[INCEPTION], floor[INCEPTION], noise[INCEPTION], kid_subset_size=options["kid_subset_size"],
-                           kid_subsets=options["kid_subsets"], seed=protocol.seed)
+    floor, _ = stats_cache.cached(
+        cache_dir,
+        protocol.real_key(train.split, n),
+        lambda: extract(
+            train.images[train_idx], inception, f"real:{train.split}", batch_size, progress
+        ),
+    )
+    noise_images = generate_uint8(
+        calib.untrained_like(G_spec),
+        G_spec,
+        protocol.samples,
+        protocol.seed,
+        labels=labels,
+        device=device,
+        batch=batch_size,
+    ).numpy()
+    noise, _ = stats_cache.cached(
+        cache_dir,
+        stats_cache.generated_key(protocol.fingerprint, calib.noise_key(G_spec)),
+        lambda: extract(noise_images, inception, "untrained", batch_size, progress),
+    )
+    out = calib.references(
+        real_features[INCEPTION],
+        floor[INCEPTION],
+        noise[INCEPTION],
+        kid_subset_size=options["kid_subset_size"],
+        kid_subsets=options["kid_subsets"],
+        seed=protocol.seed,
+    )
     if judge is not None and labels is not None:
-        out["cond_acc_floor"] = conditional_accuracy(extract(real.images[real_idx], judge, "evaluator", batch_size, progress)["logits"],
-                                                     real.labels[real_idx])
-        out["cond_acc_noise"] = conditional_accuracy(extract(noise_images, judge, "evaluator", batch_size, progress)["logits"], labels.numpy())
+        out["cond_acc_floor"] = conditional_accuracy(
+            extract(real.images[real_idx], judge, "evaluator", batch_size, progress)["logits"],
+            real.labels[real_idx],
+        )
+        out["cond_acc_noise"] = conditional_accuracy(
+            extract(noise_images, judge, "evaluator", batch_size, progress)["logits"],
+            labels.numpy(),
+        )
     return out
 
 
-def quick_fid(G: torch.nn.Module, spec: Any, real: Any, n: int, *, seed: int = DEFAULTS["seed"],
-              device: str | None = None, cache_dir: Path | None = None) -> float:
+def quick_fid(
+    G: torch.nn.Module,
+    spec: Any,
+    real: Any,
+    n: int,
+    *,
+    seed: int = DEFAULTS["seed"],
+    device: str | None = None,
+    cache_dir: Path | None = None,
+) -> float:
     """FID only, n generated vs n real (real features cached): the training loop's progress signal."""
-    result = evaluate_generator(G, spec, real, samples=n, seed=seed, metrics=("fid",), bootstrap=0, device=device, cache_dir=cache_dir,
-                                calibrate=False)
+    result = evaluate_generator(
+        G,
+        spec,
+        real,
+        samples=n,
+        seed=seed,
+        metrics=("fid",),
+        bootstrap=0,
+        device=device,
+        cache_dir=cache_dir,
+        calibrate=False,
+    )
     return result.metrics[f"fid_{result.protocol.suffix}"]

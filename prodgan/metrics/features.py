@@ -26,8 +26,14 @@ class UInt8Images(Dataset):
 
     def __init__(self, images: np.ndarray | torch.Tensor) -> None:
         self.images = torch.as_tensor(images)
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] not in (1, 3):
-            raise ValueError(f"expected uint8 [N, 1|3, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
+        if (
+            self.images.dtype != torch.uint8
+            or self.images.dim() != 4
+            or self.images.shape[1] not in (1, 3)
+        ):
+            raise ValueError(
+                f"expected uint8 [N, 1|3, H, W], got {self.images.dtype} {tuple(self.images.shape)}"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -37,7 +43,9 @@ class UInt8Images(Dataset):
         return image.expand(3, -1, -1).contiguous() if image.shape[0] == 1 else image
 
 
-_BUILT: dict[tuple, torch.nn.Module] = {}  # Inception extractors by (name, layers, weights file, device)
+_BUILT: dict[
+    tuple, torch.nn.Module
+] = {}  # Inception extractors by (name, layers, weights file, device)
 
 
 def make_extractor(name: str, layers: list[str], weights: object, device: str) -> torch.nn.Module:
@@ -50,14 +58,25 @@ def make_extractor(name: str, layers: list[str], weights: object, device: str) -
     key = (name, tuple(layers), weights, str(device)) if isinstance(weights, str) else None
     if key in _BUILT:
         return _BUILT[key]
-    extractor = create_feature_extractor(name, layers, cuda=str(device).startswith("cuda"), feature_extractor_weights_path=weights, verbose=False)
+    extractor = create_feature_extractor(
+        name,
+        layers,
+        cuda=str(device).startswith("cuda"),
+        feature_extractor_weights_path=weights,
+        verbose=False,
+    )
     if key is not None:
         _BUILT[key] = extractor
     return extractor
 
 
-def extract(images: np.ndarray | torch.Tensor, extractor: torch.nn.Module, side: str, batch_size: int = 64,
-            progress: Progress | None = None) -> dict[str, np.ndarray]:
+def extract(
+    images: np.ndarray | torch.Tensor,
+    extractor: torch.nn.Module,
+    side: str,
+    batch_size: int = 64,
+    progress: Progress | None = None,
+) -> dict[str, np.ndarray]:
     """Features of every image, per requested layer, as float32 numpy (order preserved).
 
     With `progress`, the images go through torch-fidelity's loop one batch at a time (the same
@@ -66,12 +85,18 @@ def extract(images: np.ndarray | torch.Tensor, extractor: torch.nn.Module, side:
     EXTRACTIONS[side] += 1
     cuda = next(extractor.parameters()).is_cuda
     if progress is None:
-        features = get_featuresdict_from_dataset(UInt8Images(images), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False)
+        features = get_featuresdict_from_dataset(
+            UInt8Images(images), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False
+        )
         return {k: v.numpy() for k, v in features.items()}
     parts: list[dict[str, torch.Tensor]] = []
     progress(side, 0, len(images))
     for start in range(0, len(images), batch_size):
-        chunk = UInt8Images(images[start:start + batch_size])
-        parts.append(get_featuresdict_from_dataset(chunk, extractor, batch_size, cuda, save_cpu_ram=True, verbose=False))
+        chunk = UInt8Images(images[start : start + batch_size])
+        parts.append(
+            get_featuresdict_from_dataset(
+                chunk, extractor, batch_size, cuda, save_cpu_ram=True, verbose=False
+            )
+        )
         progress(side, min(start + batch_size, len(images)), len(images))
     return {k: torch.cat([p[k] for p in parts]).numpy() for k in parts[0]}

@@ -55,8 +55,13 @@ def fid(generated: np.ndarray, real: np.ndarray) -> float:
     return fid_to(generated, RealReference(real))
 
 
-def fid_per_category(generated: np.ndarray, generated_labels: np.ndarray, real: np.ndarray, real_labels: np.ndarray,
-                     categories: tuple[str, ...]) -> dict[str, float]:
+def fid_per_category(
+    generated: np.ndarray,
+    generated_labels: np.ndarray,
+    real: np.ndarray,
+    real_labels: np.ndarray,
+    categories: tuple[str, ...],
+) -> dict[str, float]:
     """FID of each category that has at least two images on both sides (a covariance needs two)."""
     out = {}
     for index, name in enumerate(categories):

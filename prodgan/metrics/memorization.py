@@ -32,8 +32,13 @@ def pixel_vectors(images: np.ndarray) -> torch.Tensor:
     return x.flatten(1)
 
 
-def nearest(queries: torch.Tensor, references: torch.Tensor, *, exclude: torch.Tensor | None = None,
-            chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def nearest(
+    queries: torch.Tensor,
+    references: torch.Tensor,
+    *,
+    exclude: torch.Tensor | None = None,
+    chunk: int = 512,
+) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance and index of each query's nearest reference (chunked: bounded memory).
 
     `exclude[i]` is a reference index query i may not match (itself, when queries are references).
@@ -41,10 +46,10 @@ def nearest(queries: torch.Tensor, references: torch.Tensor, *, exclude: torch.T
     ref_sq = (references * references).sum(1)
     distances, indices = [], []
     for start in range(0, len(queries), chunk):
-        q = queries[start:start + chunk]
+        q = queries[start : start + chunk]
         d2 = (q * q).sum(1, keepdim=True) - 2 * q @ references.T + ref_sq
         if exclude is not None:
-            d2[torch.arange(len(q)), exclude[start:start + chunk]] = float("inf")
+            d2[torch.arange(len(q)), exclude[start : start + chunk]] = float("inf")
         value, index = d2.min(dim=1)
         distances.append(value.clamp_min_(0).sqrt_())
         indices.append(index)
@@ -61,7 +66,9 @@ def density_ratios(queries: torch.Tensor, references: torch.Tensor) -> np.ndarra
     return distance / np.maximum(spacing[index], _TINY)
 
 
-def memorization(generated: np.ndarray, train: np.ndarray, test: np.ndarray, *, quantile: float) -> float:
+def memorization(
+    generated: np.ndarray, train: np.ndarray, test: np.ndarray, *, quantile: float
+) -> float:
     """`generated`, `train`, `test`: uint8 image arrays of one shape (train: the whole split)."""
     reference = pixel_vectors(train)
     threshold = np.quantile(density_ratios(pixel_vectors(test), reference), quantile)

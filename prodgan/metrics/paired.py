@@ -17,20 +17,34 @@ from prodgan.metrics.evaluate import INCEPTION
 from prodgan.metrics.protocol import Protocol
 
 
-def fid_delta_from_cache(cache_dir: Path, fingerprint: str, challenger_key: str, champion_key: str, *,
-                         resamples: int = DEFAULTS["bootstrap"], seed: int = 0,
-                         confidence: float = DEFAULTS["confidence"]) -> Interval | None:
+def fid_delta_from_cache(
+    cache_dir: Path,
+    fingerprint: str,
+    challenger_key: str,
+    champion_key: str,
+    *,
+    resamples: int = DEFAULTS["bootstrap"],
+    seed: int = 0,
+    confidence: float = DEFAULTS["confidence"],
+) -> Interval | None:
     """Interval of FID(challenger) - FID(champion) under one protocol (negative: challenger better);
     None when either side's features (or the real side's) are not cached here, so the caller falls
     back to comparing the logged metrics and their intervals."""
     try:
-        protocol = Protocol(**json.loads(stats_cache.protocol_file(cache_dir, fingerprint).read_text()))
+        protocol = Protocol(
+            **json.loads(stats_cache.protocol_file(cache_dir, fingerprint).read_text())
+        )
     except (OSError, ValueError, TypeError):
         return None
-    keys = (stats_cache.generated_key(fingerprint, challenger_key), stats_cache.generated_key(fingerprint, champion_key),
-            protocol.real_key())
+    keys = (
+        stats_cache.generated_key(fingerprint, challenger_key),
+        stats_cache.generated_key(fingerprint, champion_key),
+        protocol.real_key(),
+    )
     sides = [stats_cache.load(cache_dir, key) for key in keys]
     if any(side is None for side in sides):
         return None
     challenger, champion, real = (side[INCEPTION] for side in sides)
-    return fid_delta_interval(challenger, champion, real, resamples=resamples, seed=seed, confidence=confidence)
+    return fid_delta_interval(
+        challenger, champion, real, resamples=resamples, seed=seed, confidence=confidence
+    )

@@ -42,8 +42,18 @@ class Protocol:
 
     def real_key(self, split: str | None = None, count: int | None = None) -> str:
         """Cache key of one real side: data, split, count, extractor, weights, resize, precision."""
-        fields = {k: getattr(self, k) for k in ("dataset", "data_hash", "extractor", "weights_sha256", "resize", "precision")}
-        return _digest({**fields, "split": split or self.split, "count": self.real_samples if count is None else count, "subset_seed": 0})
+        fields = {
+            k: getattr(self, k)
+            for k in ("dataset", "data_hash", "extractor", "weights_sha256", "resize", "precision")
+        }
+        return _digest(
+            {
+                **fields,
+                "split": split or self.split,
+                "count": self.real_samples if count is None else count,
+                "subset_seed": 0,
+            }
+        )
 
 
 def _digest(obj: dict) -> str:

@@ -27,7 +27,9 @@ def parse_policy(text: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     unknown = [p for p in names if p not in POLICIES]
     if unknown:
-        raise ValueError(f"unknown DiffAugment policy {', '.join(unknown)}; valid: {', '.join(POLICIES)}")
+        raise ValueError(
+            f"unknown DiffAugment policy {', '.join(unknown)}; valid: {', '.join(POLICIES)}"
+        )
     return names
 
 
@@ -70,7 +72,9 @@ def _cutout(x: torch.Tensor, g: torch.Generator | None, ratio: float = 0.5) -> t
 _OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
-def diff_augment(x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+def diff_augment(
+    x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Apply `policy` to a batch; differentiable in `x`. An empty policy returns `x` itself."""
     for name in policy:
         x = _OPS[name](x, generator)

@@ -54,15 +54,23 @@ class GeneratorSpec:
         if self.arch not in ARCHS:
             raise ProdganError(f"unknown architecture {self.arch!r}; valid: {', '.join(ARCHS)}")
         if ARCHS[self.arch] and self.num_classes < 1:
-            raise ProdganError(f"architecture {self.arch!r} is class-conditional but the dataset has no categories; use arch=dcgan")
+            raise ProdganError(
+                f"architecture {self.arch!r} is class-conditional but the dataset has no categories; use arch=dcgan"
+            )
         if not ARCHS[self.arch] and self.num_classes:
-            raise ProdganError(f"architecture {self.arch!r} is unconditional: num_classes must be 0, got {self.num_classes}")
+            raise ProdganError(
+                f"architecture {self.arch!r} is unconditional: num_classes must be 0, got {self.num_classes}"
+            )
         if self.size not in LEVELS:
-            raise ProdganError(f"image size {self.size} is not supported; valid: {', '.join(map(str, LEVELS))} (re-import with `--size`)")
+            raise ProdganError(
+                f"image size {self.size} is not supported; valid: {', '.join(map(str, LEVELS))} (re-import with `--size`)"
+            )
         if self.channels not in (1, 3):
             raise ProdganError(f"images must have 1 or 3 channels, got {self.channels}")
         if self.z_dim < 1 or self.width < 1:
-            raise ProdganError(f"z_dim and width must be positive (got z_dim={self.z_dim}, width={self.width})")
+            raise ProdganError(
+                f"z_dim and width must be positive (got z_dim={self.z_dim}, width={self.width})"
+            )
         return self
 
 
@@ -71,7 +79,9 @@ def build_generator(spec: GeneratorSpec) -> nn.Module:
     return Generator(spec.z_dim, spec.num_classes, spec.channels, spec.size, spec.width)
 
 
-def build_discriminator(spec: GeneratorSpec, width: int | None = None, spectral_norm: bool = False) -> nn.Module:
+def build_discriminator(
+    spec: GeneratorSpec, width: int | None = None, spectral_norm: bool = False
+) -> nn.Module:
     """The discriminator matching a generator spec (same size, channels, classes)."""
     spec.check()
     network = DISCRIMINATORS.get(spec.arch, Discriminator)
@@ -88,19 +98,30 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def cpu_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in unwrap(module).state_dict().items()}
+    return {
+        k: v.detach().to("cpu", copy=True).contiguous()
+        for k, v in unwrap(module).state_dict().items()
+    }
 
 
-def save_bundle(directory: Path, generator: nn.Module, spec: GeneratorSpec, extra: dict[str, Any] | None = None) -> Path:
+def save_bundle(
+    directory: Path, generator: nn.Module, spec: GeneratorSpec, extra: dict[str, Any] | None = None
+) -> Path:
     """Write generator.pt then generator.json (which names the weights' sha256), each atomically."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         torch.save(cpu_state_dict(generator), tmp)
         digest = sha256_file(tmp)
-    write_json_atomic(directory / SPEC_FILE, {
-        "format": BUNDLE_FORMAT, "spec": spec.to_dict(), "weights_sha256": digest, "extra": extra or {},
-    })
+    write_json_atomic(
+        directory / SPEC_FILE,
+        {
+            "format": BUNDLE_FORMAT,
+            "spec": spec.to_dict(),
+            "weights_sha256": digest,
+            "extra": extra or {},
+        },
+    )
     return directory
 
 
@@ -108,14 +129,18 @@ def read_bundle_record(directory: Path) -> dict[str, Any]:
     """generator.json as a dict, with a clear error when it is missing or unreadable."""
     path = Path(directory) / SPEC_FILE
     if not path.is_file():
-        raise ProdganError(f"{directory} is not a generator bundle ({SPEC_FILE} missing); point to a folder written by `prodgan train`")
+        raise ProdganError(
+            f"{directory} is not a generator bundle ({SPEC_FILE} missing); point to a folder written by `prodgan train`"
+        )
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ProdganError(f"{path} is corrupt ({exc}); re-download the model") from exc
 
 
-def load_bundle(directory: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorSpec]:
+def load_bundle(
+    directory: Path, device: str | torch.device = "cpu"
+) -> tuple[nn.Module, GeneratorSpec]:
     """(generator in eval mode on `device`, spec); refuses weights whose sha256 is not the recorded one."""
     directory = Path(directory)
     record = read_bundle_record(directory)
@@ -123,13 +148,19 @@ def load_bundle(directory: Path, device: str | torch.device = "cpu") -> tuple[nn
     if not weights.is_file():
         raise ProdganError(f"{weights} is missing; re-download the model")
     if sha256_file(weights) != record.get("weights_sha256"):
-        raise ProdganError(f"{weights} does not match the sha256 recorded in {SPEC_FILE}: the weights were changed or truncated; re-download the model")
+        raise ProdganError(
+            f"{weights} does not match the sha256 recorded in {SPEC_FILE}: the weights were changed or truncated; re-download the model"
+        )
     spec = GeneratorSpec.from_dict(record["spec"])
     generator = build_generator(spec)
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # objects other than tensors: possibly code; never retry with weights_only=False
-        raise ProdganError(f"{weights} holds objects other than tensors and was refused unloaded; "
-                           f"re-download the model or retrain it") from None
+    except (
+        pickle.UnpicklingError
+    ):  # objects other than tensors: possibly code; never retry with weights_only=False
+        raise ProdganError(
+            f"{weights} holds objects other than tensors and was refused unloaded; "
+            f"re-download the model or retrain it"
+        ) from None
     generator.load_state_dict(state)
     return generator.to(device).eval(), spec

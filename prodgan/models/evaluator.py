@@ -33,11 +33,18 @@ class EvaluatorSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvaluatorSpec":
-        return cls(int(d["channels"]), int(d["size"]), tuple(d["categories"]), int(d.get("width", 32)))
+        return cls(
+            int(d["channels"]), int(d["size"]), tuple(d["categories"]), int(d.get("width", 32))
+        )
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+    )
 
 
 class EvaluatorCNN(nn.Module):
@@ -49,8 +56,15 @@ class EvaluatorCNN(nn.Module):
         self.channels = spec.channels
         self.categories = spec.categories
         w = spec.width
-        self.trunk = nn.Sequential(_block(spec.channels, w), _block(w, 2 * w), nn.AdaptiveAvgPool2d(7), nn.Flatten(),
-                                   nn.Linear(2 * w * 49, 128), nn.ReLU(inplace=True), nn.Dropout(0.3))
+        self.trunk = nn.Sequential(
+            _block(spec.channels, w),
+            _block(w, 2 * w),
+            nn.AdaptiveAvgPool2d(7),
+            nn.Flatten(),
+            nn.Linear(2 * w * 49, 128),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.3),
+        )
         self.classifier = nn.Linear(128, len(spec.categories))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,11 +82,20 @@ def _as_input(images: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def accuracy(model: EvaluatorCNN, images: np.ndarray, labels: np.ndarray, batch: int = 512) -> float:
+def accuracy(
+    model: EvaluatorCNN, images: np.ndarray, labels: np.ndarray, batch: int = 512
+) -> float:
     model.eval()
     device = next(model.parameters()).device
-    hits = sum(int((model(_as_input(images[i:i + batch]).to(device)).argmax(1).cpu() == torch.from_numpy(labels[i:i + batch])).sum())
-               for i in range(0, len(labels), batch))
+    hits = sum(
+        int(
+            (
+                model(_as_input(images[i : i + batch]).to(device)).argmax(1).cpu()
+                == torch.from_numpy(labels[i : i + batch])
+            ).sum()
+        )
+        for i in range(0, len(labels), batch)
+    )
     return hits / max(1, len(labels))
 
 
@@ -84,18 +107,33 @@ def _subset(split: Any, limit: int | None, seed: int) -> tuple[np.ndarray, np.nd
     return split.images[idx], split.labels[idx]
 
 
-def train_evaluator(train_split: Any, test_split: Any, *, epochs: int = 3, batch_size: int = 128, lr: float = 2e-3,
-                    seed: int = 0, limit: int | None = None, device: str = "cpu",
-                    progress: Callable[[int, int], None] | None = None) -> tuple[EvaluatorCNN, float]:
+def train_evaluator(
+    train_split: Any,
+    test_split: Any,
+    *,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    limit: int | None = None,
+    device: str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[EvaluatorCNN, float]:
     """Train on `train_split` (ImageSplit), report accuracy on `test_split`. `limit` keeps a seeded random N of each."""
     if tuple(train_split.categories) != tuple(test_split.categories):
-        raise ProdganError("train and test splits declare different categories; re-import the dataset")
+        raise ProdganError(
+            "train and test splits declare different categories; re-import the dataset"
+        )
     images, labels = _subset(train_split, limit, seed)
     if len(labels) < 2:
-        raise ProdganError("the train split has fewer than 2 images; import a dataset first (`prodgan data import`)")
+        raise ProdganError(
+            "the train split has fewer than 2 images; import a dataset first (`prodgan data import`)"
+        )
     torch.manual_seed(seed)
     spec = EvaluatorSpec(images.shape[1], images.shape[2], tuple(train_split.categories))
-    model = EvaluatorCNN(spec).to(device, memory_format=torch.channels_last)  # oneDNN/cuDNN NHWC: ~1.6x on a CPU
+    model = EvaluatorCNN(spec).to(
+        device, memory_format=torch.channels_last
+    )  # oneDNN/cuDNN NHWC: ~1.6x on a CPU
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * ((len(labels) + batch_size - 1) // batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
@@ -106,7 +144,7 @@ def train_evaluator(train_split: Any, test_split: Any, *, epochs: int = 3, batch
         model.train()
         order = rng.permutation(len(labels))
         for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             x = _as_input(images[idx]).to(device).contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(labels[idx]).to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -120,13 +158,18 @@ def train_evaluator(train_split: Any, test_split: Any, *, epochs: int = 3, batch
     return model, accuracy(model, *_subset(test_split, limit, seed))
 
 
-def save_evaluator(directory: Path, model: EvaluatorCNN, extra: dict[str, Any] | None = None) -> Path:
+def save_evaluator(
+    directory: Path, model: EvaluatorCNN, extra: dict[str, Any] | None = None
+) -> Path:
     """evaluator.pt (plain state dict) then evaluator.json (spec, its sha256, lineage), each atomically."""
     directory = Path(directory)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
         digest = sha256_file(tmp)
-    write_json_atomic(directory / RECORD_FILE, {"spec": asdict(model.spec), "weights_sha256": digest, "extra": extra or {}})
+    write_json_atomic(
+        directory / RECORD_FILE,
+        {"spec": asdict(model.spec), "weights_sha256": digest, "extra": extra or {}},
+    )
     return directory
 
 
@@ -138,9 +181,13 @@ def load_evaluator(directory: Path, device: str = "cpu") -> tuple[EvaluatorCNN, 
         record = json.loads(record_path.read_text())
         spec = EvaluatorSpec.from_dict(record["spec"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ProdganError(f"{record_path} is missing or corrupt ({exc}); train one with `prodgan evaluator train`") from exc
+        raise ProdganError(
+            f"{record_path} is missing or corrupt ({exc}); train one with `prodgan evaluator train`"
+        ) from exc
     if not weights.is_file() or sha256_file(weights) != record.get("weights_sha256"):
-        raise ProdganError(f"{weights} is missing or does not match the sha256 in {RECORD_FILE}; retrain with `prodgan evaluator train`")
+        raise ProdganError(
+            f"{weights} is missing or does not match the sha256 in {RECORD_FILE}; retrain with `prodgan evaluator train`"
+        )
     model = EvaluatorCNN(spec)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     model.sha256 = record["weights_sha256"]

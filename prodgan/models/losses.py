@@ -41,7 +41,9 @@ LOSSES: dict[str, tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]
 }
 
 
-def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+def gradient_penalty(
+    D: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
+) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)|| - 1)^2 on random interpolates."""
     alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
     x_hat = torch.lerp(real.detach(), fake.detach().to(real.dtype), alpha).requires_grad_(True)

@@ -54,7 +54,9 @@ class Generator(nn.Module):
         self.num_classes = num_classes
         self.fc = nn.Linear(z_dim, chans[0] * self.start * self.start)
         self.norms = nn.ModuleList(ConditionalBatchNorm2d(c, num_classes) for c in chans)
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in zip(chans, chans[1:]))
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in zip(chans, chans[1:])
+        )
         self.out = nn.Conv2d(chans[-1], channels, 3, 1, 1)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -70,7 +72,9 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """images (+ labels) -> one logit per image; projection term when conditional."""
 
-    def __init__(self, num_classes: int, channels: int, size: int, width: int, spectral_norm: bool = False) -> None:
+    def __init__(
+        self, num_classes: int, channels: int, size: int, width: int, spectral_norm: bool = False
+    ) -> None:
         super().__init__()
         sn = _sn if spectral_norm else (lambda m: m)
         side, stages = LEVELS[size]
@@ -101,17 +105,26 @@ class ClassicDiscriminator(nn.Module):
     that batch-level view is what kept samples varied inside each category (configs/cpu.yaml).
     """
 
-    def __init__(self, num_classes: int, channels: int, size: int, width: int, spectral_norm: bool = False) -> None:
+    def __init__(
+        self, num_classes: int, channels: int, size: int, width: int, spectral_norm: bool = False
+    ) -> None:
         super().__init__()
         sn = _sn if spectral_norm else (lambda m: m)
         side, stages = LEVELS[size]
-        chans = [channels] + [width * min(2 ** i, MAX_WIDTH_MULT) for i in range(stages)]
-        self.downs = nn.ModuleList(sn(nn.Conv2d(a, b, 4, 2, 1, bias=i == 0)) for i, (a, b) in enumerate(zip(chans, chans[1:])))
-        self.norms = nn.ModuleList(nn.BatchNorm2d(c) if i else nn.Identity() for i, c in enumerate(chans[1:]))
+        chans = [channels] + [width * min(2**i, MAX_WIDTH_MULT) for i in range(stages)]
+        self.downs = nn.ModuleList(
+            sn(nn.Conv2d(a, b, 4, 2, 1, bias=i == 0))
+            for i, (a, b) in enumerate(zip(chans, chans[1:]))
+        )
+        self.norms = nn.ModuleList(
+            nn.BatchNorm2d(c) if i else nn.Identity() for i, c in enumerate(chans[1:])
+        )
         features = chans[-1] * side * side
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(num_classes, features)) if num_classes else None
-        if self.embed is not None:  # N(0, 1) rows over thousands of features would swamp the head's logit at the start
+        if (
+            self.embed is not None
+        ):  # N(0, 1) rows over thousands of features would swamp the head's logit at the start
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -54,11 +54,15 @@ def generate_uint8(
     try:
         chunks = []
         for i in range(0, n, batch):
-            y = labels[i:i + batch].to(device) if labels is not None else None
-            chunks.append(to_uint8(generator(z[i:i + batch].to(device), y)).cpu())
+            y = labels[i : i + batch].to(device) if labels is not None else None
+            chunks.append(to_uint8(generator(z[i : i + batch].to(device), y)).cpu())
     finally:
         generator.train(was_training)
-    return torch.cat(chunks) if chunks else torch.zeros(0, spec.channels, spec.size, spec.size, dtype=torch.uint8)
+    return (
+        torch.cat(chunks)
+        if chunks
+        else torch.zeros(0, spec.channels, spec.size, spec.size, dtype=torch.uint8)
+    )
 
 
 def labels_like(real_labels: np.ndarray, n: int, num_classes: int, seed: int) -> torch.Tensor:

@@ -12,13 +12,22 @@ from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 
 
-def roles(settings: Settings, trainer: str, promoter: str, trainer_password_env: str,
-          promoter_password_env: str, datasets: Sequence[str]) -> tuple[list[str], list[str], list[Grant]]:
+def roles(
+    settings: Settings,
+    trainer: str,
+    promoter: str,
+    trainer_password_env: str,
+    promoter_password_env: str,
+    datasets: Sequence[str],
+) -> tuple[list[str], list[str], list[Grant]]:
     """Create (or refresh) both users from passwords in the named variables, with rights on each dataset's model;
     (users, created, grants)."""
     if trainer == promoter:
         raise ProdganError("trainer and promoter must be different users (separation of duties)")
-    users = {trainer: password_from_env(trainer_password_env), promoter: password_from_env(promoter_password_env)}
+    users = {
+        trainer: password_from_env(trainer_password_env),
+        promoter: password_from_env(promoter_password_env),
+    }
     created, grants = setup_roles(settings, users, trainer, promoter, datasets)
     return list(users), created, grants
 

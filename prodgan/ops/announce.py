@@ -47,20 +47,35 @@ def comparison_rows(decision: Any) -> list[dict[str, str]]:
     champion = (decision.champion or {}).get("metrics") or {}
     rows = []
     for name in sorted(n for n in {*challenger, *champion} if is_headline(n)):
-        rows.append({"metric": name,
-                     f"champion v{decision.champion_before}" if decision.champion_before else "champion": f"{champion[name]:.4g}" if name in champion else "",
-                     "champion interval": _interval(champion, name),
-                     f"challenger v{decision.version}": f"{challenger[name]:.4g}" if name in challenger else "",
-                     "challenger interval": _interval(challenger, name)})
+        rows.append(
+            {
+                "metric": name,
+                f"champion v{decision.champion_before}"
+                if decision.champion_before
+                else "champion": f"{champion[name]:.4g}" if name in champion else "",
+                "champion interval": _interval(champion, name),
+                f"challenger v{decision.version}": f"{challenger[name]:.4g}"
+                if name in challenger
+                else "",
+                "challenger interval": _interval(challenger, name),
+            }
+        )
     return rows
 
 
 def decision_markdown(decision: Any) -> str:
     """The decision and every gate's reason, one line each."""
-    lines = [f"# v{decision.version} of {decision.model}: {decision.action}", "",
-             f"champion before: {decision.champion_before or 'none'}, after: {decision.champion_after or 'none'}; "
-             f"data `{decision.data_hash}`; gates `{decision.gates_path}` (sha256 `{decision.gates_sha256[:12]}`)", ""]
-    lines += [f"- {'✅' if r.startswith('PASS') else '❌' if r.startswith('FAIL') else '•'} {r}" for r in decision.reasons]
+    lines = [
+        f"# v{decision.version} of {decision.model}: {decision.action}",
+        "",
+        f"champion before: {decision.champion_before or 'none'}, after: {decision.champion_after or 'none'}; "
+        f"data `{decision.data_hash}`; gates `{decision.gates_path}` (sha256 `{decision.gates_sha256[:12]}`)",
+        "",
+    ]
+    lines += [
+        f"- {'✅' if r.startswith('PASS') else '❌' if r.startswith('FAIL') else '•'} {r}"
+        for r in decision.reasons
+    ]
     return "\n".join(lines)
 
 
@@ -73,25 +88,49 @@ def _run_url(settings: Settings, run_id: str) -> str:
 
 def links(settings: Settings, result: dict[str, Any]) -> list[Link]:
     """Links to the MLflow runs behind a retrain and to the sheet (a local store: as `mlflow ui` serves it)."""
-    found = [Link(f"mlflow-{key.removesuffix('_id').replace('_', '-')}", _run_url(settings, run_id), f"MLflow {label} {run_id[:8]}")
-             for key, label in (("train_run_id", "training run"), ("eval_run_id", "evaluation run"), ("audit_run_id", "audit record"))
-             if (run_id := result["mlflow"].get(key))]
+    found = [
+        Link(
+            f"mlflow-{key.removesuffix('_id').replace('_', '-')}",
+            _run_url(settings, run_id),
+            f"MLflow {label} {run_id[:8]}",
+        )
+        for key, label in (
+            ("train_run_id", "training run"),
+            ("eval_run_id", "evaluation run"),
+            ("audit_run_id", "audit record"),
+        )
+        if (run_id := result["mlflow"].get(key))
+    ]
     sheet = result.get("sheet")
     if sheet:
-        found.append(Link("champion-vs-challenger-sheet", Path(sheet).as_uri() if Path(sheet).is_absolute() else sheet,
-                          "champion vs challenger sheet"))
+        found.append(
+            Link(
+                "champion-vs-challenger-sheet",
+                Path(sheet).as_uri() if Path(sheet).is_absolute() else sheet,
+                "champion vs challenger sheet",
+            )
+        )
     return found
 
 
 def _model_resource(decision: Any) -> dict[str, str]:
-    return {"prefect.resource.id": f"prodgan.model.{decision.model}", "prefect.resource.name": decision.model}
+    return {
+        "prefect.resource.id": f"prodgan.model.{decision.model}",
+        "prefect.resource.name": decision.model,
+    }
 
 
 def decision_event(decision: Any) -> Event | None:
     """champion.moved for a promotion (or a forced one), challenger.rejected for a rejection; else none."""
-    payload = {"model": decision.model, "version": decision.version, "champion_before": decision.champion_before,
-               "champion_after": decision.champion_after, "data_hash": decision.data_hash, "action": decision.action,
-               "audit_run_id": decision.audit_run_id}
+    payload = {
+        "model": decision.model,
+        "version": decision.version,
+        "champion_before": decision.champion_before,
+        "champion_after": decision.champion_after,
+        "data_hash": decision.data_hash,
+        "action": decision.action,
+        "audit_run_id": decision.audit_run_id,
+    }
     if decision.action in ("promote", "force"):
         return Event(CHAMPION_MOVED, _model_resource(decision), payload)
     if decision.action == "reject":
@@ -103,7 +142,18 @@ def decision_event(decision: Any) -> Event | None:
 def validation_event(settings: Settings, record: Any) -> Event:
     """validation.failed: which dataset version, which rules, and the model it would have trained."""
     champion = registry.champion_version(settings)
-    return Event(VALIDATION_FAILED, {"prefect.resource.id": f"prodgan.dataset.{record.dataset}", "prefect.resource.name": record.dataset},
-                 {"model": settings.model_name, "dataset": record.dataset, "data_hash": record.data_hash,
-                  "champion_version": str(champion.version) if champion else None,
-                  "failed": [f.rule for f in record.failures], "data_docs": str(record.docs_path)})
+    return Event(
+        VALIDATION_FAILED,
+        {
+            "prefect.resource.id": f"prodgan.dataset.{record.dataset}",
+            "prefect.resource.name": record.dataset,
+        },
+        {
+            "model": settings.model_name,
+            "dataset": record.dataset,
+            "data_hash": record.data_hash,
+            "champion_version": str(champion.version) if champion else None,
+            "failed": [f.rule for f in record.failures],
+            "data_docs": str(record.docs_path),
+        },
+    )

@@ -14,15 +14,34 @@ from prodgan.adapters import audit_verify, registry, tracking
 from prodgan.adapters.audit import audit_records
 from prodgan.console import progress_bar
 from prodgan.errors import ProdganError
-from prodgan.names import (CONFIG, DATA_HASH, DATASET, DEVICE, EVAL_BY_PROTOCOL, EVAL_EXPERIMENT, EVAL_RUN, GIT_DIRTY,
-                           GIT_REV, PRECISION, PROTOCOL, TRAIN_EXPERIMENT, TRAIN_RUN, VALIDATION, WEIGHTS, parse_model_ref)
+from prodgan.names import (
+    CONFIG,
+    DATA_HASH,
+    DATASET,
+    DEVICE,
+    EVAL_BY_PROTOCOL,
+    EVAL_EXPERIMENT,
+    EVAL_RUN,
+    GIT_DIRTY,
+    GIT_REV,
+    PRECISION,
+    PROTOCOL,
+    TRAIN_EXPERIMENT,
+    TRAIN_RUN,
+    VALIDATION,
+    WEIGHTS,
+    parse_model_ref,
+)
 from prodgan.settings import Settings
+
 
 def find_version(settings: Settings, text: str):
     """The registered version a reference names; runs and bundles have no lineage of their own here."""
     ref = parse_model_ref(text, settings.model_name)
     if not ref.registered:
-        raise ProdganError(f"{ref.uri} is not a registered model version; audit models:/NAME@ALIAS or models:/NAME/VERSION")
+        raise ProdganError(
+            f"{ref.uri} is not a registered model version; audit models:/NAME@ALIAS or models:/NAME/VERSION"
+        )
     return registry.find_version(settings, ref)
 
 
@@ -38,7 +57,11 @@ def _artifact_json(client: Any, run: Any, path: str) -> dict[str, Any] | None:
 def _when(ms: int | None) -> str | None:
     from datetime import datetime, timezone
 
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds") if ms else None
+    return (
+        datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="seconds")
+        if ms
+        else None
+    )
 
 
 def _training(client: Any, run_id: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -49,21 +72,46 @@ def _training(client: Any, run_id: str | None) -> tuple[dict[str, Any], dict[str
     params, tags = run.data.params, run.data.tags
     inputs = _artifact_json(client, run, "run_inputs.json") or {}
     training = {
-        "run_id": run_id, "status": run.info.status, "started": _when(run.info.start_time), "ended": _when(run.info.end_time),
+        "run_id": run_id,
+        "status": run.info.status,
+        "started": _when(run.info.start_time),
+        "ended": _when(run.info.end_time),
         "config_file": tags.get(CONFIG) or params.get("config_file"),
-        "config": inputs.get("config") or {k: v for k, v in params.items() if not k.startswith(("lineage.", "version."))},
+        "config": inputs.get("config")
+        or {k: v for k, v in params.items() if not k.startswith(("lineage.", "version."))},
         "overrides": inputs.get("overrides"),
         "code": {"git_rev": tags.get(GIT_REV), "git_dirty": tags.get(GIT_DIRTY)},
-        "environment": inputs.get("versions") or {k.removeprefix("version."): v for k, v in params.items() if k.startswith("version.")},
-        "device": tags.get(DEVICE), "precision": tags.get(PRECISION),
+        "environment": inputs.get("versions")
+        or {k.removeprefix("version."): v for k, v in params.items() if k.startswith("version.")},
+        "device": tags.get(DEVICE),
+        "precision": tags.get(PRECISION),
         "final_metrics": dict(run.data.metrics),
     }
     validation = _artifact_json(client, run, "validation.json")
     dataset = {
-        "data_hash": tags.get(DATA_HASH), "dataset": tags.get(DATASET), "git_rev": tags.get(GIT_REV),
-        "validation": {"reference": tags.get(VALIDATION),
-                       **({k: validation.get(k) for k in ("success", "suite_name", "expectations", "failed", "timestamp",
-                                                           "docs_path", "docs_index", "gx_version")} if validation else {})},
+        "data_hash": tags.get(DATA_HASH),
+        "dataset": tags.get(DATASET),
+        "git_rev": tags.get(GIT_REV),
+        "validation": {
+            "reference": tags.get(VALIDATION),
+            **(
+                {
+                    k: validation.get(k)
+                    for k in (
+                        "success",
+                        "suite_name",
+                        "expectations",
+                        "failed",
+                        "timestamp",
+                        "docs_path",
+                        "docs_index",
+                        "gx_version",
+                    )
+                }
+                if validation
+                else {}
+            ),
+        },
     }
     return training, dataset
 
@@ -74,14 +122,28 @@ def _evaluations(settings: Settings, client: Any, mv: Any) -> list[dict[str, Any
     ids = {v for k, v in tags.items() if k == EVAL_RUN or k.startswith(EVAL_BY_PROTOCOL)}
     exp = client.get_experiment_by_name(EVAL_EXPERIMENT)
     if exp is not None and tags.get(TRAIN_RUN):
-        ids |= {r.info.run_id for r in client.search_runs([exp.experiment_id], f"tags.`{TRAIN_RUN}` = '{tags[TRAIN_RUN]}'")}
+        ids |= {
+            r.info.run_id
+            for r in client.search_runs(
+                [exp.experiment_id], f"tags.`{TRAIN_RUN}` = '{tags[TRAIN_RUN]}'"
+            )
+        }
     found = []
     for run_id in ids:
         run = tracking.get_run(client, run_id, "evaluation run")
-        found.append({"run_id": run_id, "started": _when(run.info.start_time), "status": run.info.status,
-                      "protocol": run.data.tags.get(PROTOCOL), "headline": run_id == tags.get(EVAL_RUN),
-                      "protocol_params": {k: v for k, v in run.data.params.items() if k.startswith("protocol")},
-                      "metrics": dict(run.data.metrics)})
+        found.append(
+            {
+                "run_id": run_id,
+                "started": _when(run.info.start_time),
+                "status": run.info.status,
+                "protocol": run.data.tags.get(PROTOCOL),
+                "headline": run_id == tags.get(EVAL_RUN),
+                "protocol_params": {
+                    k: v for k, v in run.data.params.items() if k.startswith("protocol")
+                },
+                "metrics": dict(run.data.metrics),
+            }
+        )
     return sorted(found, key=lambda e: e["started"] or "")
 
 
@@ -92,51 +154,110 @@ def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
     tags = mv.tags or {}
     training, dataset = _training(client, tags.get(TRAIN_RUN))
     version = str(mv.version)
-    decisions = [r for r in audit_records(settings, model=mv.name)
-                 if version in (str(r.get("version")), str(r.get("champion_before")), str(r.get("champion_after")))]
+    decisions = [
+        r
+        for r in audit_records(settings, model=mv.name)
+        if version
+        in (str(r.get("version")), str(r.get("champion_before")), str(r.get("champion_after")))
+    ]
     return {
-        "model": {"name": mv.name, "version": version,
-                  "aliases": sorted(a for a, v in registry.production_aliases(client, mv.name).items() if v == version),
-                  "registered": _when(mv.creation_timestamp),
-                  "source": mv.source, "weights_sha256": tags.get(WEIGHTS),
-                  "tags": {k: v for k, v in tags.items() if k.startswith(("prodgan.", "metric."))}},
+        "model": {
+            "name": mv.name,
+            "version": version,
+            "aliases": sorted(
+                a for a, v in registry.production_aliases(client, mv.name).items() if v == version
+            ),
+            "registered": _when(mv.creation_timestamp),
+            "source": mv.source,
+            "weights_sha256": tags.get(WEIGHTS),
+            "tags": {k: v for k, v in tags.items() if k.startswith(("prodgan.", "metric."))},
+        },
         "dataset": dataset or {"data_hash": tags.get(DATA_HASH)},
         "training": training,
         "evaluations": _evaluations(settings, client, mv),
-        "decisions": [{k: r.get(k) for k in ("at", "action", "actor", "version", "champion_before", "champion_after",
-                                             "previous_after", "gates_sha256", "reasons", "audit_run_id", "note")}
-                      for r in decisions],
+        "decisions": [
+            {
+                k: r.get(k)
+                for k in (
+                    "at",
+                    "action",
+                    "actor",
+                    "version",
+                    "champion_before",
+                    "champion_after",
+                    "previous_after",
+                    "gates_sha256",
+                    "reasons",
+                    "audit_run_id",
+                    "note",
+                )
+            }
+            for r in decisions
+        ],
     }
 
 
 def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
     """Training runs and model versions built from a dataset version (hash prefix allowed)."""
     if not re.fullmatch(r"[0-9a-f]{6,32}(\.dir)?", data_hash):
-        raise ProdganError(f"{data_hash!r} is not a DVC hash; give at least 6 hex digits of the md5 in data.dvc")
+        raise ProdganError(
+            f"{data_hash!r} is not a DVC hash; give at least 6 hex digits of the md5 in data.dvc"
+        )
     client = registry.client_for(settings)
     like = f"tags.`{DATA_HASH}` LIKE '{data_hash}%'"
     found = client.search_model_versions(like)
-    aliases: dict[tuple[str, str], list[str]] = {}  # search results leave aliases out; read them per model
+    aliases: dict[
+        tuple[str, str], list[str]
+    ] = {}  # search results leave aliases out; read them per model
     for name in {mv.name for mv in found}:
         for alias, version in registry.production_aliases(client, name).items():
             aliases.setdefault((name, str(version)), []).append(alias)
-    versions = [{"model": mv.name, "version": str(mv.version), "train_run_id": (mv.tags or {}).get(TRAIN_RUN),
-                 "registered": _when(mv.creation_timestamp), "aliases": sorted(aliases.get((mv.name, str(mv.version)), [])),
-                 "data_hash": (mv.tags or {}).get(DATA_HASH)}
-                for mv in found]
+    versions = [
+        {
+            "model": mv.name,
+            "version": str(mv.version),
+            "train_run_id": (mv.tags or {}).get(TRAIN_RUN),
+            "registered": _when(mv.creation_timestamp),
+            "aliases": sorted(aliases.get((mv.name, str(mv.version)), [])),
+            "data_hash": (mv.tags or {}).get(DATA_HASH),
+        }
+        for mv in found
+    ]
     exp = client.get_experiment_by_name(TRAIN_EXPERIMENT)
-    runs = client.search_runs([exp.experiment_id], like, order_by=["attributes.start_time ASC"]) if exp else []
+    runs = (
+        client.search_runs([exp.experiment_id], like, order_by=["attributes.start_time ASC"])
+        if exp
+        else []
+    )
     if not runs and not versions:
-        known = sorted({r.data.tags[DATA_HASH] for r in client.search_runs([exp.experiment_id])
-                        if r.data.tags.get(DATA_HASH)}) if exp else []
-        raise ProdganError(f"no training run or model version used a dataset version {data_hash}; "
-                           f"known: {', '.join(h[:12] for h in known) or 'none (nothing trained yet)'}")
+        known = (
+            sorted(
+                {
+                    r.data.tags[DATA_HASH]
+                    for r in client.search_runs([exp.experiment_id])
+                    if r.data.tags.get(DATA_HASH)
+                }
+            )
+            if exp
+            else []
+        )
+        raise ProdganError(
+            f"no training run or model version used a dataset version {data_hash}; "
+            f"known: {', '.join(h[:12] for h in known) or 'none (nothing trained yet)'}"
+        )
     return {
         "data_hash": data_hash,
         "datasets": sorted({r.data.tags.get(DATASET) for r in runs if r.data.tags.get(DATASET)}),
-        "training_runs": [{"run_id": r.info.run_id, "started": _when(r.info.start_time), "status": r.info.status,
-                           "config": r.data.tags.get(CONFIG), "validation": r.data.tags.get(VALIDATION)}
-                          for r in runs],
+        "training_runs": [
+            {
+                "run_id": r.info.run_id,
+                "started": _when(r.info.start_time),
+                "status": r.info.status,
+                "config": r.data.tags.get(CONFIG),
+                "validation": r.data.tags.get(VALIDATION),
+            }
+            for r in runs
+        ],
         "versions": sorted(versions, key=lambda v: (v["model"], int(v["version"]))),
     }
 
@@ -147,18 +268,29 @@ def champion_history(settings: Settings, model: str | None = None) -> list[dict[
     moves = [r for r in audit_records(settings, model=name) if audit_verify.is_move(r)]
     periods = []
     for i, r in enumerate(moves):
-        periods.append({"version": str(r["champion_after"]), "from": r.get("at"),
-                        "until": moves[i + 1].get("at") if i + 1 < len(moves) else None,
-                        "how": r.get("action"), "actor": r.get("actor"), "replaced": r.get("champion_before"),
-                        "audit_run_id": r.get("audit_run_id")})
+        periods.append(
+            {
+                "version": str(r["champion_after"]),
+                "from": r.get("at"),
+                "until": moves[i + 1].get("at") if i + 1 < len(moves) else None,
+                "how": r.get("action"),
+                "actor": r.get("actor"),
+                "replaced": r.get("champion_before"),
+                "audit_run_id": r.get("audit_run_id"),
+            }
+        )
     return periods
 
 
-def verify(settings: Settings, all_versions: bool = True, acknowledge: str | None = None) -> audit_verify.Report:
+def verify(
+    settings: Settings, all_versions: bool = True, acknowledge: str | None = None
+) -> audit_verify.Report:
     """Replay the audit log against the registry; `acknowledge` records a `force` entry accepting the findings."""
     with tracking.reachable(settings, "verifying the registry"):
         with progress_bar("downloading and hashing model versions") as progress:
             report = audit_verify.verify(settings, all_versions=all_versions, progress=progress)
         if acknowledge and not report.ok:
-            audit_verify.audit_bypass(settings, report, None, "acknowledge the findings", acknowledge)
+            audit_verify.audit_bypass(
+                settings, report, None, "acknowledge the findings", acknowledge
+            )
         return report

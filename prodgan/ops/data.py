@@ -19,16 +19,34 @@ from prodgan.settings import Settings
 Progress = Callable[[int, int], None]
 
 
-def import_fashion_mnist(settings: Settings, source: Path | None = None, limit: int | None = None, force: bool = False,
-                         progress: Progress | None = None) -> DatasetMeta:
+def import_fashion_mnist(
+    settings: Settings,
+    source: Path | None = None,
+    limit: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> DatasetMeta:
     """Decode Fashion-MNIST into data/fashion-mnist (deterministic PNG bytes)."""
     src = source or DEBIAN_SOURCE
-    return import_into(settings.data_dir, "fashion-mnist", "fashion-mnist",
-                       lambda tmp: write_fashion_mnist(src, tmp, limit=limit, progress=progress), force=force)
+    return import_into(
+        settings.data_dir,
+        "fashion-mnist",
+        "fashion-mnist",
+        lambda tmp: write_fashion_mnist(src, tmp, limit=limit, progress=progress),
+        force=force,
+    )
 
 
-def import_folder(settings: Settings, src: Path, name: str, size: int = 64, mode: str = "RGB", force: bool = False,
-                  progress: Progress | None = None, **policy: Any) -> tuple[DatasetMeta, list[tuple[str, str]]]:
+def import_folder(
+    settings: Settings,
+    src: Path,
+    name: str,
+    size: int = 64,
+    mode: str = "RGB",
+    force: bool = False,
+    progress: Progress | None = None,
+    **policy: Any,
+) -> tuple[DatasetMeta, list[tuple[str, str]]]:
     """Import a folder of product photos into data/<name>; (metadata, skipped files with the reason).
 
     policy: fit, test_fraction, min_test, min_side, ambiguous (see `prodgan.data.folder.write_folder`).
@@ -38,7 +56,9 @@ def import_folder(settings: Settings, src: Path, name: str, size: int = 64, mode
     reports: list[Any] = []
 
     def build(tmp: Path) -> DatasetMeta:
-        reports.append(write_folder(src, tmp, name, size=size, mode=mode, progress=progress, **policy))
+        reports.append(
+            write_folder(src, tmp, name, size=size, mode=mode, progress=progress, **policy)
+        )
         return reports[0].meta
 
     meta = import_into(settings.data_dir, name, "folder", build, force=force)
@@ -73,10 +93,16 @@ def ensure_debian_dataset(source: Path = DEBIAN_SOURCE) -> Path:
     if source.is_dir() and any(source.glob("*-idx*-ubyte*")):
         return source
     if source != DEBIAN_SOURCE or os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise ProdganError(f"Fashion-MNIST idx files not found in {source}; run `sudo apt-get install dataset-fashion-mnist` or pass --source DIR")
-    proc = subprocess.run(["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], capture_output=True, text=True)
+        raise ProdganError(
+            f"Fashion-MNIST idx files not found in {source}; run `sudo apt-get install dataset-fashion-mnist` or pass --source DIR"
+        )
+    proc = subprocess.run(
+        ["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], capture_output=True, text=True
+    )
     if proc.returncode != 0:
-        raise ProdganError(f"`apt-get install dataset-fashion-mnist` failed: {proc.stderr.strip().splitlines()[-1:]}; run it yourself")
+        raise ProdganError(
+            f"`apt-get install dataset-fashion-mnist` failed: {proc.stderr.strip().splitlines()[-1:]}; run it yourself"
+        )
     return source
 
 

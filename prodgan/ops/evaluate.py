@@ -16,8 +16,20 @@ from typing import Any, Callable, Sequence
 from prodgan.adapters import descriptions, dvc, registry, tracking
 from prodgan.console import progress_bar, sides_progress
 from prodgan.errors import ProdganError
-from prodgan.names import (DATA_HASH, EVAL_EXPERIMENT, EVALUATOR_RUN, EVALUATOR_SHA, KIND, PROTOCOL, REAL_CACHED,
-                           TRAIN_RUN, WEIGHTS, ModelRef, metric_name, model_ref)
+from prodgan.names import (
+    DATA_HASH,
+    EVAL_EXPERIMENT,
+    EVALUATOR_RUN,
+    EVALUATOR_SHA,
+    KIND,
+    PROTOCOL,
+    REAL_CACHED,
+    TRAIN_RUN,
+    WEIGHTS,
+    ModelRef,
+    metric_name,
+    model_ref,
+)
 from prodgan.settings import Settings
 
 # Default without CUDA (fid_500): the calibrated gates separate noise from a trained model at this count,
@@ -33,7 +45,9 @@ class EvaluationRun:
     run_id: str
     result: Any  # prodgan.metrics.EvalResult
     evaluator_run_id: str | None = None
-    model: dict[str, str] | None = None  # name/version/run id of the model evaluated, when it was a reference
+    model: dict[str, str] | None = (
+        None  # name/version/run id of the model evaluated, when it was a reference
+    )
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -54,8 +68,10 @@ def default_samples(settings: Settings) -> int:
         try:
             return int(settings.eval_samples)
         except ValueError:
-            raise ProdganError(f"PRODGAN_EVAL_SAMPLES={settings.eval_samples!r} is not a whole number; "
-                               "set it like PRODGAN_EVAL_SAMPLES=2000") from None
+            raise ProdganError(
+                f"PRODGAN_EVAL_SAMPLES={settings.eval_samples!r} is not a whole number; "
+                "set it like PRODGAN_EVAL_SAMPLES=2000"
+            ) from None
     return DEFAULTS["samples"] if torch.cuda.is_available() else CPU_SAMPLES
 
 
@@ -65,45 +81,81 @@ def _splits(settings: Settings, dataset: str, split: str) -> tuple[Any, Any]:
 
     data_hash = dvc.require_clean(settings, dataset)
     root = settings.data_dir / dataset
-    return (load_split(settings.tensor_cache_dir, root, split, data_hash),
-            load_split(settings.tensor_cache_dir, root, "train", data_hash))
+    return (
+        load_split(settings.tensor_cache_dir, root, split, data_hash),
+        load_split(settings.tensor_cache_dir, root, "train", data_hash),
+    )
 
 
-def train_evaluator(settings: Settings, dataset: str = "fashion-mnist", *, epochs: int = 3, limit: int | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[Any, float, str]:
+def train_evaluator(
+    settings: Settings,
+    dataset: str = "fashion-mnist",
+    *,
+    epochs: int = 3,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Any, float, str]:
     """Train the evaluator on the train split, save it under <home>/evaluator/, log a run; (module, accuracy, run id)."""
-    from prodgan.models.evaluator import load_evaluator, save_evaluator, train_evaluator as fit
+    from prodgan.models.evaluator import load_evaluator, save_evaluator
+    from prodgan.models.evaluator import train_evaluator as fit
 
     test, train = _splits(settings, dataset, "test")
     model, acc = fit(train, test, epochs=epochs, limit=limit, progress=progress)
-    extra = {"dataset": dataset, "data_hash": train.data_hash, "epochs": epochs, "limit": limit, "test_accuracy": acc}
+    extra = {
+        "dataset": dataset,
+        "data_hash": train.data_hash,
+        "epochs": epochs,
+        "limit": limit,
+        "test_accuracy": acc,
+    }
     save_evaluator(settings.evaluator_dir(dataset), model, extra)
     model, record = load_evaluator(settings.evaluator_dir(dataset))
     with tracking.reachable(settings, "logging the evaluator"):
-        logger = tracking.RunLogger.start(settings, EVAL_EXPERIMENT, "evaluator", tags={
-            KIND: "evaluator", DATA_HASH: train.data_hash, EVALUATOR_SHA: record["weights_sha256"]})
-        logger.log_params({"dataset": dataset, "epochs": epochs, "limit": limit, "train_images": len(train) if limit is None else limit})
+        logger = tracking.RunLogger.start(
+            settings,
+            EVAL_EXPERIMENT,
+            "evaluator",
+            tags={
+                KIND: "evaluator",
+                DATA_HASH: train.data_hash,
+                EVALUATOR_SHA: record["weights_sha256"],
+            },
+        )
+        logger.log_params(
+            {
+                "dataset": dataset,
+                "epochs": epochs,
+                "limit": limit,
+                "train_images": len(train) if limit is None else limit,
+            }
+        )
         logger.log_metrics({"test_accuracy": acc}, step=0)
         logger.log_artifacts(settings.evaluator_dir(dataset), "evaluator")
         logger.finish()
     return model, acc, logger.run_id
 
 
-def _evaluator(settings: Settings, dataset: str, say: Say, show_progress: bool = True) -> tuple[Any, str | None]:
+def _evaluator(
+    settings: Settings, dataset: str, say: Say, show_progress: bool = True
+) -> tuple[Any, str | None]:
     from contextlib import nullcontext
 
     from prodgan.models.evaluator import RECORD_FILE, load_evaluator
 
     if (settings.evaluator_dir(dataset) / RECORD_FILE).is_file():
         return load_evaluator(settings.evaluator_dir(dataset))[0], None
-    say("no evaluator classifier yet: training one on the train split (once; `prodgan evaluator train` to redo it)")
+    say(
+        "no evaluator classifier yet: training one on the train split (once; `prodgan evaluator train` to redo it)"
+    )
     with progress_bar("training evaluator") if show_progress else nullcontext() as progress:
         model, acc, run_id = train_evaluator(settings, dataset, progress=progress)
     say(f"evaluator test accuracy {acc:.3f}")
     return model, run_id
 
 
-def warm_references(settings: Settings, config: str | Path, overrides: Sequence[str] = (), *, say: Say = print) -> str:
+def warm_references(
+    settings: Settings, config: str | Path, overrides: Sequence[str] = (), *, say: Say = print
+) -> str:
     """Compute and cache what evaluating `config`'s generator needs before its weights exist; the protocol fingerprint.
 
     The evaluator classifier, the real side, the floor and the noise reference depend on the data,
@@ -120,10 +172,23 @@ def warm_references(settings: Settings, config: str | Path, overrides: Sequence[
     real, train = _splits(settings, cfg.dataset, "test")
     spec = make_spec(cfg, train)
     evaluator, _ = _evaluator(settings, cfg.dataset, say, show_progress=False)
-    result = evaluate_generator(untrained_like(spec), spec, real, samples=default_samples(settings), train=train,
-                                evaluator=evaluator, metrics=(), cache_dir=settings.cache_dir, generator_key=noise_key(spec))
-    floor, noise = (result.metrics[metric_name(k, result.protocol.samples)] for k in ("fid_floor", "fid_noise"))
-    say(f"evaluation references ready under protocol {result.protocol.fingerprint[:12]}: fid floor {floor:.1f}, noise {noise:.1f}")
+    result = evaluate_generator(
+        untrained_like(spec),
+        spec,
+        real,
+        samples=default_samples(settings),
+        train=train,
+        evaluator=evaluator,
+        metrics=(),
+        cache_dir=settings.cache_dir,
+        generator_key=noise_key(spec),
+    )
+    floor, noise = (
+        result.metrics[metric_name(k, result.protocol.samples)] for k in ("fid_floor", "fid_noise")
+    )
+    say(
+        f"evaluation references ready under protocol {result.protocol.fingerprint[:12]}: fid floor {floor:.1f}, noise {noise:.1f}"
+    )
     return result.protocol.fingerprint
 
 
@@ -136,10 +201,21 @@ def _like(settings: Settings, run_id: str) -> dict[str, Any]:
     return out
 
 
-def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str | None = None, like_run_id: str | None = None,
-                    samples: int | None = None, seed: int | None = None, split: str = "test",
-                    kid_subset_size: int | None = None, model_info: dict[str, str] | None = None,
-                    use_evaluator: bool = True, tags: dict[str, str] | None = None, say: Say = lambda _msg: None) -> EvaluationRun:
+def evaluate_bundle(
+    settings: Settings,
+    bundle_dir: Path,
+    *,
+    train_run_id: str | None = None,
+    like_run_id: str | None = None,
+    samples: int | None = None,
+    seed: int | None = None,
+    split: str = "test",
+    kid_subset_size: int | None = None,
+    model_info: dict[str, str] | None = None,
+    use_evaluator: bool = True,
+    tags: dict[str, str] | None = None,
+    say: Say = lambda _msg: None,
+) -> EvaluationRun:
     """Evaluate the generator bundle at `bundle_dir` and log one run in `prodgan-eval`.
 
     `like_run_id` copies the sample count, seed, split and evaluator use of an earlier
@@ -157,37 +233,101 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
     dataset = (record.get("extra") or {}).get("dataset", "fashion-mnist")
     real, train = _splits(settings, dataset, like.get("split", split))
     samples = like.get("samples") or samples or default_samples(settings)
-    check_inputs(spec, real, samples=samples, real_samples=like.get("real_samples"), kid_subset_size=kid_subset_size, train=train)
-    evaluator, evaluator_run = _evaluator(settings, dataset, say) if like.get("use_evaluator", use_evaluator) else (None, None)
-    subject = (f"{model_info['model_name']} v{model_info['model_version']}" if (model_info or {}).get("model_version")
-               else f"training run {train_run_id[:8]}" if train_run_id else f"bundle {bundle_dir.name}")
+    check_inputs(
+        spec,
+        real,
+        samples=samples,
+        real_samples=like.get("real_samples"),
+        kid_subset_size=kid_subset_size,
+        train=train,
+    )
+    evaluator, evaluator_run = (
+        _evaluator(settings, dataset, say)
+        if like.get("use_evaluator", use_evaluator)
+        else (None, None)
+    )
+    subject = (
+        f"{model_info['model_name']} v{model_info['model_version']}"
+        if (model_info or {}).get("model_version")
+        else f"training run {train_run_id[:8]}"
+        if train_run_id
+        else f"bundle {bundle_dir.name}"
+    )
     with sides_progress(f"evaluating {subject}:") as progress:
-        result = evaluate_generator(generator, spec, real, samples=samples,
-                                    seed=like.get("seed", DEFAULTS["seed"] if seed is None else seed), train=train,
-                                    evaluator=evaluator, real_samples=like.get("real_samples"), kid_subset_size=kid_subset_size,
-                                    cache_dir=settings.cache_dir, generator_key=record["weights_sha256"], progress=progress)
+        result = evaluate_generator(
+            generator,
+            spec,
+            real,
+            samples=samples,
+            seed=like.get("seed", DEFAULTS["seed"] if seed is None else seed),
+            train=train,
+            evaluator=evaluator,
+            real_samples=like.get("real_samples"),
+            kid_subset_size=kid_subset_size,
+            cache_dir=settings.cache_dir,
+            generator_key=record["weights_sha256"],
+            progress=progress,
+        )
 
-    run_tags = {PROTOCOL: result.protocol.fingerprint, WEIGHTS: record["weights_sha256"], KIND: "generator",
-                DATA_HASH: real.data_hash, REAL_CACHED: str(result.real_cached).lower(), **(tags or {})}
+    run_tags = {
+        PROTOCOL: result.protocol.fingerprint,
+        WEIGHTS: record["weights_sha256"],
+        KIND: "generator",
+        DATA_HASH: real.data_hash,
+        REAL_CACHED: str(result.real_cached).lower(),
+        **(tags or {}),
+    }
     if train_run_id:
         run_tags[TRAIN_RUN] = train_run_id
     if evaluator_run:
         run_tags[EVALUATOR_RUN] = evaluator_run
     run_tags.update({f"prodgan.{k}": v for k, v in (model_info or {}).items()})
     with tracking.reachable(settings, "logging an evaluation"):
-        logger = tracking.RunLogger.start(settings, EVAL_EXPERIMENT, f"eval-{result.protocol.suffix}", tags=run_tags)
+        logger = tracking.RunLogger.start(
+            settings, EVAL_EXPERIMENT, f"eval-{result.protocol.suffix}", tags=run_tags
+        )
         try:
-            logger.log_params({**result.protocol.to_dict(), "protocol_fingerprint": result.protocol.fingerprint,
-                               "bundle": str(bundle_dir)})
-            logger.log_dataset(tracking.dataset_version(f"{dataset}:{result.protocol.split}", real.data_hash,
-                                                        dvc.remote_location(settings, real.data_hash)), "evaluation")
-            logger.describe(descriptions.evaluation(subject, dataset, result.protocol.split, real.data_hash,
-                                                    result.protocol.fingerprint, result.metrics))
-            logger.log_metrics({**result.metrics, **{f"seconds_{k}": v for k, v in result.timings.items()}}, step=0)
-            logger.log_image(grid(result.images[:GRID_IMAGES], nrow=spec.num_classes or 8), "samples.png")
-            logger.log_dict({"protocol": result.protocol.to_dict(), "fingerprint": result.protocol.fingerprint,
-                             "metrics": result.metrics, "per_category": result.per_category, "timings": result.timings},
-                            "evaluation.json")
+            logger.log_params(
+                {
+                    **result.protocol.to_dict(),
+                    "protocol_fingerprint": result.protocol.fingerprint,
+                    "bundle": str(bundle_dir),
+                }
+            )
+            logger.log_dataset(
+                tracking.dataset_version(
+                    f"{dataset}:{result.protocol.split}",
+                    real.data_hash,
+                    dvc.remote_location(settings, real.data_hash),
+                ),
+                "evaluation",
+            )
+            logger.describe(
+                descriptions.evaluation(
+                    subject,
+                    dataset,
+                    result.protocol.split,
+                    real.data_hash,
+                    result.protocol.fingerprint,
+                    result.metrics,
+                )
+            )
+            logger.log_metrics(
+                {**result.metrics, **{f"seconds_{k}": v for k, v in result.timings.items()}}, step=0
+            )
+            logger.log_image(
+                grid(result.images[:GRID_IMAGES], nrow=spec.num_classes or 8), "samples.png"
+            )
+            logger.log_dict(
+                {
+                    "protocol": result.protocol.to_dict(),
+                    "fingerprint": result.protocol.fingerprint,
+                    "metrics": result.metrics,
+                    "per_category": result.per_category,
+                    "timings": result.timings,
+                },
+                "evaluation.json",
+            )
             logger.finish()
         except BaseException:
             logger.finish("FAILED")
@@ -195,35 +335,64 @@ def evaluate_bundle(settings: Settings, bundle_dir: Path, *, train_run_id: str |
     return EvaluationRun(logger.run_id, result, evaluator_run, model_info)
 
 
-def evaluate(settings: Settings, model: str | ModelRef | None = None, bundle: Path | None = None, *,
-             tags: dict[str, str] | None = None, **options: Any) -> EvaluationRun:
+def evaluate(
+    settings: Settings,
+    model: str | ModelRef | None = None,
+    bundle: Path | None = None,
+    *,
+    tags: dict[str, str] | None = None,
+    **options: Any,
+) -> EvaluationRun:
     """Evaluate a model reference (any form of `names.REF_FORMS`) or a local bundle.
 
     A registered version gets the evaluation attached under its protocol. `options` go to
     `evaluate_bundle` (samples, seed, split, like_run_id, ...).
     """
-    ref = model if isinstance(model, ModelRef) else model_ref(model, bundle, settings.model_name, default_alias=None)
+    ref = (
+        model
+        if isinstance(model, ModelRef)
+        else model_ref(model, bundle, settings.model_name, default_alias=None)
+    )
     if ref.bundle is not None:
         from prodgan.models.bundle import SPEC_FILE
 
         if not (ref.bundle / SPEC_FILE).is_file():
-            raise ProdganError(f"{ref.bundle} is not a generator bundle ({SPEC_FILE} missing); point --bundle at a folder "
-                               "written by `prodgan train`")
+            raise ProdganError(
+                f"{ref.bundle} is not a generator bundle ({SPEC_FILE} missing); point --bundle at a folder "
+                "written by `prodgan train`"
+            )
         return evaluate_bundle(settings, ref.bundle, tags=tags, **options)
     from prodgan.adapters.model_store import resolve_model
 
     with tracking.reachable(settings, f"evaluating {ref.uri}"):
         resolved = resolve_model(settings, ref)
         info = {k: str(v) for k, v in resolved.info().items() if k != "weights_sha256"}
-        run = evaluate_bundle(settings, resolved.bundle_dir, train_run_id=resolved.tags.get(TRAIN_RUN) or resolved.run_id,
-                              model_info=info, tags=tags, **options)
+        run = evaluate_bundle(
+            settings,
+            resolved.bundle_dir,
+            train_run_id=resolved.tags.get(TRAIN_RUN) or resolved.run_id,
+            model_info=info,
+            tags=tags,
+            **options,
+        )
         if resolved.version:
-            registry.attach_evaluation(settings, resolved.name, resolved.version,
-                                       registry.read_eval_run(registry.client_for(settings), run.run_id), primary=False)
+            registry.attach_evaluation(
+                settings,
+                resolved.name,
+                resolved.version,
+                registry.read_eval_run(registry.client_for(settings), run.run_id),
+                primary=False,
+            )
     return run
 
 
 def summary(run: EvaluationRun) -> dict[str, Any]:
     """An evaluation as plain data (a flow's return value)."""
-    return {"eval_run_id": run.run_id, "model": run.model or {}, "protocol": run.protocol, "metrics": run.metrics,
-            "per_category": run.result.per_category, "real_cached": run.result.real_cached}
+    return {
+        "eval_run_id": run.run_id,
+        "model": run.model or {},
+        "protocol": run.protocol,
+        "metrics": run.metrics,
+        "per_category": run.result.per_category,
+        "real_cached": run.result.real_cached,
+    }

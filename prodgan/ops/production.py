@@ -18,22 +18,32 @@ from prodgan.settings import Settings
 if TYPE_CHECKING:
     from prodgan.ops.promote import Decision
 
-Publish = Callable[[], tuple[str, str, dict[str, str]]]  # -> (model URI, weights sha256, every stored file's sha256)
+Publish = Callable[
+    [], tuple[str, str, dict[str, str]]
+]  # -> (model URI, weights sha256, every stored file's sha256)
 
 
-def trusted(settings: Settings, evaluation: registry.EvalRun, weights: str | None, what: str) -> None:
+def trusted(
+    settings: Settings, evaluation: registry.EvalRun, weights: str | None, what: str
+) -> None:
     """Refuse an evaluation the gates must not read: not of these exact weights, or not in the evaluation experiment
     (which, on a server with roles, only promoters may write: a trainer cannot log metrics into it)."""
     exp = registry.client_for(settings).get_experiment_by_name(EVAL_EXPERIMENT)
     if exp is None or evaluation.experiment_id != exp.experiment_id:
-        raise ProdganError(f"{what}: evaluation run {evaluation.run_id} is not in the {EVAL_EXPERIMENT} experiment; the gates "
-                           f"read only evaluations made there (`prodgan evaluate` as a promoter)")
+        raise ProdganError(
+            f"{what}: evaluation run {evaluation.run_id} is not in the {EVAL_EXPERIMENT} experiment; the gates "
+            f"read only evaluations made there (`prodgan evaluate` as a promoter)"
+        )
     if not weights or evaluation.weights_sha256 != weights:
-        raise ProdganError(f"{what}: evaluation run {evaluation.run_id} evaluated weights {str(evaluation.weights_sha256)[:12]}, "
-                           f"but the stored generator hashes to {str(weights)[:12]}; re-evaluate it (`prodgan evaluate`)")
+        raise ProdganError(
+            f"{what}: evaluation run {evaluation.run_id} evaluated weights {str(evaluation.weights_sha256)[:12]}, "
+            f"but the stored generator hashes to {str(weights)[:12]}; re-evaluate it (`prodgan evaluate`)"
+        )
 
 
-def copy_to_production(settings: Settings, staged: model_store.ResolvedModel, evaluated: str | None) -> tuple[str, str, dict[str, str]]:
+def copy_to_production(
+    settings: Settings, staged: model_store.ResolvedModel, evaluated: str | None
+) -> tuple[str, str, dict[str, str]]:
     """Log the evaluated bundle with prodgan's own model code under the promoter-only experiment:
     (model URI, weights sha256, every stored file's sha256), all hashed here from the promoter's copy."""
     from prodgan.fsutil import sha256_file
@@ -41,8 +51,10 @@ def copy_to_production(settings: Settings, staged: model_store.ResolvedModel, ev
 
     weights = sha256_file(staged.bundle_dir / WEIGHTS_FILE)
     if weights != evaluated:
-        raise ProdganError(f"v{staged.version}: the downloaded generator.pt hashes to {weights[:12]}, not the evaluated "
-                           f"{str(evaluated)[:12]}; it changed during the promotion: re-run it")
+        raise ProdganError(
+            f"v{staged.version}: the downloaded generator.pt hashes to {weights[:12]}, not the evaluated "
+            f"{str(evaluated)[:12]}; it changed during the promotion: re-run it"
+        )
     uri = serving.log_production(settings, staged.bundle_dir)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
@@ -50,8 +62,14 @@ def copy_to_production(settings: Settings, staged: model_store.ResolvedModel, ev
     return uri, weights, files
 
 
-def commit(settings: Settings, client: Any, decision: "Decision", state: registry.Production, sheet: Any,
-           publish: Publish | None) -> "Decision":
+def commit(
+    settings: Settings,
+    client: Any,
+    decision: "Decision",
+    state: registry.Production,
+    sheet: Any,
+    publish: Publish | None,
+) -> "Decision":
     """Move `champion` to `decision.champion_after` if approved, audited before (pending) and after (done).
 
     The promoter's copy is made first, then the transition is fenced (one production version per
@@ -64,22 +82,39 @@ def commit(settings: Settings, client: Any, decision: "Decision", state: registr
         return decision
     try:
         uri, decision.weights_sha256, decision.model_files = publish()
-        decision.production_version = registry.fence(settings, decision.model, (state.champion, state.seq),
-                                                     decision.champion_after, uri,
-                                                     {WEIGHTS: decision.weights_sha256,
-                                                      MODEL_FILES: json.dumps(decision.model_files, sort_keys=True)})
+        decision.production_version = registry.fence(
+            settings,
+            decision.model,
+            (state.champion, state.seq),
+            decision.champion_after,
+            uri,
+            {
+                WEIGHTS: decision.weights_sha256,
+                MODEL_FILES: json.dumps(decision.model_files, sort_keys=True),
+            },
+        )
     except ChampionMoved as lost:
         now = registry.production_state(client, decision.model)
         decision.action, decision.approved = "reject", False
-        decision.champion_after, decision.previous_after, decision.seq = now.champion, now.previous, now.seq
+        decision.champion_after, decision.previous_after, decision.seq = (
+            now.champion,
+            now.previous,
+            now.seq,
+        )
         decision.production_version = decision.weights_sha256 = decision.model_files = None
         decision.reasons.append(f"FAIL compare-and-set: {lost}")
         decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
         raise
-    decision.seq, decision.production_previous, decision.phase = int(decision.production_version), state.champion_version, "pending"
+    decision.seq, decision.production_previous, decision.phase = (
+        int(decision.production_version),
+        state.champion_version,
+        "pending",
+    )
     pending = audit.append(settings, decision.to_dict(), sheet)
     decision.audit_run_id = pending["audit_run_id"]
-    registry.set_production_aliases(client, decision.model, decision.production_version, state.champion_version)
+    registry.set_production_aliases(
+        client, decision.model, decision.production_version, state.champion_version
+    )
     audit.mark_done(settings, pending)
     _describe(client, decision)
     return decision
@@ -99,9 +134,14 @@ def _describe(client: Any, decision: "Decision") -> None:
 
 def reuse_production(settings: Settings, name: str, production_version: str) -> Publish:
     """A rollback publishes nothing new: the restored copy's files, as its signed record states them."""
+
     def publish() -> tuple[str, str, dict[str, str]]:
         record = audit.production_record(settings, name, production_version)
-        source = registry.client_for(settings).get_model_version(production_model(name), production_version).source
+        source = (
+            registry.client_for(settings)
+            .get_model_version(production_model(name), production_version)
+            .source
+        )
         return source, record["weights_sha256"], record["model_files"]
 
     return publish

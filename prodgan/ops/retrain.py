@@ -19,8 +19,34 @@ from typing import Any, Callable, Sequence
 
 from prodgan.adapters import audit_verify, dvc, registry, tracking
 from prodgan.errors import ProdganError
-from prodgan.names import AUDIT_SHEET, CHAMPION, CONFIG_SHA, DATA_HASH, DEFAULT_DATASET, FLOW_API, FLOW_RUN, FLOW_RUN_NAME, GIT_REV, TRAIN_RUN, ModelRef
-from prodgan.ops import announce, evaluate as evaluate_ops, promote as promote_ops, train as train_ops, validate as validate_ops
+from prodgan.names import (
+    AUDIT_SHEET,
+    CHAMPION,
+    CONFIG_SHA,
+    DATA_HASH,
+    DEFAULT_DATASET,
+    FLOW_API,
+    FLOW_RUN,
+    FLOW_RUN_NAME,
+    GIT_REV,
+    TRAIN_RUN,
+    ModelRef,
+)
+from prodgan.ops import (
+    announce,
+)
+from prodgan.ops import (
+    evaluate as evaluate_ops,
+)
+from prodgan.ops import (
+    promote as promote_ops,
+)
+from prodgan.ops import (
+    train as train_ops,
+)
+from prodgan.ops import (
+    validate as validate_ops,
+)
 from prodgan.settings import Settings
 from prodgan.train_config import load_config
 
@@ -56,33 +82,67 @@ class RetrainOutcome:
     decision: Any = None
 
 
-def freshness(settings: Settings, config: str, overrides: Sequence[str] = (), force: bool = False) -> Freshness:
+def freshness(
+    settings: Settings, config: str, overrides: Sequence[str] = (), force: bool = False
+) -> Freshness:
     """Compare the data and config about to be trained with what the champion was trained on."""
     with tracking.reachable(settings, "checking what the champion was trained on"):
         dataset = load_config(settings.config_path(config), overrides).dataset
-        settings = settings.for_dataset(dataset)  # its own champion: another dataset's is no reference
-        data_hash = dvc.require_clean(settings, dataset)  # this dataset's own hash: another one changing is no reason
+        settings = settings.for_dataset(
+            dataset
+        )  # its own champion: another dataset's is no reference
+        data_hash = dvc.require_clean(
+            settings, dataset
+        )  # this dataset's own hash: another one changing is no reason
         cfg = train_ops.config_sha256(settings.config_path(config), overrides)
         champion = registry.champion_version(settings)
         if force:
-            return Freshness(True, "forced (--force)", data_hash, cfg, champion and champion.version)
+            return Freshness(
+                True, "forced (--force)", data_hash, cfg, champion and champion.version
+            )
         rejected = _rejected_before(settings, data_hash, cfg)
         if rejected is not None:
-            return Freshness(False, f"already rejected as v{rejected}, nothing changed (data {data_hash}, config {cfg[:12]}, "
-                                    "code); change one of them or use --force", data_hash, cfg, champion and champion.version)
+            return Freshness(
+                False,
+                f"already rejected as v{rejected}, nothing changed (data {data_hash}, config {cfg[:12]}, "
+                "code); change one of them or use --force",
+                data_hash,
+                cfg,
+                champion and champion.version,
+            )
         if champion is None:
-            return Freshness(True, f"no {CHAMPION} for model {settings.model_name} yet", data_hash, cfg)
+            return Freshness(
+                True, f"no {CHAMPION} for model {settings.model_name} yet", data_hash, cfg
+            )
         tags = champion.tags or {}
         trained_on = tags.get(DATA_HASH)
         trained_cfg = tracking.run_tag(settings, tags.get(TRAIN_RUN), CONFIG_SHA)
     if trained_on != data_hash:
-        return Freshness(True, f"dataset changed: {CHAMPION} v{champion.version} was trained on {trained_on}, data is now "
-                               f"{data_hash}", data_hash, cfg, champion.version)
+        return Freshness(
+            True,
+            f"dataset changed: {CHAMPION} v{champion.version} was trained on {trained_on}, data is now "
+            f"{data_hash}",
+            data_hash,
+            cfg,
+            champion.version,
+        )
     if trained_cfg != cfg:
-        return Freshness(True, f"training config changed since {CHAMPION} v{champion.version} "
-                               f"({(trained_cfg or 'unrecorded')[:12]} -> {cfg[:12]})", data_hash, cfg, champion.version)
-    return Freshness(False, f"nothing changed: {CHAMPION} v{champion.version} was trained on data {data_hash} with config "
-                            f"{cfg[:12]}; use --force to retrain anyway", data_hash, cfg, champion.version)
+        return Freshness(
+            True,
+            f"training config changed since {CHAMPION} v{champion.version} "
+            f"({(trained_cfg or 'unrecorded')[:12]} -> {cfg[:12]})",
+            data_hash,
+            cfg,
+            champion.version,
+        )
+    return Freshness(
+        False,
+        f"nothing changed: {CHAMPION} v{champion.version} was trained on data {data_hash} with config "
+        f"{cfg[:12]}; use --force to retrain anyway",
+        data_hash,
+        cfg,
+        champion.version,
+    )
 
 
 def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None:
@@ -91,26 +151,40 @@ def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None
 
     git_rev = dvc.git_revision(settings.root)[0]
     client, name = registry.client_for(settings), settings.model_name
-    same = client.search_model_versions(f"name = '{name}' and tags.`{DATA_HASH}` = '{data_hash}' and tags.`{CONFIG_SHA}` = '{cfg}' "
-                                        f"and tags.`{GIT_REV}` = '{git_rev}'")
+    same = client.search_model_versions(
+        f"name = '{name}' and tags.`{DATA_HASH}` = '{data_hash}' and tags.`{CONFIG_SHA}` = '{cfg}' "
+        f"and tags.`{GIT_REV}` = '{git_rev}'"
+    )
     champion = registry.production_aliases(client, name).get(CHAMPION)
-    candidates = [str(mv.version) for mv in sorted(same, key=lambda v: int(v.version)) if str(mv.version) != champion]
+    candidates = [
+        str(mv.version)
+        for mv in sorted(same, key=lambda v: int(v.version))
+        if str(mv.version) != champion
+    ]
     if not candidates:
         return None
-    rejected = {str(r.get("version")) for r in audit_records(settings, name) if r.get("action") == "reject"}  # the chain, read once
+    rejected = {
+        str(r.get("version")) for r in audit_records(settings, name) if r.get("action") == "reject"
+    }  # the chain, read once
     return next((version for version in candidates if version in rejected), None)
 
 
-def schedule(settings: Settings, recipes: dict[str, str | None] | None) -> tuple[dict[str, str], list[str]]:
+def schedule(
+    settings: Settings, recipes: dict[str, str | None] | None
+) -> tuple[dict[str, str], list[str]]:
     """The config each scheduled dataset retrains with (`recipe`; no recipes: the default dataset's), and the
     datasets data.dvc pins that nobody scheduled; checked before anything runs."""
     recipes = recipes or {DEFAULT_DATASET: None}
     tracked = dvc.datasets(settings)
     unknown = sorted(set(recipes) - set(tracked))
     if unknown:
-        raise ProdganError(f"recipes name datasets data.dvc does not pin: {', '.join(unknown)} (it pins: {', '.join(tracked) or 'none'}); "
-                           f"import them and run `prodgan data add`, or drop them from the recipes")
-    return {dataset: recipe(dataset, config) for dataset, config in recipes.items()}, [d for d in tracked if d not in recipes]
+        raise ProdganError(
+            f"recipes name datasets data.dvc does not pin: {', '.join(unknown)} (it pins: {', '.join(tracked) or 'none'}); "
+            f"import them and run `prodgan data add`, or drop them from the recipes"
+        )
+    return {dataset: recipe(dataset, config) for dataset, config in recipes.items()}, [
+        d for d in tracked if d not in recipes
+    ]
 
 
 def recipe(dataset: str | None, config: str | None) -> str:
@@ -118,8 +192,10 @@ def recipe(dataset: str | None, config: str | None) -> str:
     if config:
         return config
     if dataset not in (None, DEFAULT_DATASET):
-        raise ProdganError(f"dataset {dataset!r} has no recipe: only {DEFAULT_DATASET} has a default; name its config, "
-                           f"e.g. --config configs/products64.yaml (nightly: recipes {{{dataset}: configs/products64.yaml}})")
+        raise ProdganError(
+            f"dataset {dataset!r} has no recipe: only {DEFAULT_DATASET} has a default; name its config, "
+            f"e.g. --config configs/products64.yaml (nightly: recipes {{{dataset}: configs/products64.yaml}})"
+        )
     return train_ops.default_config()
 
 
@@ -165,10 +241,16 @@ def retrain(
     `notify` receives the events an orchestrator's automations react to (`ops.announce`).
     """
     config = recipe(dataset, config)
-    overrides = [*overrides, f"dataset={dataset}"] if dataset else list(overrides)  # one dataset, validated and trained
+    overrides = (
+        [*overrides, f"dataset={dataset}"] if dataset else list(overrides)
+    )  # one dataset, validated and trained
     dataset = load_config(settings.config_path(config), overrides).dataset
-    settings = settings.for_dataset(dataset)  # each dataset is trained into, judged against and promoted in its own model
-    step("verify", audit_verify.require_verified, settings, purpose="retrain")  # never act unattended on a tampered registry
+    settings = settings.for_dataset(
+        dataset
+    )  # each dataset is trained into, judged against and promoted in its own model
+    step(
+        "verify", audit_verify.require_verified, settings, purpose="retrain"
+    )  # never act unattended on a tampered registry
     fresh = step("freshness", freshness, settings, config, overrides, force)
     outcome = RetrainOutcome(settings, dataset, fresh)
     if not fresh.retrain:
@@ -177,11 +259,23 @@ def retrain(
     if not outcome.validation.success:
         notify(announce.validation_event(settings, outcome.validation))
     validate_ops.require_passed(outcome.validation)
-    references = _alongside(step, "prepare-evaluation", evaluate_ops.warm_references, settings, config, overrides)
-    outcome.train = step("train", train_ops.train, settings, config, overrides, reuse=not force, tags=tags)
+    references = _alongside(
+        step, "prepare-evaluation", evaluate_ops.warm_references, settings, config, overrides
+    )
+    outcome.train = step(
+        "train", train_ops.train, settings, config, overrides, reuse=not force, tags=tags
+    )
     references.result()
-    outcome.evaluation = step("evaluate", evaluate_ops.evaluate, settings, ModelRef(run_id=outcome.train.run_id), tags=tags)
-    outcome.version = step("register", promote_ops.register, settings, outcome.train.run_id, outcome.evaluation.run_id)
+    outcome.evaluation = step(
+        "evaluate",
+        evaluate_ops.evaluate,
+        settings,
+        ModelRef(run_id=outcome.train.run_id),
+        tags=tags,
+    )
+    outcome.version = step(
+        "register", promote_ops.register, settings, outcome.train.run_id, outcome.evaluation.run_id
+    )
     outcome.decision = step("promote", promote_ops.promote, settings, outcome.version.version)
     event = announce.decision_event(outcome.decision)
     if event is not None:
@@ -190,6 +284,7 @@ def retrain(
 
 
 # ---------------------------------------------------------------- reporting (CLI, flow artifacts, logs)
+
 
 def summary(outcome: RetrainOutcome, links: dict[str, str] | None = None) -> dict[str, Any]:
     """What a retrain did, as plain data: the flow's return value, the CLI's output, the artifact.
@@ -210,11 +305,18 @@ def summary(outcome: RetrainOutcome, links: dict[str, str] | None = None) -> dic
         "config_sha256": fresh.config_sha256,
         "version": str(outcome.version.version) if outcome.version else None,
         "metrics": registry.headline_metrics(outcome.version),
-        "champion": {"version": str(champion.version), "metrics": registry.headline_metrics(champion)} if champion else None,
-        "mlflow": {"tracking_uri": settings.tracking_uri,
-                   "train_run_id": outcome.train.run_id if outcome.train else None,
-                   "eval_run_id": outcome.evaluation.run_id if outcome.evaluation else None,
-                   "audit_run_id": audit_run},
+        "champion": {
+            "version": str(champion.version),
+            "metrics": registry.headline_metrics(champion),
+        }
+        if champion
+        else None,
+        "mlflow": {
+            "tracking_uri": settings.tracking_uri,
+            "train_run_id": outcome.train.run_id if outcome.train else None,
+            "eval_run_id": outcome.evaluation.run_id if outcome.evaluation else None,
+            "audit_run_id": audit_run,
+        },
         "data_docs": str(outcome.validation.docs_path) if outcome.validation else None,
         "sheet": tracking.artifact_location(settings, audit_run, AUDIT_SHEET),
         "orchestrator": links or {},
@@ -229,11 +331,20 @@ def _metrics_table(metrics: dict[str, float]) -> str:
 def report_markdown(result: dict[str, Any]) -> str:
     """The retrain flow's artifact: decision, metrics, MLflow runs and the champion-vs-challenger sheet."""
     runs = result["mlflow"]
-    lines = [f"# retrain {result['model']}: {result['decision']}", "", *[f"- {reason}" for reason in result["reasons"]], "",
-             f"- data: `{result['data_hash']}`, config sha256 `{result['config_sha256'][:12]}`"]
+    lines = [
+        f"# retrain {result['model']}: {result['decision']}",
+        "",
+        *[f"- {reason}" for reason in result["reasons"]],
+        "",
+        f"- data: `{result['data_hash']}`, config sha256 `{result['config_sha256'][:12]}`",
+    ]
     if result["version"]:
         lines.append(f"- challenger: version {result['version']}")
-    for label, key in (("training run", "train_run_id"), ("evaluation run", "eval_run_id"), ("audit record", "audit_run_id")):
+    for label, key in (
+        ("training run", "train_run_id"),
+        ("evaluation run", "eval_run_id"),
+        ("audit record", "audit_run_id"),
+    ):
         if runs[key]:
             lines.append(f"- MLflow {label}: `runs:/{runs[key]}` ({runs['tracking_uri']})")
     if result["data_docs"]:
@@ -251,11 +362,23 @@ def report_markdown(result: dict[str, Any]) -> str:
 
 def datasets_markdown(results: dict[str, dict[str, Any]], unscheduled: Sequence[str]) -> str:
     """The nightly run's artifact: one row per scheduled dataset, then the datasets nobody scheduled."""
-    rows = "".join(f"| {dataset} | {r.get('model', '-')} | {r['decision']} | {r.get('version') or '-'} | "
-                   f"{' '.join(str(r['reason']).split()).replace('|', '/')} |\n" for dataset, r in results.items())
-    lines = ["# nightly retrain", "", "| dataset | model | decision | version | reason |", "|---|---|---|---|---|", rows.rstrip()]
+    rows = "".join(
+        f"| {dataset} | {r.get('model', '-')} | {r['decision']} | {r.get('version') or '-'} | "
+        f"{' '.join(str(r['reason']).split()).replace('|', '/')} |\n"
+        for dataset, r in results.items()
+    )
+    lines = [
+        "# nightly retrain",
+        "",
+        "| dataset | model | decision | version | reason |",
+        "|---|---|---|---|---|",
+        rows.rstrip(),
+    ]
     if unscheduled:
-        lines += ["", f"Not scheduled (no recipe): {', '.join(unscheduled)}; add them to the deployment's `recipes` to retrain them."]
+        lines += [
+            "",
+            f"Not scheduled (no recipe): {', '.join(unscheduled)}; add them to the deployment's `recipes` to retrain them.",
+        ]
     return "\n".join(lines)
 
 
@@ -266,7 +389,11 @@ def failure_markdown(exc: Exception) -> str:
 def where_to_look(settings: Settings, result: dict[str, Any]) -> list[tuple[str, str]]:
     """Where a person goes next: the MLflow UI, the Data Docs, the sample sheet, the Prefect flow run."""
     uri = settings.tracking_uri
-    ui = uri if uri.startswith(("http://", "https://")) else f"mlflow ui --backend-store-uri {uri} --port 5000  (then http://127.0.0.1:5000)"
+    ui = (
+        uri
+        if uri.startswith(("http://", "https://"))
+        else f"mlflow ui --backend-store-uri {uri} --port 5000  (then http://127.0.0.1:5000)"
+    )
     found = [("MLflow UI", ui)]
     if result.get("data_docs"):
         found.append(("Data Docs", result["data_docs"]))
@@ -296,5 +423,7 @@ def plain(record: Any) -> dict[str, Any]:
 
 def record_markdown(title: str, fields: dict[str, Any]) -> str:
     """One step's result as a markdown artifact: a title and a field/value list."""
-    lines = [f"# {title}", ""] + [f"- {key}: `{value}`" for key, value in fields.items() if value not in (None, "", [], {})]
+    lines = [f"# {title}", ""] + [
+        f"- {key}: `{value}`" for key, value in fields.items() if value not in (None, "", [], {})
+    ]
     return "\n".join(lines)

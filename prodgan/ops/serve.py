@@ -19,8 +19,14 @@ from prodgan.settings import Settings
 MAX_CLI_IMAGES = 4096
 
 
-def load_generator(settings: Settings, model: str | None = None, bundle: Path | None = None, device: str = "cpu",
-                   force: bool = False, purpose: str = "generate from") -> tuple[Any, Any, dict[str, Any]]:
+def load_generator(
+    settings: Settings,
+    model: str | None = None,
+    bundle: Path | None = None,
+    device: str = "cpu",
+    force: bool = False,
+    purpose: str = "generate from",
+) -> tuple[Any, Any, dict[str, Any]]:
     """(generator, spec, where it came from) for a model reference (default `@champion`) or a local bundle."""
     from prodgan.models.bundle import load_bundle
 
@@ -31,13 +37,26 @@ def load_generator(settings: Settings, model: str | None = None, bundle: Path | 
     settings = settings.for_model(ref.name)
     with tracking.reachable(settings, f"loading {ref.uri}"):
         resolved = resolve_model(settings, ref)
-        audit_verify.require_verified(settings, force, purpose=f"{purpose} {ref.uri}", version=resolved.trained_version)
+        audit_verify.require_verified(
+            settings, force, purpose=f"{purpose} {ref.uri}", version=resolved.trained_version
+        )
     generator, spec = load_bundle(resolved.bundle_dir, device=device)
     return generator, spec, {"model_uri": ref.uri, **resolved.info()}
 
 
-def generate(settings: Settings, model: str | None = None, bundle: Path | None = None, *, seed: int = 0, category: str | None = None, n: int = 64,
-             out_file: Path | None = None, out_dir: Path | None = None, nrow: int = 8, force: bool = False) -> dict[str, Any]:
+def generate(
+    settings: Settings,
+    model: str | None = None,
+    bundle: Path | None = None,
+    *,
+    seed: int = 0,
+    category: str | None = None,
+    n: int = 64,
+    out_file: Path | None = None,
+    out_dir: Path | None = None,
+    nrow: int = 8,
+    force: bool = False,
+) -> dict[str, Any]:
     """Write a grid PNG (`out_file`) or one PNG per image plus generate.json (`out_dir`); returns the record."""
     from prodgan import imaging
     from prodgan.fsutil import atomic_dir, write_json_atomic
@@ -45,15 +64,28 @@ def generate(settings: Settings, model: str | None = None, bundle: Path | None =
     from prodgan.generate import hwc, parse_request
 
     if (out_file is None) == (out_dir is None):
-        raise ProdganError("give exactly one of --out FILE.png (a grid) or --out-dir DIR (one PNG per image)")
-    if out_dir is not None and out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "generate.json").is_file():
-        raise ProdganError(f"{out_dir} already holds other files: pass a new or empty folder to --out-dir")
+        raise ProdganError(
+            "give exactly one of --out FILE.png (a grid) or --out-dir DIR (one PNG per image)"
+        )
+    if (
+        out_dir is not None
+        and out_dir.exists()
+        and any(out_dir.iterdir())
+        and not (out_dir / "generate.json").is_file()
+    ):
+        raise ProdganError(
+            f"{out_dir} already holds other files: pass a new or empty folder to --out-dir"
+        )
     G, spec, source = load_generator(settings, model, bundle, force=force)
     request = parse_request(spec, seed, category, n, max_images=MAX_CLI_IMAGES)
     images, labels = generate_images(G, spec, request)
     names = [spec.categories[int(c)] for c in labels] if labels is not None else [None] * request.n
-    record = {"source": source, "seed": request.seed, "n": request.n,
-              "category": None if request.category is None else spec.categories[request.category]}
+    record = {
+        "source": source,
+        "seed": request.seed,
+        "n": request.n,
+        "category": None if request.category is None else spec.categories[request.category],
+    }
     if out_file is not None:
         imaging.save_png(out_file, imaging.grid(images, nrow=nrow))
         return {**record, "grid": str(out_file)}
@@ -71,11 +103,15 @@ def serve_target(settings: Settings, model: str | None = None, force: bool = Fal
     """The pinned `models:/NAME/VERSION` to serve (default `@champion`), verified; a clear error before any server starts."""
     ref = model_ref(model, None, settings.model_name)
     if not ref.registered:
-        raise ProdganError(f"{ref.uri} is not a registered model: serve models:/NAME@ALIAS or models:/NAME/VERSION")
+        raise ProdganError(
+            f"{ref.uri} is not a registered model: serve models:/NAME@ALIAS or models:/NAME/VERSION"
+        )
     settings = settings.for_model(ref.name)
     with tracking.reachable(settings, f"resolving {ref.uri}"):
         resolved = resolve_model(settings, ref)
-        audit_verify.require_verified(settings, force, purpose=f"serve {ref.uri}", version=resolved.trained_version)
+        audit_verify.require_verified(
+            settings, force, purpose=f"serve {ref.uri}", version=resolved.trained_version
+        )
     return resolved.served_uri
 
 

@@ -26,4 +26,6 @@ def setup(settings: Settings) -> SetupReport:
     from prodgan.metrics.inception_weights import ensure_inception_weights
 
     weights = ensure_inception_weights(settings.cache_dir)
-    return SetupReport(weights.path, weights.sha256, weights.origin, datadocs_assets.fetch(settings.cache_dir))
+    return SetupReport(
+        weights.path, weights.sha256, weights.origin, datadocs_assets.fetch(settings.cache_dir)
+    )

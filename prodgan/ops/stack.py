@@ -18,8 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from prodgan.adapters import postgres, stack_services as svc
-from prodgan.adapters.processes import alive, http_ok, log_tail, port_open, running, spawn, stop_group, wait_healthy
+from prodgan.adapters import postgres
+from prodgan.adapters import stack_services as svc
+from prodgan.adapters.processes import (
+    alive,
+    http_ok,
+    log_tail,
+    port_open,
+    running,
+    spawn,
+    stop_group,
+    wait_healthy,
+)
 from prodgan.errors import ProdganError
 from prodgan.ops.stack_state import SERVICES, StackState, load, prepare
 from prodgan.settings import Settings, environment
@@ -28,8 +38,20 @@ START_TIMEOUT = 240.0  # seconds one service may take to answer on a loaded 2-co
 # `weed` hangs in its filer's graceful gRPC stop after the volume server has shut down cleanly
 GRACE = {"seaweedfs": 3.0}
 NEEDS = {"mlflow": ("postgres", "seaweedfs"), "worker": ("prefect",)}  # the rest start at once
-PROGRAM = {"postgres": "postgres", "seaweedfs": "weed", "mlflow": "mlflow", "prefect": "prefect", "worker": "prefect"}
-PORT_OF = {"postgres": "postgres", "seaweedfs": "s3", "mlflow": "mlflow", "prefect": "prefect", "worker": None}
+PROGRAM = {
+    "postgres": "postgres",
+    "seaweedfs": "weed",
+    "mlflow": "mlflow",
+    "prefect": "prefect",
+    "worker": "prefect",
+}
+PORT_OF = {
+    "postgres": "postgres",
+    "seaweedfs": "s3",
+    "mlflow": "mlflow",
+    "prefect": "prefect",
+    "worker": None,
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +60,9 @@ class Service:
     pid: int | None
     port: int | None
     healthy: bool
-    started_s: float | None = None  # seconds this call took to start it; None when it was already running
+    started_s: float | None = (
+        None  # seconds this call took to start it; None when it was already running
+    )
     detail: str = ""
 
 
@@ -70,12 +94,18 @@ def _healthy(state: StackState, name: str) -> bool:
 
 
 def _health_url(state: StackState, name: str) -> str:
-    return {"seaweedfs": svc.s3_health_url(state.ports["s3"]), "mlflow": f"{state.mlflow_url}/health",
-            "prefect": f"{state.prefect_api}/health"}[name]
+    return {
+        "seaweedfs": svc.s3_health_url(state.ports["s3"]),
+        "mlflow": f"{state.mlflow_url}/health",
+        "prefect": f"{state.prefect_api}/health",
+    }[name]
 
 
 def _backend_uri(state: StackState) -> str:
-    return state.postgres_url or f"postgresql+psycopg2://{postgres.SUPERUSER}@127.0.0.1:{state.ports['postgres']}/mlflow"
+    return (
+        state.postgres_url
+        or f"postgresql+psycopg2://{postgres.SUPERUSER}@127.0.0.1:{state.ports['postgres']}/mlflow"
+    )
 
 
 # ---------------------------------------------------------------- starting one service (blocks until healthy)
@@ -84,7 +114,9 @@ def _start_postgres(state: StackState) -> int:
     if not (data / "PG_VERSION").is_file():
         postgres.init_cluster(data, log)
     if not postgres.start_cluster(data, state.ports["postgres"], log):
-        raise ProdganError(f"port {state.ports['postgres']} (postgres) is taken; pass --postgres-port")
+        raise ProdganError(
+            f"port {state.ports['postgres']} (postgres) is taken; pass --postgres-port"
+        )
     postgres.ensure_database(state.ports["postgres"], "mlflow")
     return postgres.postmaster_pid(data) or 0
 
@@ -98,26 +130,40 @@ def _spawn_http(state: StackState, name: str, args: list[str], env: dict[str, st
 
 def _start_seaweedfs(state: StackState) -> int:
     config = state.directory / "s3.json"
-    svc.write_secret_file(config, svc.s3_config(state.secrets["s3_access_key"], state.secrets["s3_secret_key"]))
+    svc.write_secret_file(
+        config, svc.s3_config(state.secrets["s3_access_key"], state.secrets["s3_secret_key"])
+    )
     data = state.directory / "seaweedfs"
     data.mkdir(parents=True, exist_ok=True)
     pid = _spawn_http(state, "seaweedfs", svc.weed_args(data, state.ports, config), environment())
-    svc.ensure_bucket(state.s3_endpoint, state.secrets["s3_access_key"], state.secrets["s3_secret_key"], state.bucket)
+    svc.ensure_bucket(
+        state.s3_endpoint,
+        state.secrets["s3_access_key"],
+        state.secrets["s3_secret_key"],
+        state.bucket,
+    )
     return pid
 
 
 def _start_mlflow(state: StackState) -> int:
     auth_ini = state.directory / "mlflow-auth.ini"
-    svc.write_secret_file(auth_ini, svc.AUTH_INI.format(db=state.directory / "mlflow-auth.db", admin=svc.ADMIN))
-    env = svc.mlflow_env(environment(), {
-        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": state.secrets["flask_secret"],
-        "MLFLOW_AUTH_ADMIN_PASSWORD": state.secrets["admin_password"],
-        "MLFLOW_S3_ENDPOINT_URL": state.s3_endpoint,
-        "AWS_ACCESS_KEY_ID": state.secrets["s3_access_key"],
-        "AWS_SECRET_ACCESS_KEY": state.secrets["s3_secret_key"],
-    })
-    args = svc.mlflow_args(_backend_uri(state), f"s3://{state.bucket}/mlartifacts", state.ports["mlflow"])
+    svc.write_secret_file(
+        auth_ini, svc.AUTH_INI.format(db=state.directory / "mlflow-auth.db", admin=svc.ADMIN)
+    )
+    env = svc.mlflow_env(
+        environment(),
+        {
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": state.secrets["flask_secret"],
+            "MLFLOW_AUTH_ADMIN_PASSWORD": state.secrets["admin_password"],
+            "MLFLOW_S3_ENDPOINT_URL": state.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": state.secrets["s3_access_key"],
+            "AWS_SECRET_ACCESS_KEY": state.secrets["s3_secret_key"],
+        },
+    )
+    args = svc.mlflow_args(
+        _backend_uri(state), f"s3://{state.bucket}/mlartifacts", state.ports["mlflow"]
+    )
     return _spawn_http(state, "mlflow", args, env)
 
 
@@ -134,16 +180,22 @@ def _start_worker(state: StackState, cwd: Path) -> int:
     """A process worker whose flow runs see the stack (its env file values win over the caller's environment)."""
     extra = {**state.client_env(), "PRODGAN_STACK_ENV": str(state.env_file)}
     env = svc.prefect_env(environment(), _prefect_home(state), state.prefect_api, extra)
-    created = subprocess.run(svc.pool_create_args(state.pool), env=env, capture_output=True, text=True)
+    created = subprocess.run(
+        svc.pool_create_args(state.pool), env=env, capture_output=True, text=True
+    )
     if created.returncode != 0:
-        raise ProdganError(f"creating work pool {state.pool} failed: {(created.stderr or created.stdout).strip()[-300:]}")
+        raise ProdganError(
+            f"creating work pool {state.pool} failed: {(created.stderr or created.stdout).strip()[-300:]}"
+        )
     proc = spawn(svc.worker_args(state.pool), state.log("worker"), env, cwd=cwd)
     state.pids["worker"] = proc.pid
     deadline = time.monotonic() + START_TIMEOUT
     while not svc.worker_online(state.prefect_api, state.pool):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker {'exited' if proc.poll() is not None else 'sent no heartbeat'}:\n"
-                               f"{log_tail(state.log('worker'))}")
+            raise RuntimeError(
+                f"worker {'exited' if proc.poll() is not None else 'sent no heartbeat'}:\n"
+                f"{log_tail(state.log('worker'))}"
+            )
         time.sleep(0.5)
     return proc.pid
 
@@ -157,24 +209,37 @@ def _done() -> Future:
 
 
 def _stack_dir(settings: Settings, directory: Path | None) -> Path:
-    return Path(directory).expanduser().resolve() if directory else settings.stack_dir or settings.home / "stack"
+    return (
+        Path(directory).expanduser().resolve()
+        if directory
+        else settings.stack_dir or settings.home / "stack"
+    )
 
 
 def _check_port_free(state: StackState, name: str) -> None:
     port_key = PORT_OF[name]
     if port_key and port_open(state.ports[port_key]):
-        raise ProdganError(f"port {state.ports[port_key]} ({name}) is in use by another program; choose another "
-                           f"with --{port_key}-port")
+        raise ProdganError(
+            f"port {state.ports[port_key]} ({name}) is in use by another program; choose another "
+            f"with --{port_key}-port"
+        )
 
 
-def up(settings: Settings, directory: Path | None = None, ports: dict[str, int | None] | None = None,
-       postgres_url: str | None = None, worker_dir: Path | None = None) -> tuple[StackState, list[Service]]:
+def up(
+    settings: Settings,
+    directory: Path | None = None,
+    ports: dict[str, int | None] | None = None,
+    postgres_url: str | None = None,
+    worker_dir: Path | None = None,
+) -> tuple[StackState, list[Service]]:
     """Start every service of the stack that is not healthy yet; write the env file; (state, per-service result)."""
     state = prepare(_stack_dir(settings, directory), ports or {}, postgres_url)
     state.directory.mkdir(parents=True, exist_ok=True)
     starters: dict[str, Callable[[], int]] = {
-        "postgres": lambda: _start_postgres(state), "seaweedfs": lambda: _start_seaweedfs(state),
-        "prefect": lambda: _start_prefect(state), "mlflow": lambda: _start_mlflow(state),
+        "postgres": lambda: _start_postgres(state),
+        "seaweedfs": lambda: _start_seaweedfs(state),
+        "prefect": lambda: _start_prefect(state),
+        "mlflow": lambda: _start_mlflow(state),
         "worker": lambda: _start_worker(state, Path(worker_dir or settings.root)),
     }
     timings: dict[str, float] = {}
@@ -205,14 +270,22 @@ def up(settings: Settings, directory: Path | None = None, ports: dict[str, int |
             futures[name] = pool.submit(timed, name, needs) if name in todo else _done()
     state.save()
     if failures:
-        raise ProdganError("stack did not come up: " + "; ".join(failures) + ". `prodgan stack down` stops what started")
+        raise ProdganError(
+            "stack did not come up: "
+            + "; ".join(failures)
+            + ". `prodgan stack down` stops what started"
+        )
     state.write_env_file()  # only for a stack that answers
     return state, [_service(state, name, timings.get(name)) for name in SERVICES]
 
 
 def _service(state: StackState, name: str, started_s: float | None = None) -> Service:
     port_key = PORT_OF[name]
-    port = None if (name == "postgres" and state.postgres_url) else (state.ports.get(port_key) if port_key else None)
+    port = (
+        None
+        if (name == "postgres" and state.postgres_url)
+        else (state.ports.get(port_key) if port_key else None)
+    )
     detail = "existing database" if name == "postgres" and state.postgres_url else ""
     return Service(name, _pid(state, name), port, _healthy(state, name), started_s, detail)
 
@@ -245,9 +318,13 @@ def down(settings: Settings, directory: Path | None = None) -> list[Service]:
         elif was_running:
             stop_group(pid, GRACE.get(name, 15.0))
         state.pids.pop(name, None)
-        stopped.append(Service(name, pid, None, False, detail="stopped" if was_running else "was not running"))
+        stopped.append(
+            Service(name, pid, None, False, detail="stopped" if was_running else "was not running")
+        )
     state.save()
     left = [s for s in stopped if alive(s.pid)]
     if left:
-        raise ProdganError("still running after stop: " + ", ".join(f"{s.name} (pid {s.pid})" for s in left))
+        raise ProdganError(
+            "still running after stop: " + ", ".join(f"{s.name} (pid {s.pid})" for s in left)
+        )
     return stopped

@@ -17,10 +17,16 @@ from prodgan.adapters.stack_services import ADMIN, WEED_PORTS, write_secret_file
 from prodgan.errors import ProdganError
 
 SERVICES = ("postgres", "seaweedfs", "mlflow", "prefect", "worker")
-PUBLIC_PORTS = ("postgres", "mlflow", "prefect", "s3")  # the ones a user may choose (`--mlflow-port` ...)
+PUBLIC_PORTS = (
+    "postgres",
+    "mlflow",
+    "prefect",
+    "s3",
+)  # the ones a user may choose (`--mlflow-port` ...)
 
 
 STATE_FILE = "stack.json"  # ports, secrets and pids of the running stack
+
 
 @dataclass
 class StackState:
@@ -56,8 +62,14 @@ class StackState:
         return f"http://127.0.0.1:{self.ports['prefect']}/api"
 
     def save(self) -> None:
-        data = {"ports": self.ports, "secrets": self.secrets, "pids": self.pids, "postgres_url": self.postgres_url,
-                "bucket": self.bucket, "pool": self.pool}
+        data = {
+            "ports": self.ports,
+            "secrets": self.secrets,
+            "pids": self.pids,
+            "postgres_url": self.postgres_url,
+            "bucket": self.bucket,
+            "pool": self.pool,
+        }
         write_secret_file(self.file, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def client_env(self) -> dict[str, str]:
@@ -74,9 +86,11 @@ class StackState:
         }
 
     def write_env_file(self) -> None:
-        lines = ["# written by `prodgan stack up`: prodgan reads it (PRODGAN_STACK_ENV points to a copy elsewhere);",
-                 "# the environment wins over it. It holds the MLflow admin's and the S3 credentials: keep it private.",
-                 *(f"{k}={v}" for k, v in self.client_env().items())]
+        lines = [
+            "# written by `prodgan stack up`: prodgan reads it (PRODGAN_STACK_ENV points to a copy elsewhere);",
+            "# the environment wins over it. It holds the MLflow admin's and the S3 credentials: keep it private.",
+            *(f"{k}={v}" for k, v in self.client_env().items()),
+        ]
         write_secret_file(self.env_file, "\n".join(lines) + "\n")
 
 
@@ -87,11 +101,19 @@ def load(directory: Path) -> StackState | None:
         return None
     try:
         data = json.loads(path.read_text())
-        return StackState(directory, {k: int(v) for k, v in data["ports"].items()}, dict(data["secrets"]),
-                          {k: int(v) for k, v in data.get("pids", {}).items()}, data.get("postgres_url"),
-                          data.get("bucket", "prodgan"), data.get("pool", "prodgan"))
+        return StackState(
+            directory,
+            {k: int(v) for k, v in data["ports"].items()},
+            dict(data["secrets"]),
+            {k: int(v) for k, v in data.get("pids", {}).items()},
+            data.get("postgres_url"),
+            data.get("bucket", "prodgan"),
+            data.get("pool", "prodgan"),
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ProdganError(f"{path} is not a stack record ({exc}); stop what it started by hand and delete it") from None
+        raise ProdganError(
+            f"{path} is not a stack record ({exc}); stop what it started by hand and delete it"
+        ) from None
 
 
 def prepare(directory: Path, ports: dict[str, int | None], postgres_url: str | None) -> StackState:
@@ -104,9 +126,11 @@ def prepare(directory: Path, ports: dict[str, int | None], postgres_url: str | N
         state.ports.setdefault(name, free_port())
     if postgres_url:
         state.postgres_url = postgres_url
-    for name, make in (("admin_password", lambda: secrets.token_urlsafe(18)),
-                       ("flask_secret", lambda: secrets.token_hex(32)),
-                       ("s3_access_key", lambda: "prodgan" + secrets.token_hex(8)),
-                       ("s3_secret_key", lambda: secrets.token_hex(20))):
+    for name, make in (
+        ("admin_password", lambda: secrets.token_urlsafe(18)),
+        ("flask_secret", lambda: secrets.token_hex(32)),
+        ("s3_access_key", lambda: "prodgan" + secrets.token_hex(8)),
+        ("s3_secret_key", lambda: secrets.token_hex(20)),
+    ):
         state.secrets.setdefault(name, make())
     return state

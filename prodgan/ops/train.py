@@ -24,8 +24,23 @@ from typing import Any, Callable, Sequence
 from prodgan.adapters import descriptions, dvc, tracking
 from prodgan.errors import ProdganError
 from prodgan.fsutil import write_json_atomic
-from prodgan.names import (CHECKPOINT_ARTIFACT, CONFIG, CONFIG_SHA, DATA_HASH, DATASET, FLOW_RUN, GENERATOR_ARTIFACT,
-                           GIT_DIRTY, GIT_REV, RESUMED, TRAIN_EXPERIMENT, VALIDATION, WEIGHTS, ModelRef, sample_suffix)
+from prodgan.names import (
+    CHECKPOINT_ARTIFACT,
+    CONFIG,
+    CONFIG_SHA,
+    DATA_HASH,
+    DATASET,
+    FLOW_RUN,
+    GENERATOR_ARTIFACT,
+    GIT_DIRTY,
+    GIT_REV,
+    RESUMED,
+    TRAIN_EXPERIMENT,
+    VALIDATION,
+    WEIGHTS,
+    ModelRef,
+    sample_suffix,
+)
 from prodgan.settings import Settings
 from prodgan.train_config import TrainConfig, load_config
 
@@ -78,8 +93,14 @@ def find_resumable(settings: Settings, config_name: str) -> Path | None:
 def _reusable(settings: Settings, data_hash: str, cfg_sha: str, tags: dict[str, str], reuse: bool):
     """The finished run this flow run made before (a retry), else, if `reuse`, one of the same data and config."""
     same = {DATA_HASH: data_hash, CONFIG_SHA: cfg_sha}
-    mine = tracking.newest_finished_run(settings, TRAIN_EXPERIMENT, {**same, FLOW_RUN: tags[FLOW_RUN]}) if FLOW_RUN in tags else None
-    return mine or (tracking.newest_finished_run(settings, TRAIN_EXPERIMENT, same) if reuse else None)
+    mine = (
+        tracking.newest_finished_run(settings, TRAIN_EXPERIMENT, {**same, FLOW_RUN: tags[FLOW_RUN]})
+        if FLOW_RUN in tags
+        else None
+    )
+    return mine or (
+        tracking.newest_finished_run(settings, TRAIN_EXPERIMENT, same) if reuse else None
+    )
 
 
 def train(
@@ -107,33 +128,70 @@ def train(
     config_name = config_path.stem
     load_config(config_path, overrides)  # a bad key fails before anything else is looked at
     run_dir = find_resumable(settings, config_name) if resume is not False else None
-    if resume is None and run_dir is not None and _read_state(run_dir).get("overrides") != list(overrides):
+    if (
+        resume is None
+        and run_dir is not None
+        and _read_state(run_dir).get("overrides") != list(overrides)
+    ):
         run_dir = None  # auto-resume continues only a run of exactly this config
     if resume and run_dir is None:
-        raise ProdganError(f"nothing to resume: no unfinished run of {config_name} under {settings.train_runs_dir}; "
-                           "start one without --resume")
+        raise ProdganError(
+            f"nothing to resume: no unfinished run of {config_name} under {settings.train_runs_dir}; "
+            "start one without --resume"
+        )
     if resume and not overrides:  # a bare --resume continues with the run's own overrides
         overrides = list(_read_state(run_dir).get("overrides", []))
     cfg = load_config(config_path, overrides)
     if nproc > 1 and cfg.eval_every:  # a usage error: refuse before any data is checked or loaded
-        raise ProdganError(f"evaluation during training runs in one process: drop eval_every (--set eval_every=0) or --nproc {nproc}")
+        raise ProdganError(
+            f"evaluation during training runs in one process: drop eval_every (--set eval_every=0) or --nproc {nproc}"
+        )
     data_root = settings.data_dir / cfg.dataset
     if not (data_root / "dataset.json").is_file():
-        raise ProdganError(f"dataset {cfg.dataset!r} is not in {settings.data_dir}; run `prodgan data pull` (or import it), "
-                           "or pick another with --dataset")
+        raise ProdganError(
+            f"dataset {cfg.dataset!r} is not in {settings.data_dir}; run `prodgan data pull` (or import it), "
+            "or pick another with --dataset"
+        )
     from prodgan.ops.validate import require_validated
 
-    record = require_validated(settings, cfg.dataset)  # runs dvc.require_clean: data/ is what data.dvc pins
+    record = require_validated(
+        settings, cfg.dataset
+    )  # runs dvc.require_clean: data/ is what data.dvc pins
     cfg_sha, tags = config_sha256(config_path, overrides), dict(tags or {})
     with tracking.reachable(settings, f"training {config_path.name}"):
         done = _reusable(settings, record.data_hash, cfg_sha, tags, reuse)
         if done is not None:
-            say(f"reusing finished training run {done.info.run_id} (same data and config; --force trains again)")
+            say(
+                f"reusing finished training run {done.info.run_id} (same data and config; --force trains again)"
+            )
             bundle = run_bundle(settings, done.info.run_id)
-            return TrainingRun(done.info.run_id, bundle, dict(done.data.metrics), data_hash=record.data_hash, reused=True)
-        lineage_tags = {DATA_HASH: record.data_hash, VALIDATION: record.reference, DATASET: cfg.dataset,
-                        CONFIG: config_path.name, CONFIG_SHA: cfg_sha, **tags}
-        return _run(settings, cfg, config_path, overrides, run_dir, record, lineage_tags, nproc, progress, say)
+            return TrainingRun(
+                done.info.run_id,
+                bundle,
+                dict(done.data.metrics),
+                data_hash=record.data_hash,
+                reused=True,
+            )
+        lineage_tags = {
+            DATA_HASH: record.data_hash,
+            VALIDATION: record.reference,
+            DATASET: cfg.dataset,
+            CONFIG: config_path.name,
+            CONFIG_SHA: cfg_sha,
+            **tags,
+        }
+        return _run(
+            settings,
+            cfg,
+            config_path,
+            overrides,
+            run_dir,
+            record,
+            lineage_tags,
+            nproc,
+            progress,
+            say,
+        )
 
 
 def run_bundle(settings: Settings, run_id: str) -> Path:
@@ -143,87 +201,185 @@ def run_bundle(settings: Settings, run_id: str) -> Path:
     return resolve_model(settings, ModelRef(run_id=run_id, path=GENERATOR_ARTIFACT)).bundle_dir
 
 
-def _run(settings: Settings, cfg: TrainConfig, config_path: Path, overrides: list[str], run_dir: Path | None, record: Any,
-         lineage_tags: dict[str, str], nproc: int, progress: bool, say: Callable[[str], None]) -> TrainingRun:
+def _run(
+    settings: Settings,
+    cfg: TrainConfig,
+    config_path: Path,
+    overrides: list[str],
+    run_dir: Path | None,
+    record: Any,
+    lineage_tags: dict[str, str],
+    nproc: int,
+    progress: bool,
+    say: Callable[[str], None],
+) -> TrainingRun:
     from prodgan.data.tensors import hold_out, load_split
-    from prodgan.train import TrainingDiverged, train as train_loop
+    from prodgan.train import TrainingDiverged
+    from prodgan.train import train as train_loop
 
     data_hash, data_root = record.data_hash, settings.data_dir / cfg.dataset
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
     on_eval = None
-    if cfg.eval_every:  # the best checkpoint is picked on images held out of train, never on the gates' test split
+    if (
+        cfg.eval_every
+    ):  # the best checkpoint is picked on images held out of train, never on the gates' test split
         data, validation = hold_out(data, cfg.eval_samples, cfg.seed)
         cfg, on_eval = _quick_fid_hook(settings, cfg, data, validation)
     git_rev, git_dirty = dvc.git_revision(settings.root)
-    lineage = {"data_hash": data_hash, "dataset": cfg.dataset, "git_rev": git_rev, "git_dirty": git_dirty,
-               "validation": record.reference, "config_file": config_path.name,
-               "selection_split": f"validation: {cfg.eval_samples} train images held out (seed {cfg.seed})" if on_eval else "none"}
+    lineage = {
+        "data_hash": data_hash,
+        "dataset": cfg.dataset,
+        "git_rev": git_rev,
+        "git_dirty": git_dirty,
+        "validation": record.reference,
+        "config_file": config_path.name,
+        "selection_split": f"validation: {cfg.eval_samples} train images held out (seed {cfg.seed})"
+        if on_eval
+        else "none",
+    }
     resume = run_dir is not None
     if resume:
         state = _read_state(run_dir)
-        logger = tracking.RunLogger.start(settings, TRAIN_EXPERIMENT, run_dir.name, run_id=state["mlflow_run_id"])
-        logger.set_tags({RESUMED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **lineage_tags})
+        logger = tracking.RunLogger.start(
+            settings, TRAIN_EXPERIMENT, run_dir.name, run_id=state["mlflow_run_id"]
+        )
+        logger.set_tags(
+            {RESUMED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **lineage_tags}
+        )
     else:
-        run_dir = settings.train_runs_dir / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+        run_dir = (
+            settings.train_runs_dir
+            / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
+        )
         tags = {**lineage_tags, GIT_REV: git_rev, GIT_DIRTY: str(git_dirty).lower()}
         logger = tracking.RunLogger.start(settings, TRAIN_EXPERIMENT, run_dir.name, tags=tags)
         state = {"config_name": config_path.stem, "mlflow_run_id": logger.run_id}
         _log_run_inputs(logger, cfg, config_path, overrides, lineage, tracking.package_versions())
         logger.log_dict(record.to_dict(), "validation.json")
-        logger.log_dataset(tracking.dataset_version(f"{cfg.dataset}:train", data_hash, dvc.remote_location(settings, data_hash)), "training")
-        logger.describe(descriptions.training(cfg.arch, cfg.dataset, data_hash, config_path.name, overrides, cfg.steps))
+        logger.log_dataset(
+            tracking.dataset_version(
+                f"{cfg.dataset}:train", data_hash, dvc.remote_location(settings, data_hash)
+            ),
+            "training",
+        )
+        logger.describe(
+            descriptions.training(
+                cfg.arch, cfg.dataset, data_hash, config_path.name, overrides, cfg.steps
+            )
+        )
     lineage["train_run_id"] = logger.run_id
-    write_json_atomic(run_dir / STATE_FILE, {**state, "status": "running", "overrides": list(overrides)})
+    write_json_atomic(
+        run_dir / STATE_FILE, {**state, "status": "running", "overrides": list(overrides)}
+    )
     hooks = tracking.training_hooks(logger, say)
     try:
         if nproc > 1:
-            result = _train_processes(nproc, config_path, overrides, run_dir, data_root, data_hash, resume, hooks)
+            result = _train_processes(
+                nproc, config_path, overrides, run_dir, data_root, data_hash, resume, hooks
+            )
         else:
-            result = train_loop(cfg, data, run_dir, resume=resume, hooks=hooks, on_eval=on_eval, lineage=lineage, progress=progress)
+            result = train_loop(
+                cfg,
+                data,
+                run_dir,
+                resume=resume,
+                hooks=hooks,
+                on_eval=on_eval,
+                lineage=lineage,
+                progress=progress,
+            )
     except TrainingDiverged:
-        write_json_atomic(run_dir / STATE_FILE, {**state, "status": "diverged", "overrides": list(overrides)})
+        write_json_atomic(
+            run_dir / STATE_FILE, {**state, "status": "diverged", "overrides": list(overrides)}
+        )
         logger.finish("FAILED")
         raise
     except BaseException:
         logger.finish("FAILED")
         raise
-    logger.log_metrics({k: v for k, v in result.metrics.items() if k == "train_seconds" or k.startswith("best_")}, result.step)
+    logger.log_metrics(
+        {k: v for k, v in result.metrics.items() if k == "train_seconds" or k.startswith("best_")},
+        result.step,
+    )
     logger.log_artifacts(result.bundle_dir, GENERATOR_ARTIFACT)
     logger.log_artifact(result.checkpoint, CHECKPOINT_ARTIFACT)
     logger.set_tags({WEIGHTS: _bundle_weights_sha(result.bundle_dir)})
     logger.finish("FINISHED")
-    write_json_atomic(run_dir / STATE_FILE, {**state, "status": "finished", "overrides": list(overrides)})
-    return TrainingRun(logger.run_id, result.bundle_dir, result.metrics, run_dir, result.step, data_hash)
+    write_json_atomic(
+        run_dir / STATE_FILE, {**state, "status": "finished", "overrides": list(overrides)}
+    )
+    return TrainingRun(
+        logger.run_id, result.bundle_dir, result.metrics, run_dir, result.step, data_hash
+    )
 
 
-def _train_processes(nproc: int, config_path: Path, overrides: list[str], run_dir: Path, data_root: Path,
-                     data_hash: str, resume: bool, hooks: Any) -> Any:
+def _train_processes(
+    nproc: int,
+    config_path: Path,
+    overrides: list[str],
+    run_dir: Path,
+    data_root: Path,
+    data_hash: str,
+    resume: bool,
+    hooks: Any,
+) -> Any:
     """Run the bare trainer under torchrun, then replay rank 0's log into this process's MLflow hooks."""
     import subprocess
     import sys
 
-    from prodgan.models.bundle import GeneratorSpec, read_bundle_record
     from prodgan.checkpoints import list_checkpoints
+    from prodgan.models.bundle import GeneratorSpec, read_bundle_record
     from prodgan.train import TrainResult
     from prodgan.train_files import TRAIN_LOG, replay_file_log
 
     log = run_dir / TRAIN_LOG
-    offset = log.stat().st_size if log.is_file() else 0  # a resumed run replays only what this launch adds
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "prodgan.train",
-           "--config", str(config_path), *[a for o in overrides for a in ("--set", o)], "--out", str(run_dir),
-           "--data-dir", str(data_root), "--data-hash", data_hash, *(["--resume"] if resume else [])]
-    code = subprocess.run(cmd, stdout=sys.stderr).returncode  # progress and errors stay visible; stdout is for results
+    offset = (
+        log.stat().st_size if log.is_file() else 0
+    )  # a resumed run replays only what this launch adds
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "prodgan.train",
+        "--config",
+        str(config_path),
+        *[a for o in overrides for a in ("--set", o)],
+        "--out",
+        str(run_dir),
+        "--data-dir",
+        str(data_root),
+        "--data-hash",
+        data_hash,
+        *(["--resume"] if resume else []),
+    ]
+    code = subprocess.run(
+        cmd, stdout=sys.stderr
+    ).returncode  # progress and errors stay visible; stdout is for results
     metrics = replay_file_log(run_dir, offset, hooks)
     if code:
-        raise ProdganError(f"the {nproc}-process training exited with {code} (its error is printed above); "
-                           "fix it and continue with `prodgan train --resume --nproc N`")
+        raise ProdganError(
+            f"the {nproc}-process training exited with {code} (its error is printed above); "
+            "fix it and continue with `prodgan train --resume --nproc N`"
+        )
     bundle = run_dir / "bundle"
     record = read_bundle_record(bundle)
     step = int((record.get("extra") or {}).get("step", 0))
-    return TrainResult(run_dir, bundle, list_checkpoints(run_dir)[0], step, GeneratorSpec.from_dict(record["spec"]), metrics)
+    return TrainResult(
+        run_dir,
+        bundle,
+        list_checkpoints(run_dir)[0],
+        step,
+        GeneratorSpec.from_dict(record["spec"]),
+        metrics,
+    )
 
 
-def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, validation: Any) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:
+def _quick_fid_hook(
+    settings: Settings, cfg: TrainConfig, train_split: Any, validation: Any
+) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:
     """FID of the EMA generator every `eval_every` steps, `eval_samples` vs the held-out validation images.
 
     The real side is extracted once and cached, so each check costs one generated-side pass;
@@ -236,12 +392,16 @@ def _quick_fid_hook(settings: Settings, cfg: TrainConfig, train_split: Any, vali
 
     name = f"fid_{sample_suffix(cfg.eval_samples)}"
     if cfg.eval_metric not in ("", name):
-        raise ProdganError(f"eval_metric {cfg.eval_metric!r} is not what training evaluates; use eval_metric={name} "
-                           "(the quick FID of eval_samples images) or leave it empty")
+        raise ProdganError(
+            f"eval_metric {cfg.eval_metric!r} is not what training evaluates; use eval_metric={name} "
+            "(the quick FID of eval_samples images) or leave it empty"
+        )
     spec = make_spec(cfg, train_split)
 
     def on_eval(G: Any, step: int) -> dict[str, float]:
-        return {name: quick_fid(G, spec, validation, cfg.eval_samples, cache_dir=settings.cache_dir)}
+        return {
+            name: quick_fid(G, spec, validation, cfg.eval_samples, cache_dir=settings.cache_dir)
+        }
 
     return dataclasses.replace(cfg, eval_metric=name), on_eval
 
@@ -252,9 +412,23 @@ def _bundle_weights_sha(bundle_dir: Path) -> str:
     return str(read_bundle_record(bundle_dir).get("weights_sha256", ""))
 
 
-def _log_run_inputs(logger: Any, cfg: TrainConfig, config_path: Path, overrides: list[str],
-                    lineage: dict[str, Any], versions: dict[str, str]) -> None:
-    params = {**cfg.to_dict(), "config_file": config_path.name, "overrides": " ".join(overrides) or "-",
-              **{f"lineage.{k}": v for k, v in lineage.items()}, **{f"version.{k}": v for k, v in versions.items()}}
+def _log_run_inputs(
+    logger: Any,
+    cfg: TrainConfig,
+    config_path: Path,
+    overrides: list[str],
+    lineage: dict[str, Any],
+    versions: dict[str, str],
+) -> None:
+    params = {
+        **cfg.to_dict(),
+        "config_file": config_path.name,
+        "overrides": " ".join(overrides) or "-",
+        **{f"lineage.{k}": v for k, v in lineage.items()},
+        **{f"version.{k}": v for k, v in versions.items()},
+    }
     logger.log_params(params)
-    logger.log_dict({"config": cfg.to_dict(), "overrides": overrides, "lineage": lineage, "versions": versions}, "run_inputs.json")
+    logger.log_dict(
+        {"config": cfg.to_dict(), "overrides": overrides, "lineage": lineage, "versions": versions},
+        "run_inputs.json",
+    )

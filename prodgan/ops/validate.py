@@ -46,7 +46,9 @@ class ValidationRecord:
     manifest_schema: int
     manifest_cached: bool
     notes: list[str] = field(default_factory=list)
-    warnings: list[Failure] = field(default_factory=list)  # failed expectations of severity warning: reported, not failing
+    warnings: list[Failure] = field(
+        default_factory=list
+    )  # failed expectations of severity warning: reported, not failing
     reused: bool = False  # True when returned from an earlier run with the same data, suite and GX
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,8 +56,13 @@ class ValidationRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ValidationRecord":
-        return cls(**{**data, "failures": [Failure(**f) for f in data.get("failures", [])],
-                      "warnings": [Failure(**f) for f in data.get("warnings", [])]})
+        return cls(
+            **{
+                **data,
+                "failures": [Failure(**f) for f in data.get("failures", [])],
+                "warnings": [Failure(**f) for f in data.get("warnings", [])],
+            }
+        )
 
     @property
     def reference(self) -> str:
@@ -77,7 +84,9 @@ def _data_key(settings: Settings, dataset: str, root: Path) -> tuple[str | None,
 
 def _dataset_root(settings: Settings, dataset: str) -> Path:
     if not dataset or "/" in dataset or "\\" in dataset or dataset.startswith("."):
-        raise ProdganError(f"{dataset!r} is not a dataset name; use the folder name under data/, e.g. --dataset fashion-mnist")
+        raise ProdganError(
+            f"{dataset!r} is not a dataset name; use the folder name under data/, e.g. --dataset fashion-mnist"
+        )
     return dataset_dir(settings.data_dir, dataset)
 
 
@@ -98,10 +107,14 @@ def load_record(settings: Settings, dataset: str, data_key: str) -> ValidationRe
     try:
         return ValidationRecord.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
-        raise ProdganError(f"validation record {path} is unreadable ({exc}); run `prodgan data validate` to rewrite it") from exc
+        raise ProdganError(
+            f"validation record {path} is unreadable ({exc}); run `prodgan data validate` to rewrite it"
+        ) from exc
 
 
-def _reusable(settings: Settings, dataset: str, key: str, suite_sha: str) -> ValidationRecord | None:
+def _reusable(
+    settings: Settings, dataset: str, key: str, suite_sha: str
+) -> ValidationRecord | None:
     """An earlier record that a new checkpoint run would only repeat: same data, suite, manifest schema, GX."""
     from prodgan.data.manifest import SCHEMA_VERSION
 
@@ -109,14 +122,23 @@ def _reusable(settings: Settings, dataset: str, key: str, suite_sha: str) -> Val
         record = load_record(settings, dataset, key)
     except ProdganError:
         return None
-    if (record is None or record.suite_sha256 != suite_sha or record.manifest_schema != SCHEMA_VERSION
-            or record.gx_version != gx.gx_version() or not Path(record.docs_path).is_file()):
+    if (
+        record is None
+        or record.suite_sha256 != suite_sha
+        or record.manifest_schema != SCHEMA_VERSION
+        or record.gx_version != gx.gx_version()
+        or not Path(record.docs_path).is_file()
+    ):
         return None
     return replace(record, reused=True)
 
 
-def validate(settings: Settings, dataset: str = "fashion-mnist",
-             progress: Callable[[int, int], None] | None = None, fresh: bool = False) -> ValidationRecord:
+def validate(
+    settings: Settings,
+    dataset: str = "fashion-mnist",
+    progress: Callable[[int, int], None] | None = None,
+    fresh: bool = False,
+) -> ValidationRecord:
     """Validate `data/<dataset>` with its kind's suite; record the result whether it passes or not.
 
     Unchanged data under an unchanged suite returns the earlier record (`reused=True`) without
@@ -134,19 +156,40 @@ def validate(settings: Settings, dataset: str = "fashion-mnist",
         return previous
     manifest, cached = load_manifest(settings.manifest_cache_dir, root, key, progress=progress)
     prefix = os.path.relpath(root, settings.root)
-    validation, page, index = gx.run_checkpoint(settings, dataset, suite, manifest, gx.suite_parameters(meta),
-                                                run_name=f"{dataset}-{key[:12]}")
+    validation, page, index = gx.run_checkpoint(
+        settings,
+        dataset,
+        suite,
+        manifest,
+        gx.suite_parameters(meta),
+        run_name=f"{dataset}-{key[:12]}",
+    )
     failed = gx.failures(validation, prefix)
     found = [f for f in failed if f.severity != "warning"]
     counts: dict[str, dict[str, int]] = {}
     for (split, category), n in manifest.groupby(["split", "category"]).size().items():
         counts.setdefault(split, {})[category] = int(n)
     record = ValidationRecord(
-        success=not found, dataset=dataset, kind=meta.kind, data_hash=data_hash, data_key=key,
-        suite_name=suite["name"], suite_sha256=suite_sha, suite_path=str(path), rows=len(manifest), counts=counts,
-        expectations=len(validation.results), failed=len(found), failures=found,
-        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"), docs_path=page, docs_index=index,
-        gx_version=gx.gx_version(), manifest_schema=SCHEMA_VERSION, manifest_cached=cached, notes=notes,
+        success=not found,
+        dataset=dataset,
+        kind=meta.kind,
+        data_hash=data_hash,
+        data_key=key,
+        suite_name=suite["name"],
+        suite_sha256=suite_sha,
+        suite_path=str(path),
+        rows=len(manifest),
+        counts=counts,
+        expectations=len(validation.results),
+        failed=len(found),
+        failures=found,
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        docs_path=page,
+        docs_index=index,
+        gx_version=gx.gx_version(),
+        manifest_schema=SCHEMA_VERSION,
+        manifest_cached=cached,
+        notes=notes,
         warnings=[f for f in failed if f.severity == "warning"],
     )
     save_record(settings, record)
@@ -156,9 +199,11 @@ def validate(settings: Settings, dataset: str = "fashion-mnist",
 def require_passed(record: ValidationRecord) -> None:
     """Stop here when validation failed: nothing downstream may run on data that failed its checks."""
     if not record.success:
-        raise GateFailed(f"dataset validation failed: {record.dataset} failed {record.failed} of {record.expectations} "
-                         f"expectations (data {record.data_hash or record.data_key}): see the Data Docs at {record.docs_path}; "
-                         "fix or remove the files listed, `prodgan data add`, then validate again")
+        raise GateFailed(
+            f"dataset validation failed: {record.dataset} failed {record.failed} of {record.expectations} "
+            f"expectations (data {record.data_hash or record.data_key}): see the Data Docs at {record.docs_path}; "
+            "fix or remove the files listed, `prodgan data add`, then validate again"
+        )
 
 
 def require_validated(settings: Settings, dataset: str = "fashion-mnist") -> ValidationRecord:
@@ -169,11 +214,17 @@ def require_validated(settings: Settings, dataset: str = "fashion-mnist") -> Val
         raise ProdganError(f"{exc}; then run `prodgan data validate --dataset {dataset}`") from exc
     record = load_record(settings, dataset, data_hash)
     if record is None:
-        raise ProdganError(f"dataset {dataset} at data {data_hash} has not been validated; run `prodgan data validate --dataset {dataset}`")
+        raise ProdganError(
+            f"dataset {dataset} at data {data_hash} has not been validated; run `prodgan data validate --dataset {dataset}`"
+        )
     if not record.success:
-        raise GateFailed(f"dataset {dataset} at data {data_hash} failed validation ({record.failed} of {record.expectations} "
-                         f"expectations, Data Docs: {record.docs_path}); fix the data, `prodgan data add`, then run `prodgan data validate --dataset {dataset}`")
+        raise GateFailed(
+            f"dataset {dataset} at data {data_hash} failed validation ({record.failed} of {record.expectations} "
+            f"expectations, Data Docs: {record.docs_path}); fix the data, `prodgan data add`, then run `prodgan data validate --dataset {dataset}`"
+        )
     _, current_sha = gx.load_suite(settings.suite_path(record.kind))
     if current_sha != record.suite_sha256:
-        raise ProdganError(f"the expectation suite for {record.kind} changed since {dataset} was validated; run `prodgan data validate --dataset {dataset}`")
+        raise ProdganError(
+            f"the expectation suite for {record.kind} changed since {dataset} was validated; run `prodgan data validate --dataset {dataset}`"
+        )
     return record

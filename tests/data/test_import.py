@@ -33,7 +33,9 @@ def test_fashion_mnist_import_is_deterministic(project: Settings, tmp_path: Path
     assert meta.categories == CATEGORIES and meta.size == 28 and meta.mode == "L"
     assert meta.total("train") == 40 and meta.total("test") == 40
     files = sorted(p.relative_to(project.data_dir) for p in project.data_dir.rglob("*.png"))
-    assert len(files) == 80 and all(p.parts[1] in ("train", "test") and p.parts[2] in CATEGORIES for p in files)
+    assert len(files) == 80 and all(
+        p.parts[1] in ("train", "test") and p.parts[2] in CATEGORIES for p in files
+    )
 
     shutil.rmtree(project.data_dir)
     prodgan("data", "import", "fashion-mnist", "--limit", "40", cwd=project.root)
@@ -66,14 +68,18 @@ def _gz_copy(dst: Path, truncate_images: bool = False) -> Path:
         ("cut-gzip", ["truncated"]),
     ],
 )
-def test_bad_idx_files_fail_cleanly(project: Settings, tmp_path: Path, case: str, needles: list[str]) -> None:
+def test_bad_idx_files_fail_cleanly(
+    project: Settings, tmp_path: Path, case: str, needles: list[str]
+) -> None:
     src = _gz_copy(tmp_path / "src", truncate_images=case == "truncated")
     if case == "missing":
         (src / "t10k-images-idx3-ubyte.gz").unlink()
     if case == "cut-gzip":
         blob = (src / "t10k-labels-idx1-ubyte.gz").read_bytes()
         (src / "t10k-labels-idx1-ubyte.gz").write_bytes(blob[: len(blob) // 2])
-    proc = prodgan("data", "import", "fashion-mnist", "--source", str(src), cwd=project.root, check=False)
+    proc = prodgan(
+        "data", "import", "fashion-mnist", "--source", str(src), cwd=project.root, check=False
+    )
     _one_line_error(proc, *needles)
     assert not (project.data_dir / "fashion-mnist").exists(), "nothing half-written"
     assert not list(project.data_dir.glob(".fashion-mnist*")) if project.data_dir.exists() else True
@@ -85,11 +91,22 @@ def test_unknown_dataset_name_is_a_usage_error(project: Settings) -> None:
     assert "cifar-11" in proc.stderr
 
 
-def test_target_holding_another_dataset_is_refused_and_kept(small_project: Settings, tmp_path: Path) -> None:
+def test_target_holding_another_dataset_is_refused_and_kept(
+    small_project: Settings, tmp_path: Path
+) -> None:
     photos = _photo_folder(tmp_path / "photos")
     target = small_project.data_dir / "fashion-mnist"
     before = sorted(p.name for p in target.rglob("*.png"))
-    proc = prodgan("data", "import", "folder", str(photos), "--name", "fashion-mnist", cwd=small_project.root, check=False)
+    proc = prodgan(
+        "data",
+        "import",
+        "folder",
+        str(photos),
+        "--name",
+        "fashion-mnist",
+        cwd=small_project.root,
+        check=False,
+    )
     _one_line_error(proc, "different dataset", "--name")
     assert sorted(p.name for p in target.rglob("*.png")) == before
 
@@ -112,7 +129,9 @@ def _photo_folder(root: Path) -> Path:
 def test_folder_import_normalises_and_reports_bad_files(project: Settings, tmp_path: Path) -> None:
     photos = _photo_folder(tmp_path / "photos")
     (photos / "bag" / "link.png").symlink_to(photos / "shoe" / "shoe 1.png")
-    proc = prodgan("data", "import", "folder", str(photos), "--name", "shop", "--size", "32", cwd=project.root)
+    proc = prodgan(
+        "data", "import", "folder", str(photos), "--name", "shop", "--size", "32", cwd=project.root
+    )
     assert "shoe/broken.jpg" in proc.stdout and "unreadable" in proc.stdout
     assert "bag/notes.txt" in proc.stdout and "bag/link.png" in proc.stdout
     meta = read_meta(project.data_dir / "shop")
@@ -122,19 +141,31 @@ def test_folder_import_normalises_and_reports_bad_files(project: Settings, tmp_p
         with Image.open(png) as img:
             assert img.size == (32, 32) and img.mode == "RGB"
     # re-import: same content, same split, same bytes
-    first = sorted((p.relative_to(project.data_dir), p.read_bytes()) for p in (project.data_dir / "shop").rglob("*.png"))
-    prodgan("data", "import", "folder", str(photos), "--name", "shop", "--size", "32", cwd=project.root)
-    assert first == sorted((p.relative_to(project.data_dir), p.read_bytes()) for p in (project.data_dir / "shop").rglob("*.png"))
+    first = sorted(
+        (p.relative_to(project.data_dir), p.read_bytes())
+        for p in (project.data_dir / "shop").rglob("*.png")
+    )
+    prodgan(
+        "data", "import", "folder", str(photos), "--name", "shop", "--size", "32", cwd=project.root
+    )
+    assert first == sorted(
+        (p.relative_to(project.data_dir), p.read_bytes())
+        for p in (project.data_dir / "shop").rglob("*.png")
+    )
 
 
 @pytest.mark.parametrize("case", ["empty", "no-images", "not-a-folder"])
-def test_empty_or_unreadable_folder_fails_cleanly(project: Settings, tmp_path: Path, case: str) -> None:
+def test_empty_or_unreadable_folder_fails_cleanly(
+    project: Settings, tmp_path: Path, case: str
+) -> None:
     src = tmp_path / "src"
     if case != "not-a-folder":
         src.mkdir()
     if case == "no-images":
         (src / "shoe").mkdir()
         (src / "shoe" / "a.jpg").write_bytes(b"garbage")
-    proc = prodgan("data", "import", "folder", str(src), "--name", "shop", cwd=project.root, check=False)
+    proc = prodgan(
+        "data", "import", "folder", str(src), "--name", "shop", cwd=project.root, check=False
+    )
     _one_line_error(proc)
     assert not (project.data_dir / "shop").exists()

@@ -66,7 +66,9 @@ def test_tensor_cache_is_keyed_by_hash(small_project: Settings) -> None:
     # a new hash never reuses the old tensors
     other = load_split(small_project.tensor_cache_dir, root, "train", "another-hash")
     assert np.array_equal(other.images, split.images)
-    assert (small_project.tensor_cache_dir / "another-hash" / "fashion-mnist" / "train.npz").is_file()
+    assert (
+        small_project.tensor_cache_dir / "another-hash" / "fashion-mnist" / "train.npz"
+    ).is_file()
 
 
 def test_datasets_side_by_side_keep_their_own_versions(small_project: Settings, tmp_path) -> None:
@@ -80,20 +82,41 @@ def test_datasets_side_by_side_keep_their_own_versions(small_project: Settings, 
     for cat in ("boots", "bags"):
         (tmp_path / "shoot" / cat).mkdir(parents=True)
         for i in range(6):
-            Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / "shoot" / cat / f"{i}.png")
-    prodgan("data", "import", "folder", str(tmp_path / "shoot"), "--name", "shop", "--size", "16", "--min-test", "2",
-            cwd=small_project.root)
+            Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(
+                tmp_path / "shoot" / cat / f"{i}.png"
+            )
+    prodgan(
+        "data",
+        "import",
+        "folder",
+        str(tmp_path / "shoot"),
+        "--name",
+        "shop",
+        "--size",
+        "16",
+        "--min-test",
+        "2",
+        cwd=small_project.root,
+    )
     dvc.add(small_project)
     shop = dvc.dataset_hash(small_project, "shop")
     assert dvc.dataset_hash(small_project, "fashion-mnist") == fmnist != shop
-    assert require_validated(small_project, "fashion-mnist").data_hash == fmnist  # still valid: its data did not change
+    assert (
+        require_validated(small_project, "fashion-mnist").data_hash == fmnist
+    )  # still valid: its data did not change
     out = prodgan("data", "version", "--dataset", "shop", cwd=small_project.root).stdout
     assert shop in out and "files     13" in out  # 12 photos + dataset.json
 
     victim = next((small_project.data_dir / "shop" / "train" / "bags").glob("*.png"))
     Image.new("RGB", (16, 16), 0).save(victim)
-    assert dvc.require_clean(small_project, "fashion-mnist") == fmnist  # the other dataset may still train
+    assert (
+        dvc.require_clean(small_project, "fashion-mnist") == fmnist
+    )  # the other dataset may still train
     with pytest.raises(ProdganError, match="data/shop differs"):
         dvc.require_clean(small_project, "shop")
     proc = prodgan("data", "version", "--dataset", "nope", cwd=small_project.root, check=False)
-    assert proc.returncode != 0 and "no dataset 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode != 0
+        and "no dataset 'nope'" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )

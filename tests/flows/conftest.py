@@ -25,17 +25,27 @@ def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def flow_project(small_project: Settings, prefect_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def flow_project(
+    small_project: Settings, prefect_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
     """`small_project` with the session's Prefect home and the embedded (ephemeral) API.
 
     Prefect reads the environment once, at import: in-process runs get their settings through
     `temporary_settings`; the environment is set too, for subprocesses (`prodgan retrain`).
     """
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     monkeypatch.setenv("PREFECT_HOME", str(prefect_home))
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    updates = {PREFECT_HOME: str(prefect_home), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180}
+    updates = {
+        PREFECT_HOME: str(prefect_home),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,
+    }
     with temporary_settings(updates=updates, restore_defaults={PREFECT_API_URL}):
         yield small_project

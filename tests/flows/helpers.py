@@ -7,8 +7,8 @@ from typing import Any, Iterator
 from uuid import UUID
 
 from prodgan.adapters import registry
-from prodgan.settings import Settings
 from prodgan.names import TRAIN_EXPERIMENT
+from prodgan.settings import Settings
 
 # Training cut down to seconds: a handful of generator steps, checkpoints along the way.
 FAST = ["steps=6", "checkpoint_every=3", "log_every=3", "grid_every=3"]
@@ -45,11 +45,19 @@ def parent_flow_run_id(flow_run_id: str) -> str | None:
 def artifact_markdown(flow_run_id: str, key: str) -> str:
     """The markdown of the artifact `key` published by one flow run."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]), key=ArtifactFilterKey(any_=[key])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)]),
+                key=ArtifactFilterKey(any_=[key]),
+            )
+        )
     assert found, f"flow run {flow_run_id} published no artifact {key!r}"
     return str(found[0].data)
 
@@ -70,7 +78,11 @@ def artifacts(flow_run_id: str) -> dict[str, Any]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(flow_run_id)])
+            )
+        )
     return {a.key: a for a in found if a.key}
 
 
@@ -81,11 +93,16 @@ def events(flow_run_id: str, name: str, timeout_s: float = 60.0) -> list[Any]:
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 
-    wanted = EventFilter(event=EventNameFilter(name=[name]), related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]))
+    wanted = EventFilter(
+        event=EventNameFilter(name=[name]),
+        related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+    )
     deadline = time.monotonic() + timeout_s
     with get_client(sync_client=True) as client:
         while True:
-            found = client.read_events(filter=wanted, limit=50).events  # the client asks 100 by default; the server allows 50
+            found = client.read_events(
+                filter=wanted, limit=50
+            ).events  # the client asks 100 by default; the server allows 50
             if found or time.monotonic() > deadline:
                 return found
             time.sleep(1)

@@ -18,5 +18,12 @@ def test_documented_automations_are_valid_and_use_real_event_names() -> None:
     block = re.search(r"```yaml\n(automations:.*?)```", DOC.read_text(), re.S).group(1)
     automations = [AutomationCore.model_validate(a) for a in yaml.safe_load(block)["automations"]]
     expected = {e for a in automations for e in a.trigger.expect}
-    assert expected == {announce.CHAMPION_MOVED, announce.CHALLENGER_REJECTED, announce.VALIDATION_FAILED}
-    assert [type(a.actions[0]).__name__ for a in automations] == ["RunDeployment", "SendNotification"]
+    assert expected == {
+        announce.CHAMPION_MOVED,
+        announce.CHALLENGER_REJECTED,
+        announce.VALIDATION_FAILED,
+    }
+    assert [type(a.actions[0]).__name__ for a in automations] == [
+        "RunDeployment",
+        "SendNotification",
+    ]

@@ -20,26 +20,40 @@ KILLABLE = ["steps=40", "checkpoint_every=4", "log_every=4", "grid_every=20"]
 
 
 @pytest.mark.slow
-def test_killed_retrain_resumes_and_completes_with_one_version(flow_project: Settings, tmp_path) -> None:
+def test_killed_retrain_resumes_and_completes_with_one_version(
+    flow_project: Settings, tmp_path
+) -> None:
     args = [sys.executable, "-m", "prodgan", "retrain", "--config", "configs/smoke.yaml"]
     for override in KILLABLE:
         args += ["--set", override]
     log = tmp_path / "killed.log"
     with open(log, "wb") as sink:
-        proc = subprocess.Popen(args, cwd=flow_project.root, env=os.environ.copy(), stdout=sink, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args,
+            cwd=flow_project.root,
+            env=os.environ.copy(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 300
     checkpoints = flow_project.home / "train"
     while not list(checkpoints.glob("*/checkpoints/ckpt_*.pt")):
-        assert proc.poll() is None, f"retrain ended before its first checkpoint:\n{log.read_text()[-3000:]}"
+        assert proc.poll() is None, (
+            f"retrain ended before its first checkpoint:\n{log.read_text()[-3000:]}"
+        )
         assert time.monotonic() < deadline, f"no checkpoint after 300 s:\n{log.read_text()[-3000:]}"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the flow process, its training and its embedded Prefect API
+    os.killpg(
+        proc.pid, signal.SIGKILL
+    )  # the flow process, its training and its embedded Prefect API
     proc.wait(timeout=30)
     assert versions(flow_project) == []
 
     done = run(args, cwd=flow_project.root)
-    assert "champion" in done.stdout and "MLflow UI" in done.stdout and "Data Docs" in done.stdout, done.stdout
+    assert (
+        "champion" in done.stdout and "MLflow UI" in done.stdout and "Data Docs" in done.stdout
+    ), done.stdout
     runs = train_runs(flow_project)
     assert len(runs) == 1, "the rerun resumed the killed training run instead of starting another"
     assert runs[0].info.status == "FINISHED" and "prodgan.resumed" in runs[0].data.tags

@@ -44,13 +44,18 @@ def _facts(settings: Settings) -> dict[str, Any]:
     assert mv is not None, f"{settings.model_name} has no champion"
     tags = dict(mv.tags or {})
     records = audit.audit_records(settings, model=settings.model_name)
-    return {"version": tags, "train": _run_tags(settings, tags[names.TRAIN_RUN]),
-            "eval": _run_tags(settings, tags[names.EVAL_RUN]), "records": records}
+    return {
+        "version": tags,
+        "train": _run_tags(settings, tags[names.TRAIN_RUN]),
+        "eval": _run_tags(settings, tags[names.EVAL_RUN]),
+        "records": records,
+    }
 
 
 @pytest.mark.slow
-def test_cli_and_flow_leave_the_same_tags_runs_versions_and_audit_records(flow_project: Settings,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_and_flow_leave_the_same_tags_runs_versions_and_audit_records(
+    flow_project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = flow_project.root
     overrides = [a for o in FAST for a in ("--set", o)]
 
@@ -63,7 +68,9 @@ def test_cli_and_flow_leave_the_same_tags_runs_versions_and_audit_records(flow_p
     prodgan("promote", "1", cwd=root)
 
     flow = _as(flow_project, "flow-gen", monkeypatch)
-    summary = retrain(config=CONFIG, overrides=FAST, force=True)  # force: a new run, not the CLI's reused
+    summary = retrain(
+        config=CONFIG, overrides=FAST, force=True
+    )  # force: a new run, not the CLI's reused
     assert summary["decision"] == "promote", summary["reason"]
 
     by_cli, by_flow = _facts(cli), _facts(flow)
@@ -71,7 +78,11 @@ def test_cli_and_flow_leave_the_same_tags_runs_versions_and_audit_records(flow_p
         assert _keys(by_cli[what]) == _keys(by_flow[what]), what
     assert by_cli["train"][names.CONFIG_SHA] == by_flow["train"][names.CONFIG_SHA]
     assert by_cli["version"][names.DATA_HASH] == by_flow["version"][names.DATA_HASH]
-    assert [r["action"] for r in by_cli["records"]] == [r["action"] for r in by_flow["records"]] == ["promote"]
+    assert (
+        [r["action"] for r in by_cli["records"]]
+        == [r["action"] for r in by_flow["records"]]
+        == ["promote"]
+    )
     assert set(by_cli["records"][0]) == set(by_flow["records"][0])
 
     # The nightly flow reads a champion made by hand like its own: nothing changed, nothing to do.

@@ -12,15 +12,22 @@ from flows.retrain import retrain
 from flows.train import train
 from flows.validate_data import validate_data
 from prodgan import names
-from prodgan.ops import retrain as pipeline
-from prodgan.adapters import audit, registry
-from prodgan.adapters import dvc
+from prodgan.adapters import audit, dvc, registry
 from prodgan.errors import GateFailed, ProdganError
+from prodgan.ops import retrain as pipeline
 from prodgan.settings import Settings
 from tests.conftest import MECHANICS_GATES
 
 SHIPPED_GATES = Path(__file__).resolve().parents[2] / "evaluation" / "gates.yaml"
-from tests.flows.helpers import FAST, artifact_markdown, artifacts, events, flow_run, train_runs, versions
+from tests.flows.helpers import (
+    FAST,
+    artifact_markdown,
+    artifacts,
+    events,
+    flow_run,
+    train_runs,
+    versions,
+)
 
 
 def _retrain(**kwargs):
@@ -38,7 +45,9 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
     first = _retrain()
     assert first["decision"] == "promote", first["reason"]
     assert first["champion"]["version"] == first["version"] == "1"
-    assert first["champion"]["metrics"], "the champion's headline metrics come from its version tags"
+    assert first["champion"]["metrics"], (
+        "the champion's headline metrics come from its version tags"
+    )
 
     # MLflow -> Prefect: the training and evaluation runs carry the flow run id ...
     client = registry.client_for(flow_project)
@@ -49,20 +58,43 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
     # ... and Prefect -> MLflow: the flow run's artifact names those runs, the decision and the sheet.
     assert flow_run(flow_run_id).state.is_completed()
     markdown = artifact_markdown(flow_run_id, "retrain-decision")
-    for needle in (first["mlflow"]["train_run_id"], first["mlflow"]["eval_run_id"], first["sheet"], "promote"):
+    for needle in (
+        first["mlflow"]["train_run_id"],
+        first["mlflow"]["eval_run_id"],
+        first["sheet"],
+        "promote",
+    ):
         assert needle in markdown
     assert first["data_docs"] and first["sheet"].endswith(names.AUDIT_SHEET)
     published = artifacts(flow_run_id)
-    assert published["champion-vs-challenger"].type == "table" and published["promotion-gates"].type == "markdown"
-    [fid_row] = [row for row in json.loads(published["champion-vs-challenger"].data) if row["metric"].startswith("fid_")]
-    assert fid_row["challenger v1"] and fid_row["challenger interval"].startswith("[") and fid_row["champion"] == ""
+    assert (
+        published["champion-vs-challenger"].type == "table"
+        and published["promotion-gates"].type == "markdown"
+    )
+    [fid_row] = [
+        row
+        for row in json.loads(published["champion-vs-challenger"].data)
+        if row["metric"].startswith("fid_")
+    ]
+    assert (
+        fid_row["challenger v1"]
+        and fid_row["challenger interval"].startswith("[")
+        and fid_row["champion"] == ""
+    )
     assert all(reason in published["promotion-gates"].data for reason in first["reasons"])
-    assert f"/runs/{first['mlflow']['train_run_id']})" in published["mlflow-train-run"].data  # Prefect stores a link as markdown
+    assert (
+        f"/runs/{first['mlflow']['train_run_id']})" in published["mlflow-train-run"].data
+    )  # Prefect stores a link as markdown
     assert first["mlflow"]["audit_run_id"] in published["mlflow-audit-run"].data
     assert "(file://" in published["champion-vs-challenger-sheet"].data
     [moved] = events(flow_run_id, "prodgan.champion.moved")
-    assert moved.payload["model"] == flow_project.model_name and moved.payload["champion_after"] == "1"
-    assert moved.payload["data_hash"] == first["data_hash"] and moved.resource.id == f"prodgan.model.{flow_project.model_name}"
+    assert (
+        moved.payload["model"] == flow_project.model_name and moved.payload["champion_after"] == "1"
+    )
+    assert (
+        moved.payload["data_hash"] == first["data_hash"]
+        and moved.resource.id == f"prodgan.model.{flow_project.model_name}"
+    )
 
     # Nothing changed: the scheduled retrain is a logged no-op, no new training run or version.
     second = _retrain()
@@ -80,7 +112,9 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
 
 
 @pytest.mark.slow
-def test_rerun_after_a_failed_promotion_makes_no_second_version(flow_project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerun_after_a_failed_promotion_makes_no_second_version(
+    flow_project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     broken = flow_project.root / "broken-gates.yaml"
     broken.write_text("version: [this is not a gate file\n")
     monkeypatch.setenv("PRODGAN_GATES", str(broken))
@@ -104,24 +138,42 @@ def test_rerun_after_a_failed_promotion_makes_no_second_version(flow_project: Se
 
 
 @pytest.mark.slow
-def test_a_rejected_challenger_is_not_retrained_until_something_changes(flow_project: Settings,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rejected_challenger_is_not_retrained_until_something_changes(
+    flow_project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert _retrain()["decision"] == "promote"
-    monkeypatch.setenv("PRODGAN_GATES", str(SHIPPED_GATES))  # the shipped gates, through MLflow and Prefect: a smoke run is noise
+    monkeypatch.setenv(
+        "PRODGAN_GATES", str(SHIPPED_GATES)
+    )  # the shipped gates, through MLflow and Prefect: a smoke run is noise
     challenger = [*FAST, "seed=1"]
     rejected = retrain(config="configs/smoke.yaml", overrides=challenger)
     assert rejected["decision"] == "reject" and rejected["version"] == "2", rejected["reason"]
     flow_run_id = rejected["orchestrator"][names.FLOW_RUN]
     [event] = events(flow_run_id, "prodgan.challenger.rejected")
-    assert (event.payload["version"], event.payload["champion_before"], event.payload["data_hash"]) == ("2", "1", rejected["data_hash"])
+    assert (
+        event.payload["version"],
+        event.payload["champion_before"],
+        event.payload["data_hash"],
+    ) == ("2", "1", rejected["data_hash"])
     assert any(reason.startswith("FAIL absolute.fid") for reason in event.payload["failed"])
     rows = json.loads(artifacts(flow_run_id)["champion-vs-challenger"].data)
-    assert all(row["champion v1"] and row["challenger v2"] for row in rows if row["metric"].startswith("fid_"))
+    assert all(
+        row["champion v1"] and row["challenger v2"]
+        for row in rows
+        if row["metric"].startswith("fid_")
+    )
 
-    again = retrain(config="configs/smoke.yaml", overrides=challenger)  # the nightly run, nothing new
-    assert again["decision"] == "skipped" and "already rejected as v2, nothing changed" in again["reason"]
+    again = retrain(
+        config="configs/smoke.yaml", overrides=challenger
+    )  # the nightly run, nothing new
+    assert (
+        again["decision"] == "skipped"
+        and "already rejected as v2, nothing changed" in again["reason"]
+    )
     assert len(train_runs(flow_project)) == 2 and len(versions(flow_project)) == 2
-    assert pipeline.freshness(flow_project, "configs/smoke.yaml", [*FAST, "seed=2"]).retrain, "a new config is tried"
+    assert pipeline.freshness(flow_project, "configs/smoke.yaml", [*FAST, "seed=2"]).retrain, (
+        "a new config is tried"
+    )
 
 
 def test_training_refuses_data_changed_after_validation(flow_project: Settings) -> None:
@@ -136,7 +188,9 @@ def test_training_refuses_data_changed_after_validation(flow_project: Settings) 
 
 
 def test_failed_validation_stops_the_flow_before_training(flow_project: Settings) -> None:
-    _replace_one_image(flow_project)  # two identical training images: the suite's duplicates rule fails
+    _replace_one_image(
+        flow_project
+    )  # two identical training images: the suite's duplicates rule fails
     dvc.add(flow_project)
     state = retrain(config="configs/smoke.yaml", overrides=FAST, return_state=True)
     assert state.is_failed()
@@ -147,5 +201,8 @@ def test_failed_validation_stops_the_flow_before_training(flow_project: Settings
     assert docs in artifact_markdown(str(state.state_details.flow_run_id), "retrain-decision")
     assert train_runs(flow_project) == [], "nothing was trained on data that failed validation"
     [event] = events(str(state.state_details.flow_run_id), "prodgan.validation.failed")
-    assert event.payload["data_hash"] == dvc.dataset_hash(flow_project, "fashion-mnist") and event.payload["model"] == flow_project.model_name
+    assert (
+        event.payload["data_hash"] == dvc.dataset_hash(flow_project, "fashion-mnist")
+        and event.payload["model"] == flow_project.model_name
+    )
     assert event.payload["failed"] and event.payload["champion_version"] is None

@@ -17,9 +17,9 @@ import pytest
 from flows import steps
 from flows.retrain import retrain
 from prodgan import names
-from prodgan.ops import retrain as pipeline
 from prodgan.adapters import audit, registry
 from prodgan.errors import ProdganError
+from prodgan.ops import retrain as pipeline
 from prodgan.settings import Settings
 from tests.conftest import run
 from tests.flows.helpers import FAST, NIGHTLY, parent_flow_run_id, prefect_api, train_runs, versions
@@ -41,28 +41,56 @@ def _use_tracking(monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
     return settings
 
 
-def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scheduled_deployment_runs_on_a_worker(
+    small_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     home = tmp_path / "prefect-server"
-    with postgres(tmp_path / "pg") as db, mlflow_server(db, tmp_path / "mlartifacts", timeout=SLOW_START) as mlflow_url, prefect_server(home, timeout=SLOW_START) as api:
+    with (
+        postgres(tmp_path / "pg") as db,
+        mlflow_server(db, tmp_path / "mlartifacts", timeout=SLOW_START) as mlflow_url,
+        prefect_server(home, timeout=SLOW_START) as api,
+    ):
         settings = _use_tracking(monkeypatch, mlflow_url)
         prefect = str(Path(sys.executable).with_name("prefect"))
         env = {**os.environ, "PREFECT_API_URL": api}
         run([prefect, "work-pool", "create", "prodgan", "--type", "process"], cwd=tmp_path, env=env)
-        run([prefect, "work-pool", "set-concurrency-limit", "prodgan", "3"], cwd=tmp_path, env=env)  # a pool someone tuned
+        run(
+            [prefect, "work-pool", "set-concurrency-limit", "prodgan", "3"], cwd=tmp_path, env=env
+        )  # a pool someone tuned
         for _ in range(2):  # applying twice is harmless
-            run([sys.executable, "-m", "prodgan", "deploy", "--api-url", api], cwd=small_project.root)
+            run(
+                [sys.executable, "-m", "prodgan", "deploy", "--api-url", api],
+                cwd=small_project.root,
+            )
         with prefect_api(api), get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name(NIGHTLY)
-            assert client.read_work_pool("prodgan").concurrency_limit == 3, "deploy kept the tuned pool"
+            assert client.read_work_pool("prodgan").concurrency_limit == 3, (
+                "deploy kept the tuned pool"
+            )
         assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
-        assert deployment.global_concurrency_limit.limit == 1, "two retrains of one model never overlap"
+        assert deployment.global_concurrency_limit.limit == 1, (
+            "two retrains of one model never overlap"
+        )
 
-        with process_worker(api, "prodgan", home, cwd=small_project.root, env={"MLFLOW_TRACKING_URI": mlflow_url}), prefect_api(api):
-            done = run_deployment(NIGHTLY, parameters={"recipes": {"fashion-mnist": "configs/smoke.yaml"}, "overrides": FAST},
-                                  timeout=420, poll_interval=2)
+        with (
+            process_worker(
+                api,
+                "prodgan",
+                home,
+                cwd=small_project.root,
+                env={"MLFLOW_TRACKING_URI": mlflow_url},
+            ),
+            prefect_api(api),
+        ):
+            done = run_deployment(
+                NIGHTLY,
+                parameters={"recipes": {"fashion-mnist": "configs/smoke.yaml"}, "overrides": FAST},
+                timeout=420,
+                poll_interval=2,
+            )
             assert done.state.is_completed(), f"{done.state}\n{worker_log(home, 'prodgan')}"
 
         [mv] = versions(settings)
@@ -73,8 +101,9 @@ def test_scheduled_deployment_runs_on_a_worker(small_project: Settings, tmp_path
         assert train_run.data.tags["prefect.api_url"] == api
 
 
-def test_mlflow_down_during_registration_then_retry_completes_once(flow_project: Settings, tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_down_during_registration_then_retry_completes_once(
+    flow_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The tracking server dies right before registration: a clear failure; after a restart the rerun finishes once."""
     from prefect import flow
 
@@ -94,7 +123,13 @@ def test_mlflow_down_during_registration_then_retry_completes_once(flow_project:
 
         @flow(name="retrain-with-mlflow-outage")
         def retrain_with_outage() -> None:
-            pipeline.retrain(settings, config, FAST, step=stop_mlflow_before_register, tags=steps.link_tags(settings))
+            pipeline.retrain(
+                settings,
+                config,
+                FAST,
+                step=stop_mlflow_before_register,
+                tags=steps.link_tags(settings),
+            )
 
         with pytest.raises(ProdganError, match="unreachable while registering") as failure:
             retrain_with_outage()

@@ -14,9 +14,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "prodgan"
 STACK = ("mlflow", "prefect", "dvc", "great_expectations")
-CORE = ("prodgan.models", "prodgan.train", "prodgan.train_config", "prodgan.metrics", "prodgan.edit", "prodgan.generate",
-        "prodgan.data", "prodgan.imaging")
-BOTTOM = {"prodgan.settings", "prodgan.errors", "prodgan.console", "prodgan.names", "prodgan.fsutil"}
+CORE = (
+    "prodgan.models",
+    "prodgan.train",
+    "prodgan.train_config",
+    "prodgan.metrics",
+    "prodgan.edit",
+    "prodgan.generate",
+    "prodgan.data",
+    "prodgan.imaging",
+)
+BOTTOM = {
+    "prodgan.settings",
+    "prodgan.errors",
+    "prodgan.console",
+    "prodgan.names",
+    "prodgan.fsutil",
+}
 MAX_LINES = 300
 
 
@@ -44,7 +58,9 @@ def _sources(*folders: str) -> dict[str, set[str]]:
 
 def _prodgan_modules(imports: set[str]) -> set[str]:
     """The prodgan modules (not names inside them) an import set reaches."""
-    modules = {_module(p) for p in PACKAGE.rglob("*.py")} | {"flows." + p.stem for p in (ROOT / "flows").glob("*.py")}
+    modules = {_module(p) for p in PACKAGE.rglob("*.py")} | {
+        "flows." + p.stem for p in (ROOT / "flows").glob("*.py")
+    }
     return {name for name in imports if name in modules}
 
 
@@ -56,14 +72,25 @@ def _within(module: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_core_compute_imports_no_stack_package_and_no_upper_floor() -> None:
-    bad = {m: sorted(i for i in imports if i.split(".")[0] in STACK or _within(i, ("prodgan.adapters", "prodgan.ops", "prodgan.cli", "flows")))
-           for m, imports in SOURCES.items() if _within(m, CORE)}
+    bad = {
+        m: sorted(
+            i
+            for i in imports
+            if i.split(".")[0] in STACK
+            or _within(i, ("prodgan.adapters", "prodgan.ops", "prodgan.cli", "flows"))
+        )
+        for m, imports in SOURCES.items()
+        if _within(m, CORE)
+    }
     assert not {m: i for m, i in bad.items() if i}
 
 
 def test_adapters_never_import_ops_or_faces() -> None:
-    bad = {m: sorted(i for i in imports if _within(i, ("prodgan.ops", "prodgan.cli", "flows")))
-           for m, imports in SOURCES.items() if _within(m, ("prodgan.adapters",))}
+    bad = {
+        m: sorted(i for i in imports if _within(i, ("prodgan.ops", "prodgan.cli", "flows")))
+        for m, imports in SOURCES.items()
+        if _within(m, ("prodgan.adapters",))
+    }
     assert not {m: i for m, i in bad.items() if i}
 
 
@@ -79,24 +106,45 @@ def test_faces_reach_prodgan_only_through_ops_and_the_bottom_floor() -> None:
 
 def test_no_module_but_ops_and_settings_errors_console_is_shared_by_cli_and_flows() -> None:
     def reached(prefix: str) -> set[str]:
-        return {i for m, imports in SOURCES.items() if _within(m, (prefix,)) for i in _prodgan_modules(imports)}
+        return {
+            i
+            for m, imports in SOURCES.items()
+            if _within(m, (prefix,))
+            for i in _prodgan_modules(imports)
+        }
 
     shared = {m for m in reached("prodgan.cli") & reached("flows") if m.startswith("prodgan")}
-    assert {m for m in shared if not _within(m, ("prodgan.ops", "prodgan.settings", "prodgan.errors", "prodgan.console"))} == set()
+    assert {
+        m
+        for m in shared
+        if not _within(m, ("prodgan.ops", "prodgan.settings", "prodgan.errors", "prodgan.console"))
+    } == set()
 
 
 def test_only_settings_reads_the_environment() -> None:
     readers = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            is_get = (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "getenv")
-                      and "environ" in ast.unparse(node.func.value) + ast.unparse(node.func))
-            is_index = isinstance(node, ast.Subscript) and ast.unparse(node.value).endswith("os.environ") and isinstance(node.ctx, ast.Load)
+            is_get = (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("get", "getenv")
+                and "environ" in ast.unparse(node.func.value) + ast.unparse(node.func)
+            )
+            is_index = (
+                isinstance(node, ast.Subscript)
+                and ast.unparse(node.value).endswith("os.environ")
+                and isinstance(node.ctx, ast.Load)
+            )
             if (is_get or is_index) and path.name != "settings.py":
                 readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert readers == []
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_no_module_does_two_jobs(path: Path) -> None:
-    assert len(path.read_text().splitlines()) <= MAX_LINES, f"{path.name} is over {MAX_LINES} lines: split it by job"
+    assert len(path.read_text().splitlines()) <= MAX_LINES, (
+        f"{path.name} is over {MAX_LINES} lines: split it by job"
+    )

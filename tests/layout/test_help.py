@@ -7,10 +7,12 @@ from typer.testing import CliRunner
 
 from prodgan.cli import app
 
+
 def _paths(command, prefix: tuple[str, ...] = ()):
     yield prefix
     for name, sub in getattr(command, "commands", {}).items():
         yield from _paths(sub, (*prefix, name))
+
 
 def test_every_help_renders():
     root = get_command(app)

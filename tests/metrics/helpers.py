@@ -23,7 +23,10 @@ def _split(split: str) -> tuple[np.ndarray, np.ndarray]:
 def real_split(split: str, n: int, offset: int = 0) -> ImageSplit:
     """n real Fashion-MNIST images of `split` as an ImageSplit; the data hash is a content hash."""
     images, labels = _split(split)
-    images, labels = np.array(images[offset:offset + n, None]), np.array(labels[offset:offset + n])
+    images, labels = (
+        np.array(images[offset : offset + n, None]),
+        np.array(labels[offset : offset + n]),
+    )
     digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()[:16]
     return ImageSplit(images, labels, CATEGORIES, "fashion-mnist", split, f"test-{digest}")
 
@@ -34,6 +37,13 @@ def tiny_generator(conditional: bool = True, channels: int = 1, seed: int = 0):
     from prodgan.models import GeneratorSpec, build_generator
 
     torch.manual_seed(seed)
-    spec = GeneratorSpec("cdcgan" if conditional else "dcgan", 8, len(CATEGORIES) if conditional else 0, channels, 28, 4,
-                         CATEGORIES if conditional else ())
+    spec = GeneratorSpec(
+        "cdcgan" if conditional else "dcgan",
+        8,
+        len(CATEGORIES) if conditional else 0,
+        channels,
+        28,
+        4,
+        CATEGORIES if conditional else (),
+    )
     return build_generator(spec), spec

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from prodgan.errors import ProdganError
-from prodgan.models.evaluator import WEIGHTS_FILE, accuracy, load_evaluator, save_evaluator, train_evaluator
+from prodgan.models.evaluator import (
+    WEIGHTS_FILE,
+    accuracy,
+    load_evaluator,
+    save_evaluator,
+    train_evaluator,
+)
 from tests.metrics.helpers import real_split
 
 
@@ -13,7 +19,9 @@ from tests.metrics.helpers import real_split
 def test_evaluator_learns_a_small_subset_and_round_trips(tmp_path):
     train, test = real_split("train", 2000), real_split("test", 500)
     model, acc = train_evaluator(train, test, epochs=2)
-    assert acc > 0.6  # 10 categories: chance is 0.1; the full split (prodgan evaluator train) reaches >= 0.9
+    assert (
+        acc > 0.6
+    )  # 10 categories: chance is 0.1; the full split (prodgan evaluator train) reaches >= 0.9
     save_evaluator(tmp_path, model, {"test_accuracy": acc})
     loaded, record = load_evaluator(tmp_path)
     assert record["extra"]["test_accuracy"] == acc and loaded.sha256 == record["weights_sha256"]

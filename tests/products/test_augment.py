@@ -14,7 +14,9 @@ ALL = ("color", "translation", "cutout")
 
 
 def test_diffaugment_is_differentiable_seeded_and_changes_every_image() -> None:
-    x = (torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1).requires_grad_(True)
+    x = (
+        torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ).requires_grad_(True)
     a = diff_augment(x, ALL, torch.Generator().manual_seed(1))
     b = diff_augment(x, ALL, torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.shape == x.shape
@@ -24,7 +26,9 @@ def test_diffaugment_is_differentiable_seeded_and_changes_every_image() -> None:
     with torch.no_grad():
         assert all(not torch.allclose(a[i], x[i]) for i in range(len(x)))
         cut = diff_augment(torch.ones(4, 3, 16, 16), ("cutout",), torch.Generator().manual_seed(0))
-        assert ((cut == 0).flatten(1).float().mean(1) > 0.05).all()  # a square of every image is blanked
+        assert (
+            (cut == 0).flatten(1).float().mean(1) > 0.05
+        ).all()  # a square of every image is blanked
         moved = diff_augment(x, ("translation",), torch.Generator().manual_seed(0))
         assert ((moved == 0).flatten(1).any(1)).any()  # shifted-in border pixels
     assert diff_augment(x, ()) is x

@@ -13,41 +13,78 @@ from pathlib import Path
 import torch
 
 from prodgan import names
-from prodgan.ops.promote import register as promotion_register
-from prodgan.models import GeneratorSpec, build_generator, read_bundle_record, save_bundle
-from prodgan.settings import Settings
-from prodgan.names import GENERATOR_ARTIFACT
 from prodgan.adapters.tracking import RunLogger
-from prodgan.names import EVAL_EXPERIMENT, TRAIN_EXPERIMENT
+from prodgan.models import GeneratorSpec, build_generator, read_bundle_record, save_bundle
+from prodgan.names import EVAL_EXPERIMENT, GENERATOR_ARTIFACT, TRAIN_EXPERIMENT
+from prodgan.ops.promote import register as promotion_register
+from prodgan.settings import Settings
 
 CATEGORIES = ("t-shirt", "trouser", "pullover")
-SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=len(CATEGORIES), channels=1, size=28, width=4, categories=CATEGORIES)
+SPEC = GeneratorSpec(
+    arch="cdcgan",
+    z_dim=8,
+    num_classes=len(CATEGORIES),
+    channels=1,
+    size=28,
+    width=4,
+    categories=CATEGORIES,
+)
 DATA_HASH = "0123456789abcdef0123456789abcdef.dir"
 
 
-def train_run(settings: Settings, seed: int, spec: GeneratorSpec = SPEC, data_hash: str = DATA_HASH) -> str:
+def train_run(
+    settings: Settings, seed: int, spec: GeneratorSpec = SPEC, data_hash: str = DATA_HASH
+) -> str:
     """A finished training run holding an (untrained, seeded) generator bundle and lineage tags."""
     torch.manual_seed(seed)
     generator = build_generator(spec)
-    log = RunLogger.start(settings, TRAIN_EXPERIMENT, f"test-train-{seed}",
-                          tags={names.DATA_HASH: data_hash, names.GIT_REV: "deadbeef", names.VALIDATION: "validation/test.json"})
+    log = RunLogger.start(
+        settings,
+        TRAIN_EXPERIMENT,
+        f"test-train-{seed}",
+        tags={
+            names.DATA_HASH: data_hash,
+            names.GIT_REV: "deadbeef",
+            names.VALIDATION: "validation/test.json",
+        },
+    )
     log.log_params({"seed": seed, "arch": spec.arch})
     with tempfile.TemporaryDirectory() as tmp:
         save_bundle(Path(tmp), generator, spec, {"data_hash": data_hash, "seed": seed})
         log.log_artifacts(Path(tmp), GENERATOR_ARTIFACT)
-        log.set_tags({names.WEIGHTS: read_bundle_record(Path(tmp))["weights_sha256"]})  # what eval_run says it evaluated
+        log.set_tags(
+            {names.WEIGHTS: read_bundle_record(Path(tmp))["weights_sha256"]}
+        )  # what eval_run says it evaluated
     log.finish()
     return log.run_id
 
 
-def eval_run(settings: Settings, train_run_id: str, fid: float, half_width: float = 5.0, protocol: str = "proto-a" * 4,
-             samples: str = "50", per_category: dict[str, float] | None = None) -> str:
+def eval_run(
+    settings: Settings,
+    train_run_id: str,
+    fid: float,
+    half_width: float = 5.0,
+    protocol: str = "proto-a" * 4,
+    samples: str = "50",
+    per_category: dict[str, float] | None = None,
+) -> str:
     """A finished evaluation run of `train_run_id` with the given FID (and interval) under `protocol`."""
     weights = _weights_of(settings, train_run_id)
-    log = RunLogger.start(settings, EVAL_EXPERIMENT, f"test-eval-{fid}",
-                          tags={names.PROTOCOL: protocol, names.TRAIN_RUN: train_run_id, names.WEIGHTS: weights})
-    metrics = {f"fid_{samples}": fid, f"fid_{samples}_ci_low": fid - half_width, f"fid_{samples}_ci_high": fid + half_width,
-               f"kid_{samples}": fid / 1000, f"kid_{samples}_std": 0.001, f"cond_acc_{samples}": 0.5, f"memorization_{samples}": 0.0}
+    log = RunLogger.start(
+        settings,
+        EVAL_EXPERIMENT,
+        f"test-eval-{fid}",
+        tags={names.PROTOCOL: protocol, names.TRAIN_RUN: train_run_id, names.WEIGHTS: weights},
+    )
+    metrics = {
+        f"fid_{samples}": fid,
+        f"fid_{samples}_ci_low": fid - half_width,
+        f"fid_{samples}_ci_high": fid + half_width,
+        f"kid_{samples}": fid / 1000,
+        f"kid_{samples}_std": 0.001,
+        f"cond_acc_{samples}": 0.5,
+        f"memorization_{samples}": 0.0,
+    }
     metrics.update({f"fid_{samples}/{cat}": value for cat, value in (per_category or {}).items()})
     log.log_metrics(metrics, step=0)
     log.finish()

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from prodgan.ops import promote as promotion
 from prodgan import names
-from prodgan.errors import ChampionMoved
-from prodgan.ops.promote import register as promotion_register
 from prodgan.adapters import audit, registry
-from prodgan.errors import ProdganError
+from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.gate_file import load_policy
 from prodgan.gates import ProtocolMismatch
+from prodgan.ops import promote as promotion
+from prodgan.ops.promote import register as promotion_register
 from tests.conftest import prodgan
 from tests.registry import helpers
 
@@ -64,28 +63,46 @@ def test_promote_reject_rollback_with_audit_trail(store, gates):
     assert approved.approved and approved.difference["high"] < -1.0
     from PIL import Image
 
-    with Image.open(approved.sheet) as sheet:  # 8 samples per category and model, 28x28 upscaled to 112x112
+    with Image.open(
+        approved.sheet
+    ) as sheet:  # 8 samples per category and model, 28x28 upscaled to 112x112
         assert sheet.width >= 8 * 112 and sheet.height >= 2 * 112
     assert aliases(store) == {"champion": v3, "previous": v1}
 
     back = promotion.rollback(store, actor="carol", reason="blurry sneakers")
     assert back.action == "rollback" and aliases(store) == {"champion": v1, "previous": v3}
 
-    forced = promotion.promote(store, v2, actor="dave", force_reason="INC-42 hotfix")  # fails the gates
+    forced = promotion.promote(
+        store, v2, actor="dave", force_reason="INC-42 hotfix"
+    )  # fails the gates
     assert forced.action == "force" and any(r.startswith("FAIL") for r in forced.reasons)
     assert aliases(store) == {"champion": v2, "previous": v1}
 
     records = audit.audit_records(store, model=store.model_name)
     assert [(r["action"], r["version"]) for r in records] == [
-        ("promote", v1), ("reject", v2), ("promote", v3), ("rollback", v1), ("force", v2)]
+        ("promote", v1),
+        ("reject", v2),
+        ("promote", v3),
+        ("rollback", v1),
+        ("force", v2),
+    ]
     assert records[-1]["note"] == "INC-42 hotfix"
     assert [r["actor"] for r in records][:2] == ["alice", "bob"]
     assert all(r["gates_sha256"] == load_policy(gates).sha256 for r in records[:3])
-    assert records[1]["champion"]["metrics"]["fid_50"] == 100.0 and records[1]["challenger"]["metrics"]["fid_50"] == 150.0
+    assert (
+        records[1]["champion"]["metrics"]["fid_50"] == 100.0
+        and records[1]["challenger"]["metrics"]["fid_50"] == 150.0
+    )
     client = registry.client_for(store)
     run = client.get_run(records[2]["audit_run_id"])
-    assert run.data.tags["prodgan.audit.champion_before"] == v1 and run.data.tags["prodgan.audit.champion_after"] == v3
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {names.AUDIT_FILE, names.AUDIT_SHEET}
+    assert (
+        run.data.tags["prodgan.audit.champion_before"] == v1
+        and run.data.tags["prodgan.audit.champion_after"] == v3
+    )
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {
+        names.AUDIT_FILE,
+        names.AUDIT_SHEET,
+    }
 
 
 def test_bad_input_leaves_registry_unchanged(store, gates, monkeypatch):
@@ -134,8 +151,9 @@ def test_race_for_champion_exactly_one_wins(store, gates):
 
     def race(version: str, actor: str) -> None:
         try:
-            outcomes[version] = promotion.promote(store, version, actor=actor,
-                                                          confirm=lambda decision: both_decided.wait() >= 0)
+            outcomes[version] = promotion.promote(
+                store, version, actor=actor, confirm=lambda decision: both_decided.wait() >= 0
+            )
         except ProdganError as exc:
             outcomes[version] = exc
 
@@ -151,8 +169,12 @@ def test_race_for_champion_exactly_one_wins(store, gates):
     assert aliases(store) == {"champion": winners[0], "previous": v1}
     records = audit.audit_records(store)[1:]
     assert sorted((r["action"], r["actor"]) for r in records) == sorted(
-        [("promote", f"racer-{winners[0]}"), ("reject", f"racer-{({v2, v3} - set(winners)).pop()}")])
-    assert any("champion moved" in reason for reason in next(r for r in records if r["action"] == "reject")["reasons"])
+        [("promote", f"racer-{winners[0]}"), ("reject", f"racer-{({v2, v3} - set(winners)).pop()}")]
+    )
+    assert any(
+        "champion moved" in reason
+        for reason in next(r for r in records if r["action"] == "reject")["reasons"]
+    )
 
 
 def test_a_promoter_that_crashes_mid_move_leaves_a_pending_record(store, gates, monkeypatch):
@@ -173,7 +195,9 @@ def test_a_promoter_that_crashes_mid_move_leaves_a_pending_record(store, gates, 
             promotion.promote(store, v2)
     assert aliases(store) == {"champion": v1}
     report = verify(store)
-    assert not report.ok and any("is pending: its alias move never completed" in f.problem for f in report.findings)
+    assert not report.ok and any(
+        "is pending: its alias move never completed" in f.problem for f in report.findings
+    )
     with pytest.raises(ProdganError, match="pending"):
         promotion.promote(store, v2)
     acknowledge(store, acknowledge="the promoter crashed; nothing moved")
@@ -198,11 +222,19 @@ def test_cli_rejects_with_reasons_and_exit_1(store, gates):
 def test_champion_loads_as_pyfunc_in_a_fresh_process(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote(store, v1)
-    code = ("import mlflow, pandas as pd, base64\n"
-            f"m = mlflow.pyfunc.load_model('models:/{names.production_model(store.model_name)}@champion')\n"
-            "out = m.predict(pd.DataFrame([{'seed': 7, 'category': 'trouser', 'n': 2}]))\n"
-            "assert list(out['category']) == ['trouser', 'trouser'], out\n"
-            "print(len(out), base64.b64decode(out['png_base64'][0])[:4])\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    code = (
+        "import mlflow, pandas as pd, base64\n"
+        f"m = mlflow.pyfunc.load_model('models:/{names.production_model(store.model_name)}@champion')\n"
+        "out = m.predict(pd.DataFrame([{'seed': 7, 'category': 'trouser', 'n': 2}]))\n"
+        "assert list(out['category']) == ['trouser', 'trouser'], out\n"
+        "print(len(out), base64.b64decode(out['png_base64'][0])[:4])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 b'\\x89PNG'" in proc.stdout

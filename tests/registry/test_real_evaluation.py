@@ -8,14 +8,13 @@ import dataclasses
 
 import pytest
 
+from prodgan import names
+from prodgan.adapters import dvc, registry
+from prodgan.adapters.model_store import resolve_model
+from prodgan.data.layout import read_meta
 from prodgan.ops import evaluate as evaluation_log
 from prodgan.ops import promote as promotion
-from prodgan import names
 from prodgan.ops.promote import register as promotion_register
-from prodgan.adapters import registry
-from prodgan.adapters.model_store import resolve_model
-from prodgan.adapters import dvc
-from prodgan.data.layout import read_meta
 from tests.conftest import prodgan
 from tests.registry import helpers
 
@@ -39,7 +38,9 @@ def test_champion_reevaluated_under_the_challengers_protocol(small_store, tmp_pa
         run_id = helpers.train_run(settings, seed, spec=spec, data_hash=data_hash)
         version = str(promotion_register(settings, run_id).version)
         bundle = resolve_model(settings, f"models:/{settings.model_name}/{version}").bundle_dir
-        evaluation = evaluation_log.evaluate_bundle(settings, bundle, train_run_id=run_id, samples=samples, use_evaluator=False)
+        evaluation = evaluation_log.evaluate_bundle(
+            settings, bundle, train_run_id=run_id, samples=samples, use_evaluator=False
+        )
         return version, evaluation.protocol
 
     v1, protocol_1 = evaluated(seed=1, samples=20)
@@ -50,17 +51,36 @@ def test_champion_reevaluated_under_the_challengers_protocol(small_store, tmp_pa
     assert protocol_2 != protocol_1
     decision = promotion.promote(settings, v2, gates_path=gates)
     assert decision.action in ("promote", "reject")
-    assert decision.champion["reevaluated"] and decision.champion["protocol"] == protocol_2 == decision.challenger["protocol"]
+    assert (
+        decision.champion["reevaluated"]
+        and decision.champion["protocol"] == protocol_2 == decision.challenger["protocol"]
+    )
     assert "fid_24" in decision.champion["metrics"] and "fid_20" not in decision.champion["metrics"]
-    assert decision.difference["method"].startswith("paired")  # both sides' features were cached by the evaluations
+    assert decision.difference["method"].startswith(
+        "paired"
+    )  # both sides' features were cached by the evaluations
     champion_tags = registry.client_for(settings).get_model_version(settings.model_name, v1).tags
-    assert champion_tags[f"{names.EVAL_BY_PROTOCOL}{protocol_2[:16]}"] == decision.champion["eval_run_id"]
-    assert champion_tags[names.PROTOCOL] == protocol_1  # the headline evaluation stays the original one
+    assert (
+        champion_tags[f"{names.EVAL_BY_PROTOCOL}{protocol_2[:16]}"]
+        == decision.champion["eval_run_id"]
+    )
+    assert (
+        champion_tags[names.PROTOCOL] == protocol_1
+    )  # the headline evaluation stays the original one
 
     # `prodgan evaluate` on a registered version attaches the run to it under the new protocol
-    proc = prodgan("evaluate", f"models:/{settings.model_name}/{v2}", "--samples", "16", "--no-evaluator", cwd=settings.root)
+    proc = prodgan(
+        "evaluate",
+        f"models:/{settings.model_name}/{v2}",
+        "--samples",
+        "16",
+        "--no-evaluator",
+        cwd=settings.root,
+    )
     assert "fid_16" in proc.stdout
     tags = registry.client_for(settings).get_model_version(settings.model_name, v2).tags
     attached = [tags[k] for k in tags if k.startswith(names.EVAL_BY_PROTOCOL)]
-    assert len(attached) == 2 and all(registry.read_eval_run(registry.client_for(settings), run).metrics for run in attached)
+    assert len(attached) == 2 and all(
+        registry.read_eval_run(registry.client_for(settings), run).metrics for run in attached
+    )
     assert tags[names.PROTOCOL] == protocol_2  # a later evaluation never replaces the headline one

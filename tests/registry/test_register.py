@@ -9,15 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from prodgan import names
-from prodgan.ops.promote import register as promotion_register
 from prodgan.adapters import registry
 from prodgan.adapters.model_store import resolve_model
+from prodgan.adapters.tracking import RunLogger
 from prodgan.cli import app
 from prodgan.errors import ProdganError
 from prodgan.fsutil import atomic_dir, sha256_file
 from prodgan.models import load_bundle
-from prodgan.adapters.tracking import RunLogger
 from prodgan.names import TRAIN_EXPERIMENT
+from prodgan.ops.promote import register as promotion_register
 from tests.registry import helpers
 
 
@@ -42,7 +42,9 @@ def test_register_is_idempotent_and_tags_lineage(store):
     by_run = resolve_model(store, f"runs:/{run_id}")
     assert sha256_file(by_run.bundle_dir / "generator.pt") == tags[names.WEIGHTS]
 
-    cli = CliRunner().invoke(app, ["register", "--run", run_id])  # the CLI retry lands on the same version
+    cli = CliRunner().invoke(
+        app, ["register", "--run", run_id]
+    )  # the CLI retry lands on the same version
     assert cli.exit_code == 0 and f"v{first.version} " in cli.stdout, cli.output
 
 
@@ -67,7 +69,9 @@ def test_concurrent_resolves_of_one_model_all_get_the_bundle(store):
         thread.join(timeout=120)
     assert len(results) == 4 and all(isinstance(r, Path) for r in results), results
     assert len(set(results)) == 1 and load_bundle(results[0])[1] == helpers.SPEC
-    assert not [p.name for p in results[0].parent.parent.iterdir() if p.name.startswith(".")]  # no temp folders left
+    assert not [
+        p.name for p in results[0].parent.parent.iterdir() if p.name.startswith(".")
+    ]  # no temp folders left
 
 
 def test_a_cache_folder_published_meanwhile_is_kept(tmp_path):
@@ -76,10 +80,14 @@ def test_a_cache_folder_published_meanwhile_is_kept(tmp_path):
         (ours / "who").write_text("second")
         with atomic_dir(target, keep_existing=True) as theirs:
             (theirs / "who").write_text("first")
-    assert (target / "who").read_text() == "first" and sorted(p.name for p in target.parent.iterdir()) == ["key"]
+    assert (target / "who").read_text() == "first" and sorted(
+        p.name for p in target.parent.iterdir()
+    ) == ["key"]
     with atomic_dir(target) as replacement:  # the default still replaces, in one rename
         (replacement / "who").write_text("new")
-    assert (target / "who").read_text() == "new" and sorted(p.name for p in target.parent.iterdir()) == ["key"]
+    assert (target / "who").read_text() == "new" and sorted(
+        p.name for p in target.parent.iterdir()
+    ) == ["key"]
 
 
 def test_bad_uris_and_runs_are_clear_errors(store):
@@ -98,8 +106,12 @@ def test_bad_uris_and_runs_are_clear_errors(store):
     with pytest.raises(ProdganError, match="is RUNNING, not FINISHED"):
         promotion_register(store, unfinished.run_id)
     finished = helpers.train_run(store, seed=9)
-    other = RunLogger.start(store, "prodgan-eval", "eval-of-something-else",
-                            tags={names.PROTOCOL: "p" * 64, names.WEIGHTS: "f" * 64, names.TRAIN_RUN: finished})
+    other = RunLogger.start(
+        store,
+        "prodgan-eval",
+        "eval-of-something-else",
+        tags={names.PROTOCOL: "p" * 64, names.WEIGHTS: "f" * 64, names.TRAIN_RUN: finished},
+    )
     other.finish()
     with pytest.raises(ProdganError, match="evaluated other weights"):
         promotion_register(store, finished, eval_run_id=other.run_id)

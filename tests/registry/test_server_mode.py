@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
-from prodgan.ops import audit as lineage
-from prodgan.ops import promote as promotion
-from prodgan.ops.promote import register as promotion_register
 from prodgan.adapters import signing
 from prodgan.adapters.model_store import resolve_model
 from prodgan.models import load_bundle
+from prodgan.ops import audit as lineage
+from prodgan.ops import promote as promotion
+from prodgan.ops.promote import register as promotion_register
 from tests.registry import helpers
 from tests.registry.test_promote import GATES
 from tests.servers import mlflow_server, postgres
@@ -44,4 +44,6 @@ def test_register_evaluate_promote_audit_against_server(project, tmp_path, monke
         assert chain["model"]["version"] == v1 and chain["training"]["run_id"] == run_v1
         assert [d["action"] for d in chain["decisions"]] == ["promote", "reject"]
         assert [p["version"] for p in lineage.champion_history(settings)] == [v1]
-        assert list((tmp_path / "artifacts").rglob("decision.json")), "audit artifacts go through the server's proxy"
+        assert list((tmp_path / "artifacts").rglob("decision.json")), (
+            "audit artifacts go through the server's proxy"
+        )

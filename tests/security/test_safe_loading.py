@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from prodgan.checkpoints import load_latest_checkpoint, save_checkpoint
 from prodgan.errors import ProdganError
 from prodgan.fsutil import sha256_file
 from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE, build_generator, load_bundle, save_bundle
-from prodgan.checkpoints import load_latest_checkpoint, save_checkpoint
 from tests.registry.helpers import SPEC as TINY
 
 
@@ -34,7 +34,9 @@ def _bundle(tmp_path: Path, seed: int) -> Path:
 def test_replaced_weights_are_refused(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path, 1)
     load_bundle(bundle)  # intact: loads
-    (bundle / WEIGHTS_FILE).write_bytes((_bundle(tmp_path, 2) / WEIGHTS_FILE).read_bytes())  # a valid but different state dict
+    (bundle / WEIGHTS_FILE).write_bytes(
+        (_bundle(tmp_path, 2) / WEIGHTS_FILE).read_bytes()
+    )  # a valid but different state dict
     with pytest.raises(ProdganError, match="does not match the sha256"):
         load_bundle(bundle)
 
@@ -45,7 +47,9 @@ def test_pickled_code_in_weights_is_refused_even_with_matching_hash(tmp_path: Pa
     state["extra"] = Payload(marker)
     torch.save(state, bundle / WEIGHTS_FILE)
     record = json.loads((bundle / SPEC_FILE).read_text())
-    record["weights_sha256"] = sha256_file(bundle / WEIGHTS_FILE)  # the attacker also rewrote the record
+    record["weights_sha256"] = sha256_file(
+        bundle / WEIGHTS_FILE
+    )  # the attacker also rewrote the record
     (bundle / SPEC_FILE).write_text(json.dumps(record))
     with pytest.raises(ProdganError, match="objects other than tensors"):
         load_bundle(bundle)

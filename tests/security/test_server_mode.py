@@ -70,13 +70,20 @@ class Team:
         return env
 
     def cli(self, user: str | None, *args: str, extra: dict[str, str] | None = None):
-        proc = run([sys.executable, "-m", "prodgan", *args], self.root, check=False, env={**self.env(user), **(extra or {})})
+        proc = run(
+            [sys.executable, "-m", "prodgan", *args],
+            self.root,
+            check=False,
+            env={**self.env(user), **(extra or {})},
+        )
         self.outputs += [proc.stdout, proc.stderr]
         return proc
 
     def ok(self, user: str | None, *args: str, extra: dict[str, str] | None = None):
         proc = self.cli(user, *args, extra=extra)
-        assert proc.returncode == 0, f"prodgan {' '.join(args)} as {user}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        assert proc.returncode == 0, (
+            f"prodgan {' '.join(args)} as {user}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
         return proc
 
     def act_as(self, user: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,7 +111,9 @@ def _database_rows_holding(db_uri: str, secrets_: list[str]) -> list[str]:
     hits = []
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
             for (table,) in cur.fetchall():
                 cur.execute(f'SELECT t::text FROM "{table}" t')
                 hits += [table for (row,) in cur.fetchall() for s in secrets_ if s in row]
@@ -117,7 +126,9 @@ def _denied(call, *args, **kwargs) -> None:
     """The server refuses the call with 403 (an MlflowException, or requests' error for artifact uploads)."""
     import requests
 
-    with pytest.raises((MlflowException, requests.HTTPError), match="403|PERMISSION_DENIED|Permission denied"):
+    with pytest.raises(
+        (MlflowException, requests.HTTPError), match="403|PERMISSION_DENIED|Permission denied"
+    ):
         call(*args, **kwargs)
 
 
@@ -127,24 +138,35 @@ def _verify_fails(settings: Settings, *words: str) -> None:
     assert not report.ok and all(w in text for w in words), text
 
 
-def test_roles_attacks_and_no_leaked_passwords(project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_roles_attacks_and_no_leaked_passwords(
+    project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     auth_ini = tmp_path / "basic_auth.ini"
     auth_ini.write_text(AUTH_INI.format(db=tmp_path / "basic_auth.db"))
     artifacts = tmp_path / "mlartifacts"
     admin_password = secrets.token_urlsafe(18)
-    server_env = {"MLFLOW_AUTH_CONFIG_PATH": str(auth_ini), "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
-                  "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password}
+    server_env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+    }
     # the promoter's key stays in the promoter's own folder; everyone verifies with the configured public key
     keys = tmp_path / "promoter-keys"
     monkeypatch.setenv("PRODGAN_AUDIT_PUBLIC_KEY", str(keys / "audit.pub"))
     promoter_key = {"PRODGAN_AUDIT_KEY": str(keys / "audit.pem")}
-    with postgres(tmp_path / "pg") as db, mlflow_server(db, artifacts, app_name="basic-auth", env=server_env, timeout=300) as url:
+    with (
+        postgres(tmp_path / "pg") as db,
+        mlflow_server(db, artifacts, app_name="basic-auth", env=server_env, timeout=300) as url,
+    ):
         team = Team(url, project.root)
         team.passwords[ADMIN] = admin_password
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         settings = Settings.load()
         name, production = settings.model_name, names.production_model(settings.model_name)
-        role_passwords = {"PRODGAN_TRAINER_PASSWORD": team.passwords[TRAINER], "PRODGAN_PROMOTER_PASSWORD": team.passwords[PROMOTER]}
+        role_passwords = {
+            "PRODGAN_TRAINER_PASSWORD": team.passwords[TRAINER],
+            "PRODGAN_PROMOTER_PASSWORD": team.passwords[PROMOTER],
+        }
 
         # anonymous: the REST API and prodgan are both refused
         assert _status(url, "/api/2.0/mlflow/experiments/search?max_results=1") == 401
@@ -163,11 +185,16 @@ def test_roles_attacks_and_no_leaked_passwords(project: Settings, tmp_path: Path
         with pytest.raises(MlflowException, match="403|PERMISSION_DENIED|Permission denied"):
             helpers.eval_run(settings, runs[0], fid=1.0)
         team.act_as(PROMOTER, monkeypatch)
-        evals = [helpers.eval_run(settings, r, fid=f) for r, f in zip(runs, (300.0, 200.0, 50.0, 400.0))]
+        evals = [
+            helpers.eval_run(settings, r, fid=f) for r, f in zip(runs, (300.0, 200.0, 50.0, 400.0))
+        ]
 
         refused = team.cli(TRAINER, "promote", v1)
         assert refused.returncode == 2, refused.stderr
-        assert f"user '{TRAINER}' may not promote" in refused.stderr and "needs MANAGE" in refused.stderr
+        assert (
+            f"user '{TRAINER}' may not promote" in refused.stderr
+            and "needs MANAGE" in refused.stderr
+        )
         assert registry.champion_version(settings) is None
 
         # the promoter promotes v1 (CLI), then v2; the actor is the server's authenticated user
@@ -175,73 +202,136 @@ def test_roles_attacks_and_no_leaked_passwords(project: Settings, tmp_path: Path
         monkeypatch.setenv("PRODGAN_AUDIT_KEY", promoter_key["PRODGAN_AUDIT_KEY"])
         assert promotion.promote(settings, v2, actor="mallory").approved
         assert verify(settings).ok
-        assert [r["actor"] for r in audit.audit_records(settings)] == [PROMOTER, f"{PROMOTER} (as mallory)"]
+        assert [r["actor"] for r in audit.audit_records(settings)] == [
+            PROMOTER,
+            f"{PROMOTER} (as mallory)",
+        ]
         client = registry.client_for(settings)
-        copies = {mv.tags[names.SOURCE_VERSION]: str(mv.version) for mv in client.search_model_versions(f"name = '{production}'")}
+        copies = {
+            mv.tags[names.SOURCE_VERSION]: str(mv.version)
+            for mv in client.search_model_versions(f"name = '{production}'")
+        }
 
         # ---- the trainer's attacks: every one is refused by the server
         monkeypatch.delenv("PRODGAN_AUDIT_KEY")
         team.act_as(TRAINER, monkeypatch)
-        _denied(client.set_registered_model_alias, production, "champion", copies[v1])  # direct alias move
+        _denied(
+            client.set_registered_model_alias, production, "champion", copies[v1]
+        )  # direct alias move
         _denied(client.set_registered_model_tag, production, names.AUDIT_HEAD, "1:forged")
         served = client.get_model_version(production, copies[v2])
         assert served.source.startswith("models:/m-")
         evil = tmp_path / "evil" / "generator.py"
         evil.parent.mkdir()
         evil.write_text("raise SystemExit('trainer code ran on the serving host')\n")
-        _denied(client.log_model_artifact, served.source.removeprefix("models:/"), str(evil))  # its code into production's files
-        _denied(client.log_metric, evals[3], "fid_50", 1.0)  # better numbers into a gate's evaluation
-        _denied(client.create_run, client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id)  # audit records
+        _denied(
+            client.log_model_artifact, served.source.removeprefix("models:/"), str(evil)
+        )  # its code into production's files
+        _denied(
+            client.log_metric, evals[3], "fid_50", 1.0
+        )  # better numbers into a gate's evaluation
+        _denied(
+            client.create_run, client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id
+        )  # audit records
         # what the trainer may still do changes nothing that is served or gated
         trained = client.get_model_version(name, v2)
-        client.log_model_artifact(trained.source.removeprefix("models:/"), str(evil))  # its own trained version's code
+        client.log_model_artifact(
+            trained.source.removeprefix("models:/"), str(evil)
+        )  # its own trained version's code
         client.set_registered_model_tag(name, "prodgan.champion_seq", "one; drop")
         forged_exp = client.create_experiment("trainer-evaluations")
-        forged = client.create_run(forged_exp, tags={names.PROTOCOL: "proto-a" * 4, names.TRAIN_RUN: runs[3],
-                                                      names.WEIGHTS: client.get_run(runs[3]).data.tags[names.WEIGHTS]})
-        for metric, value in {"fid_50": 1.0, "fid_50_ci_low": 0.5, "fid_50_ci_high": 1.5, "kid_50": 0.001, "kid_50_std": 0.001,
-                              "cond_acc_50": 0.99, "memorization_50": 0.0}.items():
+        forged = client.create_run(
+            forged_exp,
+            tags={
+                names.PROTOCOL: "proto-a" * 4,
+                names.TRAIN_RUN: runs[3],
+                names.WEIGHTS: client.get_run(runs[3]).data.tags[names.WEIGHTS],
+            },
+        )
+        for metric, value in {
+            "fid_50": 1.0,
+            "fid_50_ci_low": 0.5,
+            "fid_50_ci_high": 1.5,
+            "kid_50": 0.001,
+            "kid_50_std": 0.001,
+            "cond_acc_50": 0.99,
+            "memorization_50": 0.0,
+        }.items():
             client.log_metric(forged.info.run_id, metric, value)
         client.set_terminated(forged.info.run_id)
         client.set_model_version_tag(name, v4, names.EVAL_RUN, forged.info.run_id)
 
         grid = tmp_path / "champion.png"
-        team.ok(TRAINER, "generate", "-n", "2", "--out", str(grid))  # production's code ran, not the trainer's
-        code = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{production}@champion", dst_path=str(tmp_path / "dl")))
-        assert (code / "generator.py").read_text() == (Path(serving.MODEL_CODE) / "generator.py").read_text()
+        team.ok(
+            TRAINER, "generate", "-n", "2", "--out", str(grid)
+        )  # production's code ran, not the trainer's
+        code = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{production}@champion", dst_path=str(tmp_path / "dl")
+            )
+        )
+        assert (code / "generator.py").read_text() == (
+            Path(serving.MODEL_CODE) / "generator.py"
+        ).read_text()
 
         # ---- the promoter: the forged evaluation is not read; the malformed tag stops nothing
         team.act_as(PROMOTER, monkeypatch)
         monkeypatch.setenv("PRODGAN_AUDIT_KEY", promoter_key["PRODGAN_AUDIT_KEY"])
-        with pytest.raises(ProdganError, match=f"v{v4} of {name}: evaluation run {forged.info.run_id} is not in the prodgan-eval"):
+        with pytest.raises(
+            ProdganError,
+            match=f"v{v4} of {name}: evaluation run {forged.info.run_id} is not in the prodgan-eval",
+        ):
             promotion.promote(settings, v4)
         assert promotion.promote(settings, v3).approved
-        assert registry.champion_version(settings).version == v3 and verify(settings, all_versions=False).ok
+        assert (
+            registry.champion_version(settings).version == v3
+            and verify(settings, all_versions=False).ok
+        )
         v3_copy = registry.production_state(client, name).champion_version
-        trained_edit = verify(settings).findings  # the trained version the trainer edited is reported, production is not
-        assert [f.version for f in trained_edit] == [v2] and "generator.py (changed)" in str(trained_edit[0]), trained_edit
+        trained_edit = verify(
+            settings
+        ).findings  # the trained version the trainer edited is reported, production is not
+        assert [f.version for f in trained_edit] == [v2] and "generator.py (changed)" in str(
+            trained_edit[0]
+        ), trained_edit
 
         # ---- MLflow rights without the signing key (a promoter account, or its stolen password)
         monkeypatch.delenv("PRODGAN_AUDIT_KEY")
         records = audit.chain(settings, name)
         first, last = records[0], records[-1]
-        client.log_dict(first["audit_run_id"], {**first, "actor": "someone else"}, names.AUDIT_FILE)  # an edit
+        client.log_dict(
+            first["audit_run_id"], {**first, "actor": "someone else"}, names.AUDIT_FILE
+        )  # an edit
         _verify_fails(settings, "audit record #1", "no valid signature")
-        client.log_dict(first["audit_run_id"], {k: v for k, v in first.items() if k != "audit_run_id"}, names.AUDIT_FILE)
-        _denied(client.delete_run, last["audit_run_id"])  # a promoter may not delete records (MANAGE); an admin may:
+        client.log_dict(
+            first["audit_run_id"],
+            {k: v for k, v in first.items() if k != "audit_run_id"},
+            names.AUDIT_FILE,
+        )
+        _denied(
+            client.delete_run, last["audit_run_id"]
+        )  # a promoter may not delete records (MANAGE); an admin may:
         team.act_as(ADMIN, monkeypatch)
         client.delete_run(last["audit_run_id"])  # a deletion at the end of the chain
         _verify_fails(settings, "records at the end of the chain were deleted")
         client.restore_run(last["audit_run_id"])
         team.act_as(PROMOTER, monkeypatch)
-        made_up = client.create_run(client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id,
-                                    tags={"prodgan.audit.model": name, "prodgan.audit.n": str(last["n"] + 1)})
-        client.log_dict(made_up.info.run_id, {**last, "n": last["n"] + 1, "action": "promote", "version": v4}, names.AUDIT_FILE)
+        made_up = client.create_run(
+            client.get_experiment_by_name(names.AUDIT_EXPERIMENT).experiment_id,
+            tags={"prodgan.audit.model": name, "prodgan.audit.n": str(last["n"] + 1)},
+        )
+        client.log_dict(
+            made_up.info.run_id,
+            {**last, "n": last["n"] + 1, "action": "promote", "version": v4},
+            names.AUDIT_FILE,
+        )
         _verify_fails(settings, f"audit record #{last['n'] + 1}", "no valid signature")
         team.act_as(ADMIN, monkeypatch)
         client.delete_run(made_up.info.run_id)
         team.act_as(PROMOTER, monkeypatch)
-        client.set_registered_model_alias(production, "champion", copies[v1])  # a move outside prodgan
+        client.set_registered_model_alias(
+            production, "champion", copies[v1]
+        )  # a move outside prodgan
         caught = team.cli(TRAINER, "audit", "verify", "--aliased-only")
         assert caught.returncode == 1 and "moved outside prodgan" in caught.stderr, caught.stderr
         with pytest.raises(GateFailed, match="fails verification"):
@@ -262,5 +352,7 @@ def test_roles_attacks_and_no_leaked_passwords(project: Settings, tmp_path: Path
         passwords = list(team.passwords.values())
         assert _database_rows_holding(db, passwords) == []
         encoded = [p.encode() for p in passwords]
-        assert _files_holding(tmp_path, encoded) == []  # artifact store, server and database logs, auth db, the project
+        assert (
+            _files_holding(tmp_path, encoded) == []
+        )  # artifact store, server and database logs, auth db, the project
         assert not any(p in text for p in passwords for text in team.outputs)

@@ -16,11 +16,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from prodgan.models import GeneratorSpec, build_generator, save_bundle
 from prodgan.adapters.processes import free_port, spawn, stop, wait_healthy
+from prodgan.models import GeneratorSpec, build_generator, save_bundle
 
-EDIT_SPEC = GeneratorSpec(arch="cdcgan", z_dim=8, num_classes=3, channels=1, size=28, width=4,
-                          categories=("pullover", "coat", "sneaker"))
+EDIT_SPEC = GeneratorSpec(
+    arch="cdcgan",
+    z_dim=8,
+    num_classes=3,
+    channels=1,
+    size=28,
+    width=4,
+    categories=("pullover", "coat", "sneaker"),
+)
 
 
 def tiny_bundle(directory: Path, spec: GeneratorSpec = EDIT_SPEC, seed: int = 0) -> Path:
@@ -40,7 +47,9 @@ def tiny_bundle(directory: Path, spec: GeneratorSpec = EDIT_SPEC, seed: int = 0)
 
 
 @contextmanager
-def scoring_server(args: list[str], log: Path, env: dict[str, str], timeout: float = 120.0) -> Iterator[str]:
+def scoring_server(
+    args: list[str], log: Path, env: dict[str, str], timeout: float = 120.0
+) -> Iterator[str]:
     """Start a scoring server command (`--port` appended), wait for /health, yield its URL, SIGTERM it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -54,19 +63,48 @@ def scoring_server(args: list[str], log: Path, env: dict[str, str], timeout: flo
 
 def mlflow_serve(model_uri: str, log: Path, env: dict[str, str]):
     mlflow_bin = str(Path(sys.executable).parent / "mlflow")
-    return scoring_server([mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
-                           "--host", "127.0.0.1"], log, env)
+    return scoring_server(
+        [
+            mlflow_bin,
+            "models",
+            "serve",
+            "-m",
+            model_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+        ],
+        log,
+        env,
+    )
 
 
 def prodgan_serve(model_uri: str, log: Path, env: dict[str, str], max_body_bytes: int):
-    return scoring_server([sys.executable, "-m", "prodgan", "serve", "--model", model_uri, "--host", "127.0.0.1",
-                           "--max-body-bytes", str(max_body_bytes)], log, env)
+    return scoring_server(
+        [
+            sys.executable,
+            "-m",
+            "prodgan",
+            "serve",
+            "--model",
+            model_uri,
+            "--host",
+            "127.0.0.1",
+            "--max-body-bytes",
+            str(max_body_bytes),
+        ],
+        log,
+        env,
+    )
 
 
 def post(url: str, body: bytes | str) -> tuple[int, dict]:
     """POST to /invocations; (status, parsed JSON body) for success and error answers alike."""
     data = body.encode() if isinstance(body, str) else body
-    request = urllib.request.Request(f"{url}/invocations", data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/invocations", data=data, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
             return resp.status, json.loads(resp.read())

@@ -35,24 +35,59 @@ def generator(bundle):
 
 def test_generate_is_deterministic_per_seed(bundle, tmp_path):
     for name in ("a", "b"):
-        cli("generate", "--bundle", str(bundle), "--category", "coat", "-n", "3", "--seed", "1", "--out-dir", str(tmp_path / name), cwd=tmp_path)
+        cli(
+            "generate",
+            "--bundle",
+            str(bundle),
+            "--category",
+            "coat",
+            "-n",
+            "3",
+            "--seed",
+            "1",
+            "--out-dir",
+            str(tmp_path / name),
+            cwd=tmp_path,
+        )
     files = {d: [p.read_bytes() for p in sorted((tmp_path / d).glob("*.png"))] for d in ("a", "b")}
     assert len(files["a"]) == 3 and files["a"] == files["b"]
     record = json.loads((tmp_path / "a" / "generate.json").read_text())
     assert record["seed"] == 1 and {i["category"] for i in record["images"]} == {"coat"}
 
-    cli("generate", "--bundle", str(bundle), "--category", "coat", "-n", "3", "--seed", "2", "--out", str(tmp_path / "grid.png"), cwd=tmp_path)
-    with Image.open(tmp_path / "grid.png") as grid, Image.open(tmp_path / "a" / "0000-coat.png") as first:
+    cli(
+        "generate",
+        "--bundle",
+        str(bundle),
+        "--category",
+        "coat",
+        "-n",
+        "3",
+        "--seed",
+        "2",
+        "--out",
+        str(tmp_path / "grid.png"),
+        cwd=tmp_path,
+    )
+    with (
+        Image.open(tmp_path / "grid.png") as grid,
+        Image.open(tmp_path / "a" / "0000-coat.png") as first,
+    ):
         size = EDIT_SPEC.size
         assert grid.size == (3 * (size + 2) + 2, size + 4)
-        tile = np.asarray(grid)[2:2 + size, 2:2 + size, 0]
+        tile = np.asarray(grid)[2 : 2 + size, 2 : 2 + size, 0]
         assert not np.array_equal(tile, np.asarray(first))  # another seed, other images
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--category", "hat", "--out", "x.png"], ["unknown category 'hat'", "pullover, coat, sneaker"]),
-    (["-n", "3"], ["exactly one of --out"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["--category", "hat", "--out", "x.png"],
+            ["unknown category 'hat'", "pullover, coat, sneaker"],
+        ),
+        (["-n", "3"], ["exactly one of --out"]),
+    ],
+)
 def test_generate_bad_input_is_one_line(bundle, tmp_path, args, words):
     proc = cli("generate", "--bundle", str(bundle), *args, cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -62,10 +97,20 @@ def test_generate_bad_input_is_one_line(bundle, tmp_path, args, words):
 
 
 def test_request_parsing():
-    assert category_index(EDIT_SPEC, "Sneaker") == 2 and category_index(EDIT_SPEC, "1") == 1 and category_index(EDIT_SPEC, None) is None
+    assert (
+        category_index(EDIT_SPEC, "Sneaker") == 2
+        and category_index(EDIT_SPEC, "1") == 1
+        and category_index(EDIT_SPEC, None) is None
+    )
     assert parse_request(EDIT_SPEC, 4.0, 0, None).n == 1
-    for bad in (dict(seed="x"), dict(seed=1, category=7), dict(seed=1, n=True), dict(seed=-1), dict(seed=1, n=0),
-                dict(seed=1, n=10**6)):
+    for bad in (
+        dict(seed="x"),
+        dict(seed=1, category=7),
+        dict(seed=1, n=True),
+        dict(seed=-1),
+        dict(seed=1, n=0),
+        dict(seed=1, n=10**6),
+    ):
         with pytest.raises(ProdganError):
             parse_request(EDIT_SPEC, **bad)
 
@@ -76,9 +121,13 @@ def test_interpolate_and_transfer_keep_the_endpoints(generator):
     strip = edit.interpolate(G, spec, z0, z1, 0, 2, steps=6)
     start = generate_uint8(G, spec, 1, 10, labels=torch.tensor([0]))[0]
     end = generate_uint8(G, spec, 1, 11, labels=torch.tensor([2]))[0]
-    assert (strip[0].int() - start.int()).abs().max() <= 1 and (strip[-1].int() - end.int()).abs().max() <= 1
+    assert (strip[0].int() - start.int()).abs().max() <= 1 and (
+        strip[-1].int() - end.int()
+    ).abs().max() <= 1
     step = max((strip[i + 1].float() - strip[i].float()).abs().mean() for i in range(5))
-    assert step < (end.float() - start.float()).abs().mean()  # each step moves less than the whole way
+    assert (
+        step < (end.float() - start.float()).abs().mean()
+    )  # each step moves less than the whole way
 
     moved = edit.transfer(G, spec, z0, [0, 1, 2])
     assert torch.equal(moved[2], generate_uint8(G, spec, 1, 10, labels=torch.tensor([2]))[0])
@@ -95,34 +144,97 @@ def test_invert_recovers_a_generated_product_and_its_category(generator):
         assert result.category == int(label)
         assert result.psnr > unrelated + 10 and result.psnr > 35, (result.psnr, unrelated)
         assert 0.9 < result.ssim <= 1.0
-    assert edit.ssim(targets[0], targets[0]) == pytest.approx(1.0) and edit.psnr(targets[0], targets[0]) == float("inf")
+    assert edit.ssim(targets[0], targets[0]) == pytest.approx(1.0) and edit.psnr(
+        targets[0], targets[0]
+    ) == float("inf")
 
 
 def test_edit_cli_invert_then_transfer(bundle, generator, tmp_path):
     G, spec = generator
     photo = tmp_path / "product.png"
     pixels = generate_uint8(G, spec, 1, seed=5, labels=torch.tensor([0]))[0, 0].numpy()
-    Image.fromarray(pixels).convert("RGB").resize((56, 56)).save(photo)  # wrong size and mode: converted, noted
-    cli("edit", "invert", str(photo), "--bundle", str(bundle), "--out-dir", str(tmp_path / "inv"), "--to", "sneaker",
-        "--steps", "80", "--restarts", "1", cwd=tmp_path)
+    Image.fromarray(pixels).convert("RGB").resize((56, 56)).save(
+        photo
+    )  # wrong size and mode: converted, noted
+    cli(
+        "edit",
+        "invert",
+        str(photo),
+        "--bundle",
+        str(bundle),
+        "--out-dir",
+        str(tmp_path / "inv"),
+        "--to",
+        "sneaker",
+        "--steps",
+        "80",
+        "--restarts",
+        "1",
+        cwd=tmp_path,
+    )
     record = json.loads((tmp_path / "inv" / "edit.json").read_text())
-    assert record["psnr_db"] > 20 and len(record["latent"]) == spec.z_dim and record["transfer_to"] == ["sneaker"]
-    assert any("resized from 56x56" in n for n in record["input_notes"]) and any("mode RGB" in n for n in record["input_notes"])
+    assert (
+        record["psnr_db"] > 20
+        and len(record["latent"]) == spec.z_dim
+        and record["transfer_to"] == ["sneaker"]
+    )
+    assert any("resized from 56x56" in n for n in record["input_notes"]) and any(
+        "mode RGB" in n for n in record["input_notes"]
+    )
     for name in ("input.png", "reconstruction.png", "transfer.png"):
         assert (tmp_path / "inv" / name).is_file()
-    cli("edit", "transfer", "--bundle", str(bundle), "--from-inversion", str(tmp_path / "inv" / "edit.json"),
-        "--to", "coat", "--to", "2", "--out", str(tmp_path / "t.png"), cwd=tmp_path)
+    cli(
+        "edit",
+        "transfer",
+        "--bundle",
+        str(bundle),
+        "--from-inversion",
+        str(tmp_path / "inv" / "edit.json"),
+        "--to",
+        "coat",
+        "--to",
+        "2",
+        "--out",
+        str(tmp_path / "t.png"),
+        cwd=tmp_path,
+    )
     assert json.loads((tmp_path / "t.json").read_text())["to"] == ["coat", "sneaker"]
-    cli("edit", "interpolate", "--bundle", str(bundle), "--seed-a", "1", "--seed-b", "2", "--category-a", "coat",
-        "--category-b", "sneaker", "--steps", "4", "--out", str(tmp_path / "s.png"), cwd=tmp_path)
-    assert json.loads((tmp_path / "s.json").read_text())["end"] == {"seed": 2, "category": "sneaker"}
+    cli(
+        "edit",
+        "interpolate",
+        "--bundle",
+        str(bundle),
+        "--seed-a",
+        "1",
+        "--seed-b",
+        "2",
+        "--category-a",
+        "coat",
+        "--category-b",
+        "sneaker",
+        "--steps",
+        "4",
+        "--out",
+        str(tmp_path / "s.png"),
+        cwd=tmp_path,
+    )
+    assert json.loads((tmp_path / "s.json").read_text())["end"] == {
+        "seed": 2,
+        "category": "sneaker",
+    }
 
 
 def test_invert_refuses_bad_images(generator, tmp_path):
     _, spec = generator
     (tmp_path / "notes.png").write_text("not an image")
-    Image.new("L", (4200, 4200)).save(tmp_path / "bomb.png")  # tiny file, 17.6 M pixels when decoded
-    for path, words in ((tmp_path / "notes.png", "not a readable image"), (tmp_path / "bomb.png", "decompression-bomb limit"),
-                        (tmp_path / "missing.png", "does not exist"), (tmp_path, "is a folder")):
+    Image.new("L", (4200, 4200)).save(
+        tmp_path / "bomb.png"
+    )  # tiny file, 17.6 M pixels when decoded
+    for path, words in (
+        (tmp_path / "notes.png", "not a readable image"),
+        (tmp_path / "bomb.png", "decompression-bomb limit"),
+        (tmp_path / "missing.png", "does not exist"),
+        (tmp_path, "is a folder"),
+    ):
         with pytest.raises(ProdganError, match=words):
             edit.load_image(path, spec)

@@ -26,12 +26,17 @@ def test_unknown_key_lists_valid_keys(tmp_path):
         load_config(SMOKE, ["nope=1"])
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("steps=lots", "steps='lots': input should be a valid integer"), ("steps", "key=value"),
-    ("spectral_norm=3", "spectral_norm=3: input should be a valid boolean"),
-    ("lr_g=-1", "lr_g=-1: input should be greater than 0"), ("ema_decay=1", "ema_decay=1: input should be less than 1"),
-    ("batch_size=0", "batch_size=0: input should be greater than or equal to 1"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("steps=lots", "steps='lots': input should be a valid integer"),
+        ("steps", "key=value"),
+        ("spectral_norm=3", "spectral_norm=3: input should be a valid boolean"),
+        ("lr_g=-1", "lr_g=-1: input should be greater than 0"),
+        ("ema_decay=1", "ema_decay=1: input should be less than 1"),
+        ("batch_size=0", "batch_size=0: input should be greater than or equal to 1"),
+    ],
+)
 def test_bad_override_values(override, fragment):
     with pytest.raises(ProdganError, match=fragment) as exc:
         load_config(SMOKE, [override])
@@ -43,7 +48,11 @@ def test_cli_reports_an_out_of_range_override_in_one_line(tmp_path):
     proc = prodgan("train", "--config", str(SMOKE), "--set", "lr_g=-1", cwd=tmp_path, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-    assert len(lines) == 1 and "lr_g=-1: input should be greater than 0" in lines[0] and "smoke.yaml" in lines[0], lines
+    assert (
+        len(lines) == 1
+        and "lr_g=-1: input should be greater than 0" in lines[0]
+        and "smoke.yaml" in lines[0]
+    ), lines
     assert "Traceback" not in proc.stderr
 
 
@@ -52,12 +61,15 @@ def test_missing_config_file(tmp_path):
         load_config(tmp_path / "absent.yaml")
 
 
-@pytest.mark.parametrize("overrides, fragment", [
-    ({"arch": "stylegan9"}, "unknown architecture"),
-    ({"loss": "wasserstein-ish"}, "unknown loss"),
-    ({"batch_size": 100}, "larger than the dataset"),
-    ({"device": "cuda:7"} , "not available"),
-])
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"arch": "stylegan9"}, "unknown architecture"),
+        ({"loss": "wasserstein-ish"}, "unknown loss"),
+        ({"batch_size": 100}, "larger than the dataset"),
+        ({"device": "cuda:7"}, "not available"),
+    ],
+)
 def test_bad_training_input_fails_before_training(tmp_path, overrides, fragment):
     import torch
 
@@ -75,4 +87,9 @@ def test_resume_refuses_checkpoint_of_another_architecture(tmp_path):
 
 
 def test_parse_overrides_yaml_scalars():
-    assert parse_overrides(["a=1", "b=true", "c=x", "d=0.5"]) == {"a": 1, "b": True, "c": "x", "d": 0.5}
+    assert parse_overrides(["a=1", "b=true", "c=x", "d=0.5"]) == {
+        "a": 1,
+        "b": True,
+        "c": "x",
+        "d": 0.5,
+    }

@@ -12,7 +12,18 @@ from prodgan.models import generate_uint8, load_bundle
 from tests.conftest import prodgan
 from tests.train.helpers import SMOKE
 
-FAST = ["--set", "steps=6", "--set", "checkpoint_every=3", "--set", "grid_every=3", "--set", "log_every=2", "--set", "batch_size=16"]
+FAST = [
+    "--set",
+    "steps=6",
+    "--set",
+    "checkpoint_every=3",
+    "--set",
+    "grid_every=3",
+    "--set",
+    "log_every=2",
+    "--set",
+    "batch_size=16",
+]
 
 
 @pytest.mark.slow
@@ -23,41 +34,82 @@ def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
     from prodgan.ops.validate import validate as validate_dataset
 
     assert validate_dataset(small_project, "fashion-mnist").success
-    with pytest.raises(ProdganError, match="cannot hold out 99999 of the 300 train images for validation"):
+    with pytest.raises(
+        ProdganError, match="cannot hold out 99999 of the 300 train images for validation"
+    ):
         run_training(small_project, SMOKE, ["eval_every=3", "eval_samples=99999"], progress=False)
-    result = run_training(small_project, SMOKE, [*FAST[1::2], "eval_every=3", "eval_samples=12"], progress=False)
+    result = run_training(
+        small_project, SMOKE, [*FAST[1::2], "eval_every=3", "eval_samples=12"], progress=False
+    )
 
     client = setup_mlflow(small_project)
     run = client.get_run(result.run_id)
     assert client.get_experiment(run.info.experiment_id).name == TRAIN_EXPERIMENT
     assert run.info.status == "FINISHED"
     assert run.data.params["steps"] == "6" and run.data.params["arch"] == "cdcgan"
-    assert run.data.params["lineage.data_hash"] == run.data.tags["prodgan.data_hash"] == result.data_hash
-    validation = json.loads(Path(client.download_artifacts(result.run_id, "validation.json", str(tmp_path))).read_text())
-    assert run.data.tags["prodgan.git_rev"] and run.data.tags["prodgan.validation"].endswith("@" + validation["timestamp"])
+    assert (
+        run.data.params["lineage.data_hash"]
+        == run.data.tags["prodgan.data_hash"]
+        == result.data_hash
+    )
+    validation = json.loads(
+        Path(client.download_artifacts(result.run_id, "validation.json", str(tmp_path))).read_text()
+    )
+    assert run.data.tags["prodgan.git_rev"] and run.data.tags["prodgan.validation"].endswith(
+        "@" + validation["timestamp"]
+    )
     assert run.data.params["version.torch"] and run.data.tags["prodgan.device"] == "cpu"
-    [dataset] = run.inputs.dataset_inputs  # the MLflow UI's "Datasets": digest = DVC hash, source = the DVC remote
-    assert (dataset.dataset.name, dataset.dataset.digest) == ("fashion-mnist:train", result.data_hash)
+    [dataset] = (
+        run.inputs.dataset_inputs
+    )  # the MLflow UI's "Datasets": digest = DVC hash, source = the DVC remote
+    assert (dataset.dataset.name, dataset.dataset.digest) == (
+        "fashion-mnist:train",
+        result.data_hash,
+    )
     assert f"files/md5/{result.data_hash[:2]}/{result.data_hash[2:]}" in dataset.dataset.source
     assert {t.key: t.value for t in dataset.tags}["mlflow.data.context"] == "training"
-    assert run.data.tags["mlflow.note.content"] == f"Training: cdcgan generator on fashion-mnist {result.data_hash[:8]}, recipe smoke.yaml + " \
+    assert (
+        run.data.tags["mlflow.note.content"]
+        == f"Training: cdcgan generator on fashion-mnist {result.data_hash[:8]}, recipe smoke.yaml + "
         "steps=6 checkpoint_every=3 grid_every=3 log_every=2 batch_size=16 eval_every=3 eval_samples=12, 6 steps"
-    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"] == "prodgan (prodgan-train)"
+    )
+    assert (
+        run.data.tags["mlflow.user"]
+        and run.data.tags["mlflow.source.name"] == "prodgan (prodgan-train)"
+    )
     history = client.get_metric_history(result.run_id, "loss_d")
     assert [m.step for m in history] == [2, 3, 4, 6]
-    artifacts = {a.path for top in ("", "samples", "generator", "checkpoint") for a in client.list_artifacts(result.run_id, top or None)}
-    assert {"samples/step_0000003.png", "samples/step_0000006.png", "generator/generator.pt", "generator/generator.json",
-            "checkpoint/ckpt_00000006.pt", "validation.json", "run_inputs.json"} <= artifacts
+    artifacts = {
+        a.path
+        for top in ("", "samples", "generator", "checkpoint")
+        for a in client.list_artifacts(result.run_id, top or None)
+    }
+    assert {
+        "samples/step_0000003.png",
+        "samples/step_0000006.png",
+        "generator/generator.pt",
+        "generator/generator.json",
+        "checkpoint/ckpt_00000006.pt",
+        "validation.json",
+        "run_inputs.json",
+    } <= artifacts
     local = client.download_artifacts(result.run_id, "generator", str(tmp_path))
     G, spec = load_bundle(local)
     assert spec.num_classes == 10 and len(spec.categories) == 10
     assert generate_uint8(G, spec, 4, seed=0).shape == (4, 1, 28, 28)
     assert run.data.tags["prodgan.weights_sha256"]
     quick_fid = {m.step: m.value for m in client.get_metric_history(result.run_id, "fid_12")}
-    assert sorted(quick_fid) == [3, 6] and all(v > 0 for v in quick_fid.values())  # the quick FID ran on real Inception
+    assert sorted(quick_fid) == [3, 6] and all(
+        v > 0 for v in quick_fid.values()
+    )  # the quick FID ran on real Inception
     best_step = min(quick_fid, key=quick_fid.get)
-    assert run.data.metrics["best_step"] == best_step and run.data.metrics["best_fid_12"] == quick_fid[best_step]
-    assert json.loads((Path(local) / "generator.json").read_text())["extra"]["step"] == best_step  # the best is what got logged
+    assert (
+        run.data.metrics["best_step"] == best_step
+        and run.data.metrics["best_fid_12"] == quick_fid[best_step]
+    )
+    assert (
+        json.loads((Path(local) / "generator.json").read_text())["extra"]["step"] == best_step
+    )  # the best is what got logged
 
 
 @pytest.mark.slow
@@ -74,12 +126,28 @@ def test_two_process_ddp_run_is_one_mlflow_run(small_project):
 
     client = setup_mlflow(small_project)
     run = client.get_run(result.run_id)
-    assert run.info.status == "FINISHED" and run.data.tags["prodgan.world_size"] == "2" and result.step == 6
+    assert (
+        run.info.status == "FINISHED"
+        and run.data.tags["prodgan.world_size"] == "2"
+        and result.step == 6
+    )
     assert [m.step for m in client.get_metric_history(result.run_id, "loss_d")] == [2, 3, 4, 6]
-    artifacts = {a.path for top in ("", "samples", "generator", "checkpoint") for a in client.list_artifacts(result.run_id, top or None)}
-    assert {"samples/step_0000003.png", "samples/step_0000006.png", "generator/generator.pt",
-            "checkpoint/ckpt_00000006.pt", "validation.json"} <= artifacts
-    assert run.data.tags["prodgan.weights_sha256"] and run.data.params["lineage.data_hash"] == result.data_hash
+    artifacts = {
+        a.path
+        for top in ("", "samples", "generator", "checkpoint")
+        for a in client.list_artifacts(result.run_id, top or None)
+    }
+    assert {
+        "samples/step_0000003.png",
+        "samples/step_0000006.png",
+        "generator/generator.pt",
+        "checkpoint/ckpt_00000006.pt",
+        "validation.json",
+    } <= artifacts
+    assert (
+        run.data.tags["prodgan.weights_sha256"]
+        and run.data.params["lineage.data_hash"] == result.data_hash
+    )
 
 
 def test_train_cli_bad_input_is_one_line(small_project):

@@ -8,12 +8,25 @@ import torch
 
 from prodgan.errors import ProdganError
 from prodgan.imaging import grid, labelled_sheet, png_bytes, save_png
-from prodgan.models import GeneratorSpec, build_discriminator, build_generator, generate_uint8, load_bundle, sample_labels, save_bundle
+from prodgan.models import (
+    GeneratorSpec,
+    build_discriminator,
+    build_generator,
+    generate_uint8,
+    load_bundle,
+    sample_labels,
+    save_bundle,
+)
 
 
-@pytest.mark.parametrize("arch, classes, channels, size", [("dcgan", 0, 1, 28), ("cdcgan", 4, 3, 32), ("cdcgan", 2, 3, 64)])
+@pytest.mark.parametrize(
+    "arch, classes, channels, size",
+    [("dcgan", 0, 1, 28), ("cdcgan", 4, 3, 32), ("cdcgan", 2, 3, 64)],
+)
 def test_shapes_and_range(arch, classes, channels, size):
-    spec = GeneratorSpec(arch, 16, classes, channels, size, 4, tuple(f"c{i}" for i in range(classes)))
+    spec = GeneratorSpec(
+        arch, 16, classes, channels, size, 4, tuple(f"c{i}" for i in range(classes))
+    )
     G, D = build_generator(spec), build_discriminator(spec, spectral_norm=True)
     y = sample_labels(6, classes, seed=0)
     x = G(torch.randn(6, 16), y)
@@ -27,8 +40,12 @@ def test_bundle_round_trip_and_tamper_refusal(tmp_path):
     save_bundle(tmp_path, G, spec, {"train_run_id": "r1"})
     loaded, spec2 = load_bundle(tmp_path)
     assert spec2 == spec and not loaded.training
-    assert torch.equal(generate_uint8(loaded, spec, 9, seed=3, batch=4), generate_uint8(loaded, spec, 9, seed=3))
-    assert not torch.equal(generate_uint8(loaded, spec, 9, seed=3), generate_uint8(loaded, spec, 9, seed=4))
+    assert torch.equal(
+        generate_uint8(loaded, spec, 9, seed=3, batch=4), generate_uint8(loaded, spec, 9, seed=3)
+    )
+    assert not torch.equal(
+        generate_uint8(loaded, spec, 9, seed=3), generate_uint8(loaded, spec, 9, seed=4)
+    )
     weights = tmp_path / "generator.pt"
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -9,8 +9,8 @@ from PIL import Image
 
 from prodgan.data.folder import write_folder
 from prodgan.data.importer import import_into
-from prodgan.settings import Settings
 from prodgan.ops.validate import validate as validate_dataset
+from prodgan.settings import Settings
 
 
 def _photos(src: Path, categories: tuple[str, ...], per_category: int) -> None:
@@ -22,10 +22,16 @@ def _photos(src: Path, categories: tuple[str, ...], per_category: int) -> None:
             Image.fromarray(pixels).save(src / category / f"{i}.jpg", quality=95)
 
 
-def test_folder_dataset_checked_against_its_own_declaration(project: Settings, tmp_path: Path) -> None:
+def test_folder_dataset_checked_against_its_own_declaration(
+    project: Settings, tmp_path: Path
+) -> None:
     _photos(tmp_path / "shoots", ("boots", "bags"), per_category=24)
-    import_into(project.data_dir, "shop", "folder",
-                lambda out: write_folder(tmp_path / "shoots", out, "shop", size=16, mode="RGB").meta)
+    import_into(
+        project.data_dir,
+        "shop",
+        "folder",
+        lambda out: write_folder(tmp_path / "shoots", out, "shop", size=16, mode="RGB").meta,
+    )
 
     record = validate_dataset(project, "shop")  # never `dvc add`ed: keyed by file stats
     assert record.success, [(f.rule, f.offending[:2]) for f in record.failures]

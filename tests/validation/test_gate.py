@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from prodgan.adapters import dvc
 from prodgan.errors import GateFailed, ProdganError
+from prodgan.ops.validate import (
+    ValidationRecord,
+    load_record,
+    require_validated,
+)
+from prodgan.ops.validate import (
+    validate as validate_dataset,
+)
 from prodgan.settings import Settings
-from prodgan.ops.validate import ValidationRecord, load_record, require_validated, validate as validate_dataset
 from tests.conftest import prodgan
 
 DATASET = "fashion-mnist"
@@ -34,7 +42,9 @@ def _rel(settings: Settings, path: Path) -> str:
 
 def _offenders(record: ValidationRecord, rule_part: str) -> list[str]:
     matching = [f for f in record.failures if rule_part in f.rule]
-    assert matching, f"no failed rule containing {rule_part!r}; failures: {[f.rule for f in record.failures]}"
+    assert matching, (
+        f"no failed rule containing {rule_part!r}; failures: {[f.rule for f in record.failures]}"
+    )
     return [item["file"] for f in matching for item in f.offending]
 
 
@@ -69,7 +79,9 @@ def _near_copy_in_test(s: Settings) -> tuple[str, str]:
     source, victim = _first(s, "train", "trouser"), _first(s, "test", "trouser")
     with Image.open(source) as img:
         pixels = np.asarray(img).copy()
-    pixels[0, :3] = np.clip(pixels[0, :3].astype(int) + 5, 0, 255)  # three pixels nudged: new bytes, same picture
+    pixels[0, :3] = np.clip(
+        pixels[0, :3].astype(int) + 5, 0, 255
+    )  # three pixels nudged: new bytes, same picture
     Image.fromarray(pixels).save(victim)
     return "near-duplicate", _rel(s, victim)
 
@@ -101,8 +113,17 @@ def _blank_image(s: Settings) -> tuple[str, str]:
     return "blank", _rel(s, victim)
 
 
-BREAKERS = [_truncated_png, _image_27x28, _rgb_in_grayscale, _train_copied_to_test, _near_copy_in_test,
-            _unknown_category, _empty_category, _duplicate_in_split, _blank_image]
+BREAKERS = [
+    _truncated_png,
+    _image_27x28,
+    _rgb_in_grayscale,
+    _train_copied_to_test,
+    _near_copy_in_test,
+    _unknown_category,
+    _empty_category,
+    _duplicate_in_split,
+    _blank_image,
+]
 
 
 def test_broken_dataset_fails_naming_each_file(small_project: Settings) -> None:
@@ -114,8 +135,12 @@ def test_broken_dataset_fails_naming_each_file(small_project: Settings) -> None:
         assert named in _offenders(record, rule), (rule, named)
     near = next(f for f in record.failures if "near-duplicate" in f.rule)
     twin = _rel(small_project, _first(small_project, "train", "trouser"))
-    assert any(str(o["value"]).endswith(f"from {twin}") for o in near.offending)  # a leak names its twin
-    assert record.data_hash is None and record.data_key.startswith("stat-")  # changed data has no DVC hash yet
+    assert any(
+        str(o["value"]).endswith(f"from {twin}") for o in near.offending
+    )  # a leak names its twin
+    assert record.data_hash is None and record.data_key.startswith(
+        "stat-"
+    )  # changed data has no DVC hash yet
     assert Path(record.docs_path).is_file()
     with pytest.raises(ProdganError, match="prodgan data validate"):
         require_validated(small_project, DATASET)
@@ -129,7 +154,10 @@ def _outside_references(site: Path) -> list[str]:
     bad = []
     for page in site.rglob("*.html"):
         html = page.read_text()
-        refs = re.findall(r'<(?:script[^>]*\ssrc|img[^>]*\ssrc|link[^>]*rel="stylesheet"[^>]*\shref)="([^"]+)"', html)
+        refs = re.findall(
+            r'<(?:script[^>]*\ssrc|img[^>]*\ssrc|link[^>]*rel="stylesheet"[^>]*\shref)="([^"]+)"',
+            html,
+        )
         for ref in refs + re.findall(r"url\('([^']+)'\)", html):
             if re.match(r"(https?:)?//", ref) or not (page.parent / ref).is_file():
                 bad.append(f"{page.name}: {ref}")
@@ -138,19 +166,29 @@ def _outside_references(site: Path) -> list[str]:
 
 def test_reference_check_rejects_cdn_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "here.css").write_text("")
-    (tmp_path / "index.html").write_text('<link rel="stylesheet" href="here.css"><script src="https://code.jquery.com/jquery-3.7.1.min.js">'
-                                         '</script><link rel="stylesheet" href="gone.css"><img src="//x.org/a.png">')
-    assert _outside_references(tmp_path) == ["index.html: https://code.jquery.com/jquery-3.7.1.min.js", "index.html: gone.css",
-                                             "index.html: //x.org/a.png"]
+    (tmp_path / "index.html").write_text(
+        '<link rel="stylesheet" href="here.css"><script src="https://code.jquery.com/jquery-3.7.1.min.js">'
+        '</script><link rel="stylesheet" href="gone.css"><img src="//x.org/a.png">'
+    )
+    assert _outside_references(tmp_path) == [
+        "index.html: https://code.jquery.com/jquery-3.7.1.min.js",
+        "index.html: gone.css",
+        "index.html: //x.org/a.png",
+    ]
 
 
 def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> None:
     record = validate_dataset(small_project, DATASET)
     assert record.success, [f.rule for f in record.failures]
     site = Path(record.docs_index).parent
-    assert len(list(site.rglob("*.html"))) >= 2 and _outside_references(site) == []  # styled offline
+    assert (
+        len(list(site.rglob("*.html"))) >= 2 and _outside_references(site) == []
+    )  # styled offline
     page = Path(record.docs_path).read_text()
-    assert "static/vendor/bootstrap@4.3.1/dist/css/bootstrap.min.css" in page and "integrity=" not in page  # checked, then dropped
+    assert (
+        "static/vendor/bootstrap@4.3.1/dist/css/bootstrap.min.css" in page
+        and "integrity=" not in page
+    )  # checked, then dropped
     pinned = dvc.dataset_hash(small_project, DATASET)
     assert record.data_hash == pinned and record.rows == 600 and not record.manifest_cached
     assert sum(record.counts["test"].values()) == 300
@@ -167,7 +205,9 @@ def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> Non
     # A stricter suite in the project: what was validated under the old one no longer counts.
     local_suite = small_project.root / "evaluation" / "expectations" / "fashion-mnist.json"
     local_suite.parent.mkdir(parents=True)
-    local_suite.write_text(Path(record.suite_path).read_text().replace('"min_value": 2.0', '"min_value": 3.0'))
+    local_suite.write_text(
+        Path(record.suite_path).read_text().replace('"min_value": 2.0', '"min_value": 3.0')
+    )
     with pytest.raises(ProdganError, match="suite for fashion-mnist changed"):
         require_validated(small_project, DATASET)
     assert validate_dataset(small_project, DATASET).suite_path == str(local_suite)
@@ -184,7 +224,11 @@ def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> Non
     with pytest.raises(ProdganError, match=r"has not been validated; run `prodgan data validate"):
         require_validated(small_project, DATASET)
     assert validate_dataset(small_project, DATASET).success
-    assert require_validated(small_project, DATASET).data_hash == dvc.dataset_hash(small_project, DATASET) != pinned
+    assert (
+        require_validated(small_project, DATASET).data_hash
+        == dvc.dataset_hash(small_project, DATASET)
+        != pinned
+    )
 
 
 def test_failed_validation_of_pinned_data_refuses_training(small_project: Settings) -> None:
@@ -204,15 +248,23 @@ def test_cli_names_offending_file_and_exits_1(small_project: Settings) -> None:
 
 
 def test_cli_usage_errors_exit_2(small_project: Settings) -> None:
-    proc = prodgan("data", "validate", "--dataset", "no-such-set", cwd=small_project.root, check=False)
-    assert proc.returncode == 2 and "prodgan data import" in proc.stderr and "Traceback" not in proc.stderr
+    proc = prodgan(
+        "data", "validate", "--dataset", "no-such-set", cwd=small_project.root, check=False
+    )
+    assert (
+        proc.returncode == 2
+        and "prodgan data import" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
 
 
 def test_suite_gx_cannot_load_is_refused(small_project: Settings) -> None:
     """GX itself would log and skip an unknown expectation; the gate must refuse instead of checking less."""
     local_suite = small_project.root / "evaluation" / "expectations" / "fashion-mnist.json"
     local_suite.parent.mkdir(parents=True)
-    local_suite.write_text('{"name": "fashion-mnist", "expectations": [{"type": "expect_images_to_be_pretty", "kwargs": {}}]}')
+    local_suite.write_text(
+        '{"name": "fashion-mnist", "expectations": [{"type": "expect_images_to_be_pretty", "kwargs": {}}]}'
+    )
     with pytest.raises(ProdganError, match="expect_images_to_be_pretty.*not valid for GX"):
         validate_dataset(small_project, DATASET)
     assert load_record(small_project, DATASET, dvc.dataset_hash(small_project, DATASET)) is None
