@@ -1,4 +1,5 @@
-# Two commands for a fresh machine: `make demo` (the main job, embedded defaults) and `make test`.
+# Two commands for a fresh machine: `make demo` (the main job, embedded defaults) and `make test`
+# (lint and format check first, then the suite).
 # Each creates .venv and installs on first use.
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test bench setup dataset clean-state
+.PHONY: demo test lint bench setup dataset clean-state
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +40,11 @@ demo: setup
 	@echo "== who was champion when"
 	$(BIN)/prodgan audit history
 
-test: setup
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
