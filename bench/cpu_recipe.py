@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 from prodgan.data.fashion_mnist import CATEGORIES, DEBIAN_SOURCE, read_split  # noqa: E402
 from prodgan.data.tensors import ImageSplit  # noqa: E402
-from prodgan.distributed import cpu_threads  # noqa: E402
 from prodgan.metrics.evaluate import evaluate_generator  # noqa: E402
 from prodgan.models import load_bundle  # noqa: E402
 from prodgan.models.evaluator import load_evaluator, save_evaluator, train_evaluator  # noqa: E402
 from prodgan.settings import Settings  # noqa: E402
-from prodgan.train import train  # noqa: E402
-from prodgan.train_config import TrainConfig, load_config  # noqa: E402
+from prodgan.training.config import TrainConfig, load_config  # noqa: E402
+from prodgan.training.distributed import cpu_threads  # noqa: E402
+from prodgan.training.loop import train  # noqa: E402
 
 warnings.filterwarnings("ignore")
 FID_TARGET, COND_ACC_TARGET = 100.0, 0.6

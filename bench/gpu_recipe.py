@@ -2,7 +2,7 @@
 
 `train` runs on a bare GPU box (python3 + torch/numpy/yaml/rich/pillow only; no MLflow, Prefect,
 DVC, Great Expectations or torch-fidelity): it reads Fashion-MNIST's train split straight from the
-four idx .gz files, runs `prodgan.train.train` on the recipe (with `--set` overrides), and writes
+four idx .gz files, runs `prodgan.training.loop.train` on the recipe (with `--set` overrides), and writes
 into --out:
 
     samples.npy      uint8 [10000, 1, 28, 28] from the EMA generator bundle: the generated side of
@@ -148,13 +148,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from prodgan.data import fashion_mnist
     from prodgan.data.tensors import ImageSplit
-    from prodgan.distributed import pick_device
     from prodgan.imaging import grid as make_grid
     from prodgan.imaging import save_png
     from prodgan.models import generate_uint8, load_bundle
     from prodgan.models.sampling import exact_fp32, labels_like
-    from prodgan.train import train
-    from prodgan.train_config import load_config, valid_keys
+    from prodgan.training.config import load_config, valid_keys
+    from prodgan.training.distributed import pick_device
+    from prodgan.training.loop import train
 
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
@@ -233,7 +233,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 torch.cuda.empty_cache()
 
     import prodgan
-    import prodgan.train as train_module
+    import prodgan.training.loop as train_module
 
     source = {
         "prodgan": str(Path(prodgan.__file__).parent),

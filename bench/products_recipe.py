@@ -176,8 +176,8 @@ def train_variant(
 
     from prodgan.models import load_bundle
     from prodgan.models.sampling import exact_fp32, generate_uint8, labels_like
-    from prodgan.train import train
-    from prodgan.train_config import load_config
+    from prodgan.training.config import load_config
+    from prodgan.training.loop import train
 
     train_split, test_split = view_of(data, view)
     cfg = replace(

@@ -137,8 +137,8 @@ def baseline_images_per_s(
 def prodgan_images_per_s(
     config: Path, data, device: torch.device, warmup: int, steps: int, out_dir: Path
 ) -> float:
-    from prodgan.train import TrainHooks, train
-    from prodgan.train_config import load_config
+    from prodgan.training.config import load_config
+    from prodgan.training.loop import TrainHooks, train
 
     stamps: dict[int, float] = {}
 
@@ -174,8 +174,8 @@ def main() -> None:
 
     from prodgan.adapters.dvc import pinned
     from prodgan.data.tensors import load_split
-    from prodgan.distributed import pick_device
     from prodgan.settings import Settings
+    from prodgan.training.distributed import pick_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -326,7 +326,7 @@ def link_to_model(client: Any, run_id: str, model_id: str) -> None:
 
 def training_hooks(logger: RunLogger, say: Callable[[str], None]):
     """Training-loop hooks that forward the loop's reports to the MLflow run."""
-    from prodgan.train import TrainHooks
+    from prodgan.training.loop import TrainHooks
 
     class MlflowHooks(TrainHooks):
         def on_start(self, info: dict[str, Any]) -> None:

@@ -165,8 +165,8 @@ def warm_references(
     """
     from prodgan.metrics import evaluate_generator
     from prodgan.metrics.calibration import noise_key, untrained_like
-    from prodgan.train_config import load_config
-    from prodgan.train_plan import make_spec
+    from prodgan.training.config import load_config
+    from prodgan.training.plan import make_spec
 
     cfg = load_config(settings.config_path(config), overrides)
     real, train = _splits(settings, cfg.dataset, "test")

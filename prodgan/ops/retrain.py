@@ -48,7 +48,7 @@ from prodgan.ops import (
     validate as validate_ops,
 )
 from prodgan.settings import Settings
-from prodgan.train_config import load_config
+from prodgan.training.config import load_config
 
 # `step(name, fn, *args, **kwargs)` runs one step; a flow passes one that wraps `fn` in a task.
 Step = Callable[..., Any]

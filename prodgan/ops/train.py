@@ -42,7 +42,7 @@ from prodgan.names import (
     sample_suffix,
 )
 from prodgan.settings import Settings
-from prodgan.train_config import TrainConfig, load_config
+from prodgan.training.config import TrainConfig, load_config
 
 STATE_FILE = "state.json"
 
@@ -214,8 +214,8 @@ def _run(
     say: Callable[[str], None],
 ) -> TrainingRun:
     from prodgan.data.tensors import hold_out, load_split
-    from prodgan.train import TrainingDiverged
-    from prodgan.train import train as train_loop
+    from prodgan.training.loop import TrainingDiverged
+    from prodgan.training.loop import train as train_loop
 
     data_hash, data_root = record.data_hash, settings.data_dir / cfg.dataset
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
@@ -327,10 +327,10 @@ def _train_processes(
     import subprocess
     import sys
 
-    from prodgan.checkpoints import list_checkpoints
     from prodgan.models.bundle import GeneratorSpec, read_bundle_record
-    from prodgan.train import TrainResult
-    from prodgan.train_files import TRAIN_LOG, replay_file_log
+    from prodgan.training.checkpoints import list_checkpoints
+    from prodgan.training.files import TRAIN_LOG, replay_file_log
+    from prodgan.training.loop import TrainResult
 
     log = run_dir / TRAIN_LOG
     offset = (
@@ -343,7 +343,7 @@ def _train_processes(
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
-        "prodgan.train",
+        "prodgan.training",
         "--config",
         str(config_path),
         *[a for o in overrides for a in ("--set", o)],
@@ -388,7 +388,7 @@ def _quick_fid_hook(
     import dataclasses
 
     from prodgan.metrics import quick_fid
-    from prodgan.train_plan import make_spec
+    from prodgan.training.plan import make_spec
 
     name = f"fid_{sample_suffix(cfg.eval_samples)}"
     if cfg.eval_metric not in ("", name):

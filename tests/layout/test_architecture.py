@@ -29,16 +29,9 @@ FLOORS: dict[str, tuple[str, ...]] = {
     "adapters": ("prodgan.adapters",),
     # Until prodgan/policy/ lands, the gates and the gate file are policy where they are.
     "policy": ("prodgan.policy", "prodgan.gates", "prodgan.gate_file"),
-    # Until prodgan/training/ lands, the root train*.py, checkpoints and distributed are core.
     "core": (
         "prodgan.models",
         "prodgan.training",
-        "prodgan.train",
-        "prodgan.train_config",
-        "prodgan.train_files",
-        "prodgan.train_plan",
-        "prodgan.checkpoints",
-        "prodgan.distributed",
         "prodgan.metrics",
         "prodgan.data",
         "prodgan.edit",

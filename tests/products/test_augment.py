@@ -7,8 +7,8 @@ import torch
 
 from prodgan.errors import ProdganError
 from prodgan.models.augment import diff_augment, parse_policy
-from prodgan.train_config import make_config
-from prodgan.train_plan import check_schedule, epoch_order
+from prodgan.training.config import make_config
+from prodgan.training.plan import check_schedule, epoch_order
 
 ALL = ("color", "translation", "cutout")
 

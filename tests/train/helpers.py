@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from prodgan.data.tensors import ImageSplit
-from prodgan.train_config import TrainConfig, make_config
+from prodgan.training.config import TrainConfig, make_config
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "configs" / "smoke.yaml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from prodgan.errors import ProdganError
-from prodgan.train import train
-from prodgan.train_config import load_config, parse_overrides, valid_keys
+from prodgan.training.config import load_config, parse_overrides, valid_keys
+from prodgan.training.loop import train
 from tests.conftest import prodgan
 from tests.train.helpers import SMOKE, tiny_config, tiny_split
 

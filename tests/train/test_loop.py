@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prodgan.checkpoints import list_checkpoints
 from prodgan.models import generate_uint8, load_bundle
-from prodgan.train import TrainingDiverged, train
+from prodgan.training.checkpoints import list_checkpoints
+from prodgan.training.loop import TrainingDiverged, train
 from tests.train.helpers import tiny_config, tiny_split
 
 
@@ -21,7 +21,7 @@ from tests.train.helpers import tiny_config, tiny_split
 )
 def test_trains_each_loss_and_writes_a_loadable_bundle(tmp_path, loss, extra):
     grids = []
-    from prodgan.train import TrainHooks
+    from prodgan.training.loop import TrainHooks
 
     class Recorder(TrainHooks):
         def on_grid(self, step, epoch, image):
@@ -53,7 +53,7 @@ def test_corrupt_last_checkpoint_falls_back_to_previous(tmp_path):
     newest.write_bytes(newest.read_bytes()[:100])
     messages = []
 
-    from prodgan.train import TrainHooks
+    from prodgan.training.loop import TrainHooks
 
     class Recorder(TrainHooks):
         def on_message(self, message):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from prodgan.checkpoints import list_checkpoints
+from prodgan.training.checkpoints import list_checkpoints
 from tests.train.helpers import write_config, write_dataset
 
 STEPS = 20
@@ -21,7 +21,7 @@ def _train_cmd(config, out, data, *extra):
     return [
         sys.executable,
         "-m",
-        "prodgan.train",
+        "prodgan.training",
         "--config",
         str(config),
         "--out",
@@ -76,7 +76,7 @@ def test_two_process_gloo_ddp_ranks_agree(tmp_path):
         "--nproc-per-node",
         "2",
         "-m",
-        "prodgan.train",
+        "prodgan.training",
         "--config",
         str(config),
         "--out",

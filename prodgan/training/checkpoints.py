@@ -18,7 +18,7 @@ from torch import nn
 from prodgan.errors import ProdganError
 from prodgan.fsutil import atomic_path
 from prodgan.models import GeneratorSpec, unwrap
-from prodgan.train_config import TrainConfig
+from prodgan.training.config import TrainConfig
 
 CHECKPOINT_FORMAT = 1
 CKPT_RE = re.compile(r"^ckpt_(\d{8})\.pt$")

@@ -11,7 +11,7 @@ from prodgan.errors import ProdganError
 from prodgan.models import GeneratorSpec
 from prodgan.models.augment import parse_policy
 from prodgan.models.losses import LOSSES
-from prodgan.train_config import TrainConfig
+from prodgan.training.config import TrainConfig
 
 
 def make_spec(cfg: TrainConfig, data: ImageSplit) -> GeneratorSpec:

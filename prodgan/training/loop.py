@@ -7,8 +7,8 @@ Torch only: tracking happens in `hooks` passed in by an adapter (`prodgan.adapte
 Reproducible by construction: the data order comes from (seed, epoch) and the noise from
 (seed, step, rank), so a resumed run draws exactly what the uninterrupted run would have.
 
-Multi-GPU: `torchrun --nproc-per-node N -m prodgan.train --config FILE --out DIR` (train_files.py);
-devices and ranks in distributed.py, checkpoints in checkpoints.py.
+Multi-GPU: `torchrun --nproc-per-node N -m prodgan.training --config FILE --out DIR`
+(__main__.py); devices and ranks in distributed.py, checkpoints in checkpoints.py.
 """
 
 from __future__ import annotations
@@ -25,24 +25,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from prodgan.checkpoints import (
-    CHECKPOINT_FORMAT,
-    all_finite,
-    check_resumable,
-    list_checkpoints,
-    load_latest_checkpoint,
-    save_checkpoint,
-    weights_digest,
-)
 from prodgan.console import StepProgress
 from prodgan.data.tensors import ImageSplit
-from prodgan.distributed import (
-    allreduce_grads,
-    broadcast_state,
-    cpu_threads,
-    init_distributed,
-    pick_device,
-)
 from prodgan.errors import ProdganError
 from prodgan.models import (
     GeneratorSpec,
@@ -54,8 +38,24 @@ from prodgan.models import (
 )
 from prodgan.models.augment import diff_augment, parse_policy
 from prodgan.models.losses import LOSSES, ema_update, gradient_penalty, r1_penalty
-from prodgan.train_config import TrainConfig
-from prodgan.train_plan import check_schedule, epoch_order, make_spec
+from prodgan.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    all_finite,
+    check_resumable,
+    list_checkpoints,
+    load_latest_checkpoint,
+    save_checkpoint,
+    weights_digest,
+)
+from prodgan.training.config import TrainConfig
+from prodgan.training.distributed import (
+    allreduce_grads,
+    broadcast_state,
+    cpu_threads,
+    init_distributed,
+    pick_device,
+)
+from prodgan.training.plan import check_schedule, epoch_order, make_spec
 
 GRID_SEED = 1234
 GRID_ROWS = 8
@@ -386,8 +386,3 @@ def _copy_bundle(src: Path, dst: Path) -> None:
         for f in src.iterdir():
             shutil.copy2(f, tmp / f.name)
 
-
-if __name__ == "__main__":
-    from prodgan.train_files import main
-
-    main()

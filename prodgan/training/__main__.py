@@ -1,0 +1,70 @@
+"""The bare trainer: `python -m prodgan.training`, or `torchrun ... -m prodgan.training` for DDP.
+
+No tracking, files only: checkpoints, the bundle, `train_log.jsonl` and sample grids land in
+`--out` (files.py); `prodgan train --nproc N` launches this and replays the log into MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch.distributed as dist
+
+from prodgan.data.layout import read_meta
+from prodgan.data.tensors import ImageSplit, decode_split, load_split
+from prodgan.errors import ProdganError
+from prodgan.settings import Settings
+from prodgan.training.config import load_config
+from prodgan.training.distributed import rank_env
+from prodgan.training.files import FileHooks
+from prodgan.training.loop import train
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train without tracking (a bare GPU box, or `torchrun`).
+
+    Checkpoints, bundle, train_log.jsonl and grids land in --out.
+    """
+    parser = argparse.ArgumentParser(prog="python -m prodgan.training", description=main.__doc__)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", required=True, type=Path, help="run folder (checkpoints/, bundle/)")
+    parser.add_argument(
+        "--data-dir", type=Path, help="dataset folder [default: <project>/data/<dataset>]"
+    )
+    parser.add_argument("--data-hash", help="DVC hash of the data: enables the decoded-tensor cache")
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    rank = rank_env("RANK", 0)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        settings = Settings.load()
+        root = args.data_dir or settings.data_dir / cfg.dataset
+        if args.data_hash:
+            data = load_split(settings.tensor_cache_dir, root, "train", args.data_hash)
+        else:
+            meta = read_meta(root)
+            images, labels = decode_split(root, meta, "train")
+            categories = tuple(meta.categories)
+            data = ImageSplit(images, labels, categories, meta.name, "train", "unpinned")
+        result = train(
+            cfg,
+            data,
+            args.out,
+            resume=args.resume,
+            hooks=FileHooks(args.out),
+            progress=rank == 0,
+        )
+        print(f"rank {rank} step {result.step} weights sha256 {result.weights_sha256}", flush=True)
+        if rank == 0:
+            print(f"bundle: {result.bundle_dir}", flush=True)
+    except ProdganError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
