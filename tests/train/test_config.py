@@ -1,11 +1,14 @@
-"""Config and bad-input errors: every one is a ProdganError naming the fix, raised before training."""
+"""Config and bad-input errors: each a ProdganError naming the fix, raised before training."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from pydantic import ValidationError
 
 from prodgan.errors import ProdganError
-from prodgan.training.config import load_config, parse_overrides, valid_keys
+from prodgan.training.config import load_config, make_config, parse_overrides, valid_keys
 from prodgan.training.loop import train
 from tests.conftest import prodgan
 from tests.train.helpers import SMOKE, tiny_config, tiny_split
@@ -43,8 +46,34 @@ def test_bad_override_values(override, fragment):
     assert "\n" not in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("steps", 0),
+        ("batch_size", 0),
+        ("checkpoint_every", 0),
+        ("log_every", 0),
+        ("keep_checkpoints", 0),
+        ("d_steps", 0),
+        ("r1_every", 0),
+        ("ema_decay", -0.1),
+        ("ema_decay", 1.0),
+        ("max_seconds", -1.0),
+    ],
+)
+def test_config_ranges_live_in_train_config_alone(key, value):
+    """The plan does not check these again: TrainConfig refuses them, built or replaced."""
+    with pytest.raises(ProdganError, match=f"{key}="):
+        make_config({key: value})
+    with pytest.raises(ValidationError):
+        dataclasses.replace(make_config({}), **{key: value})
+
+
 def test_cli_reports_an_out_of_range_override_in_one_line(tmp_path):
-    """`prodgan train --set lr_g=-1`: one line naming the file, key and range; no traceback, nothing created."""
+    """`prodgan train --set lr_g=-1`: one line naming the file, key and range.
+
+    No traceback, nothing created.
+    """
     proc = prodgan("train", "--config", str(SMOKE), "--set", "lr_g=-1", cwd=tmp_path, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
