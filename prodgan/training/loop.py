@@ -68,7 +68,10 @@ class TrainingDiverged(ProdganError):
 
 
 class TrainHooks:
-    """What the loop reports (rank 0 only). The MLflow adapter overrides these; the default is silent."""
+    """What the loop reports (rank 0 only).
+
+    The MLflow adapter overrides these; the default is silent.
+    """
 
     def on_start(self, info: dict[str, Any]) -> None: ...
     def on_metrics(self, step: int, metrics: dict[str, float]) -> None: ...
@@ -92,7 +95,7 @@ class TrainResult:
 
 
 def train(cfg: TrainConfig, data: ImageSplit, out_dir: Path, **options: Any) -> TrainResult:
-    """Train a GAN on `data` (uint8 images), writing checkpoints and the final bundle under `out_dir`.
+    """Train a GAN on `data` (uint8 images); checkpoints and the final bundle go under `out_dir`.
 
     options: resume, hooks, on_eval, lineage, progress (see `train_loop`). On a shared CPU,
     spinning OpenMP threads cost more than they give: `threads` limits them for this call only.
@@ -129,27 +132,32 @@ def train_loop(
         if use_bf16
         else contextlib.nullcontext
     )
-    # NHWC: cuDNN's fast path on CUDA, and oneDNN's on x86 CPUs (fmnist.yaml on 2 cores: 61 -> ~110 images/s, exact fp32).
-    memory_format = (
-        torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
-    )
+    # NHWC: cuDNN's fast path on CUDA, and oneDNN's on x86 CPUs
+    # (fmnist.yaml on 2 cores: 61 -> ~110 images/s, exact fp32).
+    nhwc = device.type in ("cuda", "cpu")
+    memory_format = torch.channels_last if nhwc else torch.contiguous_format
 
     # Data: the whole split resident on the device as uint8 (60k 28x28 images = 47 MB).
     images = torch.from_numpy(data.images).to(device)
     labels = torch.from_numpy(data.labels).to(device)
-    seen = lambda x, policy=parse_policy(cfg.diffaugment): diff_augment(x, policy, noise)  # noqa: E731 (what D sees: DiffAugment)
     n_images, local_batch = len(images), cfg.batch_size // world
     steps_per_epoch = n_images // cfg.batch_size
+
+    # Noise: one generator, reseeded from (seed, step, rank) every step; flips, z and DiffAugment
+    # all draw from it. What D sees goes through DiffAugment (a no-op for the empty policy).
+    noise = torch.Generator(device).manual_seed(cfg.seed)
+    augment_policy = parse_policy(cfg.diffaugment)
+
+    def seen(x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, augment_policy, noise)
 
     # Models: same seed on every rank, then rank 0's state broadcast to be sure.
     torch.manual_seed(cfg.seed)
     G = build_generator(spec).to(device, memory_format=memory_format)
-    D = build_discriminator(spec, width=cfg.d_width, spectral_norm=cfg.spectral_norm).to(
-        device, memory_format=memory_format
-    )
-    G_ema = (
-        build_generator(spec).to(device, memory_format=memory_format).eval().requires_grad_(False)
-    )
+    D = build_discriminator(spec, width=cfg.d_width, spectral_norm=cfg.spectral_norm)
+    D = D.to(device, memory_format=memory_format)
+    G_ema = build_generator(spec).to(device, memory_format=memory_format)
+    G_ema.eval().requires_grad_(False)
     G_ema.load_state_dict(G.state_dict())
     adam = {"fused": True} if on_cuda else {}
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), **adam)
@@ -164,18 +172,17 @@ def train_loop(
         G_ema.load_state_dict(state["G_ema"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
-        for opt, lr in (
-            (opt_g, cfg.lr_g),
-            (opt_d, cfg.lr_d),
-        ):  # the config, not the checkpoint, sets the schedule
+        # The config, not the checkpoint, sets the schedule.
+        for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
             for group in opt.param_groups:
                 group.update(lr=lr, betas=(cfg.beta1, cfg.beta2))
         step, best = int(state["step"]), dict(state["best"])
         hooks.on_message(f"resuming from {path.name} at step {step}")
     broadcast_state(world, G, D, G_ema)
     G_train, D_train = (torch.compile(G), torch.compile(D)) if cfg.compile else (G, D)
-    # A discriminator with batch norm sees real and fake as separate batches (as DCGAN trains it): a mixed
-    # batch would hide the batch-level difference its statistics carry. Without it, one forward is cheaper.
+    # A discriminator with batch norm sees real and fake as separate batches (as DCGAN trains it):
+    # a mixed batch would hide the batch-level difference its statistics carry. Without batch
+    # norm, one forward over both is cheaper.
     split_d = uses_batch_stats(D)
 
     def checkpoint_state() -> dict[str, Any]:
@@ -196,7 +203,6 @@ def train_loop(
     grid_n = GRID_ROWS * spec.num_classes if spec.num_classes else GRID_ROWS * GRID_ROWS
     grid_cols = spec.num_classes or GRID_ROWS
     grid_every = cfg.grid_every or steps_per_epoch
-    noise = torch.Generator(device).manual_seed(cfg.seed)
     order, order_epoch = None, -1
     last_good = list_checkpoints(out_dir)[0] if resume and is_main else None
     hooks.on_start(
@@ -246,16 +252,11 @@ def train_loop(
             # Batch: this rank's slice of the epoch's global batch.
             epoch, i = divmod(step, steps_per_epoch)
             if epoch != order_epoch:
-                order, order_epoch = (
-                    epoch_order(
-                        n_images, cfg.seed, epoch, labels.cpu() if cfg.class_balanced else None
-                    ).to(device),
-                    epoch,
-                )
-            idx = order[
-                i * cfg.batch_size + rank * local_batch : i * cfg.batch_size
-                + (rank + 1) * local_batch
-            ]
+                balance_by = labels.cpu() if cfg.class_balanced else None
+                order = epoch_order(n_images, cfg.seed, epoch, balance_by).to(device)
+                order_epoch = epoch
+            first = i * cfg.batch_size + rank * local_batch
+            idx = order[first : first + local_batch]
             real = images[idx].float().div_(127.5).sub_(1).contiguous(memory_format=memory_format)
             y = labels[idx] if spec.num_classes else None
             noise.manual_seed(cfg.seed * 1_000_003 + step * 1009 + rank + 1)
@@ -270,23 +271,21 @@ def train_loop(
                 with autocast():
                     fake = G_train(z, y)
                     if split_d:
-                        loss_d = loss_d_fn(
-                            D_train(seen(real), y).float(), D_train(seen(fake.detach()), y).float()
-                        )
+                        logits_real = D_train(seen(real), y).float()
+                        logits_fake = D_train(seen(fake.detach()), y).float()
+                        loss_d = loss_d_fn(logits_real, logits_fake)
                     else:
-                        logits = D_train(
-                            seen(torch.cat([real, fake.detach()])),
-                            torch.cat([y, y]) if y is not None else None,
-                        ).float()
+                        both = torch.cat([real, fake.detach()])
+                        y_both = torch.cat([y, y]) if y is not None else None
+                        logits = D_train(seen(both), y_both).float()
                         loss_d = loss_d_fn(*logits.split(local_batch))
                 if cfg.loss == "wgan-gp":
                     with autocast():
                         loss_d = loss_d + cfg.gp_weight * gradient_penalty(D_train, real, fake, y)
                 if cfg.r1_gamma and step % cfg.r1_every == 0:
+                    r1_weight = cfg.r1_gamma / 2 * cfg.r1_every  # lazy R1: scaled by its interval
                     with autocast():
-                        loss_d = loss_d + (cfg.r1_gamma / 2 * cfg.r1_every) * r1_penalty(
-                            D_train, real, y
-                        )
+                        loss_d = loss_d + r1_weight * r1_penalty(D_train, real, y)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 allreduce_grads(D, world)
@@ -314,12 +313,11 @@ def train_loop(
                 if not torch.isfinite(losses).all():
                     raise TrainingDiverged(_diverged_message(step, losses, last_good))
                 now = time.perf_counter()
+                images_seen = (step - window_step) * cfg.batch_size
                 metrics = {
                     "loss_d": float(losses[0]),
                     "loss_g": float(losses[1]),
-                    "images_per_s": (step - window_step)
-                    * cfg.batch_size
-                    / max(now - window_t, 1e-9),
+                    "images_per_s": images_seen / max(now - window_t, 1e-9),
                     "epoch": step / steps_per_epoch,
                 }
                 window_t, window_step = now, step
@@ -354,9 +352,8 @@ def train_loop(
         if best["step"] >= 0 and (out_dir / "best").is_dir():
             _copy_bundle(out_dir / "best", bundle_dir)
         else:
-            save_bundle(
-                bundle_dir, G_ema, spec, {**(lineage or {}), "step": step, "config": cfg.to_dict()}
-            )
+            extra = {**(lineage or {}), "step": step, "config": cfg.to_dict()}
+            save_bundle(bundle_dir, G_ema, spec, extra)
     metrics = {**metrics, "train_seconds": time.perf_counter() - t_start}
     if best["step"] >= 0:
         metrics.update({f"best_{cfg.eval_metric}": best["value"], "best_step": float(best["step"])})
@@ -364,17 +361,17 @@ def train_loop(
 
 
 def _diverged_message(step: int, losses: torch.Tensor | None, last_good: Path | None) -> str:
-    keep = (
-        f"the last good checkpoint {last_good} is kept"
-        if last_good
-        else "no checkpoint had been written yet"
+    if last_good:
+        keep = f"the last good checkpoint {last_good} is kept"
+    else:
+        keep = "no checkpoint had been written yet"
+    shown = ""
+    if losses is not None:
+        shown = f" (loss_d={float(losses[0]):.4g}, loss_g={float(losses[1]):.4g})"
+    return (
+        f"training diverged at step {step}: NaN/inf losses or weights{shown}; {keep}; "
+        "lower lr_g/lr_d or enable spectral_norm, then --resume"
     )
-    shown = (
-        f" (loss_d={float(losses[0]):.4g}, loss_g={float(losses[1]):.4g})"
-        if losses is not None
-        else ""
-    )
-    return f"training diverged at step {step}: NaN/inf losses or weights{shown}; {keep}; lower lr_g/lr_d or enable spectral_norm, then --resume"
 
 
 def _copy_bundle(src: Path, dst: Path) -> None:
@@ -385,4 +382,3 @@ def _copy_bundle(src: Path, dst: Path) -> None:
     with atomic_dir(dst) as tmp:
         for f in src.iterdir():
             shutil.copy2(f, tmp / f.name)
-
