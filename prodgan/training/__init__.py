@@ -1,6 +1,6 @@
 """Training a GAN: torch only, one process or `torchrun` ranks, resumable.
 
-config.py        TrainConfig: the YAML keys and `--set` overrides, their types and ranges (torch-free)
+config.py        TrainConfig: YAML keys and `--set` overrides, their types and ranges (torch-free)
 plan.py          what a run will do, checked before its first step: spec, schedule, epoch order
 loop.py          the training loop, top to bottom, and the hooks it reports through
 checkpoints.py   checkpoint files: atomic writes, newest first, resumable or refused

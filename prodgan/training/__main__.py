@@ -29,11 +29,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m prodgan.training", description=main.__doc__)
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", required=True, type=Path, help="run folder (checkpoints/, bundle/)")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="run folder (checkpoints/, bundle/)"
+    )
     parser.add_argument(
         "--data-dir", type=Path, help="dataset folder [default: <project>/data/<dataset>]"
     )
-    parser.add_argument("--data-hash", help="DVC hash of the data: enables the decoded-tensor cache")
+    parser.add_argument(
+        "--data-hash", help="DVC hash of the data: enables the decoded-tensor cache"
+    )
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     rank = rank_env("RANK", 0)

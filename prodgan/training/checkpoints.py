@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic writes, newest-first listing, a corrupt newest falls back to the one before.
+"""Training checkpoints: atomic writes, newest first; a corrupt one falls back to the one before.
 
 A checkpoint holds everything a resumed run needs to draw exactly what the uninterrupted run
 would have; `check_resumable` refuses one written for other network shapes.
@@ -89,7 +89,8 @@ def load_latest_checkpoint(
             AttributeError,
         ) as exc:
             warn(
-                f"checkpoint {path.name} is unreadable ({type(exc).__name__}); falling back to the previous one"
+                f"checkpoint {path.name} is unreadable ({type(exc).__name__}); "
+                "falling back to the previous one"
             )
     raise ProdganError(
         f"no readable checkpoint in {checkpoint_dir(out_dir)}; start the run again without --resume"
@@ -112,5 +113,6 @@ def check_resumable(
         diffs.append(f"spec {saved_spec} (now {spec.to_dict()})")
     if diffs:
         raise ProdganError(
-            f"checkpoint {path} was written for another architecture: {', '.join(diffs)}; resume with the config it was trained with, or start without --resume"
+            f"checkpoint {path} was written for another architecture: {', '.join(diffs)}; "
+            "resume with the config it was trained with, or start without --resume"
         )

@@ -1,4 +1,4 @@
-"""Training configuration: one pydantic dataclass, read from YAML, overridden by `key=value` strings.
+"""Training configuration: one pydantic dataclass, read from YAML, overridden by `key=value`.
 
 Torch-free so the CLI and flows can check a config (unknown keys, wrong types, numbers out of
 range) in milliseconds before anything heavy is imported. pydantic does the checking; every
@@ -28,7 +28,9 @@ Fraction = Annotated[float, Field(ge=0, lt=1)]
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class TrainConfig:
     dataset: str = DEFAULT_DATASET
-    arch: str = "cdcgan"  # dcgan (unconditional) | cdcgan (conditional BN + projection D) | cdcgan-classic (DCGAN's batch-norm D: CPU)
+    # dcgan (unconditional) | cdcgan (conditional BN + projection D)
+    # | cdcgan-classic (DCGAN's batch-norm D: CPU)
+    arch: str = "cdcgan"
     z_dim: Annotated[int, Field(ge=1, le=4096)] = 128
     width: Annotated[int, Field(ge=1, le=4096)] = 64  # generator channels at full resolution
     d_width: Annotated[int, Field(ge=1, le=4096)] = 64  # discriminator channels at full resolution
@@ -36,12 +38,10 @@ class TrainConfig:
     spectral_norm: bool = True  # on every discriminator layer
     batch_size: Count = 256  # global: split evenly across DDP ranks
     steps: Count = 5000  # generator updates
-    max_seconds: Annotated[float, Field(ge=0)] = (
-        0.0  # stop earlier once the loop has run this long (0: no limit); single process only
-    )
-    d_steps: Annotated[int, Field(ge=1, le=100)] = (
-        1  # discriminator updates per generator update (same real batch, new noise)
-    )
+    # Stop earlier once the loop has run this long (0: no limit); single process only.
+    max_seconds: Annotated[float, Field(ge=0)] = 0.0
+    # Discriminator updates per generator update (same real batch, new noise).
+    d_steps: Annotated[int, Field(ge=1, le=100)] = 1
     lr_g: Rate = 2e-4
     lr_d: Rate = 2e-4
     beta1: Fraction = 0.0
@@ -52,26 +52,28 @@ class TrainConfig:
     r1_every: Count = 16  # lazy R1: every N steps, scaled by N
     gp_weight: Annotated[float, Field(ge=0)] = 10.0  # WGAN-GP only
     hflip: bool = False  # random horizontal flips of real images
-    diffaugment: str = ""  # DiffAugment policies for everything D sees, e.g. "color,translation,cutout" ("" = off); models/augment.py
-    class_balanced: bool = False  # draw every category equally often (imbalanced catalogues), instead of each image once per epoch
+    # DiffAugment policies for everything D sees, e.g. "color,translation,cutout" ("" = off);
+    # models/augment.py
+    diffaugment: str = ""
+    # Draw every category equally often (imbalanced catalogues), instead of each image once
+    # per epoch.
+    class_balanced: bool = False
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     device: str = "auto"  # auto (cuda > mps > cpu) | cuda | cuda:N | mps | cpu
     precision: str = "auto"  # auto (bf16 on CUDA, else fp32) | bf16 | fp32
     compile: bool = False  # torch.compile the networks (CUDA)
-    threads: Annotated[int, Field(ge=0, le=1024)] = (
-        0  # CPU intra-op threads; 0 = torch's default (one per core)
-    )
+    # CPU intra-op threads; 0 = torch's default (one per core).
+    threads: Annotated[int, Field(ge=0, le=1024)] = 0
     checkpoint_every: Count = 500
     keep_checkpoints: Count = 2
     log_every: Count = 10
     grid_every: Zero = 0  # 0: one sample grid per epoch
-    eval_every: Zero = (
-        0  # 0: no evaluation during training; N: quick FID every N steps picks the best checkpoint
-    )
-    eval_samples: Annotated[int, Field(ge=2)] = (
-        500  # quick FID: this many generated vs as many test images (real side cached)
-    )
-    eval_metric: str = ""  # metric from on_eval that picks the best checkpoint (lower is better; "" = the quick FID)
+    # 0: no evaluation during training; N: quick FID every N steps picks the best checkpoint.
+    eval_every: Zero = 0
+    # Quick FID: this many generated vs as many test images (real side cached).
+    eval_samples: Annotated[int, Field(ge=2)] = 500
+    # The metric from on_eval that picks the best checkpoint (lower is better; "" = the quick FID).
+    eval_metric: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,7 +87,10 @@ _ADAPTER = TypeAdapter(TrainConfig)
 
 
 def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
-    """A TrainConfig from a dict; unknown keys, wrong types and out-of-range numbers are one-line user errors."""
+    """A TrainConfig from a dict.
+
+    Unknown keys, wrong types and out-of-range numbers are one-line user errors.
+    """
     try:
         return _ADAPTER.validate_python(values)
     except ValidationError as exc:
@@ -112,7 +117,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ProdganError(
-            f"config file {path} does not exist; see configs/ for examples (smoke.yaml, fmnist.yaml)"
+            f"config file {path} does not exist; "
+            "see configs/ for examples (smoke.yaml, fmnist.yaml)"
         )
     try:
         values = yaml.safe_load(path.read_text()) or {}

@@ -1,9 +1,9 @@
-"""Devices and ranks for the training loop: which device, which process group, gradients and state shared.
+"""Devices and ranks for the training loop: the device, the process group, shared grads and state.
 
-torchrun's contract (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE) is read through `prodgan.settings.env`.
-Gradients are all-reduced by hand after each backward (as in StyleGAN2-ADA) instead of wrapping in
-DistributedDataParallel, because GAN steps run the discriminator several times per update and
-differentiate through it for penalties.
+torchrun's contract (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE) is read through
+`prodgan.settings.env`. Gradients are all-reduced by hand after each backward (as in
+StyleGAN2-ADA) instead of wrapping in DistributedDataParallel, because GAN steps run the
+discriminator several times per update and differentiate through it for penalties.
 """
 
 from __future__ import annotations
@@ -77,12 +77,15 @@ def allreduce_grads(module: nn.Module, world: int) -> None:
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= world
-    for g, chunk in zip(grads, flat.split([g.numel() for g in grads])):
+    for g, chunk in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
         g.copy_(chunk.view_as(g))
 
 
 def broadcast_state(world: int, *modules: nn.Module) -> None:
-    """Make every rank hold rank 0's parameters and buffers (start, and BN statistics before saving)."""
+    """Make every rank hold rank 0's parameters and buffers.
+
+    At the start, and for batch-norm statistics before saving.
+    """
     if world == 1:
         return
     for module in modules:

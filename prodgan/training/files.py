@@ -21,7 +21,7 @@ GRIDS_DIR = "samples"
 
 
 class FileHooks(TrainHooks):
-    """Rank 0 of a bare (torchrun) run appends its reports to files, so a tracking parent can log them."""
+    """Rank 0 of a bare (torchrun) run appends its reports to files for a tracking parent to log."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
@@ -46,7 +46,10 @@ class FileHooks(TrainHooks):
 
 
 def replay_file_log(out_dir: Path, offset: int, hooks: TrainHooks) -> dict[str, float]:
-    """Feed what a bare run wrote after byte `offset` of its log to `hooks`; returns the last metrics."""
+    """Feed what a bare run wrote after byte `offset` of its log to `hooks`.
+
+    Returns the last metrics it reported.
+    """
     last: dict[str, float] = {}
     path = Path(out_dir) / TRAIN_LOG
     if not path.is_file():

@@ -1,4 +1,7 @@
-"""Training tests run one intra-op thread: on a shared 2-core box two spinning OpenMP threads are 2-6x slower."""
+"""Training tests run one intra-op thread.
+
+On a shared 2-core box, two spinning OpenMP threads are 2-6x slower than one.
+"""
 
 from __future__ import annotations
 

@@ -15,7 +15,10 @@ CATEGORIES = ("tshirt", "trouser", "bag")
 
 
 def tiny_split(n: int = 24, size: int = 28, channels: int = 1, seed: int = 0) -> ImageSplit:
-    """Blobs whose brightness depends on the category: enough structure for a GAN step to mean something."""
+    """Blobs whose brightness depends on the category.
+
+    Enough structure for a GAN step to mean something.
+    """
     rng = np.random.default_rng(seed)
     labels = np.arange(n, dtype=np.int64) % len(CATEGORIES)
     images = rng.integers(0, 60, size=(n, channels, size, size), dtype=np.uint8)
@@ -54,7 +57,7 @@ def write_dataset(root: Path, split=None) -> Path:
 
     split = split or tiny_split()
     counts = {c: 0 for c in split.categories}
-    for i, (pixels, label) in enumerate(zip(split.images, split.labels)):
+    for i, (pixels, label) in enumerate(zip(split.images, split.labels, strict=True)):
         category = split.categories[label]
         counts[category] += 1
         path = root / "train" / category / f"{i:05d}.png"

@@ -67,7 +67,10 @@ def test_corrupt_last_checkpoint_falls_back_to_previous(tmp_path):
 
 
 def _diverging(cfg):
-    """Infinite learning rates: config validation refuses them, so they are set past it, as a diverging run would behave."""
+    """Infinite learning rates, as a diverging run would behave.
+
+    Config validation refuses them, so they are set past it.
+    """
     for key in ("lr_g", "lr_d"):
         object.__setattr__(cfg, key, float("inf"))
     return cfg

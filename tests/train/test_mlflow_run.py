@@ -1,4 +1,7 @@
-"""`prodgan train` end to end on the tiny DVC-pinned Fashion-MNIST: a real sqlite MLflow run holds everything."""
+"""`prodgan train` end to end on the tiny DVC-pinned Fashion-MNIST.
+
+A real sqlite MLflow run holds everything.
+"""
 
 from __future__ import annotations
 
@@ -59,19 +62,21 @@ def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
         "@" + validation["timestamp"]
     )
     assert run.data.params["version.torch"] and run.data.tags["prodgan.device"] == "cpu"
-    [dataset] = (
-        run.inputs.dataset_inputs
-    )  # the MLflow UI's "Datasets": digest = DVC hash, source = the DVC remote
+    # The MLflow UI's "Datasets": digest = DVC hash, source = the DVC remote.
+    [dataset] = run.inputs.dataset_inputs
     assert (dataset.dataset.name, dataset.dataset.digest) == (
         "fashion-mnist:train",
         result.data_hash,
     )
     assert f"files/md5/{result.data_hash[:2]}/{result.data_hash[2:]}" in dataset.dataset.source
     assert {t.key: t.value for t in dataset.tags}["mlflow.data.context"] == "training"
-    assert (
-        run.data.tags["mlflow.note.content"]
-        == f"Training: cdcgan generator on fashion-mnist {result.data_hash[:8]}, recipe smoke.yaml + "
-        "steps=6 checkpoint_every=3 grid_every=3 log_every=2 batch_size=16 eval_every=3 eval_samples=12, 6 steps"
+    overrides = (
+        "steps=6 checkpoint_every=3 grid_every=3 log_every=2 batch_size=16 "
+        "eval_every=3 eval_samples=12"
+    )
+    assert run.data.tags["mlflow.note.content"] == (
+        f"Training: cdcgan generator on fashion-mnist {result.data_hash[:8]}, "
+        f"recipe smoke.yaml + {overrides}, 6 steps"
     )
     assert (
         run.data.tags["mlflow.user"]
