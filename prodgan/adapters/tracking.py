@@ -32,6 +32,7 @@ TRACKED_PACKAGES = (
 )
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 _BATCH = 900  # under MLflow's 1000-metrics-per-batch limit
+LOCAL_UI_PORT = 5000  # where `mlflow ui` listens by default, for a local store
 
 
 def setup_mlflow(settings: Settings):
@@ -130,6 +131,30 @@ def artifact_location(settings: Settings, run_id: str | None, artifact: str) -> 
         if uri.startswith("file://")
         else f"runs:/{run_id}/{artifact}"
     )
+
+
+def _is_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def ui_url(settings: Settings) -> str:
+    """The MLflow UI's address: the tracking server itself, or where `mlflow ui` serves a local store."""
+    uri = settings.tracking_uri
+    return uri.rstrip("/") if _is_server(uri) else f"http://127.0.0.1:{LOCAL_UI_PORT}"
+
+
+def ui_directions(settings: Settings) -> str:
+    """How a person opens the MLflow UI: its address, after the `mlflow ui` command a local store needs."""
+    uri = settings.tracking_uri
+    if _is_server(uri):
+        return ui_url(settings)
+    return f"mlflow ui --backend-store-uri {uri} --port {LOCAL_UI_PORT}  (then {ui_url(settings)})"
+
+
+def run_url(settings: Settings, run_id: str) -> str:
+    """A run's page in the MLflow UI."""
+    experiment = setup_mlflow(settings).get_run(run_id).info.experiment_id
+    return f"{ui_url(settings)}/#/experiments/{experiment}/runs/{run_id}"
 
 
 def is_local_store(tracking_uri: str) -> bool:

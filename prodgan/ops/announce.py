@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prodgan.adapters import registry
+from prodgan.adapters import registry, tracking
 from prodgan.names import is_headline
 from prodgan.settings import Settings
 
 CHAMPION_MOVED = "prodgan.champion.moved"
 CHALLENGER_REJECTED = "prodgan.challenger.rejected"
 VALIDATION_FAILED = "prodgan.validation.failed"
-MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default, for a local store
 
 
 @dataclass(frozen=True)
@@ -79,19 +78,12 @@ def decision_markdown(decision: Any) -> str:
     return "\n".join(lines)
 
 
-def _run_url(settings: Settings, run_id: str) -> str:
-    experiment = registry.client_for(settings).get_run(run_id).info.experiment_id
-    uri = settings.tracking_uri
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else MLFLOW_UI
-    return f"{base}/#/experiments/{experiment}/runs/{run_id}"
-
-
 def links(settings: Settings, result: dict[str, Any]) -> list[Link]:
     """Links to the MLflow runs behind a retrain and to the sheet (a local store: as `mlflow ui` serves it)."""
     found = [
         Link(
             f"mlflow-{key.removesuffix('_id').replace('_', '-')}",
-            _run_url(settings, run_id),
+            tracking.run_url(settings, run_id),
             f"MLflow {label} {run_id[:8]}",
         )
         for key, label in (

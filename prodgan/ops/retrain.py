@@ -388,13 +388,7 @@ def failure_markdown(exc: Exception) -> str:
 
 def where_to_look(settings: Settings, result: dict[str, Any]) -> list[tuple[str, str]]:
     """Where a person goes next: the MLflow UI, the Data Docs, the sample sheet, the Prefect flow run."""
-    uri = settings.tracking_uri
-    ui = (
-        uri
-        if uri.startswith(("http://", "https://"))
-        else f"mlflow ui --backend-store-uri {uri} --port 5000  (then http://127.0.0.1:5000)"
-    )
-    found = [("MLflow UI", ui)]
+    found = [("MLflow UI", tracking.ui_directions(settings))]
     if result.get("data_docs"):
         found.append(("Data Docs", result["data_docs"]))
     if result.get("sheet"):
