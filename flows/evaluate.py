@@ -8,7 +8,7 @@ from prefect import flow
 
 from flows import steps
 from prodgan.ops import evaluate as ops
-from prodgan.ops import retrain as report
+from prodgan.ops import report
 
 
 @flow(name="evaluate", log_prints=True)

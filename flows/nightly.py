@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 from flows import steps
 from flows.retrain import retrain
 from prodgan.errors import ProdganError
+from prodgan.ops import report
 from prodgan.ops import retrain as ops
 
 
@@ -48,7 +49,7 @@ def retrain_datasets(
         )
     steps.publish(
         "nightly-retrain",
-        ops.datasets_markdown(results, unscheduled),
+        report.datasets_markdown(results, unscheduled),
         "each scheduled dataset's retrain decision",
     )
     failed = [dataset for dataset, r in results.items() if r["decision"] == "failed"]

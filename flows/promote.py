@@ -8,7 +8,7 @@ from prefect import flow
 
 from flows import steps
 from prodgan.ops import promote as ops
-from prodgan.ops import retrain as report
+from prodgan.ops import report
 
 
 @flow(name="promote", log_prints=True)

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 
 from flows import steps
 from prodgan.errors import GateFailed
+from prodgan.ops import report
 from prodgan.ops import retrain as ops
 
 
@@ -36,16 +37,18 @@ def retrain(
             notify=steps.emit,
         )
     except GateFailed as exc:
-        steps.publish("retrain-decision", ops.failure_markdown(exc), "retrain stopped by a gate")
+        steps.publish("retrain-decision", report.failure_markdown(exc), "retrain stopped by a gate")
         raise
     get_run_logger().info(
         "retrain %s: %s",
         "runs" if outcome.freshness.retrain else "skipped",
         outcome.freshness.reason,
     )
-    result = ops.summary(outcome, links)
+    result = report.summary(outcome, links)
     steps.publish(
-        "retrain-decision", ops.report_markdown(result), "retrain decision, metrics, sample sheet"
+        "retrain-decision",
+        report.report_markdown(result),
+        "retrain decision, metrics, sample sheet",
     )
     steps.publish_decision(outcome, result)
     return result

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from prodgan.errors import ProdganError, TrackingUnreachable
-from prodgan.ops import announce
+from prodgan.ops import announce, report
 from prodgan.settings import Settings, configure_environment
 
 RETRIES = {"freshness": 1, "validate": 1, "train": 2, "evaluate": 2, "register": 3, "promote": 3}
@@ -50,9 +50,7 @@ def settings() -> Settings:
 
 def link_tags(settings: Settings) -> dict[str, str]:
     """Tags every MLflow run started by this flow run carries, so MLflow links back to Prefect."""
-    from prodgan.ops.retrain import flow_tags
-
-    return flow_tags(settings, str(flow_run.get_id()), str(flow_run.get_name()))
+    return report.flow_tags(settings, str(flow_run.get_id()), str(flow_run.get_name()))
 
 
 def publish(key: str, markdown: str, description: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 
 from flows import steps
-from prodgan.ops import retrain as report
+from prodgan.ops import report
 from prodgan.ops import validate as ops
 
 

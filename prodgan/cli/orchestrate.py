@@ -39,6 +39,7 @@ def retrain(
 
     Example: prodgan retrain --config configs/smoke.yaml
     """
+    from prodgan.ops import report
     from prodgan.ops import retrain as ops
     from prodgan.ops.train import config_sha256
     from prodgan.settings import Settings
@@ -55,7 +56,7 @@ def retrain(
     summary = flows.retrain.retrain(
         config=config, dataset=dataset, force=force, overrides=set_ or []
     )
-    _print_summary(summary, ops.where_to_look(settings, summary))
+    _print_summary(summary, report.where_to_look(settings, summary))
 
 
 def _print_summary(summary: dict, where: list[tuple[str, str]]) -> None:
