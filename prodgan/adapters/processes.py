@@ -119,20 +119,30 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_healthy(
-    url: str, proc: subprocess.Popen | int, log: Path, timeout: float, name: str
+def wait_until(
+    ready: Callable[[], bool],
+    proc: subprocess.Popen,
+    log: Path,
+    timeout: float,
+    name: str,
+    not_ready: str,
+    every: float = 0.3,
 ) -> None:
-    """Poll `url` until it answers 200; RuntimeError (with the log's tail) if the process dies or time runs out."""
+    """Poll `ready()` until it is true; RuntimeError (with the log's tail) if `proc` exits first or
+    time runs out (`not_ready` says what was still missing then, e.g. "sent no heartbeat")."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        exited = proc.poll() is not None if isinstance(proc, subprocess.Popen) else not alive(proc)
-        if exited:
-            code = f" with {proc.returncode}" if isinstance(proc, subprocess.Popen) else ""
-            raise RuntimeError(f"{name} exited{code}:\n{log_tail(log)}")
-        if http_ok(url):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_tail(log)}")
+        if ready():
             return
-        time.sleep(0.3)
-    raise RuntimeError(f"{name} not healthy at {url} after {timeout:.0f} s:\n{log_tail(log)}")
+        time.sleep(every)
+    raise RuntimeError(f"{name} {not_ready} after {timeout:.0f} s:\n{log_tail(log)}")
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float, name: str) -> None:
+    """Poll `url` until it answers 200 (`wait_until` with an HTTP health check)."""
+    wait_until(lambda: http_ok(url), proc, log, timeout, name, f"not healthy at {url}")
 
 
 def _reap(pid: int) -> None:

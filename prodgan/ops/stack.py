@@ -23,12 +23,12 @@ from prodgan.adapters import stack_services as svc
 from prodgan.adapters.processes import (
     alive,
     http_ok,
-    log_tail,
     port_open,
     running,
     spawn,
     stop_group,
     wait_healthy,
+    wait_until,
 )
 from prodgan.errors import ProdganError
 from prodgan.ops.stack_state import SERVICES, StackState, load, prepare
@@ -189,14 +189,15 @@ def _start_worker(state: StackState, cwd: Path) -> int:
         )
     proc = spawn(svc.worker_args(state.pool), state.log("worker"), env, cwd=cwd)
     state.pids["worker"] = proc.pid
-    deadline = time.monotonic() + START_TIMEOUT
-    while not svc.worker_online(state.prefect_api, state.pool):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(
-                f"worker {'exited' if proc.poll() is not None else 'sent no heartbeat'}:\n"
-                f"{log_tail(state.log('worker'))}"
-            )
-        time.sleep(0.5)
+    wait_until(
+        lambda: svc.worker_online(state.prefect_api, state.pool),
+        proc,
+        state.log("worker"),
+        START_TIMEOUT,
+        "worker",
+        "sent no heartbeat",
+        every=0.5,
+    )
     return proc.pid
 
 
