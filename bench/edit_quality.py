@@ -38,7 +38,7 @@ TRANSFER_TARGET = 0.90
 def generator_bundle(args: argparse.Namespace, settings: Settings) -> tuple[Path, str]:
     if args.bundle:
         return args.bundle, str(args.bundle)
-    from prodgan.adapters.model_store import resolve_model
+    from prodgan.adapters.production_state import resolve_model
 
     uri = args.model or f"models:/{settings.model_name}@champion"
     return resolve_model(settings, uri).bundle_dir, uri

@@ -18,7 +18,6 @@ from typing import Any
 from prodgan.adapters import signing
 from prodgan.adapters.auth import AuthApi, is_server
 from prodgan.adapters.tracking import ensure_experiment, is_local_store, setup_mlflow
-from prodgan.errors import GateFailed
 from prodgan.names import (
     AUDIT_CLAIM_PREFIX,
     AUDIT_EXPERIMENT,
@@ -29,6 +28,8 @@ from prodgan.names import (
     DATA_HASH,
     production_model,
 )
+from prodgan.policy.chain import UNSIGNED, decisions, record_hash
+from prodgan.policy.decision import DONE
 from prodgan.settings import Settings
 
 _TAGGED = (
@@ -43,8 +44,6 @@ _TAGGED = (
     "seq",
     "n",
 )
-DONE = "done"
-MOVES = ("promote", "force", "rollback")
 CLAIM_TRIES = 50
 PREV_WAIT_S = 10.0  # how long a writer waits for the record before its place to appear (its writer is mid-upload)
 
@@ -157,10 +156,10 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     while n > 1:
         before = _record_at(client, exp_id, model, n - 1)
         if before is not None or time.monotonic() > deadline:
-            prev = signing.record_hash(before) if before is not None else None
+            prev = record_hash(before) if before is not None else None
             break
         time.sleep(0.2)
-    body = {k: v for k, v in record.items() if k not in signing.UNSIGNED}
+    body = {k: v for k, v in record.items() if k not in UNSIGNED}
     body.update(n=n, prev=prev, key_id=signing.key_id(settings))
     body["signature"] = signing.sign(settings, body)
     tags = {f"{AUDIT_TAG}{k}": str(body.get(k) if body.get(k) is not None else "") for k in _TAGGED}
@@ -172,7 +171,7 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     if sheet is not None:
         client.log_image(run.info.run_id, sheet, artifact_file=AUDIT_SHEET)
     client.set_terminated(run.info.run_id, "FINISHED")
-    _set_head(settings, client, model, n, signing.record_hash(body))
+    _set_head(settings, client, model, n, record_hash(body))
     return {**body, "audit_run_id": run.info.run_id}
 
 
@@ -211,21 +210,6 @@ def chain(settings: Settings, model: str) -> list[dict[str, Any]]:
     return [_load(r) for r in runs]
 
 
-def decisions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The decisions of a chain, each with `state`: pending (its move was never confirmed), done, or final."""
-    done = {r.get("done_of") for r in records if r.get("action") == DONE}
-    return [
-        {
-            **r,
-            "state": ("done" if r.get("n") in done else "pending")
-            if r.get("phase") == "pending"
-            else "final",
-        }
-        for r in records
-        if r.get("action") != DONE
-    ]
-
-
 def audit_records(
     settings: Settings, model: str | None = None, version: str | None = None
 ) -> list[dict[str, Any]]:
@@ -234,36 +218,10 @@ def audit_records(
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
         return []
-    models = (
-        [model]
-        if model
-        else sorted(
-            {r.data.tags.get(f"{AUDIT_TAG}model", "") for r in _runs(client, exp.experiment_id, "")}
-        )
-    )
+    if model:
+        models = [model]
+    else:
+        every_run = _runs(client, exp.experiment_id, "")
+        models = sorted({r.data.tags.get(f"{AUDIT_TAG}model", "") for r in every_run})
     found = [r for m in models for r in decisions(chain(settings, m))]
     return [r for r in found if version is None or str(r.get("version")) == str(version)]
-
-
-def production_record(settings: Settings, model: str, production_version: str) -> dict[str, Any]:
-    """The promoter's signed, finished record that made production version `production_version`; GateFailed if none."""
-    for record in reversed(decisions(chain(settings, model))):
-        if (
-            str(record.get("production_version")) == str(production_version)
-            and record.get("action") in MOVES
-        ):
-            if not signing.verify(settings, record):
-                raise GateFailed(
-                    f"refusing to load production v{production_version} of {model}: its audit record "
-                    f"#{record.get('n')} has no valid signature by the configured audit key; run `prodgan audit verify`"
-                )
-            if record["state"] == "pending":
-                raise GateFailed(
-                    f"refusing to load production v{production_version} of {model}: the move that made it "
-                    f"(audit record #{record.get('n')}) never completed; run `prodgan audit verify`"
-                )
-            return record
-    raise GateFailed(
-        f"refusing to load production v{production_version} of {model}: no signed audit record made it "
-        f"(a move outside prodgan); run `prodgan audit verify`"
-    )

@@ -10,6 +10,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
 from prodgan.adapters.tracking import logged_model_id
 from prodgan.names import CONFIG, DATA_HASH, DATASET, TRAIN_RUN, is_headline
+from prodgan.policy.decision import Decision
 
 
 def headline(metrics: dict[str, float]) -> str:
@@ -37,7 +38,7 @@ def evaluation(
     return f"Evaluation of {model} on {dataset} {split} {data_hash[:8]} (protocol {protocol[:12]}): {headline(metrics)}"
 
 
-def describe_version(client: Any, name: str, version: str, decision: Any = None) -> str:
+def describe_version(client: Any, name: str, version: str, decision: Decision | None = None) -> str:
     """Set a version's description: its data and recipe, plus the decision when one was just taken."""
     mv = client.get_model_version(name, version)
     tags = mv.tags or {}
@@ -48,17 +49,7 @@ def describe_version(client: Any, name: str, version: str, decision: Any = None)
         f"(training run {str(tags.get(TRAIN_RUN, '?'))[:8]})"
     )
     if decision is not None:
-        failed = [r for r in decision.reasons if r.startswith("FAIL")]
-        why = (
-            failed[0]
-            if failed
-            else (
-                "every gate passed"
-                if decision.action == "promote"
-                else (decision.reasons or [""])[0]
-            )
-        )
-        text += f"; {decision.action} {decision.at} by {decision.actor}: {why}"
+        text += f"; {decision.action} {decision.at} by {decision.actor}: {decision.summary}"
     client.update_model_version(name, version, description=text)
     if logged_model_id(mv):  # the logged model's page shows the same line
         client.set_logged_model_tags(logged_model_id(mv), {MLFLOW_RUN_NOTE: text})

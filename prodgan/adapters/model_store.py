@@ -1,41 +1,28 @@
-"""Model store: a model reference -> a local generator bundle, downloaded once and checked on every read.
+"""Model store: stored model files -> a local copy, downloaded once and hashed on every read.
 
-`champion`/`previous` (and any version of the production model) load the promoter's copy, whose
-every file must hash to what the promoter's signed audit record states; other registered versions
-are checked against their weights tag. The cache under `<home>/models/` is never trusted for its
-name: content is hashed each time it is read, and a cached copy that no longer matches is fetched
-again once, then refused. A bundle pulled from a training run is checked against its own record.
+The cache under `<home>/models/` is content-addressed: a copy's key is a digest of the hashes
+its files must have (the promoter's signed record for a production copy, the registration tags
+for a trained version), so it is never trusted for its name. A copy is hashed each time it is
+read; one that no longer matches is fetched again once, then reported. Which copy a reference
+names, and what its files must hash to, is `prodgan.adapters.production_state`'s to say.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-MLFLOW_WRITTEN = frozenset(
-    {"registered_model_meta"}
-)  # MLflow writes this into a local copy the first time it loads
-from prodgan.adapters.registry import (
-    client_for,
-    find_version,
-    get_version,
-    production_state,
-    require_alias,
-)
-from prodgan.adapters.tracking import get_run
 from prodgan.errors import GateFailed, ProdganError
-from prodgan.names import (
-    CHAMPION,
-    GENERATOR_ARTIFACT,
-    PREVIOUS,
-    WEIGHTS,
-    ModelRef,
-    parse_model_ref,
-    production_model,
-)
+from prodgan.names import GENERATOR_ARTIFACT, WEIGHTS, production_model
 from prodgan.settings import Settings
+
+Problems = Callable[
+    [dict[str, str]], list[str]
+]  # {path: sha256} of a copy -> what is wrong with it
 
 
 @dataclass(frozen=True)
@@ -49,151 +36,116 @@ class ResolvedModel:
     run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     production_version: str | None = None  # set when the files are the promoter's copy
+    model_dir: Path | None = (
+        None  # the verified local copy of the whole MLflow model, if registered
+    )
 
     @property
     def served_uri(self) -> str:
-        """The pinned URI of exactly these files: the production version, else the trained version."""
+        """The pinned URI of exactly these files: the production version, else the trained one."""
         if self.production_version:
             return f"models:/{production_model(str(self.name))}/{self.production_version}"
         return f"models:/{self.name}/{self.version}"
 
     @property
     def trained_version(self) -> str | None:
-        """The trained version whose own stored files are about to be used (None for the promoter's copy)."""
+        """The trained version whose own stored files are used (None for the promoter's copy)."""
         return None if self.production_version else self.version
 
     def info(self) -> dict[str, Any]:
-        return {
-            k: v
-            for k, v in {
-                "model_name": self.name,
-                "model_version": self.version,
-                "run_id": self.run_id,
-                "production_version": self.production_version,
-                "weights_sha256": self.tags.get(WEIGHTS),
-            }.items()
-            if v
+        found = {
+            "model_name": self.name,
+            "model_version": self.version,
+            "run_id": self.run_id,
+            "production_version": self.production_version,
+            "weights_sha256": self.tags.get(WEIGHTS),
         }
+        return {k: v for k, v in found.items() if v}
 
 
-def _cached_download(settings: Settings, key: str, fetch: Callable[[Path], None]) -> Path:
-    """Download once per key into <home>/models/<key> (a run bundle or a logged model); the folder appears atomically.
+def content_key(kind: str, *hashes: str) -> str:
+    """The cache key of a copy whose files must hash to `hashes`: the same files, the same key."""
+    digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()[:32]
+    return f"{kind}-{digest}"
 
-    Two processes resolving the same model at once both download; the first rename wins.
+
+def _download(source: str, dest: Path) -> None:
+    """Every file under the artifact URI `source` (a `models:/…` URI included) into `dest`."""
+    import mlflow
+
+    got = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dest)))
+    if got != dest:
+        shutil.copytree(got, dest, dirs_exist_ok=True)
+
+
+def _cached(settings: Settings, key: str, source: str) -> Path:
+    """`<home>/models/<key>`, downloaded from `source` if absent; the folder appears atomically.
+
+    Two processes fetching the same key at once both download; the first rename wins.
     """
     from prodgan.fsutil import atomic_dir
-    from prodgan.models.bundle import SPEC_FILE
 
     target = settings.model_cache_dir / key
-    if not any(target.rglob(SPEC_FILE)):  # what it holds is checked by the caller on every read
+    if not target.is_dir():
         with atomic_dir(target, keep_existing=True) as tmp:
-            fetch(tmp)
+            _download(source, tmp)
     return target
 
 
-def _checked(
-    settings: Settings,
-    key: str,
-    fetch: Callable[[Path], None],
-    problems: Callable[[Path], list[str]],
-    what: str,
-) -> Path:
-    """The cached folder for `key` once its content passes `problems`; a failing copy is fetched again once."""
-    for _ in range(2):
-        folder = _cached_download(settings, key, fetch)
-        found = problems(folder)
-        if not found:
-            return folder
-        shutil.rmtree(folder, ignore_errors=True)
-    raise GateFailed(
-        f"refusing to load {what}: {'; '.join(found)}; inspect it with `prodgan audit verify`"
-    )
+def checked_copy(
+    settings: Settings, key: str, source: str, problems: Problems
+) -> tuple[Path, list[str]]:
+    """The cached copy of `source` and what `problems` finds in its files as hashed now.
 
-
-def file_problems(folder: Path, expected: dict[str, str]) -> list[str]:
+    A failing copy (a damaged cache, or a download of changed files) is dropped and fetched once
+    more; what the second copy still shows is returned, and that copy is dropped too."""
     from prodgan.fsutil import file_hashes
 
-    actual = {p: h for p, h in file_hashes(folder).items() if p not in MLFLOW_WRITTEN}
-    changed = sorted(
-        p
-        for p in set(expected) | set(actual)
-        if p not in MLFLOW_WRITTEN and expected.get(p) != actual.get(p)
-    )
-    return [
-        f"{p} {'was added' if p not in expected else 'is missing' if p not in actual else 'hashes to ' + actual[p][:16] + '…, the promoter recorded ' + expected[p][:16] + '…'}"
-        for p in changed
-    ]
+    found: list[str] = []
+    for _ in range(2):
+        folder = _cached(settings, key, source)
+        found = problems(file_hashes(folder))
+        if not found:
+            return folder, []
+        shutil.rmtree(folder, ignore_errors=True)
+    return folder, found
 
 
-def _weights_problems(folder: Path, expected: str | None, version: str) -> list[str]:
-    from prodgan.fsutil import sha256_file
-    from prodgan.models.bundle import WEIGHTS_FILE
-
-    if not expected:
-        return [f"v{version} has no {WEIGHTS} tag: it was not registered by prodgan"]
-    got = sha256_file(_bundle_in(folder) / WEIGHTS_FILE)
-    return (
-        []
-        if got == expected
-        else [
-            f"v{version}: generator.pt hashes to {got[:16]}…, but {WEIGHTS} recorded "
-            f"{expected[:16]}… at registration: the weights were replaced"
-        ]
-    )
-
-
-def _download(source: str) -> Callable[[Path], None]:
-    import mlflow
-
-    def fetch(tmp: Path) -> None:
-        got = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp)))
-        if got != tmp:
-            shutil.copytree(got, tmp, dirs_exist_ok=True)
-
-    return fetch
-
-
-def _resolve_production(settings: Settings, ref: ModelRef) -> ResolvedModel:
-    """The promoter's copy behind `champion`, `previous` or a production version, checked against its signed record."""
-    from prodgan.adapters.audit import production_record
-
-    client, name = client_for(settings), settings.model_name
-    production = production_model(name)
-    if ref.alias in (CHAMPION, PREVIOUS):
-        state = production_state(client, name)
-        version = state.champion_version if ref.alias == CHAMPION else state.previous_version
-        if version is None:
-            raise ProdganError(
-                f"model {name} has no alias @{ref.alias} yet; promote a version first (`prodgan promote VERSION`)"
-            )
-    else:
-        version = str(
-            require_alias(client, production, ref.alias).version
-            if ref.alias
-            else get_version(client, production, ref.version).version
+def loaded_copy(settings: Settings, key: str, source: str, problems: Problems, what: str) -> Path:
+    """The checked copy's folder; GateFailed naming `what` and the problems otherwise."""
+    folder, found = checked_copy(settings, key, source, problems)
+    if found:
+        raise GateFailed(
+            f"refusing to load {what}: {'; '.join(found)}; inspect it with `prodgan audit verify`"
         )
-    record = production_record(settings, name, version)
-    what = f"production v{version} of {name} (trained v{record['version']})"
-    folder = _checked(
-        settings,
-        f"production-{production}-v{version}",
-        _download(f"models:/{production}/{version}"),
-        lambda folder: file_problems(folder, record["model_files"]),
-        what,
-    )
-    trained = get_version(client, name, record["champion_after"])
-    return ResolvedModel(
-        _bundle_in(folder),
-        ref.uri,
-        name,
-        str(trained.version),
-        trained.run_id,
-        {**(trained.tags or {}), WEIGHTS: record["weights_sha256"]},
-        production_version=version,
-    )
+    return folder
 
 
-def _bundle_in(folder: Path) -> Path:
+def fresh_hashes(settings: Settings, source: str) -> dict[str, str]:
+    """{path: sha256} of the files stored under `source` now, from a download of its own
+    (what a plain MLflow client would load; `prodgan audit verify` checks the store, not the cache)."""
+    from prodgan.fsutil import file_hashes
+
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
+        _download(source, Path(tmp))
+        return file_hashes(Path(tmp))
+
+
+def weights_path(hashes: dict[str, str], source: str) -> str:
+    """Where generator.pt lies among a stored model's files (its bundle artifact's folder)."""
+    from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE
+
+    bundles = sorted(p for p in hashes if p == SPEC_FILE or p.endswith("/" + SPEC_FILE))
+    if not bundles:
+        raise ProdganError(
+            f"{source} holds no generator bundle ({SPEC_FILE}); the model was not logged by prodgan"
+        )
+    folder = bundles[0].removesuffix(SPEC_FILE)
+    return f"{folder}{WEIGHTS_FILE}"
+
+
+def bundle_in(folder: Path) -> Path:
     from prodgan.models.bundle import SPEC_FILE
 
     hits = sorted(folder.rglob(SPEC_FILE))
@@ -211,8 +163,8 @@ def _download_run_artifact(client: Any, run_id: str, path: str, dest: Path) -> P
         return Path(client.download_artifacts(run_id, path, str(dest)))
     except (MlflowException, OSError) as exc:
         raise ProdganError(
-            f"run {run_id} has no artifact {path!r} ({exc}); use runs:/RUN_ID/PATH to a bundle folder "
-            f"written by `prodgan train`"
+            f"run {run_id} has no artifact {path!r} ({exc}); use runs:/RUN_ID/PATH to a bundle "
+            f"folder written by `prodgan train`"
         ) from None
 
 
@@ -223,7 +175,7 @@ def download_run_bundle(
     from prodgan.fsutil import sha256_file
     from prodgan.models.bundle import WEIGHTS_FILE, read_bundle_record
 
-    local = _bundle_in(_download_run_artifact(client, run_id, path, dest))
+    local = bundle_in(_download_run_artifact(client, run_id, path, dest))
     if sha256_file(local / WEIGHTS_FILE) != read_bundle_record(local).get("weights_sha256"):
         raise ProdganError(
             f"run {run_id}: {WEIGHTS_FILE} does not match its recorded sha256; the artifact is corrupt"
@@ -231,38 +183,12 @@ def download_run_bundle(
     return local
 
 
-def resolve_model(settings: Settings, ref: ModelRef | str) -> ResolvedModel:
-    """A registered version or a run's bundle (a ModelRef or any form it parses) -> local bundle + origin (cached)."""
-    ref = parse_model_ref(ref, settings.model_name) if isinstance(ref, str) else ref
-    if ref.bundle is not None:
-        raise ProdganError(
-            "a local bundle needs no resolving; load it with `prodgan.models.load_bundle`"
-        )
-    settings = settings.for_model(
-        ref.name
-    )  # every model's champion is its promoter's verified copy, not only this project's
-    client = client_for(settings)
-    if ref.run_id:
-        run = get_run(client, ref.run_id, "run")
-        path = ref.path or GENERATOR_ARTIFACT
-        key = f"run-{ref.run_id}-{path.replace('/', '_')}"
-        folder = _cached_download(
-            settings, key, lambda tmp: download_run_bundle(client, ref.run_id, tmp, path)
-        )
-        return ResolvedModel(
-            _bundle_in(folder), ref.uri, run_id=ref.run_id, tags=dict(run.data.tags)
-        )
-    if ref.name == production_model(settings.model_name) or (
-        ref.name == settings.model_name and ref.alias in (CHAMPION, PREVIOUS)
-    ):
-        return _resolve_production(settings, ref)
-    mv = find_version(settings, ref)
-    tags = dict(mv.tags or {})
-    folder = _checked(
-        settings,
-        tags.get(WEIGHTS) or f"{mv.name}-v{mv.version}",
-        _download(f"models:/{mv.name}/{mv.version}"),
-        lambda folder: _weights_problems(folder, tags.get(WEIGHTS), str(mv.version)),
-        f"{mv.name} v{mv.version}",
-    )
-    return ResolvedModel(_bundle_in(folder), ref.uri, mv.name, str(mv.version), mv.run_id, tags)
+def run_copy(settings: Settings, client: Any, run_id: str, path: str) -> Path:
+    """A training run's bundle, downloaded once per run and path, checked against its own record."""
+    from prodgan.fsutil import atomic_dir
+
+    target = settings.model_cache_dir / f"run-{run_id}-{path.replace('/', '_')}"
+    if not target.is_dir():
+        with atomic_dir(target, keep_existing=True) as tmp:
+            download_run_bundle(client, run_id, tmp, path)
+    return bundle_in(target)

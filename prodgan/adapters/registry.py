@@ -22,6 +22,7 @@ from prodgan.adapters.tracking import (
 )
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.names import (
+    AUDIT_HEAD,
     CHAMPION,
     EVAL_BY_PROTOCOL,
     EVAL_EXPERIMENT,
@@ -84,25 +85,6 @@ def require_alias(client: Any, name: str, alias: str):
             f"(`prodgan promote VERSION`) or use models:/{name}/VERSION"
         )
     return mv
-
-
-def find_version(settings: Settings, ref: Any):
-    """The registered version a `names.ModelRef` names (by alias or number)."""
-    client = client_for(settings)
-    if ref.alias in (
-        CHAMPION,
-        PREVIOUS,
-    ):  # on every model they live on its production twin, where only promoters write
-        trained = production_aliases(client, ref.name).get(ref.alias)
-        if trained is None:
-            raise ProdganError(
-                f"model {ref.name} has no alias @{ref.alias} yet; promote a version first "
-                f"(`prodgan promote VERSION`) or use models:/{ref.name}/VERSION"
-            )
-        return get_version(client, ref.name, trained)
-    if ref.alias:
-        return require_alias(client, ref.name, ref.alias)
-    return get_version(client, ref.name, ref.version)
 
 
 def version_by_train_run(client: Any, name: str, train_run_id: str):
@@ -265,6 +247,9 @@ class Production:
     champion_version: str | None = None  # production version
     previous_version: str | None = None
     seq: int = 0  # the newest production version number: assigned by the server, only ever grows
+    head: str | None = (
+        None  # the production model's `prodgan.audit_head` tag: `n:hash` of the newest record
+    )
 
 
 def _source_version(client: Any, production: str, version: str) -> str:
@@ -285,11 +270,12 @@ def production_state(client: Any, name: str) -> Production:
 
     production = production_model(name)
     try:
-        aliases = client.get_registered_model(production).aliases or {}
+        model = client.get_registered_model(production)
     except MlflowException as exc:
         if not_found(exc):
             return Production()
         raise
+    aliases = model.aliases or {}
     newest = client.search_model_versions(
         f"name = '{production}'", max_results=1, order_by=["version_number DESC"]
     )
@@ -300,6 +286,7 @@ def production_state(client: Any, name: str) -> Production:
         champion_version=champion,
         previous_version=previous,
         seq=int(newest[0].version) if newest else 0,
+        head=(model.tags or {}).get(AUDIT_HEAD),
     )
 
 

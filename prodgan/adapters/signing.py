@@ -10,31 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from prodgan.adapters.auth import is_server
 from prodgan.errors import ProdganError
+from prodgan.policy.chain import canonical
 from prodgan.settings import Settings
-
-UNSIGNED = (
-    "signature",
-    "audit_run_id",
-    "state",
-)  # not part of what is signed and chained (`state` is derived on read)
-
-
-def canonical(record: dict[str, Any]) -> bytes:
-    """The bytes a record's signature and hash cover: sorted JSON without the unsigned fields."""
-    body = {k: v for k, v in record.items() if k not in UNSIGNED}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def record_hash(record: dict[str, Any]) -> str:
-    """What the next record's `prev` names: the signed body plus its signature."""
-    return hashlib.sha256(canonical(record) + str(record.get("signature", "")).encode()).hexdigest()
 
 
 def keygen(settings: Settings, overwrite: bool = False) -> tuple[Path, Path]:

@@ -81,7 +81,7 @@ def model_cmd(
         )
     decisions = tree.add(f"decisions ({len(chain['decisions'])})")
     for r in chain["decisions"]:
-        fails = [x for x in r.get("reasons") or [] if str(x).startswith("FAIL")]
+        fails = r.get("failed") or []
         decisions.add(
             f"{r['at']} [bold]{r['action']}[/] v{r['version']} by {r['actor']}: champion {r['champion_before'] or '-'} -> "
             f"{r['champion_after'] or '-'}  gates {str(r['gates_sha256'] or '-')[:12]}  audit run {r['audit_run_id']}"

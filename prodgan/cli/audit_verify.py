@@ -6,9 +6,9 @@ from typing import Optional
 
 import typer
 
+from prodgan.cli.options import dataset_option
 from prodgan.console import out
 from prodgan.errors import GateFailed
-from prodgan.names import DEFAULT_DATASET
 
 
 def verify_cmd(
@@ -21,9 +21,8 @@ def verify_cmd(
     aliased_only: bool = typer.Option(
         False, "--aliased-only", help="Hash only champion's and previous' weights (faster)."
     ),
-    dataset: str = typer.Option(
-        DEFAULT_DATASET,
-        help="Whose model: each dataset has its own registered model and audit chain.",
+    dataset: str = dataset_option(
+        "Whose model: each dataset has its own registered model and audit chain."
     ),
 ) -> None:
     """Check the signed audit chain, that it explains every champion/previous position, and that every file is intact.
@@ -40,9 +39,11 @@ def verify_cmd(
         Settings.load().for_dataset(dataset), all_versions=not aliased_only, acknowledge=acknowledge
     )
     if report.ok:
+        hashed = ", ".join(report.hashed) or "none"
         out.print(
-            f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, previous v{report.previous or '-'}, "
-            f"{report.records} audit records, weights intact for versions {', '.join(report.hashed) or 'none'}"
+            f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, "
+            f"previous v{report.previous or '-'}, {report.records} audit records "
+            f"({report.decisions} decisions), weights intact for versions {hashed}"
         )
         return
     table = Table("version", "unexplained change", title=f"{report.model} fails verification")

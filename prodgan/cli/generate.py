@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from prodgan.cli.options import BUNDLE_HELP, FORCE_HELP, MODEL_HELP
+from prodgan.cli.options import BUNDLE_HELP, FORCE_HELP, MODEL_HELP, port_option
 from prodgan.console import out
 from prodgan.settings import Settings
 
@@ -54,7 +54,7 @@ def serve(
     host: str = typer.Option(
         "127.0.0.1", help="Interface to listen on (127.0.0.1 = this machine only)."
     ),
-    port: int = typer.Option(5001, help="TCP port."),
+    port: int = port_option(5001),
     max_body_bytes: Optional[int] = typer.Option(
         None, help="Refuse request bodies over this size with 413 [default: 64 KiB]."
     ),
@@ -66,12 +66,13 @@ def serve(
     """
     from prodgan.ops import serve as ops
 
-    pinned = ops.serve_target(Settings.load(), model, force=force)
+    target = ops.serve_target(Settings.load(), model, force=force)
     out.print(
-        f"serving {model or '@champion'} ({pinned}) on http://{host}:{port}/invocations (Ctrl+C stops)",
+        f"serving {model or '@champion'} ({target.served_uri}) on "
+        f"http://{host}:{port}/invocations (Ctrl+C stops)",
         highlight=False,
     )
-    ops.serve(pinned, host, port, max_body_bytes)
+    ops.serve(target, host, port, max_body_bytes)
 
 
 def register(root: typer.Typer) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -12,29 +12,29 @@ from prodgan.errors import GateFailed, ProdganError
 from prodgan.names import DEFAULT_DATASET
 from prodgan.settings import Settings
 
+if TYPE_CHECKING:
+    from prodgan.ops.promote import Decision
 
-def print_decision(decision: Any) -> None:
-    """Every reason, one row each, then the outcome in one line."""
+
+def print_decision(decision: Decision) -> None:
+    """Every gate's outcome and every note, one row each, then the outcome in one line."""
     from rich.table import Table
 
-    table = Table(
-        title=f"{decision.model} v{decision.version}: {decision.action}", show_lines=False
-    )
+    table = Table(title=f"{decision.model} v{decision.version}: {decision.action}")
     for column in ("", "gate", "reason"):
         table.add_column(column)
-    for reason in decision.reasons:
-        verdict, _, rest = reason.partition(" ")
-        if verdict not in ("PASS", "FAIL"):  # a note (no-op, forced, rollback), not a gate
-            table.add_row("", "", reason)
-            continue
-        gate, _, why = rest.partition(": ")
-        table.add_row(f"[{'green' if verdict == 'PASS' else 'red'}]{verdict}[/]", gate, why)
-    if decision.reasons:
+    for check in decision.checks:
+        colour = "green" if check.passed else "red"
+        table.add_row(f"[{colour}]{check.verdict}[/]", check.gate, check.reason)
+    for note in decision.notes:  # no-op, forced, rollback: not a gate
+        table.add_row("", "", note)
+    if decision.checks or decision.notes:
         out.print(table)
     if decision.difference:
         d = decision.difference
         out.print(
-            f"difference {d['metric']} (challenger - champion): {d['point']:+.4g}, interval [{d['low']:+.4g}, {d['high']:+.4g}]"
+            f"difference {d['metric']} (challenger - champion): {d['point']:+.4g}, "
+            f"interval [{d['low']:+.4g}, {d['high']:+.4g}]"
         )
     if decision.sheet:
         out.print(f"champion vs challenger sheet: {decision.sheet}", highlight=False)
@@ -103,7 +103,7 @@ def promote_cmd(
             "--force needs a reason, e.g. --force 'hotfix for INC-42 approved by the on-call lead'"
         )
 
-    def ask(decision: Any) -> bool:
+    def ask(decision: Decision) -> bool:
         print_decision(decision)
         return typer.confirm(f"move champion to v{decision.version}?", default=False)
 
@@ -129,7 +129,7 @@ def promote_cmd(
         print_decision(decision)
     if not decision.approved:
         raise GateFailed(
-            f"v{version} rejected: {sum(r.startswith('FAIL') for r in decision.reasons)} gate(s) failed (listed above)"
+            f"v{version} rejected: {len(decision.failed)} gate(s) failed (listed above)"
         )
 
 

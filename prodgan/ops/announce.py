@@ -13,6 +13,7 @@ from typing import Any
 
 from prodgan.adapters import registry, tracking
 from prodgan.names import is_headline
+from prodgan.policy.decision import FORCE, PROMOTE, REJECT, Decision
 from prodgan.settings import Settings
 
 CHAMPION_MOVED = "prodgan.champion.moved"
@@ -40,7 +41,7 @@ def _interval(metrics: dict[str, float], name: str) -> str:
     return f"± {metrics[f'{name}_std']:.3g} (std)" if f"{name}_std" in metrics else ""
 
 
-def comparison_rows(decision: Any) -> list[dict[str, str]]:
+def comparison_rows(decision: Decision) -> list[dict[str, str]]:
     """One row per headline metric: champion and challenger values with their intervals (same protocol)."""
     challenger = (decision.challenger or {}).get("metrics") or {}
     champion = (decision.champion or {}).get("metrics") or {}
@@ -62,7 +63,7 @@ def comparison_rows(decision: Any) -> list[dict[str, str]]:
     return rows
 
 
-def decision_markdown(decision: Any) -> str:
+def decision_markdown(decision: Decision) -> str:
     """The decision and every gate's reason, one line each."""
     lines = [
         f"# v{decision.version} of {decision.model}: {decision.action}",
@@ -71,10 +72,8 @@ def decision_markdown(decision: Any) -> str:
         f"data `{decision.data_hash}`; gates `{decision.gates_path}` (sha256 `{decision.gates_sha256[:12]}`)",
         "",
     ]
-    lines += [
-        f"- {'✅' if r.startswith('PASS') else '❌' if r.startswith('FAIL') else '•'} {r}"
-        for r in decision.reasons
-    ]
+    lines += [f"- {'✅' if c.passed else '❌'} {c.line}" for c in decision.checks]
+    lines += [f"- • {note}" for note in decision.notes]
     return "\n".join(lines)
 
 
@@ -105,14 +104,14 @@ def links(settings: Settings, result: dict[str, Any]) -> list[Link]:
     return found
 
 
-def _model_resource(decision: Any) -> dict[str, str]:
+def _model_resource(decision: Decision) -> dict[str, str]:
     return {
         "prefect.resource.id": f"prodgan.model.{decision.model}",
         "prefect.resource.name": decision.model,
     }
 
 
-def decision_event(decision: Any) -> Event | None:
+def decision_event(decision: Decision) -> Event | None:
     """champion.moved for a promotion (or a forced one), challenger.rejected for a rejection; else none."""
     payload = {
         "model": decision.model,
@@ -123,10 +122,10 @@ def decision_event(decision: Any) -> Event | None:
         "action": decision.action,
         "audit_run_id": decision.audit_run_id,
     }
-    if decision.action in ("promote", "force"):
+    if decision.action in (PROMOTE, FORCE):
         return Event(CHAMPION_MOVED, _model_resource(decision), payload)
-    if decision.action == "reject":
-        failed = [r for r in decision.reasons if r.startswith("FAIL")]
+    if decision.action == REJECT:
+        failed = [c.line for c in decision.failed]
         return Event(CHALLENGER_REJECTED, _model_resource(decision), {**payload, "failed": failed})
     return None
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from prodgan.adapters import audit_verify, registry, tracking
-from prodgan.adapters.audit import audit_records
+from prodgan.adapters import registry, tracking
+from prodgan.adapters.production_state import ProductionState
 from prodgan.console import progress_bar
 from prodgan.errors import ProdganError
 from prodgan.names import (
@@ -32,17 +32,44 @@ from prodgan.names import (
     WEIGHTS,
     parse_model_ref,
 )
+from prodgan.ops import verification
+from prodgan.policy.chain import Report, is_move
+from prodgan.policy.decision import Decision
 from prodgan.settings import Settings
 
+DECISION_FIELDS = (
+    "at",
+    "action",
+    "actor",
+    "version",
+    "champion_before",
+    "champion_after",
+    "previous_after",
+    "gates_sha256",
+    "reasons",
+    "audit_run_id",
+    "note",
+)
 
-def find_version(settings: Settings, text: str):
-    """The registered version a reference names; runs and bundles have no lineage of their own here."""
+
+def _registered(settings: Settings, text: str) -> tuple[ProductionState, Any]:
+    """The production state of the model a reference names, and the trained version it names;
+    runs and bundles have no lineage of their own here."""
     ref = parse_model_ref(text, settings.model_name)
     if not ref.registered:
         raise ProdganError(
-            f"{ref.uri} is not a registered model version; audit models:/NAME@ALIAS or models:/NAME/VERSION"
+            f"{ref.uri} is not a registered model version; audit models:/NAME@ALIAS or "
+            f"models:/NAME/VERSION"
         )
-    return registry.find_version(settings, ref)
+    state, ref = ProductionState.for_ref(settings, ref)
+    return state, state.version(ref)
+
+
+def _decision_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A decision as `audit model` shows it: its own fields and the gates it failed."""
+    row = {k: record.get(k) for k in DECISION_FIELDS}
+    row["failed"] = [check.line for check in Decision.from_record(record).failed]
+    return row
 
 
 def _artifact_json(client: Any, run: Any, path: str) -> dict[str, Any] | None:
@@ -149,24 +176,22 @@ def _evaluations(settings: Settings, client: Any, mv: Any) -> list[dict[str, Any
 
 def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
     """Dataset -> validation -> training run -> evaluation runs -> every decision on this version, in time order."""
-    mv = find_version(settings, ref)
-    client = registry.client_for(settings)
+    state, mv = _registered(settings, ref)
+    client = state.client
     tags = mv.tags or {}
     training, dataset = _training(client, tags.get(TRAIN_RUN))
     version = str(mv.version)
-    decisions = [
+    touched = [
         r
-        for r in audit_records(settings, model=mv.name)
-        if version
-        in (str(r.get("version")), str(r.get("champion_before")), str(r.get("champion_after")))
+        for r in state.decisions
+        if version in {str(r.get(k)) for k in ("version", "champion_before", "champion_after")}
     ]
+    held = {"champion": state.aliases.champion, "previous": state.aliases.previous}
     return {
         "model": {
             "name": mv.name,
             "version": version,
-            "aliases": sorted(
-                a for a, v in registry.production_aliases(client, mv.name).items() if v == version
-            ),
+            "aliases": sorted(alias for alias, held_by in held.items() if held_by == version),
             "registered": _when(mv.creation_timestamp),
             "source": mv.source,
             "weights_sha256": tags.get(WEIGHTS),
@@ -175,25 +200,7 @@ def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
         "dataset": dataset or {"data_hash": tags.get(DATA_HASH)},
         "training": training,
         "evaluations": _evaluations(settings, client, mv),
-        "decisions": [
-            {
-                k: r.get(k)
-                for k in (
-                    "at",
-                    "action",
-                    "actor",
-                    "version",
-                    "champion_before",
-                    "champion_after",
-                    "previous_after",
-                    "gates_sha256",
-                    "reasons",
-                    "audit_run_id",
-                    "note",
-                )
-            }
-            for r in decisions
-        ],
+        "decisions": [_decision_row(r) for r in touched],
     }
 
 
@@ -264,8 +271,8 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
 
 def champion_history(settings: Settings, model: str | None = None) -> list[dict[str, Any]]:
     """Which version was champion when: one period per alias move recorded in the audit log."""
-    name = model or settings.model_name
-    moves = [r for r in audit_records(settings, model=name) if audit_verify.is_move(r)]
+    state = ProductionState.read(settings.for_model(model))
+    moves = [r for r in state.decisions if is_move(r)]
     periods = []
     for i, r in enumerate(moves):
         periods.append(
@@ -282,15 +289,13 @@ def champion_history(settings: Settings, model: str | None = None) -> list[dict[
     return periods
 
 
-def verify(
-    settings: Settings, all_versions: bool = True, acknowledge: str | None = None
-) -> audit_verify.Report:
-    """Replay the audit log against the registry; `acknowledge` records a `force` entry accepting the findings."""
+def verify(settings: Settings, all_versions: bool = True, acknowledge: str | None = None) -> Report:
+    """Replay the audit log against the registry, hashing fresh downloads; `acknowledge` records a
+    `force` entry accepting the findings."""
     with tracking.reachable(settings, "verifying the registry"):
+        state = ProductionState.read(settings)
         with progress_bar("downloading and hashing model versions") as progress:
-            report = audit_verify.verify(settings, all_versions=all_versions, progress=progress)
+            report = verification.verify(state, all_versions=all_versions, progress=progress)
         if acknowledge and not report.ok:
-            audit_verify.audit_bypass(
-                settings, report, None, "acknowledge the findings", acknowledge
-            )
+            verification.audit_bypass(state, report, None, "acknowledge the findings", acknowledge)
         return report

@@ -362,7 +362,7 @@ def evaluate(
                 "written by `prodgan train`"
             )
         return evaluate_bundle(settings, ref.bundle, tags=tags, **options)
-    from prodgan.adapters.model_store import resolve_model
+    from prodgan.adapters.production_state import resolve_model
 
     with tracking.reachable(settings, f"evaluating {ref.uri}"):
         resolved = resolve_model(settings, ref)

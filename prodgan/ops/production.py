@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from prodgan.adapters import audit, descriptions, model_store, registry, serving
+from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ChampionMoved, ProdganError
-from prodgan.names import EVAL_EXPERIMENT, MODEL_FILES, WEIGHTS, production_model
+from prodgan.names import EVAL_EXPERIMENT, MODEL_FILES, WEIGHTS
+from prodgan.policy.decision import REJECT, Decision
+from prodgan.policy.gates import Check
 from prodgan.settings import Settings
-
-if TYPE_CHECKING:
-    from prodgan.ops.promote import Decision
 
 Publish = Callable[
     [], tuple[str, str, dict[str, str]]
@@ -63,29 +63,26 @@ def copy_to_production(
 
 
 def commit(
-    settings: Settings,
-    client: Any,
-    decision: "Decision",
-    state: registry.Production,
-    sheet: Any,
-    publish: Publish | None,
-) -> "Decision":
-    """Move `champion` to `decision.champion_after` if approved, audited before (pending) and after (done).
+    state: ProductionState, decision: Decision, sheet: Any, publish: Publish | None
+) -> Decision:
+    """Move `champion` to `decision.champion_after` if approved, audited before (pending) and after
+    (done).
 
     The promoter's copy is made first, then the transition is fenced (one production version per
     move), then recorded as pending, then the aliases move, then the record is closed. A lost race
     is audited as a rejection, then raised.
     """
+    settings, aliases = state.settings, state.aliases
     if not decision.approved:
         decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
-        _describe(client, decision)
+        _describe(state.client, decision)
         return decision
     try:
         uri, decision.weights_sha256, decision.model_files = publish()
         decision.production_version = registry.fence(
             settings,
             decision.model,
-            (state.champion, state.seq),
+            (aliases.champion, aliases.seq),
             decision.champion_after,
             uri,
             {
@@ -94,35 +91,41 @@ def commit(
             },
         )
     except ChampionMoved as lost:
-        now = registry.production_state(client, decision.model)
-        decision.action, decision.approved = "reject", False
-        decision.champion_after, decision.previous_after, decision.seq = (
-            now.champion,
-            now.previous,
-            now.seq,
-        )
-        decision.production_version = decision.weights_sha256 = decision.model_files = None
-        decision.reasons.append(f"FAIL compare-and-set: {lost}")
-        decision.audit_run_id = audit.write_audit(settings, decision.to_dict(), sheet)
+        _record_lost_race(state, decision, sheet, lost)
         raise
-    decision.seq, decision.production_previous, decision.phase = (
-        int(decision.production_version),
-        state.champion_version,
-        "pending",
-    )
+    decision.seq = int(decision.production_version)
+    decision.production_previous = aliases.champion_version
+    decision.phase = "pending"
     pending = audit.append(settings, decision.to_dict(), sheet)
     decision.audit_run_id = pending["audit_run_id"]
     registry.set_production_aliases(
-        client, decision.model, decision.production_version, state.champion_version
+        state.client, decision.model, decision.production_version, aliases.champion_version
     )
     audit.mark_done(settings, pending)
-    _describe(client, decision)
+    _describe(state.client, decision)
     return decision
 
 
-def _describe(client: Any, decision: "Decision") -> None:
-    """The trained version's description names the decision; its logged model lives in the trainer's experiment,
-    where a promoter may not write (403): the description is a UI convenience, the audit record is the evidence."""
+def _record_lost_race(
+    state: ProductionState, decision: Decision, sheet: Any, lost: ChampionMoved
+) -> None:
+    """Audit a decision that lost the compare-and-set as the rejection it became."""
+    now = registry.production_state(state.client, decision.model)  # after a race: read again
+    decision.action, decision.approved = REJECT, False
+    decision.champion_after, decision.previous_after, decision.seq = (
+        now.champion,
+        now.previous,
+        now.seq,
+    )
+    decision.production_version = decision.weights_sha256 = decision.model_files = None
+    decision.checks.append(Check("compare-and-set", False, str(lost)))
+    decision.audit_run_id = audit.write_audit(state.settings, decision.to_dict(), sheet)
+
+
+def _describe(client: Any, decision: Decision) -> None:
+    """The trained version's description names the decision; its logged model lives in the
+    trainer's experiment, where a promoter may not write (403): the description is a UI
+    convenience, the audit record is the evidence."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -132,16 +135,12 @@ def _describe(client: Any, decision: "Decision") -> None:
             raise
 
 
-def reuse_production(settings: Settings, name: str, production_version: str) -> Publish:
-    """A rollback publishes nothing new: the restored copy's files, as its signed record states them."""
+def reuse_production(state: ProductionState, production_version: str) -> Publish:
+    """A rollback publishes nothing new: the restored copy's files, as its signed record states."""
 
     def publish() -> tuple[str, str, dict[str, str]]:
-        record = audit.production_record(settings, name, production_version)
-        source = (
-            registry.client_for(settings)
-            .get_model_version(production_model(name), production_version)
-            .source
-        )
+        record = state.record_for(production_version)
+        source = state.client.get_model_version(state.production, production_version).source
         return source, record["weights_sha256"], record["model_files"]
 
     return publish

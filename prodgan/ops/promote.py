@@ -8,24 +8,14 @@ was decided: the registry and the audit log stay exactly as they were.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import (
-    audit,
-    audit_verify,
-    descriptions,
-    model_store,
-    registry,
-    serving,
-    tracking,
-)
+from prodgan.adapters import audit, descriptions, model_store, registry, serving, tracking
 from prodgan.adapters.auth import require_model_permission
+from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ProdganError
-from prodgan.gate_file import Policy, load_policy
-from prodgan.gates import Evaluation, ProtocolMismatch, check_inputs, judge
 from prodgan.names import (
     CHAMPION,
     CONFIG_SHA,
@@ -43,49 +33,12 @@ from prodgan.names import (
     production_model,
 )
 from prodgan.ops import production
+from prodgan.ops.sheet import comparison
+from prodgan.ops.verification import require_verified
+from prodgan.policy.decision import FORCE, NOOP, PROMOTE, REJECT, ROLLBACK, Decision
+from prodgan.policy.gate_file import Policy, load_policy
+from prodgan.policy.gates import Evaluation, ProtocolMismatch, check_inputs, judge
 from prodgan.settings import Settings
-
-SHEET_SEED = 0
-SHEET_PER_CATEGORY = 8
-SHEET_SCALE = 4  # 28x28 products become 112x112: visible
-
-
-@dataclass
-class Decision:
-    action: str  # promote | reject | force | rollback | noop
-    model: str
-    version: str
-    approved: bool
-    reasons: list[str]
-    champion_before: str | None
-    champion_after: str | None
-    previous_after: str | None
-    actor: str
-    at: str
-    gates_path: str = ""
-    gates_sha256: str = ""
-    data_hash: str | None = None
-    challenger: dict[str, Any] | None = None
-    champion: dict[str, Any] | None = None
-    difference: dict[str, Any] | None = None
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    note: str = ""
-    seq: int | None = None
-    dry_run: bool = False
-    audit_run_id: str | None = None
-    sheet: str | None = (
-        None  # the champion-vs-challenger sheet, a local PNG (also logged to the audit run)
-    )
-    production_version: str | None = None  # the promoter's copy `champion` points to after a move
-    production_previous: str | None = None
-    weights_sha256: str | None = None  # of the copied generator.pt, hashed by the promoter
-    model_files: dict[str, str] | None = (
-        None  # every file of the copy as stored, hashed by the promoter
-    )
-    phase: str = "final"  # pending: written before the alias moves, closed by a `done` record after
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _now() -> str:
@@ -161,92 +114,51 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
 
 
 def _champion_evaluation(
-    settings: Settings, policy: Policy, champion_mv: Any, challenger: registry.EvalRun
+    state: ProductionState, policy: Policy, champion_mv: Any, challenger: registry.EvalRun
 ) -> tuple[registry.EvalRun, bool]:
-    """The champion's evaluation under the challenger's protocol; re-evaluated if it has none (policy permitting)."""
+    """The champion's evaluation under the challenger's protocol; re-evaluated if it has none
+    (policy permitting)."""
     from prodgan.ops.evaluate import evaluate
 
+    settings = state.settings
     found = registry.version_evaluation(settings, champion_mv, protocol=challenger.protocol)
     if found is not None:
         return found, False
+    where = f"models:/{champion_mv.name}/{champion_mv.version}"
     if policy.on_mismatch == "refuse":
         raise ProtocolMismatch(
             f"champion v{champion_mv.version} has no evaluation under the challenger's protocol "
-            f"{challenger.protocol[:12]} and {policy.path} says on_mismatch: refuse; evaluate the champion "
-            f"with the same settings (`prodgan evaluate models:/{champion_mv.name}/{champion_mv.version}`) first"
+            f"{challenger.protocol[:12]} and {policy.path} says on_mismatch: refuse; evaluate "
+            f"the champion with the same settings (`prodgan evaluate {where}`) first"
         )
-    run = evaluate(
-        settings, ModelRef(name=champion_mv.name, alias=CHAMPION), like_run_id=challenger.run_id
-    )
+    champion_ref = ModelRef(name=champion_mv.name, alias=CHAMPION)
+    run = evaluate(settings, champion_ref, like_run_id=challenger.run_id)
     if run.protocol != challenger.protocol:
         raise ProtocolMismatch(
-            f"re-evaluating v{champion_mv.version} gave protocol {run.protocol[:12]}, not the challenger's "
-            f"{challenger.protocol[:12]}; the evaluation setup changed (weights, data) - re-evaluate both versions"
+            f"re-evaluating v{champion_mv.version} gave protocol {run.protocol[:12]}, not the "
+            f"challenger's {challenger.protocol[:12]}; the evaluation setup changed (weights, "
+            f"data) - re-evaluate both versions"
         )
-    return registry.read_eval_run(registry.client_for(settings), run.run_id), True
+    return registry.read_eval_run(state.client, run.run_id), True
 
 
 def _paired(
     settings: Settings, policy: Policy, protocol: str, challenger_mv: Any, champion_mv: Any
 ) -> dict[str, tuple[float, float]]:
-    """The paired bootstrap interval of the FID difference, when both generators' features are cached here."""
+    """The paired bootstrap interval of the FID difference, when both generators' features are
+    cached here."""
     rule = policy.rules.get("champion") or {}
     if not champion_mv or rule.get("metric") != "fid":
         return {}
     from prodgan.metrics import fid_delta_from_cache
 
     keys = [(mv.tags or {}).get(WEIGHTS) for mv in (challenger_mv, champion_mv)]
-    interval = (
-        fid_delta_from_cache(settings.cache_dir, protocol, *keys, confidence=policy.confidence)
-        if all(keys)
-        else None
+    if not all(keys):
+        return {}
+    interval = fid_delta_from_cache(
+        settings.cache_dir, protocol, *keys, confidence=policy.confidence
     )
     return {"fid": (interval.low, interval.high)} if interval else {}
-
-
-def _title(label: str, version: str, evaluation: dict[str, Any] | None) -> str:
-    return f"{label} v{version}  {descriptions.headline((evaluation or {}).get('metrics') or {})}".rstrip()
-
-
-def _sheet(
-    settings: Settings, decision: Decision, rows: list[tuple[str, str, dict[str, Any] | None]]
-) -> tuple[Any, Path]:
-    """Champion vs challenger, category by category: the same seed and labels through each generator.
-
-    Written under `<home>/sheets/` before anyone is asked to confirm, and returned for the audit run.
-    """
-    import torch
-
-    from prodgan.imaging import comparison_sheet, save_png
-    from prodgan.models import generate_uint8, load_bundle
-
-    models, categories = [], ()
-    for label, version, evaluation in rows:
-        generator, spec = load_bundle(
-            model_store.resolve_model(
-                settings, ModelRef(name=decision.model, version=version)
-            ).bundle_dir
-        )
-        labels = (
-            torch.arange(max(spec.num_classes, 1)).repeat_interleave(SHEET_PER_CATEGORY)
-            if spec.num_classes
-            else None
-        )
-        n = SHEET_PER_CATEGORY * max(spec.num_classes, 1)
-        models.append(
-            (
-                _title(label, version, evaluation),
-                generate_uint8(generator, spec, n, SHEET_SEED, labels=labels).numpy(),
-                None if labels is None else labels.numpy(),
-            )
-        )
-        categories = spec.categories
-    sheet = comparison_sheet(models, categories, per_category=SHEET_PER_CATEGORY, scale=SHEET_SCALE)
-    versions = "-vs-".join(f"v{version}" for _, version, _ in rows)
-    path = save_png(
-        settings.home / "sheets" / f"{decision.model}-{decision.action}-{versions}.png", sheet
-    )
-    return sheet, path
 
 
 def promote(
@@ -258,7 +170,8 @@ def promote(
     force_reason: str | None = None,
     confirm: Callable[[Decision], bool] | None = None,
 ) -> Decision:
-    """Decide on `version` against the current champion; on approval move `champion` (compare-and-set).
+    """Decide on `version` against the current champion; on approval move `champion`
+    (compare-and-set).
 
     Returns the decision (approved or rejected). Raises ProdganError for bad input (unknown
     version, missing metrics, bad gate file, refused protocol mismatch) before anything is written,
@@ -267,26 +180,26 @@ def promote(
     asked before an approved decision moves the alias (False: nothing changes, nothing is recorded).
     """
     with tracking.reachable(settings, f"promoting version {version}"):
-        settings, number = _version_number(settings, str(version))
-        return _promote(settings, number, dry_run, actor, gates_path, force_reason, confirm)
+        state, number = _trained_version(settings, str(version))
+        return _promote(state, number, dry_run, actor, gates_path, force_reason, confirm)
 
 
-def _version_number(settings: Settings, text: str) -> tuple[Settings, str]:
-    """`3`, `models:/NAME/3`, `NAME@ALIAS`...: the trained model it names (a bare number: `settings.model_name`'s) and the number."""
+def _trained_version(settings: Settings, text: str) -> tuple[ProductionState, str]:
+    """`3`, `models:/NAME/3`, `NAME@ALIAS`...: the production state of the trained model it names
+    (a bare number: `settings.model_name`'s) and the version number."""
     ref = parse_model_ref(text, settings.model_name)
     if ref.name is None or ref.name == production_model(ref.name):
         raise ProdganError(
             f"{text!r} is not a trained version: promote a version of a trained model "
             f"(models:/{settings.model_name}/3), never a production copy or a run"
         )
-    settings = settings.for_model(ref.name)
-    return settings, str(registry.find_version(settings, ref).version) if ref.alias else str(
-        ref.version
-    )
+    state, ref = ProductionState.for_ref(settings, ref)
+    number = str(state.version(ref).version) if ref.alias else str(ref.version)
+    return state, number
 
 
 def _promote(
-    settings: Settings,
+    state: ProductionState,
     version: str,
     dry_run: bool,
     actor: str | None,
@@ -294,23 +207,23 @@ def _promote(
     force_reason: str | None,
     confirm: Callable[[Decision], bool] | None,
 ) -> Decision:
+    settings, name, aliases = state.settings, state.model, state.aliases
     if not dry_run:
         require_model_permission(settings, "MANAGE", "promote")
     policy = load_policy(gates_path or settings.gates_path)
-    client, name = registry.client_for(settings), settings.model_name
-    mv = registry.get_version(client, name, version)
-    audit_verify.require_verified(
-        settings,
+    mv = state.trained(version)
+    require_verified(
+        state,
         force=bool(force_reason) and not dry_run,
         actor=actor,
         purpose=f"promote v{version}",
         reason=force_reason or "",
         version=version,
     )
-    state = registry.production_state(client, name)
-    champion_before = state.champion
+    champion_before = aliases.champion
     who = audit.actor_name(settings, actor)
-    base = dict(
+    decision = Decision(
+        action=NOOP,
         model=name,
         version=version,
         champion_before=champion_before,
@@ -319,37 +232,32 @@ def _promote(
         gates_path=str(policy.path),
         gates_sha256=policy.sha256,
         data_hash=(mv.tags or {}).get(DATA_HASH),
-        seq=state.seq,
+        seq=aliases.seq,
         dry_run=dry_run,
     )
     if champion_before == version:
-        return Decision(
-            action="noop",
-            approved=True,
-            reasons=[f"v{version} already is {CHAMPION}: nothing to do"],
-            champion_after=version,
-            previous_after=state.previous,
-            **base,
-        )
+        decision.approved, decision.champion_after = True, version
+        decision.previous_after = aliases.previous
+        decision.notes = [f"v{version} already is {CHAMPION}: nothing to do"]
+        return decision
 
     challenger = registry.version_evaluation(settings, mv)
     if challenger is None:
         raise ProdganError(
-            f"v{version} of {name} has no evaluation; run `prodgan evaluate models:/{name}/{version}` first"
+            f"v{version} of {name} has no evaluation; run "
+            f"`prodgan evaluate models:/{name}/{version}` first"
         )
-    staged = model_store.resolve_model(
-        settings, ModelRef(name=name, version=version)
-    )  # content checked on read
+    staged = state.resolve(ModelRef(name=name, version=version))  # content checked on read
     production.trusted(settings, challenger, staged.tags.get(WEIGHTS), f"v{version} of {name}")
     challenger_ev = Evaluation.from_metrics(
         challenger.protocol, challenger.metrics, f"eval run {challenger.run_id} of v{version}"
     )
     check_inputs(policy, challenger_ev)
-    champion_mv = registry.get_version(client, name, champion_before) if champion_before else None
+    champion_mv = state.trained(champion_before) if champion_before else None
     champion_eval, champion_ev, reevaluated = None, None, False
     if champion_mv is not None:
-        champion_eval, reevaluated = _champion_evaluation(settings, policy, champion_mv, challenger)
-        serving_now = model_store.resolve_model(settings, ModelRef(name=name, alias=CHAMPION))
+        champion_eval, reevaluated = _champion_evaluation(state, policy, champion_mv, challenger)
+        serving_now = state.resolve(ModelRef(name=name, alias=CHAMPION))
         production.trusted(
             settings,
             champion_eval,
@@ -361,90 +269,76 @@ def _promote(
             champion_eval.metrics,
             f"eval run {champion_eval.run_id} of v{champion_before}",
         )
-    verdict = judge(
-        policy,
-        challenger_ev,
-        champion_ev,
-        _paired(settings, policy, challenger.protocol, mv, champion_mv),
-    )
-    action = "promote" if verdict.approved else ("force" if force_reason else "reject")
-    reasons = verdict.reasons + ([f"FORCED by {who}: {force_reason}"] if action == "force" else [])
-    moves = action in ("promote", "force")
-    decision = Decision(
-        action=action,
-        approved=moves,
-        reasons=reasons,
-        champion_after=version if moves else champion_before,
-        previous_after=champion_before if moves else state.previous,
-        challenger=challenger.summary(),
-        difference=verdict.difference,
-        champion=champion_eval.summary(reevaluated) if champion_eval else None,
-        checks=verdict.to_dict()["checks"],
-        note=force_reason or "",
-        **base,
-    )
-    rows = ([("champion", champion_before, decision.champion)] if champion_before else []) + [
-        ("challenger", version, decision.challenger)
-    ]
-    sheet, path = _sheet(settings, decision, rows)
+    paired = _paired(settings, policy, challenger.protocol, mv, champion_mv)
+    verdict = judge(policy, challenger_ev, champion_ev, paired)
+    if verdict.approved:
+        decision.action = PROMOTE
+    else:
+        decision.action = FORCE if force_reason else REJECT
+    decision.approved = decision.action in (PROMOTE, FORCE)
+    decision.checks = list(verdict.checks)
+    if decision.action == FORCE:
+        decision.notes = [f"FORCED by {who}: {force_reason}"]
+    decision.champion_after = version if decision.approved else champion_before
+    decision.previous_after = champion_before if decision.approved else aliases.previous
+    decision.challenger = challenger.summary()
+    decision.champion = champion_eval.summary(reevaluated) if champion_eval else None
+    decision.difference = verdict.difference
+    decision.note = force_reason or ""
+
+    rows = [("challenger", version, decision.challenger)]
+    if champion_before:
+        rows.insert(0, ("champion", champion_before, decision.champion))
+    sheet, path = comparison(state, decision, rows)
     decision.sheet = str(path)
-    if dry_run or (moves and confirm is not None and not confirm(decision)):
+    if dry_run or (decision.approved and confirm is not None and not confirm(decision)):
         decision.dry_run = True
         return decision
-    if EVAL_RUN not in (
-        mv.tags or {}
-    ):  # evaluated after registration: pin the evaluation this decision used
+    if EVAL_RUN not in (mv.tags or {}):  # evaluated after registration: pin what was decided on
         registry.attach_evaluation(settings, name, version, challenger)
-    publish = (
-        (lambda: production.copy_to_production(settings, staged, challenger.weights_sha256))
-        if moves
-        else None
-    )
-    return production.commit(settings, client, decision, state, sheet, publish)
+    publish = None
+    if decision.approved:
+
+        def publish() -> tuple[str, str, dict[str, str]]:
+            return production.copy_to_production(settings, staged, challenger.weights_sha256)
+
+    return production.commit(state, decision, sheet, publish)
 
 
 def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> Decision:
-    """Move `champion` back to `previous` (the old champion becomes `previous`), audited like a promotion."""
+    """Move `champion` back to `previous` (the old champion becomes `previous`), audited like a
+    promotion."""
     with tracking.reachable(settings, "rolling back"):
         require_model_permission(settings, "MANAGE", "roll back")
-        client, name = registry.client_for(settings), settings.model_name
-        state = registry.production_state(client, name)
-        target = state.previous
-        if state.champion is None or target is None:
+        state = ProductionState.read(settings)
+        name, aliases = state.model, state.aliases
+        target = aliases.previous
+        if aliases.champion is None or target is None:
+            missing = "champion" if aliases.champion is None else "previous"
             raise ProdganError(
-                f"model {name} has no {'champion' if state.champion is None else 'previous'} alias: nothing "
-                f"to roll back to; see `prodgan audit history`"
+                f"model {name} has no {missing} alias: nothing to roll back to; "
+                f"see `prodgan audit history`"
             )
-        audit_verify.require_verified(settings, actor=actor, purpose="roll back")
+        require_verified(state, actor=actor, purpose="roll back")
         who = audit.actor_name(settings, actor)
-        target_mv = registry.get_version(client, name, target)
+        why = f"rollback by {who}: champion v{aliases.champion} -> v{target}"
         decision = Decision(
-            action="rollback",
+            action=ROLLBACK,
             model=name,
             version=target,
             approved=True,
-            reasons=[
-                f"rollback by {who}: champion v{state.champion} -> v{target}"
-                + (f" ({reason})" if reason else "")
-            ],
-            champion_before=state.champion,
+            notes=[why + (f" ({reason})" if reason else "")],
+            champion_before=aliases.champion,
             champion_after=target,
-            previous_after=state.champion,
+            previous_after=aliases.champion,
             actor=who,
             at=_now(),
-            data_hash=(target_mv.tags or {}).get(DATA_HASH),
+            data_hash=(state.trained(target).tags or {}).get(DATA_HASH),
             note=reason,
-            seq=state.seq,
+            seq=aliases.seq,
         )
-        sheet, path = _sheet(
-            settings, decision, [("rolled back", state.champion, None), ("restored", target, None)]
-        )
+        rows = [("rolled back", aliases.champion, None), ("restored", target, None)]
+        sheet, path = comparison(state, decision, rows)
         decision.sheet = str(path)
-        return production.commit(
-            settings,
-            client,
-            decision,
-            state,
-            sheet,
-            production.reuse_production(settings, name, state.previous_version),
-        )
+        restored = production.reuse_production(state, aliases.previous_version)
+        return production.commit(state, decision, sheet, restored)

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from prodgan.adapters import audit_verify, dvc, registry, tracking
+from prodgan.adapters import dvc, registry, tracking
 from prodgan.errors import ProdganError
 from prodgan.names import (
     CHAMPION,
@@ -31,6 +31,7 @@ from prodgan.ops import evaluate as evaluate_ops
 from prodgan.ops import promote as promote_ops
 from prodgan.ops import train as train_ops
 from prodgan.ops import validate as validate_ops
+from prodgan.ops import verification
 from prodgan.settings import Settings
 from prodgan.training.config import load_config
 
@@ -232,9 +233,8 @@ def retrain(
     settings = settings.for_dataset(
         dataset
     )  # each dataset is trained into, judged against and promoted in its own model
-    step(
-        "verify", audit_verify.require_verified, settings, purpose="retrain"
-    )  # never act unattended on a tampered registry
+    # never act unattended on a tampered registry
+    step("verify", verification.require_verified, settings, purpose="retrain")
     fresh = step("freshness", freshness, settings, config, overrides, force)
     outcome = RetrainOutcome(settings, dataset, fresh)
     if not fresh.retrain:

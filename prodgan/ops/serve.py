@@ -1,8 +1,9 @@
 """Use cases: generate images from a model (files) and serve it over HTTP; the loader `edit` shares.
 
-Registered models are verified (`prodgan audit verify` on the chain, the aliases and this version)
-before their weights are loaded; `@champion`/`@previous` load the promoter's copy, each file checked
-against its signed record; a local bundle is loaded as it is.
+Registered models are verified (the chain, the aliases and this version, `ops.verification`)
+before their weights are loaded, from one production state read once per command;
+`@champion`/`@previous` load the promoter's copy, each file checked against its signed record. What
+is verified is the local copy that is loaded (and served); a local bundle is loaded as it is.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prodgan.adapters import audit_verify, tracking
-from prodgan.adapters.model_store import resolve_model
+from prodgan.adapters import tracking
+from prodgan.adapters.model_store import ResolvedModel
+from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ProdganError
-from prodgan.names import model_ref
+from prodgan.names import ModelRef, model_ref
+from prodgan.ops.verification import require_verified
 from prodgan.settings import Settings
 
 MAX_CLI_IMAGES = 4096
@@ -34,12 +37,7 @@ def load_generator(
     if ref.bundle is not None:
         generator, spec = load_bundle(ref.bundle, device=device)
         return generator, spec, {"bundle": str(ref.bundle.resolve())}
-    settings = settings.for_model(ref.name)
-    with tracking.reachable(settings, f"loading {ref.uri}"):
-        resolved = resolve_model(settings, ref)
-        audit_verify.require_verified(
-            settings, force, purpose=f"{purpose} {ref.uri}", version=resolved.trained_version
-        )
+    resolved = verified_model(settings, ref, force, f"{purpose} {ref.uri}")
     generator, spec = load_bundle(resolved.bundle_dir, device=device)
     return generator, spec, {"model_uri": ref.uri, **resolved.info()}
 
@@ -99,24 +97,31 @@ def generate(
     return {**record, "folder": str(out_dir)}
 
 
-def serve_target(settings: Settings, model: str | None = None, force: bool = False) -> str:
-    """The pinned `models:/NAME/VERSION` to serve (default `@champion`), verified; a clear error before any server starts."""
+def verified_model(settings: Settings, ref: ModelRef, force: bool, purpose: str) -> ResolvedModel:
+    """The verified local copy a registered reference names: one production state read, the
+    copy resolved (downloaded once, hashed), then the registry verified against that same copy."""
+    with tracking.reachable(settings, f"loading {ref.uri}"):
+        state, ref = ProductionState.for_ref(settings, ref)
+        resolved = state.resolve(ref)
+        require_verified(state, force, purpose=purpose, version=resolved.trained_version)
+    return resolved
+
+
+def serve_target(
+    settings: Settings, model: str | None = None, force: bool = False
+) -> ResolvedModel:
+    """The verified model to serve (default `@champion`); a clear error before any server starts."""
     ref = model_ref(model, None, settings.model_name)
     if not ref.registered:
         raise ProdganError(
             f"{ref.uri} is not a registered model: serve models:/NAME@ALIAS or models:/NAME/VERSION"
         )
-    settings = settings.for_model(ref.name)
-    with tracking.reachable(settings, f"resolving {ref.uri}"):
-        resolved = resolve_model(settings, ref)
-        audit_verify.require_verified(
-            settings, force, purpose=f"serve {ref.uri}", version=resolved.trained_version
-        )
-    return resolved.served_uri
+    return verified_model(settings, ref, force, f"serve {ref.uri}")
 
 
-def serve(pinned_uri: str, host: str, port: int, max_body_bytes: int | None = None) -> None:
-    """MLflow's scoring server for `pinned_uri` behind the body-size cap (blocks until stopped)."""
+def serve(target: ResolvedModel, host: str, port: int, max_body_bytes: int | None = None) -> None:
+    """MLflow's scoring server for the verified local copy (what was hashed is what is served),
+    behind the body-size cap; blocks until stopped."""
     from prodgan.adapters import serving
 
-    serving.serve(pinned_uri, host, port, max_body_bytes or serving.MAX_BODY_BYTES)
+    serving.serve(str(target.model_dir), host, port, max_body_bytes or serving.MAX_BODY_BYTES)

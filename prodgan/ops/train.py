@@ -196,7 +196,7 @@ def train(
 
 def run_bundle(settings: Settings, run_id: str) -> Path:
     """A training run's generator bundle, downloaded once and checked."""
-    from prodgan.adapters.model_store import resolve_model
+    from prodgan.adapters.production_state import resolve_model
 
     return resolve_model(settings, ModelRef(run_id=run_id, path=GENERATOR_ARTIFACT)).bundle_dir
 

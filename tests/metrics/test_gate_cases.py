@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from prodgan.gate_file import load_policy
-from prodgan.gates import Evaluation, judge
+from prodgan.policy.gate_file import load_policy
+from prodgan.policy.gates import Evaluation, judge
 from prodgan.metrics import evaluate_generator
 from prodgan.models import GeneratorSpec, build_generator
 from tests.metrics.helpers import CATEGORIES, real_split

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from prodgan.errors import ProdganError
-from prodgan.gate_file import load_policy, parse_policy, threshold
-from prodgan.gates import Evaluation, ProtocolMismatch, judge
+from prodgan.policy.gate_file import load_policy, parse_policy, threshold
+from prodgan.policy.gates import Evaluation, ProtocolMismatch, judge
 
 REPO_GATES = Path(__file__).resolve().parents[2] / "evaluation" / "gates.yaml"
 

@@ -13,8 +13,8 @@ import pytest
 from prodgan import names
 from prodgan.adapters import audit, registry
 from prodgan.errors import ChampionMoved, ProdganError
-from prodgan.gate_file import load_policy
-from prodgan.gates import ProtocolMismatch
+from prodgan.policy.gate_file import load_policy
+from prodgan.policy.gates import ProtocolMismatch
 from prodgan.ops import promote as promotion
 from prodgan.ops.promote import register as promotion_register
 from tests.conftest import prodgan
@@ -179,7 +179,7 @@ def test_race_for_champion_exactly_one_wins(store, gates):
 
 def test_a_promoter_that_crashes_mid_move_leaves_a_pending_record(store, gates, monkeypatch):
     """A crash between recording the move and moving the alias is never silent: verify says pending until acknowledged."""
-    from prodgan.adapters.audit_verify import verify
+    from prodgan.ops.verification import verify
     from prodgan.ops.audit import verify as acknowledge
 
     v1 = helpers.registered(store, seed=1, fid=100.0)

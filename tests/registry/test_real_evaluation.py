@@ -10,7 +10,7 @@ import pytest
 
 from prodgan import names
 from prodgan.adapters import dvc, registry
-from prodgan.adapters.model_store import resolve_model
+from prodgan.adapters.production_state import resolve_model
 from prodgan.data.layout import read_meta
 from prodgan.ops import evaluate as evaluation_log
 from prodgan.ops import promote as promotion

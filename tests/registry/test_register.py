@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from prodgan import names
 from prodgan.adapters import registry
-from prodgan.adapters.model_store import resolve_model
+from prodgan.adapters.production_state import resolve_model
 from prodgan.adapters.tracking import RunLogger
 from prodgan.cli import app
 from prodgan.errors import ProdganError

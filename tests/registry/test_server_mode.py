@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from prodgan.adapters import signing
-from prodgan.adapters.model_store import resolve_model
+from prodgan.adapters.production_state import resolve_model
 from prodgan.models import load_bundle
 from prodgan.ops import audit as lineage
 from prodgan.ops import promote as promotion

@@ -10,7 +10,8 @@ import pytest
 
 from prodgan import names
 from prodgan.adapters import audit, registry
-from prodgan.adapters.audit_verify import check_aliases, require_verified, verify
+from prodgan.ops.verification import require_verified, verify
+from prodgan.policy.chain import check_aliases
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.ops import promote as promotion
 from tests.conftest import run

@@ -16,8 +16,8 @@ from statistics import NormalDist
 from typing import Any, Mapping
 
 from prodgan.errors import ProdganError
-from prodgan.gate_file import DIRECTIONS, Policy, threshold
 from prodgan.names import METRIC_NAME, parse_samples
+from prodgan.policy.gate_file import DIRECTIONS, Policy, threshold
 
 PROPORTIONS = (
     "cond_acc",
@@ -122,25 +122,38 @@ class Evaluation:
 
 @dataclass(frozen=True)
 class Check:
+    """One gate's outcome; `detail` holds what the reason says as numbers (value, bound, floor, noise)."""
+
     gate: str
     passed: bool
     reason: str
-    detail: dict[str, float] = field(
-        default_factory=dict
-    )  # value, bound, floor, noise: what the reason says, as numbers
+    detail: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+    @property
+    def line(self) -> str:
+        """`PASS absolute.fid: ...`: how the check reads in a log, a description or an event."""
+        return f"{self.verdict} {self.gate}: {self.reason}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Check":
+        """A check as an audit record stored it."""
+        detail = data.get("detail") or {}
+        return cls(str(data["gate"]), bool(data["passed"]), str(data["reason"]), dict(detail))
 
 
 @dataclass(frozen=True)
 class Verdict:
     approved: bool
     checks: tuple[Check, ...]
-    difference: dict[str, Any] | None = (
-        None  # the champion comparison: interval of (challenger - champion)
-    )
+    difference: dict[str, Any] | None = None  # interval of (challenger - champion)
 
     @property
     def reasons(self) -> list[str]:
-        return [f"{'PASS' if c.passed else 'FAIL'} {c.gate}: {c.reason}" for c in self.checks]
+        return [c.line for c in self.checks]
 
     def to_dict(self) -> dict[str, Any]:
         return {
