@@ -183,11 +183,15 @@ def _dataset_entries(settings: Settings, md5: str, dataset: str) -> list[dict[st
         if e["relpath"].startswith(prefix)
     ]
     if not entries:
-        raise ProdganError(
-            f"data.dvc pins no dataset {dataset!r} (it holds: {', '.join(datasets(settings)) or 'none'}); "
-            f"import it and run `prodgan data add`, or pick one of those with --dataset"
-        )
+        raise _not_pinned(dataset, datasets(settings))
     return entries
+
+
+def _not_pinned(dataset: str, known: list[str]) -> ProdganError:
+    return ProdganError(
+        f"data.dvc pins no dataset {dataset!r} (it holds: {', '.join(known) or 'none'}); "
+        "import it and run `prodgan data add`, or pick one of those with --dataset"
+    )
 
 
 def datasets(settings: Settings) -> list[str]:
@@ -199,6 +203,13 @@ def datasets(settings: Settings) -> list[str]:
             if "/" in e["relpath"]
         }
     )
+
+
+def require_pinned(settings: Settings, dataset: str) -> None:
+    """Refuse a dataset data.dvc does not pin, naming the ones it does."""
+    known = datasets(settings)
+    if dataset not in known:
+        raise _not_pinned(dataset, known)
 
 
 def dataset_hash(settings: Settings, dataset: str) -> str:

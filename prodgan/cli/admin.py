@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from prodgan.cli.options import dataset_option
 from prodgan.console import out
 from prodgan.names import DEFAULT_DATASET
 
@@ -27,10 +28,10 @@ def roles(
     promoter_password_env: str = typer.Option(
         "PRODGAN_PROMOTER_PASSWORD", help="Environment variable holding the promoter's password."
     ),
-    datasets: list[str] = typer.Option(
-        [DEFAULT_DATASET],
-        "--dataset",
-        help="A dataset whose registered model the roles work on (repeat for each; each dataset has its own model).",
+    datasets: list[str] = dataset_option(
+        "A dataset whose registered model the roles work on "
+        "(repeat for each; each dataset has its own model).",
+        default=[DEFAULT_DATASET],
     ),
 ) -> None:
     """Create (or refresh) the trainer and promoter users and grant them least privilege.

@@ -66,13 +66,12 @@ def serve(
     """
     from prodgan.ops import serve as ops
 
-    target = ops.serve_target(Settings.load(), model, force=force)
+    pinned = ops.serve_target(Settings.load(), model, force=force)
     out.print(
-        f"serving {model or '@champion'} ({target.served_uri}) on "
-        f"http://{host}:{port}/invocations (Ctrl+C stops)",
+        f"serving {model or '@champion'} ({pinned}) on http://{host}:{port}/invocations (Ctrl+C stops)",
         highlight=False,
     )
-    ops.serve(target, host, port, max_body_bytes)
+    ops.serve(pinned, host, port, max_body_bytes)
 
 
 def register(root: typer.Typer) -> None:

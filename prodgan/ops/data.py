@@ -14,6 +14,7 @@ from prodgan.data.fashion_mnist import DEBIAN_SOURCE, write_fashion_mnist
 from prodgan.data.importer import import_into
 from prodgan.data.layout import DatasetMeta
 from prodgan.errors import ProdganError
+from prodgan.names import DEFAULT_DATASET
 from prodgan.settings import Settings
 
 Progress = Callable[[int, int], None]
@@ -63,6 +64,19 @@ def import_folder(
 
     meta = import_into(settings.data_dir, name, "folder", build, force=force)
     return meta, list(reports[0].skipped)
+
+
+def require_known(settings: Settings, dataset: str) -> str:
+    """`dataset`, if it is the default dataset or one data.dvc pins; else a one-line error naming those.
+
+    Every `--dataset` option that picks a model runs this while parsing, so a typo is refused
+    before a command reads (and reports on) a model nobody trained. A pinned dataset with no model
+    yet passes; so does the default one, pinned or not: it is what a command without --dataset
+    acts on, in a fresh project too.
+    """
+    if dataset != DEFAULT_DATASET:
+        dvc.require_pinned(settings, dataset)
+    return dataset
 
 
 def add(settings: Settings) -> DataVersion:

@@ -1,4 +1,5 @@
-"""Dataset import treats its input as hostile: symlinks, escaping paths, bombs, odd file names."""
+"""Input is hostile: dataset imports (symlinks, escaping paths, bombs, odd file names) and
+command-line values (an unknown --dataset, a --port no socket takes) are refused in one line."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from prodgan.adapters import dvc
 from prodgan.data.folder import write_folder
 from prodgan.data.layout import MAX_IMAGE_PIXELS
 from prodgan.errors import ProdganError
+from prodgan.ops.data import import_folder, require_known
+from prodgan.settings import Settings
+from tests.conftest import prodgan
 
 HOSTILE_NAMES = [
     "$(touch PWNED).png",
@@ -88,3 +93,39 @@ def test_file_names_are_data_not_commands_or_paths(
         len(n) == len("0123456789abcdef.png") and n[:16].isalnum() for n in names
     )  # renamed to content hashes
     assert sorted(os.listdir(src / "shoe")) == sorted(HOSTILE_NAMES)  # the source is left untouched
+
+
+def _one_error_line(proc) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (
+        f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
+    return lines[0]
+
+
+def test_unknown_dataset_is_refused_naming_the_pinned_ones(
+    small_project: Settings, tmp_path: Path
+) -> None:
+    """A typo in --dataset was "verified ...-nosuch: 0 audit records" (exit 0); a pinned dataset
+    with no model yet, and the default one, are still known."""
+    _good_photos(tmp_path / "shoot")
+    import_folder(small_project, tmp_path / "shoot", "shop", size=8)
+    dvc.add(small_project)
+    assert require_known(small_project, "shop") == "shop"  # pinned, never trained
+    assert require_known(small_project, "fashion-mnist") == "fashion-mnist"
+    untrained = prodgan("audit", "verify", "--dataset", "shop", cwd=small_project.root)
+    assert f"verified {small_project.model_for('shop')}:" in untrained.stdout, untrained.stdout
+    for command in (["audit", "verify"], ["admin", "roles", "--dataset", "shop"]):
+        proc = prodgan(*command, "--dataset", "nosuch", cwd=small_project.root, check=False)
+        line = _one_error_line(proc)
+        assert "'nosuch'" in line and "fashion-mnist, shop" in line, line
+
+
+def test_serve_port_out_of_range_is_refused_while_parsing(tmp_path: Path) -> None:
+    """`--port 99999` ended in an OverflowError traceback from the socket."""
+    for port in ("99999", "0"):
+        proc = prodgan("serve", "--port", port, cwd=tmp_path, check=False)
+        assert (
+            _one_error_line(proc)
+            == f"error: --port {port} is not a TCP port; use one from 1 to 65535"
+        )
