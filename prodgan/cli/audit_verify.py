@@ -39,9 +39,11 @@ def verify_cmd(
         Settings.load().for_dataset(dataset), all_versions=not aliased_only, acknowledge=acknowledge
     )
     if report.ok:
+        hashed = ", ".join(report.hashed) or "none"
         out.print(
-            f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, previous v{report.previous or '-'}, "
-            f"{report.records} audit records, weights intact for versions {', '.join(report.hashed) or 'none'}"
+            f"[green]verified[/] {report.model}: champion v{report.champion or '-'}, "
+            f"previous v{report.previous or '-'}, {report.records} audit records "
+            f"({report.decisions} decisions), weights intact for versions {hashed}"
         )
         return
     table = Table("version", "unexplained change", title=f"{report.model} fails verification")

@@ -66,12 +66,13 @@ def serve(
     """
     from prodgan.ops import serve as ops
 
-    pinned = ops.serve_target(Settings.load(), model, force=force)
+    target = ops.serve_target(Settings.load(), model, force=force)
     out.print(
-        f"serving {model or '@champion'} ({pinned}) on http://{host}:{port}/invocations (Ctrl+C stops)",
+        f"serving {model or '@champion'} ({target.served_uri}) on "
+        f"http://{host}:{port}/invocations (Ctrl+C stops)",
         highlight=False,
     )
-    ops.serve(pinned, host, port, max_body_bytes)
+    ops.serve(target, host, port, max_body_bytes)
 
 
 def register(root: typer.Typer) -> None:
