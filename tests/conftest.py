@@ -1,4 +1,5 @@
-"""Shared fixtures: real git + DVC projects in temp folders, a tiny real Fashion-MNIST, sqlite MLflow.
+"""Shared fixtures: real git + DVC projects in temp folders, a tiny real Fashion-MNIST,
+sqlite MLflow.
 
 Every test that touches the stack gets its own project root (PRODGAN_ROOT) with its own
 `.prodgan/` (sqlite MLflow, Prefect home, caches) and its own DVC remote, so tests never
@@ -79,7 +80,8 @@ def _quiet_stack(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture(scope="session")
 def _empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once per session (`dvc init` costs seconds): a git repo with DVC initialised, no data."""
+    """Built once per session (`dvc init` costs seconds): a git repo with DVC initialised, no
+    data."""
     root = tmp_path_factory.mktemp("empty") / "proj"
     _init_repo(root)
     env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_HOME": str(root / ".prodgan")}
@@ -87,7 +89,8 @@ def _empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             sys.executable,
             "-c",
-            "from prodgan.adapters import dvc; from prodgan.settings import Settings; dvc.ensure_repo(Settings.load())",
+            "from prodgan.adapters import dvc; from prodgan.settings import Settings; "
+            "dvc.ensure_repo(Settings.load())",
         ],
         root,
         env=env,
@@ -109,7 +112,8 @@ def _small_fmnist_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Built once per session: a committed project holding the first 300 images of each split."""
     if not DEBIAN_SOURCE.is_dir():
         pytest.fail(
-            f"{DEBIAN_SOURCE} missing: run `apt-get install dataset-fashion-mnist` (make test does it)"
+            f"{DEBIAN_SOURCE} missing: run `apt-get install dataset-fashion-mnist` "
+            "(make test does it)"
         )
     root = tmp_path_factory.mktemp("template") / "proj"
     _init_repo(root)
@@ -135,7 +139,8 @@ def _small_fmnist_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def small_project(
     _small_fmnist_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
-    """A private copy of the tiny Fashion-MNIST project (300 train + 300 test images, DVC-pinned)."""
+    """A private copy of the tiny Fashion-MNIST project (300 train + 300 test images,
+    DVC-pinned)."""
     root = tmp_path / "proj"
     shutil.copytree(_small_fmnist_template, root, symlinks=True)
     return _use_project(root, monkeypatch)

@@ -55,7 +55,8 @@ def create_process_pool(api_url: str, pool: str, home: Path) -> None:
 def process_worker(
     api_url: str, pool: str, home: Path, cwd: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen]:
-    """`prefect worker start --pool POOL` (process type); flow runs inherit `env` and run in `cwd`."""
+    """`prefect worker start --pool POOL` (process type); flow runs inherit `env` and run in
+    `cwd`."""
     create_process_pool(api_url, pool, home)
     proc = spawn(
         svc.worker_args(pool), home / f"worker-{pool}.log", prefect_env(home, api_url, env), cwd=cwd

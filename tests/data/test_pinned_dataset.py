@@ -1,6 +1,8 @@
 """A fresh clone's `make demo` rebuilds Fashion-MNIST from the Debian files: the bytes must hash to
 what the repository's data.dvc pins, or `prodgan data setup` refuses and the demo stops. Any change
-to the importer's output (a new field in dataset.json, PNG settings) shows here, not on a user's clone."""
+to the importer's output (a new field in dataset.json, PNG settings) shows here, not on a user's
+clone.
+"""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def test_tensor_cache_is_keyed_by_hash(small_project: Settings) -> None:
 
 
 def test_datasets_side_by_side_keep_their_own_versions(small_project: Settings, tmp_path) -> None:
-    """A second dataset beside Fashion-MNIST: each its own hash; changing one leaves the other's alone."""
+    """A second dataset beside Fashion-MNIST: each has its own hash; changing one leaves the other
+    alone."""
     from prodgan.ops.validate import require_validated, validate
 
     fmnist = dvc.dataset_hash(small_project, "fashion-mnist")

@@ -18,7 +18,8 @@ from prodgan.settings import Settings
 @pytest.fixture(scope="session")
 def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("prefect-home")
-    # Stop the embedded API while pytest still captures output (Prefect's own atexit hook logs to a closed stream).
+    # Stop the embedded API while pytest still captures output (Prefect's own atexit hook logs to a
+    # closed stream).
     from prefect.server.api.server import SubprocessASGIServer
 
     SubprocessASGIServer().stop()  # the process-wide singleton; a no-op if it never started

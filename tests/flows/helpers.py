@@ -17,7 +17,8 @@ NIGHTLY = "retrain-datasets/retrain-nightly"  # prefect.yaml's scheduled deploym
 
 @contextmanager
 def prefect_api(url: str) -> Iterator[None]:
-    """In-process Prefect clients talk to the server at `url` (Prefect read the environment at import)."""
+    """In-process Prefect clients talk to the server at `url` (Prefect read the environment at
+    import)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: url}):
@@ -73,7 +74,8 @@ def versions(settings: Settings) -> list[Any]:
 
 
 def artifacts(flow_run_id: str) -> dict[str, Any]:
-    """Every keyed artifact one flow run published, by key (table, markdown and link artifacts alike)."""
+    """Every keyed artifact one flow run published, by key (table, markdown and link artifacts
+    alike)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
@@ -87,7 +89,8 @@ def artifacts(flow_run_id: str) -> dict[str, Any]:
 
 
 def events(flow_run_id: str, name: str, timeout_s: float = 60.0) -> list[Any]:
-    """Events `name` tied to one flow run, read back from the events API (the server persists them in batches)."""
+    """Events `name` tied to one flow run, read back from the events API (the server persists them
+    in batches)."""
     import time
 
     from prefect.client.orchestration import get_client

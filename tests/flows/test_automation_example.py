@@ -1,4 +1,6 @@
-"""The automation example in docs/orchestration.md is one Prefect accepts, and matches prodgan's event names."""
+"""The automation example in docs/orchestration.md is one Prefect accepts,
+and matches prodgan's event names.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`prodgan retrain` as a user runs it (a subprocess on the embedded Prefect API), killed mid-training."""
+"""`prodgan retrain` as a user runs it (a subprocess on the embedded Prefect API),
+killed mid-training.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The CLI and the flows are two faces of the same `prodgan.ops` code: they must leave the same records.
+"""The CLI and the flows are two faces of the same `prodgan.ops` code:
+they must leave the same records.
 
 One tracking store, two registered models: `cli-gen` is made by a person typing `prodgan`
 commands, `flow-gen` by the retrain flow. Both must leave the same training-run, evaluation-run,
@@ -21,7 +22,8 @@ from tests.conftest import prodgan
 from tests.flows.helpers import FAST
 
 CONFIG = "configs/smoke.yaml"
-# The flow's own links, absent by hand; and the evaluator's training run, named only by the evaluation that trained it.
+# The flow's own links, absent by hand; and the evaluator's training run, named only by the
+# evaluation that trained it.
 NOT_COMPARED = (names.FLOW_RUN, names.FLOW_RUN_NAME, names.FLOW_API, names.EVALUATOR_RUN)
 
 

@@ -1,4 +1,6 @@
-"""The nightly deployment's flow on two datasets side by side: each retrains in its own model, only when it changed."""
+"""The nightly deployment's flow on two datasets side by side:
+each retrains in its own model, only when it changed.
+"""
 
 from __future__ import annotations
 
@@ -57,7 +59,8 @@ def test_nightly_retrains_each_dataset_in_its_own_model_and_only_the_changed_one
         )
         assert registry.champion_version(settings).version == mv.version
 
-    # one photo of the shop retaken (mirrored), and a second shop too small to train (3 photos) scheduled beside it
+    # one photo of the shop retaken (mirrored), and a second shop too small to train (3 photos)
+    # scheduled beside it
     photo = sorted((flow_project.data_dir / "clothing" / "train").rglob("*.png"))[0]
     with Image.open(photo) as img:
         img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photo)
@@ -81,8 +84,8 @@ def test_nightly_retrains_each_dataset_in_its_own_model_and_only_the_changed_one
         retrain_datasets(
             recipes={**RECIPES, "tiny": "configs/products64-smoke.yaml"}, overrides=FAST
         )
-    # the tiny shop stopped at validation, without stopping the others: only the changed shop's model retrained,
-    # judged against its own champion
+    # the tiny shop stopped at validation, without stopping the others: only the changed shop's
+    # model retrained, judged against its own champion
     assert [str(mv.version) for mv in versions(fmnist)] == ["1"] and len(versions(clothing)) == 2
     assert versions(flow_project.for_dataset("tiny")) == []
     [retrained] = [

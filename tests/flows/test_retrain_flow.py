@@ -1,4 +1,6 @@
-"""The retrain flow end to end on the embedded Prefect API: real Prefect, MLflow (sqlite), DVC, GX, torch."""
+"""The retrain flow end to end on the embedded Prefect API:
+real Prefect, MLflow (sqlite), DVC, GX, torch.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +19,6 @@ from prodgan.errors import GateFailed, ProdganError
 from prodgan.ops import retrain as pipeline
 from prodgan.settings import Settings
 from tests.conftest import MECHANICS_GATES
-
-SHIPPED_GATES = Path(__file__).resolve().parents[2] / "evaluation" / "gates.yaml"
 from tests.flows.helpers import (
     FAST,
     artifact_markdown,
@@ -29,13 +29,16 @@ from tests.flows.helpers import (
     versions,
 )
 
+SHIPPED_GATES = Path(__file__).resolve().parents[2] / "evaluation" / "gates.yaml"
+
 
 def _retrain(**kwargs):
     return retrain(config="configs/smoke.yaml", overrides=FAST, **kwargs)
 
 
 def _replace_one_image(settings: Settings) -> None:
-    """Overwrite one training image with another (still a valid image: only the data hash changes)."""
+    """Overwrite one training image with another (still a valid image: only the data hash
+    changes)."""
     first, second = sorted((settings.data_dir / "fashion-mnist" / "train").rglob("*.png"))[:2]
     first.write_bytes(second.read_bytes())
 
@@ -55,7 +58,7 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
     flow_run_id = train_run.data.tags[names.FLOW_RUN]
     assert client.get_run(first["mlflow"]["eval_run_id"]).data.tags[names.FLOW_RUN] == flow_run_id
     assert train_run.data.tags[names.CONFIG_SHA] == first["config_sha256"]
-    # ... and Prefect -> MLflow: the flow run's artifact names those runs, the decision and the sheet.
+    # ... and Prefect -> MLflow: the flow run's artifact names those runs, the decision, the sheet.
     assert flow_run(flow_run_id).state.is_completed()
     markdown = artifact_markdown(flow_run_id, "retrain-decision")
     for needle in (

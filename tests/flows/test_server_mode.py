@@ -1,4 +1,5 @@
-"""Server mode: `prefect server` + a process work pool + `prefect worker`, MLflow on `mlflow server` + PostgreSQL.
+"""Server mode: `prefect server` + a process work pool + `prefect worker`,
+MLflow on `mlflow server` + PostgreSQL.
 
 Everything is real and started here on 127.0.0.1: the deployments come from prefect.yaml
 through `prodgan deploy`, the retrain deployment is triggered through the Prefect API and
@@ -31,7 +32,8 @@ SLOW_START = 300  # seconds a server may take to answer on a loaded 2-core machi
 
 
 def _use_tracking(monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
-    """Settings for the server at `url`, with the promoter's audit key made as `prodgan admin keygen` does."""
+    """Settings for the server at `url`, with the promoter's audit key made as `prodgan admin
+    keygen` does."""
     from prodgan.adapters import signing
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -104,7 +106,8 @@ def test_scheduled_deployment_runs_on_a_worker(
 def test_mlflow_down_during_registration_then_retry_completes_once(
     flow_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The tracking server dies right before registration: a clear failure; after a restart the rerun finishes once."""
+    """The tracking server dies right before registration: a clear failure; after a restart the
+    rerun finishes once."""
     from prefect import flow
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

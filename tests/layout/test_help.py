@@ -1,4 +1,6 @@
-"""Every command's --help renders: help text is rich markup, where a stray `[/X]` is a crash, not text."""
+"""Every command's --help renders:
+help text is rich markup, where a stray `[/X]` is a crash, not text.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`pip install` of the built wheel, outside the checkout: the flows and the shipped defaults come along."""
+"""`pip install` of the built wheel, outside the checkout:
+the flows and the shipped defaults come along.
+"""
 
 from __future__ import annotations
 
@@ -59,11 +61,13 @@ def test_wheel_installs_outside_the_checkout_with_flows_and_shipped_defaults(
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path)
     python = venv / "bin" / "python"
-    # The venv's own pip: pip run from this environment would uninstall this environment's prodgan first.
+    # The venv's own pip: pip run from this environment would uninstall this environment's
+    # prodgan first.
     _run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], tmp_path
     )
-    # The dependencies (torch, mlflow, prefect, ...) come from this environment; prodgan itself only from the wheel.
+    # The dependencies (torch, mlflow, prefect, ...) come from this environment; prodgan itself only
+    # from the wheel.
     purelib = Path(
         _run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

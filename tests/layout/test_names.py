@@ -86,7 +86,7 @@ def test_metric_names_carry_the_sample_count() -> None:
     ids=lambda a: " ".join(a[:2]),
 )
 def test_every_command_reads_references_the_same_way(args: list[str], project, monkeypatch) -> None:
-    """A malformed reference is refused by the one grammar, before any model or server is touched."""
+    """A malformed reference is refused by the one grammar before any model or server is touched."""
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, ProdganError), result.output
     assert "cannot read model reference 'models:/a/b/c'" in str(result.exception)

@@ -1,4 +1,6 @@
-"""Inception weights once per session (downloaded and converted into the shared cache on first use)."""
+"""Inception weights once per session (downloaded and converted into the shared cache on first
+use).
+"""
 
 from __future__ import annotations
 

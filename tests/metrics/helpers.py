@@ -1,4 +1,6 @@
-"""Shared pieces for the metrics tests: real Fashion-MNIST images (tens, not thousands) and a tiny generator."""
+"""Shared pieces for the metrics tests:
+real Fashion-MNIST images (tens, not thousands) and a tiny generator.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`prodgan evaluate` through the real CLI: an MLflow evaluation run on the tiny project, one-line errors."""
+"""`prodgan evaluate` through the real CLI:
+an MLflow evaluation run on the tiny project, one-line errors.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ def _bundle(settings: Settings):
     return save_bundle(settings.root / "bundle", G, spec, {"dataset": "fashion-mnist"})
 
 
-@pytest.mark.slow  # ~40 s of CPU: trains the evaluator on 300 images, 30 images through InceptionV3, MLflow
+# ~40 s of CPU: trains the evaluator on 300 images, 30 images through InceptionV3, MLflow
+@pytest.mark.slow
 def test_evaluate_bundle_logs_an_mlflow_run(
     small_project: Settings, monkeypatch: pytest.MonkeyPatch
 ):
@@ -85,7 +88,8 @@ def test_evaluate_bundle_logs_an_mlflow_run(
     ],
 )
 def test_bad_input_is_one_red_line(project: Settings, args, match):
-    """(Sample counts and grayscale/RGB mismatch are refused by the same checks, tested in-process.)"""
+    """(Sample counts and grayscale/RGB mismatch are refused by the same checks, tested
+    in-process.)"""
     proc = prodgan("evaluate", *args, cwd=project.root, check=False)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

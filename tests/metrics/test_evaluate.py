@@ -1,4 +1,6 @@
-"""evaluate_generator end to end on tens of real images: metric names, the real-side cache, bad input."""
+"""evaluate_generator end to end on tens of real images:
+metric names, the real-side cache, bad input.
+"""
 
 from __future__ import annotations
 
@@ -111,7 +113,8 @@ def test_second_evaluation_skips_the_real_side_and_reports_every_metric(
         and first.protocol.weights_sha256 == inception_weights.sha256
     )
     assert first.images.shape == (N, 1, 28, 28) and first.features.shape == (N, 2048)
-    # with a generator key the generated side is cached too; the gates' paired comparison reads it back
+    # with a generator key the generated side is cached too;
+    # the gates' paired comparison reads it back
     other, _ = tiny_generator(seed=1)
     for key, generator in (("champion", G), ("challenger", other), ("champion", G)):
         done = EXTRACTIONS["generated"]
@@ -211,7 +214,8 @@ def test_evaluator_for_other_categories_is_refused(feature_cache):
 def test_inception_score_comes_from_inception_logits_when_the_weights_have_them(
     inception_weights, feature_cache, tmp_path
 ):
-    """The official file (not downloadable here) adds a 1008-way `fc`; a trunk with a seeded fc takes the same path."""
+    """The official file (not downloadable here) adds a 1008-way `fc`; a trunk with a seeded fc
+    takes the same path."""
     import torch
 
     from prodgan.fsutil import sha256_file

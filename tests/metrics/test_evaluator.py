@@ -1,4 +1,6 @@
-"""The evaluator classifier: learns Fashion-MNIST from a small subset, round-trips, refuses tampered weights."""
+"""The evaluator classifier:
+learns Fashion-MNIST from a small subset, round-trips, refuses tampered weights.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Pure metric functions on synthetic features (no Inception): FID formula, intervals, memorization, protocol."""
+"""Pure metric functions on synthetic features (no Inception):
+FID formula, intervals, memorization, protocol.
+"""
 
 from __future__ import annotations
 

@@ -21,11 +21,13 @@ from prodgan.settings import Settings
 from tests.metrics.helpers import real_split
 
 
-@pytest.mark.slow  # ~25 s: 8 images through three InceptionV3 variants (first run also downloads + converts, ~30 s)
+# ~25 s: 8 images through three InceptionV3 variants (a first run also downloads + converts, ~30 s)
+@pytest.mark.slow
 def test_converted_weights_reproduce_the_reference_torchscript_and_fast_path_matches(
     inception_weights,
 ):
-    """THE weights-equality test, on 8 real Fashion-MNIST images (plus the fast extractor against stock)."""
+    """THE weights-equality test, on 8 real Fashion-MNIST images (plus the fast extractor against
+    stock)."""
     assert inception_weights.origin != "converted" or not inception_weights.has_logits
     images = (
         torch.from_numpy(real_split("test", 8).images.copy()).expand(-1, 3, -1, -1).contiguous()
@@ -79,7 +81,8 @@ def test_corrupt_converted_weights_are_refused(inception_weights, tmp_path):
 
 
 def test_evaluation_never_builds_weights_and_says_how(tmp_path, monkeypatch):
-    """Missing weights: one line naming `prodgan setup`, and no download attempted (nothing written)."""
+    """Missing weights: one line naming `prodgan setup`, and no download attempted (nothing
+    written)."""
     monkeypatch.delenv(iw.ENV_WEIGHTS, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     with pytest.raises(ProdganError, match=r"not built .* run `prodgan setup`") as exc:
