@@ -40,9 +40,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_FILE_BYTES = 50 * 1024 * 1024
 SOURCE_SPLITS = ("train", "validation", "test")  # a source with train/ at the top keeps this layout
 FITS = ("pad", "crop")
+# The same photo under two categories: drop every copy, or keep the first category's.
 AMBIGUOUS = ("skip", "first")
 _CHUNK = 250  # files per worker task
-_PARALLEL_FROM = 500  # below this many files, worker start-up costs more than it saves  # same photo under two categories: drop every copy, or keep the first category's
+_PARALLEL_FROM = 500  # below this many files, worker start-up costs more than it saves
 
 
 @dataclass
@@ -64,12 +65,9 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
     """Any PIL mode -> RGB or L by one fixed rule (see the module docstring)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(img, dtype=np.int64)
-        img = Image.fromarray(
-            (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
-            if wide.max() > 255
-            else wide.astype(np.uint8),
-            "L",
-        )
+        if wide.max() > 255:  # 16-bit grayscale keeps its high byte
+            wide = np.clip(wide, 0, 65535) >> 8
+        img = Image.fromarray(wide.astype(np.uint8), "L")
     elif img.mode == "F":
         img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8), "L")
     if img.mode == "P" or img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -80,9 +78,9 @@ def _to_mode(img: Image.Image, mode: str) -> Image.Image:
 
 def _border_colour(pixels: np.ndarray) -> tuple[int, ...] | int:
     """Median of the one-pixel border: the background a product photo was shot on."""
-    ring = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).reshape(
-        -1, 1 if pixels.ndim == 2 else pixels.shape[2]
-    )
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    ring = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    ring = ring.reshape(-1, channels)
     median = np.median(ring, axis=0).astype(np.uint8)
     return int(median[0]) if pixels.ndim == 2 else tuple(int(v) for v in median)
 
@@ -92,9 +90,8 @@ def normalise(img: Image.Image, size: int, mode: str, fit: str = "pad") -> np.nd
     w, h = img.size
     if fit == "crop":
         side = min(w, h)
-        square = img.crop(
-            ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
-        )
+        left, top = (w - side) // 2, (h - side) // 2
+        square = img.crop((left, top, left + side, top + side))
     else:
         side = max(w, h)
         square = Image.new(mode, (side, side), _border_colour(np.asarray(img)))
@@ -120,11 +117,13 @@ def _load(path: Path, size: int, mode: str, fit: str, min_side: int) -> np.ndarr
     with opened as img:
         if img.width * img.height > MAX_IMAGE_PIXELS:
             raise ValueError(
-                f"decompression bomb refused: {img.width}x{img.height} exceeds the {MAX_IMAGE_PIXELS}-pixel limit"
+                f"decompression bomb refused: {img.width}x{img.height} exceeds "
+                f"the {MAX_IMAGE_PIXELS}-pixel limit"
             )
         if min(img.width, img.height) < min_side:
             raise ValueError(
-                f"too small: {img.width}x{img.height}, the short side must be >= {min_side} px (--min-side)"
+                f"too small: {img.width}x{img.height}, "
+                f"the short side must be >= {min_side} px (--min-side)"
             )
         img.load()
         return normalise(img, size, mode, fit)
@@ -159,7 +158,10 @@ def _scan_categories(
 def scan_source(
     src: Path,
 ) -> tuple[bool, list[str], list[tuple[str | None, str, Path]], list[tuple[str, str]]]:
-    """(split layout kept?, categories, (split, category, file) candidates, entries refused before decoding)."""
+    """What a source folder holds, before anything is decoded.
+
+    (split layout kept?, categories, (split, category, file) candidates, entries refused).
+    """
     src = Path(src)
     if not src.is_dir():
         raise ProdganError(
@@ -204,11 +206,13 @@ def _decode_chunk(
     """Each file as a `_Photo`, or (path as listed, reason) when it cannot be used."""
     out: list[_Photo | tuple[str, str]] = []
     for split, cat, path in files:
-        rel = f"{split + '/' if split else ''}{cat}/{path.name}"
+        split_dir = f"{split}/" if split else ""
+        rel = f"{split_dir}{cat}/{path.name}"
         try:
             png = encode_png(_load(path, size, mode, fit, min_side))
             out.append(_Photo(rel, split, cat, png, hashlib.sha256(png).hexdigest()))
-        except Exception as exc:  # any decoder failure (truncated, not an image, a bomb) is a finding about the file
+        # Any decoder failure (truncated, not an image, a bomb) is a finding about the file.
+        except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
             out.append((rel, f"unreadable: {reason}".splitlines()[0][:200]))
     return out
@@ -223,7 +227,7 @@ def _decode_all(
     skipped: list[tuple[str, str]],
     progress: Callable[[int, int], None] | None,
 ) -> list[_Photo]:
-    """Decode every file, on every core for large folders (results in input order: deterministic)."""
+    """Decode every file, on every core for large folders; results in input order."""
     chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
     decode = partial(_decode_chunk, size=size, mode=mode, fit=fit, min_side=min_side)
     workers = min(os.cpu_count() or 1, len(chunks))
@@ -258,7 +262,8 @@ def _resolve_labels(
                 skipped.extend(
                     (
                         p.rel,
-                        f"ambiguous label: the same photo is filed under {', '.join(cats)} (--ambiguous skip)",
+                        f"ambiguous label: the same photo is filed under {', '.join(cats)} "
+                        "(--ambiguous skip)",
                     )
                     for p in copies
                 )
@@ -269,7 +274,8 @@ def _resolve_labels(
                 for p in photos
                 if p.digest == copies[0].digest and p.category != cats[0]
             )
-        # one copy per photo; a train copy wins over validation/test (a photo in two splits would leak)
+        # One copy per photo; a train copy wins over validation/test
+        # (a photo in two splits would leak).
         order = sorted(
             copies, key=lambda p: (SOURCE_SPLITS.index(p.split) if p.split else 0, p.rel)
         )
@@ -279,7 +285,9 @@ def _resolve_labels(
 
 
 def _assign_splits(photos: list[_Photo], test_fraction: float, min_test: int) -> dict[str, str]:
-    """digest -> split: the source's (validation joins train), else stratified per category by content hash."""
+    """digest -> split: the source's (validation joins train), else stratified per category
+    by content hash.
+    """
     splits: dict[str, str] = {}
     by_cat: dict[str, list[str]] = {}
     for photo in photos:
@@ -307,7 +315,10 @@ def write_folder(
     ambiguous: str = "skip",
     progress: Callable[[int, int], None] | None = None,
 ) -> FolderReport:
-    """Import `src` into `out_dir` (see the module docstring); `min_side` defaults to half of `size`."""
+    """Import `src` into `out_dir` (see the module docstring).
+
+    `min_side` defaults to half of `size`.
+    """
     if mode not in ("RGB", "L"):
         raise ProdganError(f"unknown mode {mode!r}: use RGB or L")
     if fit not in FITS:
@@ -316,7 +327,8 @@ def write_folder(
         )
     if ambiguous not in AMBIGUOUS:
         raise ProdganError(
-            f"unknown --ambiguous {ambiguous!r}: use skip (drop every copy) or first (keep one category)"
+            f"unknown --ambiguous {ambiguous!r}: "
+            "use skip (drop every copy) or first (keep one category)"
         )
     if not 8 <= size <= 512:
         raise ProdganError(f"--size {size} is out of range: use 8..512 pixels")
@@ -331,7 +343,8 @@ def write_folder(
     photos = _resolve_labels(photos, ambiguous, skipped)
     if not photos:
         raise ProdganError(
-            f"none of the {len(files)} images in {src} could be read: {skipped[0][0]}: {skipped[0][1]}"
+            f"none of the {len(files)} images in {src} could be read: "
+            f"{skipped[0][0]}: {skipped[0][1]}"
         )
     splits = _assign_splits(photos, test_fraction, min_test)
     keys = category_keys(categories)

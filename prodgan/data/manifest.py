@@ -31,6 +31,7 @@ import hashlib
 import io
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, fields
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
@@ -54,24 +55,33 @@ _BATCH_PIXELS = 1 << 24  # pixels per vectorised batch (bounds memory for large 
 
 Progress = Callable[[int, int], None]
 
-_FILE_COLUMNS = [
-    "path",
-    "file_bytes",
-    "sha256",
-    "decodes_ok",
-    "decode_error",
-    "width",
-    "height",
-    "mode",
-    "channels",
-    "mean_intensity",
-    "std_intensity",
-    "dhash",
-]
+
+@dataclass(slots=True)
+class FileRow:
+    """The per-file columns of one manifest row, in column order; None where not (yet) known."""
+
+    path: str
+    file_bytes: int | None = None
+    sha256: str | None = None
+    decodes_ok: bool = False
+    decode_error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    mode: str | None = None
+    channels: int | None = None
+    mean_intensity: float | None = None
+    std_intensity: float | None = None
+    dhash: str | None = None
+
+    def values(self) -> tuple:
+        return tuple(getattr(self, name) for name in _FILE_COLUMNS)
+
+
+_FILE_COLUMNS = [f.name for f in fields(FileRow)]
 
 
 def list_files(root: Path) -> list[str]:
-    """Every file under the dataset folder except `dataset.json`, as sorted POSIX paths relative to it.
+    """Every file under the dataset folder except `dataset.json`: sorted POSIX paths relative to it.
 
     Stray files are listed on purpose: the suite, not this scan, decides what is allowed.
     """
@@ -89,7 +99,7 @@ def list_files(root: Path) -> list[str]:
 
 
 def _area_matrix(src: int, dst: int) -> np.ndarray:
-    """Weights that average a length-`src` axis down to `dst` cells by area (exact box resampling)."""
+    """Weights that average a length-`src` axis down to `dst` cells by area (box resampling)."""
     edges = np.arange(dst + 1) * (src / dst)
     j = np.arange(src)[None, :]
     overlap = np.clip(np.minimum(edges[1:, None], j + 1) - np.maximum(edges[:-1, None], j), 0, None)
@@ -117,50 +127,28 @@ def _pixel_columns(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]
     return flat.mean(axis=1), flat.std(axis=1), [b.tobytes().hex() for b in bits], thumbs
 
 
-def _read_file(root: str, rel: str) -> tuple[list, np.ndarray | None]:
-    """The per-file columns that need no pixel maths, and the grayscale pixels (None if undecodable)."""
+def _read_file(root: str, rel: str) -> tuple[FileRow, np.ndarray | None]:
+    """The per-file columns that need no pixel maths, and the grayscale pixels.
+
+    The pixels are None when the file does not decode.
+    """
     try:
         with open(os.path.join(root, rel), "rb") as f:
             data = f.read()
     except OSError as exc:  # unreadable (permissions, a dangling link): a finding, not a crash
-        return [
-            rel,
-            None,
-            None,
-            False,
-            f"unreadable: {exc.strerror}",
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ], None
-    row = [
-        rel,
-        len(data),
-        hashlib.sha256(data).hexdigest(),
-        False,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-    ]
+        return FileRow(rel, decode_error=f"unreadable: {exc.strerror}"), None
+    row = FileRow(rel, file_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     try:
         with Image.open(io.BytesIO(data)) as img:
-            row[5:9] = [img.width, img.height, img.mode, len(img.getbands())]
+            row.width, row.height = img.width, img.height
+            row.mode, row.channels = img.mode, len(img.getbands())
             img.load()
             gray = img if img.mode == "L" else img.convert("L")
             pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8).reshape(gray.height, gray.width)
-        row[3] = True
+        row.decodes_ok = True
         return row, pixels
     except Exception as exc:  # any decoder failure is a finding about the file, not a crash
-        row[4] = f"{type(exc).__name__}: {exc}"[:200]
+        row.decode_error = f"{type(exc).__name__}: {exc}"[:200]
         return row, None
 
 
@@ -178,9 +166,11 @@ def _describe_chunk(root: str, rels: list[str]) -> list[tuple[tuple, bytes | Non
             batch = members[start : start + step]
             means, stds, hashes, small = _pixel_columns(np.stack([read[i][1] for i in batch]))
             for k, i in enumerate(batch):
-                read[i][0][9:12] = [float(means[k]), float(stds[k]), hashes[k]]
+                row = read[i][0]
+                row.mean_intensity, row.std_intensity = float(means[k]), float(stds[k])
+                row.dhash = hashes[k]
                 thumbs[i] = small[k].tobytes()
-    return [(tuple(row), thumb) for (row, _), thumb in zip(read, thumbs)]
+    return [(row.values(), thumb) for (row, _), thumb in zip(read, thumbs, strict=True)]
 
 
 def _describe_all(
@@ -240,16 +230,15 @@ def _near_dup_distance(
                     _keep_closest(distance, nearest, members[b], rows_a, dist.T)
     paths = df["path"].to_numpy()
     found = np.isfinite(distance)
-    return np.where(found, distance, np.nan), [
-        paths[j] if ok else None for j, ok in zip(nearest, found)
-    ]
+    nearest_paths = [paths[j] if ok else None for j, ok in zip(nearest, found, strict=True)]
+    return np.where(found, distance, np.nan), nearest_paths
 
 
 def _perceptual_dups(
     df: pd.DataFrame, thumbs: list[bytes | None]
 ) -> tuple[np.ndarray, list[str | None]]:
-    """Per row: thumbnail distance to, and path of, the closest image in another split whose dHash is
-    within `HAMMING_CANDIDATE` bits (NaN when none is).
+    """Per row: thumbnail distance to, and path of, the closest image in another split whose
+    dHash is within `HAMMING_CANDIDATE` bits (NaN when none is).
 
     Each pair of splits is compared once: the smaller split in blocks against the whole larger one,
     each row keeping its `_CANDIDATES` nearest hashes; every candidate pair then updates both sides.
@@ -276,29 +265,22 @@ def _perceptual_dups(
     found = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
     distance = np.full(len(df), np.nan)
     if len(found):
-        flat = _centred(
-            np.stack(
-                [
-                    np.frombuffer(t, dtype=np.uint8) if t else np.zeros(THUMB * THUMB, np.uint8)
-                    for t in thumbs
-                ]
-            )
-        )
+        blank = np.zeros(THUMB * THUMB, np.uint8)  # undecodable files have no thumbnail
+        flat = _centred(np.stack([np.frombuffer(t, np.uint8) if t else blank for t in thumbs]))
         d = np.concatenate(
             [
                 np.abs(flat[chunk[:, 0]] - flat[chunk[:, 1]]).mean(axis=1)
                 for chunk in np.array_split(found, max(1, len(found) // 10000))
             ]
         )
-        rows, others, d = (
-            np.concatenate([found[:, 0], found[:, 1]]),
-            np.concatenate([found[:, 1], found[:, 0]]),
-            np.concatenate([d, d]),
-        )
+        # Every pair updates both of its sides.
+        rows = np.concatenate([found[:, 0], found[:, 1]])
+        others = np.concatenate([found[:, 1], found[:, 0]])
+        d = np.concatenate([d, d])
         order = np.lexsort((d, rows))
         first = order[np.unique(rows[order], return_index=True)[1]]
         distance[rows[first]] = d[first]
-        nearest = dict(zip(rows[first].tolist(), others[first].tolist()))
+        nearest = dict(zip(rows[first].tolist(), others[first].tolist(), strict=True))
     else:
         nearest = {}
     paths = df["path"].to_numpy()
@@ -328,9 +310,10 @@ def derive(df: pd.DataFrame, thumbs: list[bytes | None]) -> pd.DataFrame:
     df["category"] = parts.str[1].where(parts.str.len() > 2, "")
     df["split_category"] = df["split"] + "/" + df["category"]
     df["category_count"] = df.groupby("split_category")["path"].transform("size").astype("int64")
-    mean_per_category = df.groupby("split")["path"].transform("size") / df.groupby("split")[
-        "category"
-    ].transform("nunique")
+    by_split = df.groupby("split")
+    split_size = by_split["path"].transform("size")
+    categories_in_split = by_split["category"].transform("nunique")
+    mean_per_category = split_size / categories_in_split
     df["category_balance"] = df["category_count"] / mean_per_category
     splits_of_sha = df.groupby("sha256")["split"].transform("nunique")
     df["sha256_in_other_split"] = splits_of_sha > 1
@@ -345,7 +328,7 @@ def derive(df: pd.DataFrame, thumbs: list[bytes | None]) -> pd.DataFrame:
 def build_manifest(
     root: Path, workers: int | None = None, progress: Progress | None = None
 ) -> pd.DataFrame:
-    """Describe every file of the dataset at `root` (in parallel) and derive the cross-file columns."""
+    """Describe every file of the dataset at `root` (in parallel); derive the cross-file columns."""
     root = Path(root)
     rels = list_files(root)
     described = _describe_all(root, rels, workers or os.cpu_count() or 1, progress)
