@@ -43,11 +43,13 @@ def _open_idx(source: Path, stem: str) -> tuple[bytes, str]:
                     raw = f.read()
             except (OSError, EOFError) as exc:
                 raise ProdganError(
-                    f"{path} is unreadable or truncated ({exc}); reinstall it: apt-get install --reinstall dataset-fashion-mnist"
+                    f"{path} is unreadable or truncated ({exc}); "
+                    "reinstall it: apt-get install --reinstall dataset-fashion-mnist"
                 ) from exc
             return raw, hashlib.sha256(path.read_bytes()).hexdigest()
     raise ProdganError(
-        f"{stem}(.gz) not found in {source}; install the dataset with `apt-get install dataset-fashion-mnist` "
+        f"{stem}(.gz) not found in {source}; "
+        "install the dataset with `apt-get install dataset-fashion-mnist` "
         "or pass --source DIR holding the four idx files"
     )
 
@@ -64,7 +66,8 @@ def parse_idx(raw: bytes, name: str) -> np.ndarray:
     expected = int(np.prod(dims))
     if len(raw) - header != expected:
         raise ProdganError(
-            f"{name} is truncated: header says {expected} bytes of data, file has {len(raw) - header}"
+            f"{name} is truncated: header says {expected} bytes of data, "
+            f"file has {len(raw) - header}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
@@ -77,11 +80,13 @@ def read_split(source: Path, split: str) -> tuple[np.ndarray, np.ndarray, dict[s
     labels = parse_idx(labels_raw, labels_stem)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ProdganError(
-            f"{images_stem} and {labels_stem} disagree: {images.shape} images vs {labels.shape} labels"
+            f"{images_stem} and {labels_stem} disagree: "
+            f"{images.shape} images vs {labels.shape} labels"
         )
     if labels.max(initial=0) >= len(CATEGORIES):
         raise ProdganError(
-            f"{labels_stem} holds label {labels.max()} (Fashion-MNIST has {len(CATEGORIES)} categories)"
+            f"{labels_stem} holds label {labels.max()} "
+            f"(Fashion-MNIST has {len(CATEGORIES)} categories)"
         )
     return images, labels, {images_stem: images_sha, labels_stem: labels_sha}
 

@@ -16,13 +16,15 @@ def _check_target(target: Path, kind: str, force: bool) -> None:
     if not (target / META_FILE).is_file():
         if any(target.iterdir()):
             raise ProdganError(
-                f"{target} exists and is not a prodgan dataset; move it away or pass --force to replace it"
+                f"{target} exists and is not a prodgan dataset; "
+                "move it away or pass --force to replace it"
             )
         return
     existing = read_meta(target)
     if existing.kind != kind:
         raise ProdganError(
-            f"{target} already holds a different dataset ({existing.kind!r}); choose another --name or pass --force to replace it"
+            f"{target} already holds a different dataset ({existing.kind!r}); "
+            "choose another --name or pass --force to replace it"
         )
 
 
@@ -33,7 +35,7 @@ def import_into(
     build: Callable[[Path], DatasetMeta],
     force: bool = False,
 ) -> DatasetMeta:
-    """Run `build(tmp_dir)` and swap the result in as `data/<name>`; on any error nothing changes."""
+    """Run `build(tmp_dir)` and swap the result in as `data/<name>`; on an error nothing changes."""
     if not name or "/" in name or name.startswith("."):
         raise ProdganError(f"invalid dataset name {name!r}: use letters, digits, '-' or '_'")
     target = dataset_dir(data_dir, name)

@@ -51,8 +51,11 @@ class DatasetMeta:
         return sum(sum(self.counts[s].values()) for s in splits)
 
     def to_json(self) -> bytes:
-        """Deterministic bytes; an empty `display` is left out, so datasets whose names are their keys
-        (Fashion-MNIST) keep the DVC hash they had before display names existed."""
+        """Deterministic bytes; an empty `display` is left out.
+
+        So datasets whose names are their keys (Fashion-MNIST) keep the DVC hash they had before
+        display names existed.
+        """
         fields = {k: v for k, v in asdict(self).items() if k != "display" or v}
         return (json.dumps(fields, indent=2, sort_keys=True) + "\n").encode()
 

@@ -45,7 +45,8 @@ def decode_split(root: Path, meta: DatasetMeta, split: str) -> tuple[np.ndarray,
             pixels = np.asarray(img.convert(meta.mode))
         if pixels.shape[:2] != (meta.size, meta.size):
             raise ProdganError(
-                f"{item[1]} is {pixels.shape[1]}x{pixels.shape[0]}, the dataset declares {meta.size}x{meta.size}; run `prodgan data validate`"
+                f"{item[1]} is {pixels.shape[1]}x{pixels.shape[0]}, "
+                f"the dataset declares {meta.size}x{meta.size}; run `prodgan data validate`"
             )
         return pixels
 
@@ -57,7 +58,8 @@ def decode_split(root: Path, meta: DatasetMeta, split: str) -> tuple[np.ndarray,
         labels = np.array([index[c] for c, _ in files], dtype=np.int64)
     except KeyError as exc:
         raise ProdganError(
-            f"{root}/{split} has a category folder {exc.args[0]!r} not declared in dataset.json; run `prodgan data validate`"
+            f"{root}/{split} has a category folder {exc.args[0]!r} not declared in dataset.json; "
+            "run `prodgan data validate`"
         ) from exc
     return np.ascontiguousarray(images), labels
 
@@ -79,7 +81,7 @@ def load_split(cache_dir: Path, dataset_root: Path, split: str, data_hash: str) 
 
 
 def hold_out(split: ImageSplit, n: int, seed: int) -> tuple[ImageSplit, ImageSplit]:
-    """(the rest, `n` held-out images): a seeded validation split carved from `split`, disjoint from it.
+    """(the rest, `n` held-out images): a seeded validation split carved out of `split`.
 
     Training picks its best checkpoint on this, never on the split the promotion gates evaluate.
     """
