@@ -1,4 +1,5 @@
-"""`evaluate`: evaluate a model (any reference, default `@champion`) under the fingerprinted protocol."""
+"""`evaluate`: evaluate a model (any reference, default `@champion`) under the fingerprinted
+protocol."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from prodgan.ops import report
 
 @flow(name="evaluate", log_prints=True)
 def evaluate(model: str = "@champion") -> dict[str, Any]:
-    """Evaluate `model` (models:/NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION, runs:/ID); the MLflow run carries this flow run's id."""
+    """Evaluate `model` (models:/NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION, runs:/ID); the MLflow
+    run carries this flow run's id."""
     settings = steps.settings()
     run = steps.as_task("evaluate", ops.evaluate, settings, model, tags=steps.link_tags(settings))
     result = ops.summary(run)

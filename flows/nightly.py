@@ -1,4 +1,5 @@
-"""`retrain-datasets`: the nightly retrain of every scheduled dataset, each in its own model, when it changed."""
+"""`retrain-datasets`: the nightly retrain of every scheduled dataset, each in its own model,
+when it changed."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def retrain_datasets(
     force: bool = False,
     overrides: list[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run `retrain` for each dataset in `recipes` (dataset -> config; `None`: the machine's default recipe).
+    """Run `retrain` for each dataset in `recipes` (dataset -> config; `None`: the machine's
+    default recipe).
 
     Each retrain compares its own dataset hash and config with its own model's champion, so only
     what changed trains. One dataset failing (bad data, a tampered registry) does not stop the

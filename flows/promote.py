@@ -1,4 +1,5 @@
-"""`promote`: the promotion gates for one model version; the champion alias moves only if they pass."""
+"""`promote`: the promotion gates for one model version; the champion alias moves only if they
+pass."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from prodgan.ops import report
 
 @flow(name="promote", log_prints=True)
 def promote(version: str) -> dict[str, Any]:
-    """Promote model version `version` if the gates in evaluation/gates.yaml approve it (no-op if it already is champion)."""
+    """Promote model version `version` if the gates in evaluation/gates.yaml approve it (no-op if
+    it already is champion)."""
     settings = steps.settings()
     decision = report.plain(steps.as_task("promote", ops.promote, settings, version))
     steps.publish(

@@ -23,7 +23,8 @@ RETRY_DELAY_S = 2
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
-    """Bad data, a failed gate or a bad config fail the same way again; an unreachable server may not."""
+    """Bad data, a failed gate or a bad config fail the same way again; an unreachable server may
+    not."""
     exc = state.data
     return not isinstance(exc, ProdganError) or isinstance(exc, TrackingUnreachable)
 
@@ -60,7 +61,8 @@ def publish(key: str, markdown: str, description: str) -> None:
 
 
 def emit(event: announce.Event) -> None:
-    """A prodgan event on Prefect's event bus, tied to this flow run (automations match on the name)."""
+    """A prodgan event on Prefect's event bus, tied to this flow run (automations match on the
+    name)."""
     from prefect.events import emit_event
 
     emit_event(
@@ -77,13 +79,15 @@ def emit(event: announce.Event) -> None:
 
 
 def publish_decision(outcome: Any, result: dict[str, Any]) -> None:
-    """The decision's own artifacts: champion vs challenger table, every gate's reason, links to MLflow and the sheet."""
+    """The decision's own artifacts: champion vs challenger table, every gate's reason, links to
+    MLflow and the sheet."""
     decision = outcome.decision
     if decision is not None and decision.action != "noop":
         create_table_artifact(
             table=announce.comparison_rows(decision),
             key="champion-vs-challenger",
-            description=f"v{decision.version} vs champion v{decision.champion_before}: values and intervals, one protocol",
+            description=f"v{decision.version} vs champion v{decision.champion_before}: "
+            "values and intervals, one protocol",
         )
         create_markdown_artifact(
             markdown=announce.decision_markdown(decision),

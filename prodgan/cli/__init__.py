@@ -35,9 +35,8 @@ def _register() -> None:
         train,
     )
 
-    app.add_typer(
-        data.app, name="data"
-    )  # import, add, push, pull, status, version, setup, validate
+    # import, add, push, pull, status, version, setup, validate
+    app.add_typer(data.app, name="data")
     train.register(app)  # train
     evaluate.register(app)  # evaluate, evaluator train
     promote.register(app)  # register, promote, rollback

@@ -39,7 +39,8 @@ def roles(
     Passwords are read from environment variables, never from the command line, and never printed.
     Runs as the admin given by MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
 
-    Example: PRODGAN_TRAINER_PASSWORD=... PRODGAN_PROMOTER_PASSWORD=... prodgan admin roles --dataset fashion-mnist --dataset clothing
+    Example: PRODGAN_TRAINER_PASSWORD=... PRODGAN_PROMOTER_PASSWORD=... \\
+      prodgan admin roles --dataset fashion-mnist --dataset clothing
     """
     from rich.table import Table
 
@@ -71,9 +72,10 @@ def keygen(
 ) -> None:
     """Make the promoter's audit signing key pair (run as the promoter, on the promoter's machine).
 
-    The private key is written with mode 0600 to PRODGAN_AUDIT_KEY (default .prodgan/keys/audit-ed25519.pem);
-    the public key to PRODGAN_AUDIT_PUBLIC_KEY (default beside it). Copy the public key to every machine that
-    verifies or loads production models and point PRODGAN_AUDIT_PUBLIC_KEY at it; the private key never leaves.
+    The private key is written with mode 0600 to PRODGAN_AUDIT_KEY (default
+    .prodgan/keys/audit-ed25519.pem); the public key to PRODGAN_AUDIT_PUBLIC_KEY (default beside
+    it). Copy the public key to every machine that verifies or loads production models and point
+    PRODGAN_AUDIT_PUBLIC_KEY at it; the private key never leaves.
 
     Example: prodgan admin keygen
     """
@@ -82,6 +84,6 @@ def keygen(
 
     private, public, key_id = make_key(Settings.load(), overwrite=overwrite)
     out.print(
-        f"audit signing key {key_id}: private {private} (0600, keep it on this machine), public {public} "
-        f"(configure it everywhere records are verified: PRODGAN_AUDIT_PUBLIC_KEY)"
+        f"audit signing key {key_id}: private {private} (0600, keep it on this machine), "
+        f"public {public} (configure it everywhere records are verified: PRODGAN_AUDIT_PUBLIC_KEY)"
     )

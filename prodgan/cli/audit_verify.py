@@ -1,4 +1,4 @@
-"""`prodgan audit verify`: replay the audit log against the registry (added to the `audit` group)."""
+"""`prodgan audit verify`: replay the audit log against the registry (in the `audit` group)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def verify_cmd(
         None,
         "--acknowledge",
         metavar="REASON",
-        help="Record a `force` audit entry accepting the findings, closing pending records (promoter only).",
+        help="Record a `force` audit entry accepting the findings, "
+        "closing pending records (promoter only).",
     ),
     aliased_only: bool = typer.Option(
         False, "--aliased-only", help="Hash only champion's and previous' weights (faster)."
@@ -25,7 +26,8 @@ def verify_cmd(
         "Whose model: each dataset has its own registered model and audit chain."
     ),
 ) -> None:
-    """Check the signed audit chain, that it explains every champion/previous position, and that every file is intact.
+    """Check the signed audit chain, that it explains every champion/previous position, and that
+    every file is intact.
 
     Exit 0 verified, 1 with one line per unexplained change (version and what changed).
     Example: prodgan audit verify
@@ -52,7 +54,8 @@ def verify_cmd(
     out.print(table)
     if acknowledge:
         out.print(
-            "acknowledged in the audit log (action force); alias positions are explained only by a promotion or rollback"
+            "acknowledged in the audit log (action force); "
+            "alias positions are explained only by a promotion or rollback"
         )
         return
     raise GateFailed(f"{report.model} fails verification: " + "; ".join(map(str, report.findings)))

@@ -19,7 +19,8 @@ app.add_typer(import_app, name="import")
 def import_fashion_mnist(
     source: Optional[Path] = typer.Option(
         None,
-        help="Folder with the four idx(.gz) files [default: Debian's /usr/share/datasets/fashion-mnist]",
+        help="Folder with the four idx(.gz) files "
+        "[default: Debian's /usr/share/datasets/fashion-mnist]",
     ),
     limit: Optional[int] = typer.Option(
         None, min=1, help="Keep only the first N images of each split (tests, smoke runs)."
@@ -28,7 +29,8 @@ def import_fashion_mnist(
         False, help="Replace data/fashion-mnist even if it holds another dataset."
     ),
 ) -> None:
-    """Decode Fashion-MNIST into data/fashion-mnist/{train,test}/<category>/<index>.png (deterministic bytes).
+    """Decode Fashion-MNIST into data/fashion-mnist/{train,test}/<category>/<index>.png
+    (deterministic bytes).
 
     Example: prodgan data import fashion-mnist
     """
@@ -40,7 +42,8 @@ def import_fashion_mnist(
             settings, source, limit=limit, force=force, progress=progress
         )
     out.print(
-        f"imported [bold]fashion-mnist[/]: {meta.total('train')} train + {meta.total('test')} test images -> {settings.data_dir / 'fashion-mnist'}"
+        f"imported [bold]fashion-mnist[/]: {meta.total('train')} train + "
+        f"{meta.total('test')} test images -> {settings.data_dir / 'fashion-mnist'}"
     )
 
 
@@ -102,8 +105,8 @@ def import_folder(
     if renamed:
         out.print(f"category keys: {', '.join(renamed)}", highlight=False, markup=False)
     out.print(
-        f"imported [bold]{name}[/]: {meta.total('train')} train + {meta.total('test')} test images, "
-        f"{len(skipped)} skipped -> {settings.data_dir / name}"
+        f"imported [bold]{name}[/]: {meta.total('train')} train + "
+        f"{meta.total('test')} test images, {len(skipped)} skipped -> {settings.data_dir / name}"
     )
 
 
@@ -114,7 +117,8 @@ def add() -> None:
 
     v = data.add(Settings.load())
     out.print(
-        f"data.dvc pins [bold]{v.data_hash}[/] ({v.files} files); commit it: git add data.dvc && git commit"
+        f"data.dvc pins [bold]{v.data_hash}[/] ({v.files} files); "
+        "commit it: git add data.dvc && git commit"
     )
 
 
@@ -131,10 +135,14 @@ def version(
     from prodgan.ops import data
 
     v = data.version(Settings.load(), dataset)
-    out.print(
-        f"{'dataset   ' + v.dataset + chr(10) if v.dataset else ''}data_hash {v.data_hash}\ngit_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}\nfiles     {v.files}\nbytes     {v.size}",
-        highlight=False,
-    )
+    lines = [f"dataset   {v.dataset}"] if v.dataset else []
+    lines += [
+        f"data_hash {v.data_hash}",
+        f"git_rev   {v.git_rev}{' (dirty)' if v.git_dirty else ''}",
+        f"files     {v.files}",
+        f"bytes     {v.size}",
+    ]
+    out.print("\n".join(lines), highlight=False)
 
 
 @app.command()
@@ -170,7 +178,8 @@ def pull() -> None:
 def setup(
     source: Optional[Path] = typer.Option(None, help="Folder with the Fashion-MNIST idx files."),
 ) -> None:
-    """Fresh clone: get data/ to the version data.dvc pins (pull, else rebuild from the Debian files), then push.
+    """Fresh clone: get data/ to the version data.dvc pins (pull, else rebuild from the Debian
+    files), then push.
 
     Example: prodgan data setup
     """

@@ -55,7 +55,8 @@ def invert(
     )
     found = f" as [bold]{record['category']}[/]" if record["category"] else ""
     out.print(
-        f"inverted {image}{found}: PSNR {record['psnr_db']:.2f} dB, SSIM {record['ssim']:.3f} -> {out_dir}"
+        f"inverted {image}{found}: PSNR {record['psnr_db']:.2f} dB, "
+        f"SSIM {record['ssim']:.3f} -> {out_dir}"
     )
     for note in record["input_notes"]:
         out.print(f"[yellow]note:[/] input {note}")
@@ -82,7 +83,8 @@ def interpolate(
 ) -> None:
     """A strip that moves smoothly from one product (and category) to another.
 
-    Example: prodgan edit interpolate --seed-a 1 --seed-b 2 --category-a pullover --category-b coat --out strip.png
+    Example: prodgan edit interpolate --seed-a 1 --seed-b 2 \\
+      --category-a pullover --category-b coat --out strip.png
     """
     from prodgan.ops import edit
 
@@ -121,7 +123,8 @@ def transfer(
 ) -> None:
     """Keep a product's latent (its style) and render it as other categories.
 
-    Example: prodgan edit transfer --seed 3 --category pullover --to coat --to shirt --out transfer.png
+    Example: prodgan edit transfer --seed 3 --category pullover --to coat --to shirt \\
+      --out transfer.png
     """
     from prodgan.ops import edit
 
@@ -136,6 +139,7 @@ def transfer(
         bundle=bundle,
     )
     out.print(
-        f"wrote {record['from']} -> {', '.join(record['to'])} to {out_file} (record {record['record']})",
+        f"wrote {record['from']} -> {', '.join(record['to'])} to {out_file} "
+        f"(record {record['record']})",
         highlight=False,
     )

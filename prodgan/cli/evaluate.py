@@ -39,7 +39,8 @@ def evaluate(
     no_evaluator: bool = typer.Option(
         False,
         "--no-evaluator",
-        help="Skip the evaluator classifier (no IS without Inception logits, no conditional accuracy).",
+        help="Skip the evaluator classifier "
+        "(no IS without Inception logits, no conditional accuracy).",
     ),
 ) -> None:
     """FID, KID, IS, precision/recall, conditional accuracy and memorization for one generator.
@@ -62,9 +63,7 @@ def evaluate(
         say=_say,
     )
     started = time.perf_counter()
-    run = run_evaluation(
-        Settings.load(), model, bundle, **options
-    )  # one bar per side, with images/s
+    run = run_evaluation(Settings.load(), model, bundle, **options)  # one bar per side, images/s
     _print(run, time.perf_counter() - started)
 
 
@@ -88,9 +87,9 @@ def _print(run, seconds: float) -> None:
         for category, by in result.per_category.items():
             cats.add_row(category, *(f"{by[c]:.4g}" if c in by else "-" for c in columns))
         out.print(cats)
+    real_side = "cached" if result.real_cached else "computed"
     out.print(
-        f"protocol {result.protocol.fingerprint[:16]}  real side {'cached' if result.real_cached else 'computed'}  "
-        f"{seconds:.1f} s",
+        f"protocol {result.protocol.fingerprint[:16]}  real side {real_side}  {seconds:.1f} s",
         highlight=False,
     )
 
@@ -103,7 +102,8 @@ def evaluator_train(
     ),
     dataset: str = typer.Option("fashion-mnist", help="Dataset under data/."),
 ) -> None:
-    """Train the evaluator classifier on the train split, save it under .prodgan/evaluator/, log it to MLflow.
+    """Train the evaluator classifier on the train split, save it under .prodgan/evaluator/, log
+    it to MLflow.
 
     Example: prodgan evaluator train --epochs 3
     """
@@ -116,7 +116,8 @@ def evaluator_train(
             settings, dataset, epochs=epochs, limit=limit, progress=progress
         )
     out.print(
-        f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir(dataset)} (mlflow run {run_id})"
+        f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir(dataset)} "
+        f"(mlflow run {run_id})"
     )
 
 

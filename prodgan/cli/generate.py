@@ -27,7 +27,8 @@ def generate(
 ) -> None:
     """Generate product images, deterministic for a seed.
 
-    Example: prodgan generate --model models:/prodgan-generator@champion --category sneaker -n 64 --seed 1 --out grid.png
+    Example: prodgan generate --model models:/prodgan-generator@champion \\
+      --category sneaker -n 64 --seed 1 --out grid.png
     """
     from prodgan.ops import serve
 
@@ -60,7 +61,8 @@ def serve(
     ),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
-    """Serve the generator over HTTP: MLflow's scoring server (POST /invocations) plus a request-size cap.
+    """Serve the generator over HTTP: MLflow's scoring server (POST /invocations) plus a
+    request-size cap.
 
     Example: prodgan serve --model models:/prodgan-generator@champion --port 5001
     """

@@ -9,10 +9,11 @@ import typer
 from prodgan.errors import ProdganError
 from prodgan.names import DEFAULT_DATASET
 
+# \\[ : literal brackets in rich markup
 MODEL_HELP = (
     "Model: models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION or "
     "runs:/RUN_ID\\[/PATH] \\[default: models:/<model name>@champion]"
-)  # \\[ : literal brackets in rich markup
+)
 BUNDLE_HELP = (
     "A local generator bundle folder (generator.pt + generator.json) instead of a registry model."
 )

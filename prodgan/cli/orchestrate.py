@@ -1,4 +1,5 @@
-"""`prodgan retrain` (the retrain flow, embedded Prefect by default) and `prodgan deploy` (prefect.yaml on a server)."""
+"""`prodgan retrain` (the retrain flow, embedded Prefect by default) and `prodgan deploy`
+(prefect.yaml on a server)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ class _NoTracebackForUserErrors(logging.Filter):
 def retrain(
     config: Optional[str] = typer.Option(
         None,
-        help="Training config (YAML); relative paths are looked up in the project, then in prodgan's configs/. [default: configs/fmnist.yaml with CUDA, else configs/cpu.yaml]",
+        help="Training config (YAML); relative paths are looked up in the project, "
+        "then in prodgan's configs/. "
+        "[default: configs/fmnist.yaml with CUDA, else configs/cpu.yaml]",
     ),
     dataset: Optional[str] = typer.Option(
         None, help="Dataset under data/ to validate and train on [default: the config's]."
@@ -35,7 +38,8 @@ def retrain(
         None, "--set", help="Override a config key, e.g. --set steps=200 (repeatable)."
     ),
 ) -> None:
-    """Validate -> train -> evaluate -> register -> promote, as a Prefect flow (embedded API unless PREFECT_API_URL is set).
+    """Validate -> train -> evaluate -> register -> promote, as a Prefect flow (embedded API
+    unless PREFECT_API_URL is set).
 
     Example: prodgan retrain --config configs/smoke.yaml
     """
@@ -46,9 +50,8 @@ def retrain(
 
     settings = Settings.load()
     config = ops.recipe(dataset, config)
-    config_sha256(
-        settings.config_path(config), set_ or []
-    )  # bad config or --set: one red line before Prefect starts
+    # a bad config or --set: one red line before Prefect starts
+    config_sha256(settings.config_path(config), set_ or [])
     import flows.retrain
 
     for name in ("prefect.flow_runs", "prefect.task_runs"):
@@ -85,19 +88,24 @@ def deploy(
         "prodgan", help="Process work pool the deployments run on (created only if missing)."
     ),
 ) -> None:
-    """Apply prefect.yaml's deployments (nightly data-aware retrain, evaluate, promote) to a Prefect server.
+    """Apply prefect.yaml's deployments (nightly data-aware retrain, evaluate, promote) to a
+    Prefect server.
 
-    Example: prefect server start &  prodgan deploy --api-url http://127.0.0.1:4200/api  &&  prefect worker start --pool prodgan
+    Example:
+      prefect server start &
+      prodgan deploy --api-url http://127.0.0.1:4200/api
+      prefect worker start --pool prodgan
     """
     from prodgan.ops.deploy import deploy as apply
     from prodgan.settings import Settings
 
     settings = Settings.load()
     done = apply(settings, pool=pool, api_url=api_url)
+    pool_state = "created" if done.pool_created else "kept as it was"
     out.print(
-        f"deployments of {done.prefect_yaml} applied on {done.api_url} (pool [bold]{pool}[/], "
-        f"{'created' if done.pool_created else 'kept as it was'}): retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), "
-        "evaluate/evaluate, promote/promote"
+        f"deployments of {done.prefect_yaml} applied on {done.api_url} "
+        f"(pool [bold]{pool}[/], {pool_state}): "
+        "retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), evaluate/evaluate, promote/promote"
     )
     out.print(
         f"start a worker: PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}",

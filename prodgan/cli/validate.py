@@ -15,7 +15,8 @@ def validate(
         False, help="Run the checkpoint even if this data was already validated under this suite."
     ),
 ) -> None:
-    """Check data/<dataset> against its expectation suite (GX Checkpoint), build Data Docs, record the result.
+    """Check data/<dataset> against its expectation suite (GX Checkpoint), build Data Docs, record
+    the result.
 
     Exit 0 when every expectation passes, 1 when any fails (training then refuses this data).
 
@@ -50,7 +51,8 @@ def _print_summary(record, show: int) -> None:
     )
     out.print(
         f"{mark} {record.dataset}: {passed}/{record.expectations} expectations{warned} of suite "
-        f"[bold]{record.suite_name}[/] ({record.suite_sha256[:12]}) on {record.rows} images, data {where}, {source}",
+        f"[bold]{record.suite_name}[/] ({record.suite_sha256[:12]}) on {record.rows} images, "
+        f"data {where}, {source}",
         highlight=False,
     )
     for failure in [*record.failures, *record.warnings]:
@@ -60,8 +62,9 @@ def _print_summary(record, show: int) -> None:
             else f"observed {failure.observed}"
         )
         mark = "[red]x[/]" if failure.severity != "warning" else "[yellow]![/]"
+        column = failure.column or "table"
         out.print(
-            f"  {mark} {failure.rule} [dim]({failure.expectation} on {failure.column or 'table'}: {count})[/]",
+            f"  {mark} {failure.rule} [dim]({failure.expectation} on {column}: {count})[/]",
             highlight=False,
         )
         if failure.offending:
