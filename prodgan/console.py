@@ -1,4 +1,5 @@
-"""The shared consoles (results to stdout, errors and progress to stderr) and one progress-bar shape.
+"""The shared consoles (results to stdout, errors and progress to stderr)
+and one progress-bar shape.
 
 Every live display on stderr goes through `err`, so a progress bar started deep inside a step
 (e.g. the evaluator's first training) nests under the CLI's spinner instead of fighting it.
@@ -42,7 +43,8 @@ def progress_bar(description: str, console: Console = err) -> Iterator[Callable[
 
 @contextmanager
 def sides_progress(title: str, console: Console = err) -> Iterator[Callable[[str, int, int], None]]:
-    """Yield `progress(side, done, total)`: one transient bar per side (generated, real:test...) with images/s."""
+    """Yield `progress(side, done, total)`: one transient bar per side (generated, real:test...)
+    with images/s."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -79,7 +81,8 @@ def sides_progress(title: str, console: Console = err) -> Iterator[Callable[[str
 
 
 class StepProgress:
-    """A rich progress bar with images/s and losses; a no-op when disabled (other ranks, quiet runs)."""
+    """A rich progress bar with images/s and losses; a no-op when disabled (other ranks,
+    quiet runs)."""
 
     def __init__(self, enabled: bool, start: int, total: int) -> None:
         self.enabled, self.start, self.total = enabled, start, total
@@ -112,7 +115,10 @@ class StepProgress:
 
     def update(self, step: int, metrics: dict[str, float]) -> None:
         if self.enabled:
-            info = f"{metrics['images_per_s']:,.0f} img/s  D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}"
+            info = (
+                f"{metrics['images_per_s']:,.0f} img/s  "
+                f"D {metrics['loss_d']:.3f}  G {metrics['loss_g']:.3f}"
+            )
             self.progress.update(self.task, completed=step, info=info)
 
     def __exit__(self, *exc: Any) -> None:

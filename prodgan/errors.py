@@ -12,13 +12,15 @@ class ProdganError(Exception):
 
 
 class GateFailed(ProdganError):
-    """A check ran and said no (validation failed, promotion rejected): exit 1, not a usage error."""
+    """A check ran and said no (validation failed, promotion rejected): exit 1,
+    not a usage error."""
 
     exit_code = 1
 
 
 class TrackingUnreachable(ProdganError):
-    """The MLflow tracking server did not answer: worth retrying, unlike other user-facing errors."""
+    """The MLflow tracking server did not answer: worth retrying,
+    unlike other user-facing errors."""
 
 
 class ChampionMoved(ProdganError):
@@ -30,7 +32,8 @@ class ChampionMoved(ProdganError):
 def invalid_fields(
     source: str, problems: list[dict], valid_keys: Callable[[tuple], list[str]] | list[str]
 ) -> str:
-    """pydantic's `ValidationError.errors()` as one line: the file, each key, its value and what is allowed.
+    """pydantic's `ValidationError.errors()` as one line: the file, each key,
+    its value and what is allowed.
 
     Takes the plain error dicts so this bottom module needs no pydantic import. `valid_keys` is the
     list of top-level keys, or a function from an unknown key's location to the keys valid there.

@@ -76,7 +76,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    """Relative POSIX path -> sha256 of every file under `folder`: what a stored model must keep holding."""
+    """Relative POSIX path -> sha256 of every file under `folder`:
+    what a stored model must keep holding."""
     folder = Path(folder)
     return {
         p.relative_to(folder).as_posix(): sha256_file(p)

@@ -65,7 +65,8 @@ DEVICE, PRECISION, WORLD_SIZE = "prodgan.device", "prodgan.precision", "prodgan.
 RESUMED = "prodgan.resumed"
 SOURCE_VERSION = "prodgan.source_version"  # production version tag: the trained version it copies
 FENCE = "prodgan.fence"  # production version tag `lost`: a transition that lost the compare-and-set
-AUDIT_HEAD = "prodgan.audit_head"  # production model tag `N:sha256`: the newest audit record (truncation shows)
+# production model tag `N:sha256`: the newest audit record (truncation shows)
+AUDIT_HEAD = "prodgan.audit_head"
 AUDIT_TAG = "prodgan.audit."  # + record field, on audit runs
 METRIC_TAG = "metric."  # + metric name: a version's headline metrics, as version tags
 FLOW_RUN = "prefect.flow_run_id"
@@ -83,12 +84,14 @@ METRIC_NAME = re.compile(
 
 
 def production_model(model: str) -> str:
-    """The registered model that holds `model`'s promoted copies and its `champion`/`previous` aliases."""
+    """The registered model that holds `model`'s promoted copies and its `champion`/`previous`
+    aliases."""
     return model if model.endswith(PRODUCTION_SUFFIX) else f"{model}{PRODUCTION_SUFFIX}"
 
 
 def sample_suffix(samples: int) -> str:
-    """2000 -> `2k`, 10000 -> `10k`, 50 -> `50`, 2500 -> `2500` (the sample count in metric names)."""
+    """2000 -> `2k`, 10000 -> `10k`, 50 -> `50`, 2500 -> `2500`
+    (the sample count in metric names)."""
     return f"{samples // 1000}k" if samples >= 1000 and samples % 1000 == 0 else str(samples)
 
 
@@ -116,7 +119,8 @@ def category_key(display: str) -> str:
 
 
 def category_keys(displays: list[str]) -> dict[str, str]:
-    """display name -> key for a dataset's categories; names whose keys collide get a hash suffix each."""
+    """display name -> key for a dataset's categories;
+    names whose keys collide get a hash suffix each."""
     keys = {d: category_key(d) for d in displays}
     taken: dict[str, int] = {}
     for key in keys.values():
@@ -128,7 +132,8 @@ def category_keys(displays: list[str]) -> dict[str, str]:
 
 
 def is_headline(name: str) -> bool:
-    """A protocol-named headline value (`fid_2k`), not a std, an interval end or a per-category value."""
+    """A protocol-named headline value (`fid_2k`), not a std,
+    an interval end or a per-category value."""
     return bool(_HEADLINE_NAME.match(name))
 
 
@@ -137,12 +142,16 @@ _REF = re.compile(
     r"^(?:models:/)?(?P<name>[^/@:\s]+)?(?:@(?P<alias>[A-Za-z0-9_-]+)|/(?P<version>\d+))$"
 )
 _RUN = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})(?:/(?P<path>.+))?$")
-REF_FORMS = "models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION or runs:/RUN_ID[/PATH]"
+REF_FORMS = (
+    "models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS, NAME/VERSION, @ALIAS, VERSION or "
+    "runs:/RUN_ID[/PATH]"
+)
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A parsed model reference: a registered version (by alias or number), a run artifact, or a local bundle."""
+    """A parsed model reference: a registered version (by alias or number), a run artifact,
+    or a local bundle."""
 
     name: str | None = None
     alias: str | None = None

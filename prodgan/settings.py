@@ -64,9 +64,10 @@ def env(name: str) -> str | None:
 
 
 def shared_dataset(name: str) -> Path:
-    """A dataset shared by tests and benchmarks, never copied into the project: `PRODGAN_SHARED_DATA/<name>`,
-    else `shared/datasets/<name>` beside this checkout, else beside the checkout it was cloned from
-    (a clean clone made elsewhere, e.g. by CI, still finds the workspace's copy)."""
+    """A dataset shared by tests and benchmarks, never copied into the project:
+    `PRODGAN_SHARED_DATA/<name>`, else `shared/datasets/<name>` beside this checkout, else beside
+    the checkout it was cloned from (a clean clone made elsewhere, e.g. by CI,
+    still finds the workspace's copy)."""
     base = os.environ.get("PRODGAN_SHARED_DATA")
     if base:
         return Path(base).expanduser() / name
@@ -104,7 +105,8 @@ def environment() -> dict[str, str]:
 
 
 def postgres_bin() -> Path:
-    """PostgreSQL's server programs (initdb, pg_ctl): `PRODGAN_PG_BIN`, else Debian's PostgreSQL 15."""
+    """PostgreSQL's server programs (initdb, pg_ctl): `PRODGAN_PG_BIN`,
+    else Debian's PostgreSQL 15."""
     return Path(os.environ.get("PRODGAN_PG_BIN") or "/usr/lib/postgresql/15/bin")
 
 
@@ -121,7 +123,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def _stack_paths(home: Path) -> tuple[Path, Path]:
-    """(stack state folder, stack env file): `PRODGAN_STACK_DIR`, `PRODGAN_STACK_ENV`, else under home."""
+    """(stack state folder, stack env file): `PRODGAN_STACK_DIR`, `PRODGAN_STACK_ENV`,
+    else under home."""
     stack_dir = Path(os.environ.get("PRODGAN_STACK_DIR") or home / "stack").expanduser().resolve()
     env_file = (
         Path(os.environ.get("PRODGAN_STACK_ENV") or stack_dir / "stack.env").expanduser().resolve()
@@ -141,7 +144,8 @@ class Settings:
     data_dir: Path
     cache_dir: Path
     tracking_uri: str
-    model_name: str  # the registered model commands act on; `for_dataset` / `for_model` pick another of the family
+    # the registered model commands act on; `for_dataset` / `for_model` pick another of the family
+    model_name: str
     dvc_remote: Path | str  # a folder, or a URL such as s3://prodgan/dvc
     dvc_remote_overridden: bool = False
     eval_samples: str | None = None  # PRODGAN_EVAL_SAMPLES, checked where it is used
@@ -191,8 +195,9 @@ class Settings:
         )
 
     def model_for(self, dataset: str) -> str:
-        """The registered model trained on `dataset`: one per dataset, so a champion is only ever judged against and
-        replaced by a generator of the same data. The default dataset's keeps the bare name."""
+        """The registered model trained on `dataset`: one per dataset, so a champion is only ever
+        judged against and replaced by a generator of the same data. The default dataset's keeps the
+        bare name."""
         family = self.model_family or self.model_name
         return family if dataset == DEFAULT_DATASET else f"{family}-{dataset}"
 
@@ -200,13 +205,15 @@ class Settings:
         return replace(self, model_name=self.model_for(dataset))
 
     def for_model(self, name: str | None) -> "Settings":
-        """These settings acting on registered model `name` (its production twin's name picks the trained one):
-        a reference's own model decides whose audit chain and production copy are checked. `None`: unchanged."""
+        """These settings acting on registered model `name` (its production twin's name picks the
+        trained one): a reference's own model decides whose audit chain and production copy are
+        checked. `None`: unchanged."""
         return replace(self, model_name=name.removesuffix(PRODUCTION_SUFFIX)) if name else self
 
     @property
     def tracking_user(self) -> str | None:
-        """MLFLOW_TRACKING_USERNAME as MLflow will send it now (read per call, like MLflow's client does)."""
+        """MLFLOW_TRACKING_USERNAME as MLflow will send it now (read per call,
+        like MLflow's client does)."""
         return os.environ.get("MLFLOW_TRACKING_USERNAME") or None
 
     @property
@@ -218,7 +225,8 @@ class Settings:
 
     @property
     def audit_public_key_path(self) -> Path:
-        """The public key audit records are verified with: configured here, never fetched from MLflow."""
+        """The public key audit records are verified with: configured here,
+        never fetched from MLflow."""
         return Path(
             os.environ.get("PRODGAN_AUDIT_PUBLIC_KEY") or self.home / "keys" / "audit-ed25519.pub"
         ).expanduser()
@@ -266,7 +274,8 @@ class Settings:
     # ------------------------------------------------------------ shipped defaults
     @property
     def gates_path(self) -> Path:
-        """`PRODGAN_GATES` (read per call), else the project's evaluation/gates.yaml, else the one shipped with prodgan."""
+        """`PRODGAN_GATES` (read per call), else the project's evaluation/gates.yaml,
+        else the one shipped with prodgan."""
         chosen = os.environ.get("PRODGAN_GATES")
         return Path(chosen).expanduser() if chosen else shipped("evaluation/gates.yaml", self.root)
 
@@ -274,7 +283,8 @@ class Settings:
         return shipped(f"evaluation/expectations/{kind}.json", self.root)
 
     def config_path(self, config: str | Path) -> Path:
-        """`--config` as given (absolute or from the working directory), else in the project, else shipped."""
+        """`--config` as given (absolute or from the working directory), else in the project,
+        else shipped."""
         path = Path(config).expanduser()
         if path.is_absolute():
             return path
@@ -285,9 +295,11 @@ class Settings:
 
 
 def configure_environment(settings: Settings | None = None) -> Settings:
-    """Set the quiet/offline switches before any stack package is imported; never overrides the user."""
+    """Set the quiet/offline switches before any stack package is imported;
+    never overrides the user."""
     settings = settings or Settings.load()
-    # The team stack's URIs and credentials reach MLflow, boto3, DVC and Prefect, which read the environment.
+    # The team stack's URIs and credentials reach MLflow, boto3, DVC and Prefect,
+    # which read the environment.
     for key, value in (
         read_env_file(settings.stack_env_file).items() if settings.stack_env_file else ()
     ):
