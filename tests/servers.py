@@ -24,9 +24,9 @@ from prodgan.adapters.stack_services import mlflow_args, mlflow_env
 def postgres(tmp_dir: Path) -> Iterator[str]:
     """A private PostgreSQL 15 cluster (trust auth, 127.0.0.1 only) holding an empty `mlflow` db.
 
-    Yields a SQLAlchemy URI `postgresql+psycopg2://postgres@127.0.0.1:PORT/mlflow`. The cluster lives in
-    a fresh folder under /tmp (deleted on exit: reachable by the `postgres` account when we are root);
-    its logs go to `tmp_dir`.
+    Yields a SQLAlchemy URI `postgresql+psycopg2://postgres@127.0.0.1:PORT/mlflow`. The cluster
+    lives in a fresh folder under /tmp (deleted on exit: reachable by the `postgres` account when we
+    are root); its logs go to `tmp_dir`.
     """
     tmp_dir = Path(tmp_dir)
     base = Path(tempfile.mkdtemp(prefix="prodgan-pg-", dir="/tmp"))

@@ -1,6 +1,6 @@
-"""The shipped gates on real Inception features: noise, a constant colour and a copier are each stopped
-by a named gate (and dim blobs are not mistaken for copies); a generator that samples the data
-distribution (fresh real images) passes.
+"""The shipped gates on real Inception features: noise, a constant colour and a copier are each
+stopped by a named gate (and dim blobs are not mistaken for copies); a generator that samples the
+data distribution (fresh real images) passes.
 
 Each generator is a module with the generator interface (z, labels -> images in [-1, 1]); the
 evaluation is the real one (`evaluate_generator` with calibration, evaluator classifier, pixel
@@ -16,10 +16,10 @@ import pytest
 import torch
 from torch import nn
 
-from prodgan.policy.gate_file import load_policy
-from prodgan.policy.gates import Evaluation, judge
 from prodgan.metrics import evaluate_generator
 from prodgan.models import GeneratorSpec, build_generator
+from prodgan.policy.gate_file import load_policy
+from prodgan.policy.gates import Evaluation, judge
 from tests.metrics.helpers import CATEGORIES, real_split
 
 GATES = Path(__file__).resolve().parents[2] / "evaluation" / "gates.yaml"
@@ -28,7 +28,8 @@ SPEC = GeneratorSpec("cdcgan", 8, len(CATEGORIES), 1, 28, 8, CATEGORIES)
 
 
 class Picker(nn.Module):
-    """Returns stored images of the requested category, chosen by the latent: a copier or a fresh sampler."""
+    """Returns stored images of the requested category, chosen by the latent: a copier or a fresh
+    sampler."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
         super().__init__()
@@ -40,7 +41,10 @@ class Picker(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         picks = (z[:, 0].abs() * 1e6).long()
         return torch.stack(
-            [self.pools[int(c)][int(p) % len(self.pools[int(c)])] for c, p in zip(labels, picks)]
+            [
+                self.pools[int(c)][int(p) % len(self.pools[int(c)])]
+                for c, p in zip(labels, picks, strict=True)
+            ]
         )
 
 
@@ -50,7 +54,8 @@ class Constant(nn.Module):
 
 
 class NearBlack(nn.Module):
-    """Dim blobs, like a generator a few hundred steps in: close in pixels to every dark training image, a copy of none."""
+    """Dim blobs, like a generator a few hundred steps in: close in pixels to every dark training
+    image, a copy of none."""
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         blob = torch.nn.functional.interpolate(

@@ -1,4 +1,6 @@
-"""Subsets of clothing-small (shared, never copied into the repo) laid out as a shop would hand them over."""
+"""Subsets of clothing-small (shared, never copied into the repo)
+laid out as a shop would hand them over.
+"""
 
 from __future__ import annotations
 
@@ -20,14 +22,16 @@ def clothing_subset(
     rename: dict[str, str] | None = None,
     split_layout: bool = True,
 ) -> Path:
-    """The first (train, test) photos per category under `dst`: `<split>/<category>/` or flat `<category>/`."""
+    """The first (train, test) photos per category under `dst`: `<split>/<category>/` or flat
+    `<category>/`."""
     if not CLOTHING.is_dir():
         pytest.fail(
-            f"{CLOTHING} missing: clothing-small lives in ../shared/datasets (or set PRODGAN_SHARED_DATA)"
+            f"{CLOTHING} missing: clothing-small lives in ../shared/datasets "
+            "(or set PRODGAN_SHARED_DATA)"
         )
     for category, per_split in counts.items():
         shown = (rename or {}).get(category, category)
-        for split, n in zip(("train", "test"), per_split):
+        for split, n in zip(("train", "test"), per_split, strict=True):
             target = dst / split / shown if split_layout else dst / shown
             target.mkdir(parents=True, exist_ok=True)
             for photo in sorted((CLOTHING / split / category).iterdir())[:n]:
@@ -36,7 +40,8 @@ def clothing_subset(
 
 
 def png_header_only(path: Path, width: int, height: int) -> None:
-    """A valid PNG header declaring width x height over a few bytes of data (a decompression bomb's shape)."""
+    """A valid PNG header declaring width x height over a few bytes of data (a decompression
+    bomb's shape)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return (

@@ -1,4 +1,5 @@
-"""A shop's photos end to end: import -> validate -> train -> evaluate -> register -> promote -> generate -> serve.
+"""A shop's photos end to end:
+import -> validate -> train -> evaluate -> register -> promote -> generate -> serve.
 
 200 photos of clothing-small, one category renamed as a shop would write it ("Men's T-Shirt"),
 beside nothing else in a fresh project; every record on the way names the clothing dataset's hash,

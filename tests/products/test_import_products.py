@@ -1,4 +1,6 @@
-"""Importing a shop's own photos: bad files, every image mode, EXIF, splits, category names, determinism."""
+"""Importing a shop's own photos:
+bad files, every image mode, EXIF, splits, category names, determinism.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from tests.products.helpers import CLOTHING, clothing_subset, png_header_only
 
 
 def _modes_and_bad_files(folder: Path) -> dict[str, str]:
-    """Every mode the importer must convert, an EXIF-rotated copy, and the four bad files of the issue."""
+    """Every mode the importer must convert, an EXIF-rotated copy, and the four bad files of the
+    issue."""
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
     Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg", quality=95)
@@ -26,7 +29,8 @@ def _modes_and_bad_files(folder: Path) -> dict[str, str]:
     Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.png")
     Image.fromarray(rng.integers(0, 256, (50, 50, 2), dtype=np.uint8), "LA").save(folder / "la.png")
     Image.fromarray(rgb[..., 0]).save(folder / "gray.jpg")
-    # the same photo stored upright, and stored sideways with EXIF orientation 6 ("rotate 90 clockwise to view")
+    # the same photo stored upright, and stored sideways with EXIF orientation 6
+    # ("rotate 90 clockwise to view")
     upright = Image.fromarray(rng.integers(0, 256, (40, 70, 3), dtype=np.uint8))
     upright.save(folder / "upright.png")
     exif = Image.Exif()

@@ -1,4 +1,6 @@
-"""The folder suite on real photos: a clean catalogue passes (imbalance only warns); real problems fail, named."""
+"""The folder suite on real photos:
+a clean catalogue passes (imbalance only warns); real problems fail, named.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The evaluator pyfunc reads an image's size from its header and refuses a wrong one before decoding a pixel."""
+"""The evaluator pyfunc reads an image's size from its header
+and refuses a wrong one before decoding a pixel.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from prodgan.adapters.evaluator_model import _decode
 
 
 def _png_header_claiming(width: int, height: int) -> str:
-    """A PNG whose header claims width x height but whose pixel data is a few bytes: decoding it would
-    allocate width*height bytes, then fail; reading the header costs nothing."""
+    """A PNG whose header claims width x height but whose pixel data is a few bytes: decoding it
+    would allocate width*height bytes, then fail; reading the header costs nothing."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (

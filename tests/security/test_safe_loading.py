@@ -1,4 +1,6 @@
-"""Safe loading: replaced weights are refused by hash; pickled code never runs (weights_only=True)."""
+"""Safe loading: replaced weights are refused by hash;
+pickled code never runs (weights_only=True).
+"""
 
 from __future__ import annotations
 

@@ -1,13 +1,14 @@
-"""Authenticated server mode end to end: PostgreSQL + `mlflow server --app-name basic-auth` on 127.0.0.1.
+"""Authenticated server mode end to end:
+PostgreSQL + `mlflow server --app-name basic-auth` on 127.0.0.1.
 
-Roles are created by `prodgan admin roles`; every step runs with the credentials of the role
-that would do it in a team (in-process through the environment, or the CLI with its own). Each
-attack of issue 14 is replayed here and must get HTTP 403 or be refused at load, promotion or
-verify time with a reason naming the version: the trainer's code cannot reach production, forged
-evaluations are not read, production aliases and files and the audit log are out of the trainer's
-reach, an MLflow-rights holder without the promoter's signing key cannot edit, delete or invent
-audit records unnoticed, a malformed tag stops nothing, the local cache is re-checked, and no
-password is found anywhere MLflow, PostgreSQL, the artifact store, the project or the output keeps it.
+Roles are created by `prodgan admin roles`; every step runs with the credentials of the role that
+would do it in a team (in-process through the environment, or the CLI with its own). Each attack of
+issue 14 is replayed here and must get HTTP 403 or be refused at load, promotion or verify time with
+a reason naming the version: the trainer's code cannot reach production, forged evaluations are not
+read, production aliases and files and the audit log are out of the trainer's reach, an
+MLflow-rights holder without the promoter's signing key cannot edit, delete or invent audit records
+unnoticed, a malformed tag stops nothing, the local cache is re-checked, and no password is found
+anywhere MLflow, PostgreSQL, the artifact store, the project or the output keeps it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from mlflow.exceptions import MlflowException
 
 from prodgan import names
 from prodgan.adapters import audit, registry, serving
-from prodgan.ops.verification import verify
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.ops import promote as promotion
+from prodgan.ops.verification import verify
 from prodgan.settings import Settings
 from tests.conftest import run
 from tests.registry import helpers
@@ -82,7 +83,8 @@ class Team:
     def ok(self, user: str | None, *args: str, extra: dict[str, str] | None = None):
         proc = self.cli(user, *args, extra=extra)
         assert proc.returncode == 0, (
-            f"prodgan {' '.join(args)} as {user}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            f"prodgan {' '.join(args)} as {user}: exit {proc.returncode}\n"
+            f"{proc.stdout}\n{proc.stderr}"
         )
         return proc
 
@@ -123,7 +125,8 @@ def _database_rows_holding(db_uri: str, secrets_: list[str]) -> list[str]:
 
 
 def _denied(call, *args, **kwargs) -> None:
-    """The server refuses the call with 403 (an MlflowException, or requests' error for artifact uploads)."""
+    """The server refuses the call with 403 (an MlflowException, or requests' error for artifact
+    uploads)."""
     import requests
 
     with pytest.raises(
@@ -150,7 +153,8 @@ def test_roles_attacks_and_no_leaked_passwords(
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
     }
-    # the promoter's key stays in the promoter's own folder; everyone verifies with the configured public key
+    # the promoter's key stays in the promoter's own folder; everyone verifies with the configured
+    # public key
     keys = tmp_path / "promoter-keys"
     monkeypatch.setenv("PRODGAN_AUDIT_PUBLIC_KEY", str(keys / "audit.pub"))
     promoter_key = {"PRODGAN_AUDIT_KEY": str(keys / "audit.pem")}
@@ -173,7 +177,8 @@ def test_roles_attacks_and_no_leaked_passwords(
         anonymous = team.cli(None, "admin", "roles", extra=role_passwords)
         assert anonymous.returncode == 2 and "refused anonymous access" in anonymous.stderr
 
-        # the admin creates the roles (passwords from the environment only); the promoter makes its key
+        # the admin creates the roles (passwords from the environment only);
+        # the promoter makes its key
         team.ok(ADMIN, "admin", "roles", extra=role_passwords)
         team.ok(PROMOTER, "admin", "keygen", extra=promoter_key)
         assert (keys / "audit.pem").stat().st_mode & 0o777 == 0o600
@@ -186,7 +191,8 @@ def test_roles_attacks_and_no_leaked_passwords(
             helpers.eval_run(settings, runs[0], fid=1.0)
         team.act_as(PROMOTER, monkeypatch)
         evals = [
-            helpers.eval_run(settings, r, fid=f) for r, f in zip(runs, (300.0, 200.0, 50.0, 400.0))
+            helpers.eval_run(settings, r, fid=f)
+            for r, f in zip(runs, (300.0, 200.0, 50.0, 400.0), strict=True)
         ]
 
         refused = team.cli(TRAINER, "promote", v1)
@@ -279,7 +285,8 @@ def test_roles_attacks_and_no_leaked_passwords(
         monkeypatch.setenv("PRODGAN_AUDIT_KEY", promoter_key["PRODGAN_AUDIT_KEY"])
         with pytest.raises(
             ProdganError,
-            match=f"v{v4} of {name}: evaluation run {forged.info.run_id} is not in the prodgan-eval",
+            match=f"v{v4} of {name}: evaluation run {forged.info.run_id} "
+            "is not in the prodgan-eval",
         ):
             promotion.promote(settings, v4)
         assert promotion.promote(settings, v3).approved
@@ -348,7 +355,8 @@ def test_roles_attacks_and_no_leaked_passwords(
         again = promotion.production_state.resolve_model(settings, "@champion")
         assert (again.bundle_dir / "generator.pt").read_bytes() == good
 
-        # no password anywhere: tracking database (params, tags, metrics, runs, versions), artifacts, logs, project, output
+        # no password anywhere: tracking database (params, tags, metrics, runs, versions),
+        # artifacts, logs, project, output
         passwords = list(team.passwords.values())
         assert _database_rows_holding(db, passwords) == []
         encoded = [p.encode() for p in passwords]

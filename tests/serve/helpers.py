@@ -1,4 +1,6 @@
-"""Real scoring servers for the serving tests, and tiny generators whose categories differ visibly."""
+"""Real scoring servers for the serving tests,
+and tiny generators whose categories differ visibly.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +52,8 @@ def tiny_bundle(directory: Path, spec: GeneratorSpec = EDIT_SPEC, seed: int = 0)
 def scoring_server(
     args: list[str], log: Path, env: dict[str, str], timeout: float = 120.0
 ) -> Iterator[str]:
-    """Start a scoring server command (`--port` appended), wait for /health, yield its URL, SIGTERM it."""
+    """Start a scoring server command (`--port` appended), wait for /health, yield its URL, SIGTERM
+    it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = spawn([*args, "--port", str(port)], log, env, cwd=Path.cwd())

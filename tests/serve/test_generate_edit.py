@@ -1,4 +1,6 @@
-"""`prodgan generate` and `prodgan edit` on a tiny local generator bundle: determinism, edits, bad input."""
+"""`prodgan generate` and `prodgan edit` on a tiny local generator bundle:
+determinism, edits, bad input.
+"""
 
 from __future__ import annotations
 
@@ -140,7 +142,7 @@ def test_invert_recovers_a_generated_product_and_its_category(generator):
     targets = generate_uint8(G, spec, 2, seed=21, labels=labels)
     found = edit.invert(G, spec, targets, seed=0, restarts=2, search_steps=60, refine_steps=90)
     unrelated = edit.psnr(targets[0], generate_uint8(G, spec, 1, seed=99, labels=labels[:1])[0])
-    for result, label, target in zip(found, labels, targets):
+    for result, label in zip(found, labels, strict=True):
         assert result.category == int(label)
         assert result.psnr > unrelated + 10 and result.psnr > 35, (result.psnr, unrelated)
         assert 0.9 < result.ssim <= 1.0

@@ -1,4 +1,5 @@
-"""`mlflow models serve` and `prodgan serve` over real HTTP, serving a generator from the sqlite registry.
+"""`mlflow models serve` and `prodgan serve` over real HTTP,
+serving a generator from the sqlite registry.
 
 One registered model and one server of each kind per module (starting them is the slow part).
 """
@@ -28,7 +29,8 @@ BODY_LIMIT = 4096
 def registered(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Settings, str, dict[str, str]]]:
-    """A tiny generator registered as version 1 in a private sqlite registry; (settings, URI, env)."""
+    """A tiny generator registered as version 1 in a private sqlite registry; (settings, URI,
+    env)."""
     root = tmp_path_factory.mktemp("serve") / "proj"
     root.mkdir()
     with pytest.MonkeyPatch.context() as mp:
@@ -40,7 +42,8 @@ def registered(
         mp.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
         run_id = registry_helpers.train_run(settings, seed=3)
         version = promotion_register(settings, run_id).version
-        # `mlflow models serve` runs `uvicorn` from PATH: the venv's bin must be on it, as in an activated venv
+        # `mlflow models serve` runs `uvicorn` from PATH: the venv's bin must be on it, as in an
+        # activated venv
         env = {
             **os.environ,
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -119,7 +122,8 @@ def test_bad_requests_get_4xx_and_the_server_keeps_answering(mlflow_url, body, s
 
 
 def post_chunked(url: str, body: bytes) -> tuple[int, dict]:
-    """POST `body` with Transfer-Encoding: chunked (no declared length), as a streaming client does."""
+    """POST `body` with Transfer-Encoding: chunked (no declared length), as a streaming client
+    does."""
     import http.client
     import json
     from urllib.parse import urlparse

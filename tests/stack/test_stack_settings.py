@@ -1,4 +1,6 @@
-"""The stack's env file as a settings layer, and `prodgan stack` refusing what it cannot do (no servers started)."""
+"""The stack's env file as a settings layer,
+and `prodgan stack` refusing what it cannot do (no servers started).
+"""
 
 from __future__ import annotations
 

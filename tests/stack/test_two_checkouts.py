@@ -57,7 +57,8 @@ def prodgan(*args: str, cwd: Path, env: dict[str, str], check: bool = True):
 
 
 class Checkout:
-    """A project folder and the environment a user there would have: the stack's env file, nothing else."""
+    """A project folder and the environment a user there would have: the stack's env file, nothing
+    else."""
 
     def __init__(self, root: Path, stack: StackState) -> None:
         self.root = root
@@ -77,7 +78,8 @@ class Checkout:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[StackState]:
-    """The stack, started by `prodgan stack up` under /tmp (reachable by the postgres account when we are root)."""
+    """The stack, started by `prodgan stack up` under /tmp (reachable by the postgres account when
+    we are root)."""
     base = Path(tempfile.mkdtemp(prefix="prodgan-stack-", dir="/tmp"))
     os.chmod(base, 0o755)
     stack_dir = base / "stack"
@@ -220,7 +222,8 @@ def test_stack_down_leaves_nothing_running(stack: StackState) -> None:
     assert sorted(pids) == sorted(SERVICES) and all(alive(pid) for pid in pids.values())
     assert all(port_open(p) for p in ports)
     prodgan("stack", "down", "--dir", stack.directory, cwd=stack.directory, env=_env())
-    # each server's whole process group (web workers, job consumers) is gone; PostgreSQL's backends go with it
+    # each server's whole process group (web workers, job consumers) is gone;
+    # PostgreSQL's backends go with it
     assert [
         name
         for name, pid in pids.items()

@@ -1,4 +1,6 @@
-"""The Data Docs styling fetched at set-up: links rewritten to the local copies, tampered copies refused."""
+"""The Data Docs styling fetched at set-up:
+links rewritten to the local copies, tampered copies refused.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from prodgan.settings import Settings
 
 POPPER = (
     '<script src="https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js" '
-    'integrity="sha384-ApNbgh9B+Y1QKtv3Rn7W3mgPxhU9K/ScQsAP7hUibX39j7fakFPskvXusvfa0b4Q" crossorigin="anonymous"></script>'
+    'integrity="sha384-ApNbgh9B+Y1QKtv3Rn7W3mgPxhU9K/ScQsAP7hUibX39j7fakFPskvXusvfa0b4Q" '
+    'crossorigin="anonymous"></script>'
 )
 
 
@@ -33,7 +36,8 @@ def test_links_point_at_local_copies_whose_integrity_hash_matches(
     page = tmp_path / "site" / "validations" / "x.html"
     page.parent.mkdir(parents=True)
     page.write_text(
-        f'<html>{POPPER}<a href="https://greatexpectations.io">GX</a><img src="https://great-expectations-web-assets.'
+        f'<html>{POPPER}<a href="https://greatexpectations.io">GX</a>'
+        '<img src="https://great-expectations-web-assets.'
         's3.us-east-2.amazonaws.com/logo-long.png?d=20261201&dataContextId=67386a98"></html>'
     )
     assert datadocs_assets.localize(tmp_path / "site", assets) == [page]

@@ -1,4 +1,6 @@
-"""The generic `folder` suite reads size, mode and categories from dataset.json (GX suite parameters)."""
+"""The generic `folder` suite reads size, mode and categories from dataset.json
+(GX suite parameters).
+"""
 
 from __future__ import annotations
 

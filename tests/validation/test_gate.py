@@ -1,4 +1,5 @@
-"""The GX gate on real datasets: the tiny Fashion-MNIST passes, each kind of damage fails naming the file.
+"""The GX gate on real datasets:
+the tiny Fashion-MNIST passes, each kind of damage fails naming the file.
 
 Every test runs a real GX Checkpoint (file context, Data Docs) over a real manifest of real PNGs.
 """
@@ -48,7 +49,8 @@ def _offenders(record: ValidationRecord, rule_part: str) -> list[str]:
     return [item["file"] for f in matching for item in f.offending]
 
 
-# Each breaker damages the tiny Fashion-MNIST in one way and returns (rule fragment, file it must name).
+# Each breaker damages the tiny Fashion-MNIST in one way and returns
+# (rule fragment, file it must name).
 def _truncated_png(s: Settings) -> tuple[str, str]:
     victim = _first(s, "train", "bag")
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
@@ -147,8 +149,9 @@ def test_broken_dataset_fails_naming_each_file(small_project: Settings) -> None:
 
 
 def _outside_references(site: Path) -> list[str]:
-    """Scripts, stylesheets and images of every Data Docs page that are remote, or local but missing (GX's own
-    favicon link on validation pages points one folder too high: not a style, not checked)."""
+    """Scripts, stylesheets and images of every Data Docs page that are remote, or local but missing
+    (GX's own favicon link on validation pages points one folder too high: not a style, not
+    checked)."""
     import re
 
     bad = []
@@ -196,7 +199,8 @@ def test_clean_dataset_passes_and_gates_training(small_project: Settings) -> Non
     assert load_record(small_project, DATASET, pinned) == record
     assert require_validated(small_project, DATASET) == record
 
-    # Unchanged data under the same suite: the earlier result; --fresh re-runs GX on the cached manifest.
+    # Unchanged data under the same suite: the earlier result;
+    # --fresh re-runs GX on the cached manifest.
     again = validate_dataset(small_project, DATASET)
     assert again.reused and again.timestamp == record.timestamp
     rerun = validate_dataset(small_project, DATASET, fresh=True)
@@ -259,11 +263,13 @@ def test_cli_usage_errors_exit_2(small_project: Settings) -> None:
 
 
 def test_suite_gx_cannot_load_is_refused(small_project: Settings) -> None:
-    """GX itself would log and skip an unknown expectation; the gate must refuse instead of checking less."""
+    """GX itself would log and skip an unknown expectation; the gate must refuse instead of checking
+    less."""
     local_suite = small_project.root / "evaluation" / "expectations" / "fashion-mnist.json"
     local_suite.parent.mkdir(parents=True)
     local_suite.write_text(
-        '{"name": "fashion-mnist", "expectations": [{"type": "expect_images_to_be_pretty", "kwargs": {}}]}'
+        '{"name": "fashion-mnist", '
+        '"expectations": [{"type": "expect_images_to_be_pretty", "kwargs": {}}]}'
     )
     with pytest.raises(ProdganError, match="expect_images_to_be_pretty.*not valid for GX"):
         validate_dataset(small_project, DATASET)
