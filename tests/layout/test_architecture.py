@@ -27,8 +27,7 @@ FLOORS: dict[str, tuple[str, ...]] = {
     "faces": FACES["cli"] + FACES["flows"],
     "ops": ("prodgan.ops",),
     "adapters": ("prodgan.adapters",),
-    # Until prodgan/policy/ lands, the gates and the gate file are policy where they are.
-    "policy": ("prodgan.policy", "prodgan.gates", "prodgan.gate_file"),
+    "policy": ("prodgan.policy",),
     "core": (
         "prodgan.models",
         "prodgan.training",
