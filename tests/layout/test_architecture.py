@@ -56,6 +56,9 @@ MAY_IMPORT = {
     "bottom": ("bottom",),
 }
 NO_STACK = ("policy", "core", "bottom")
+# The one deliberate face-to-face call: `prodgan retrain` runs the Prefect flow itself, so a
+# retrain started from the CLI is the same flow run (tasks, artifacts, events) a schedule starts.
+FACE_TO_FACE = {("prodgan.cli.orchestrate", "flows.retrain")}
 
 
 def _claims(name: str, module: str) -> bool:
@@ -176,7 +179,9 @@ def _violations(floor: str) -> dict[str, list[str]]:
         ]
         if floor == "faces":
             wrong += [
-                f"{i} (the {_face(i)} face)" for i in sorted(inside) if _other_face(module, i)
+                f"{i} (the {_face(i)} face)"
+                for i in sorted(inside)
+                if _other_face(module, i) and (module, i) not in FACE_TO_FACE
             ]
         if floor in NO_STACK:
             wrong += [f"{o} (stack)" for o in sorted(outside) if o in STACK]

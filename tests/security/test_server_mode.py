@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 
 from prodgan import names
 from prodgan.adapters import audit, registry, serving
+from prodgan.adapters.production_state import resolve_model
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.ops import promote as promotion
 from prodgan.ops.verification import verify
@@ -347,12 +348,12 @@ def test_roles_attacks_and_no_leaked_passwords(
         assert verify(settings, all_versions=False).ok
 
         # ---- the local cache is re-checked on every read, not trusted for its name
-        first_read = promotion.production_state.resolve_model(settings, "@champion")
+        first_read = resolve_model(settings, "@champion")
         assert first_read.production_version == v3_copy
         cached = first_read.bundle_dir / "generator.pt"
         good = cached.read_bytes()
         cached.write_bytes(good[:-64] + bytes(64))
-        again = promotion.production_state.resolve_model(settings, "@champion")
+        again = resolve_model(settings, "@champion")
         assert (again.bundle_dir / "generator.pt").read_bytes() == good
 
         # no password anywhere: tracking database (params, tags, metrics, runs, versions),
