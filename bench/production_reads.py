@@ -1,4 +1,5 @@
-"""What one `prodgan generate -m @champion` reads from MLflow, against a registry with a long history.
+"""What one `prodgan generate -m @champion` reads from MLflow, against a registry with a long
+history.
 
 Builds a real sqlite project with PROMOTIONS moves of `champion` (two promotions, then rollbacks
 back and forth: each one a signed audit record), then counts, in this process:
@@ -126,7 +127,7 @@ def _measure(reads: Reads, what) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--promotions", type=int, default=50)
     args = parser.parse_args()
 

@@ -1,4 +1,5 @@
-"""Audit log adapter: a signed hash chain of decisions, one finished MLflow run in `prodgan-audit` each.
+"""Audit log adapter: a signed hash chain of decisions, one finished MLflow run in `prodgan-audit`
+each.
 
 Every record of a model carries its place `n` (1, 2, ...), the hash of record n-1 (`prev`) and an
 Ed25519 signature made with the promoter's key (`signing`). Place n is claimed by creating the
@@ -45,12 +46,14 @@ _TAGGED = (
     "n",
 )
 CLAIM_TRIES = 50
-PREV_WAIT_S = 10.0  # how long a writer waits for the record before its place to appear (its writer is mid-upload)
+# how long a writer waits for the record before its place to appear (its writer is mid-upload)
+PREV_WAIT_S = 10.0
 
 
 def actor_name(settings: Settings, explicit: str | None = None) -> str:
-    """Who acts: the user the MLflow server authenticated (asked, not taken from the client), a different explicit
-    name kept beside it, never instead of it; on an embedded store the explicit name, else the OS user."""
+    """Who acts: the user the MLflow server authenticated (asked, not taken from the client), a
+    different explicit name kept beside it, never instead of it; on an embedded store the explicit
+    name, else the OS user."""
     user = None
     if is_server(settings):
         me = AuthApi(settings).current_user()
@@ -134,7 +137,8 @@ def _set_head(settings: Settings, client: Any, model: str, n: int, digest: str) 
 
 
 def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dict[str, Any]:
-    """Sign `record` as the next link of its model's chain and store it; returns it with n, prev, signature, run id."""
+    """Sign `record` as the next link of its model's chain and store it; returns it with n, prev,
+    signature, run id."""
     signing.ensure_embedded_key(settings)
     client = setup_mlflow(settings)
     exp_id = ensure_experiment(AUDIT_EXPERIMENT, settings)
@@ -213,7 +217,8 @@ def chain(settings: Settings, model: str) -> list[dict[str, Any]]:
 def audit_records(
     settings: Settings, model: str | None = None, version: str | None = None
 ) -> list[dict[str, Any]]:
-    """Every decision (optionally for one model / version), in chain order, each with its run id and state."""
+    """Every decision (optionally for one model / version), in chain order, each with its run id
+    and state."""
     client = setup_mlflow(settings)
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:

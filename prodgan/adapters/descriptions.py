@@ -1,5 +1,6 @@
-"""One-line descriptions MLflow's UI shows for runs and model versions: what it is, on which data, from
-which recipe, and (for a version) the last decision about it. Built from what the tags already record.
+"""One-line descriptions MLflow's UI shows for runs and model versions: what it is, on which data,
+from which recipe, and (for a version) the last decision about it. Built from what the tags already
+record.
 """
 
 from __future__ import annotations
@@ -35,17 +36,22 @@ def training(
 def evaluation(
     model: str, dataset: str, split: str, data_hash: str, protocol: str, metrics: dict[str, float]
 ) -> str:
-    return f"Evaluation of {model} on {dataset} {split} {data_hash[:8]} (protocol {protocol[:12]}): {headline(metrics)}"
+    return (
+        f"Evaluation of {model} on {dataset} {split} {data_hash[:8]} "
+        f"(protocol {protocol[:12]}): {headline(metrics)}"
+    )
 
 
 def describe_version(client: Any, name: str, version: str, decision: Decision | None = None) -> str:
-    """Set a version's description: its data and recipe, plus the decision when one was just taken."""
+    """Set a version's description: its data and recipe, plus the decision when one was just
+    taken."""
     mv = client.get_model_version(name, version)
     tags = mv.tags or {}
     run_tags = client.get_run(tags[TRAIN_RUN]).data.tags if tags.get(TRAIN_RUN) else {}
     dataset = run_tags.get(DATASET, "dataset")
+    recipe = run_tags.get(CONFIG, "an unknown recipe")
     text = (
-        f"v{version}: trained on {dataset} {str(tags.get(DATA_HASH, '?'))[:8]} with {run_tags.get(CONFIG, 'an unknown recipe')} "
+        f"v{version}: trained on {dataset} {str(tags.get(DATA_HASH, '?'))[:8]} with {recipe} "
         f"(training run {str(tags.get(TRAIN_RUN, '?'))[:8]})"
     )
     if decision is not None:

@@ -123,7 +123,8 @@ def loaded_copy(settings: Settings, key: str, source: str, problems: Problems, w
 
 def fresh_hashes(settings: Settings, source: str) -> dict[str, str]:
     """{path: sha256} of the files stored under `source` now, from a download of its own
-    (what a plain MLflow client would load; `prodgan audit verify` checks the store, not the cache)."""
+    (what a plain MLflow client would load; `prodgan audit verify` checks the store, not the
+    cache)."""
     from prodgan.fsutil import file_hashes
 
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +179,8 @@ def download_run_bundle(
     local = bundle_in(_download_run_artifact(client, run_id, path, dest))
     if sha256_file(local / WEIGHTS_FILE) != read_bundle_record(local).get("weights_sha256"):
         raise ProdganError(
-            f"run {run_id}: {WEIGHTS_FILE} does not match its recorded sha256; the artifact is corrupt"
+            f"run {run_id}: {WEIGHTS_FILE} does not match its recorded sha256; "
+            "the artifact is corrupt"
         )
     return local
 

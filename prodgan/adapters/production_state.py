@@ -80,7 +80,8 @@ class ProductionState:
         return chain.decisions(self.records)
 
     def record_for(self, production_version: str) -> dict[str, Any]:
-        """The promoter's signed, finished record that made `production_version`; GateFailed if none."""
+        """The promoter's signed, finished record that made `production_version`; GateFailed if
+        none."""
         valid = frozenset(
             str(r.get("audit_run_id"))
             for r, ok in zip(self.records, self.signed, strict=True)

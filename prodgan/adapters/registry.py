@@ -1,11 +1,13 @@
-"""MLflow model registry adapter: versions, evaluation links, registration, and the champion compare-and-set.
+"""MLflow model registry adapter: versions, evaluation links, registration, and the champion
+compare-and-set.
 
 Registration is idempotent by training run id (the version tag `prodgan.train_run_id`): a retry
 finds the version it made before, and two racing registrations keep only the lowest version.
 Production is a second registered model (`<name>-production`) that only promoters may write: its
 versions are the promoter's copies of trained versions, and `champion`/`previous` live there.
 They move only through `fence`, a compare-and-set on the production version numbers the server
-assigns, so exactly one of two racing promotions wins, on sqlite and on a PostgreSQL-backed server alike.
+assigns, so exactly one of two racing promotions wins, on sqlite and on a PostgreSQL-backed server
+alike.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def get_version(client: Any, name: str, version: str | int):
     except MlflowException as exc:
         if not_found(exc):
             raise ProdganError(
-                f"model {name} has no version {version}; list versions with `prodgan audit history` "
+                f"model {name} has no version {version}; "
+                f"list versions with `prodgan audit history` "
                 f"or register one with `prodgan register --run RUN_ID`"
             ) from None
         raise
@@ -111,7 +114,8 @@ def headline_metrics(mv: Any) -> dict[str, float]:
 def register_version(
     client: Any, name: str, model_uri: str, train_run_id: str, tags: dict[str, str]
 ):
-    """Register `model_uri` once per training run; a concurrent registration of the same run keeps the lowest version."""
+    """Register `model_uri` once per training run; a concurrent registration of the same run keeps
+    the lowest version."""
     import mlflow
 
     mine = mlflow.register_model(model_uri, name, tags=tags)
@@ -148,7 +152,8 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
     protocol = tags.get(PROTOCOL) or run.data.params.get("protocol_fingerprint")
     if not protocol:
         raise ProdganError(
-            f"evaluation run {run_id} records no protocol fingerprint (tag {PROTOCOL}); re-run `prodgan evaluate`"
+            f"evaluation run {run_id} records no protocol fingerprint (tag {PROTOCOL}); "
+            "re-run `prodgan evaluate`"
         )
     return EvalRun(
         run_id,
@@ -163,7 +168,8 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
 def latest_eval_run(
     settings: Settings, train_run_id: str, protocol: str | None = None
 ) -> EvalRun | None:
-    """The newest finished evaluation of a training run's generator (optionally under one protocol)."""
+    """The newest finished evaluation of a training run's generator (optionally under one
+    protocol)."""
     client = client_for(settings)
     exp = client.get_experiment_by_name(EVAL_EXPERIMENT)
     if exp is None:
@@ -180,7 +186,8 @@ def latest_eval_run(
 def check_same_weights(evaluation: EvalRun, weights: str | None, what: str) -> None:
     if evaluation.weights_sha256 and weights and evaluation.weights_sha256 != weights:
         raise ProdganError(
-            f"evaluation run {evaluation.run_id} evaluated other weights ({evaluation.weights_sha256[:12]}) than "
+            f"evaluation run {evaluation.run_id} evaluated other weights "
+            f"({evaluation.weights_sha256[:12]}) than "
             f"{what} ({weights[:12]}); pass that model's own evaluation"
         )
 
@@ -188,7 +195,8 @@ def check_same_weights(evaluation: EvalRun, weights: str | None, what: str) -> N
 def attach_evaluation(
     settings: Settings, name: str, version: str, evaluation: EvalRun, primary: bool = True
 ) -> None:
-    """Tie an evaluation run to a version: by protocol always; as the headline evaluation if `primary`."""
+    """Tie an evaluation run to a version: by protocol always; as the headline evaluation if
+    `primary`."""
     client = client_for(settings)
     mv = client.get_model_version(name, version)
     check_same_weights(evaluation, (mv.tags or {}).get(WEIGHTS), f"{name} v{version}")
@@ -225,7 +233,7 @@ def version_evaluation(settings: Settings, mv: Any, protocol: str | None = None)
     return latest_eval_run(settings, tags[TRAIN_RUN], protocol) if tags.get(TRAIN_RUN) else None
 
 
-# ---------------------------------------------------------------- production: aliases and compare-and-set
+# -------------------------------------------------------- production: aliases and compare-and-set
 
 
 def ensure_registered_model(client: Any, name: str) -> None:
@@ -240,7 +248,8 @@ def ensure_registered_model(client: Any, name: str) -> None:
 
 @dataclass(frozen=True)
 class Production:
-    """Where `champion`/`previous` stand: production versions, the trained versions they copy, the fence token."""
+    """Where `champion`/`previous` stand: production versions, the trained versions they copy, the
+    fence token."""
 
     champion: str | None = None  # trained version (of the model this project promotes)
     previous: str | None = None
@@ -253,13 +262,14 @@ class Production:
 
 
 def _source_version(client: Any, production: str, version: str) -> str:
-    """The trained version a production version copies; a malformed tag is a one-line error naming the repair."""
+    """The trained version a production version copies; a malformed tag is a one-line error naming
+    the repair."""
     value = str((client.get_model_version(production, version).tags or {}).get(SOURCE_VERSION, ""))
     if not value.isdigit():
         raise ProdganError(
-            f"production version {version} of {production} has {SOURCE_VERSION}={value[:40]!r}, not a version "
-            f"number; a promoter repairs it by setting the tag back to the trained version that "
-            f"`prodgan audit history` recorded for production v{version}"
+            f"production version {version} of {production} has {SOURCE_VERSION}={value[:40]!r}, "
+            f"not a version number; a promoter repairs it by setting the tag back to the trained "
+            f"version that `prodgan audit history` recorded for production v{version}"
         )
     return value
 
@@ -291,7 +301,8 @@ def production_state(client: Any, name: str) -> Production:
 
 
 def champion_state(client: Any, name: str) -> tuple[str | None, int]:
-    """(champion's trained version or None, fence token): the state a decision is computed against."""
+    """(champion's trained version or None, fence token): the state a decision is computed
+    against."""
     state = production_state(client, name)
     return state.champion, state.seq
 
@@ -317,7 +328,8 @@ def fence(
     model_uri: str,
     tags: dict[str, str],
 ) -> str:
-    """Create the production version for a transition, only if the state is still `expected`; its number.
+    """Create the production version for a transition, only if the state is still `expected`; its
+    number.
 
     Every production version number is assigned by the registry server and only grows. The
     transition belongs to the lowest number above `expected`'s token: of two racing promoters each
@@ -344,7 +356,8 @@ def fence(
     if str(first) != mine:
         client.set_model_version_tag(production, mine, FENCE, "lost")
         raise ChampionMoved(
-            f"champion moved: another promotion or rollback of {name} took transition #{first} first; "
+            f"champion moved: another promotion or rollback of {name} "
+            f"took transition #{first} first; "
             f"re-run to decide against the new champion"
         )
     return mine

@@ -1,10 +1,12 @@
-"""The generator as an MLflow pyfunc, so `mlflow models serve -m models:/NAME-production@champion` answers with PNGs.
+"""The generator as an MLflow pyfunc, so `mlflow models serve -m models:/NAME-production@champion`
+answers with PNGs.
 
 Request rows `{seed, category, n}` (category by name or index, optional); the answer has one row
 per image: `seed, category, index, png_base64`. Same row -> same bytes. Bad values are raised as
 `MlflowException(INVALID_PARAMETER_VALUE)`, which the scoring server turns into a 400 with the
 message and survives. The model is logged from code (`model_code/generator.py`), not pickled, so
-`prodgan` must be importable where it is served (`--env-manager local`, or the pip requirements below).
+`prodgan` must be importable where it is served (`--env-manager local`, or the pip requirements
+below).
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
         total = sum(r.n for r in requests)
         if total > MAX_IMAGES_PER_REQUEST:
             raise _invalid(
-                f"the request asks for {total} images: at most {MAX_IMAGES_PER_REQUEST} per request; split it"
+                f"the request asks for {total} images: "
+                f"at most {MAX_IMAGES_PER_REQUEST} per request; split it"
             )
         return requests
 
@@ -131,8 +134,9 @@ def log_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
 
 
 def log_production(settings: Settings, bundle_dir: Path) -> str:
-    """The promoter's copy: `bundle_dir` with prodgan's own `model_code/generator.py` (never the trained version's
-    stored code), logged under the promoter-only production experiment; its `models:/m-...` URI."""
+    """The promoter's copy: `bundle_dir` with prodgan's own `model_code/generator.py` (never the
+    trained version's stored code), logged under the promoter-only production experiment; its
+    `models:/m-...` URI."""
     from prodgan.adapters.tracking import ensure_experiment
 
     exp_id = ensure_experiment(PRODUCTION_EXPERIMENT, settings)
@@ -150,7 +154,8 @@ def log_production(settings: Settings, bundle_dir: Path) -> str:
 
 
 def stored_file_hashes(model_uri: str, dest: Path) -> str:
-    """The logged model's file hashes as stored (the `prodgan.model_files` tag `prodgan audit verify` replays)."""
+    """The logged model's file hashes as stored (the `prodgan.model_files` tag `prodgan audit
+    verify` replays)."""
     import json
 
     from prodgan.fsutil import file_hashes
@@ -166,8 +171,9 @@ def stored_file_hashes(model_uri: str, dest: Path) -> str:
 
 
 def signature() -> ModelSignature:
-    """Typed, so MLflow itself refuses a bad request: a category is a name (or an index written as text),
-    and `n` is given in every row of a request or in none (a missing value would make the column float)."""
+    """Typed, so MLflow itself refuses a bad request: a category is a name (or an index written as
+    text), and `n` is given in every row of a request or in none (a missing value would make the
+    column float)."""
     inputs = Schema(
         [
             ColSpec("long", "seed"),
@@ -211,8 +217,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 class BodyLimit:
-    """ASGI wrapper: the whole body is read here first, up to `max_bytes`; a body over it (declared or
-    streamed) gets 413 before the app parses anything. The app then reads the buffered body."""
+    """ASGI wrapper: the whole body is read here first, up to `max_bytes`; a body over it (declared
+    or streamed) gets 413 before the app parses anything. The app then reads the buffered body."""
 
     def __init__(self, app: Any, max_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -220,7 +226,8 @@ class BodyLimit:
 
     async def _reject(self, send: Any) -> None:
         body = (
-            f'{{"error_code": "REQUEST_TOO_LARGE", "message": "request body over {self.max_bytes} bytes: '
+            f'{{"error_code": "REQUEST_TOO_LARGE", '
+            f'"message": "request body over {self.max_bytes} bytes: '
             f'send fewer rows per request"}}'
         ).encode()
         await send(
@@ -261,7 +268,8 @@ class BodyLimit:
 
 
 def serve(model_uri: str, host: str, port: int, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-    """Run MLflow's own scoring app for `model_uri` behind the body-size cap (blocks until stopped)."""
+    """Run MLflow's own scoring app for `model_uri` behind the body-size cap (blocks until
+    stopped)."""
     import uvicorn
     from mlflow.pyfunc import scoring_server
 

@@ -1,4 +1,5 @@
-"""Ed25519 keys for the audit log: the promoter signs records, anyone with the public key verifies them.
+"""Ed25519 keys for the audit log: the promoter signs records, anyone with the public key verifies
+them.
 
 The private key lives only in the promoter's state (`prodgan admin keygen`, mode 0600); the
 public key is configured (`PRODGAN_AUDIT_PUBLIC_KEY`, default beside the private key), never
@@ -21,15 +22,17 @@ from prodgan.settings import Settings
 
 
 def keygen(settings: Settings, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write a new key pair: the private key (PEM, 0600) and the public key (raw, base64); (private, public)."""
+    """Write a new key pair: the private key (PEM, 0600) and the public key (raw, base64);
+    (private, public)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     private, public = settings.audit_key_path, settings.audit_public_key_path
     if private.exists() and not overwrite:
         raise ProdganError(
-            f"{private} already holds an audit key; records signed with it would no longer verify if it "
-            f"changed. Pass --overwrite only to rotate the key (and configure the new public key everywhere)"
+            f"{private} already holds an audit key; "
+            "records signed with it would no longer verify if it changed. "
+            "Pass --overwrite only to rotate the key (and configure the new public key everywhere)"
         )
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
@@ -68,7 +71,8 @@ def _public_key(settings: Settings):
 
 
 def ensure_embedded_key(settings: Settings) -> None:
-    """An embedded store's first signer makes its key pair (one machine: the promoter is whoever runs it)."""
+    """An embedded store's first signer makes its key pair (one machine: the promoter is whoever
+    runs it)."""
     if (
         not is_server(settings)
         and not settings.audit_key_path.exists()
@@ -88,7 +92,8 @@ def key_id(settings: Settings) -> str:
 
 
 def sign(settings: Settings, record: dict[str, Any]) -> str:
-    """The base64 Ed25519 signature of `record` with the promoter's key (made here first on an embedded store)."""
+    """The base64 Ed25519 signature of `record` with the promoter's key (made here first on an
+    embedded store)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -97,8 +102,9 @@ def sign(settings: Settings, record: dict[str, Any]) -> str:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except FileNotFoundError:
         raise ProdganError(
-            f"no audit signing key at {path}: only a promoter can write audit records; make the key pair "
-            f"with `prodgan admin keygen` (or set PRODGAN_AUDIT_KEY to the promoter's key)"
+            f"no audit signing key at {path}: only a promoter can write audit records; "
+            "make the key pair with `prodgan admin keygen` "
+            "(or set PRODGAN_AUDIT_KEY to the promoter's key)"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ProdganError(
@@ -107,7 +113,8 @@ def sign(settings: Settings, record: dict[str, Any]) -> str:
     signature = base64.b64encode(key.sign(canonical(record))).decode()
     if not verify(settings, {**record, "signature": signature}):
         raise ProdganError(
-            f"the audit key {path} does not match the configured public key {settings.audit_public_key_path}; "
+            f"the audit key {path} does not match the configured public key "
+            f"{settings.audit_public_key_path}; "
             f"records signed with it would not verify: configure the matching pair"
         )
     return signature

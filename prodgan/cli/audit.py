@@ -1,4 +1,5 @@
-"""`prodgan audit model|dataset|history|verify`: read the lineage and the decisions back, as tables or JSON."""
+"""`prodgan audit model|dataset|history|verify`: read the lineage and the decisions back, as tables
+or JSON."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def model_cmd(
     """The whole chain behind a model version: dataset -> validation -> training -> evaluations -> decisions.
 
     Example: prodgan audit model prodgan-generator@champion
-    """
+    """  # noqa: E501 (one line: typer's command list keeps a summary's line breaks)
     from rich.tree import Tree
 
     from prodgan.ops.audit import model_lineage
@@ -46,12 +47,14 @@ def model_cmd(
 
     m, d, t = chain["model"], chain["dataset"], chain["training"]
     tree = Tree(
-        f"[bold]{m['name']} v{m['version']}[/] {' '.join('@' + a for a in m['aliases'])}  registered {m['registered']}"
+        f"[bold]{m['name']} v{m['version']}[/] {' '.join('@' + a for a in m['aliases'])}  "
+        f"registered {m['registered']}"
         f"  weights {str(m['weights_sha256'])[:12]}"
     )
     v = d.get("validation") or {}
     data = tree.add(
-        f"dataset {d.get('dataset') or ''} [bold]{d.get('data_hash')}[/] (git {str(d.get('git_rev'))[:10]})"
+        f"dataset {d.get('dataset') or ''} [bold]{d.get('data_hash')}[/] "
+        f"(git {str(d.get('git_rev'))[:10]})"
     )
     status = {True: "[green]passed[/]", False: "[red]FAILED[/]"}.get(
         v.get("success"), "(no validation.json in the run)"
@@ -60,14 +63,16 @@ def model_cmd(
         f"validation {status} {v.get('reference') or ''}  Data Docs: {v.get('docs_path') or '-'}"
     )
     train = tree.add(
-        f"training run {t.get('run_id') or t.get('missing')}  {t.get('status', '')}  {t.get('started') or ''}"
+        f"training run {t.get('run_id') or t.get('missing')}  {t.get('status', '')}  "
+        f"{t.get('started') or ''}"
     )
     train.add(
         f"config {t.get('config_file') or '-'}: "
         + ", ".join(f"{k}={val}" for k, val in list((t.get("config") or {}).items())[:12])
     )
     train.add(
-        f"code {str((t.get('code') or {}).get('git_rev'))[:10]} dirty={(t.get('code') or {}).get('git_dirty')}  "
+        f"code {str((t.get('code') or {}).get('git_rev'))[:10]} "
+        f"dirty={(t.get('code') or {}).get('git_dirty')}  "
         f"device {t.get('device') or '-'} {t.get('precision') or ''}"
     )
     train.add(
@@ -76,15 +81,17 @@ def model_cmd(
     evals = tree.add(f"evaluations ({len(chain['evaluations'])})")
     for e in chain["evaluations"]:
         evals.add(
-            f"{e['started']} run {e['run_id']} protocol {str(e['protocol'])[:12]}{' (headline)' if e['headline'] else ''}: "
+            f"{e['started']} run {e['run_id']} protocol {str(e['protocol'])[:12]}"
+            f"{' (headline)' if e['headline'] else ''}: "
             f"{_metrics(e['metrics'])}"
         )
     decisions = tree.add(f"decisions ({len(chain['decisions'])})")
     for r in chain["decisions"]:
         fails = r.get("failed") or []
         decisions.add(
-            f"{r['at']} [bold]{r['action']}[/] v{r['version']} by {r['actor']}: champion {r['champion_before'] or '-'} -> "
-            f"{r['champion_after'] or '-'}  gates {str(r['gates_sha256'] or '-')[:12]}  audit run {r['audit_run_id']}"
+            f"{r['at']} [bold]{r['action']}[/] v{r['version']} by {r['actor']}: "
+            f"champion {r['champion_before'] or '-'} -> {r['champion_after'] or '-'}  "
+            f"gates {str(r['gates_sha256'] or '-')[:12]}  audit run {r['audit_run_id']}"
             + (f"\n  {'; '.join(fails)}" if fails else "")
         )
     out.print(tree, soft_wrap=False)  # long lines wrap inside the tree instead of being cut

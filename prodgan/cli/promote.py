@@ -1,4 +1,5 @@
-"""`prodgan register`, `prodgan promote`, `prodgan rollback`: the registry's write side, gated and audited."""
+"""`prodgan register`, `prodgan promote`, `prodgan rollback`: the registry's write side, gated and
+audited."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def print_decision(decision: Decision) -> None:
         out.print(f"champion vs challenger sheet: {decision.sheet}", highlight=False)
     out.print(
         f"champion: {decision.champion_before or 'none'} -> {decision.champion_after or 'none'}"
-        f"  previous: {decision.previous_after or 'none'}  gates: {decision.gates_sha256[:12] or '-'}"
+        f"  previous: {decision.previous_after or 'none'}  "
+        f"gates: {decision.gates_sha256[:12] or '-'}"
         + (f"  audit run: {decision.audit_run_id}" if decision.audit_run_id else "")
         + ("  (dry run: nothing changed)" if decision.dry_run else "")
     )
@@ -59,13 +61,14 @@ def register_cmd(
     """Register a training run's EMA generator as a model version (idempotent: same run, same version).
 
     Example: prodgan register --run 3f2a...e1
-    """
+    """  # noqa: E501 (one line: typer's command list keeps a summary's line breaks)
     from prodgan.ops.promote import register
 
     mv = register(Settings.load(), run, eval_run_id=eval_run)
     tags = mv.tags or {}
     out.print(
-        f"[bold]{mv.name}[/] v{mv.version}  train run {run}  eval run {tags.get('prodgan.eval_run_id', 'none yet')}"
+        f"[bold]{mv.name}[/] v{mv.version}  train run {run}  "
+        f"eval run {tags.get('prodgan.eval_run_id', 'none yet')}"
         f"  weights {tags.get('prodgan.weights_sha256', '')[:12]}"
     )
 
@@ -73,7 +76,10 @@ def register_cmd(
 def promote_cmd(
     version: str = typer.Argument(
         ...,
-        help="Version to promote: a number, or any reference to a version of the model (models:/NAME/3, @challenger).",
+        help=(
+            "Version to promote: a number, or any reference to a version of the model "
+            "(models:/NAME/3, @challenger)."
+        ),
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Decide and print, change nothing, write no audit record."
@@ -95,7 +101,7 @@ def promote_cmd(
 
     Exit 0 approved, 1 rejected (every reason printed) or champion moved meanwhile, 2 bad input.
     Example: prodgan promote 3 --dry-run
-    """
+    """  # noqa: E501 (one line: typer's command list keeps a summary's line breaks)
     from prodgan.ops.promote import promote
 
     if force is not None and not force.strip():
@@ -118,7 +124,8 @@ def promote_cmd(
     )
     if confirm and decision.approved:
         out.print(
-            f"{decision.model} champion: {decision.champion_before or 'none'} -> {decision.champion_after}"
+            f"{decision.model} champion: {decision.champion_before or 'none'} -> "
+            f"{decision.champion_after}"
             + (
                 f"  audit run: {decision.audit_run_id}"
                 if decision.audit_run_id
@@ -145,7 +152,7 @@ def rollback_cmd(
     """Move `champion` back to `previous`; audited like a promotion (a second rollback undoes the first).
 
     Example: prodgan rollback --reason "v4 serves blurry sneakers"
-    """
+    """  # noqa: E501 (one line: typer's command list keeps a summary's line breaks)
     from prodgan.ops.promote import rollback
 
     print_decision(rollback(Settings.load().for_dataset(dataset), actor=actor, reason=reason))

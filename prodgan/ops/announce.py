@@ -42,7 +42,8 @@ def _interval(metrics: dict[str, float], name: str) -> str:
 
 
 def comparison_rows(decision: Decision) -> list[dict[str, str]]:
-    """One row per headline metric: champion and challenger values with their intervals (same protocol)."""
+    """One row per headline metric: champion and challenger values with their intervals (same
+    protocol)."""
     challenger = (decision.challenger or {}).get("metrics") or {}
     champion = (decision.champion or {}).get("metrics") or {}
     rows = []
@@ -68,8 +69,10 @@ def decision_markdown(decision: Decision) -> str:
     lines = [
         f"# v{decision.version} of {decision.model}: {decision.action}",
         "",
-        f"champion before: {decision.champion_before or 'none'}, after: {decision.champion_after or 'none'}; "
-        f"data `{decision.data_hash}`; gates `{decision.gates_path}` (sha256 `{decision.gates_sha256[:12]}`)",
+        f"champion before: {decision.champion_before or 'none'}, "
+        f"after: {decision.champion_after or 'none'}; "
+        f"data `{decision.data_hash}`; gates `{decision.gates_path}` "
+        f"(sha256 `{decision.gates_sha256[:12]}`)",
         "",
     ]
     lines += [f"- {'✅' if c.passed else '❌'} {c.line}" for c in decision.checks]
@@ -78,7 +81,8 @@ def decision_markdown(decision: Decision) -> str:
 
 
 def links(settings: Settings, result: dict[str, Any]) -> list[Link]:
-    """Links to the MLflow runs behind a retrain and to the sheet (a local store: as `mlflow ui` serves it)."""
+    """Links to the MLflow runs behind a retrain and to the sheet (for a local store: as `mlflow ui`
+    serves it)."""
     found = [
         Link(
             f"mlflow-{key.removesuffix('_id').replace('_', '-')}",
@@ -112,7 +116,8 @@ def _model_resource(decision: Decision) -> dict[str, str]:
 
 
 def decision_event(decision: Decision) -> Event | None:
-    """champion.moved for a promotion (or a forced one), challenger.rejected for a rejection; else none."""
+    """champion.moved for a promotion (or a forced one), challenger.rejected for a rejection; else
+    none."""
     payload = {
         "model": decision.model,
         "version": decision.version,
@@ -131,7 +136,8 @@ def decision_event(decision: Decision) -> Event | None:
 
 
 def validation_event(settings: Settings, record: Any) -> Event:
-    """validation.failed: which dataset version, which rules, and the model it would have trained."""
+    """validation.failed: which dataset version, which rules, and the model it would have
+    trained."""
     champion = registry.champion_version(settings)
     return Event(
         VALIDATION_FAILED,

@@ -1,4 +1,5 @@
-"""Audit queries: the chain behind a model version, what was trained on a dataset, who was champion when.
+"""Audit queries: the chain behind a model version, what was trained on a dataset, who was champion
+when.
 
 Everything is read back from where the decisions recorded it: model-version tags, the training
 run (params, tags, `validation.json`, `run_inputs.json`), evaluation runs, and the audit runs
@@ -175,7 +176,8 @@ def _evaluations(settings: Settings, client: Any, mv: Any) -> list[dict[str, Any
 
 
 def model_lineage(settings: Settings, ref: str) -> dict[str, Any]:
-    """Dataset -> validation -> training run -> evaluation runs -> every decision on this version, in time order."""
+    """Dataset -> validation -> training run -> evaluation runs -> every decision on this version,
+    in time order."""
     state, mv = _registered(settings, ref)
     client = state.client
     tags = mv.tags or {}

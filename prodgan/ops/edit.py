@@ -54,7 +54,8 @@ def _start(
             ) from None
         if z.shape != (spec.z_dim,):
             raise ProdganError(
-                f"{inversion} holds a {list(z.shape)} latent but this generator takes {spec.z_dim}: use the same model"
+                f"{inversion} holds a {list(z.shape)} latent "
+                f"but this generator takes {spec.z_dim}: use the same model"
             )
         index = _category(spec, category if category is not None else record.get("category"))
         return z, index, {"from_inversion": str(inversion), "category": _name(spec, index)}
@@ -87,7 +88,8 @@ def invert(
     restarts: int = 4,
     steps: int = 400,
 ) -> dict[str, Any]:
-    """Find the latent (and category) whose image is closest to a photo; PSNR and SSIM in the record."""
+    """Find the latent (and category) whose image is closest to a photo; PSNR and SSIM in the
+    record."""
     import torch
 
     from prodgan import edit, imaging

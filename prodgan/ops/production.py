@@ -1,4 +1,5 @@
-"""Moving `champion`: the promoter's copy, the fenced transition, and its pending/done audit records.
+"""Moving `champion`: the promoter's copy, the fenced transition, and its pending/done audit
+records.
 
 Shared by promotion and rollback (`prodgan.ops.promote`); the faces never call this directly.
 """
@@ -26,18 +27,22 @@ Publish = Callable[
 def trusted(
     settings: Settings, evaluation: registry.EvalRun, weights: str | None, what: str
 ) -> None:
-    """Refuse an evaluation the gates must not read: not of these exact weights, or not in the evaluation experiment
-    (which, on a server with roles, only promoters may write: a trainer cannot log metrics into it)."""
+    """Refuse an evaluation the gates must not read: not of these exact weights, or not in the
+    evaluation experiment (which, on a server with roles, only promoters may write: a trainer
+    cannot log metrics into it)."""
     exp = registry.client_for(settings).get_experiment_by_name(EVAL_EXPERIMENT)
     if exp is None or evaluation.experiment_id != exp.experiment_id:
         raise ProdganError(
-            f"{what}: evaluation run {evaluation.run_id} is not in the {EVAL_EXPERIMENT} experiment; the gates "
-            f"read only evaluations made there (`prodgan evaluate` as a promoter)"
+            f"{what}: evaluation run {evaluation.run_id} "
+            f"is not in the {EVAL_EXPERIMENT} experiment; "
+            f"the gates read only evaluations made there (`prodgan evaluate` as a promoter)"
         )
     if not weights or evaluation.weights_sha256 != weights:
         raise ProdganError(
-            f"{what}: evaluation run {evaluation.run_id} evaluated weights {str(evaluation.weights_sha256)[:12]}, "
-            f"but the stored generator hashes to {str(weights)[:12]}; re-evaluate it (`prodgan evaluate`)"
+            f"{what}: evaluation run {evaluation.run_id} "
+            f"evaluated weights {str(evaluation.weights_sha256)[:12]}, "
+            f"but the stored generator hashes to {str(weights)[:12]}; "
+            f"re-evaluate it (`prodgan evaluate`)"
         )
 
 
@@ -45,15 +50,16 @@ def copy_to_production(
     settings: Settings, staged: model_store.ResolvedModel, evaluated: str | None
 ) -> tuple[str, str, dict[str, str]]:
     """Log the evaluated bundle with prodgan's own model code under the promoter-only experiment:
-    (model URI, weights sha256, every stored file's sha256), all hashed here from the promoter's copy."""
+    (model URI, weights sha256, every stored file's sha256), all hashed here from the promoter's
+    copy."""
     from prodgan.fsutil import sha256_file
     from prodgan.models.bundle import WEIGHTS_FILE
 
     weights = sha256_file(staged.bundle_dir / WEIGHTS_FILE)
     if weights != evaluated:
         raise ProdganError(
-            f"v{staged.version}: the downloaded generator.pt hashes to {weights[:12]}, not the evaluated "
-            f"{str(evaluated)[:12]}; it changed during the promotion: re-run it"
+            f"v{staged.version}: the downloaded generator.pt hashes to {weights[:12]}, "
+            f"not the evaluated {str(evaluated)[:12]}; it changed during the promotion: re-run it"
         )
     uri = serving.log_production(settings, staged.bundle_dir)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,8 @@ def _lineage_tags(train_run: Any, bundle_dir: Path) -> dict[str, str]:
 
 
 def register(settings: Settings, train_run_id: str, eval_run_id: str | None = None):
-    """Register the training run's generator as a version of its dataset's model (idempotent by run id)."""
+    """Register the training run's generator as a version of its dataset's model (idempotent by
+    run id)."""
     with tracking.reachable(settings, f"registering training run {train_run_id}"):
         client = registry.client_for(settings)
         train_run = tracking.get_run(client, train_run_id, "training run")
@@ -75,8 +76,9 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
         name = settings.model_name
         if train_run.info.status != "FINISHED":
             raise ProdganError(
-                f"training run {train_run_id} is {train_run.info.status}, not FINISHED: only a finished run's "
-                f"generator can be registered; resume it with `prodgan train --resume` or pick another run"
+                f"training run {train_run_id} is {train_run.info.status}, not FINISHED: "
+                f"only a finished run's generator can be registered; "
+                f"resume it with `prodgan train --resume` or pick another run"
             )
         evaluation = (
             registry.read_eval_run(client, eval_run_id)

@@ -30,7 +30,8 @@ def load_generator(
     force: bool = False,
     purpose: str = "generate from",
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """(generator, spec, where it came from) for a model reference (default `@champion`) or a local bundle."""
+    """(generator, spec, where it came from) for a model reference (default `@champion`) or a local
+    bundle."""
     from prodgan.models.bundle import load_bundle
 
     ref = model_ref(model, bundle, settings.model_name)
@@ -55,7 +56,8 @@ def generate(
     nrow: int = 8,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Write a grid PNG (`out_file`) or one PNG per image plus generate.json (`out_dir`); returns the record."""
+    """Write a grid PNG (`out_file`) or one PNG per image plus generate.json (`out_dir`); returns
+    the record."""
     from prodgan import imaging
     from prodgan.fsutil import atomic_dir, write_json_atomic
     from prodgan.generate import generate as generate_images

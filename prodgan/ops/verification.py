@@ -105,7 +105,8 @@ def _trained_findings(
             findings.append(
                 Finding(
                     version,
-                    f"has no {WEIGHTS} tag: it was not registered by prodgan or the tag was removed",
+                    f"has no {WEIGHTS} tag: "
+                    "it was not registered by prodgan or the tag was removed",
                 )
             )
             continue
@@ -137,7 +138,8 @@ def require_verified(
     reason: str = "",
     version: str | None = None,
 ) -> Report:
-    """Raise GateFailed when the registry fails verification; with `force`, audit the bypass and go on.
+    """Raise GateFailed when the registry fails verification; with `force`, audit the bypass and
+    go on.
 
     Checks the chain, the aliases, the production copies behind them and the trained `version`
     about to be used, on the local copies the command loads; `prodgan audit verify` hashes every

@@ -82,7 +82,8 @@ def who(record: Record) -> str:
 
 
 def decisions(records: Sequence[Record]) -> list[dict[str, Any]]:
-    """The decisions of a chain, each with `state`: pending (its move was never confirmed), done, or final."""
+    """The decisions of a chain, each with `state`: pending (its move was never confirmed), done,
+    or final."""
     done = {r.get("done_of") for r in records if r.get("action") == DONE}
     found = []
     for record in records:
@@ -169,7 +170,8 @@ def _head_findings(
         return [
             Finding(
                 None,
-                f"the audit log is empty but {AUDIT_HEAD} says {head[:24]}…: the records were deleted",
+                f"the audit log is empty but {AUDIT_HEAD} says {head[:24]}…: "
+                "the records were deleted",
             )
         ]
     return []
@@ -279,5 +281,6 @@ def production_record(
             )
         return dict(record)
     raise GateFailed(
-        f"{refusing}: no signed audit record made it (a move outside prodgan); run `prodgan audit verify`"
+        f"{refusing}: no signed audit record made it (a move outside prodgan); "
+        "run `prodgan audit verify`"
     )

@@ -91,7 +91,8 @@ class Decision:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> "Decision":
-        """A stored audit record as a Decision (keys it does not know, like `n` or `signature`, are left out)."""
+        """A stored audit record as a Decision (keys it does not know, like `n` or `signature`, are
+        left out)."""
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in record.items() if k in known}
         values["checks"] = [Check.from_dict(c) for c in record.get("checks") or []]

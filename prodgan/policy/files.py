@@ -38,7 +38,8 @@ class FileChange:
 def changed_files(
     expected: Mapping[str, str], actual: Mapping[str, str], ignore: frozenset[str] = frozenset()
 ) -> list[FileChange]:
-    """Every path added, missing or changed, by path; files MLflow writes on load are never counted."""
+    """Every path added, missing or changed, by path; files MLflow writes on load are never
+    counted."""
     skipped = MLFLOW_WRITTEN | ignore
     changes = []
     for path in sorted((set(expected) | set(actual)) - skipped):

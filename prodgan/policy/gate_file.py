@@ -1,4 +1,5 @@
-"""The gate file (`evaluation/gates.yaml`) read and checked: unknown keys, metrics or bounds are errors.
+"""The gate file (`evaluation/gates.yaml`) read and checked: unknown keys, metrics or bounds are
+errors.
 
 A bound is a number, a map `{min_samples: number}` (the entry with the largest key <= the
 protocol's sample count applies), or, for `absolute` gates, `max_fraction_of_noise_gap`: the
@@ -94,7 +95,8 @@ class _PerCategory(BaseModel):
 
 
 class GateFile(BaseModel):
-    """The gate file's schema: unknown sections, keys or metrics and out-of-range numbers are errors."""
+    """The gate file's schema: unknown sections, keys or metrics and out-of-range numbers are
+    errors."""
 
     model_config = _FORBID
     version: Annotated[int, Field(ge=1, le=2)] = 2
@@ -136,7 +138,8 @@ class Policy:
 
 
 def parse_policy(text: str, path: str = "gates.yaml") -> Policy:
-    """Validate the gate file against `GateFile`; the rules stay the file's own mapping (what was hashed)."""
+    """Validate the gate file against `GateFile`; the rules stay the file's own mapping (what was
+    hashed)."""
     import yaml
 
     try:
@@ -158,7 +161,8 @@ def load_policy(path: Path) -> Policy:
     path = Path(path)
     if not path.is_file():
         raise ProdganError(
-            f"gate file {path} not found; create it (see evaluation/gates.yaml in the repo) or pass --gates"
+            f"gate file {path} not found; "
+            "create it (see evaluation/gates.yaml in the repo) or pass --gates"
         )
     return parse_policy(path.read_text(), str(path))
 

@@ -33,7 +33,8 @@ class ProtocolMismatch(ProdganError):
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One model's metrics under one protocol, split by kind (value, std, interval, per category)."""
+    """One model's metrics under one protocol, split by kind (value, std, interval, per
+    category)."""
 
     protocol: str
     samples: int
@@ -50,7 +51,8 @@ class Evaluation:
     def from_metrics(
         cls, protocol: str, metrics: Mapping[str, float], source: str = ""
     ) -> "Evaluation":
-        """Parse `{fid_50: .., fid_50_ci_low: .., kid_50_std: .., fid_50/bag: ..}`; one sample count only."""
+        """Parse `{fid_50: .., fid_50_ci_low: .., kid_50_std: .., fid_50/bag: ..}`; one sample count
+        only."""
         values, stds, lows, highs, cats, refs, counts = {}, {}, {}, {}, {}, {}, set()
         for name, value in metrics.items():
             m = METRIC_NAME.match(name)
@@ -72,11 +74,13 @@ class Evaluation:
                 cats.setdefault(base, {})[rest[1:]] = float(value)
         if len(counts) > 1:
             raise ProdganError(
-                f"{source or 'the evaluation'} mixes sample counts {sorted(counts)}; gate one protocol at a time"
+                f"{source or 'the evaluation'} mixes sample counts {sorted(counts)}; "
+                "gate one protocol at a time"
             )
         if not counts:
             raise ProdganError(
-                f"{source or 'the evaluation'} has no metrics named like fid_<samples>; run `prodgan evaluate` on the model first"
+                f"{source or 'the evaluation'} has no metrics named like fid_<samples>; "
+                "run `prodgan evaluate` on the model first"
             )
         intervals = {b: (lows[b], highs[b]) for b in lows.keys() & highs.keys()}
         return cls(protocol, counts.pop(), values, stds, intervals, cats, refs, source)
@@ -84,7 +88,8 @@ class Evaluation:
     def value(self, base: str, gate: str) -> float:
         if base not in self.values:
             raise ProdganError(
-                f"{self.source or 'the evaluation'} has no {base} metric, which gate {gate!r} needs; "
+                f"{self.source or 'the evaluation'} has no {base} metric, "
+                f"which gate {gate!r} needs; "
                 f"re-run `prodgan evaluate` with that metric enabled or drop the gate"
             )
         return self.values[base]
@@ -100,12 +105,14 @@ class Evaluation:
             half = z * (max(value * (1 - value), 0.0) / self.samples) ** 0.5
             return max(0.0, value - half), min(1.0, value + half)
         raise ProdganError(
-            f"{self.source or 'the evaluation'} has no interval for {base} ({base}_N_ci_low/_ci_high or {base}_N_std), "
+            f"{self.source or 'the evaluation'} has no interval for {base} "
+            f"({base}_N_ci_low/_ci_high or {base}_N_std), "
             f"which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)"
         )
 
     def cautious(self, base: str, z: float, gate: str) -> float:
-        """The end of the value's interval least favourable to the model (upper for lower-is-better)."""
+        """The end of the value's interval least favourable to the model (upper for
+        lower-is-better)."""
         low, high = self.interval(base, z, gate)
         return high if DIRECTIONS[base] == "lower" else low
 
@@ -115,14 +122,16 @@ class Evaluation:
         if "floor" not in found or "noise" not in found:
             raise ProdganError(
                 f"{self.source or 'the evaluation'} has no floor/noise references for {base} "
-                f"({base}_N_floor, {base}_N_noise), which gate {gate!r} needs; re-run `prodgan evaluate` (it records them)"
+                f"({base}_N_floor, {base}_N_noise), which gate {gate!r} needs; "
+                "re-run `prodgan evaluate` (it records them)"
             )
         return found["floor"], found["noise"]
 
 
 @dataclass(frozen=True)
 class Check:
-    """One gate's outcome; `detail` holds what the reason says as numbers (value, bound, floor, noise)."""
+    """One gate's outcome; `detail` holds what the reason says as numbers (value, bound, floor,
+    noise)."""
 
     gate: str
     passed: bool
@@ -170,21 +179,23 @@ def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
     for metric, bounds in (policy.rules.get("absolute") or {}).items():
         gate, name = f"absolute.{metric}", f"{metric}_{ev.samples}"
         value, cautious = ev.value(metric, gate), ev.cautious(metric, z, gate)
-        shown = f"{name} = {value:.4g} ({'upper' if DIRECTIONS[metric] == 'lower' else 'lower'} {policy.confidence:.0%} bound {cautious:.4g})"
+        side = "upper" if DIRECTIONS[metric] == "lower" else "lower"
+        shown = f"{name} = {value:.4g} ({side} {policy.confidence:.0%} bound {cautious:.4g})"
         for key, spec in bounds.items():
             limit = threshold(spec, ev.samples)
             if key == "max_fraction_of_noise_gap":
                 floor, noise = ev.reference(metric, gate)
                 if abs(noise - floor) < 1e-12:
                     raise ProdganError(
-                        f"{ev.source}: {metric} floor and noise are equal ({floor:.4g}): the calibration cannot "
-                        "separate anything; evaluate with more samples"
+                        f"{ev.source}: {metric} floor and noise are equal ({floor:.4g}): "
+                        "the calibration cannot separate anything; evaluate with more samples"
                     )
                 fraction = (cautious - floor) / (noise - floor)
                 bound = floor + limit * (noise - floor)
                 ok = fraction <= limit
                 reason = (
-                    f"{shown}, floor {floor:.4g}, noise {noise:.4g}: {fraction:.2f} of the gap from floor to noise "
+                    f"{shown}, floor {floor:.4g}, noise {noise:.4g}: "
+                    f"{fraction:.2f} of the gap from floor to noise "
                     f"{'<=' if ok else 'is over'} {limit:g} (bound {bound:.4g})"
                 )
                 detail = {
@@ -211,7 +222,8 @@ def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
 def _champion(
     policy: Policy, challenger: Evaluation, champion: Evaluation, paired: tuple[float, float] | None
 ) -> tuple[Check, dict[str, Any]]:
-    """Challenger better by the margin with confidence: the whole interval of the difference is past it.
+    """Challenger better by the margin with confidence: the whole interval of the difference is
+    past it.
 
     The interval of (challenger - champion) is the paired bootstrap one when the caller has it
     (both generators' features under this protocol); else each side's own interval combined
@@ -237,7 +249,8 @@ def _champion(
     point = challenger.value(metric, gate) - champion.value(metric, gate)
     need = f"< {0.0 - margin:g}" if lower_better else f"> {margin:g}"
     reason = (
-        f"{metric}_{challenger.samples} challenger - champion = {point:+.4g}, interval [{low:+.4g}, {high:+.4g}] "
+        f"{metric}_{challenger.samples} challenger - champion = {point:+.4g}, "
+        f"interval [{low:+.4g}, {high:+.4g}] "
         f"({method}, {policy.confidence:.0%}); needs the whole interval {need}"
     )
     diff = {
@@ -320,8 +333,10 @@ def judge(
     else:
         if champion.protocol != challenger.protocol:
             raise ProtocolMismatch(
-                f"champion evaluated under protocol {champion.protocol[:12]}, challenger under {challenger.protocol[:12]}: "
-                f"metrics are only compared under one protocol; re-evaluate the champion under the challenger's protocol"
+                f"champion evaluated under protocol {champion.protocol[:12]}, "
+                f"challenger under {challenger.protocol[:12]}: "
+                f"metrics are only compared under one protocol; "
+                f"re-evaluate the champion under the challenger's protocol"
             )
         checks.append(
             Check(

@@ -68,7 +68,8 @@ def eval_run(
     samples: str = "50",
     per_category: dict[str, float] | None = None,
 ) -> str:
-    """A finished evaluation run of `train_run_id` with the given FID (and interval) under `protocol`."""
+    """A finished evaluation run of `train_run_id` with the given FID (and interval) under
+    `protocol`."""
     weights = _weights_of(settings, train_run_id)
     log = RunLogger.start(
         settings,

@@ -42,7 +42,8 @@ def test_audit_chain_dataset_and_history(store):
         and chain["training"]["code"]["git_rev"] == "deadbeef"
     )
     assert [e["metrics"]["fid_50"] for e in chain["evaluations"]] == [100.0]
-    # every decision that involved v1: its promotion, the challenge it survived, its replacement, its return
+    # every decision that involved v1: its promotion, the challenge it survived, its replacement,
+    # its return
     assert [(d["action"], d["version"]) for d in chain["decisions"]] == [
         ("promote", v1),
         ("reject", v2),
@@ -61,7 +62,10 @@ def test_audit_chain_dataset_and_history(store):
     ] == [v1, v2, v3]
     with pytest.raises(
         ProdganError,
-        match=f"no training run or model version used a dataset version abcdef123456; known: {helpers.DATA_HASH[:12]}",
+        match=(
+            "no training run or model version used a dataset version abcdef123456; "
+            f"known: {helpers.DATA_HASH[:12]}"
+        ),
     ):
         lineage.dataset_lineage(store, "abcdef123456")
     history = lineage.champion_history(store)

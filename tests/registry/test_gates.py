@@ -132,7 +132,10 @@ def test_protocol_mismatch_is_never_compared():
             "champion.margin=.*must be >= 0",
         ),
         (
-            "per_category: {metric: fid, max_relative_regression: 0.2, min_samples_per_category: -3}",
+            (
+                "per_category: {metric: fid, max_relative_regression: 0.2, "
+                "min_samples_per_category: -3}"
+            ),
             "min_samples_per_category=-3: input should be greater than or equal to 0",
         ),
         ("per_category: {metric: fid}", "per_category.max_relative_regression: missing"),

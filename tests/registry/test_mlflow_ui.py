@@ -1,6 +1,7 @@
-"""What a user of the MLflow UI expects to find, read back through MlflowClient from the real sqlite store:
-the logged model with the evaluation's metrics, a typed signature MLflow enforces, the model as the
-training run's output and the evaluation run's input, and one-line descriptions of versions and decisions."""
+"""What a user of the MLflow UI expects to find, read back through MlflowClient from the real
+sqlite store: the logged model with the evaluation's metrics, a typed signature MLflow enforces,
+the model as the training run's output and the evaluation run's input, and one-line descriptions
+of versions and decisions."""
 
 from __future__ import annotations
 

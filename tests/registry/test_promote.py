@@ -1,4 +1,5 @@
-"""Promotion end to end on a real sqlite registry: gates, compare-and-set, audit trail, rollback, race."""
+"""Promotion end to end on a real sqlite registry: gates, compare-and-set, audit trail, rollback,
+race."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pytest
 from prodgan import names
 from prodgan.adapters import audit, registry
 from prodgan.errors import ChampionMoved, ProdganError
-from prodgan.policy.gate_file import load_policy
-from prodgan.policy.gates import ProtocolMismatch
 from prodgan.ops import promote as promotion
 from prodgan.ops.promote import register as promotion_register
+from prodgan.policy.gate_file import load_policy
+from prodgan.policy.gates import ProtocolMismatch
 from tests.conftest import prodgan
 from tests.registry import helpers
 
@@ -141,7 +142,8 @@ def test_bad_input_leaves_registry_unchanged(store, gates, monkeypatch):
 
 
 def test_race_for_champion_exactly_one_wins(store, gates):
-    """Two promotions decide against the same champion, then both try to move it: one wins, both audited."""
+    """Two promotions decide against the same champion, then both try to move it: one wins, both
+    audited."""
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote(store, v1)
     v2 = helpers.registered(store, seed=2, fid=50.0)
@@ -178,9 +180,10 @@ def test_race_for_champion_exactly_one_wins(store, gates):
 
 
 def test_a_promoter_that_crashes_mid_move_leaves_a_pending_record(store, gates, monkeypatch):
-    """A crash between recording the move and moving the alias is never silent: verify says pending until acknowledged."""
-    from prodgan.ops.verification import verify
+    """A crash between recording the move and moving the alias is never silent: verify says pending
+    until acknowledged."""
     from prodgan.ops.audit import verify as acknowledge
+    from prodgan.ops.verification import verify
 
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote(store, v1)
@@ -222,9 +225,10 @@ def test_cli_rejects_with_reasons_and_exit_1(store, gates):
 def test_champion_loads_as_pyfunc_in_a_fresh_process(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote(store, v1)
+    production = names.production_model(store.model_name)
     code = (
         "import mlflow, pandas as pd, base64\n"
-        f"m = mlflow.pyfunc.load_model('models:/{names.production_model(store.model_name)}@champion')\n"
+        f"m = mlflow.pyfunc.load_model('models:/{production}@champion')\n"
         "out = m.predict(pd.DataFrame([{'seed': 7, 'category': 'trouser', 'n': 2}]))\n"
         "assert list(out['category']) == ['trouser', 'trouser'], out\n"
         "print(len(out), base64.b64decode(out['png_base64'][0])[:4])\n"

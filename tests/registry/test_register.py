@@ -49,7 +49,8 @@ def test_register_is_idempotent_and_tags_lineage(store):
 
 
 def test_concurrent_resolves_of_one_model_all_get_the_bundle(store):
-    """A flow and a server resolving the champion at once both download it; neither sees a half-published cache."""
+    """A flow and a server resolving the champion at once both download it; neither sees a
+    half-published cache."""
     version = helpers.registered(store, seed=4, fid=90.0)
     uri = f"models:/{store.model_name}/{version}"
     start = threading.Barrier(4, timeout=60)

@@ -1,4 +1,5 @@
-"""Server mode: a throwaway PostgreSQL + a real `mlflow server` with proxied artifacts on 127.0.0.1."""
+"""Server mode: a throwaway PostgreSQL + a real `mlflow server` with proxied artifacts on
+127.0.0.1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tamper evidence on a real sqlite registry: unaudited alias moves and replaced weights are caught."""
+"""Tamper evidence on a real sqlite registry: unaudited alias moves and replaced weights are
+caught."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pytest
 
 from prodgan import names
 from prodgan.adapters import audit, registry
-from prodgan.ops.verification import require_verified, verify
-from prodgan.policy.chain import check_aliases
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.ops import promote as promotion
+from prodgan.ops.verification import require_verified, verify
+from prodgan.policy.chain import check_aliases
 from tests.conftest import run
 from tests.registry import helpers
 
@@ -254,8 +255,9 @@ def test_a_malformed_production_tag_is_a_one_line_error_naming_the_repair(store)
 
 
 def test_champion_of_any_model_name_is_the_promoters_copy_only(store) -> None:
-    """Every dataset has its own model, so `@champion` is honoured by name pattern nowhere: a trainer who registers
-    a model of its own making and points its alias at a version is refused, not served."""
+    """Every dataset has its own model, so `@champion` is honoured by name pattern nowhere: a
+    trainer who registers a model of its own making and points its alias at a version is refused,
+    not served."""
     from prodgan.ops.serve import serve_target
 
     v1 = helpers.registered(store, seed=1, fid=300.0)
