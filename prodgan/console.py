@@ -16,27 +16,27 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+def _transient(text: str, *columns: Any, console: Console) -> Any:
+    """The one bar shape: label, bar, done/total, then `columns`; gone when it finishes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn(text),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *columns,
+        console=console,
+        transient=True,
+    )
+
+
 @contextmanager
 def progress_bar(description: str, console: Console = err) -> Iterator[Callable[[int, int], None]]:
     """Yield a `progress(done, total)` callback drawing a transient rich bar."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    columns = (TimeElapsedColumn(), TimeRemainingColumn())
+    with _transient("{task.description}", *columns, console=console) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -45,35 +45,20 @@ def progress_bar(description: str, console: Console = err) -> Iterator[Callable[
 def sides_progress(title: str, console: Console = err) -> Iterator[Callable[[str, int, int], None]]:
     """Yield `progress(side, done, total)`: one transient bar per side (generated, real:test...)
     with images/s."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import ProgressColumn, TimeElapsedColumn
     from rich.text import Text
 
     class Rate(ProgressColumn):
         def render(self, task: Any) -> Text:
             return Text(f"{task.speed:,.1f} images/s" if task.speed else "")
 
-    with Progress(
-        TextColumn(f"{title} [bold]{{task.description}}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        Rate(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    label = f"{title} [bold]{{task.description}}"
+    with _transient(label, Rate(), TimeElapsedColumn(), console=console) as bar:
         tasks: dict[str, Any] = {}
 
         def report(side: str, done: int, total: int) -> None:
-            if (
-                side not in tasks or done == 0
-            ):  # every extraction starts at 0: a side seen again gets a new bar
+            # every extraction starts at 0: a side seen again gets a new bar
+            if side not in tasks or done == 0:
                 tasks[side] = bar.add_task(side, total=total)
             bar.update(tasks[side], completed=done, total=total)
 

@@ -118,19 +118,10 @@ def log_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
     logged = mlflow.initialize_logged_model(
         name=LOGGED_MODEL_NAME, source_run_id=run_id, experiment_id=exp_id, tags={TRAIN_RUN: run_id}
     )
-    info = mlflow.pyfunc.log_model(
-        name=LOGGED_MODEL_NAME,
-        python_model=str(MODEL_CODE / "generator.py"),
-        artifacts={"bundle": str(bundle_dir)},
-        signature=signature(),
-        input_example=input_example(),
-        pip_requirements=pip_requirements(),
-        model_id=logged.model_id,
-    )
-    client.log_outputs(
-        run_id, [LoggedModelOutput(logged.model_id, step=0)]
-    )  # the training run's page lists its model
-    return info.model_uri
+    uri = _log_pyfunc(bundle_dir, logged.model_id)
+    # the training run's page lists its model
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    return uri
 
 
 def log_production(settings: Settings, bundle_dir: Path) -> str:
@@ -141,6 +132,11 @@ def log_production(settings: Settings, bundle_dir: Path) -> str:
 
     exp_id = ensure_experiment(PRODUCTION_EXPERIMENT, settings)
     logged = mlflow.initialize_logged_model(name=LOGGED_MODEL_NAME, experiment_id=exp_id)
+    return _log_pyfunc(bundle_dir, logged.model_id)
+
+
+def _log_pyfunc(bundle_dir: Path, model_id: str) -> str:
+    """`bundle_dir` with prodgan's own model code as the files of logged model `model_id`."""
     info = mlflow.pyfunc.log_model(
         name=LOGGED_MODEL_NAME,
         python_model=str(MODEL_CODE / "generator.py"),
@@ -148,7 +144,7 @@ def log_production(settings: Settings, bundle_dir: Path) -> str:
         signature=signature(),
         input_example=input_example(),
         pip_requirements=pip_requirements(),
-        model_id=logged.model_id,
+        model_id=model_id,
     )
     return info.model_uri
 
