@@ -1,5 +1,5 @@
-"""Use cases: the trainer and promoter users of an authenticated MLflow server (run as its admin), and the
-promoter's audit signing key."""
+"""Use cases: the trainer and promoter users of an authenticated MLflow server (run as its admin),
+and the promoter's audit signing key."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def roles(
     promoter_password_env: str,
     datasets: Sequence[str],
 ) -> tuple[list[str], list[str], list[Grant]]:
-    """Create (or refresh) both users from passwords in the named variables, with rights on each dataset's model;
-    (users, created, grants)."""
+    """Create (or refresh) both users from passwords in the named variables, with rights on each
+    dataset's model; (users, created, grants)."""
     if trainer == promoter:
         raise ProdganError("trainer and promoter must be different users (separation of duties)")
     users = {

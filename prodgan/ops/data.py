@@ -1,4 +1,5 @@
-"""Use case: datasets under `data/`: import, version with DVC, restore, and a fresh clone's set-up."""
+"""Use case: datasets under `data/`: import, version with DVC, restore,
+and a fresh clone's set-up."""
 
 from __future__ import annotations
 
@@ -48,9 +49,11 @@ def import_folder(
     progress: Progress | None = None,
     **policy: Any,
 ) -> tuple[DatasetMeta, list[tuple[str, str]]]:
-    """Import a folder of product photos into data/<name>; (metadata, skipped files with the reason).
+    """Import a folder of product photos into data/<name>; (metadata,
+    skipped files with the reason).
 
-    policy: fit, test_fraction, min_test, min_side, ambiguous (see `prodgan.data.folder.write_folder`).
+    policy: fit, test_fraction, min_test, min_side, ambiguous (see
+    `prodgan.data.folder.write_folder`).
     """
     from prodgan.data.folder import write_folder
 
@@ -67,7 +70,8 @@ def import_folder(
 
 
 def require_known(settings: Settings, dataset: str) -> str:
-    """`dataset`, if it is the default dataset or one data.dvc pins; else a one-line error naming those.
+    """`dataset`, if it is the default dataset or one data.dvc pins;
+    else a one-line error naming those.
 
     Every `--dataset` option that picks a model runs this while parsing, so a typo is refused
     before a command reads (and reports on) a model nobody trained. A pinned dataset with no model
@@ -84,7 +88,8 @@ def add(settings: Settings) -> DataVersion:
 
 
 def version(settings: Settings, dataset: str | None = None) -> DataVersion:
-    """data/'s pinned version, or one dataset's: its own DVC hash, unchanged when another dataset changes."""
+    """data/'s pinned version, or one dataset's: its own DVC hash,
+    unchanged when another dataset changes."""
     return dvc.version(settings, dataset)
 
 
@@ -103,25 +108,29 @@ def pull(settings: Settings) -> DataVersion:
 
 
 def ensure_debian_dataset(source: Path = DEBIAN_SOURCE) -> Path:
-    """Install Debian's dataset-fashion-mnist when it is missing and we are root; otherwise say how."""
+    """Install Debian's dataset-fashion-mnist when it is missing and we are root;
+    otherwise say how."""
     if source.is_dir() and any(source.glob("*-idx*-ubyte*")):
         return source
     if source != DEBIAN_SOURCE or os.geteuid() != 0 or not shutil.which("apt-get"):
         raise ProdganError(
-            f"Fashion-MNIST idx files not found in {source}; run `sudo apt-get install dataset-fashion-mnist` or pass --source DIR"
+            f"Fashion-MNIST idx files not found in {source}; "
+            "run `sudo apt-get install dataset-fashion-mnist` or pass --source DIR"
         )
     proc = subprocess.run(
         ["apt-get", "install", "-y", "-q", "dataset-fashion-mnist"], capture_output=True, text=True
     )
     if proc.returncode != 0:
         raise ProdganError(
-            f"`apt-get install dataset-fashion-mnist` failed: {proc.stderr.strip().splitlines()[-1:]}; run it yourself"
+            "`apt-get install dataset-fashion-mnist` failed: "
+            f"{proc.stderr.strip().splitlines()[-1:]}; run it yourself"
         )
     return source
 
 
 def setup(settings: Settings, source: Path | None = None) -> str:
-    """Fresh clone: get data/ to the version data.dvc pins (pull, else rebuild from the Debian files), then push."""
+    """Fresh clone: get data/ to the version data.dvc pins (pull,
+    else rebuild from the Debian files), then push."""
     dvc.ensure_repo(settings)
     dvc_file = settings.root / dvc.DVC_FILE
     if dvc_file.is_file():
@@ -144,4 +153,7 @@ def setup(settings: Settings, source: Path | None = None) -> str:
             "get that version from its DVC remote (`prodgan data pull` with PRODGAN_DVC_REMOTE set)"
         )
     dvc.push(settings)
-    return f"data/ rebuilt from {src}, matches data.dvc ({rebuilt.data_hash}), pushed to the DVC remote"
+    return (
+        f"data/ rebuilt from {src}, matches data.dvc ({rebuilt.data_hash}), "
+        "pushed to the DVC remote"
+    )

@@ -43,12 +43,14 @@ def _require(proc: subprocess.CompletedProcess[str], args: list[str], api_url: s
             "no output",
         )
         raise ProdganError(
-            f"`prefect {' '.join(args)}` failed against {api_url}: {last.strip()}; is the server running?"
+            f"`prefect {' '.join(args)}` failed against {api_url}: {last.strip()}; "
+            "is the server running?"
         )
 
 
 def deploy(settings: Settings, pool: str = "prodgan", api_url: str | None = None) -> Deployed:
-    """Create the process work pool if missing, then `prefect deploy --all` from the project's (or shipped) prefect.yaml."""
+    """Create the process work pool if missing, then `prefect deploy --all` from the project's
+    (or shipped) prefect.yaml."""
     api_url = api_url or settings.prefect_api_url
     if not api_url:
         raise ProdganError(

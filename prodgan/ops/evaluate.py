@@ -1,4 +1,5 @@
-"""Use case: evaluate a generator under the fingerprinted protocol, one MLflow run in `prodgan-eval`.
+"""Use case: evaluate a generator under the fingerprinted protocol,
+one MLflow run in `prodgan-eval`.
 
 The run holds the protocol as params (plus its fingerprint as tag `prodgan.protocol`), the
 metrics, a sample grid, per-category results, and tags linking it to the training run and the
@@ -32,8 +33,9 @@ from prodgan.names import (
 )
 from prodgan.settings import Settings
 
-# Default without CUDA (fid_500): the calibrated gates separate noise from a trained model at this count,
-# and each side costs ~40 s through InceptionV3 on 2 cores (~12.8 images/s); fid_1k doubles that.
+# Default without CUDA (fid_500): the calibrated gates separate noise from a trained model at this
+# count, and each side costs ~40 s through InceptionV3 on 2 cores (~12.8 images/s); fid_1k
+# doubles that.
 CPU_SAMPLES = 500
 GRID_IMAGES = 64
 _PROTOCOL_PARAMS = ("samples", "seed", "real_samples", "split")
@@ -59,7 +61,8 @@ class EvaluationRun:
 
 
 def default_samples(settings: Settings) -> int:
-    """`PRODGAN_EVAL_SAMPLES`, else 2,000 with CUDA and 500 on a CPU (the protocol records which)."""
+    """`PRODGAN_EVAL_SAMPLES`, else 2,000 with CUDA and 500 on a CPU
+    (the protocol records which)."""
     import torch
 
     from prodgan.metrics.defaults import DEFAULTS
@@ -95,7 +98,8 @@ def train_evaluator(
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Any, float, str]:
-    """Train the evaluator on the train split, save it under <home>/evaluator/, log a run; (module, accuracy, run id)."""
+    """Train the evaluator on the train split, save it under <home>/evaluator/, log a run; (module,
+    accuracy, run id)."""
     from prodgan.models.evaluator import load_evaluator, save_evaluator
     from prodgan.models.evaluator import train_evaluator as fit
 
@@ -145,7 +149,8 @@ def _evaluator(
     if (settings.evaluator_dir(dataset) / RECORD_FILE).is_file():
         return load_evaluator(settings.evaluator_dir(dataset))[0], None
     say(
-        "no evaluator classifier yet: training one on the train split (once; `prodgan evaluator train` to redo it)"
+        "no evaluator classifier yet: training one on the train split "
+        "(once; `prodgan evaluator train` to redo it)"
     )
     with progress_bar("training evaluator") if show_progress else nullcontext() as progress:
         model, acc, run_id = train_evaluator(settings, dataset, progress=progress)
@@ -156,7 +161,8 @@ def _evaluator(
 def warm_references(
     settings: Settings, config: str | Path, overrides: Sequence[str] = (), *, say: Say = print
 ) -> str:
-    """Compute and cache what evaluating `config`'s generator needs before its weights exist; the protocol fingerprint.
+    """Compute and cache what evaluating `config`'s generator needs before its weights exist;
+    the protocol fingerprint.
 
     The evaluator classifier, the real side, the floor and the noise reference depend on the data,
     the protocol and the architecture only. The retrain sequence runs this beside a one-thread CPU
@@ -187,13 +193,15 @@ def warm_references(
         result.metrics[metric_name(k, result.protocol.samples)] for k in ("fid_floor", "fid_noise")
     )
     say(
-        f"evaluation references ready under protocol {result.protocol.fingerprint[:12]}: fid floor {floor:.1f}, noise {noise:.1f}"
+        f"evaluation references ready under protocol {result.protocol.fingerprint[:12]}: "
+        f"fid floor {floor:.1f}, noise {noise:.1f}"
     )
     return result.protocol.fingerprint
 
 
 def _like(settings: Settings, run_id: str) -> dict[str, Any]:
-    """The protocol parameters of an earlier evaluation run (to evaluate another model the same way)."""
+    """The protocol parameters of an earlier evaluation run
+    (to evaluate another model the same way)."""
     params = tracking.get_run(tracking.setup_mlflow(settings), run_id, "evaluation run").data.params
     out: dict[str, Any] = {k: params[k] for k in _PROTOCOL_PARAMS if k in params}
     out = {k: (v if k == "split" else int(v)) for k, v in out.items()}
@@ -358,8 +366,8 @@ def evaluate(
 
         if not (ref.bundle / SPEC_FILE).is_file():
             raise ProdganError(
-                f"{ref.bundle} is not a generator bundle ({SPEC_FILE} missing); point --bundle at a folder "
-                "written by `prodgan train`"
+                f"{ref.bundle} is not a generator bundle ({SPEC_FILE} missing); "
+                "point --bundle at a folder written by `prodgan train`"
             )
         return evaluate_bundle(settings, ref.bundle, tags=tags, **options)
     from prodgan.adapters.production_state import resolve_model

@@ -62,7 +62,8 @@ def _metrics_table(metrics: dict[str, float]) -> str:
 
 
 def report_markdown(result: dict[str, Any]) -> str:
-    """The retrain flow's artifact: decision, metrics, MLflow runs and the champion-vs-challenger sheet."""
+    """The retrain flow's artifact: decision, metrics,
+    MLflow runs and the champion-vs-challenger sheet."""
     runs = result["mlflow"]
     lines = [
         f"# retrain {result['model']}: {result['decision']}",
@@ -94,7 +95,8 @@ def report_markdown(result: dict[str, Any]) -> str:
 
 
 def datasets_markdown(results: dict[str, dict[str, Any]], unscheduled: Sequence[str]) -> str:
-    """The nightly run's artifact: one row per scheduled dataset, then the datasets nobody scheduled."""
+    """The nightly run's artifact: one row per scheduled dataset,
+    then the datasets nobody scheduled."""
     rows = "".join(
         f"| {dataset} | {r.get('model', '-')} | {r['decision']} | {r.get('version') or '-'} | "
         f"{' '.join(str(r['reason']).split()).replace('|', '/')} |\n"
@@ -110,7 +112,8 @@ def datasets_markdown(results: dict[str, dict[str, Any]], unscheduled: Sequence[
     if unscheduled:
         lines += [
             "",
-            f"Not scheduled (no recipe): {', '.join(unscheduled)}; add them to the deployment's `recipes` to retrain them.",
+            f"Not scheduled (no recipe): {', '.join(unscheduled)}; "
+            "add them to the deployment's `recipes` to retrain them.",
         ]
     return "\n".join(lines)
 
@@ -120,7 +123,8 @@ def failure_markdown(exc: Exception) -> str:
 
 
 def where_to_look(settings: Settings, result: dict[str, Any]) -> list[tuple[str, str]]:
-    """Where a person goes next: the MLflow UI, the Data Docs, the sample sheet, the Prefect flow run."""
+    """Where a person goes next: the MLflow UI, the Data Docs, the sample sheet,
+    the Prefect flow run."""
     found = [("MLflow UI", tracking.ui_directions(settings))]
     if result.get("data_docs"):
         found.append(("Data Docs", result["data_docs"]))

@@ -1,4 +1,4 @@
-"""Use case: the retrain sequence, verify -> freshness -> validate -> train -> evaluate -> register -> promote.
+"""Use case: retrain, verify -> freshness -> validate -> train -> evaluate -> register -> promote.
 
 `retrain` runs each step through a `step` hook: the Prefect flow passes one that makes each
 step a task, `prodgan retrain` runs that flow, and the benchmark calls the steps directly.
@@ -26,12 +26,11 @@ from prodgan.names import (
     TRAIN_RUN,
     ModelRef,
 )
-from prodgan.ops import announce
+from prodgan.ops import announce, verification
 from prodgan.ops import evaluate as evaluate_ops
 from prodgan.ops import promote as promote_ops
 from prodgan.ops import train as train_ops
 from prodgan.ops import validate as validate_ops
-from prodgan.ops import verification
 from prodgan.settings import Settings
 from prodgan.training.config import load_config
 
@@ -73,12 +72,10 @@ def freshness(
     """Compare the data and config about to be trained with what the champion was trained on."""
     with tracking.reachable(settings, "checking what the champion was trained on"):
         dataset = load_config(settings.config_path(config), overrides).dataset
-        settings = settings.for_dataset(
-            dataset
-        )  # its own champion: another dataset's is no reference
-        data_hash = dvc.require_clean(
-            settings, dataset
-        )  # this dataset's own hash: another one changing is no reason
+        # its own champion (another dataset's is no reference), and its own hash (another one
+        # changing is no reason)
+        settings = settings.for_dataset(dataset)
+        data_hash = dvc.require_clean(settings, dataset)
         cfg = train_ops.config_sha256(settings.config_path(config), overrides)
         champion = registry.champion_version(settings)
         if force:
@@ -89,8 +86,8 @@ def freshness(
         if rejected is not None:
             return Freshness(
                 False,
-                f"already rejected as v{rejected}, nothing changed (data {data_hash}, config {cfg[:12]}, "
-                "code); change one of them or use --force",
+                f"already rejected as v{rejected}, nothing changed "
+                f"(data {data_hash}, config {cfg[:12]}, code); change one of them or use --force",
                 data_hash,
                 cfg,
                 champion and champion.version,
@@ -105,8 +102,8 @@ def freshness(
     if trained_on != data_hash:
         return Freshness(
             True,
-            f"dataset changed: {CHAMPION} v{champion.version} was trained on {trained_on}, data is now "
-            f"{data_hash}",
+            f"dataset changed: {CHAMPION} v{champion.version} was trained on {trained_on}, "
+            f"data is now {data_hash}",
             data_hash,
             cfg,
             champion.version,
@@ -122,8 +119,8 @@ def freshness(
         )
     return Freshness(
         False,
-        f"nothing changed: {CHAMPION} v{champion.version} was trained on data {data_hash} with config "
-        f"{cfg[:12]}; use --force to retrain anyway",
+        f"nothing changed: {CHAMPION} v{champion.version} was trained on data {data_hash} "
+        f"with config {cfg[:12]}; use --force to retrain anyway",
         data_hash,
         cfg,
         champion.version,
@@ -131,7 +128,8 @@ def freshness(
 
 
 def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None:
-    """A version trained on this data, config and code revision that the gates rejected (and that is not champion)."""
+    """A version trained on this data, config and code revision that the gates rejected
+    (and that is not champion)."""
     from prodgan.adapters.audit import audit_records
 
     git_rev = dvc.git_revision(settings.root)[0]
@@ -157,15 +155,17 @@ def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None
 def schedule(
     settings: Settings, recipes: dict[str, str | None] | None
 ) -> tuple[dict[str, str], list[str]]:
-    """The config each scheduled dataset retrains with (`recipe`; no recipes: the default dataset's), and the
-    datasets data.dvc pins that nobody scheduled; checked before anything runs."""
+    """The config each scheduled dataset retrains with (`recipe`; no recipes: the default
+    dataset's), and the datasets data.dvc pins that nobody scheduled;
+    checked before anything runs."""
     recipes = recipes or {DEFAULT_DATASET: None}
     tracked = dvc.datasets(settings)
     unknown = sorted(set(recipes) - set(tracked))
     if unknown:
         raise ProdganError(
-            f"recipes name datasets data.dvc does not pin: {', '.join(unknown)} (it pins: {', '.join(tracked) or 'none'}); "
-            f"import them and run `prodgan data add`, or drop them from the recipes"
+            f"recipes name datasets data.dvc does not pin: {', '.join(unknown)} "
+            f"(it pins: {', '.join(tracked) or 'none'}); "
+            "import them and run `prodgan data add`, or drop them from the recipes"
         )
     return {dataset: recipe(dataset, config) for dataset, config in recipes.items()}, [
         d for d in tracked if d not in recipes
@@ -173,13 +173,15 @@ def schedule(
 
 
 def recipe(dataset: str | None, config: str | None) -> str:
-    """`config`, else the machine's recipe (`ops.train.default_config`), which is made for the default dataset only."""
+    """`config`, else the machine's recipe (`ops.train.default_config`),
+    which is made for the default dataset only."""
     if config:
         return config
     if dataset not in (None, DEFAULT_DATASET):
         raise ProdganError(
-            f"dataset {dataset!r} has no recipe: only {DEFAULT_DATASET} has a default; name its config, "
-            f"e.g. --config configs/products64.yaml (nightly: recipes {{{dataset}: configs/products64.yaml}})"
+            f"dataset {dataset!r} has no recipe: only {DEFAULT_DATASET} has a default; "
+            "name its config, e.g. --config configs/products64.yaml "
+            f"(nightly: recipes {{{dataset}: configs/products64.yaml}})"
         )
     return train_ops.default_config()
 
@@ -219,20 +221,19 @@ def retrain(
     tags: dict[str, str] | None = None,
     notify: Callable[[announce.Event], None] = lambda _event: None,
 ) -> RetrainOutcome:
-    """The whole sequence on `dataset` (default: the config's); raises GateFailed when the registry fails verification or validation fails (nothing is trained then).
+    """The whole sequence on `dataset` (default: the config's); raises GateFailed when the registry
+    fails verification or validation fails (nothing is trained then).
 
     `config=None` picks the recipe for this machine (`ops.train.default_config`): the GPU recipe
-    where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly worker).
-    `notify` receives the events an orchestrator's automations react to (`ops.announce`).
+    where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly
+    worker). `notify` receives the events an orchestrator's automations react to (`ops.announce`).
     """
     config = recipe(dataset, config)
-    overrides = (
-        [*overrides, f"dataset={dataset}"] if dataset else list(overrides)
-    )  # one dataset, validated and trained
+    # one dataset, validated and trained
+    overrides = [*overrides, f"dataset={dataset}"] if dataset else list(overrides)
     dataset = load_config(settings.config_path(config), overrides).dataset
-    settings = settings.for_dataset(
-        dataset
-    )  # each dataset is trained into, judged against and promoted in its own model
+    # each dataset is trained into, judged against and promoted in its own model
+    settings = settings.for_dataset(dataset)
     # never act unattended on a tampered registry
     step("verify", verification.require_verified, settings, purpose="retrain")
     fresh = step("freshness", freshness, settings, config, overrides, force)

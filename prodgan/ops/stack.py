@@ -77,7 +77,8 @@ def _pid(state: StackState, name: str) -> int | None:
 
 
 def _running(state: StackState, name: str) -> bool:
-    """Its recorded process is there and is still the program it was (pids are reused, e.g. after a reboot)."""
+    """Its recorded process is there and is still the program it was (pids are reused,
+    e.g. after a reboot)."""
     return running(_pid(state, name), PROGRAM[name])
 
 
@@ -108,7 +109,7 @@ def _backend_uri(state: StackState) -> str:
     )
 
 
-# ---------------------------------------------------------------- starting one service (blocks until healthy)
+# ---------------------------------------------- starting one service (blocks until healthy)
 def _start_postgres(state: StackState) -> int:
     data, log = _pg_data(state), state.log("postgres")
     if not (data / "PG_VERSION").is_file():
@@ -177,7 +178,8 @@ def _start_prefect(state: StackState) -> int:
 
 
 def _start_worker(state: StackState, cwd: Path) -> int:
-    """A process worker whose flow runs see the stack (its env file values win over the caller's environment)."""
+    """A process worker whose flow runs see the stack
+    (its env file values win over the caller's environment)."""
     extra = {**state.client_env(), "PRODGAN_STACK_ENV": str(state.env_file)}
     env = svc.prefect_env(environment(), _prefect_home(state), state.prefect_api, extra)
     created = subprocess.run(
@@ -185,7 +187,8 @@ def _start_worker(state: StackState, cwd: Path) -> int:
     )
     if created.returncode != 0:
         raise ProdganError(
-            f"creating work pool {state.pool} failed: {(created.stderr or created.stdout).strip()[-300:]}"
+            f"creating work pool {state.pool} failed: "
+            f"{(created.stderr or created.stdout).strip()[-300:]}"
         )
     proc = spawn(svc.worker_args(state.pool), state.log("worker"), env, cwd=cwd)
     state.pids["worker"] = proc.pid
@@ -233,7 +236,8 @@ def up(
     postgres_url: str | None = None,
     worker_dir: Path | None = None,
 ) -> tuple[StackState, list[Service]]:
-    """Start every service of the stack that is not healthy yet; write the env file; (state, per-service result)."""
+    """Start every service of the stack that is not healthy yet; write the env file; (state,
+    per-service result)."""
     state = prepare(_stack_dir(settings, directory), ports or {}, postgres_url)
     state.directory.mkdir(parents=True, exist_ok=True)
     starters: dict[str, Callable[[], int]] = {
@@ -305,7 +309,8 @@ def status(settings: Settings, directory: Path | None = None) -> tuple[StackStat
 
 
 def down(settings: Settings, directory: Path | None = None) -> list[Service]:
-    """Stop every service by its recorded process group (PostgreSQL with `pg_ctl stop`), last started first.
+    """Stop every service by its recorded process group (PostgreSQL with `pg_ctl stop`),
+    last started first.
 
     Data (database, buckets, Prefect history) stays in the stack folder for the next `up`.
     """

@@ -1,4 +1,5 @@
-"""What `prodgan stack` remembers between commands: ports, secrets, process ids (`stack.json`), and the env file it writes.
+"""What `prodgan stack` remembers between commands: ports, secrets, process ids (`stack.json`),
+and the env file it writes.
 
 Both files hold credentials and are written owner-only. Ports and secrets are chosen once and
 kept, so a restarted service comes back where the env file (already copied to other machines)
@@ -17,12 +18,8 @@ from prodgan.adapters.stack_services import ADMIN, WEED_PORTS, write_secret_file
 from prodgan.errors import ProdganError
 
 SERVICES = ("postgres", "seaweedfs", "mlflow", "prefect", "worker")
-PUBLIC_PORTS = (
-    "postgres",
-    "mlflow",
-    "prefect",
-    "s3",
-)  # the ones a user may choose (`--mlflow-port` ...)
+# the ports a user may choose (`--mlflow-port` ...)
+PUBLIC_PORTS = ("postgres", "mlflow", "prefect", "s3")
 
 
 STATE_FILE = "stack.json"  # ports, secrets and pids of the running stack
@@ -73,7 +70,8 @@ class StackState:
         write_secret_file(self.file, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def client_env(self) -> dict[str, str]:
-        """What every prodgan process (and MLflow, DVC, boto3, Prefect inside it) needs to use the stack."""
+        """What every prodgan process (and MLflow, DVC, boto3, Prefect inside it)
+        needs to use the stack."""
         return {
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "MLFLOW_TRACKING_USERNAME": ADMIN,
@@ -87,8 +85,10 @@ class StackState:
 
     def write_env_file(self) -> None:
         lines = [
-            "# written by `prodgan stack up`: prodgan reads it (PRODGAN_STACK_ENV points to a copy elsewhere);",
-            "# the environment wins over it. It holds the MLflow admin's and the S3 credentials: keep it private.",
+            "# written by `prodgan stack up`: prodgan reads it "
+            "(PRODGAN_STACK_ENV points to a copy elsewhere);",
+            "# the environment wins over it. "
+            "It holds the MLflow admin's and the S3 credentials: keep it private.",
             *(f"{k}={v}" for k, v in self.client_env().items()),
         ]
         write_secret_file(self.env_file, "\n".join(lines) + "\n")

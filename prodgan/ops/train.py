@@ -61,14 +61,16 @@ class TrainingRun:
 
 
 def default_config() -> str:
-    """The GPU recipe where CUDA is present, else the five-minute CPU recipe: one rule for the CLI, the demo and workers."""
+    """The GPU recipe where CUDA is present, else the five-minute CPU recipe: one rule for the CLI,
+    the demo and workers."""
     import torch
 
     return "configs/fmnist.yaml" if torch.cuda.is_available() else "configs/cpu.yaml"
 
 
 def config_sha256(config_path: Path, overrides: Sequence[str] = ()) -> str:
-    """Hash of the training config as it will run (file values + `key=value` overrides, resolved)."""
+    """Hash of the training config as it will run (file values + `key=value` overrides,
+    resolved)."""
     resolved = load_config(Path(config_path), overrides).to_dict()
     return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
 
@@ -91,7 +93,8 @@ def find_resumable(settings: Settings, config_name: str) -> Path | None:
 
 
 def _reusable(settings: Settings, data_hash: str, cfg_sha: str, tags: dict[str, str], reuse: bool):
-    """The finished run this flow run made before (a retry), else, if `reuse`, one of the same data and config."""
+    """The finished run this flow run made before (a retry), else, if `reuse`,
+    one of the same data and config."""
     same = {DATA_HASH: data_hash, CONFIG_SHA: cfg_sha}
     mine = (
         tracking.newest_finished_run(settings, TRAIN_EXPERIMENT, {**same, FLOW_RUN: tags[FLOW_RUN]})
@@ -116,7 +119,8 @@ def train(
     progress: bool = True,
     say: Callable[[str], None] = print,
 ) -> TrainingRun:
-    """Check data, then reuse, resume or start a training run; returns the MLflow run id and the bundle.
+    """Check data, then reuse, resume or start a training run;
+    returns the MLflow run id and the bundle.
 
     `resume`: True continues the newest unfinished run of this config (error if none), False
     never resumes, None resumes one if it exists. `reuse=False` trains even when a finished
@@ -136,33 +140,33 @@ def train(
         run_dir = None  # auto-resume continues only a run of exactly this config
     if resume and run_dir is None:
         raise ProdganError(
-            f"nothing to resume: no unfinished run of {config_name} under {settings.train_runs_dir}; "
-            "start one without --resume"
+            f"nothing to resume: no unfinished run of {config_name} "
+            f"under {settings.train_runs_dir}; start one without --resume"
         )
     if resume and not overrides:  # a bare --resume continues with the run's own overrides
         overrides = list(_read_state(run_dir).get("overrides", []))
     cfg = load_config(config_path, overrides)
     if nproc > 1 and cfg.eval_every:  # a usage error: refuse before any data is checked or loaded
         raise ProdganError(
-            f"evaluation during training runs in one process: drop eval_every (--set eval_every=0) or --nproc {nproc}"
+            "evaluation during training runs in one process: "
+            f"drop eval_every (--set eval_every=0) or --nproc {nproc}"
         )
     data_root = settings.data_dir / cfg.dataset
     if not (data_root / "dataset.json").is_file():
         raise ProdganError(
-            f"dataset {cfg.dataset!r} is not in {settings.data_dir}; run `prodgan data pull` (or import it), "
-            "or pick another with --dataset"
+            f"dataset {cfg.dataset!r} is not in {settings.data_dir}; "
+            "run `prodgan data pull` (or import it), or pick another with --dataset"
         )
     from prodgan.ops.validate import require_validated
 
-    record = require_validated(
-        settings, cfg.dataset
-    )  # runs dvc.require_clean: data/ is what data.dvc pins
+    record = require_validated(settings, cfg.dataset)  # data/ is what data.dvc pins (require_clean)
     cfg_sha, tags = config_sha256(config_path, overrides), dict(tags or {})
     with tracking.reachable(settings, f"training {config_path.name}"):
         done = _reusable(settings, record.data_hash, cfg_sha, tags, reuse)
         if done is not None:
             say(
-                f"reusing finished training run {done.info.run_id} (same data and config; --force trains again)"
+                f"reusing finished training run {done.info.run_id} "
+                "(same data and config; --force trains again)"
             )
             bundle = run_bundle(settings, done.info.run_id)
             return TrainingRun(
@@ -247,10 +251,8 @@ def _run(
             {RESUMED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **lineage_tags}
         )
     else:
-        run_dir = (
-            settings.train_runs_dir
-            / f"{config_path.stem}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-        )
+        started = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        run_dir = settings.train_runs_dir / f"{config_path.stem}-{started}-{secrets.token_hex(2)}"
         tags = {**lineage_tags, GIT_REV: git_rev, GIT_DIRTY: str(git_dirty).lower()}
         logger = tracking.RunLogger.start(settings, TRAIN_EXPERIMENT, run_dir.name, tags=tags)
         state = {"config_name": config_path.stem, "mlflow_run_id": logger.run_id}
@@ -323,7 +325,8 @@ def _train_processes(
     resume: bool,
     hooks: Any,
 ) -> Any:
-    """Run the bare trainer under torchrun, then replay rank 0's log into this process's MLflow hooks."""
+    """Run the bare trainer under torchrun, then replay rank 0's log into this process's MLflow
+    hooks."""
     import subprocess
     import sys
 
@@ -333,9 +336,8 @@ def _train_processes(
     from prodgan.training.loop import TrainResult
 
     log = run_dir / TRAIN_LOG
-    offset = (
-        log.stat().st_size if log.is_file() else 0
-    )  # a resumed run replays only what this launch adds
+    # a resumed run replays only what this launch adds
+    offset = log.stat().st_size if log.is_file() else 0
     cmd = [
         sys.executable,
         "-m",
@@ -380,7 +382,8 @@ def _train_processes(
 def _quick_fid_hook(
     settings: Settings, cfg: TrainConfig, train_split: Any, validation: Any
 ) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:
-    """FID of the EMA generator every `eval_every` steps, `eval_samples` vs the held-out validation images.
+    """FID of the EMA generator every `eval_every` steps,
+    `eval_samples` vs the held-out validation images.
 
     The real side is extracted once and cached, so each check costs one generated-side pass;
     the lowest value picks the bundle that gets logged. Returns the config with `eval_metric` set.
@@ -393,8 +396,8 @@ def _quick_fid_hook(
     name = f"fid_{sample_suffix(cfg.eval_samples)}"
     if cfg.eval_metric not in ("", name):
         raise ProdganError(
-            f"eval_metric {cfg.eval_metric!r} is not what training evaluates; use eval_metric={name} "
-            "(the quick FID of eval_samples images) or leave it empty"
+            f"eval_metric {cfg.eval_metric!r} is not what training evaluates; "
+            f"use eval_metric={name} (the quick FID of eval_samples images) or leave it empty"
         )
     spec = make_spec(cfg, train_split)
 

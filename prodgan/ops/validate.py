@@ -46,9 +46,8 @@ class ValidationRecord:
     manifest_schema: int
     manifest_cached: bool
     notes: list[str] = field(default_factory=list)
-    warnings: list[Failure] = field(
-        default_factory=list
-    )  # failed expectations of severity warning: reported, not failing
+    # failed expectations of severity warning: reported, not failing
+    warnings: list[Failure] = field(default_factory=list)
     reused: bool = False  # True when returned from an earlier run with the same data, suite and GX
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,7 +70,8 @@ class ValidationRecord:
 
 
 def _data_key(settings: Settings, dataset: str, root: Path) -> tuple[str | None, str, list[str]]:
-    """(the dataset's pinned DVC hash or None, manifest cache key, notes): unpinned data is keyed by file stats."""
+    """(the dataset's pinned DVC hash or None, manifest cache key, notes):
+    unpinned data is keyed by file stats."""
     from prodgan.data.manifest import stat_key
 
     try:
@@ -85,7 +85,8 @@ def _data_key(settings: Settings, dataset: str, root: Path) -> tuple[str | None,
 def _dataset_root(settings: Settings, dataset: str) -> Path:
     if not dataset or "/" in dataset or "\\" in dataset or dataset.startswith("."):
         raise ProdganError(
-            f"{dataset!r} is not a dataset name; use the folder name under data/, e.g. --dataset fashion-mnist"
+            f"{dataset!r} is not a dataset name; "
+            "use the folder name under data/, e.g. --dataset fashion-mnist"
         )
     return dataset_dir(settings.data_dir, dataset)
 
@@ -108,14 +109,16 @@ def load_record(settings: Settings, dataset: str, data_key: str) -> ValidationRe
         return ValidationRecord.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, TypeError) as exc:
         raise ProdganError(
-            f"validation record {path} is unreadable ({exc}); run `prodgan data validate` to rewrite it"
+            f"validation record {path} is unreadable ({exc}); "
+            "run `prodgan data validate` to rewrite it"
         ) from exc
 
 
 def _reusable(
     settings: Settings, dataset: str, key: str, suite_sha: str
 ) -> ValidationRecord | None:
-    """An earlier record that a new checkpoint run would only repeat: same data, suite, manifest schema, GX."""
+    """An earlier record that a new checkpoint run would only repeat: same data, suite,
+    manifest schema, GX."""
     from prodgan.data.manifest import SCHEMA_VERSION
 
     try:
@@ -197,17 +200,20 @@ def validate(
 
 
 def require_passed(record: ValidationRecord) -> None:
-    """Stop here when validation failed: nothing downstream may run on data that failed its checks."""
+    """Stop here when validation failed: nothing downstream may run on data that failed its
+    checks."""
     if not record.success:
         raise GateFailed(
-            f"dataset validation failed: {record.dataset} failed {record.failed} of {record.expectations} "
-            f"expectations (data {record.data_hash or record.data_key}): see the Data Docs at {record.docs_path}; "
+            f"dataset validation failed: {record.dataset} failed {record.failed} "
+            f"of {record.expectations} expectations (data {record.data_hash or record.data_key}): "
+            f"see the Data Docs at {record.docs_path}; "
             "fix or remove the files listed, `prodgan data add`, then validate again"
         )
 
 
 def require_validated(settings: Settings, dataset: str = "fashion-mnist") -> ValidationRecord:
-    """The successful validation of the data `data.dvc` pins now, under the current suite; else refuse."""
+    """The successful validation of the data `data.dvc` pins now, under the current suite;
+    else refuse."""
     try:
         data_hash = dvc.require_clean(settings, dataset)
     except ProdganError as exc:
@@ -215,16 +221,20 @@ def require_validated(settings: Settings, dataset: str = "fashion-mnist") -> Val
     record = load_record(settings, dataset, data_hash)
     if record is None:
         raise ProdganError(
-            f"dataset {dataset} at data {data_hash} has not been validated; run `prodgan data validate --dataset {dataset}`"
+            f"dataset {dataset} at data {data_hash} has not been validated; "
+            f"run `prodgan data validate --dataset {dataset}`"
         )
     if not record.success:
         raise GateFailed(
-            f"dataset {dataset} at data {data_hash} failed validation ({record.failed} of {record.expectations} "
-            f"expectations, Data Docs: {record.docs_path}); fix the data, `prodgan data add`, then run `prodgan data validate --dataset {dataset}`"
+            f"dataset {dataset} at data {data_hash} failed validation "
+            f"({record.failed} of {record.expectations} expectations, "
+            f"Data Docs: {record.docs_path}); fix the data, `prodgan data add`, "
+            f"then run `prodgan data validate --dataset {dataset}`"
         )
     _, current_sha = gx.load_suite(settings.suite_path(record.kind))
     if current_sha != record.suite_sha256:
         raise ProdganError(
-            f"the expectation suite for {record.kind} changed since {dataset} was validated; run `prodgan data validate --dataset {dataset}`"
+            f"the expectation suite for {record.kind} changed since {dataset} was validated; "
+            f"run `prodgan data validate --dataset {dataset}`"
         )
     return record
