@@ -69,8 +69,8 @@ class AuthApi:
             )
         except MlflowException as exc:
             raise ProdganError(
-                f"cannot reach the MLflow server at {self.tracking_uri} ({exc.message.splitlines()[0]}); "
-                f"check MLFLOW_TRACKING_URI"
+                f"cannot reach the MLflow server at {self.tracking_uri} "
+                f"({exc.message.splitlines()[0]}); check MLFLOW_TRACKING_URI"
             ) from None
         try:
             body = resp.json() if resp.content else {}
@@ -161,9 +161,11 @@ def at_least(have: str, need: str) -> bool:
 
 
 def require_model_permission(settings: Settings, need: str, action: str) -> None:
-    """Refuse `action` unless the caller holds `need` on the registered model (server with auth only).
+    """Refuse `action` unless the caller holds `need` on the registered model
+    (server with auth only).
 
-    Embedded stores have no users: whoever can write the files can do anything, so nothing is checked.
+    Embedded stores have no users: whoever can write the files can do anything,
+    so nothing is checked.
     """
     if not is_server(settings):
         return
@@ -175,9 +177,9 @@ def require_model_permission(settings: Settings, need: str, action: str) -> None
     have = api.permission(user["username"], REGISTERED_MODEL, name)
     if not at_least(have, need):
         raise ProdganError(
-            f"user {user['username']!r} may not {action}: it has {have} on registered model {name}, "
-            f"{action} needs {need}; run it with a promoter's credentials "
-            f"(an admin creates one with `prodgan admin roles`)"
+            f"user {user['username']!r} may not {action}: "
+            f"it has {have} on registered model {name}, {action} needs {need}; "
+            "run it with a promoter's credentials (an admin creates one with `prodgan admin roles`)"
         )
 
 
@@ -193,10 +195,12 @@ class Grant:
 def role_grants(
     settings: Settings, trainer: str, promoter: str, datasets: Sequence[str] = (DEFAULT_DATASET,)
 ) -> list[Grant]:
-    """The least-privilege grants of both roles on each dataset's model; creates the experiments and models they refer to.
+    """The least-privilege grants of both roles on each dataset's model;
+    creates the experiments and models they refer to.
 
     The admin creates the audit experiment (and the others) so no trainer can become its owner
-    (MLflow gives the creator MANAGE) and write audit records; likewise each dataset's production model.
+    (MLflow gives the creator MANAGE) and write audit records;
+    likewise each dataset's production model.
     """
     from prodgan.adapters.registry import ensure_registered_model
     from prodgan.adapters.tracking import ensure_experiment, setup_mlflow
@@ -248,7 +252,8 @@ def setup_roles(
     promoter: str,
     datasets: Sequence[str] = (DEFAULT_DATASET,),
 ) -> tuple[list[str], list[Grant]]:
-    """Create/refresh the users (name -> password) and apply the role grants; (created users, grants)."""
+    """Create/refresh the users (name -> password) and apply the role grants;
+    (created users, grants)."""
     if not is_server(settings):
         raise ProdganError(
             f"roles need an MLflow server with `--app-name basic-auth`; MLFLOW_TRACKING_URI is "
@@ -263,8 +268,8 @@ def setup_roles(
         )
     if not me.get("is_admin"):
         raise ProdganError(
-            f"user {me.get('username')!r} is not an MLflow admin; set {USERNAME_ENV}/{PASSWORD_ENV} "
-            f"to the admin's credentials"
+            f"user {me.get('username')!r} is not an MLflow admin; "
+            f"set {USERNAME_ENV}/{PASSWORD_ENV} to the admin's credentials"
         )
     created = [name for name, password in users.items() if api.ensure_user(name, password)]
     grants = role_grants(settings, trainer, promoter, datasets)

@@ -18,12 +18,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from prodgan.errors import ProdganError
 from prodgan.fsutil import atomic_dir, file_hashes, write_bytes_atomic, write_json_atomic
 
-# CDN URL in GX's templates -> (npm package@version, file inside the package)
+# CDN URL in GX's templates -> (npm package@version, file inside the package). A data table: the
+# URLs stay whole (they must match the templates byte for byte), hence the noqa on the long ones.
 ASSETS: dict[str, tuple[str, str]] = {
     "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": (
         "bootstrap@4.3.1",
@@ -38,15 +40,15 @@ ASSETS: dict[str, tuple[str, str]] = {
         "popper.js@1.12.9",
         "dist/umd/popper.min.js",
     ),
-    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": (
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/dist/css/bootstrap-prefers-dark.css": (  # noqa: E501
         "@forevolve/bootstrap-dark@1.1.0",
         "dist/css/bootstrap-prefers-dark.css",
     ),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": (
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css": (  # noqa: E501
         "bootstrap-datepicker@1.9.0",
         "dist/css/bootstrap-datepicker.min.css",
     ),
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": (
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js": (  # noqa: E501
         "bootstrap-datepicker@1.9.0",
         "dist/js/bootstrap-datepicker.min.js",
     ),
@@ -62,19 +64,20 @@ ASSETS: dict[str, tuple[str, str]] = {
         "bootstrap-table@1.19.1",
         "dist/bootstrap-table.min.js",
     ),
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": (
+    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js": (  # noqa: E501
         "bootstrap-table@1.19.1",
         "dist/extensions/filter-control/bootstrap-table-filter-control.min.js",
     ),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": (
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css": (  # noqa: E501
         "bootstrap-table@1.19.0",
         "dist/extensions/filter-control/bootstrap-table-filter-control.css",
     ),
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": (
+    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css": (  # noqa: E501
         "bootstrap-table@1.19.0",
         "dist/extensions/filter-control/bootstrap-table-filter-control.min.css",
     ),
-    # jsdelivr serves a package's `jsdelivr` file for a bare name; these are the 5.x/6.x releases pinned
+    # jsdelivr serves a package's `jsdelivr` file for a bare name;
+    # these are the 5.x/6.x releases pinned
     "https://cdn.jsdelivr.net/npm/vega@5": ("vega@5.33.0", "build/vega.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-lite@5": ("vega-lite@5.23.0", "build/vega-lite.min.js"),
     "https://cdn.jsdelivr.net/npm/vega-embed@6": ("vega-embed@6.29.0", "build/vega-embed.min.js"),
@@ -102,7 +105,8 @@ def _wanted(package: str, member: str) -> bool:
 
 
 def fetch(cache_dir: Path) -> Path:
-    """Set-up: `npm pack` each pinned package once and keep the needed files (with a sha256 manifest)."""
+    """Set-up: `npm pack` each pinned package once and keep the needed files
+    (with a sha256 manifest)."""
     target = assets_dir(cache_dir)
     if (target / MANIFEST).is_file():
         return target
@@ -126,7 +130,8 @@ def fetch(cache_dir: Path) -> Path:
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise ProdganError(
-                f"npm pack of the Data Docs assets failed ({last}); check access to the npm registry and rerun `prodgan setup`"
+                f"npm pack of the Data Docs assets failed ({last}); "
+                "check access to the npm registry and rerun `prodgan setup`"
             )
         for packed in json.loads(proc.stdout):
             package = f"{packed['name']}@{packed['version']}"
@@ -145,14 +150,15 @@ def local_assets(cache_dir: Path) -> Path:
     target = assets_dir(cache_dir)
     if not (target / MANIFEST).is_file():
         raise ProdganError(
-            f"the Data Docs styling is not fetched ({target} is missing): run `prodgan setup` (or `make setup`) "
-            f"once with access to the npm registry"
+            f"the Data Docs styling is not fetched ({target} is missing): "
+            "run `prodgan setup` (or `make setup`) once with access to the npm registry"
         )
     return target
 
 
 def localize(site: Path, assets: Path) -> list[Path]:
-    """Copy the assets beside the Data Docs site and point every page's CDN links at them; the pages rewritten."""
+    """Copy the assets beside the Data Docs site and point every page's CDN links at them;
+    the pages rewritten."""
     vendor = Path(site) / VENDOR
     if (
         not (vendor / MANIFEST).is_file()
@@ -163,10 +169,9 @@ def localize(site: Path, assets: Path) -> list[Path]:
     rewritten = []
     for page in Path(site).rglob("*.html"):
         html = page.read_text(encoding="utf-8")
-        new = _LINK.sub(lambda m: _local_link(m, vendor, page.parent), html)
-        logo = os.path.relpath(
-            Path(site) / LOGO, page.parent
-        )  # GX ships it; the remote one also reports the page view
+        new = _LINK.sub(partial(_local_link, vendor=vendor, page_dir=page.parent), html)
+        # GX ships it; the remote one also reports the page view
+        logo = os.path.relpath(Path(site) / LOGO, page.parent)
         new = _GX_LOGO.sub(logo, new)
         if new != html:
             write_bytes_atomic(page, new.encode("utf-8"))
@@ -174,7 +179,8 @@ def localize(site: Path, assets: Path) -> list[Path]:
     return rewritten
 
 
-# GX's logo (an <img> and a CSS background) from its own S3 bucket, with the data context id in the query
+# GX's logo (an <img> and a CSS background) from its own S3 bucket,
+# with the data context id in the query
 _GX_LOGO = re.compile(
     r"https://great-expectations-web-assets\.s3\.[a-z0-9-]+\.amazonaws\.com/[A-Za-z_-]+\.png(\?[^\"')\s]*)?"
 )
@@ -184,8 +190,9 @@ _LINK = re.compile(r'"(https://[^"]+)"(\s+integrity="(sha\d+)-([^"]+)")?(\s+cros
 
 
 def _local_link(match: re.Match, vendor: Path, page_dir: Path) -> str:
-    """One link, pointed at the local copy. Its integrity hash is checked here, then dropped: browsers
-    refuse `crossorigin` fetches of file:// URLs, and the copy is pinned by the manifest's sha256."""
+    """One link, pointed at the local copy. Its integrity hash is checked here, then dropped:
+    browsers refuse `crossorigin` fetches of file:// URLs,
+    and the copy is pinned by the manifest's sha256."""
     url, _, algorithm, expected = match.group(1, 2, 3, 4)
     if url not in ASSETS:
         return match.group(0)
@@ -196,7 +203,8 @@ def _local_link(match: re.Match, vendor: Path, page_dir: Path) -> str:
         != expected
     ):
         raise ProdganError(
-            f"{local} does not match the integrity hash GX expects for {url}; delete {vendor.parent} and "
-            f"the cache's datadocs-assets folder, then run `prodgan setup`"
+            f"{local} does not match the integrity hash GX expects for {url}; "
+            f"delete {vendor.parent} and the cache's datadocs-assets folder, "
+            "then run `prodgan setup`"
         )
     return f'"{os.path.relpath(local, page_dir)}"'

@@ -1,4 +1,5 @@
-"""DVC adapter: the real `dvc` command, run with argument lists (never a shell), in the project root.
+"""DVC adapter: the real `dvc` command, run with argument lists (never a shell),
+in the project root.
 
 `data.dvc` pins `data/`, which holds one folder per dataset side by side (Fashion-MNIST, a
 shop's photos, ...). Each dataset's version is DVC's own directory hash of `data/<name>`
@@ -56,9 +57,8 @@ def _checked(
             (line for line in reversed(detail) if line.startswith("ERROR")),
             detail[-1] if detail else "no output",
         )
-        raise ProdganError(
-            f"`{' '.join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args))}` failed: {last.strip()}"
-        )
+        command = " ".join([Path(args[0]).name, *args[1:]])
+        raise ProdganError(f"`{command}` failed: {last.strip()}")
     return proc
 
 
@@ -87,7 +87,8 @@ def ensure_repo(settings: Settings) -> None:
         return
     if git(settings.root, "rev-parse", "--git-dir", check=False).returncode != 0:
         raise ProdganError(
-            f"{settings.root} is not a git repository; run `git init` there first (DVC versions data beside git)"
+            f"{settings.root} is not a git repository; "
+            "run `git init` there first (DVC versions data beside git)"
         )
     dvc(settings, "init", "--quiet")
     dvc(settings, "config", "core.analytics", "false")
@@ -104,7 +105,8 @@ def ensure_repo(settings: Settings) -> None:
 
 
 def _use_remote_override(settings: Settings) -> None:
-    """`PRODGAN_DVC_REMOTE` wins over the committed remote, written to the untracked `.dvc/config.local`.
+    """`PRODGAN_DVC_REMOTE` wins over the committed remote,
+    written to the untracked `.dvc/config.local`.
 
     An `s3://` remote on storage that is not Amazon's (the team stack's SeaweedFS, MinIO) also gets
     its endpoint from AWS_ENDPOINT_URL; the keys stay in the environment, never in DVC's config.
@@ -128,7 +130,8 @@ def pinned(settings: Settings) -> dict:
     path = settings.root / DVC_FILE
     if not path.is_file():
         raise ProdganError(
-            f"{path} is missing: import a dataset (`prodgan data import fashion-mnist`) and run `prodgan data add`"
+            f"{path} is missing: import a dataset (`prodgan data import fashion-mnist`) "
+            "and run `prodgan data add`"
         )
     try:
         return yaml.safe_load(path.read_text())["outs"][0]
@@ -143,7 +146,8 @@ def add(settings: Settings) -> DataVersion:
     ensure_repo(settings)
     if not settings.data_dir.is_dir():
         raise ProdganError(
-            f"{settings.data_dir} does not exist: import a dataset first (`prodgan data import fashion-mnist`)"
+            f"{settings.data_dir} does not exist: "
+            "import a dataset first (`prodgan data import fashion-mnist`)"
         )
     dvc(settings, "add", "--quiet", os.path.relpath(settings.data_dir, settings.root))
     pinned_version = version(settings)
@@ -171,7 +175,8 @@ def _dir_listing(settings: Settings, md5: str) -> list[dict[str, str]]:
         return json.loads(obj.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ProdganError(
-            f"the DVC cache lacks the listing of data {md5} ({exc.__class__.__name__}); run `prodgan data pull`"
+            f"the DVC cache lacks the listing of data {md5} ({exc.__class__.__name__}); "
+            "run `prodgan data pull`"
         ) from exc
 
 
@@ -213,7 +218,8 @@ def require_pinned(settings: Settings, dataset: str) -> None:
 
 
 def dataset_hash(settings: Settings, dataset: str) -> str:
-    """DVC's directory hash of data/<dataset> as data.dvc pins it (memoised per pinned data/ hash)."""
+    """DVC's directory hash of data/<dataset> as data.dvc pins it
+    (memoised per pinned data/ hash)."""
     from dvc_data.hashfile.tree import Tree
 
     from prodgan.fsutil import write_json_atomic
@@ -234,8 +240,10 @@ def dataset_hash(settings: Settings, dataset: str) -> str:
 
 
 def remote_location(settings: Settings, md5: str) -> str:
-    """Where the DVC remote keeps a dataset version's listing (DVC 3 layout `files/md5/ab/cdef….dir`)."""
-    return f"{str(settings.dvc_remote).rstrip('/')}/files/md5/{md5[:2]}/{md5[2:]}"  # a folder, or an s3:// URL
+    """Where the DVC remote keeps a dataset version's listing (DVC 3 layout
+    `files/md5/ab/cdef….dir`)."""
+    remote = str(settings.dvc_remote).rstrip("/")  # a folder, or an s3:// URL
+    return f"{remote}/files/md5/{md5[:2]}/{md5[2:]}"
 
 
 def changed_files(settings: Settings) -> list[str]:
@@ -251,9 +259,8 @@ def _stat_digest(data_dir: Path) -> str:
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(data_dir):
         dirnames.sort()
-        rel_dir = os.path.relpath(
-            dirpath, data_dir
-        )  # once per folder: relpath per file cost seconds on 70k files
+        # once per folder: relpath per file cost seconds on 70k files
+        rel_dir = os.path.relpath(dirpath, data_dir)
         for name in sorted(filenames):
             st = os.stat(os.path.join(dirpath, name))
             rel = name if rel_dir == "." else f"{rel_dir}{os.sep}{name}"
@@ -274,7 +281,8 @@ def require_clean(settings: Settings, dataset: str | None = None) -> str:
 
     With `dataset`, only that dataset's files must match: another dataset changing beside it
     does not stop it. `dvc status` reads 70k files' metadata in ~8 s; a stat digest recorded the
-    last time DVC confirmed the data answers the common case (nothing touched) in well under a second.
+    last time DVC confirmed the data answers the common case (nothing touched)
+    in well under a second.
     """
     md5 = pinned(settings)["md5"]
     try:
@@ -292,8 +300,9 @@ def require_clean(settings: Settings, dataset: str | None = None) -> str:
         if diff:
             shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
             raise ProdganError(
-                f"{'data/' + dataset if dataset else 'data/'} differs from data.dvc ({shown}); run `prodgan data add` to "
-                "version the change or `prodgan data pull` to restore the pinned version"
+                f"{'data/' + dataset if dataset else 'data/'} differs from data.dvc ({shown}); "
+                "run `prodgan data add` to version the change "
+                "or `prodgan data pull` to restore the pinned version"
             )
         if not everything:
             _remember_clean(settings, md5)
@@ -324,7 +333,8 @@ def _transfer(settings: Settings, verb: str, *options: str) -> None:
             args, cwd=settings.root, env=os.environ.copy(), stdout=subprocess.DEVNULL
         ).returncode:
             raise ProdganError(
-                f"`dvc {verb}` failed (DVC's reason is printed above); fix it and rerun `prodgan data {verb}`"
+                f"`dvc {verb}` failed (DVC's reason is printed above); "
+                f"fix it and rerun `prodgan data {verb}`"
             )
         return
     if not endpoint:  # captured: its last line becomes the error
@@ -336,8 +346,9 @@ def _transfer(settings: Settings, verb: str, *options: str) -> None:
     )
     if proc is None:
         raise ProdganError(
-            f"the S3 storage at {endpoint} stopped answering during `dvc {verb}`; what was transferred "
-            f"is complete: run `prodgan data {verb}` again once it is back (`prodgan stack status`)"
+            f"the S3 storage at {endpoint} stopped answering during `dvc {verb}`; "
+            f"what was transferred is complete: run `prodgan data {verb}` again once it is back "
+            "(`prodgan stack status`)"
         )
     _checked(proc, args)
 

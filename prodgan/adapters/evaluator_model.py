@@ -27,9 +27,8 @@ LOGGED_NAME = "evaluator"
 def _decode(png_b64: str, channels: int, size: int) -> np.ndarray:
     from PIL import Image
 
-    image = Image.open(
-        io.BytesIO(base64.b64decode(png_b64))
-    )  # reads the header only: no pixel is decoded yet
+    # reads the header only: no pixel is decoded yet
+    image = Image.open(io.BytesIO(base64.b64decode(png_b64)))
     if image.size != (
         size,
         size,
@@ -71,7 +70,8 @@ class EvaluatorPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def register_evaluator(settings: Settings, evaluator_dir: Path, source_run_id: str | None = None):
-    """Log + register the classifier in `evaluator_dir` as a version of `prodgan-evaluator` (idempotent by weights)."""
+    """Log + register the classifier in `evaluator_dir` as a version of `prodgan-evaluator`
+    (idempotent by weights)."""
     import json
 
     import mlflow
@@ -84,7 +84,8 @@ def register_evaluator(settings: Settings, evaluator_dir: Path, source_run_id: s
     record_path = Path(evaluator_dir) / RECORD_FILE
     if not record_path.is_file():
         raise ProdganError(
-            f"{evaluator_dir} holds no {RECORD_FILE}; train the evaluator first (`prodgan evaluator train`)"
+            f"{evaluator_dir} holds no {RECORD_FILE}; "
+            "train the evaluator first (`prodgan evaluator train`)"
         )
     sha = json.loads(record_path.read_text())["weights_sha256"]
     client = setup_mlflow(settings)

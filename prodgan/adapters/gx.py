@@ -54,7 +54,8 @@ def load_suite(path: Path) -> tuple[dict[str, Any], str]:
     """(suite as a dict, sha256 of the file's bytes)."""
     if not Path(path).is_file():
         raise ProdganError(
-            f"no expectation suite at {path}: add evaluation/expectations/{Path(path).name} (see docs/validation.md)"
+            f"no expectation suite at {path}: "
+            f"add evaluation/expectations/{Path(path).name} (see docs/validation.md)"
         )
     raw = Path(path).read_bytes()
     try:
@@ -67,7 +68,8 @@ def load_suite(path: Path) -> tuple[dict[str, Any], str]:
         or not suite.get("name")
     ):
         raise ProdganError(
-            f'{path} is not an expectation suite (needs "name" and an "expectations" list); fix the suite file'
+            f'{path} is not an expectation suite (needs "name" and an "expectations" list); '
+            "fix the suite file"
         )
     return suite, hashlib.sha256(raw).hexdigest()
 
@@ -86,7 +88,8 @@ def suite_parameters(meta: DatasetMeta) -> dict[str, Any]:
 
 
 def _context(settings: Settings):
-    """A file-backed GX project under `<home>/gx` (suites, results and Data Docs accumulate there)."""
+    """A file-backed GX project under `<home>/gx`
+    (suites, results and Data Docs accumulate there)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -115,7 +118,8 @@ def _batch_definition(ctx, dataset: str):
 
 
 def _gx_suite(suite: dict[str, Any]):
-    """The suite as GX objects; every entry must become an expectation (GX would log and skip bad ones)."""
+    """The suite as GX objects; every entry must become an expectation
+    (GX would log and skip bad ones)."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
@@ -128,9 +132,11 @@ def _gx_suite(suite: dict[str, Any]):
         try:
             expectations.append(ExpectationConfiguration(**entry).to_domain_obj())
         except Exception as exc:  # unknown type, bad or missing kwargs
+            kind = entry.get("type", "?") if isinstance(entry, dict) else repr(entry)
+            reason = " ".join(str(exc).split())
             raise ProdganError(
-                f"expectation {i} ({entry.get('type', '?') if isinstance(entry, dict) else entry!r}) of suite "
-                f"{suite['name']!r} is not valid for GX: {' '.join(str(exc).split())}; fix the suite file"
+                f"expectation {i} ({kind}) of suite {suite['name']!r} is not valid for GX: "
+                f"{reason}; fix the suite file"
             ) from exc
     return gx.ExpectationSuite(
         name=suite["name"], expectations=expectations, meta=suite.get("meta")
@@ -152,9 +158,8 @@ def run_checkpoint(
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
 
-    assets = datadocs_assets.local_assets(
-        settings.cache_dir
-    )  # before the run: a missing set-up step changes nothing
+    # before the run: a missing set-up step changes nothing
+    assets = datadocs_assets.local_assets(settings.cache_dir)
     ctx = _context(settings)
     gx_suite = ctx.suites.add_or_update(_gx_suite(suite))
     definition = ctx.validation_definitions.add_or_update(

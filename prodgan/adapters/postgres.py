@@ -1,4 +1,5 @@
-"""A private PostgreSQL cluster on 127.0.0.1 (initdb + pg_ctl), for the team stack and server-mode tests.
+"""A private PostgreSQL cluster on 127.0.0.1 (initdb + pg_ctl),
+for the team stack and server-mode tests.
 
 Trust authentication on loopback only and no unix socket: it is a throwaway cluster for one
 machine. PostgreSQL refuses to run as root, so as root it runs as the `postgres` account, which
@@ -75,13 +76,14 @@ def init_cluster(data: Path, log: Path) -> None:
     )
     if proc.returncode != 0:
         raise ProdganError(
-            f"initdb failed in {data} (see {log}): {log_tail(log, 1)}; as root the data folder must be "
-            f"reachable by the postgres account (e.g. under /tmp)"
+            f"initdb failed in {data} (see {log}): {log_tail(log, 1)}; "
+            "as root the data folder must be reachable by the postgres account (e.g. under /tmp)"
         )
 
 
 def start_cluster(data: Path, port: int, log: Path, timeout: int = 60) -> bool:
-    """`pg_ctl start` on 127.0.0.1:port; False when the port was taken (the caller picks another)."""
+    """`pg_ctl start` on 127.0.0.1:port; False when the port was taken
+    (the caller picks another)."""
     server_log = data / "server.log"
     options = f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories='' -c fsync=off"
     proc = _run(

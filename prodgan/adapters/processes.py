@@ -1,4 +1,5 @@
-"""Background server processes on 127.0.0.1: start in their own process group, wait until they answer, stop by pid.
+"""Background server processes on 127.0.0.1: start in their own process group,
+wait until they answer, stop by pid.
 
 Used by `prodgan stack` (which stops what an earlier command started, so everything works from
 a recorded pid, not a `Popen` object) and by the server-mode tests.
@@ -81,7 +82,8 @@ def alive(pid: int | None) -> bool:
 
 
 def running(pid: int | None, marker: str) -> bool:
-    """`pid` is alive and its command line mentions `marker`: a recorded pid may belong to another program by now."""
+    """`pid` is alive and its command line mentions `marker`:
+    a recorded pid may belong to another program by now."""
     if not alive(pid):
         return False
     try:
@@ -154,7 +156,8 @@ def _reap(pid: int) -> None:
 
 
 def stop_group(pid: int, grace: float = 15.0) -> bool:
-    """SIGTERM the process group led by `pid`, SIGKILL what is left after `grace`; True if it is gone."""
+    """SIGTERM the process group led by `pid`, SIGKILL what is left after `grace`;
+    True if it is gone."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
@@ -179,7 +182,8 @@ def stop(proc: subprocess.Popen, grace: float = 15.0) -> None:
 def run_watched(
     args: list[str], cwd: Path, healthy: Callable[[], bool], every: float = 1.0, misses: int = 2
 ) -> subprocess.CompletedProcess[str] | None:
-    """Run `args` to the end (output captured), or stop it once `healthy()` said no `misses` times in a row: None then.
+    """Run `args` to the end (output captured), or stop it once `healthy()` said no `misses` times
+    in a row: None then.
 
     For clients that retry a dead server for minutes (DVC retries each file against an S3 endpoint
     that is gone) when the answer is already known.

@@ -41,14 +41,16 @@ def _program(name: str) -> str:
 
 
 def write_secret_file(path: Path, text: str) -> None:
-    """Write credentials readable by the owner only (created 0600 before the first byte is written)."""
+    """Write credentials readable by the owner only
+    (created 0600 before the first byte is written)."""
     write_bytes_atomic(path, text.encode())
     os.chmod(path, 0o600)
 
 
 # ---------------------------------------------------------------- SeaweedFS
 def weed_args(data_dir: Path, ports: dict[str, int], s3_config: Path) -> list[str]:
-    """`weed server`: master, volume, filer and S3 gateway, all bound to 127.0.0.1, side services off."""
+    """`weed server`: master, volume, filer and S3 gateway, all bound to 127.0.0.1,
+    side services off."""
     return [
         _program("weed"),
         "server",
@@ -139,7 +141,8 @@ def mlflow_args(
 
 
 def mlflow_env(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
-    """The server's environment: no client settings, telemetry and server-side jobs off, `extra` on top."""
+    """The server's environment: no client settings, telemetry and server-side jobs off,
+    `extra` on top."""
     env = {k: v for k, v in base.items() if not k.startswith("MLFLOW_TRACKING_")}
     env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     return {**env, **extra}

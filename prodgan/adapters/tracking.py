@@ -81,8 +81,8 @@ def get_run(client: Any, run_id: str, what: str = "run"):
     except MlflowException as exc:
         if not_found(exc):
             raise ProdganError(
-                f"{what} {run_id!r} not found in {client.tracking_uri}; check the id (`mlflow runs list`) "
-                f"or MLFLOW_TRACKING_URI"
+                f"{what} {run_id!r} not found in {client.tracking_uri}; "
+                "check the id (`mlflow runs list`) or MLFLOW_TRACKING_URI"
             ) from None
         raise
 
@@ -138,13 +138,15 @@ def _is_server(tracking_uri: str) -> bool:
 
 
 def ui_url(settings: Settings) -> str:
-    """The MLflow UI's address: the tracking server itself, or where `mlflow ui` serves a local store."""
+    """The MLflow UI's address: the tracking server itself,
+    or where `mlflow ui` serves a local store."""
     uri = settings.tracking_uri
     return uri.rstrip("/") if _is_server(uri) else f"http://127.0.0.1:{LOCAL_UI_PORT}"
 
 
 def ui_directions(settings: Settings) -> str:
-    """How a person opens the MLflow UI: its address, after the `mlflow ui` command a local store needs."""
+    """How a person opens the MLflow UI: its address,
+    after the `mlflow ui` command a local store needs."""
     uri = settings.tracking_uri
     if _is_server(uri):
         return ui_url(settings)
@@ -158,12 +160,14 @@ def run_url(settings: Settings, run_id: str) -> str:
 
 
 def is_local_store(tracking_uri: str) -> bool:
-    """True when MLflow itself would pick the artifact folder (sqlite, files, a database without a server)."""
+    """True when MLflow itself would pick the artifact folder
+    (sqlite, files, a database without a server)."""
     return not tracking_uri.startswith(("http://", "https://", "databricks"))
 
 
 def ensure_experiment(name: str, settings: Settings) -> str:
-    """The experiment's id, created on first use; local stores get `<artifact_dir>/<name>` explicitly."""
+    """The experiment's id, created on first use;
+    local stores get `<artifact_dir>/<name>` explicitly."""
     from mlflow.exceptions import MlflowException
 
     client = setup_mlflow(settings)
@@ -195,7 +199,8 @@ def package_versions(packages: Iterable[str] = TRACKED_PACKAGES) -> dict[str, st
 
 
 class RunLogger:
-    """Logs to one run; metrics are buffered and sent in batches (per-step calls on sqlite are slow)."""
+    """Logs to one run; metrics are buffered and sent in batches
+    (per-step calls on sqlite are slow)."""
 
     def __init__(self, client: Any, run_id: str, flush_every: int = 200) -> None:
         self.client, self.run_id, self.flush_every = client, run_id, flush_every
@@ -239,7 +244,8 @@ class RunLogger:
         self.set_tags({MLFLOW_RUN_NOTE: text})
 
     def log_dataset(self, dataset: Any, context: str) -> None:
-        """Declare a dataset input (`dataset_version`'s entity) with its role: training, evaluation."""
+        """Declare a dataset input (`dataset_version`'s entity) with its role: training,
+        evaluation."""
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -300,7 +306,8 @@ def _login() -> str:
 
 
 def dataset_version(name: str, data_hash: str, source: str) -> Any:
-    """A DVC-pinned dataset as MLflow sees one: its digest is the DVC hash, its source the remote location."""
+    """A DVC-pinned dataset as MLflow sees one: its digest is the DVC hash,
+    its source the remote location."""
     import warnings
 
     from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -315,7 +322,8 @@ def dataset_version(name: str, data_hash: str, source: str) -> Any:
 
 
 def logged_model_id(mv: Any) -> str | None:
-    """The logged model behind a registered version (MLflow 3 leaves `model_id` empty, the source says it)."""
+    """The logged model behind a registered version
+    (MLflow 3 leaves `model_id` empty, the source says it)."""
     source = str(mv.source or "")
     return getattr(mv, "model_id", None) or (
         source.removeprefix("models:/") if source.startswith("models:/m-") else None
@@ -323,8 +331,8 @@ def logged_model_id(mv: Any) -> str | None:
 
 
 def link_to_model(client: Any, run_id: str, model_id: str) -> None:
-    """An evaluation run's metrics, logged again against the logged model (and the run's dataset), so the
-    model's page in MLflow shows them; the model is also recorded as the run's input."""
+    """An evaluation run's metrics, logged again against the logged model (and the run's dataset),
+    so the model's page in MLflow shows them; the model is also recorded as the run's input."""
     from mlflow.entities import LoggedModelInput, Metric
 
     run = client.get_run(run_id)
@@ -363,7 +371,8 @@ def training_hooks(logger: RunLogger, say: Callable[[str], None]):
                 }
             )
             say(
-                f"training on {info['device']} ({info['precision']}, {info['world_size']} process(es)), "
+                f"training on {info['device']} "
+                f"({info['precision']}, {info['world_size']} process(es)), "
                 f"{info['images']} images, steps {info['start_step']} -> {info['steps']}"
             )
 
