@@ -1,7 +1,9 @@
-"""CPU recipe (issue 13): the project's previous recipe vs configs/cpu.yaml, same time budget, one process.
+"""CPU recipe (issue 13): the project's previous recipe vs configs/cpu.yaml, same time budget,
+one process.
 
 (a) previous: configs/fmnist.yaml at the size a CPU affords (width 24, d_width 24, batch 64):
-    projection D with a full-resolution 3x3 input conv and spectral norm, NS loss, EMA 0.999 from step 1000.
+    projection D with a full-resolution 3x3 input conv and spectral norm, NS loss,
+    EMA 0.999 from step 1000.
 (b) new: configs/cpu.yaml as shipped.
 Both train on the Fashion-MNIST train split (decoded from the idx files, no DVC) for the same
 wall-clock budget (`max_seconds`) and thread count, then go through the project's evaluator:
@@ -42,7 +44,8 @@ from prodgan.training.loop import train  # noqa: E402
 
 warnings.filterwarnings("ignore")
 FID_TARGET, COND_ACC_TARGET = 100.0, 0.6
-# What a CPU can afford of configs/fmnist.yaml (the GPU recipe); the previous session measured it at fid_1k ~180.
+# What a CPU can afford of configs/fmnist.yaml (the GPU recipe);
+# the previous session measured it at fid_1k ~180.
 PREVIOUS_ON_CPU = ("width=24", "d_width=24", "batch_size=64", "eval_every=0", "device=cpu")
 
 
@@ -73,14 +76,16 @@ def load_fashion_mnist(source: Path) -> tuple[ImageSplit, ImageSplit]:
 def load_or_train_evaluator(
     folder: Path, train_split: ImageSplit, test_split: ImageSplit
 ) -> torch.nn.Module:
-    """The project's domain classifier, trained once (3 epochs, ~150 s on 2 cores) and cached in `folder`."""
+    """The project's domain classifier, trained once (3 epochs, ~150 s on 2 cores)
+    and cached in `folder`."""
     if (folder / "evaluator.json").is_file():
         return load_evaluator(folder)[0]
     start = time.perf_counter()
     model, accuracy = train_evaluator(train_split, test_split)
     save_evaluator(folder, model, {"data_hash": train_split.data_hash, "test_accuracy": accuracy})
     print(
-        f"evaluator trained in {time.perf_counter() - start:.0f} s (test accuracy {accuracy:.3f}), cached in {folder}"
+        f"evaluator trained in {time.perf_counter() - start:.0f} s "
+        f"(test accuracy {accuracy:.3f}), cached in {folder}"
     )
     return load_evaluator(folder)[0]
 
@@ -166,7 +171,8 @@ def main() -> None:
     )
     evaluator = load_or_train_evaluator(folder, train_split, test_split)
     print(
-        f"budget {seconds:.0f} s of training per recipe, {new.threads or torch.get_num_threads()} thread(s); "
+        f"budget {seconds:.0f} s of training per recipe, "
+        f"{new.threads or torch.get_num_threads()} thread(s); "
         f"FID: {samples} generated vs {samples} test images"
     )
 
@@ -179,21 +185,25 @@ def main() -> None:
 
     suffix = rows[0]["suffix"]
     print(
-        f"\n{'recipe':<10} {'steps':>6} {'wall s':>7} {'CPU s':>7} {'img/s':>7} {'fid_' + suffix:>9} {'cond_acc_' + suffix:>14}"
+        f"\n{'recipe':<10} {'steps':>6} {'wall s':>7} {'CPU s':>7} {'img/s':>7} "
+        f"{'fid_' + suffix:>9} {'cond_acc_' + suffix:>14}"
     )
     for row in rows:
         print(
-            f"{row['recipe']:<10} {row['steps']:>6} {row['train_wall_s']:>7.0f} {row['train_cpu_s']:>7.0f} "
-            f"{row['images_per_s']:>7.0f} {row['fid']:>9.1f} {row['cond_acc']:>14.3f}"
+            f"{row['recipe']:<10} {row['steps']:>6} "
+            f"{row['train_wall_s']:>7.0f} {row['train_cpu_s']:>7.0f} {row['images_per_s']:>7.0f} "
+            f"{row['fid']:>9.1f} {row['cond_acc']:>14.3f}"
         )
     old, cur = rows
     print(
-        f"\nratio fid previous / cpu.yaml: {old['fid'] / cur['fid']:.2f}x   cond_acc: {cur['cond_acc']:.3f} vs {old['cond_acc']:.3f}"
+        f"\nratio fid previous / cpu.yaml: {old['fid'] / cur['fid']:.2f}x   "
+        f"cond_acc: {cur['cond_acc']:.3f} vs {old['cond_acc']:.3f}"
     )
     if not args.quick and args.samples == 1000:
         ok = cur["fid"] <= FID_TARGET and cur["cond_acc"] >= COND_ACC_TARGET
         print(
-            f"targets (fid_1k <= {FID_TARGET:.0f}, cond_acc_1k >= {COND_ACC_TARGET}): {'MET' if ok else 'NOT MET'}"
+            f"targets (fid_1k <= {FID_TARGET:.0f}, cond_acc_1k >= {COND_ACC_TARGET}): "
+            f"{'MET' if ok else 'NOT MET'}"
         )
 
 

@@ -60,9 +60,8 @@ def main() -> None:
         )
         version, t_add = timed("dvc add data/", lambda: dvc.add(settings))
         total = t_import + t_add
-        print(
-            f"{'import + dvc add':<48} {total:8.2f} s  {'OK' if total <= 90 else 'OVER TARGET (90 s)'}"
-        )
+        verdict = "OK" if total <= 90 else "OVER TARGET (90 s)"
+        print(f"{'import + dvc add':<48} {total:8.2f} s  {verdict}")
 
         ds = settings.data_dir / "fashion-mnist"
         meta = read_meta(ds)
@@ -93,7 +92,8 @@ def main() -> None:
         timed("dvc pull into an empty cache", lambda: dvc.pull(settings), target=90)
         assert dvc.require_clean(settings) == version.data_hash
         print(
-            f"data hash {version.data_hash} (data.dvc in the repo pins the same when the bytes match)"
+            f"data hash {version.data_hash} "
+            "(data.dvc in the repo pins the same when the bytes match)"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

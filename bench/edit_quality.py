@@ -113,26 +113,28 @@ def main() -> None:
     found = np.array([r.category for r in results])
 
     rng = np.random.RandomState(args.seed + 1)
-    targets = (
-        truth + rng.randint(1, spec.num_classes, size=len(truth))
-    ) % spec.num_classes  # always another category
-    moved = torch.cat([edit.transfer(G, spec, r.z, [int(t)]) for r, t in zip(results, targets)])
+    # always another category
+    targets = (truth + rng.randint(1, spec.num_classes, size=len(truth))) % spec.num_classes
+    moved = torch.cat(
+        [edit.transfer(G, spec, r.z, [int(t)]) for r, t in zip(results, targets, strict=True)]
+    )
     transfer_ok = classify(classifier, moved) == targets
     samples = generate_uint8(G, spec, len(targets), args.seed, labels=torch.from_numpy(targets))
     real_ok = classify(classifier, images) == truth
 
     print(
-        f"\n{'held-out test images inverted':<44} {len(idx):>8}   ({t_invert / len(idx):.2f} s per image, {args.steps} steps)"
+        f"\n{'held-out test images inverted':<44} {len(idx):>8}   "
+        f"({t_invert / len(idx):.2f} s per image, {args.steps} steps)"
     )
     print(
-        f"{'inversion PSNR, mean (min..max)':<44} {psnr.mean():8.2f} dB ({psnr.min():.1f}..{psnr.max():.1f})"
+        f"{'inversion PSNR, mean (min..max)':<44} {psnr.mean():8.2f} dB "
+        f"({psnr.min():.1f}..{psnr.max():.1f})"
     )
     print(f"{'inversion SSIM, mean':<44} {ssim.mean():8.3f}")
     print(f"{'category found by inversion = true category':<44} {np.mean(found == truth):8.1%}")
     print(f"{'reference: evaluator on the real images':<44} {real_ok.mean():8.1%}")
-    print(
-        f"{'reference: evaluator on samples of target':<44} {np.mean(classify(classifier, samples) == targets):8.1%}"
-    )
+    samples_ok = classify(classifier, samples) == targets
+    print(f"{'reference: evaluator on samples of target':<44} {samples_ok.mean():8.1%}")
     verdict = (
         "OK" if transfer_ok.mean() >= TRANSFER_TARGET else f"BELOW TARGET ({TRANSFER_TARGET:.0%})"
     )

@@ -1,4 +1,5 @@
-"""Evaluation throughput: the usual torch-fidelity way vs prodgan's in-memory path (same N, same device, one process).
+"""Evaluation throughput: the usual torch-fidelity way vs prodgan's in-memory path
+(same N, same device, one process).
 
 (a) stock:   generate -> write PNGs -> torch_fidelity.calculate_metrics(folder, folder) with
              `inception-v3-compat` (real PNGs are already on disk, as they would be).
@@ -72,7 +73,8 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     n, seed = args.n, 0
     print(
-        f"N={n} generated vs {n} real, device={'cuda' if cuda else 'cpu'} ({torch.get_num_threads()} threads), weights={weights.origin}"
+        f"N={n} generated vs {n} real, device={'cuda' if cuda else 'cpu'} "
+        f"({torch.get_num_threads()} threads), weights={weights.origin}"
     )
 
     with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
@@ -122,17 +124,24 @@ def main() -> None:
     kid_a, kid_b = stock["kernel_inception_distance_mean"], first.metrics[f"kid_{suffix}"]
     # CPU seconds too: on a shared machine wall time mostly measures the neighbours
     print(
-        f"(a)  stock torch-fidelity, PNG folders        {t_stock:8.1f} s wall {c_stock:8.1f} s cpu   FID {fid_a:.4f}  KID {kid_a:.6f}"
+        "(a)  stock torch-fidelity, PNG folders        "
+        f"{t_stock:8.1f} s wall {c_stock:8.1f} s cpu   "
+        f"FID {fid_a:.4f}  KID {kid_a:.6f}"
     )
     print(
-        f"(b1) prodgan, first evaluation (cold cache)   {t_first:8.1f} s wall {c_first:8.1f} s cpu   FID {fid_b:.4f}  KID {kid_b:.6f}"
+        "(b1) prodgan, first evaluation (cold cache)   "
+        f"{t_first:8.1f} s wall {c_first:8.1f} s cpu   "
+        f"FID {fid_b:.4f}  KID {kid_b:.6f}"
     )
     print(
-        f"(b2) prodgan, new generator, real cached      {t_cached:8.1f} s wall {c_cached:8.1f} s cpu   (real side cached: {cached.real_cached})"
+        "(b2) prodgan, new generator, real cached      "
+        f"{t_cached:8.1f} s wall {c_cached:8.1f} s cpu   "
+        f"(real side cached: {cached.real_cached})"
     )
     print(f"(b3) prodgan, same generator again            {t_same:8.1f} s wall {c_same:8.1f} s cpu")
     print(
-        f"FID delta (b1 vs a): {abs(fid_b - fid_a) / fid_a:.2e} relative; KID delta: {abs(kid_b - kid_a) / abs(kid_a):.2e} relative"
+        f"FID delta (b1 vs a): {abs(fid_b - fid_a) / fid_a:.2e} relative; "
+        f"KID delta: {abs(kid_b - kid_a) / abs(kid_a):.2e} relative"
     )
     for label, a, b, target in (
         (
@@ -160,9 +169,8 @@ def main() -> None:
             ">= 10x",
         ),
     ):
-        print(
-            f"ratio {label:44s} {a[0] / b[0]:6.2f}x wall {a[1] / b[1]:6.2f}x cpu   {'target ' + target if target else ''}"
-        )
+        goal = f"target {target}" if target else ""
+        print(f"ratio {label:44s} {a[0] / b[0]:6.2f}x wall {a[1] / b[1]:6.2f}x cpu   {goal}")
 
 
 if __name__ == "__main__":

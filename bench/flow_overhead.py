@@ -1,4 +1,5 @@
-"""Orchestration overhead: the `retrain` Prefect flow vs the same `prodgan.ops.retrain` calls directly.
+"""Orchestration overhead: the `retrain` Prefect flow vs the same `prodgan.ops.retrain` calls
+directly.
 
 Both retrain the smoke config (forced, so neither skips) in a throwaway prodgan home (its own
 sqlite MLflow, model name and Prefect home), after one untimed warm-up run that fills the tensor,
@@ -7,7 +8,8 @@ throwaway git+DVC project holding the first N Fashion-MNIST images of each split
 Prefect API is started before the timed flow run; its start-up is reported on its own line (it
 is paid once per process). Target: overhead <= 10% or <= 5 s.
 
-Run: .venv/bin/python bench/flow_overhead.py [--limit 300] [--config configs/smoke.yaml] [--set steps=60 ...]
+Run: .venv/bin/python bench/flow_overhead.py [--limit 300] [--config configs/smoke.yaml] [--set
+steps=60 ...]
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _small_project(where: Path, limit: int) -> Path:
-    """A git repo holding the first `limit` images per split, pinned by DVC (what `prodgan data` makes)."""
+    """A git repo holding the first `limit` images per split, pinned by DVC
+    (what `prodgan data` makes)."""
     root = where / "proj"
     root.mkdir(parents=True)
     env = {**os.environ, "PRODGAN_ROOT": str(root), "PRODGAN_DVC_REMOTE": str(where / "remote")}
@@ -107,10 +110,13 @@ def main() -> None:
     print(f"direct prodgan.ops.retrain     : {t_direct:7.2f} s")
     print(f"retrain Prefect flow            : {t_flow:7.2f} s")
     print(
-        f"overhead                        : {overhead:+7.2f} s ({100 * overhead / t_direct:+.1f}%)  target <= 10% or <= 5 s: {'OK' if ok else 'MISSED'}"
+        f"overhead                        : {overhead:+7.2f} s "
+        f"({100 * overhead / t_direct:+.1f}%)  "
+        f"target <= 10% or <= 5 s: {'OK' if ok else 'MISSED'}"
     )
     print(
-        f"(embedded Prefect API start-up + one empty flow run, once per process, not included above: {t_api:.2f} s; load average {load:.1f})"
+        "(embedded Prefect API start-up + one empty flow run, once per process, "
+        f"not included above: {t_api:.2f} s; load average {load:.1f})"
     )
 
 

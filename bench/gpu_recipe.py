@@ -2,8 +2,8 @@
 
 `train` runs on a bare GPU box (python3 + torch/numpy/yaml/rich/pillow only; no MLflow, Prefect,
 DVC, Great Expectations or torch-fidelity): it reads Fashion-MNIST's train split straight from the
-four idx .gz files, runs `prodgan.training.loop.train` on the recipe (with `--set` overrides), and writes
-into --out:
+four idx .gz files, runs `prodgan.training.loop.train` on the recipe (with `--set` overrides), and
+writes into --out:
 
     samples.npy      uint8 [10000, 1, 28, 28] from the EMA generator bundle: the generated side of
                      `prodgan evaluate --samples 10000` (seed 0, categories in the test split's
@@ -116,12 +116,15 @@ class RecipeHooks:
                 flush=True,
             )
         if self.capped_at is None and now - self.t_call >= self.cap_s and step < self.cfg.steps:
-            # The loop reads cfg.steps every iteration: lowering it to `step` ends this one as the last
-            # (final grid, checkpoint and bundle written as usual). TrainConfig is frozen, hence __setattr__.
+            # The loop reads cfg.steps every iteration:
+            # lowering it to `step` ends this one as the last
+            # (final grid, checkpoint and bundle written as usual). TrainConfig is frozen,
+            # hence __setattr__.
             self.capped_at = step
             object.__setattr__(self.cfg, "steps", step)
             print(
-                f"[{elapsed():6.1f}s] wall-clock cap {self.cap_s:.0f}s reached: stopping at step {step}",
+                f"[{elapsed():6.1f}s] wall-clock cap {self.cap_s:.0f}s reached: "
+                f"stopping at step {step}",
                 flush=True,
             )
 
@@ -183,7 +186,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     data_s = time.perf_counter() - tick
     print(
-        f"[{elapsed():6.1f}s] train split {data.images.shape} {data.images.dtype}, {len(data.categories)} categories ({data_s:.1f}s)",
+        f"[{elapsed():6.1f}s] train split {data.images.shape} {data.images.dtype}, "
+        f"{len(data.categories)} categories ({data_s:.1f}s)",
         flush=True,
     )
 
@@ -206,7 +210,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if "max_seconds" in valid_keys() and not any(
                 o.startswith("max_seconds=") for o in overrides
             ):
-                # The loop's own clock (newer prodgan): it starts at the first step; the hook stays as a backstop.
+                # The loop's own clock (newer prodgan): it starts at the first step;
+                # the hook stays as a backstop.
                 overrides = overrides + [f"max_seconds={cap:.0f}"]
                 record["overrides"], hook_cap = overrides, cap + 30
             cfg = load_config(Path(args.config), overrides)
@@ -340,12 +345,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         }
     )
     (out / "result.json").write_text(json.dumps(summary, indent=2))
+    capped = f" (capped by {summary['capped_by']})" if summary["capped"] else ""
+    steady = summary["images_per_s_steady_median"] or float("nan")
     print(
-        f"[{elapsed():6.1f}s] done: {steps}/{requested_steps} steps{' (capped by ' + str(summary['capped_by']) + ')' if summary['capped'] else ''}, "
-        f"train() {train_wall:.1f}s, loop {loop_s:.1f}s, {summary['images_per_s']:,.0f} img/s overall, "
-        f"{summary['images_per_s_loop']:,.0f} img/s in the loop, steady median "
-        f"{summary['images_per_s_steady_median'] or float('nan'):,.0f}; final D {summary['final_loss_d']} G {summary['final_loss_g']}; "
-        f"sampling {N_SAMPLES + N_PROTOCOL} images {sample_s:.1f}s; peak mem {summary['peak_cuda_mem_gb']} GiB",
+        f"[{elapsed():6.1f}s] done: {steps}/{requested_steps} steps{capped}, "
+        f"train() {train_wall:.1f}s, loop {loop_s:.1f}s, "
+        f"{summary['images_per_s']:,.0f} img/s overall, "
+        f"{summary['images_per_s_loop']:,.0f} img/s in the loop, steady median {steady:,.0f}; "
+        f"final D {summary['final_loss_d']} G {summary['final_loss_g']}; "
+        f"sampling {N_SAMPLES + N_PROTOCOL} images {sample_s:.1f}s; "
+        f"peak mem {summary['peak_cuda_mem_gb']} GiB",
         flush=True,
     )
     return 0
@@ -404,7 +413,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
     real_idx = real_subset(n2k, len(real))
     if generated.dtype != np.uint8 or generated.shape[1:] != real.shape[1:]:
         raise SystemExit(
-            f"error: samples.npy is {generated.dtype} {generated.shape}, expected uint8 [N, {', '.join(map(str, real.shape[1:]))}]"
+            f"error: samples.npy is {generated.dtype} {generated.shape}, "
+            f"expected uint8 [N, {', '.join(map(str, real.shape[1:]))}]"
         )
 
     weights = resolve_inception_weights(Settings.load().cache_dir)
@@ -441,12 +451,10 @@ def cmd_fid(args: argparse.Namespace) -> int:
                     done = min(i + args.chunk, len(images))
                     rate = f"{done / (time.perf_counter() - tick):.1f} img/s"
                     progress.update(task, completed=done, rate=rate)
-                    if (
-                        not console.is_terminal
-                    ):  # a log file sees no live bar: one line per chunk instead
-                        console.print(
-                            f"{side}: {done}/{len(images)} ({rate}, {time.perf_counter() - tick:.0f}s)"
-                        )
+                    # a log file sees no live bar: one line per chunk instead
+                    if not console.is_terminal:
+                        spent = time.perf_counter() - tick
+                        console.print(f"{side}: {done}/{len(images)} ({rate}, {spent:.0f}s)")
                 timings[side] = round(time.perf_counter() - tick, 1)
                 return np.concatenate(parts)
 

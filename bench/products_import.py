@@ -84,12 +84,14 @@ def main() -> None:
         record = validate(settings, "clothing")
         times["GX + Data Docs"] = time.perf_counter() - t
         print(
-            f"imported {meta.total('train')} train + {meta.total('test')} test, {len(skipped)} skipped; data {data_hash}, "
-            f"clothing {key}; {len(manifest)} manifest rows"
+            f"imported {meta.total('train')} train + {meta.total('test')} test, "
+            f"{len(skipped)} skipped; data {data_hash}, clothing {key}; "
+            f"{len(manifest)} manifest rows"
         )
+        warned = ", ".join(w.rule.split(":")[0] for w in record.warnings) or "none"
         print(
-            f"validation success={record.success}: {record.expectations} expectations, {record.failed} failed, "
-            f"{len(record.warnings)} warnings ({', '.join(w.rule.split(':')[0] for w in record.warnings) or 'none'})"
+            f"validation success={record.success}: {record.expectations} expectations, "
+            f"{record.failed} failed, {len(record.warnings)} warnings ({warned})"
         )
         for failure in record.failures:
             print(f"  failed: {failure.rule} ({failure.unexpected_count} unexpected)")

@@ -1,4 +1,5 @@
-"""configs/products64.yaml with and without DiffAugment: same steps, FID against the test split, memorization, inversion.
+"""configs/products64.yaml with and without DiffAugment: same steps, FID against the test split,
+memorization, inversion.
 
 Data: clothing-small imported at 64x64 (`--fit pad`, the importer's policy) as uint8 arrays in one
 .npz (train = train + validation photos, 3,409; test, 372), made here with `prepare` and carried to
@@ -9,36 +10,39 @@ torch-fidelity), like bench/gpu_recipe.py.
     .venv/bin/python bench/products_recipe.py prepare --out .gpu_carry/clothing64.npz
     # CPU: both variants at the CPU size (CPU_VIEW + CPU_SIZE, two processes), then evaluate here
     .venv/bin/python bench/products_recipe.py run --data .gpu_carry/clothing64.npz --cpu --out DIR
-    # GPU box (repository root, the .npz carried): full recipe, train only, samples into $OUT (2 x ~9 MiB)
-    PYTHONPATH=. python3 bench/products_recipe.py run --data .gpu_carry/clothing64.npz --train-only --out $OUT
-    # back here: evaluate the samples the GPU run wrote
+    # GPU box (repository root, the .npz carried): full recipe, train only, samples into $OUT (2 x
+    ~9 MiB) PYTHONPATH=. python3 bench/products_recipe.py run --data .gpu_carry/clothing64.npz
+    --train-only --out $OUT # back here: evaluate the samples the GPU run wrote
     .venv/bin/python bench/products_recipe.py evaluate --data .gpu_carry/clothing64.npz --runs DIR
 
 The CPU size, and why (measured on the 2-core reference machine, one thread per process):
-- 64x64 at the recipe's width 64 costs seconds per step; width 16 at 64x64 for 150 steps (the first CPU
+- 64x64 at the recipe's width 64 costs seconds per step; width 16 at 64x64 for 150 steps
+(the first CPU
   size) measured only noise: both variants were equally bad, FID far above any trained model.
-- DiffAugment pays off where D sees the same few photos many times (discriminator overfitting), so the
+- DiffAugment pays off where D sees the same few photos many times (discriminator overfitting),
+so the
   CPU size keeps *that* and shrinks everything else: 50 photos per category (500, seeded and
-  stratified: `--per-category`), area-downsampled to 32x32 (`--size`; the test split the same way, so
-  FID compares 32x32 images, each upsampled to 299 by the Inception resize: comparable between the
-  two variants, not with 64x64 FIDs), width 32, batch 32 (~0.25 s a step): 1500 steps = ~100 epochs
-  of the 500 photos. The two variants train side by side in two processes of one thread each
+  stratified: `--per-category`), area-downsampled to 32x32 (`--size`; the test split the same way,
+  so FID compares 32x32 images, each upsampled to 299 by the Inception resize: comparable between
+  the two variants, not with 64x64 FIDs), width 32, batch 32 (~0.25 s a step): 1500 steps = ~100
+  epochs of the 500 photos. The two variants train side by side in two processes of one thread each
   (`--jobs`, 2 with `--cpu`): 7-11 minutes measured on the shared machine (load average 3-3.7),
   evaluation ~10 more. EMA decay 0.995 from step 300: the recipe's 0.999 from step 1000 would still
-  be averaging early generators at step 1500. Measured numbers: docs/training.md, "Small RGB catalogues".
+  be averaging early generators at step 1500. Measured numbers: docs/training.md,
+  "Small RGB catalogues".
 
 Metrics (evaluate, CPU, the project's metrics code and Inception weights): FID of the N samples each
-run kept (`--samples`, 1000: EMA generator, seed 0, categories in the test split's proportions, exact
-fp32) vs all 372 test photos, with the paired bootstrap interval of the difference; memorization_N =
-share of generated images closer (pixels) to a photo the run trained on than the `memorization_quantile`
-of test photos are: a generator that copies its few photos per category scores high.
-Inversion (runs that kept their bundle, i.e. not `--train-only`: two GPU bundles would not fit the
-64 MiB transfer): `--invert K` test photos (10: one per category, seeded) inverted into each EMA
-generator with `prodgan.edit.invert` (150 + 250 Adam steps, its defaults; `--restarts` 1 start per
-category, not its 4: at width 32 a 4-restart search of 10 photos is 400 latents through G and back for
-150 steps, over 10 minutes per variant on the shared 2 cores): mean PSNR and SSIM, and how often the
-category found is the true one. Reference: the best PSNR of 100 plain samples of the true category,
-no optimisation: what inversion adds over picking the nearest sample.
+run kept (`--samples`, 1000: EMA generator, seed 0, categories in the test split's proportions,
+exact fp32) vs all 372 test photos, with the paired bootstrap interval of the difference;
+memorization_N = share of generated images closer (pixels) to a photo the run trained on than the
+`memorization_quantile` of test photos are: a generator that copies its few photos per category
+scores high. Inversion (runs that kept their bundle, i.e. not `--train-only`: two GPU bundles would
+not fit the 64 MiB transfer): `--invert K` test photos (10: one per category, seeded) inverted into
+each EMA generator with `prodgan.edit.invert` (150 + 250 Adam steps, its defaults; `--restarts` 1
+start per category, not its 4: at width 32 a 4-restart search of 10 photos is 400 latents through G
+and back for 150 steps, over 10 minutes per variant on the shared 2 cores): mean PSNR and SSIM, and
+how often the category found is the true one. Reference: the best PSNR of 100 plain samples of the
+true category, no optimisation: what inversion adds over picking the nearest sample.
 """
 
 from __future__ import annotations
@@ -105,7 +109,8 @@ def prepare(out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, categories=np.array(report.meta.categories), **arrays)
     print(
-        f"{out}: {len(arrays['train_labels'])} train + {len(arrays['test_labels'])} test, {out.stat().st_size / 2**20:.1f} MiB"
+        f"{out}: {len(arrays['train_labels'])} train + {len(arrays['test_labels'])} test, "
+        f"{out.stat().st_size / 2**20:.1f} MiB"
     )
 
 
@@ -129,8 +134,9 @@ def load(path: Path) -> tuple[ImageSplit, ImageSplit]:
 
 
 def view_of(data: Path, view: dict) -> tuple[ImageSplit, ImageSplit]:
-    """Train and test splits as a run saw them: area-downsampled to view["size"] (both splits), train cut to
-    view["per_category"] photos per category (seeded, stratified). An empty view is the full 64x64 data."""
+    """Train and test splits as a run saw them: area-downsampled to view["size"] (both splits),
+    train cut to view["per_category"] photos per category
+    (seeded, stratified). An empty view is the full 64x64 data."""
     import torch
     import torch.nn.functional as F
 
@@ -138,9 +144,8 @@ def view_of(data: Path, view: dict) -> tuple[ImageSplit, ImageSplit]:
     if view.get("size"):
 
         def shrink(split: ImageSplit) -> ImageSplit:
-            x = F.adaptive_avg_pool2d(
-                torch.from_numpy(split.images).float(), view["size"]
-            )  # area average
+            # area average
+            x = F.adaptive_avg_pool2d(torch.from_numpy(split.images).float(), view["size"])
             return replace(
                 split,
                 images=x.round().to(torch.uint8).numpy(),
@@ -170,8 +175,8 @@ def train_variant(
     samples: int,
     keep_bundle: bool,
 ) -> dict:
-    """Train one variant; keep its EMA generator's `samples` images (the evaluated side) in samples.npz,
-    and its bundle when `keep_bundle` (for the inversion in `evaluate`)."""
+    """Train one variant; keep its EMA generator's `samples` images (the evaluated side) in
+    samples.npz, and its bundle when `keep_bundle` (for the inversion in `evaluate`)."""
     import torch
 
     from prodgan.models import load_bundle
@@ -215,7 +220,8 @@ def train_variant(
         "load_avg_1m_at_end": os.getloadavg()[0],
     }
     print(
-        f"{name}: {result.step} steps in {train_s:.0f} s on {device} (load average {row['load_avg_1m_at_end']:.1f})",
+        f"{name}: {result.step} steps in {train_s:.0f} s on {device} "
+        f"(load average {row['load_avg_1m_at_end']:.1f})",
         flush=True,
     )
     return row
@@ -231,13 +237,15 @@ def train_variants(
     jobs: int,
     keep_bundle: bool,
 ) -> dict[str, dict]:
-    """Both variants, `jobs` at a time (separate processes: one thread each on a CPU); rows into train.json."""
+    """Both variants, `jobs` at a time (separate processes: one thread each on a CPU);
+    rows into train.json."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "view.json").write_text(json.dumps(view))
     args = [(name, data, view, out, overrides, samples, keep_bundle) for name in VARIANTS]
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            rows = dict(zip(VARIANTS, pool.map(train_variant, *zip(*args))))
+            trained = pool.map(train_variant, *zip(*args, strict=True))
+            rows = dict(zip(VARIANTS, trained, strict=True))
     else:
         rows = {a[0]: train_variant(*a) for a in args}
     (out / "train.json").write_text(json.dumps(rows, indent=2))
@@ -245,8 +253,9 @@ def train_variants(
 
 
 def inversion(bundle: Path, test_split: ImageSplit, count: int, restarts: int) -> dict:
-    """Invert `count` test photos (balanced over categories) into the bundle's generator: mean PSNR/SSIM, share of
-    the true category found, and the reference: best PSNR of REFERENCE_DRAWS plain samples of the true category."""
+    """Invert `count` test photos (balanced over categories) into the bundle's generator: mean
+    PSNR/SSIM, share of the true category found, and the reference: best PSNR of REFERENCE_DRAWS
+    plain samples of the true category."""
     import torch
 
     from prodgan import edit
@@ -279,7 +288,9 @@ def inversion(bundle: Path, test_split: ImageSplit, count: int, restarts: int) -
         "photos": count,
         "psnr": float(np.mean([r.psnr for r in results])),
         "ssim": float(np.mean([r.ssim for r in results])),
-        "category_found": float(np.mean([r.category == t for r, t in zip(results, truth)])),
+        "category_found": float(
+            np.mean([r.category == t for r, t in zip(results, truth, strict=True)])
+        ),
         "reference_psnr": float(np.mean(reference)),
         "reference_draws": draws,
         "restarts": restarts,
@@ -288,8 +299,9 @@ def inversion(bundle: Path, test_split: ImageSplit, count: int, restarts: int) -
 
 
 def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
-    """FID of each variant's samples vs all test photos (Inception 2048-d) with the paired bootstrap interval of the
-    difference, memorization vs the photos trained on, and inversion of `invert` test photos where a bundle was kept."""
+    """FID of each variant's samples vs all test photos (Inception 2048-d) with the paired bootstrap
+    interval of the difference, memorization vs the photos trained on, and inversion of `invert`
+    test photos where a bundle was kept."""
     from prodgan.metrics.confidence import fid_delta_interval
     from prodgan.metrics.defaults import DEFAULTS
     from prodgan.metrics.features import extract, make_extractor
@@ -304,10 +316,10 @@ def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
     trained = json.loads((runs / "train.json").read_text())
     weights = resolve_inception_weights(Settings.load().cache_dir)
     side = test_split.images.shape[-1]
+    resized = " (FID: each image upsampled to 299 by the Inception resize)" if side != 64 else ""
     print(
-        f"data: {len(train_split)} train photos ({view.get('per_category', 'all')} per category), {len(test_split)} test, "
-        f"{side}x{side}"
-        + (" (FID: each image upsampled to 299 by the Inception resize)" if side != 64 else "")
+        f"data: {len(train_split)} train photos ({view.get('per_category', 'all')} per category), "
+        f"{len(test_split)} test, {side}x{side}{resized}"
     )
     rows, features = {}, {}
     with exact_fp32():
@@ -333,12 +345,12 @@ def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
                 row["inversion"] = inversion(bundle, test_split, invert, restarts)
             elif invert:
                 print(
-                    f"{name}: no bundle in {bundle} (a --train-only run ships samples only): inversion skipped"
+                    f"{name}: no bundle in {bundle} (a --train-only run ships samples only): "
+                    "inversion skipped"
                 )
             rows[name] = row
-        floor = fid(
-            extract(train_split.images, inception, "train")["2048"], real
-        )  # real photos: what a copy scores
+        # the real photos: what a copy scores
+        floor = fid(extract(train_split.images, inception, "train")["2048"], real)
     delta = fid_delta_interval(
         features["diffaugment"], features["none"], real, resamples=DEFAULTS["bootstrap"], seed=SEED
     )
@@ -355,25 +367,31 @@ def evaluate(data: Path, runs: Path, invert: int, restarts: int) -> None:
     for name, row in rows.items():
         inv = row.get("inversion")
         cells = (
-            f"{inv['psnr']:>9.2f} {inv['ssim']:>9.3f} {inv['category_found']:>10.0%} {inv['reference_psnr']:>9.2f}"
+            f"{inv['psnr']:>9.2f} {inv['ssim']:>9.3f} "
+            f"{inv['category_found']:>10.0%} {inv['reference_psnr']:>9.2f}"
             if inv
             else f"{'-':>9} {'-':>9} {'-':>10} {'-':>9}"
         )
         print(
-            f"{name:<12} {row['steps']:>6} {row['train_s']:>8.0f} {row['fid']:>12.1f} {row['memorization']:>13.3f} {cells}"
+            f"{name:<12} {row['steps']:>6} {row['train_s']:>8.0f} {row['fid']:>12.1f} "
+            f"{row['memorization']:>13.3f} {cells}"
         )
     print(
-        f"{f'{len(train_split)} train photos':<28} {floor:>12.1f}   (reference: the real photos trained on, as a copy would score)"
+        f"{f'{len(train_split)} train photos':<28} {floor:>12.1f}   "
+        "(reference: the real photos trained on, as a copy would score)"
     )
     print(
-        f"FID(diffaugment) - FID(none) = {delta.value:+.1f}, {delta.confidence:.0%} paired bootstrap interval "
-        f"[{delta.low:+.1f}, {delta.high:+.1f}] ({delta.resamples} resamples of the generated side)"
+        f"FID(diffaugment) - FID(none) = {delta.value:+.1f}, "
+        f"{delta.confidence:.0%} paired bootstrap interval [{delta.low:+.1f}, {delta.high:+.1f}] "
+        f"({delta.resamples} resamples of the generated side)"
     )
     if any("inversion" in r for r in rows.values()):
         inv = next(r["inversion"] for r in rows.values() if "inversion" in r)
         print(
-            f"inversion: {inv['photos']} test photos per variant, edit.invert ({inv['restarts']} start(s) per category, "
-            f"150 + 250 steps, {inv['seconds']:.0f} s); ref PSNR = best of {inv['reference_draws']} plain samples of the true category"
+            f"inversion: {inv['photos']} test photos per variant, "
+            f"edit.invert ({inv['restarts']} start(s) per category, "
+            f"150 + 250 steps, {inv['seconds']:.0f} s); "
+            f"ref PSNR = best of {inv['reference_draws']} plain samples of the true category"
         )
 
 

@@ -1,4 +1,5 @@
-"""Training throughput: pytorch/examples-style DCGAN vs prodgan's trainer, same process, same device.
+"""Training throughput: pytorch/examples-style DCGAN vs prodgan's trainer, same process,
+same device.
 
 (a) baseline, written like pytorch/examples `dcgan/main.py` on an image folder: 64x64, nz=100,
     ngf=ndf=64, BCE, Adam(2e-4, betas 0.5/0.999), batch 128, ImageFolder + DataLoader
@@ -24,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-# ----------------------------------------------------------------- (a) pytorch/examples dcgan/main.py
+# ----------------------------------------------------------------- (a)
+# pytorch/examples dcgan/main.py
 
 
 class BaselineG(nn.Module):
@@ -144,9 +146,8 @@ def prodgan_images_per_s(
 
     class Clock(TrainHooks):
         def on_metrics(self, step: int, metrics: dict[str, float]) -> None:
-            stamps[step] = (
-                time.perf_counter()
-            )  # the loop syncs (loss .cpu()) right before this call
+            # the loop syncs (loss .cpu()) right before this call
+            stamps[step] = time.perf_counter()
 
     cfg = load_config(
         config,
@@ -191,25 +192,27 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     device = pick_device(args.device)
-    warmup = args.warmup or (
-        20 if device.type == "cuda" else 4
-    )  # fewer steps: warm-up noise dominates
+    # fewer steps on a CPU: warm-up noise dominates
+    warmup = args.warmup or (20 if device.type == "cuda" else 4)
     steps = args.steps or (200 if device.type == "cuda" else 12)
 
     settings = Settings.load(root=ROOT)
     dataset_root = settings.data_dir / "fashion-mnist"
     data = load_split(settings.tensor_cache_dir, dataset_root, "train", pinned(settings)["md5"])
     print(
-        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; {warmup} warmup + {steps} timed steps each"
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"{warmup} warmup + {steps} timed steps each"
     )
     base = baseline_images_per_s(dataset_root / "train", device, warmup, steps)
     print(
-        f"(a) baseline pytorch/examples dcgan (64x64, fp32, DataLoader over PIL): {base:10.1f} images/s"
+        "(a) baseline pytorch/examples dcgan (64x64, fp32, DataLoader over PIL): "
+        f"{base:10.1f} images/s"
     )
     with tempfile.TemporaryDirectory() as tmp:
         ours = prodgan_images_per_s(args.config, data, device, warmup, steps, Path(tmp))
     print(
-        f"(b) prodgan trainer, {args.config.name}:                                {ours:10.1f} images/s"
+        f"(b) prodgan trainer, {args.config.name}:                                "
+        f"{ours:10.1f} images/s"
     )
     target = 5 if device.type == "cuda" else 2
     print(f"ratio {ours / base:.2f}x (target >= {target}x on {device.type})")

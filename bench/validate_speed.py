@@ -33,8 +33,14 @@ from prodgan.settings import Settings, configure_environment
 from prodgan.ops.validate import validate as validate_dataset
 settings = configure_environment(Settings.load())
 record = validate_dataset(settings, "fashion-mnist", fresh=sys.argv[1] == "fresh")
-print(json.dumps({"seconds": time.perf_counter() - t0, "success": record.success, "rows": record.rows,
-                  "cached": record.manifest_cached, "reused": record.reused, "docs": record.docs_path}))
+print(json.dumps({
+    "seconds": time.perf_counter() - t0,
+    "success": record.success,
+    "rows": record.rows,
+    "cached": record.manifest_cached,
+    "reused": record.reused,
+    "docs": record.docs_path,
+}))
 """
 
 
@@ -63,27 +69,29 @@ def main() -> None:
     scratch_home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="bench-validate-", dir=scratch_home))
     print(
-        f"validating {ROOT / 'data' / 'fashion-mnist'} with PRODGAN_HOME={home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        f"validating {ROOT / 'data' / 'fashion-mnist'} with PRODGAN_HOME={home}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
         flush=True,
     )
     try:
         results = {}
         for label, target in TARGETS.items():
             results[label] = run = one_run(home, label)
-            verdict = (
-                ""
-                if target is None
-                else "OK"
-                if run["wall"] <= target
-                else f"OVER TARGET ({target:.0f} s)"
-            )
+            if target is None:
+                verdict = ""
+            elif run["wall"] <= target:
+                verdict = "OK"
+            else:
+                verdict = f"OVER TARGET ({target:.0f} s)"
             print(
-                f"{label:<8} {run['rows']} images  success={run['success']}  manifest cached={run['cached']}  reused={run['reused']}  "
+                f"{label:<8} {run['rows']} images  success={run['success']}  "
+                f"manifest cached={run['cached']}  reused={run['reused']}  "
                 f"{run['wall']:7.2f} s wall, {run['cpu']:6.2f} s CPU  {verdict}",
                 flush=True,
             )
         print(
-            f"ratio scratch/cache: {results['scratch']['wall'] / results['cache']['wall']:.1f}x wall; "
+            "ratio scratch/cache: "
+            f"{results['scratch']['wall'] / results['cache']['wall']:.1f}x wall; "
             f"load average now {os.getloadavg()[0]:.1f}"
         )
         print(f"Data Docs: {results['cache']['docs']}")
