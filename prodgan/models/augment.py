@@ -23,7 +23,10 @@ POLICIES = ("color", "translation", "cutout")
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
-    """`"color,translation,cutout"` -> the policies, in that order; `""` -> none. Unknown names raise ValueError."""
+    """`"color,translation,cutout"` -> the policies, in that order; `""` -> none.
+
+    Unknown names raise ValueError.
+    """
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     unknown = [p for p in names if p not in POLICIES]
     if unknown:

@@ -23,7 +23,7 @@ from prodgan.models.nets import LEVELS, ClassicDiscriminator, Discriminator, Gen
 WEIGHTS_FILE = "generator.pt"
 SPEC_FILE = "generator.json"
 BUNDLE_FORMAT = 1
-# arch name -> class-conditional? (every arch shares the Generator; they differ in the discriminator)
+# arch name -> class-conditional? Every arch shares the Generator; they differ in the discriminator.
 ARCHS = {"dcgan": False, "cdcgan": True, "cdcgan-classic": True}
 DISCRIMINATORS = {"cdcgan-classic": ClassicDiscriminator}  # the others use Discriminator
 
@@ -55,15 +55,18 @@ class GeneratorSpec:
             raise ProdganError(f"unknown architecture {self.arch!r}; valid: {', '.join(ARCHS)}")
         if ARCHS[self.arch] and self.num_classes < 1:
             raise ProdganError(
-                f"architecture {self.arch!r} is class-conditional but the dataset has no categories; use arch=dcgan"
+                f"architecture {self.arch!r} is class-conditional "
+                "but the dataset has no categories; use arch=dcgan"
             )
         if not ARCHS[self.arch] and self.num_classes:
             raise ProdganError(
-                f"architecture {self.arch!r} is unconditional: num_classes must be 0, got {self.num_classes}"
+                f"architecture {self.arch!r} is unconditional: "
+                f"num_classes must be 0, got {self.num_classes}"
             )
         if self.size not in LEVELS:
             raise ProdganError(
-                f"image size {self.size} is not supported; valid: {', '.join(map(str, LEVELS))} (re-import with `--size`)"
+                f"image size {self.size} is not supported; "
+                f"valid: {', '.join(map(str, LEVELS))} (re-import with `--size`)"
             )
         if self.channels not in (1, 3):
             raise ProdganError(f"images must have 1 or 3 channels, got {self.channels}")
@@ -130,7 +133,8 @@ def read_bundle_record(directory: Path) -> dict[str, Any]:
     path = Path(directory) / SPEC_FILE
     if not path.is_file():
         raise ProdganError(
-            f"{directory} is not a generator bundle ({SPEC_FILE} missing); point to a folder written by `prodgan train`"
+            f"{directory} is not a generator bundle ({SPEC_FILE} missing); "
+            "point to a folder written by `prodgan train`"
         )
     try:
         return json.loads(path.read_text())
@@ -141,7 +145,10 @@ def read_bundle_record(directory: Path) -> dict[str, Any]:
 def load_bundle(
     directory: Path, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, GeneratorSpec]:
-    """(generator in eval mode on `device`, spec); refuses weights whose sha256 is not the recorded one."""
+    """(generator in eval mode on `device`, spec).
+
+    Refuses weights whose sha256 is not the recorded one.
+    """
     directory = Path(directory)
     record = read_bundle_record(directory)
     weights = directory / WEIGHTS_FILE
@@ -149,7 +156,8 @@ def load_bundle(
         raise ProdganError(f"{weights} is missing; re-download the model")
     if sha256_file(weights) != record.get("weights_sha256"):
         raise ProdganError(
-            f"{weights} does not match the sha256 recorded in {SPEC_FILE}: the weights were changed or truncated; re-download the model"
+            f"{weights} does not match the sha256 recorded in {SPEC_FILE}: "
+            "the weights were changed or truncated; re-download the model"
         )
     spec = GeneratorSpec.from_dict(record["spec"])
     generator = build_generator(spec)

@@ -48,7 +48,10 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class EvaluatorCNN(nn.Module):
-    """Input: float images in [-1, 1], [N, channels, size, size]. `embed` -> 128-d, `head` -> logits."""
+    """Input: float images in [-1, 1], [N, channels, size, size].
+
+    `embed` -> 128-d, `head` -> logits.
+    """
 
     def __init__(self, spec: EvaluatorSpec) -> None:
         super().__init__()
@@ -100,7 +103,10 @@ def accuracy(
 
 
 def _subset(split: Any, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Splits are stored category by category: a prefix would hold one category, so draw at random."""
+    """Splits are stored category by category: a prefix would hold one category.
+
+    So draw at random.
+    """
     if limit is None or limit >= len(split.labels):
         return split.images, split.labels
     idx = np.sort(np.random.RandomState(seed).permutation(len(split.labels))[:limit])
@@ -119,7 +125,10 @@ def train_evaluator(
     device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[EvaluatorCNN, float]:
-    """Train on `train_split` (ImageSplit), report accuracy on `test_split`. `limit` keeps a seeded random N of each."""
+    """Train on `train_split` (ImageSplit), report accuracy on `test_split`.
+
+    `limit` keeps a seeded random N of each.
+    """
     if tuple(train_split.categories) != tuple(test_split.categories):
         raise ProdganError(
             "train and test splits declare different categories; re-import the dataset"
@@ -127,7 +136,8 @@ def train_evaluator(
     images, labels = _subset(train_split, limit, seed)
     if len(labels) < 2:
         raise ProdganError(
-            "the train split has fewer than 2 images; import a dataset first (`prodgan data import`)"
+            "the train split has fewer than 2 images; "
+            "import a dataset first (`prodgan data import`)"
         )
     torch.manual_seed(seed)
     spec = EvaluatorSpec(images.shape[1], images.shape[2], tuple(train_split.categories))
@@ -161,7 +171,10 @@ def train_evaluator(
 def save_evaluator(
     directory: Path, model: EvaluatorCNN, extra: dict[str, Any] | None = None
 ) -> Path:
-    """evaluator.pt (plain state dict) then evaluator.json (spec, its sha256, lineage), each atomically."""
+    """evaluator.pt (plain state dict), then evaluator.json (spec, its sha256, lineage).
+
+    Each is written atomically.
+    """
     directory = Path(directory)
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
@@ -174,7 +187,10 @@ def save_evaluator(
 
 
 def load_evaluator(directory: Path, device: str = "cpu") -> tuple[EvaluatorCNN, dict[str, Any]]:
-    """(classifier in eval mode, its record); refuses weights whose sha256 is not the recorded one."""
+    """(classifier in eval mode, its record).
+
+    Refuses weights whose sha256 is not the recorded one.
+    """
     directory = Path(directory)
     record_path, weights = directory / RECORD_FILE, directory / WEIGHTS_FILE
     try:
@@ -186,7 +202,8 @@ def load_evaluator(directory: Path, device: str = "cpu") -> tuple[EvaluatorCNN, 
         ) from exc
     if not weights.is_file() or sha256_file(weights) != record.get("weights_sha256"):
         raise ProdganError(
-            f"{weights} is missing or does not match the sha256 in {RECORD_FILE}; retrain with `prodgan evaluator train`"
+            f"{weights} is missing or does not match the sha256 in {RECORD_FILE}; "
+            "retrain with `prodgan evaluator train`"
         )
     model = EvaluatorCNN(spec)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -195,7 +212,10 @@ def load_evaluator(directory: Path, device: str = "cpu") -> tuple[EvaluatorCNN, 
 
 
 def evaluator_fingerprint(model: nn.Module) -> str:
-    """The weights' sha256 when loaded from disk, else a hash of the in-memory state (protocol field)."""
+    """The weights' sha256 when loaded from disk, else a hash of the in-memory state.
+
+    A protocol field.
+    """
     recorded = getattr(model, "sha256", None)
     if recorded:
         return recorded

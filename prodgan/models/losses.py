@@ -52,7 +52,10 @@ def gradient_penalty(
 
 
 def r1_penalty(D: nn.Module, real: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): squared gradient norm of D on real images (times gamma/2 by the caller)."""
+    """R1 (Mescheder et al. 2018): squared gradient norm of D on real images.
+
+    The caller weights it by gamma / 2.
+    """
     x = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x, labels).float().sum(), x, create_graph=True)
     return grad.float().square().flatten(1).sum(1).mean()
@@ -62,5 +65,5 @@ def r1_penalty(D: nn.Module, real: torch.Tensor, labels: torch.Tensor | None) ->
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers (BN statistics) copied."""
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
+    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)

@@ -10,6 +10,8 @@ and `ClassicDiscriminator` (DCGAN's own, with batch norm: the CPU recipe, config
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,7 +57,7 @@ class Generator(nn.Module):
         self.fc = nn.Linear(z_dim, chans[0] * self.start * self.start)
         self.norms = nn.ModuleList(ConditionalBatchNorm2d(c, num_classes) for c in chans)
         self.ups = nn.ModuleList(
-            nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in zip(chans, chans[1:])
+            nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a, b in pairwise(chans)
         )
         self.out = nn.Conv2d(chans[-1], channels, 3, 1, 1)
 
@@ -64,7 +66,7 @@ class Generator(nn.Module):
             raise ValueError("this generator is class-conditional: pass labels")
         h = self.fc(z).view(z.shape[0], -1, self.start, self.start)
         h = F.relu(self.norms[0](h, labels))
-        for up, norm in zip(self.ups, self.norms[1:]):
+        for up, norm in zip(self.ups, self.norms[1:], strict=True):
             h = F.relu(norm(up(h), labels))
         return torch.tanh(self.out(h))
 
@@ -80,7 +82,7 @@ class Discriminator(nn.Module):
         side, stages = LEVELS[size]
         chans = _widths(width, stages)[::-1]
         self.inp = sn(nn.Conv2d(channels, chans[0], 3, 1, 1))
-        self.downs = nn.ModuleList(sn(nn.Conv2d(a, b, 4, 2, 1)) for a, b in zip(chans, chans[1:]))
+        self.downs = nn.ModuleList(sn(nn.Conv2d(a, b, 4, 2, 1)) for a, b in pairwise(chans))
         features = chans[-1] * side * side
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(num_classes, features)) if num_classes else None
@@ -99,10 +101,11 @@ class Discriminator(nn.Module):
 class ClassicDiscriminator(nn.Module):
     """DCGAN's discriminator (Radford et al. 2016) plus the projection term when conditional.
 
-    Stride-2 4x4 convs straight from the pixels, batch norm on all but the first, one linear logit:
-    about 1/8 of `Discriminator`'s multiply-adds at the same width. Its batch norm makes a logit depend on the
-    batch it came in, so the trainer shows it real and fake batches separately (`uses_batch_stats`);
-    that batch-level view is what kept samples varied inside each category (configs/cpu.yaml).
+    Stride-2 4x4 convs straight from the pixels, batch norm on all but the first, one linear
+    logit: about 1/8 of `Discriminator`'s multiply-adds at the same width. Its batch norm makes a
+    logit depend on the batch it came in, so the trainer shows it real and fake batches separately
+    (`uses_batch_stats`); that batch-level view is what kept samples varied inside each category
+    (configs/cpu.yaml).
     """
 
     def __init__(
@@ -113,8 +116,7 @@ class ClassicDiscriminator(nn.Module):
         side, stages = LEVELS[size]
         chans = [channels] + [width * min(2**i, MAX_WIDTH_MULT) for i in range(stages)]
         self.downs = nn.ModuleList(
-            sn(nn.Conv2d(a, b, 4, 2, 1, bias=i == 0))
-            for i, (a, b) in enumerate(zip(chans, chans[1:]))
+            sn(nn.Conv2d(a, b, 4, 2, 1, bias=i == 0)) for i, (a, b) in enumerate(pairwise(chans))
         )
         self.norms = nn.ModuleList(
             nn.BatchNorm2d(c) if i else nn.Identity() for i, c in enumerate(chans[1:])
@@ -122,14 +124,13 @@ class ClassicDiscriminator(nn.Module):
         features = chans[-1] * side * side
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(num_classes, features)) if num_classes else None
-        if (
-            self.embed is not None
-        ):  # N(0, 1) rows over thousands of features would swamp the head's logit at the start
+        # N(0, 1) rows over thousands of features would swamp the head's logit at the start.
+        if self.embed is not None:
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = x
-        for down, norm in zip(self.downs, self.norms):
+        for down, norm in zip(self.downs, self.norms, strict=True):
             h = F.leaky_relu(norm(down(h)), 0.2)
         h = h.flatten(1)
         out = self.head(h).squeeze(1)
@@ -139,5 +140,5 @@ class ClassicDiscriminator(nn.Module):
 
 
 def uses_batch_stats(module: nn.Module) -> bool:
-    """True when a module's outputs depend on the rest of its batch (batch norm in training mode)."""
+    """True when a module's outputs depend on the rest of its batch (training-mode batch norm)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())

@@ -66,7 +66,10 @@ def generate_uint8(
 
 
 def labels_like(real_labels: np.ndarray, n: int, num_classes: int, seed: int) -> torch.Tensor:
-    """n category labels in the proportions of the real split (largest remainder), shuffled by `seed`."""
+    """n category labels in the proportions of the real split (largest remainder).
+
+    Shuffled by `seed`.
+    """
     counts = np.bincount(real_labels, minlength=num_classes).astype(np.float64)
     quota = counts / counts.sum() * n
     take = np.floor(quota).astype(np.int64)
