@@ -1,4 +1,4 @@
-"""Edit product images with a trained generator: interpolate, transfer category, invert a real image.
+"""Edit product images with a trained generator: interpolate, transfer category, invert a photo.
 
 Core compute: torch, numpy and PIL only (rule 1). Everything works on a loaded generator and
 its spec (`prodgan.models.bundle.load_bundle`), so the CLI, a flow or a GPU box call the same code.
@@ -39,7 +39,8 @@ def _soft_categories(generator: nn.Module, weights: torch.Tensor) -> Iterator[to
     tables = [m for m in generator.modules() if isinstance(m, nn.Embedding)]
     if not tables:
         raise ProdganError(
-            "this generator has no category embeddings to mix: interpolate within one category instead"
+            "this generator has no category embeddings to mix: "
+            "interpolate within one category instead"
         )
     hooks = [
         m.register_forward_hook(lambda mod, _inp, _out: weights.to(mod.weight.dtype) @ mod.weight)
@@ -61,7 +62,10 @@ def render(generator: nn.Module, z: torch.Tensor, labels: Labels) -> torch.Tenso
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation [T, D]: Gaussian latents keep their norm, so every step looks like a sample."""
+    """Spherical interpolation [T, D].
+
+    Gaussian latents keep their norm, so every step looks like a sample.
+    """
     a, b = z0.flatten(), z1.flatten()
     omega = torch.arccos(torch.clamp(F.cosine_similarity(a, b, dim=0), -1.0, 1.0))
     t = t[:, None]
@@ -107,7 +111,10 @@ def interpolate(
 def transfer(
     generator: nn.Module, spec, z: torch.Tensor, categories: list[int], device: str = "cpu"
 ) -> torch.Tensor:
-    """The same latent (the product's style) rendered as each category: uint8 [len(categories), C, H, W]."""
+    """The same latent (the product's style) rendered as each category.
+
+    uint8 [len(categories), C, H, W].
+    """
     if spec.num_classes == 0:
         raise ProdganError(
             "category transfer needs a class-conditional generator; this one is unconditional"
@@ -123,7 +130,10 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) of two uint8 [C,H,W] images."""
+    """Structural similarity of two uint8 [C,H,W] images.
+
+    Wang et al. 2004: an 11x11 Gaussian window, sigma 1.5.
+    """
     x, y = a.double()[None] / 255, b.double()[None] / 255
     coords = torch.arange(11, dtype=torch.float64) - 5
     g = torch.exp(-(coords**2) / (2 * 1.5**2))
@@ -193,7 +203,8 @@ def invert(
     """
     if images.ndim != 4 or tuple(images.shape[1:]) != (spec.channels, spec.size, spec.size):
         raise ProdganError(
-            f"images must be [N, {spec.channels}, {spec.size}, {spec.size}] uint8, got {list(images.shape)}"
+            f"images must be [N, {spec.channels}, {spec.size}, {spec.size}] uint8, "
+            f"got {list(images.shape)}"
         )
     classes = max(spec.num_classes, 1)
     batch = images.shape[0]
@@ -235,7 +246,7 @@ def invert(
 
 
 def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
-    """A product photo as uint8 [C,H,W] in the generator's size and mode, plus notes on what was changed.
+    """A product photo as uint8 [C,H,W] in the generator's size and mode, and notes on the changes.
 
     Refused with a clear message: missing file, not an image, over the size or pixel limits.
     Wrong size or mode is converted with the same policy as `prodgan data import folder`.
@@ -249,7 +260,10 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
             f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB: pass a smaller image"
         )
     mode = "L" if spec.channels == 1 else "RGB"
-    too_big = f"{path} has more than {MAX_IMAGE_PIXELS} pixels (decompression-bomb limit): downscale it first"
+    too_big = (
+        f"{path} has more than {MAX_IMAGE_PIXELS} pixels (decompression-bomb limit): "
+        "downscale it first"
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -261,7 +275,8 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
                     notes.append(f"converted from mode {img.mode} to {mode}")
                 if img.size != (spec.size, spec.size):
                     notes.append(
-                        f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} (padded to square with its border colour)"
+                        f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} "
+                        "(padded to square with its border colour)"
                     )
                 img.load()
                 pixels = normalise(img, spec.size, mode)

@@ -1,4 +1,4 @@
-"""One request path from (seed, category, n) to images, shared by the CLI, the server and the editor.
+"""One request path from (seed, category, n) to images, for the CLI, the server and the editor.
 
 Core compute: torch only (rule 1). Bad values raise `ProdganError` naming the valid choices;
 the pyfunc turns those into 4xx answers, the CLI into one red line.
@@ -100,7 +100,7 @@ def parse_request(
 
 
 def request_labels(spec: Any, request: Request) -> torch.Tensor | None:
-    """The category of each image: the asked one, or balanced over categories when none was asked."""
+    """The category of each image: the asked one, or balanced over categories when none is asked."""
     if spec.num_classes == 0:
         return None
     if request.category is None:

@@ -62,14 +62,17 @@ def save_png(path: Path, array: np.ndarray) -> Path:
 
 
 def labelled_sheet(rows: Sequence[tuple[str, Any]], nrow: int | None = None) -> np.ndarray:
-    """One titled grid per row (e.g. champion vs challenger), stacked top to bottom, left-aligned."""
+    """One titled grid per row (e.g. champion vs challenger), stacked top to bottom.
+
+    Rows are left-aligned.
+    """
     if not rows:
         raise ValueError("labelled_sheet needs at least one row")
     tiles = [grid(images, nrow=nrow or len(_as_nchw_uint8(images))) for _, images in rows]
     width = max(t.shape[1] for t in tiles)
     font = ImageFont.load_default(size=FONT_SIZE)
     parts = []
-    for (title, _), tile in zip(rows, tiles):
+    for (title, _), tile in zip(rows, tiles, strict=True):
         banner = Image.new("RGB", (width, TITLE_HEIGHT), (BACKGROUND,) * 3)
         ImageDraw.Draw(banner).text((PAD, 1), title, fill=(0, 0, 0), font=font)
         body = np.full((tile.shape[0], width, 3), BACKGROUND, dtype=np.uint8)
@@ -90,7 +93,7 @@ def comparison_sheet(
     per_category: int = 8,
     scale: int = 4,
 ) -> np.ndarray:
-    """Per category, one titled row of `per_category` samples from each model, upscaled `scale` times.
+    """Per category, one titled row of `per_category` samples from each model, upscaled `scale`x.
 
     `models`: (title, uint8 images [N,C,H,W], category index per image or None); a person judges
     two generators side by side, category by category, at a size where the products are visible.

@@ -65,11 +65,15 @@ def fid_delta_interval(
     seed: int = 0,
     confidence: float = DEFAULTS["confidence"],
 ) -> Interval:
-    """Interval of FID(challenger) - FID(champion) (negative = challenger better), both sides resampled
-    independently per replicate against one real reference. Needs features under one protocol."""
+    """Interval of FID(challenger) - FID(champion) (negative = challenger better).
+
+    Both sides are resampled independently per replicate against one real reference.
+    Needs features under one protocol.
+    """
     if challenger.shape[1:] != champion.shape[1:]:
         raise ValueError(
-            f"feature shapes differ: {challenger.shape} vs {champion.shape}; compare under one protocol"
+            f"feature shapes differ: {challenger.shape} vs {champion.shape}; "
+            "compare under one protocol"
         )
     ref = real if isinstance(real, RealReference) else RealReference(real)
     value = fid_to(challenger, ref) - fid_to(champion, ref)

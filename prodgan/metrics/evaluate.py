@@ -69,7 +69,10 @@ class _Context:
 
 
 def kid_subset(samples: int, real_samples: int) -> int:
-    """Half the smaller side (capped at the default), so the subsets differ and KID's std means something."""
+    """Half the smaller side, capped at the default.
+
+    So the subsets differ and KID's std means something.
+    """
     return max(2, min(DEFAULTS["kid_subset_size"], samples // 2, real_samples // 2))
 
 
@@ -370,7 +373,10 @@ def _calibrate(
     batch_size: int,
     progress: Progress | None,
 ) -> dict[str, float]:
-    """Floor and noise references under this protocol (calibration.py); features cached like the real side."""
+    """Floor and noise references under this protocol (calibration.py).
+
+    Their features are cached like the real side.
+    """
     from prodgan.models.sampling import generate_uint8
 
     n = len(real_idx)
@@ -426,7 +432,10 @@ def quick_fid(
     device: str | None = None,
     cache_dir: Path | None = None,
 ) -> float:
-    """FID only, n generated vs n real (real features cached): the training loop's progress signal."""
+    """FID only, n generated vs n real (real features cached).
+
+    The training loop's progress signal.
+    """
     result = evaluate_generator(
         G,
         spec,

@@ -103,7 +103,9 @@ class FastInceptionV3(FeatureExtractorInceptionV3):
 
 
 class EvaluatorExtractor(FeatureExtractorBase):
-    """The domain classifier as a torch-fidelity feature extractor: `logits` (for IS) and `penultimate`.
+    """The domain classifier as a torch-fidelity feature extractor.
+
+    Features: `logits` (for IS) and `penultimate`.
 
     torch-fidelity instantiates extractors by class, so the classifier is handed over through
     the `feature_extractor_weights_path` kwarg as an in-memory module (see `evaluator_kwargs`).

@@ -1,10 +1,13 @@
 """FID: features -> reference statistics -> metric.
 
-The value is the TTUR formula torch-fidelity uses, ||mu_g - mu_r||^2 + tr S_g + tr S_r - 2 tr sqrt(S_g S_r),
+The value is the TTUR formula torch-fidelity uses,
+
+    ||mu_g - mu_r||^2 + tr S_g + tr S_r - 2 tr sqrt(S_g S_r),
+
 but tr sqrt(S_g S_r) is computed as a symmetric PSD eigenproblem in whichever space is smaller:
-in sample space it is the nuclear norm of X_g X_r^T / sqrt((n_g-1)(n_r-1)) (X centred); in feature
-space it is tr sqrt(A S_g A) with A = S_r^(1/2). torch-fidelity's general eigensolver on a
-2048x2048 non-symmetric product takes tens of seconds here and is noisy when n < 2048 (tiny
+in sample space it is the nuclear norm of X_g X_r^T / sqrt((n_g-1)(n_r-1)) (X centred); in
+feature space it is tr sqrt(A S_g A) with A = S_r^(1/2). torch-fidelity's general eigensolver on
+a 2048x2048 non-symmetric product takes tens of seconds here and is noisy when n < 2048 (tiny
 negative eigenvalues); this takes about a second and agrees to rounding (tests check it).
 """
 
@@ -14,7 +17,10 @@ import numpy as np
 
 
 class RealReference:
-    """The real side prepared once for many FIDs (bootstrap, per model): centred features, mean, trace."""
+    """The real side prepared once for many FIDs (bootstrap, per model).
+
+    Centred features, mean, trace.
+    """
 
     def __init__(self, real: np.ndarray) -> None:
         x = real.astype(np.float64)

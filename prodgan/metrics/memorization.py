@@ -1,4 +1,4 @@
-"""Memorization: the share of generated samples that sit closer to a training image than fresh data does.
+"""Memorization: the share of generated samples closer to a training image than fresh data is.
 
 Searched against the *whole* training split, in pixel space (images downsampled to at most
 32x32 per channel), which a CPU can afford for tens of thousands of small product images and
@@ -21,11 +21,15 @@ import torch
 import torch.nn.functional as F
 
 MAX_SIDE = 32
-_TINY = 1e-6  # duplicate training images have a neighbour at distance 0: only a copy (distance 0) is closer
+# Duplicate training images have a neighbour at distance 0: only a copy (distance 0) is closer.
+_TINY = 1e-6
 
 
 def pixel_vectors(images: np.ndarray) -> torch.Tensor:
-    """uint8 [N, C, H, W] -> float [N, D] in [0, 1], area-downsampled to at most MAX_SIDE per side."""
+    """uint8 [N, C, H, W] -> float [N, D] in [0, 1].
+
+    Area-downsampled to at most MAX_SIDE per side.
+    """
     x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
     if x.shape[-1] > MAX_SIDE:
         x = F.adaptive_avg_pool2d(x, MAX_SIDE)

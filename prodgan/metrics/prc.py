@@ -14,7 +14,10 @@ from torch_fidelity.metric_prc import (
 def precision_recall(
     generated: np.ndarray, real: np.ndarray, *, neighborhood: int
 ) -> tuple[float, float]:
-    """Generated is input1, real is input2 (torch-fidelity's convention). Needs > neighborhood samples per side."""
+    """Generated is input1, real is input2 (torch-fidelity's convention).
+
+    Needs more than `neighborhood` samples per side.
+    """
     k = min(neighborhood, len(generated) - 1, len(real) - 1)
     out = prc_features_to_metric(
         torch.from_numpy(generated),
