@@ -1,1 +1,4 @@
-"""Adapters: one module per outside system (MLflow, DVC, GX, auth, serving); none imports `prodgan.ops`."""
+"""Adapters: one module per outside system (MLflow, DVC, GX, auth, serving).
+
+None imports `prodgan.ops`: the use cases call the adapters, never the other way round.
+"""
