@@ -63,6 +63,7 @@ EVALUATOR_SHA = "prodgan.evaluator_sha256"
 REAL_CACHED = "prodgan.real_cached"
 DEVICE, PRECISION, WORLD_SIZE = "prodgan.device", "prodgan.precision", "prodgan.world_size"
 RESUMED = "prodgan.resumed"
+STOPPED_BY = "prodgan.stopped_by"  # training runs: `steps` (the plan ran out) or `max_seconds`
 SOURCE_VERSION = "prodgan.source_version"  # production version tag: the trained version it copies
 FENCE = "prodgan.fence"  # production version tag `lost`: a transition that lost the compare-and-set
 # production model tag `N:sha256`: the newest audit record (truncation shows)
@@ -76,8 +77,9 @@ FLOW_API = "prefect.api_url"
 # ---------------------------------------------------------------- metric names
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")
 _HEADLINE_NAME = re.compile(rf"^({'|'.join(HEADLINE)})_\d+k?$")
-# what may follow the sample count: a spread, an interval end, a calibration reference, or /category
-METRIC_SUFFIXES = ("_std", "_ci_low", "_ci_high", "_floor", "_noise")
+# what may follow the sample count: a spread, an interval end, a calibration reference (floor,
+# noise; for cond_acc also chance and how many real photos the floor was measured on), or /category
+METRIC_SUFFIXES = ("_std", "_ci_low", "_ci_high", "_floor_count", "_floor", "_noise", "_chance")
 METRIC_NAME = re.compile(
     rf"^(?P<base>[a-z]+(?:_[a-z]+)*?)_(?P<n>\d+k?)(?P<rest>{'|'.join(METRIC_SUFFIXES)}|/.+)?$"
 )

@@ -8,10 +8,10 @@ from typing import Optional
 import typer
 
 from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP
-from prodgan.console import err, out, progress_bar
+from prodgan.console import err, out, sides_progress
 
 evaluator_app = typer.Typer(
-    help="The domain evaluator classifier (IS without Inception logits, conditional accuracy).",
+    help="The category judge (conditional accuracy, IS without Inception logits).",
     no_args_is_help=True,
 )
 
@@ -96,27 +96,28 @@ def _print(run, seconds: float) -> None:
 
 @evaluator_app.command("train")
 def evaluator_train(
-    epochs: int = typer.Option(3, min=1, help="Passes over the train split."),
     limit: Optional[int] = typer.Option(
-        None, min=2, help="Use a random N images of each split (smoke runs)."
+        None,
+        min=2,
+        help="Fit and measure on at most N photos of each split (seeded subset) [default: 2000].",
     ),
     dataset: str = typer.Option("fashion-mnist", help="Dataset under data/."),
 ) -> None:
-    """Train the evaluator classifier on the train split, save it under .prodgan/evaluator/, log
-    it to MLflow.
+    """Fit the category judge behind cond_acc (a linear probe on the train split's Inception
+    features), measure it on the test split, save it under .prodgan/evaluator/, log it to MLflow.
 
-    Example: prodgan evaluator train --epochs 3
+    Example: prodgan evaluator train --dataset clothing
     """
     from prodgan.ops.evaluate import train_evaluator
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    with progress_bar("training evaluator") as progress:
-        _, acc, run_id = train_evaluator(
-            settings, dataset, epochs=epochs, limit=limit, progress=progress
-        )
+    with sides_progress("fitting the category judge:") as progress:
+        capped = {"limit": limit} if limit else {}
+        probe, acc, run_id = train_evaluator(settings, dataset, progress=progress, **capped)
     out.print(
-        f"evaluator test accuracy [bold]{acc:.4f}[/] -> {settings.evaluator_dir(dataset)} "
+        f"category judge test accuracy [bold]{acc:.4f}[/] "
+        f"(chance {1 / len(probe.categories):.3f}) -> {settings.evaluator_dir(dataset)} "
         f"(mlflow run {run_id})"
     )
 

@@ -25,7 +25,7 @@ def print_decision(decision: Decision) -> None:
     for column in ("", "gate", "reason"):
         table.add_column(column)
     for check in decision.checks:
-        colour = "green" if check.passed else "red"
+        colour = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}[check.verdict]
         table.add_row(f"[{colour}]{check.verdict}[/]", check.gate, check.reason)
     for note in decision.notes:  # no-op, forced, rollback: not a gate
         table.add_row("", "", note)

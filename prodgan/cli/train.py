@@ -64,7 +64,8 @@ def train(
     )
     table = Table(title="training run", show_header=False)
     table.add_row("mlflow run", result.run_id)
-    table.add_row("steps", str(result.step))
+    stopped = " (stopped by max_seconds)" if result.stopped_by == "max_seconds" else ""
+    table.add_row("steps", f"{result.step}{stopped}")
     table.add_row("bundle", str(result.bundle_dir))
     if result.reused:
         table.add_row("reused", "yes (same data and config; --force trains again)")

@@ -20,17 +20,22 @@ from prodgan.fsutil import write_json_atomic
 from prodgan.metrics import calibration as calib
 from prodgan.metrics import stats_cache
 from prodgan.metrics.checks import check_inputs
-from prodgan.metrics.conditional import accuracy_per_category, conditional_accuracy
+from prodgan.metrics.conditional import (
+    accuracy_per_category,
+    conditional_accuracy,
+    judge_references,
+)
 from prodgan.metrics.confidence import fid_interval
 from prodgan.metrics.defaults import DEFAULTS
 from prodgan.metrics.features import Progress, extract, make_extractor
 from prodgan.metrics.fid import RealReference, fid_per_category, fid_to
 from prodgan.metrics.inception_weights import InceptionWeights, resolve_inception_weights
 from prodgan.metrics.isc import inception_score
+from prodgan.metrics.judge import Judge
 from prodgan.metrics.kid import kid
 from prodgan.metrics.memorization import memorization
 from prodgan.metrics.prc import precision_recall
-from prodgan.metrics.protocol import Protocol
+from prodgan.metrics.protocol import Protocol, real_subset
 from prodgan.models.evaluator import evaluator_fingerprint
 from prodgan.models.sampling import exact_fp32, labels_like
 from prodgan.names import metric_name
@@ -74,11 +79,6 @@ def kid_subset(samples: int, real_samples: int) -> int:
     So the subsets differ and KID's std means something.
     """
     return max(2, min(DEFAULTS["kid_subset_size"], samples // 2, real_samples // 2))
-
-
-def real_subset(count: int, total: int) -> np.ndarray:
-    """Which real images the protocol uses: a fixed random subset (seed 0), in split order."""
-    return np.sort(np.random.RandomState(0).permutation(total)[:count])
 
 
 # ---------------------------------------------------------------- metrics, registered by name
@@ -200,8 +200,9 @@ def evaluate_generator(
 
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
     vs the split); `calibrate` adds the noise reference too (an untrained generator of `spec`), see
-    calibration.py. `evaluator` (prodgan.models.evaluator) enables conditional accuracy, and IS
-    when the Inception weights have no logits layer.
+    calibration.py. `evaluator` (the category judge, prodgan.models.probe, or a pixel classifier,
+    prodgan.models.evaluator) enables conditional accuracy, and IS when the Inception weights
+    have no logits layer.
     `generator_key` (the weights' sha256) caches the generated side's features too: re-evaluating
     the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
     can compare two generators from the cache (`fid_delta_from_cache`).
@@ -294,8 +295,8 @@ def evaluate_generator(
 
         evaluator_logits, calibration, judge = None, {}, None
         if evaluator is not None:
-            judge = make_extractor("prodgan-evaluator", ["logits"], evaluator.to(device), device)
-            evaluator_logits = extract(images, judge, "evaluator", batch_size, progress)["logits"]
+            judge = Judge(evaluator, weights, device, batch_size, progress)
+            evaluator_logits = judge.logits(images, generated)
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(
@@ -368,7 +369,7 @@ def _calibrate(
     real_features: dict[str, np.ndarray],
     train: Any,
     labels: torch.Tensor | None,
-    judge: torch.nn.Module | None,
+    judge: Judge | None,
     device: str,
     batch_size: int,
     progress: Progress | None,
@@ -411,13 +412,14 @@ def _calibrate(
         seed=protocol.seed,
     )
     if judge is not None and labels is not None:
-        out["cond_acc_floor"] = conditional_accuracy(
-            extract(real.images[real_idx], judge, "evaluator", batch_size, progress)["logits"],
-            real.labels[real_idx],
-        )
-        out["cond_acc_noise"] = conditional_accuracy(
-            extract(noise_images, judge, "evaluator", batch_size, progress)["logits"],
-            labels.numpy(),
+        out.update(
+            judge_references(
+                judge.logits(real.images[real_idx], real_features),
+                real.labels[real_idx],
+                judge.logits(noise_images, noise),
+                labels.numpy(),
+                len(real.categories),
+            )
         )
     return out
 

@@ -8,7 +8,6 @@ bundle: a plain state dict plus a JSON record naming its sha256, refused on mism
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +17,7 @@ import torch
 from torch import nn
 
 from prodgan.errors import ProdganError
-from prodgan.fsutil import atomic_path, sha256_file, write_json_atomic
+from prodgan.models.hashed_state import load_hashed, read_record, save_hashed
 
 WEIGHTS_FILE = "evaluator.pt"
 RECORD_FILE = "evaluator.json"
@@ -168,22 +167,21 @@ def train_evaluator(
     return model, accuracy(model, *_subset(test_split, limit, seed))
 
 
+FIX = "retrain with `prodgan evaluator train`"
+
+
 def save_evaluator(
     directory: Path, model: EvaluatorCNN, extra: dict[str, Any] | None = None
 ) -> Path:
-    """evaluator.pt (plain state dict), then evaluator.json (spec, its sha256, lineage).
-
-    Each is written atomically.
-    """
-    directory = Path(directory)
-    with atomic_path(directory / WEIGHTS_FILE) as tmp:
-        torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
-        digest = sha256_file(tmp)
-    write_json_atomic(
-        directory / RECORD_FILE,
-        {"spec": asdict(model.spec), "weights_sha256": digest, "extra": extra or {}},
+    """evaluator.pt (plain state dict), then evaluator.json (spec, its sha256, lineage)."""
+    save_hashed(
+        directory,
+        WEIGHTS_FILE,
+        RECORD_FILE,
+        model,
+        {"spec": asdict(model.spec), "extra": extra or {}},
     )
-    return directory
+    return Path(directory)
 
 
 def load_evaluator(directory: Path, device: str = "cpu") -> tuple[EvaluatorCNN, dict[str, Any]]:
@@ -191,24 +189,13 @@ def load_evaluator(directory: Path, device: str = "cpu") -> tuple[EvaluatorCNN, 
 
     Refuses weights whose sha256 is not the recorded one.
     """
-    directory = Path(directory)
-    record_path, weights = directory / RECORD_FILE, directory / WEIGHTS_FILE
+    record = read_record(directory, RECORD_FILE, FIX)
     try:
-        record = json.loads(record_path.read_text())
         spec = EvaluatorSpec.from_dict(record["spec"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ProdganError(
-            f"{record_path} is missing or corrupt ({exc}); train one with `prodgan evaluator train`"
-        ) from exc
-    if not weights.is_file() or sha256_file(weights) != record.get("weights_sha256"):
-        raise ProdganError(
-            f"{weights} is missing or does not match the sha256 in {RECORD_FILE}; "
-            "retrain with `prodgan evaluator train`"
-        )
-    model = EvaluatorCNN(spec)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    model.sha256 = record["weights_sha256"]
-    return model.to(device).eval(), record
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProdganError(f"{Path(directory) / RECORD_FILE} is corrupt ({exc}); {FIX}") from exc
+    model = load_hashed(directory, WEIGHTS_FILE, record, EvaluatorCNN(spec), FIX)
+    return model.to(device), record
 
 
 def evaluator_fingerprint(model: nn.Module) -> str:

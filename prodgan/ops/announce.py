@@ -75,7 +75,8 @@ def decision_markdown(decision: Decision) -> str:
         f"(sha256 `{decision.gates_sha256[:12]}`)",
         "",
     ]
-    lines += [f"- {'✅' if c.passed else '❌'} {c.line}" for c in decision.checks]
+    marks = {"PASS": "✅", "FAIL": "❌", "SKIP": "⏭️"}
+    lines += [f"- {marks[c.verdict]} {c.line}" for c in decision.checks]
     lines += [f"- • {note}" for note in decision.notes]
     return "\n".join(lines)
 

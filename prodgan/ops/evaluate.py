@@ -5,7 +5,8 @@ The run holds the protocol as params (plus its fingerprint as tag `prodgan.proto
 metrics, a sample grid, per-category results, and tags linking it to the training run and the
 model version. `evaluate` is the one way to evaluate a model reference: the CLI, the flows and
 the promotion gates (re-evaluating a champion under the challenger's protocol) all use it. The
-evaluator classifier lives under `<home>/evaluator/` and is trained (and logged) on first use.
+category judge behind cond_acc (a linear probe on Inception features) lives under
+`<home>/evaluator/` and is fitted (and logged) on first use.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from prodgan.adapters import descriptions, dvc, registry, tracking
-from prodgan.console import progress_bar, sides_progress
+from prodgan.console import sides_progress
 from prodgan.errors import ProdganError
 from prodgan.names import (
     DATA_HASH,
@@ -38,6 +39,8 @@ from prodgan.settings import Settings
 # doubles that.
 CPU_SAMPLES = 500
 GRID_IMAGES = 64
+# Photos of each split the category judge is fitted and measured on, at most (see train_evaluator).
+JUDGE_IMAGES = 2000
 _PROTOCOL_PARAMS = ("samples", "seed", "real_samples", "split")
 Say = Callable[[str], None]
 
@@ -94,26 +97,33 @@ def train_evaluator(
     settings: Settings,
     dataset: str = "fashion-mnist",
     *,
-    epochs: int = 3,
-    limit: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    limit: int | None = JUDGE_IMAGES,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[Any, float, str]:
-    """Train the evaluator on the train split, save it under <home>/evaluator/, log a run; (module,
-    accuracy, run id)."""
-    from prodgan.models.evaluator import load_evaluator, save_evaluator
-    from prodgan.models.evaluator import train_evaluator as fit
+    """Fit the category judge (a linear probe on Inception features) on the train split, measure
+    it on the test split, save it under <home>/evaluator/<dataset>/ and log a run; (probe,
+    test accuracy, run id).
 
-    test, train = _splits(settings, dataset, "test")
-    model, acc = fit(train, test, epochs=epochs, limit=limit, progress=progress)
+    `limit` caps the photos of each split (the protocol's seed-0 subset): a few thousand photos
+    already pin a linear probe down, and every one costs a pass through InceptionV3.
+    """
+    from prodgan.metrics.inception_weights import resolve_inception_weights
+    from prodgan.metrics.judge import capped, fit_judge
+    from prodgan.models.probe import load_probe, save_probe
+
+    test, train = (capped(s, limit) for s in _splits(settings, dataset, "test"))
+    weights = resolve_inception_weights(settings.cache_dir)
+    fitted = fit_judge(train, test, weights, settings.cache_dir, progress=progress)
     extra = {
         "dataset": dataset,
         "data_hash": train.data_hash,
-        "epochs": epochs,
-        "limit": limit,
-        "test_accuracy": acc,
+        "train_images": fitted.train_images,
+        "test_images": fitted.test_images,
+        "test_accuracy": fitted.test_accuracy,
+        "chance": 1 / len(train.categories),
     }
-    save_evaluator(settings.evaluator_dir(dataset), model, extra)
-    model, record = load_evaluator(settings.evaluator_dir(dataset))
+    save_probe(settings.evaluator_dir(dataset), fitted.probe, extra)
+    probe, record = load_probe(settings.evaluator_dir(dataset))
     with tracking.reachable(settings, "logging the evaluator"):
         logger = tracking.RunLogger.start(
             settings,
@@ -128,15 +138,19 @@ def train_evaluator(
         logger.log_params(
             {
                 "dataset": dataset,
-                "epochs": epochs,
+                "judge": record["kind"],
+                "inception_sha256": probe.spec.inception_sha256,
                 "limit": limit,
-                "train_images": len(train) if limit is None else limit,
+                "train_images": fitted.train_images,
+                "test_images": fitted.test_images,
             }
         )
-        logger.log_metrics({"test_accuracy": acc}, step=0)
+        logger.log_metrics(
+            {"test_accuracy": fitted.test_accuracy, "chance": extra["chance"]}, step=0
+        )
         logger.log_artifacts(settings.evaluator_dir(dataset), "evaluator")
         logger.finish()
-    return model, acc, logger.run_id
+    return probe, fitted.test_accuracy, logger.run_id
 
 
 def _evaluator(
@@ -144,17 +158,17 @@ def _evaluator(
 ) -> tuple[Any, str | None]:
     from contextlib import nullcontext
 
-    from prodgan.models.evaluator import RECORD_FILE, load_evaluator
+    from prodgan.models.probe import RECORD_FILE, load_probe
 
     if (settings.evaluator_dir(dataset) / RECORD_FILE).is_file():
-        return load_evaluator(settings.evaluator_dir(dataset))[0], None
+        return load_probe(settings.evaluator_dir(dataset))[0], None
     say(
-        "no evaluator classifier yet: training one on the train split "
+        "no category judge yet: fitting one on the train split's Inception features "
         "(once; `prodgan evaluator train` to redo it)"
     )
-    with progress_bar("training evaluator") if show_progress else nullcontext() as progress:
-        model, acc, run_id = train_evaluator(settings, dataset, progress=progress)
-    say(f"evaluator test accuracy {acc:.3f}")
+    with sides_progress("fitting the category judge:") if show_progress else nullcontext() as bar:
+        model, acc, run_id = train_evaluator(settings, dataset, progress=bar)
+    say(f"category judge test accuracy {acc:.3f} ({len(model.categories)} categories)")
     return model, run_id
 
 

@@ -35,6 +35,7 @@ from prodgan.names import (
     GIT_DIRTY,
     GIT_REV,
     RESUMED,
+    STOPPED_BY,
     TRAIN_EXPERIMENT,
     VALIDATION,
     WEIGHTS,
@@ -58,6 +59,7 @@ class TrainingRun:
     step: int = 0
     data_hash: str = ""
     reused: bool = False
+    stopped_by: str = "steps"  # or "max_seconds": the time budget ended it before `steps`
 
 
 def default_config() -> str:
@@ -223,10 +225,11 @@ def _run(
 
     data_hash, data_root = record.data_hash, settings.data_dir / cfg.dataset
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
-    on_eval = None
+    on_eval, sized_from = None, None
     if (
         cfg.eval_every
     ):  # the best checkpoint is picked on images held out of train, never on the gates' test split
+        cfg, sized_from = _size_selection(cfg, len(data), say)
         data, validation = hold_out(data, cfg.eval_samples, cfg.seed)
         cfg, on_eval = _quick_fid_hook(settings, cfg, data, validation)
     git_rev, git_dirty = dvc.git_revision(settings.root)
@@ -240,6 +243,7 @@ def _run(
         "selection_split": f"validation: {cfg.eval_samples} train images held out (seed {cfg.seed})"
         if on_eval
         else "none",
+        **({"eval_samples_configured": sized_from} if sized_from else {}),
     }
     resume = run_dir is not None
     if resume:
@@ -305,14 +309,47 @@ def _run(
     )
     logger.log_artifacts(result.bundle_dir, GENERATOR_ARTIFACT)
     logger.log_artifact(result.checkpoint, CHECKPOINT_ARTIFACT)
-    logger.set_tags({WEIGHTS: _bundle_weights_sha(result.bundle_dir)})
+    stopped_by = "max_seconds" if cfg.max_seconds and result.step < cfg.steps else "steps"
+    logger.set_tags({WEIGHTS: _bundle_weights_sha(result.bundle_dir), STOPPED_BY: stopped_by})
+    if stopped_by == "max_seconds":
+        say(
+            f"stopped by max_seconds={cfg.max_seconds:g} at step {result.step} of {cfg.steps}: "
+            "the logged generator has had only those steps; raise max_seconds (0 = no limit) "
+            "to train longer"
+        )
     logger.finish("FINISHED")
     write_json_atomic(
         run_dir / STATE_FILE, {**state, "status": "finished", "overrides": list(overrides)}
     )
     return TrainingRun(
-        logger.run_id, result.bundle_dir, result.metrics, run_dir, result.step, data_hash
+        logger.run_id,
+        result.bundle_dir,
+        result.metrics,
+        run_dir,
+        result.step,
+        data_hash,
+        stopped_by=stopped_by,
     )
+
+
+def _size_selection(
+    cfg: TrainConfig, train_images: int, say: Callable[[str], None]
+) -> tuple[TrainConfig, int | None]:
+    """The config with `eval_samples` sized to the catalogue (training.plan.selection_samples),
+    and the configured count when it changed (else None); says so when it does."""
+    import dataclasses
+
+    from prodgan.training.plan import selection_samples
+
+    sized = selection_samples(cfg.eval_samples, train_images)
+    if sized == cfg.eval_samples:
+        return cfg, None
+    say(
+        f"eval_samples {cfg.eval_samples} -> {sized}: the catalogue has {train_images} train "
+        f"photos, so {sized} (at most a fifth) are held out to pick the best checkpoint and "
+        f"{train_images - sized} are trained on"
+    )
+    return dataclasses.replace(cfg, eval_samples=sized), cfg.eval_samples
 
 
 def _train_processes(

@@ -64,7 +64,7 @@ class Decision:
 
     @property
     def failed(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if c.blocks]
 
     @property
     def moves(self) -> bool:
@@ -83,6 +83,9 @@ class Decision:
             return self.failed[0].line
         if self.notes:
             return self.notes[0]
+        skipped = [c for c in self.checks if c.skipped]
+        if skipped:
+            return f"no gate failed, {len(skipped)} skipped: {skipped[0].line}"
         return "every gate passed" if self.checks else self.action
 
     def to_dict(self) -> dict[str, Any]:

@@ -68,7 +68,7 @@ class Evaluation:
                 lows[base] = float(value)
             elif rest == "_ci_high":
                 highs[base] = float(value)
-            elif rest in ("_floor", "_noise"):
+            elif rest in ("_floor", "_noise", "_chance", "_floor_count"):
                 refs.setdefault(base, {})[rest[1:]] = float(value)
             else:
                 cats.setdefault(base, {})[rest[1:]] = float(value)
@@ -101,9 +101,8 @@ class Evaluation:
         value = self.value(base, gate)
         if base in self.stds:
             return value - z * self.stds[base], value + z * self.stds[base]
-        if base in PROPORTIONS:  # normal approximation to the binomial
-            half = z * (max(value * (1 - value), 0.0) / self.samples) ** 0.5
-            return max(0.0, value - half), min(1.0, value + half)
+        if base in PROPORTIONS:
+            return proportion_interval(value, self.samples, z)
         raise ProdganError(
             f"{self.source or 'the evaluation'} has no interval for {base} "
             f"({base}_N_ci_low/_ci_high or {base}_N_std), "
@@ -131,16 +130,26 @@ class Evaluation:
 @dataclass(frozen=True)
 class Check:
     """One gate's outcome; `detail` holds what the reason says as numbers (value, bound, floor,
-    noise)."""
+    noise).
+
+    A `skipped` check neither passed nor failed: its gate could not judge (the reason says why),
+    so it does not block the decision and is never shown as a pass.
+    """
 
     gate: str
     passed: bool
     reason: str
     detail: dict[str, float] = field(default_factory=dict)
+    skipped: bool = False
 
     @property
     def verdict(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+        return "SKIP" if self.skipped else "PASS" if self.passed else "FAIL"
+
+    @property
+    def blocks(self) -> bool:
+        """Whether this check stops an approval: it failed (a skipped one did not)."""
+        return not self.passed and not self.skipped
 
     @property
     def line(self) -> str:
@@ -151,7 +160,13 @@ class Check:
     def from_dict(cls, data: Mapping[str, Any]) -> "Check":
         """A check as an audit record stored it."""
         detail = data.get("detail") or {}
-        return cls(str(data["gate"]), bool(data["passed"]), str(data["reason"]), dict(detail))
+        return cls(
+            str(data["gate"]),
+            bool(data["passed"]),
+            str(data["reason"]),
+            dict(detail),
+            bool(data.get("skipped", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -179,6 +194,10 @@ def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
     for metric, bounds in (policy.rules.get("absolute") or {}).items():
         gate, name = f"absolute.{metric}", f"{metric}_{ev.samples}"
         value, cautious = ev.value(metric, gate), ev.cautious(metric, z, gate)
+        weak = weak_judge(ev, metric, policy.confidence)
+        if weak is not None:
+            checks.append(weak)
+            continue
         side = "upper" if DIRECTIONS[metric] == "lower" else "lower"
         shown = f"{name} = {value:.4g} ({side} {policy.confidence:.0%} bound {cautious:.4g})"
         for key, spec in bounds.items():
@@ -217,6 +236,51 @@ def _absolute(policy: Policy, ev: Evaluation) -> list[Check]:
                 }
             checks.append(Check(gate, ok, reason, detail))
     return checks
+
+
+def proportion_interval(value: float, n: int | float, z: float) -> tuple[float, float]:
+    """The normal approximation to a binomial share's interval, clipped to [0, 1]."""
+    half = z * (max(value * (1 - value), 0.0) / max(n, 1)) ** 0.5
+    return max(0.0, value - half), min(1.0, value + half)
+
+
+def weak_judge(ev: Evaluation, metric: str, confidence: float) -> Check | None:
+    """A skipped check when the classifier behind `metric` (cond_acc) cannot separate models.
+
+    The judge's accuracy on the split's real photos (the floor) is what a perfect generator
+    scores. Unless the low end of its interval (over the photos it was measured on) lies above
+    both chance and the high end of the untrained generator's interval (over the samples), a
+    perfect and a useless generator are indistinguishable: any verdict would be noise.
+    Evaluations that do not record chance (other metrics, older judges) are judged as before.
+    """
+    refs = ev.references.get(metric, {})
+    if not {"chance", "floor", "noise"} <= refs.keys():
+        return None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    photos = refs.get("floor_count", ev.samples)
+    floor_low, floor_high = proportion_interval(refs["floor"], photos, z)
+    noise_low, noise_high = proportion_interval(refs["noise"], ev.samples, z)
+    above = max(refs["chance"], noise_high)
+    if floor_low > above:
+        return None
+    reason = (
+        f"not judged: the category judge scores {refs['floor']:.3f} on {photos:.0f} real photos "
+        f"({confidence:.0%} interval {floor_low:.3f}..{floor_high:.3f}), not clearly above "
+        f"chance {refs['chance']:.3f} and an untrained generator's {refs['noise']:.3f} "
+        f"(up to {noise_high:.3f}), so {metric}_{ev.samples} = {ev.values[metric]:.3f} cannot "
+        "separate models; more photos per category (train and test) make the judge usable"
+    )
+    detail = {
+        "value": ev.values[metric],
+        "floor": refs["floor"],
+        "floor_low": floor_low,
+        "floor_high": floor_high,
+        "floor_count": photos,
+        "noise": refs["noise"],
+        "noise_high": noise_high,
+        "chance": refs["chance"],
+    }
+    return Check(f"absolute.{metric}", False, reason, detail, skipped=True)
 
 
 def _champion(
@@ -352,4 +416,4 @@ def judge(
             checks.append(check)
         if policy.rules.get("per_category"):
             checks += _per_category(policy, challenger, champion)
-    return Verdict(all(c.passed for c in checks), tuple(checks), difference)
+    return Verdict(not any(c.blocks for c in checks), tuple(checks), difference)

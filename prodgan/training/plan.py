@@ -39,6 +39,17 @@ def make_spec(cfg: TrainConfig, data: ImageSplit) -> GeneratorSpec:
     ).check()
 
 
+# At most this share of a small catalogue's train split is held out to pick the best checkpoint.
+SELECTION_SHARE = 0.2
+
+
+def selection_samples(requested: int, train_images: int) -> int:
+    """How many train images to hold out for checkpoint selection: the config's `eval_samples`,
+    or a fifth of the train split when that is fewer (a catalogue of 377 photos keeps 302 to
+    train on instead of being refused for holding fewer than 2 x 500); at least 2."""
+    return max(2, min(requested, int(train_images * SELECTION_SHARE)))
+
+
 def check_schedule(cfg: TrainConfig, n_images: int, world: int) -> None:
     """What TrainConfig cannot check alone: the batch against the data and the ranks, precision,
     the DiffAugment policy, and a time limit (one process's clock) under DDP.

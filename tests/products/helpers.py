@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from prodgan.data.tensors import ImageSplit
 from prodgan.settings import shared_dataset
 
 CLOTHING = shared_dataset("clothing-small")
@@ -37,6 +38,30 @@ def clothing_subset(
             for photo in sorted((CLOTHING / split / category).iterdir())[:n]:
                 shutil.copyfile(photo, target / photo.name)
     return dst
+
+
+def clothing_split(split: str, categories: list[str], per_category: int | None) -> ImageSplit:
+    """The first `per_category` photos (by name) of each category of one clothing-small split,
+    read in place as 64x64 RGB the way `prodgan data import --size 64 --fit pad` normalises them;
+    the data hash is a content hash."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from prodgan.data.folder import normalise
+
+    images, labels = [], []
+    for label, category in enumerate(categories):
+        for photo in sorted((CLOTHING / split / category).iterdir())[:per_category]:
+            with Image.open(photo) as img:
+                images.append(normalise(img, 64, "RGB").transpose(2, 0, 1))
+            labels.append(label)
+    pixels, label_array = np.stack(images), np.array(labels, dtype=np.int64)
+    digest = hashlib.sha256(pixels.tobytes() + label_array.tobytes()).hexdigest()[:16]
+    return ImageSplit(
+        pixels, label_array, tuple(categories), "clothing-small", split, f"clothing-{digest}"
+    )
 
 
 def png_header_only(path: Path, width: int, height: int) -> None:
