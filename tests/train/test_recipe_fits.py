@@ -28,7 +28,9 @@ def test_selection_set_is_sized_from_the_catalogue(requested, train_images, held
 def test_small_catalogue_and_time_budget_are_said_and_recorded(small_project):
     from prodgan.adapters.tracking import setup_mlflow
     from prodgan.ops.train import train as run_training
+    from prodgan.ops.validate import validate as validate_dataset
 
+    assert validate_dataset(small_project, "fashion-mnist").success
     said: list[str] = []
     result = run_training(
         small_project,
