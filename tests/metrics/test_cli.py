@@ -75,7 +75,7 @@ def test_evaluate_bundle_logs_an_mlflow_run(
     )
     assert len(evaluator_runs) == 1 and "test_accuracy" in evaluator_runs[0].data.metrics
     assert (
-        small_project.home / "evaluator" / "fashion-mnist" / "evaluator.json"
+        small_project.home / "evaluator" / "fashion-mnist" / "probe.json"
     ).is_file()  # one per dataset
 
 

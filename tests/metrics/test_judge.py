@@ -19,6 +19,7 @@ from prodgan.metrics.judge import fit_judge
 from prodgan.models import GeneratorSpec
 from prodgan.models.evaluator import train_evaluator
 from prodgan.models.probe import WEIGHTS_FILE, load_probe, save_probe
+from prodgan.ops.announce import decision_markdown
 from prodgan.policy.decision import Decision
 from prodgan.policy.gate_file import parse_policy
 from prodgan.policy.gates import Evaluation, judge
@@ -104,6 +105,7 @@ def test_a_judge_near_chance_skips_the_gate_with_its_reason(value):
     assert not decision.failed and "SKIP absolute.cond_acc" in decision.summary
     stored = Decision.from_record(decision.to_dict())
     assert stored.checks[0].skipped and stored.reasons[0].startswith("SKIP absolute.cond_acc")
+    assert "- ⏭️ SKIP absolute.cond_acc: not judged" in decision_markdown(stored)  # Prefect face
 
 
 def test_a_strong_judge_is_judged_both_ways():
