@@ -259,7 +259,7 @@ def weak_judge(ev: Evaluation, metric: str, confidence: float) -> Check | None:
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     photos = refs.get("floor_count", ev.samples)
     floor_low, floor_high = proportion_interval(refs["floor"], photos, z)
-    noise_low, noise_high = proportion_interval(refs["noise"], ev.samples, z)
+    _, noise_high = proportion_interval(refs["noise"], ev.samples, z)
     above = max(refs["chance"], noise_high)
     if floor_low > above:
         return None
