@@ -95,6 +95,8 @@ def main() -> None:
         )
         for failure in record.failures:
             print(f"  failed: {failure.rule} ({failure.unexpected_count} unexpected)")
+            for item in failure.offending:
+                print(f"    {item.get('source', item['file'])}: {item['value']}")
         total = sum(times.values())
         for stage, seconds in times.items():
             print(f"{stage:<16} {seconds:7.2f} s  {100 * seconds / total:5.1f}%")
