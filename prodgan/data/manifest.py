@@ -13,11 +13,11 @@ can check row by row and name the offending file:
 - `perceptual_dup_distance`: a copy's distance that survives re-encoding, resizing, a small crop and
   a brightness change yet keeps colour, to the closest of the `_CANDIDATES` images in another split
   whose dHash is nearest (within `HAMMING_CANDIDATE` bits; `perceptual_dup_of` names it). Luma is
-  z-scored (brightness and contrast drop out), chroma scaled to a fixed mean magnitude (a brighter
-  copy keeps its hues; a red and a green shirt stay far apart), and each side is also compared as
-  centre crops (`CROPS`). Measured on clothing-small (bench/near_duplicates.py): JPEG q60-q90 and
+  z-scored (brightness and contrast drop out), chroma scaled to a fixed mean magnitude and averaged
+  on a 4x4 grid (a brighter or JPEG-compressed copy keeps its hues; a red and a green shirt stay far
+  apart), and each side is also compared as centre crops (`CROPS`). Measured on clothing-small (bench/near_duplicates.py): JPEG q60-q90 and
   3/4-resized copies mostly < 4, brightness x0.85-x1.15 mostly < 4 (a few up to 9), a 4% crop often
-  above 6; the closest distinct pair of all 3,781 photos 6.0 (two T-shirts on one red bed), the
+  above 6; the closest distinct pair of all 3,781 photos 5.3 (two T-shirts on one red bed), the
   same product in another colour >= 20 when its colour covers a fair part of the photo.
 - `category_count` / `category_balance`: images in this row's (split, category), and that count
   divided by the split's mean per category (1.0 = balanced): a swamped or starved category
@@ -59,6 +59,7 @@ _CHANNELS = 3  # Y, Cb, Cr
 _LUMA_SCALE = 40.0  # z-scored luma is scaled to this standard deviation (levels)
 _CHROMA_SCALE = 10.0  # chroma is scaled to this mean magnitude (levels) ...
 _CHROMA_FLOOR = 8.0  # ... once it has at least this much: noise on a grey photo is not amplified
+_CHROMA_CELLS = 4  # chroma is compared on a 4x4 grid (see `_copy_features`)
 _CHUNK = 1000  # files per worker task
 _PARALLEL_FROM = 3000  # below this many files, worker start-up costs more than it saves
 _NEAR_DUP_BLOCK = 128  # rows per block when comparing thumbnails
@@ -337,15 +338,23 @@ def _centred(thumbs: np.ndarray) -> np.ndarray:
 
 
 def _copy_features(thumbs: np.ndarray) -> np.ndarray:
-    """[N, len(CROPS), 3 * THUMB * THUMB] thumbnails with brightness and contrast taken out and
-    colour kept (see the module docstring)."""
-    planes = thumbs.reshape(len(thumbs), len(CROPS), _CHANNELS, THUMB * THUMB).astype(np.float32)
-    luma, chroma = planes[:, :, 0], planes[:, :, 1:] - 128.0
+    """[N, len(CROPS), THUMB * THUMB + 2 * _CHROMA_CELLS**2] thumbnails with brightness and contrast
+    taken out and colour kept (see the module docstring).
+
+    Chroma is averaged to a `_CHROMA_CELLS`-square grid: a product's colour is coarse, while JPEG's
+    chroma noise (subsampled, coarsely quantised) is fine-grained. Each chroma cell is weighted by
+    the thumbnail pixels it covers, so `_copy_distance` stays a per-pixel distance.
+    """
+    n, crops, side = len(thumbs), len(CROPS), THUMB // _CHROMA_CELLS
+    planes = thumbs.reshape(n, crops, _CHANNELS, THUMB, THUMB).astype(np.float32)
+    luma = planes[:, :, 0].reshape(n, crops, -1)
     luma = luma - luma.mean(axis=-1, keepdims=True)
     luma *= _LUMA_SCALE / (luma.std(axis=-1, keepdims=True) + 1e-6)
-    magnitude = np.abs(chroma).mean(axis=(2, 3), keepdims=True)
+    chroma = planes[:, :, 1:] - 128.0
+    magnitude = np.abs(chroma).mean(axis=(2, 3, 4), keepdims=True)
     chroma *= _CHROMA_SCALE / np.maximum(magnitude, _CHROMA_FLOOR)
-    return np.concatenate([luma[:, :, None], chroma], axis=2).reshape(len(thumbs), len(CROPS), -1)
+    cells = chroma.reshape(n, crops, 2, _CHROMA_CELLS, side, _CHROMA_CELLS, side).mean(axis=(4, 6))
+    return np.concatenate([luma, cells.reshape(n, crops, -1) * side * side], axis=2)
 
 
 def _copy_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
