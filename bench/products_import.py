@@ -86,7 +86,8 @@ def main() -> None:
         print(
             f"imported {meta.total('train')} train + {meta.total('test')} test, "
             f"{len(skipped)} skipped; data {data_hash}, clothing {key}; "
-            f"{len(manifest)} manifest rows"
+            f"{len(manifest)} manifest rows; closest pair across the split by "
+            f"perceptual_dup_distance: {manifest['perceptual_dup_distance'].min():.2f}"
         )
         warned = ", ".join(w.rule.split(":")[0] for w in record.warnings) or "none"
         print(
