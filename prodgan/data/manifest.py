@@ -14,11 +14,12 @@ can check row by row and name the offending file:
   a brightness change yet keeps colour, to the closest of the `_CANDIDATES` images in another split
   whose dHash is nearest (within `HAMMING_CANDIDATE` bits; `perceptual_dup_of` names it). Luma is
   z-scored (brightness and contrast drop out), chroma scaled to a fixed mean magnitude and averaged
-  on a 4x4 grid (a brighter or JPEG-compressed copy keeps its hues; a red and a green shirt stay far
-  apart), and each side is also compared as centre crops (`CROPS`). Measured on clothing-small (bench/near_duplicates.py): JPEG q60-q90 and
-  3/4-resized copies mostly < 4, brightness x0.85-x1.15 mostly < 4 (a few up to 9), a 4% crop often
-  above 6; the closest distinct pair of all 3,781 photos 5.3 (two T-shirts on one red bed), the
-  same product in another colour >= 20 when its colour covers a fair part of the photo.
+  on a 4x4 grid (a brighter or JPEG-compressed copy keeps its hues; a red and a green shirt stay
+  far apart), and each side is also compared as centre crops (`CROPS`). Measured on clothing-small
+  (bench/near_duplicates.py, bench/products_import.py): JPEG q60-q90 and 3/4-resized copies mostly
+  < 2, brightness x0.85-x1.15 mostly < 4 (a few up to 9), a 4% crop mostly above 4.5; the closest
+  distinct pair across the split 5.3 (two T-shirts on one red bed), the same product in another
+  colour >= 18 when its colour covers a fair part of the photo.
 - `category_count` / `category_balance`: images in this row's (split, category), and that count
   divided by the split's mean per category (1.0 = balanced): a swamped or starved category
   shows on each of its rows.
