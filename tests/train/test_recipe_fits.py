@@ -25,6 +25,7 @@ def test_selection_set_is_sized_from_the_catalogue(requested, train_images, held
     assert selection_samples(requested, train_images) == held_out
 
 
+@pytest.mark.slow  # a real (one-step) training run, a quick FID of 60 images and its MLflow run
 def test_small_catalogue_and_time_budget_are_said_and_recorded(small_project):
     from prodgan.adapters.tracking import setup_mlflow
     from prodgan.ops.train import train as run_training
