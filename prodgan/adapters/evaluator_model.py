@@ -1,4 +1,5 @@
-"""The evaluator classifier as its own registered MLflow model (`prodgan-evaluator`).
+"""The pixel evaluator classifier (the small CNN) as its own registered MLflow model
+(`prodgan-evaluator`).
 
 Evaluations name the evaluator's weights hash in their protocol; registering the classifier
 makes that hash resolvable to a loadable model (`models:/prodgan-evaluator/N`) with its own
@@ -42,7 +43,8 @@ def _decode(png_b64: str, channels: int, size: int) -> np.ndarray:
 
 
 class EvaluatorPyfunc(mlflow.pyfunc.PythonModel):
-    """Classifies product images: the same network the metrics use for cond_acc."""
+    """Classifies product images with the pixel classifier (the small CNN of
+    prodgan.models.evaluator; cond_acc now uses the linear probe on Inception features)."""
 
     def load_context(self, context: Any) -> None:
         from prodgan.models.evaluator import load_evaluator
