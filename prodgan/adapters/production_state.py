@@ -180,17 +180,17 @@ class ProductionState:
             return self._resolve_production(ref)
         mv = self.version(ref)
         what = f"{mv.name} v{mv.version}"
-        folder = model_store.loaded_copy(
+        bundle, hashes = model_store.loaded_copy(
             self.settings, self.trained_key(mv), _source(mv), self.trained_problems(mv), what
         )
         return ResolvedModel(
-            model_store.bundle_in(folder),
+            bundle,
             ref.uri,
             mv.name,
             str(mv.version),
             mv.run_id,
             dict(mv.tags or {}),
-            model_dir=folder,
+            bundle_hashes=hashes,
         )
 
     def _resolve_production(self, ref: ModelRef) -> ResolvedModel:
@@ -198,17 +198,17 @@ class ProductionState:
         record, key, problems = self.production_copy(version)
         what = f"production v{version} of {self.model} (trained v{record['version']})"
         source = f"models:/{self.production}/{version}"
-        folder = model_store.loaded_copy(self.settings, key, source, problems, what)
+        bundle, hashes = model_store.loaded_copy(self.settings, key, source, problems, what)
         trained = self.trained(record["champion_after"])
         return ResolvedModel(
-            model_store.bundle_in(folder),
+            bundle,
             ref.uri,
             self.model,
             str(trained.version),
             trained.run_id,
             {**(trained.tags or {}), WEIGHTS: record["weights_sha256"]},
             production_version=version,
-            model_dir=folder,
+            bundle_hashes=hashes,
         )
 
     def _resolve_run(self, ref: ModelRef) -> ResolvedModel:
