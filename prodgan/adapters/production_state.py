@@ -75,6 +75,16 @@ class ProductionState:
         return [signing.verify(self.settings, record) for record in self.records]
 
     @cached_property
+    def head_signed(self) -> bool:
+        """Whether the production model's audit head tag carries the promoter's signature."""
+        return audit.head_signed(self.settings, self.model, self.aliases.head)
+
+    @property
+    def signed_head(self) -> str | None:
+        """The audit head tag if the promoter's key signed it, else None."""
+        return self.aliases.head if self.head_signed else None
+
+    @cached_property
     def decisions(self) -> list[dict[str, Any]]:
         """The chain's decisions, each with its `state` (pending, done or final)."""
         return chain.decisions(self.records)

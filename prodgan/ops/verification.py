@@ -49,7 +49,8 @@ def verify(
     )
     head = aliases.head if aliases.seq or state.records else None
     key = str(state.settings.audit_public_key_path)
-    report.findings += chain.check_chain(state.records, state.signed, head, key)
+    report.findings += chain.check_chain(state.records, state.signed, head, state.head_signed, key)
+    report.lost = chain.lost_notes(state.records, state.signed)
     report.findings += chain.check_aliases(state.decisions, aliases.champion, aliases.previous)
     report.findings += chain.check_production_aliases(
         state.decisions, state.production, aliases.champion_version, aliases.previous_version
@@ -161,9 +162,15 @@ def require_verified(
 
 
 def audit_bypass(
-    state: ProductionState, report: Report, actor: str | None, purpose: str, reason: str
+    state: ProductionState,
+    report: Report,
+    actor: str | None,
+    purpose: str,
+    reason: str,
+    lost: list[int] | None = None,
 ) -> str:
-    """Write the `force` record of acting on (or accepting) a registry that failed verification."""
+    """Write the `force` record of acting on (or accepting) a registry that failed verification;
+    `lost`: places of the chain it accepts as lost (an acknowledgement, not an action)."""
     who = audit.actor_name(state.settings, actor)
     why = f"FORCED by {who}: {purpose} despite failed verification" + (
         f" ({reason})" if reason else ""
@@ -181,6 +188,7 @@ def audit_bypass(
         bypassed=BYPASS,
         purpose=purpose,
         findings=[str(f) for f in report.findings],
+        lost=lost,
     )
     try:
         return audit.write_audit(state.settings, record.to_dict())
