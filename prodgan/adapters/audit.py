@@ -24,7 +24,12 @@ from typing import Any
 
 from prodgan.adapters import signing
 from prodgan.adapters.auth import AuthApi, is_server
-from prodgan.adapters.tracking import ensure_experiment, is_local_store, setup_mlflow
+from prodgan.adapters.tracking import (
+    checked_text,
+    ensure_experiment,
+    is_local_store,
+    setup_mlflow,
+)
 from prodgan.errors import ProdganError
 from prodgan.names import (
     AUDIT_CLAIM_PREFIX,
@@ -215,6 +220,8 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     client = setup_mlflow(settings)
     exp_id = ensure_experiment(AUDIT_EXPERIMENT, settings)
     model = str(record["model"])
+    for field in ("note", "actor", "purpose"):
+        checked_text(str(record.get(field) or ""), f"the audit record's {field}")
     accept_loss = record.get("lost") is not None
     n = 1 + max((_place(r) for r in _records_at(client, exp_id, model)), default=0)
     for _ in range(CLAIM_TRIES):
@@ -234,6 +241,8 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     body["signature"] = signing.sign(settings, body)
     tags = {f"{AUDIT_TAG}{k}": str(body.get(k) if body.get(k) is not None else "") for k in _TAGGED}
     tags[DATA_HASH] = str(body.get("data_hash") or "")
+    for key, value in tags.items():
+        checked_text(value, f"audit tag {key}")
     run = client.create_run(
         exp_id, run_name=f"{body['action']} {model} v{body.get('version')}", tags=tags
     )

@@ -228,6 +228,21 @@ class ProductionState:
         return ResolvedModel(bundle, ref.uri, run_id=ref.run_id, tags=dict(run.data.tags))
 
 
+def foreign_code(actual: dict[str, str], uri: str) -> list[str]:
+    """Stored Python files that are not prodgan's fixed loader. prodgan never runs them (it loads
+    with its installed code), but a plain MLflow client loading `uri` would."""
+    from prodgan.adapters.serving import MODEL_CODE
+    from prodgan.fsutil import sha256_file
+
+    loader = sha256_file(MODEL_CODE / "generator.py")
+    return [
+        f"{path} is not prodgan's fixed loader: a plain MLflow client loading {uri} would run it "
+        f"(prodgan never does)"
+        for path, digest in sorted(actual.items())
+        if path.endswith(".py") and digest != loader
+    ]
+
+
 def _source(mv: Any) -> str:
     return f"models:/{mv.name}/{mv.version}"
 

@@ -292,10 +292,21 @@ def champion_history(settings: Settings, model: str | None = None) -> list[dict[
     return periods
 
 
+def history_warnings(settings: Settings, model: str | None = None) -> list[str]:
+    """What a reader of the history must know: the chain and alias findings (no files hashed;
+    `prodgan audit verify` does that), then every place of the chain accepted as lost."""
+    state = ProductionState.read(settings.for_model(model))
+    report = verification.verify(state, all_versions=False, fresh=False)
+    found = [f"fails verification: {f}" for f in report.findings]
+    return found + report.lost
+
+
 def verify(settings: Settings, all_versions: bool = True, acknowledge: str | None = None) -> Report:
     """Replay the audit log against the registry, hashing fresh downloads; `acknowledge` records a
     signed `force` entry accepting the findings and naming every place of the chain that holds no
     record (`lost`): after it the chain verifies again, and the loss stays in every report."""
+    if acknowledge:
+        tracking.checked_text(acknowledge, "--acknowledge")
     with tracking.reachable(settings, "verifying the registry"):
         state = ProductionState.read(settings)
         with progress_bar("downloading and hashing model versions") as progress:
