@@ -200,8 +200,8 @@ def test_the_head_is_signed_and_a_loss_is_repaired_by_a_signed_acknowledgement(
     world: World, monkeypatch
 ):
     """A promoter login without the key rewinds the head, or hides the newest record (here a
-    rejection) and rewinds the head to match: verify fails at once. The promoter accepts the loss with a signed
-    acknowledgement; verify passes again and keeps naming the lost record."""
+    rejection) and rewinds the head to match: verify fails at once. The promoter accepts the loss
+    with a signed acknowledgement; verify passes again and keeps naming the lost record."""
     settings, name, production = world.settings, world.name, world.production
     world.as_user(PROMOTER, monkeypatch, key=True)
     assert not promotion.promote(settings, world.versions[0]).approved  # v1 is worse: a rejection
