@@ -16,7 +16,9 @@ import getpass
 import time
 from typing import Any
 
-from prodgan.adapters import signing
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_USER
+
+from prodgan.adapters import descriptions, lineage, signing
 from prodgan.adapters.auth import AuthApi, is_server
 from prodgan.adapters.tracking import ensure_experiment, is_local_store, setup_mlflow
 from prodgan.names import (
@@ -168,10 +170,12 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     body["signature"] = signing.sign(settings, body)
     tags = {f"{AUDIT_TAG}{k}": str(body.get(k) if body.get(k) is not None else "") for k in _TAGGED}
     tags[DATA_HASH] = str(body.get("data_hash") or "")
-    run = client.create_run(
-        exp_id, run_name=f"{body['action']} {model} v{body.get('version')}", tags=tags
+    tags.update(
+        {MLFLOW_RUN_NOTE: descriptions.audit_run(body), MLFLOW_USER: str(body.get("actor"))}
     )
+    run = client.create_run(exp_id, run_name=descriptions.audit_run_name(body), tags=tags)
     client.log_dict(run.info.run_id, body, AUDIT_FILE)
+    lineage.audit_page(client, run.info.run_id, body)
     if sheet is not None:
         client.log_image(run.info.run_id, sheet, artifact_file=AUDIT_SHEET)
     client.set_terminated(run.info.run_id, "FINISHED")

@@ -21,6 +21,7 @@ from prodgan.adapters.tracking import (
     logged_model_id,
     not_found,
     setup_mlflow,
+    unless_forbidden,
 )
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.names import (
@@ -201,15 +202,8 @@ def attach_evaluation(
     mv = client.get_model_version(name, version)
     check_same_weights(evaluation, (mv.tags or {}).get(WEIGHTS), f"{name} v{version}")
     if logged_model_id(mv):  # the logged model's page shows the evaluation's metrics
-        from mlflow.exceptions import MlflowException
-
-        try:
+        with unless_forbidden():
             link_to_model(client, evaluation.run_id, logged_model_id(mv))
-        except (
-            MlflowException
-        ) as exc:  # a UI convenience: a role that may not write the link (403) goes on
-            if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
-                raise
     tags = {f"{EVAL_BY_PROTOCOL}{evaluation.protocol[:16]}": evaluation.run_id}
     if primary:
         tags.update({EVAL_RUN: evaluation.run_id, PROTOCOL: evaluation.protocol})

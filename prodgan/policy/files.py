@@ -6,6 +6,7 @@ maps the same way; only how they word the difference depends on who recorded the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Mapping
@@ -33,6 +34,13 @@ class FileChange:
             f"{self.path} hashes to {str(self.actual)[:16]}…, "
             f"{recorder} recorded {str(self.expected)[:16]}…"
         )
+
+
+def file_map_sha256(files: Mapping[str, str]) -> str:
+    """The sha256 of a {path: sha256} map's canonical JSON: what a tag keeps of a map stored
+    elsewhere."""
+    text = json.dumps(dict(files), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def changed_files(
