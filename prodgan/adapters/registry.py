@@ -32,6 +32,9 @@ from prodgan.names import (
     EVAL_RUN,
     FENCE,
     METRIC_TAG,
+    MODEL_FILES,
+    MODEL_FILES_ARTIFACT,
+    MODEL_FILES_SHA,
     PREVIOUS,
     PROTOCOL,
     SOURCE_VERSION,
@@ -40,6 +43,7 @@ from prodgan.names import (
     is_headline,
     production_model,
 )
+from prodgan.policy.files import file_map_sha256
 from prodgan.settings import Settings
 
 
@@ -124,6 +128,34 @@ def register_version(
     if str(existing.version) != str(mine.version):
         client.delete_model_version(name, mine.version)
     return existing
+
+
+def store_file_map(client: Any, train_run_id: str, files: str) -> dict[str, str]:
+    """Keep a version's file map (JSON text) beside its training run, out of the tag table; the
+    tag that records its hash."""
+    client.log_text(train_run_id, files, MODEL_FILES_ARTIFACT)
+    return {MODEL_FILES_SHA: file_map_sha256(files)}
+
+
+def registered_file_map(client: Any, mv: Any) -> str | None:
+    """A trained version's file map as registered: the training run's artifact, only if it still
+    hashes to the version's tag (else None, which verification reports); a version registered
+    before the map moved out of the tag table keeps it in its `prodgan.model_files` tag."""
+    import mlflow
+
+    tags = mv.tags or {}
+    if tags.get(MODEL_FILES):
+        return tags[MODEL_FILES]
+    run_id = mv.run_id or tags.get(TRAIN_RUN)
+    if not run_id or not tags.get(MODEL_FILES_SHA):
+        return None
+    try:
+        text = mlflow.artifacts.load_text(
+            f"{client.get_run(run_id).info.artifact_uri}/{MODEL_FILES_ARTIFACT}"
+        )
+    except Exception:  # noqa: BLE001 - a missing or unreadable map is a finding, not a crash
+        return None
+    return text if file_map_sha256(text) == tags[MODEL_FILES_SHA] else None
 
 
 # ---------------------------------------------------------------- evaluations

@@ -16,7 +16,7 @@ from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.names import EVAL_EXPERIMENT, MODEL_FILES_SHA, WEIGHTS
 from prodgan.policy.decision import REJECT, Decision
-from prodgan.policy.files import file_map_sha256
+from prodgan.policy.files import canonical_file_map, file_map_sha256
 from prodgan.policy.gates import Check
 from prodgan.settings import Settings
 
@@ -94,7 +94,7 @@ def commit(
             uri,
             {
                 WEIGHTS: decision.weights_sha256,
-                MODEL_FILES_SHA: file_map_sha256(decision.model_files),
+                MODEL_FILES_SHA: file_map_sha256(canonical_file_map(decision.model_files)),
             },
         )
     except ChampionMoved as lost:

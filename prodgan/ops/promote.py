@@ -24,7 +24,6 @@ from prodgan.names import (
     DEFAULT_DATASET,
     EVAL_RUN,
     GIT_REV,
-    MODEL_FILES,
     TRAIN_RUN,
     VALIDATION,
     WEIGHTS,
@@ -91,9 +90,10 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
             with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
                 bundle_dir = model_store.download_run_bundle(client, train_run_id, Path(tmp))
                 model_uri = serving.log_generator(client, train_run, bundle_dir)
+                files = serving.stored_file_hashes(model_uri, Path(tmp) / "logged")
                 tags = {
                     **_lineage_tags(train_run, bundle_dir),
-                    MODEL_FILES: serving.stored_file_hashes(model_uri, Path(tmp) / "logged"),
+                    **registry.store_file_map(client, train_run_id, files),
                 }
             if evaluation is not None:
                 registry.check_same_weights(
