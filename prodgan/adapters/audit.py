@@ -16,7 +16,7 @@ import getpass
 import time
 from typing import Any
 
-from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_USER
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW_USER
 
 from prodgan.adapters import descriptions, lineage, signing
 from prodgan.adapters.auth import AuthApi, is_server
@@ -171,7 +171,11 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     tags = {f"{AUDIT_TAG}{k}": str(body.get(k) if body.get(k) is not None else "") for k in _TAGGED}
     tags[DATA_HASH] = str(body.get("data_hash") or "")
     tags.update(
-        {MLFLOW_RUN_NOTE: descriptions.audit_run(body), MLFLOW_USER: str(body.get("actor"))}
+        {
+            MLFLOW_RUN_NOTE: descriptions.audit_run(body),
+            MLFLOW_USER: str(body.get("actor")),
+            MLFLOW_SOURCE_NAME: f"prodgan ({AUDIT_EXPERIMENT})",
+        }
     )
     run = client.create_run(exp_id, run_name=descriptions.audit_run_name(body), tags=tags)
     client.log_dict(run.info.run_id, body, AUDIT_FILE)

@@ -66,7 +66,7 @@ def describe_version(client: Any, name: str, version: str, decision: Decision | 
         text += f"; {decision.action} {decision.at} by {decision.actor}: {decision.summary}"
         if decision.moves and decision.production_version:
             text += (
-                f"; @champion as {production_model(name)} v{decision.production_version} "
+                f"; champion as {production_model(name)} v{decision.production_version} "
                 f"since {decision.at}"
             )
     client.update_model_version(name, version, description=text)
@@ -82,7 +82,7 @@ def production(decision: Decision, links: dict[str, str]) -> str:
     headline_values = headline(((decision.challenger or {}).get("metrics")) or {})
     text = (
         f"{name} v{decision.production_version}: the promoter's copy of {decision.model} "
-        f"v{decision.version}, @champion since {decision.at}. {audit_run_name(decision.to_dict())} "
+        f"v{decision.version}, champion since {decision.at}. {audit_run_name(decision.to_dict())} "
         f"by {decision.actor}: {decision.summary}"
     )
     text += f" ({headline_values})." if headline_values else "."
