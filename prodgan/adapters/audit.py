@@ -20,7 +20,12 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW
 
 from prodgan.adapters import descriptions, lineage, signing
 from prodgan.adapters.auth import AuthApi, is_server
-from prodgan.adapters.tracking import ensure_experiment, is_local_store, setup_mlflow
+from prodgan.adapters.tracking import (
+    ensure_experiment,
+    is_local_store,
+    setup_mlflow,
+    unless_forbidden,
+)
 from prodgan.names import (
     AUDIT_CLAIM_PREFIX,
     AUDIT_EXPERIMENT,
@@ -179,11 +184,12 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     )
     run = client.create_run(exp_id, run_name=descriptions.audit_run_name(body), tags=tags)
     client.log_dict(run.info.run_id, body, AUDIT_FILE)
-    lineage.audit_page(client, run.info.run_id, body)
     if sheet is not None:
         client.log_image(run.info.run_id, sheet, artifact_file=AUDIT_SHEET)
     client.set_terminated(run.info.run_id, "FINISHED")
     _set_head(settings, client, model, n, record_hash(body))
+    with unless_forbidden():  # after the record is whole: its page, for people
+        lineage.audit_page(client, run.info.run_id, body)
     return {**body, "audit_run_id": run.info.run_id}
 
 
