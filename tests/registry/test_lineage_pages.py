@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
 import shutil
 import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
@@ -164,3 +166,26 @@ def test_champion_lineage_on_mlflow_pages(project, migrated_store, tmp_path, mon
         assert len(found) >= 5 and {urlparse(u).netloc for u in found} == {urlparse(server).netloc}
         with urllib.request.urlopen(result["sheet"], timeout=30) as sheet:  # served over HTTP
             assert sheet.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_where_to_look_prints_commands_that_run_as_printed(store) -> None:
+    """A local store and the embedded Prefect API: each UI comes with the command that serves it,
+    this environment's own program, on the port its links name (Prefect's UI told where its API
+    is, which it cannot guess on any port but 4200)."""
+    result = {"orchestrator": {names.FLOW_RUN: "f1"}, "sheet": None, "data_docs": None}
+    where = report.where_to_look(store, result)
+    [mlflow_ui, mlflow_command, prefect_ui, prefect_command] = [place for _, place in where]
+    assert mlflow_ui == "http://127.0.0.1:5000" and prefect_ui.endswith("/runs/flow-run/f1")
+    program, *args = shlex.split(mlflow_command)
+    assert Path(program).is_file() and Path(program).name == "mlflow"
+    assert args == ["ui", "--backend-store-uri", store.tracking_uri, "--host", "127.0.0.1"] + [
+        "--port",
+        str(urlparse(mlflow_ui).port),
+    ]
+    *assignments, program, server, start = shlex.split(prefect_command)[:-4]
+    env = dict(a.split("=", 1) for a in assignments)
+    assert env["PREFECT_HOME"] == str(store.prefect_home) and Path(program).name == "prefect"
+    port = shlex.split(prefect_command)[-1]
+    assert (server, start) == ("server", "start") and Path(program).is_file()
+    assert env["PREFECT_UI_API_URL"] == f"http://127.0.0.1:{port}/api"
+    assert prefect_ui.startswith(f"http://127.0.0.1:{port}/")
