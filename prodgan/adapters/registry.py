@@ -395,3 +395,10 @@ def set_production_aliases(client: Any, name: str, champion: str, previous: str 
     if previous is not None:
         client.set_registered_model_alias(production, PREVIOUS, previous)
     client.set_registered_model_alias(production, CHAMPION, champion)
+
+
+def dataset_models(client: Any, family: str) -> list[str]:
+    """The trained models of other datasets (`<family>-<dataset>`), for a hint when a bare
+    version number names none of the default dataset's model."""
+    found = client.search_registered_models(filter_string=f"name LIKE '{family}-%'")
+    return sorted(m.name for m in found if m.name != production_model(m.name))
