@@ -143,7 +143,7 @@ def test_no_stored_code_runs_where_prodgan_loads_or_serves(world: World, monkeyp
     world.as_user(TRAINER, monkeypatch)
     trained = client.get_model_version(name, v1)
     model_id = trained.source.removeprefix("models:/")
-    original_files = trained.tags[names.MODEL_FILES]
+    original_files = trained.tags.get(names.MODEL_FILES)  # registered before the map moved
     client.log_model_artifact(model_id, str(evil))
     stored = file_hashes(_download(f"models:/{name}/{v1}", tmp_path / "stored"))
     client.set_model_version_tag(name, v1, names.MODEL_FILES, json.dumps(stored, sort_keys=True))
@@ -163,7 +163,10 @@ def test_no_stored_code_runs_where_prodgan_loads_or_serves(world: World, monkeyp
     finally:
         world.as_user(TRAINER, monkeypatch)
         client.log_model_artifact(model_id, str(serving.MODEL_CODE / "generator.py"))
-        client.set_model_version_tag(name, v1, names.MODEL_FILES, original_files)
+        if original_files is None:
+            client.delete_model_version_tag(name, v1, names.MODEL_FILES)
+        else:
+            client.set_model_version_tag(name, v1, names.MODEL_FILES, original_files)
         world.as_user(PROMOTER, monkeypatch)  # a trainer may set an alias, not delete one
         client.delete_registered_model_alias(name, "champion")
     assert verify(settings).ok
