@@ -147,7 +147,8 @@ def test_no_stored_code_runs_where_prodgan_loads_or_serves(world: World, monkeyp
     client.log_model_artifact(model_id, str(evil))
     stored = file_hashes(_download(f"models:/{name}/{v1}", tmp_path / "stored"))
     client.set_model_version_tag(name, v1, names.MODEL_FILES, json.dumps(stored, sort_keys=True))
-    pinned = mlflow.register_model(trained.source, f"{name}-evil", tags=trained.tags)
+    edited = client.get_model_version(name, v1).tags
+    pinned = mlflow.register_model(trained.source, f"{name}-evil", tags=edited)
     client.set_registered_model_alias(name, "champion", v1)
     try:
         for uri in (f"models:/{name}/{v1}", f"models:/{name}-evil/{pinned.version}"):
@@ -163,12 +164,12 @@ def test_no_stored_code_runs_where_prodgan_loads_or_serves(world: World, monkeyp
     finally:
         world.as_user(TRAINER, monkeypatch)
         client.log_model_artifact(model_id, str(serving.MODEL_CODE / "generator.py"))
+        world.as_user(PROMOTER, monkeypatch)  # a trainer may set aliases and tags, not delete them
+        client.delete_registered_model_alias(name, "champion")
         if original_files is None:
             client.delete_model_version_tag(name, v1, names.MODEL_FILES)
         else:
             client.set_model_version_tag(name, v1, names.MODEL_FILES, original_files)
-        world.as_user(PROMOTER, monkeypatch)  # a trainer may set an alias, not delete one
-        client.delete_registered_model_alias(name, "champion")
     assert verify(settings).ok
 
 
