@@ -115,3 +115,14 @@ def test_two_hosts_without_a_rendezvous_is_one_line(project: Settings):
     proc = prodgan("evaluate", "--bundle", ".", "--nnodes", "2", cwd=project.root, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "needs --rdzv-endpoint HOST:PORT" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("n,batch,world", [(20, 8, 2), (5, 8, 3), (64, 8, 4), (1000, 64, 3)])
+def test_shares_are_whole_batches_covering_every_sample_once(n, batch, world):
+    from prodgan.metrics.shards import Shards
+
+    spans = [Shards(rank, world).span(n, batch) for rank in range(world)]
+    assert [i for span in spans for i in range(n)[span]] == list(range(n))
+    assert all(span.start % batch == 0 for span in spans)
+    sizes = [len(range(n)[span]) for span in spans]
+    assert max(sizes) - min(sizes) <= batch  # balanced to within one batch
