@@ -93,7 +93,7 @@ def main() -> None:
             f"CNN from scratch ({args.cnn_epochs} epochs): test accuracy {cnn_acc:.3f} "
             f"({time.perf_counter() - tick:.0f} s)"
         )
-        judges["CNN"] = Judge(cnn, weights, "cpu", 64)
+        judges["CNN"] = Judge(cnn, weights, "cpu")
     if "probe" in args.judges:
         tick = time.perf_counter()
         fitted = fit_judge(probe_train, test, weights, settings.cache_dir)
@@ -102,7 +102,7 @@ def main() -> None:
             f"({time.perf_counter() - tick:.0f} s, Inception features of both splits included; "
             "cached after)"
         )
-        judges["probe"] = Judge(fitted.probe, weights, "cpu", 64)
+        judges["probe"] = Judge(fitted.probe, weights, "cpu")
 
     spec = make_spec(load_config(ROOT / "configs" / "products64.yaml"), train)
     inception = make_extractor("inception-v3-prodgan", [INCEPTION], str(weights.path), "cpu")
@@ -117,9 +117,9 @@ def main() -> None:
         real_idx = real_subset(min(samples, len(test)), len(test))
         for name, judge in judges.items():
             refs = judge_references(
-                judge.logits(test.images[real_idx], {INCEPTION: test_features[real_idx]}),
+                logits(judge, test.images[real_idx], {INCEPTION: test_features[real_idx]}),
                 test.labels[real_idx],
-                judge.logits(noise_images, noise_features),
+                logits(judge, noise_images, noise_features),
                 labels.numpy(),
                 len(categories),
             )
@@ -133,6 +133,16 @@ def main() -> None:
             )
             if skipped:
                 print(f"         {skipped.reason}")
+
+
+def logits(judge, images, features):
+    """As the evaluation asks a judge (single process): the probe from the features, the CNN
+    from the pixels."""
+    from prodgan.metrics.features import extract
+
+    if judge.reads_features:
+        return judge.from_features(features)
+    return extract(images, judge.extractor, "evaluator")["logits"]
 
 
 if __name__ == "__main__":

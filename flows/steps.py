@@ -60,6 +60,11 @@ def publish(key: str, markdown: str, description: str) -> None:
     get_run_logger().info(markdown)
 
 
+def publish_row(key: str, row: dict[str, Any], description: str) -> None:
+    """A one-row table artifact: what a run reports to the run that submitted it."""
+    create_table_artifact(table=[row], key=key, description=description)
+
+
 def emit(event: announce.Event) -> None:
     """A prodgan event on Prefect's event bus, tied to this flow run (automations match on the
     name)."""
@@ -86,15 +91,23 @@ def publish_decision(outcome: Any, result: dict[str, Any]) -> None:
         create_table_artifact(
             table=announce.comparison_rows(decision),
             key="champion-vs-challenger",
-            description=f"v{decision.version} vs champion v{decision.champion_before}: "
-            "values and intervals, one protocol",
+            description=f"v{decision.version} vs "
+            + (
+                f"champion v{decision.champion_before}"
+                if decision.champion_before
+                else "no champion yet"
+            )
+            + ": values and intervals, one protocol",
         )
         create_markdown_artifact(
             markdown=announce.decision_markdown(decision),
             key="promotion-gates",
             description=f"{decision.action}: every gate's reason",
         )
-    for link in announce.links(outcome.settings, result):
+    for link in announce.links(result):
         create_link_artifact(
-            link=link.url, link_text=link.text, key=link.key, description=link.text
+            link=link.url,
+            link_text=link.text,
+            key=link.key,
+            description=link.text + result["ui_note"],
         )

@@ -52,6 +52,15 @@ CONFIG = "prodgan.config"  # the config file's name
 CONFIG_SHA = "prodgan.config_sha256"  # the resolved config as it ran (file + overrides)
 WEIGHTS = "prodgan.weights_sha256"
 MODEL_FILES = "prodgan.model_files"  # JSON {path: sha256} of every file of the logged model
+# version tag: sha256 of the file map, which lives in the training run's MODEL_FILES_ARTIFACT
+# (trained versions) or in the signed audit record (production versions)
+MODEL_FILES_SHA = "prodgan.model_files_sha256"
+MODEL_FILES_ARTIFACT = "registration/model_files.json"
+AUDIT_RUN = "prodgan.audit_run_id"  # production version tag: the audit record that made it
+# trained version tags, for people: when it held `champion`, and as which production version
+CHAMPION_SINCE = "prodgan.champion_since"
+CHAMPION_UNTIL = "prodgan.champion_until"
+PRODUCTION_VERSION = "prodgan.production_version"
 PROTOCOL = "prodgan.protocol"
 KIND = "prodgan.kind"  # generator | evaluator (evaluation runs)
 EVAL_RUN = "prodgan.eval_run_id"  # a version's headline evaluation
@@ -73,6 +82,9 @@ METRIC_TAG = "metric."  # + metric name: a version's headline metrics, as versio
 FLOW_RUN = "prefect.flow_run_id"
 FLOW_RUN_NAME = "prefect.flow_run_name"
 FLOW_API = "prefect.api_url"
+# The work pool's fan-out: each dataset's retrain is a flow run of this deployment (prefect.yaml),
+# on the pool's GPU queue, whose concurrency limit is the GPU slots; it reports under this key.
+RETRAIN_DEPLOYMENT, GPU_QUEUE, RETRAIN_REPORT = "retrain/retrain", "gpu", "retrain-outcome"
 
 # ---------------------------------------------------------------- metric names
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")

@@ -21,6 +21,7 @@ from prodgan.names import (
     CHAMPION,
     GENERATOR_ARTIFACT,
     MODEL_FILES,
+    MODEL_FILES_SHA,
     PREVIOUS,
     WEIGHTS,
     ModelRef,
@@ -73,6 +74,16 @@ class ProductionState:
     def signed(self) -> list[bool]:
         """Whether each record's signature verifies with the configured public key."""
         return [signing.verify(self.settings, record) for record in self.records]
+
+    @cached_property
+    def head_signed(self) -> bool:
+        """Whether the production model's audit head tag carries the promoter's signature."""
+        return audit.head_signed(self.settings, self.model, self.aliases.head)
+
+    @property
+    def signed_head(self) -> str | None:
+        """The audit head tag if the promoter's key signed it, else None."""
+        return self.aliases.head if self.head_signed else None
 
     @cached_property
     def decisions(self) -> list[dict[str, Any]]:
@@ -155,7 +166,8 @@ class ProductionState:
 
         def problems(actual: dict[str, str]) -> list[str]:
             weights = model_store.weights_path(actual, source)
-            found = registration_problems(tags.get(WEIGHTS), tags.get(MODEL_FILES), actual, weights)
+            files = registry.registered_file_map(self.client, mv)
+            found = registration_problems(tags.get(WEIGHTS), files, actual, weights)
             return [f"v{mv.version}: {p}" for p in found]
 
         return problems
@@ -163,7 +175,7 @@ class ProductionState:
     def trained_key(self, mv: Any) -> str:
         tags = mv.tags or {}
         return model_store.content_key(
-            "trained", str(tags.get(WEIGHTS)), str(tags.get(MODEL_FILES))
+            "trained", str(tags.get(WEIGHTS)), str(tags.get(MODEL_FILES_SHA, tags.get(MODEL_FILES)))
         )
 
     def resolve(self, ref: ModelRef) -> ResolvedModel:
@@ -180,17 +192,17 @@ class ProductionState:
             return self._resolve_production(ref)
         mv = self.version(ref)
         what = f"{mv.name} v{mv.version}"
-        folder = model_store.loaded_copy(
+        bundle, hashes = model_store.loaded_copy(
             self.settings, self.trained_key(mv), _source(mv), self.trained_problems(mv), what
         )
         return ResolvedModel(
-            model_store.bundle_in(folder),
+            bundle,
             ref.uri,
             mv.name,
             str(mv.version),
             mv.run_id,
             dict(mv.tags or {}),
-            model_dir=folder,
+            bundle_hashes=hashes,
         )
 
     def _resolve_production(self, ref: ModelRef) -> ResolvedModel:
@@ -198,17 +210,17 @@ class ProductionState:
         record, key, problems = self.production_copy(version)
         what = f"production v{version} of {self.model} (trained v{record['version']})"
         source = f"models:/{self.production}/{version}"
-        folder = model_store.loaded_copy(self.settings, key, source, problems, what)
+        bundle, hashes = model_store.loaded_copy(self.settings, key, source, problems, what)
         trained = self.trained(record["champion_after"])
         return ResolvedModel(
-            model_store.bundle_in(folder),
+            bundle,
             ref.uri,
             self.model,
             str(trained.version),
             trained.run_id,
             {**(trained.tags or {}), WEIGHTS: record["weights_sha256"]},
             production_version=version,
-            model_dir=folder,
+            bundle_hashes=hashes,
         )
 
     def _resolve_run(self, ref: ModelRef) -> ResolvedModel:
@@ -216,6 +228,21 @@ class ProductionState:
         path = ref.path or GENERATOR_ARTIFACT
         bundle = model_store.run_copy(self.settings, self.client, str(ref.run_id), path)
         return ResolvedModel(bundle, ref.uri, run_id=ref.run_id, tags=dict(run.data.tags))
+
+
+def foreign_code(actual: dict[str, str], uri: str) -> list[str]:
+    """Stored Python files that are not prodgan's fixed loader. prodgan never runs them (it loads
+    with its installed code), but a plain MLflow client loading `uri` would."""
+    from prodgan.adapters.serving import MODEL_CODE
+    from prodgan.fsutil import sha256_file
+
+    loader = sha256_file(MODEL_CODE / "generator.py")
+    return [
+        f"{path} is not prodgan's fixed loader: a plain MLflow client loading {uri} would run it "
+        f"(prodgan never does)"
+        for path, digest in sorted(actual.items())
+        if path.endswith(".py") and digest != loader
+    ]
 
 
 def _source(mv: Any) -> str:

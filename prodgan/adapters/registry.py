@@ -16,11 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodgan.adapters.tracking import (
+    checked_text,
+    denied,
     get_run,
+    is_run_id,
     link_to_model,
     logged_model_id,
     not_found,
     setup_mlflow,
+    unless_forbidden,
 )
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.names import (
@@ -31,6 +35,9 @@ from prodgan.names import (
     EVAL_RUN,
     FENCE,
     METRIC_TAG,
+    MODEL_FILES,
+    MODEL_FILES_ARTIFACT,
+    MODEL_FILES_SHA,
     PREVIOUS,
     PROTOCOL,
     SOURCE_VERSION,
@@ -39,6 +46,7 @@ from prodgan.names import (
     is_headline,
     production_model,
 )
+from prodgan.policy.files import file_map_sha256
 from prodgan.settings import Settings
 
 
@@ -59,9 +67,9 @@ def get_version(client: Any, name: str, version: str | int):
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
-        if not_found(exc):
+        if not_found(exc) or denied(exc):
             raise ProdganError(
-                f"model {name} has no version {version}; "
+                f"model {name} has no version {version} (or this user may not read it); "
                 f"list versions with `prodgan audit history` "
                 f"or register one with `prodgan register --run RUN_ID`"
             ) from None
@@ -118,11 +126,41 @@ def register_version(
     the lowest version."""
     import mlflow
 
+    for key, value in tags.items():
+        checked_text(value, f"tag {key} of the new version of {name}")
     mine = mlflow.register_model(model_uri, name, tags=tags)
     existing = version_by_train_run(client, name, train_run_id)
     if str(existing.version) != str(mine.version):
         client.delete_model_version(name, mine.version)
     return existing
+
+
+def store_file_map(client: Any, train_run_id: str, files: str) -> dict[str, str]:
+    """Keep a version's file map (JSON text) beside its training run, out of the tag table; the
+    tag that records its hash."""
+    client.log_text(train_run_id, files, MODEL_FILES_ARTIFACT)
+    return {MODEL_FILES_SHA: file_map_sha256(files)}
+
+
+def registered_file_map(client: Any, mv: Any) -> str | None:
+    """A trained version's file map as registered: the training run's artifact, only if it still
+    hashes to the version's tag (else None, which verification reports); a version registered
+    before the map moved out of the tag table keeps it in its `prodgan.model_files` tag."""
+    import mlflow
+
+    tags = mv.tags or {}
+    if tags.get(MODEL_FILES):
+        return tags[MODEL_FILES]
+    run_id = mv.run_id or tags.get(TRAIN_RUN)
+    if not run_id or not tags.get(MODEL_FILES_SHA):
+        return None
+    try:
+        text = mlflow.artifacts.load_text(
+            f"{client.get_run(run_id).info.artifact_uri}/{MODEL_FILES_ARTIFACT}"
+        )
+    except Exception:  # noqa: BLE001 - a missing or unreadable map is a finding, not a crash
+        return None
+    return text if file_map_sha256(text) == tags[MODEL_FILES_SHA] else None
 
 
 # ---------------------------------------------------------------- evaluations
@@ -201,15 +239,8 @@ def attach_evaluation(
     mv = client.get_model_version(name, version)
     check_same_weights(evaluation, (mv.tags or {}).get(WEIGHTS), f"{name} v{version}")
     if logged_model_id(mv):  # the logged model's page shows the evaluation's metrics
-        from mlflow.exceptions import MlflowException
-
-        try:
+        with unless_forbidden():
             link_to_model(client, evaluation.run_id, logged_model_id(mv))
-        except (
-            MlflowException
-        ) as exc:  # a UI convenience: a role that may not write the link (403) goes on
-            if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
-                raise
     tags = {f"{EVAL_BY_PROTOCOL}{evaluation.protocol[:16]}": evaluation.run_id}
     if primary:
         tags.update({EVAL_RUN: evaluation.run_id, PROTOCOL: evaluation.protocol})
@@ -221,15 +252,22 @@ def attach_evaluation(
             }
         )
     for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+        client.set_model_version_tag(name, version, key, checked_text(value, f"tag {key}"))
 
 
 def version_evaluation(settings: Settings, mv: Any, protocol: str | None = None) -> EvalRun | None:
     """The evaluation of a version: under `protocol` if given, else its headline evaluation."""
     tags = mv.tags or {}
-    run_id = tags.get(f"{EVAL_BY_PROTOCOL}{protocol[:16]}") if protocol else tags.get(EVAL_RUN)
-    if run_id:
-        return read_eval_run(client_for(settings), run_id)
+    key = f"{EVAL_BY_PROTOCOL}{protocol[:16]}" if protocol else EVAL_RUN
+    for tag in (key, TRAIN_RUN):  # trainer-writable: a value that is not a run id is named
+        if tags.get(tag) and not is_run_id(tags[tag]):
+            raise ProdganError(
+                f"{mv.name} v{mv.version}: tag {tag}={str(tags[tag])[:40]!r} is not a run id; "
+                f"a promoter sets it back (`prodgan register --run RUN_ID --eval-run EVAL_RUN_ID`) "
+                f"or promotes another version"
+            )
+    if tags.get(key):
+        return read_eval_run(client_for(settings), tags[key])
     return latest_eval_run(settings, tags[TRAIN_RUN], protocol) if tags.get(TRAIN_RUN) else None
 
 
@@ -300,6 +338,18 @@ def production_state(client: Any, name: str) -> Production:
     )
 
 
+def trained_aliases(client: Any, name: str) -> dict[str, str]:
+    """{alias: version} on the trained model itself (prodgan sets none there; trainers can)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {a: str(v) for a, v in (client.get_registered_model(name).aliases or {}).items()}
+    except MlflowException as exc:
+        if not_found(exc):
+            return {}
+        raise
+
+
 def champion_state(client: Any, name: str) -> tuple[str | None, int]:
     """(champion's trained version or None, fence token): the state a decision is computed
     against."""
@@ -361,6 +411,12 @@ def fence(
             f"re-run to decide against the new champion"
         )
     return mine
+
+
+def withdraw_production_version(client: Any, name: str, version: str) -> None:
+    """Delete a production version made for a move whose pending record could not be written:
+    nothing refers to it, and leaving it would be an unexplained copy beside the audited ones."""
+    client.delete_model_version(production_model(name), version)
 
 
 def set_production_aliases(client: Any, name: str, champion: str, previous: str | None) -> None:

@@ -7,6 +7,7 @@ run"), so a Prefect task, a thread or a test can log to a run without hidden sta
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from importlib import metadata
@@ -72,18 +73,49 @@ def not_found(exc: Exception) -> bool:
     return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
+def denied(exc: Exception) -> bool:
+    """The server refused: on an auth server, asking for something that does not exist is 403."""
+    return getattr(exc, "error_code", "") == "PERMISSION_DENIED" or "403" in str(exc)
+
+
+def is_run_id(value: Any) -> bool:
+    """Whether a (trainer-writable) tag value has the shape of an MLflow run id: 32 hex digits."""
+    return isinstance(value, str) and len(value) == 32 and all(c in HEX for c in value)
+
+
+HEX = frozenset("0123456789abcdef")
+MAX_TEXT = 4000  # longest free text prodgan writes into a tag or record (MLflow's tag limit: 8000)
+
+
+def checked_text(value: str, what: str) -> str:
+    """Free text headed for MLflow (a reason, an actor, a tag), refused here with one line when the
+    server would refuse it late: a NUL byte (PostgreSQL answers 500, which the client retries for
+    minutes) or more than MAX_TEXT characters."""
+    if "\x00" in value:
+        raise ProdganError(f"{what} holds a NUL character; remove it and rerun")
+    if len(value) > MAX_TEXT:
+        raise ProdganError(
+            f"{what} is {len(value)} characters long, "
+            f"over the {MAX_TEXT} prodgan writes; shorten it"
+        )
+    return value
+
+
 def get_run(client: Any, run_id: str, what: str = "run"):
     """The run, or a one-line error naming what was looked for."""
     from mlflow.exceptions import MlflowException
 
+    missing = ProdganError(
+        f"{what} {str(run_id)[:40]!r} not found in {client.tracking_uri} (or not readable by this "
+        "user); check the id (`mlflow runs list`) or MLFLOW_TRACKING_URI"
+    )
+    if not is_run_id(run_id):
+        raise missing
     try:
         return client.get_run(run_id)
     except MlflowException as exc:
-        if not_found(exc):
-            raise ProdganError(
-                f"{what} {run_id!r} not found in {client.tracking_uri}; "
-                "check the id (`mlflow runs list`) or MLFLOW_TRACKING_URI"
-            ) from None
+        if not_found(exc) or denied(exc):
+            raise missing from None
         raise
 
 
@@ -121,18 +153,6 @@ def newest_finished_run(settings: Settings, experiment: str, tags: dict[str, str
     return runs[0] if runs else None
 
 
-def artifact_location(settings: Settings, run_id: str | None, artifact: str) -> str | None:
-    """A local path for a local store, else the `runs:/` URI (open it in the MLflow UI)."""
-    if not run_id:
-        return None
-    uri = setup_mlflow(settings).get_run(run_id).info.artifact_uri
-    return (
-        str(Path(uri.removeprefix("file://")) / artifact)
-        if uri.startswith("file://")
-        else f"runs:/{run_id}/{artifact}"
-    )
-
-
 def _is_server(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
 
@@ -144,19 +164,57 @@ def ui_url(settings: Settings) -> str:
     return uri.rstrip("/") if _is_server(uri) else f"http://127.0.0.1:{LOCAL_UI_PORT}"
 
 
-def ui_directions(settings: Settings) -> str:
-    """How a person opens the MLflow UI: its address,
-    after the `mlflow ui` command a local store needs."""
+def ui_command(settings: Settings) -> str | None:
+    """The command that serves a local store's MLflow UI, runnable as printed (None for a server:
+    it is its own UI)."""
     uri = settings.tracking_uri
     if _is_server(uri):
-        return ui_url(settings)
-    return f"mlflow ui --backend-store-uri {uri} --port {LOCAL_UI_PORT}  (then {ui_url(settings)})"
+        return None
+    mlflow = Path(sys.executable).with_name("mlflow")  # this environment's, venv active or not
+    program = str(mlflow) if mlflow.is_file() else "mlflow"
+    return f"{program} ui --backend-store-uri {uri} --host 127.0.0.1 --port {LOCAL_UI_PORT}"
+
+
+def ui_directions(settings: Settings) -> str:
+    """How a person opens the MLflow UI: its address, and the `mlflow ui` command a local store
+    needs first."""
+    command = ui_command(settings)
+    return ui_url(settings) + (f" once this runs: {command}" if command else "")
 
 
 def run_url(settings: Settings, run_id: str) -> str:
     """A run's page in the MLflow UI."""
     experiment = setup_mlflow(settings).get_run(run_id).info.experiment_id
     return f"{ui_url(settings)}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def artifact_url(settings: Settings, run_id: str, artifact: str) -> str:
+    """One artifact of a run over HTTP, as the MLflow UI serves it (a browser opens it from any
+    page, where a `file://` link is refused)."""
+    from urllib.parse import urlencode
+
+    return f"{ui_url(settings)}/get-artifact?{urlencode({'path': artifact, 'run_uuid': run_id})}"
+
+
+def ui_note(settings: Settings) -> str:
+    """What a link into the MLflow UI needs first: nothing on a server, `mlflow ui` on a local
+    store."""
+    if _is_server(settings.tracking_uri):
+        return ""
+    return f" (start the UI first: {ui_directions(settings)})"
+
+
+@contextmanager
+def unless_forbidden() -> Iterator[None]:
+    """For what only helps a person read MLflow's pages: a role that may not write it (HTTP 403)
+    goes on without it; every other failure still raises."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
+            raise
 
 
 def is_local_store(tracking_uri: str) -> bool:

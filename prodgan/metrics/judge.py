@@ -105,16 +105,13 @@ def fit_judge(
 
 
 class Judge:
-    """Logits of one evaluator for images whose Inception features the evaluation has."""
+    """One evaluator as the evaluation asks it for logits.
 
-    def __init__(
-        self,
-        evaluator: torch.nn.Module,
-        weights: InceptionWeights,
-        device: str,
-        batch_size: int,
-        progress: Progress | None = None,
-    ) -> None:
+    The probe reads Inception features (`from_features`); a pixel classifier is run as a
+    torch-fidelity extractor (`extractor`) on the images, however the caller shares them out.
+    """
+
+    def __init__(self, evaluator: torch.nn.Module, weights: InceptionWeights, device: str) -> None:
         self.evaluator = evaluator
         self.reads_features = getattr(evaluator, "reads_features", False)
         if self.reads_features and evaluator.spec.inception_sha256 != weights.sha256:
@@ -123,18 +120,13 @@ class Judge:
                 f"({evaluator.spec.inception_sha256[:12]}, these are {weights.sha256[:12]}); "
                 "fit it again with `prodgan evaluator train`"
             )
-        self.batch_size, self.progress = batch_size, progress
         self.extractor = (
             None
             if self.reads_features
             else make_extractor("prodgan-evaluator", ["logits"], evaluator.to(device), device)
         )
 
-    def logits(self, images: np.ndarray, features: dict[str, np.ndarray]) -> np.ndarray:
-        """[N, categories] for `images` (uint8 [N, C, H, W]) with `features` their Inception
-        features by layer."""
-        if self.reads_features:
-            return self.evaluator.logits(features[INCEPTION])
-        return extract(images, self.extractor, "evaluator", self.batch_size, self.progress)[
-            "logits"
-        ]
+    def from_features(self, features: dict[str, np.ndarray] | None) -> np.ndarray | None:
+        """[N, categories] from Inception features by layer; None where there are none (ranks
+        other than the lead)."""
+        return None if features is None else self.evaluator.logits(features[INCEPTION])

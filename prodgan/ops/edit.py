@@ -96,6 +96,7 @@ def invert(
     from prodgan.fsutil import write_json_atomic
     from prodgan.generate import hwc
 
+    edit.check_image(image)  # a bomb is refused from its header, before the model loads
     G, spec, source = load_generator(settings, model, bundle, purpose="edit with")
     targets = _categories(spec, to) if to else []
     pixels, notes = edit.load_image(image, spec)

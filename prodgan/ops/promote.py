@@ -12,7 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import audit, descriptions, model_store, registry, serving, tracking
+from prodgan.adapters import (
+    audit,
+    descriptions,
+    model_store,
+    registry,
+    serving,
+    signing,
+    tracking,
+)
 from prodgan.adapters.auth import require_model_permission
 from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ProdganError
@@ -24,7 +32,6 @@ from prodgan.names import (
     DEFAULT_DATASET,
     EVAL_RUN,
     GIT_REV,
-    MODEL_FILES,
     TRAIN_RUN,
     VALIDATION,
     WEIGHTS,
@@ -91,9 +98,10 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
             with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
                 bundle_dir = model_store.download_run_bundle(client, train_run_id, Path(tmp))
                 model_uri = serving.log_generator(client, train_run, bundle_dir)
+                files = serving.stored_file_hashes(model_uri, Path(tmp) / "logged")
                 tags = {
                     **_lineage_tags(train_run, bundle_dir),
-                    MODEL_FILES: serving.stored_file_hashes(model_uri, Path(tmp) / "logged"),
+                    **registry.store_file_map(client, train_run_id, files),
                 }
             if evaluation is not None:
                 registry.check_same_weights(
@@ -181,9 +189,18 @@ def promote(
     promotes despite failing gates; the record says so (action `force`). `confirm(decision)` is
     asked before an approved decision moves the alias (False: nothing changes, nothing is recorded).
     """
+    _checked_words(actor=actor, force_reason=force_reason)
     with tracking.reachable(settings, f"promoting version {version}"):
         state, number = _trained_version(settings, str(version))
         return _promote(state, number, dry_run, actor, gates_path, force_reason, confirm)
+
+
+def _checked_words(**words: str | None) -> None:
+    """A person's own words (`--actor`, `--force REASON`, `--reason`) go into MLflow tags and the
+    signed record: NULs and oversized text are refused before anything is read or written."""
+    for option, text in words.items():
+        if text:
+            tracking.checked_text(text, f"--{option.replace('_', '-')}")
 
 
 def _trained_version(settings: Settings, text: str) -> tuple[ProductionState, str]:
@@ -244,6 +261,8 @@ def _promote(
         reason=force_reason or "",
         version=version,
     )
+    if not dry_run:  # before anything is published: a refused key leaves nothing behind
+        signing.require_signer(settings, f"promote v{version}")
     champion_before = aliases.champion
     who = audit.actor_name(settings, actor)
     decision = Decision(
@@ -332,6 +351,7 @@ def _promote(
 def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> Decision:
     """Move `champion` back to `previous` (the old champion becomes `previous`), audited like a
     promotion."""
+    _checked_words(actor=actor, reason=reason)
     with tracking.reachable(settings, "rolling back"):
         require_model_permission(settings, "MANAGE", "roll back")
         state = ProductionState.read(settings)
@@ -344,6 +364,7 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
                 f"see `prodgan audit history`"
             )
         require_verified(state, actor=actor, purpose="roll back")
+        signing.require_signer(settings, "roll back")
         who = audit.actor_name(settings, actor)
         why = f"rollback by {who}: champion v{aliases.champion} -> v{target}"
         decision = Decision(
