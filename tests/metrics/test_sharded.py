@@ -54,7 +54,7 @@ def test_two_ranks_and_two_hosts_give_the_metrics_of_one_process(
 
     G, spec = tiny_generator(seed=24)
     bundle = save_bundle(small_project.root / "bundle", G, spec, {"dataset": "fashion-mnist"})
-    train_evaluator(small_project, epochs=1, limit=100)
+    train_evaluator(small_project, limit=100)  # the category judge, fitted on 100 photos a split
 
     runs = {}
     for nproc in (1, 2):
