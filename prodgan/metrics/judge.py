@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from prodgan.errors import ProdganError
-from prodgan.metrics import stats_cache
 from prodgan.metrics.defaults import DEFAULTS
 from prodgan.metrics.features import Progress, extract, make_extractor
 from prodgan.metrics.inception_weights import InceptionWeights
 from prodgan.metrics.protocol import real_features_key, real_subset
+from prodgan.metrics.shards import Shards
 from prodgan.models.probe import LinearProbe, ProbeSpec, fit_probe
 
 INCEPTION = "2048"
@@ -73,7 +73,7 @@ def split_features(
         DEFAULTS["precision"],
     )
     inception = make_extractor(DEFAULTS["extractor"], [INCEPTION], str(weights.path), device)
-    features, _ = stats_cache.cached(
+    features, _ = Shards().cached(  # one process: fitting is not sharded
         cache_dir,
         key,
         lambda: extract(
