@@ -195,13 +195,15 @@ def evaluate_generator(
     generator_key: str | None = None,
     calibrate: bool = True,
     progress: Progress | None = None,
+    noise: calib.NoiseReference | None = None,
 ) -> EvalResult:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
 
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
     vs the split); `calibrate` adds the noise reference too (an untrained generator of `spec`), see
-    calibration.py. `evaluator` (prodgan.models.evaluator) enables conditional accuracy, and IS
-    when the Inception weights have no logits layer.
+    calibration.py; `noise` replaces that reference (an imported generator's, see
+    `calibration.bundle_noise_reference`). `evaluator` (prodgan.models.evaluator) enables
+    conditional accuracy, and IS when the Inception weights have no logits layer.
     `generator_key` (the weights' sha256) caches the generated side's features too: re-evaluating
     the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
     can compare two generators from the cache (`fid_delta_from_cache`).
@@ -299,7 +301,7 @@ def evaluate_generator(
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(
-                G_spec=spec,
+                noise=noise or calib.untrained_reference(spec),
                 protocol=protocol,
                 options=options,
                 cache_dir=cache_dir,
@@ -358,7 +360,7 @@ def evaluate_generator(
 
 def _calibrate(
     *,
-    G_spec: Any,
+    noise: calib.NoiseReference,
     protocol: Protocol,
     options: dict[str, Any],
     cache_dir: Path,
@@ -389,23 +391,23 @@ def _calibrate(
         ),
     )
     noise_images = generate_uint8(
-        calib.untrained_like(G_spec),
-        G_spec,
+        noise.generator,
+        noise.spec,
         protocol.samples,
         protocol.seed,
         labels=labels,
         device=device,
         batch=batch_size,
     ).numpy()
-    noise, _ = stats_cache.cached(
+    noise_features, _ = stats_cache.cached(
         cache_dir,
-        stats_cache.generated_key(protocol.fingerprint, calib.noise_key(G_spec)),
+        stats_cache.generated_key(protocol.fingerprint, noise.key),
         lambda: extract(noise_images, inception, "untrained", batch_size, progress),
     )
     out = calib.references(
         real_features[INCEPTION],
         floor[INCEPTION],
-        noise[INCEPTION],
+        noise_features[INCEPTION],
         kid_subset_size=options["kid_subset_size"],
         kid_subsets=options["kid_subsets"],
         seed=protocol.seed,

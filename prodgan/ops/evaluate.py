@@ -23,6 +23,7 @@ from prodgan.names import (
     EVALUATOR_RUN,
     EVALUATOR_SHA,
     KIND,
+    NOISE_REFERENCE,
     PROTOCOL,
     REAL_CACHED,
     TRAIN_RUN,
@@ -231,12 +232,14 @@ def evaluate_bundle(
     """
     from prodgan.imaging import grid
     from prodgan.metrics import evaluate_generator
+    from prodgan.metrics.calibration import bundle_noise_reference
     from prodgan.metrics.defaults import DEFAULTS
     from prodgan.metrics.evaluate import check_inputs
     from prodgan.models import load_bundle, read_bundle_record
 
     record = read_bundle_record(bundle_dir)
     generator, spec = load_bundle(bundle_dir)
+    noise = bundle_noise_reference(bundle_dir)
     like = _like(settings, like_run_id) if like_run_id else {}
     dataset = (record.get("extra") or {}).get("dataset", "fashion-mnist")
     real, train = _splits(settings, dataset, like.get("split", split))
@@ -275,6 +278,7 @@ def evaluate_bundle(
             cache_dir=settings.cache_dir,
             generator_key=record["weights_sha256"],
             progress=progress,
+            noise=noise,
         )
 
     run_tags = {
@@ -283,6 +287,7 @@ def evaluate_bundle(
         KIND: "generator",
         DATA_HASH: real.data_hash,
         REAL_CACHED: str(result.real_cached).lower(),
+        NOISE_REFERENCE: noise.name,
         **(tags or {}),
     }
     if train_run_id:
