@@ -31,6 +31,7 @@ from prodgan.names import (
     EVAL_RUN,
     FENCE,
     METRIC_TAG,
+    NOISE_REFERENCE,
     PREVIOUS,
     PROTOCOL,
     SOURCE_VERSION,
@@ -136,14 +137,16 @@ class EvalRun:
     train_run_id: str | None
     weights_sha256: str | None = None  # of the generator evaluated
     experiment_id: str | None = None
+    noise_reference: str | None = None  # the untrained generator its gaps are measured to
 
     def summary(self, reevaluated: bool = False) -> dict[str, Any]:
-        return {
+        found = {
             "eval_run_id": self.run_id,
             "protocol": self.protocol,
             "metrics": self.metrics,
             "reevaluated": reevaluated,
         }
+        return {**found, "noise_reference": self.noise_reference} if self.noise_reference else found
 
 
 def read_eval_run(client: Any, run_id: str) -> EvalRun:
@@ -162,6 +165,7 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
         tags.get(TRAIN_RUN),
         tags.get(WEIGHTS),
         run.info.experiment_id,
+        tags.get(NOISE_REFERENCE),
     )
 
 
