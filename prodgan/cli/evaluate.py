@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP
+from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP, nnodes_option, nproc_option, rdzv_option
 from prodgan.console import err, out, progress_bar
 
 evaluator_app = typer.Typer(
@@ -42,12 +42,20 @@ def evaluate(
         help="Skip the evaluator classifier "
         "(no IS without Inception logits, no conditional accuracy).",
     ),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="Images per forward pass (default: 64); memory only."
+    ),
+    nproc: int = nproc_option(
+        "Processes sharing the samples (torchrun; one per GPU, gloo on CPU): the same metrics."
+    ),
+    nnodes: int = nnodes_option(),
+    rdzv_endpoint: Optional[str] = rdzv_option(),
 ) -> None:
     """FID, KID, IS, precision/recall, conditional accuracy and memorization for one generator.
 
     Logs one run in MLflow experiment prodgan-eval (protocol as params, metrics, sample grid).
 
-    Example: prodgan evaluate models:/prodgan-generator@champion --samples 200
+    Example: prodgan evaluate models:/prodgan-generator@champion --samples 200 --nproc 2
     """
     import time
 
@@ -60,11 +68,16 @@ def evaluate(
         split=split,
         kid_subset_size=kid_subset_size,
         use_evaluator=not no_evaluator,
+        batch_size=batch_size,
+        nproc=nproc,
+        nnodes=nnodes,
+        rdzv_endpoint=rdzv_endpoint,
         say=_say,
     )
     started = time.perf_counter()
     run = run_evaluation(Settings.load(), model, bundle, **options)  # one bar per side, images/s
-    _print(run, time.perf_counter() - started)
+    if run is not None:  # None: rank 0 ran on another host, which prints and logs
+        _print(run, time.perf_counter() - started)
 
 
 def _print(run, seconds: float) -> None:

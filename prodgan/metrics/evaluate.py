@@ -2,8 +2,10 @@
 
 The generator's images go to torch-fidelity in memory (uint8 Dataset, no PNG round trip); the
 real side's features are cached under the protocol's real key, so a second evaluation against the
-same data only runs the generated side. Metrics are registered by name (`METRICS`), each a
-small function of the prepared features; names carry the sample count (`fid_2k`).
+same data only runs the generated side. Under torch.distributed each rank generates and featurises
+its share of every side (shards.py) and rank 0 computes the metrics, the same as one process.
+Metrics are registered by name (`METRICS`), each a small function of the prepared features; names
+carry the sample count (`fid_2k`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from prodgan.metrics.kid import kid
 from prodgan.metrics.memorization import memorization
 from prodgan.metrics.prc import precision_recall
 from prodgan.metrics.protocol import Protocol
+from prodgan.metrics.shards import Features, Shards
 from prodgan.models.evaluator import evaluator_fingerprint
 from prodgan.models.sampling import exact_fp32, labels_like
 from prodgan.names import metric_name
@@ -196,7 +199,8 @@ def evaluate_generator(
     calibrate: bool = True,
     progress: Progress | None = None,
     noise: calib.NoiseReference | None = None,
-) -> EvalResult:
+    shards: Shards | None = None,
+) -> EvalResult | None:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
 
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
@@ -208,6 +212,8 @@ def evaluate_generator(
     the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
     can compare two generators from the cache (`fid_delta_from_cache`).
     `progress(side, done, total)` hears about every feature extraction as it goes (images per side).
+    `shards` (default: the process group this process joined, if any) spreads generation and
+    feature extraction over ranks; rank 0 returns the result, every other rank None.
     """
     from prodgan.models.sampling import generate_uint8
     from prodgan.settings import Settings
@@ -257,39 +263,53 @@ def evaluate_generator(
     }
     timings: dict[str, float] = {}
 
+    shards = shards or Shards.joined()
+    report = progress if shards.lead else None
     with exact_fp32():
         tick = time.perf_counter()
         labels = (
             labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
         )
-        images = generate_uint8(
-            G, spec, samples, seed, labels=labels, device=device, batch=batch_size
+        share = generate_uint8(
+            G,
+            spec,
+            samples,
+            seed,
+            labels=labels,
+            device=device,
+            batch=batch_size,
+            span=shards.span(samples, batch_size),
         ).numpy()
         timings["generate"] = time.perf_counter() - tick
 
         layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits else [])
         inception = make_extractor(extractor, layers, str(weights.path), device)
         tick = time.perf_counter()
+
+        def generated_side() -> Features | None:
+            return shards.gather(_extract_share(share, inception, "generated", batch_size, report))
+
         if generator_key:
-            write_json_atomic(
-                stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict()
-            )
-            generated, _ = stats_cache.cached(
+            if shards.lead:
+                write_json_atomic(
+                    stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict()
+                )
+            generated, _ = shards.cached(
                 cache_dir,
                 stats_cache.generated_key(protocol.fingerprint, generator_key),
-                lambda: extract(images, inception, "generated", batch_size, progress),
+                generated_side,
             )
         else:
-            generated = extract(images, inception, "generated", batch_size, progress)
+            generated = generated_side()
         timings["generated_features"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
         real_idx = real_subset(real_samples, len(real))
-        real_features, real_cached = stats_cache.cached(
+        real_features, real_cached = shards.cached(
             cache_dir,
             protocol.real_key(),
-            lambda: extract(
-                real.images[real_idx], inception, f"real:{real.split}", batch_size, progress
+            lambda: _features(
+                shards, real.images[real_idx], inception, f"real:{real.split}", batch_size, report
             ),
         )
         timings["real_features"] = time.perf_counter() - tick
@@ -297,7 +317,8 @@ def evaluate_generator(
         evaluator_logits, calibration, judge = None, {}, None
         if evaluator is not None:
             judge = make_extractor("prodgan-evaluator", ["logits"], evaluator.to(device), device)
-            evaluator_logits = extract(images, judge, "evaluator", batch_size, progress)["logits"]
+            judged = shards.gather(_extract_share(share, judge, "evaluator", batch_size, report))
+            evaluator_logits = judged["logits"] if judged else None
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(
@@ -314,9 +335,14 @@ def evaluate_generator(
                 judge=judge,
                 device=device,
                 batch_size=batch_size,
-                progress=progress,
+                progress=report,
+                shards=shards,
             )
             timings["calibration"] = time.perf_counter() - tick
+        gathered = shards.gather({"images": share})
+    if gathered is None:  # not the lead: its share is in the lead's result
+        return None
+    images = gathered["images"]
 
     tick = time.perf_counter()
     pixels = {
@@ -358,6 +384,26 @@ def evaluate_generator(
     )
 
 
+def _extract_share(
+    images: np.ndarray, extractor: torch.nn.Module, side: str, batch_size: int, progress: Any
+) -> Features:
+    """`extract` of one rank's share; nothing for a rank whose share is empty."""
+    return extract(images, extractor, side, batch_size, progress) if len(images) else {}
+
+
+def _features(
+    shards: Shards,
+    images: np.ndarray,
+    extractor: torch.nn.Module,
+    side: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> Features | None:
+    """Features of images every rank holds (a real split): each extracts its share, the lead all."""
+    share = images[shards.span(len(images), batch_size)]
+    return shards.gather(_extract_share(share, extractor, side, batch_size, progress))
+
+
 def _calibrate(
     *,
     noise: calib.NoiseReference,
@@ -367,30 +413,31 @@ def _calibrate(
     inception: torch.nn.Module,
     real: Any,
     real_idx: np.ndarray,
-    real_features: dict[str, np.ndarray],
+    real_features: Features | None,
     train: Any,
     labels: torch.Tensor | None,
     judge: torch.nn.Module | None,
     device: str,
     batch_size: int,
     progress: Progress | None,
+    shards: Shards,
 ) -> dict[str, float]:
-    """Floor and noise references under this protocol (calibration.py).
+    """Floor and noise references under this protocol (calibration.py); {} on all but the lead.
 
-    Their features are cached like the real side.
+    Their features are cached like the real side, and sharded like it.
     """
     from prodgan.models.sampling import generate_uint8
 
     n = len(real_idx)
     train_idx = real_subset(n, len(train))
-    floor, _ = stats_cache.cached(
+    floor, _ = shards.cached(
         cache_dir,
         protocol.real_key(train.split, n),
-        lambda: extract(
-            train.images[train_idx], inception, f"real:{train.split}", batch_size, progress
+        lambda: _features(
+            shards, train.images[train_idx], inception, f"real:{train.split}", batch_size, progress
         ),
     )
-    noise_images = generate_uint8(
+    noise_share = generate_uint8(
         noise.generator,
         noise.spec,
         protocol.samples,
@@ -398,12 +445,27 @@ def _calibrate(
         labels=labels,
         device=device,
         batch=batch_size,
+        span=shards.span(protocol.samples, batch_size),
     ).numpy()
-    noise_features, _ = stats_cache.cached(
+    noise_features, _ = shards.cached(
         cache_dir,
         stats_cache.generated_key(protocol.fingerprint, noise.key),
-        lambda: extract(noise_images, inception, "untrained", batch_size, progress),
+        lambda: shards.gather(
+            _extract_share(noise_share, inception, "untrained", batch_size, progress)
+        ),
     )
+    judged = {}
+    if judge is not None and labels is not None:
+        judged = {
+            "floor": _features(
+                shards, real.images[real_idx], judge, "evaluator", batch_size, progress
+            ),
+            "noise": shards.gather(
+                _extract_share(noise_share, judge, "evaluator", batch_size, progress)
+            ),
+        }
+    if not shards.lead:
+        return {}
     out = calib.references(
         real_features[INCEPTION],
         floor[INCEPTION],
@@ -412,15 +474,11 @@ def _calibrate(
         kid_subsets=options["kid_subsets"],
         seed=protocol.seed,
     )
-    if judge is not None and labels is not None:
+    if judged:
         out["cond_acc_floor"] = conditional_accuracy(
-            extract(real.images[real_idx], judge, "evaluator", batch_size, progress)["logits"],
-            real.labels[real_idx],
+            judged["floor"]["logits"], real.labels[real_idx]
         )
-        out["cond_acc_noise"] = conditional_accuracy(
-            extract(noise_images, judge, "evaluator", batch_size, progress)["logits"],
-            labels.numpy(),
-        )
+        out["cond_acc_noise"] = conditional_accuracy(judged["noise"]["logits"], labels.numpy())
     return out
 
 
