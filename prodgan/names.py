@@ -53,7 +53,10 @@ CONFIG_SHA = "prodgan.config_sha256"  # the resolved config as it ran (file + ov
 WEIGHTS = "prodgan.weights_sha256"
 MODEL_FILES = "prodgan.model_files"  # JSON {path: sha256} of every file of the logged model
 PROTOCOL = "prodgan.protocol"
-KIND = "prodgan.kind"  # generator | evaluator (evaluation runs)
+KIND = "prodgan.kind"  # generator | evaluator | samples (evaluation runs)
+SAMPLES_KIND = "samples"  # an evaluation of samples handed in, not of a model: never promotable
+SAMPLES_SHA = "prodgan.samples_sha256"  # of a samples evaluation's decoded pixels
+NOISE_REFERENCE = "prodgan.noise_reference"  # which untrained generator calibrated the evaluation
 EVAL_RUN = "prodgan.eval_run_id"  # a version's headline evaluation
 EVAL_BY_PROTOCOL = (
     "prodgan.eval."  # + protocol fingerprint[:16] -> evaluation run under that protocol

@@ -20,6 +20,9 @@ from prodgan.metrics.fid import RealReference, fid_to
 from prodgan.metrics.kid import kid
 
 NOISE_SEED = 0  # the untrained generator's initialisation: fixed, so its features can be cached
+# The noise reference for samples from a generator prodgan cannot rebuild: an untrained DCGAN of
+# prodgan's default training width and latent size, at the samples' size and channels.
+REFERENCE_Z_DIM, REFERENCE_WIDTH = 128, 64
 
 
 def untrained_like(spec: Any) -> torch.nn.Module:
@@ -29,6 +32,22 @@ def untrained_like(spec: Any) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(NOISE_SEED)
         return build_generator(spec).eval()
+
+
+def reference_spec(channels: int, size: int) -> Any:
+    """The fixed untrained reference for samples whose generator is not at hand (its noise
+    reference): unconditional, so every sample is compared with the same unlabelled noise."""
+    from prodgan.models import GeneratorSpec
+
+    return GeneratorSpec("dcgan", REFERENCE_Z_DIM, 0, channels, size, REFERENCE_WIDTH).check()
+
+
+def describe_noise(spec: Any) -> str:
+    """The noise reference in words, recorded with each evaluation."""
+    return (
+        f"untrained {spec.arch} (z {spec.z_dim}, width {spec.width}, {spec.channels}x{spec.size}"
+        f"x{spec.size}, init seed {NOISE_SEED})"
+    )
 
 
 def noise_key(spec: Any) -> str:

@@ -181,6 +181,66 @@ def evaluate_generator(
     *,
     samples: int = DEFAULTS["samples"],
     seed: int = DEFAULTS["seed"],
+    device: str | None = None,
+    batch_size: int = DEFAULTS["batch_size"],
+    generator_key: str | None = None,
+    **options: Any,
+) -> EvalResult:
+    """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
+
+    Generates `samples` images from `seed` (categories in the real split's proportions for a
+    conditional `spec`) and scores them with `evaluate_samples`, whose keyword `options` it
+    takes (train, evaluator, real_samples, kid_subset_size, metrics, bootstrap, cache_dir,
+    weights, extractor, calibrate, progress); the noise reference is an untrained generator of
+    `spec`. `generator_key` (the weights' sha256) caches the generated side's features: the same
+    weights under the same protocol skip InceptionV3 entirely, and the promotion gates can compare
+    two generators from the cache (`fid_delta_from_cache`). Bad requests fail before generating.
+    """
+    from prodgan.models.sampling import generate_uint8
+
+    check_inputs(
+        spec,
+        real,
+        samples=samples,
+        real_samples=options.get("real_samples"),
+        kid_subset_size=options.get("kid_subset_size"),
+        evaluator=options.get("evaluator"),
+        metrics=options.get("metrics", tuple(METRICS)),
+        train=options.get("train"),
+        known=tuple(METRICS),
+    )
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with exact_fp32():
+        tick = time.perf_counter()
+        labels = (
+            labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
+        )
+        images = generate_uint8(
+            G, spec, samples, seed, labels=labels, device=device, batch=batch_size
+        ).numpy()
+        generate_seconds = time.perf_counter() - tick
+    result = evaluate_samples(
+        images,
+        real,
+        noise_spec=spec,
+        labels=labels,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        samples_key=generator_key,
+        **options,
+    )
+    result.timings = {"generate": generate_seconds, **result.timings}
+    return result
+
+
+def evaluate_samples(
+    images: np.ndarray,
+    real: Any,
+    *,
+    noise_spec: Any,
+    labels: torch.Tensor | None = None,
+    seed: int = DEFAULTS["seed"],
     train: Any = None,
     evaluator: torch.nn.Module | None = None,
     real_samples: int | None = None,
@@ -192,26 +252,27 @@ def evaluate_generator(
     weights: InceptionWeights | None = None,
     extractor: str = DEFAULTS["extractor"],
     batch_size: int = DEFAULTS["batch_size"],
-    generator_key: str | None = None,
+    samples_key: str | None = None,
     calibrate: bool = True,
     progress: Progress | None = None,
 ) -> EvalResult:
-    """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
+    """Evaluate uint8 samples `[N, C, H, W]` against `real` under the same protocol as a generator.
 
+    A generator's evaluation comes here with its images; samples handed in from outside (a
+    generator prodgan cannot run) come here directly, with `labels=None` (no conditional accuracy)
+    and `noise_spec` the fixed reference of `calibration.reference_spec`.
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
-    vs the split); `calibrate` adds the noise reference too (an untrained generator of `spec`), see
-    calibration.py. `evaluator` (prodgan.models.evaluator) enables conditional accuracy, and IS
-    when the Inception weights have no logits layer.
-    `generator_key` (the weights' sha256) caches the generated side's features too: re-evaluating
-    the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
-    can compare two generators from the cache (`fid_delta_from_cache`).
+    vs the split); `calibrate` adds the noise reference too (an untrained generator of
+    `noise_spec`), see calibration.py. `evaluator` (prodgan.models.evaluator) enables conditional
+    accuracy (with `labels`), and IS when the Inception weights have no logits layer.
+    `samples_key` (a weights or pixels sha256) caches the generated side's features.
     `progress(side, done, total)` hears about every feature extraction as it goes (images per side).
     """
-    from prodgan.models.sampling import generate_uint8
     from prodgan.settings import Settings
 
+    samples = len(images)
     real_samples = check_inputs(
-        spec,
+        noise_spec,
         real,
         samples=samples,
         real_samples=real_samples,
@@ -236,7 +297,7 @@ def evaluate_generator(
         weights.sha256,
         DEFAULTS["resize"],
         DEFAULTS["precision"],
-        bool(spec.num_classes),
+        labels is not None,
         evaluator_sha,
     )
     options = {
@@ -256,25 +317,16 @@ def evaluate_generator(
     timings: dict[str, float] = {}
 
     with exact_fp32():
-        tick = time.perf_counter()
-        labels = (
-            labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
-        )
-        images = generate_uint8(
-            G, spec, samples, seed, labels=labels, device=device, batch=batch_size
-        ).numpy()
-        timings["generate"] = time.perf_counter() - tick
-
         layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits else [])
         inception = make_extractor(extractor, layers, str(weights.path), device)
         tick = time.perf_counter()
-        if generator_key:
+        if samples_key:
             write_json_atomic(
                 stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict()
             )
             generated, _ = stats_cache.cached(
                 cache_dir,
-                stats_cache.generated_key(protocol.fingerprint, generator_key),
+                stats_cache.generated_key(protocol.fingerprint, samples_key),
                 lambda: extract(images, inception, "generated", batch_size, progress),
             )
         else:
@@ -299,7 +351,7 @@ def evaluate_generator(
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(
-                G_spec=spec,
+                G_spec=noise_spec,
                 protocol=protocol,
                 options=options,
                 cache_dir=cache_dir,
