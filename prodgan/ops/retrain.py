@@ -96,7 +96,8 @@ def freshness(
             return fresh(
                 False,
                 f"already rejected as v{rejected}, nothing changed "
-                f"(data {data_hash}, config {cfg[:12]}, code); change one of them or use --force",
+                f"(data {data_hash}, config {cfg[:12]}, "
+                f"{f'trainer code {code}' if code else 'code'}); change one of them or use --force",
             )
         if champion is None:
             return fresh(True, f"no {CHAMPION} for model {settings.model_name} yet")
