@@ -31,7 +31,8 @@ def _read(path: Path, channels: int = 1, size: int = 28):
     return read_samples(path, channels=channels, size=size, min_count=2, max_count=1000)
 
 
-# ~30 s of CPU: 30 samples + 30 real + 30 floor + 30 noise images through InceptionV3, MLflow
+# ~40 s of CPU: 30 samples + 30 real + 30 floor + 30 noise images through InceptionV3, MLflow,
+# then the same samples again as an array (features cached) in-process and through the CLI
 @pytest.mark.slow
 def test_samples_evaluate_like_a_model_and_cannot_be_promoted(small_project: Settings) -> None:
     from prodgan.ops import production
@@ -67,6 +68,17 @@ def test_samples_evaluate_like_a_model_and_cannot_be_promoted(small_project: Set
         logged.data.metrics
     )
     assert f"cond_acc_{n}" not in logged.data.metrics, "samples carry no labels"
+
+    shown = prodgan(
+        "evaluate",
+        "--images",
+        str(array),
+        "--dataset",
+        "fashion-mnist",
+        "--no-evaluator",
+        cwd=small_project.root,
+    )
+    assert run.samples_sha256[:16] in shown.stdout and "cannot be promoted" in shown.stdout
 
     evaluation = registry.read_eval_run(client, run.run_id)
     with pytest.raises(ProdganError, match="samples-only evaluation") as refused:
