@@ -20,7 +20,7 @@ from prodgan.adapters import tracking
 from prodgan.adapters.trainer_code import TrainerCode, trainer_code
 from prodgan.adapters.trainer_process import run_streamed
 from prodgan.errors import ProdganError
-from prodgan.settings import Settings
+from prodgan.settings import Settings, environment
 from prodgan.training.config import TrainConfig
 
 TRAINER_LOG = "trainer.log"
@@ -75,7 +75,7 @@ def train(
     )
     shown = " ".join(command)
     env = {
-        **settings.environment(),
+        **environment(),
         "MLFLOW_RUN_ID": logger.run_id,
         "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "PYTHONUNBUFFERED": "1",
