@@ -184,6 +184,7 @@ def evaluate_generator(
     device: str | None = None,
     batch_size: int = DEFAULTS["batch_size"],
     generator_key: str | None = None,
+    noise: calib.NoiseReference | None = None,
     **options: Any,
 ) -> EvalResult:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
@@ -191,8 +192,9 @@ def evaluate_generator(
     Generates `samples` images from `seed` (categories in the real split's proportions for a
     conditional `spec`) and scores them with `evaluate_samples`, whose keyword `options` it
     takes (train, evaluator, real_samples, kid_subset_size, metrics, bootstrap, cache_dir,
-    weights, extractor, calibrate, progress); the noise reference is an untrained generator of
-    `spec`. `generator_key` (the weights' sha256) caches the generated side's features: the same
+    weights, extractor, calibrate, progress). The noise reference is an untrained generator of
+    `spec`, or `noise` (an imported generator's, see `calibration.bundle_noise_reference`).
+    `generator_key` (the weights' sha256) caches the generated side's features: the same
     weights under the same protocol skip InceptionV3 entirely, and the promotion gates can compare
     two generators from the cache (`fid_delta_from_cache`). Bad requests fail before generating.
     """
@@ -222,7 +224,7 @@ def evaluate_generator(
     result = evaluate_samples(
         images,
         real,
-        noise_spec=spec,
+        noise=noise or calib.untrained_reference(spec),
         labels=labels,
         seed=seed,
         device=device,
@@ -238,7 +240,7 @@ def evaluate_samples(
     images: np.ndarray,
     real: Any,
     *,
-    noise_spec: Any,
+    noise: calib.NoiseReference,
     labels: torch.Tensor | None = None,
     seed: int = DEFAULTS["seed"],
     train: Any = None,
@@ -260,10 +262,10 @@ def evaluate_samples(
 
     A generator's evaluation comes here with its images; samples handed in from outside (a
     generator prodgan cannot run) come here directly, with `labels=None` (no conditional accuracy)
-    and `noise_spec` the fixed reference of `calibration.reference_spec`.
+    and `noise` the fixed reference of `calibration.samples_reference`.
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
-    vs the split); `calibrate` adds the noise reference too (an untrained generator of
-    `noise_spec`), see calibration.py. `evaluator` (prodgan.models.evaluator) enables conditional
+    vs the split); `calibrate` adds the noise reference too (`noise`: an untrained generator and
+    what it is, see calibration.py). `evaluator` (prodgan.models.evaluator) enables conditional
     accuracy (with `labels`), and IS when the Inception weights have no logits layer.
     `samples_key` (a weights or pixels sha256) caches the generated side's features.
     `progress(side, done, total)` hears about every feature extraction as it goes (images per side).
@@ -272,7 +274,7 @@ def evaluate_samples(
 
     samples = len(images)
     real_samples = check_inputs(
-        noise_spec,
+        noise.spec,
         real,
         samples=samples,
         real_samples=real_samples,
@@ -351,7 +353,7 @@ def evaluate_samples(
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(
-                G_spec=noise_spec,
+                noise=noise,
                 protocol=protocol,
                 options=options,
                 cache_dir=cache_dir,
@@ -410,7 +412,7 @@ def evaluate_samples(
 
 def _calibrate(
     *,
-    G_spec: Any,
+    noise: calib.NoiseReference,
     protocol: Protocol,
     options: dict[str, Any],
     cache_dir: Path,
@@ -441,23 +443,23 @@ def _calibrate(
         ),
     )
     noise_images = generate_uint8(
-        calib.untrained_like(G_spec),
-        G_spec,
+        noise.generator,
+        noise.spec,
         protocol.samples,
         protocol.seed,
         labels=labels,
         device=device,
         batch=batch_size,
     ).numpy()
-    noise, _ = stats_cache.cached(
+    noise_features, _ = stats_cache.cached(
         cache_dir,
-        stats_cache.generated_key(protocol.fingerprint, calib.noise_key(G_spec)),
+        stats_cache.generated_key(protocol.fingerprint, noise.key),
         lambda: extract(noise_images, inception, "untrained", batch_size, progress),
     )
     out = calib.references(
         real_features[INCEPTION],
         floor[INCEPTION],
-        noise[INCEPTION],
+        noise_features[INCEPTION],
         kid_subset_size=options["kid_subset_size"],
         kid_subsets=options["kid_subsets"],
         seed=protocol.seed,

@@ -234,13 +234,14 @@ def evaluate_bundle(
     evaluation (the promotion gates re-evaluate a champion under the challenger's protocol).
     """
     from prodgan.metrics import evaluate_generator
-    from prodgan.metrics.calibration import describe_noise
+    from prodgan.metrics.calibration import bundle_noise_reference
     from prodgan.metrics.defaults import DEFAULTS
     from prodgan.metrics.evaluate import check_inputs
     from prodgan.models import load_bundle, read_bundle_record
 
     record = read_bundle_record(bundle_dir)
     generator, spec = load_bundle(bundle_dir)
+    noise = bundle_noise_reference(bundle_dir)
     like = _like(settings, like_run_id) if like_run_id else {}
     dataset = (record.get("extra") or {}).get("dataset", "fashion-mnist")
     real, train = _splits(settings, dataset, like.get("split", split))
@@ -279,12 +280,13 @@ def evaluate_bundle(
             cache_dir=settings.cache_dir,
             generator_key=record["weights_sha256"],
             progress=progress,
+            noise=noise,
         )
 
     run_tags = {
         WEIGHTS: record["weights_sha256"],
         KIND: "generator",
-        NOISE_REFERENCE: describe_noise(spec),
+        NOISE_REFERENCE: noise.name,
         **(tags or {}),
     }
     if train_run_id:
@@ -325,7 +327,7 @@ def evaluate_samples(
     from prodgan.data.layout import read_meta
     from prodgan.data.samples import read_samples
     from prodgan.metrics import evaluate_samples as score
-    from prodgan.metrics.calibration import describe_noise, reference_spec
+    from prodgan.metrics.calibration import samples_reference
     from prodgan.metrics.defaults import DEFAULTS
 
     meta = read_meta(settings.data_dir / dataset)
@@ -337,14 +339,14 @@ def evaluate_samples(
         max_count=DEFAULTS["max_samples"],
     )
     real, train = _splits(settings, dataset, split)
-    noise = reference_spec(meta.channels, meta.size)
+    noise = samples_reference(meta.channels, meta.size)
     evaluator, evaluator_run = _evaluator(settings, dataset, say) if use_evaluator else (None, None)
     subject = f"samples {samples.sha256[:12]}"
     with sides_progress(f"evaluating {subject}:") as progress:
         result = score(
             samples.images,
             real,
-            noise_spec=noise,
+            noise=noise,
             seed=DEFAULTS["seed"] if seed is None else seed,
             train=train,
             evaluator=evaluator,
@@ -356,7 +358,7 @@ def evaluate_samples(
     run_tags = {
         SAMPLES_SHA: samples.sha256,
         KIND: SAMPLES_KIND,
-        NOISE_REFERENCE: describe_noise(noise),
+        NOISE_REFERENCE: noise.name,
         **(tags or {}),
     }
     params = {"samples_source": samples.source, "samples_sha256": samples.sha256}

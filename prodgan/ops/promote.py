@@ -18,15 +18,19 @@ from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ProdganError
 from prodgan.names import (
     CHAMPION,
+    CODE_URL,
     CONFIG_SHA,
     DATA_HASH,
     DATASET,
     DEFAULT_DATASET,
     EVAL_RUN,
     GIT_REV,
+    IMPORTED_FILE,
     KIND,
     MODEL_FILES,
+    MODEL_KIND,
     SAMPLES_KIND,
+    SPEC_SHA,
     TRAIN_RUN,
     VALIDATION,
     WEIGHTS,
@@ -61,6 +65,10 @@ def _lineage_tags(train_run: Any, bundle_dir: Path) -> dict[str, str]:
         (GIT_REV, "git_rev"),
         (VALIDATION, "validation"),
         (CONFIG_SHA, "config_sha256"),
+        (MODEL_KIND, "model_kind"),
+        (CODE_URL, "code_url"),
+        (SPEC_SHA, "spec_sha256"),
+        (IMPORTED_FILE, "imported_file"),
     ):
         value = run_tags.get(key) or extra.get(extra_key)
         if value:

@@ -63,16 +63,17 @@ def registration_problems(
 ) -> list[str]:
     """What differs in a trained version's stored files from what its registration tags recorded:
     `weights_tag` (sha256 of generator.pt), `files_tag` (JSON {path: sha256}, trainer-writable, so
-    parsed defensively), `actual` hashed here, `weights_path` where generator.pt lies in it."""
+    parsed defensively), `actual` hashed here, `weights_path` where generator.pt
+    (or an imported model file) lies in it."""
     if not weights_tag:
         return [f"has no {WEIGHTS} tag: it was not registered by prodgan or the tag was removed"]
-    problems = []
+    problems, name = [], weights_path.rsplit("/", 1)[-1]
     got = actual.get(weights_path)
     if got is None:
-        problems.append("generator.pt is missing from the stored model: the weights were removed")
+        problems.append(f"{name} is missing from the stored model: the weights were removed")
     elif got != weights_tag:
         problems.append(
-            f"generator.pt hashes to {got[:16]}…, but {WEIGHTS} recorded {weights_tag[:16]}… "
+            f"{name} hashes to {got[:16]}…, but {WEIGHTS} recorded {weights_tag[:16]}… "
             f"at registration: the weights were replaced"
         )
     expected = _file_map(files_tag)
