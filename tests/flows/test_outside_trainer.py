@@ -48,7 +48,7 @@ def _trainer_folder(settings: Settings) -> Path:
 # three imports, two evaluations of 50 images (references cached after the first)
 @pytest.mark.slow
 def test_retrain_runs_an_outside_trainer_skips_unchanged_and_retrains_edited(
-    flow_project: Settings, monkeypatch: pytest.MonkeyPatch
+    flow_project: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # passed through to the command as it is
     folder = _trainer_folder(flow_project)
@@ -64,13 +64,15 @@ def test_retrain_runs_an_outside_trainer_skips_unchanged_and_retrains_edited(
     assert tags[names.DATA_HASH] == first["data_hash"] and tags[names.FLOW_RUN]
     assert tags[names.CONFIG_SHA] == first["config_sha256"]
     assert "tiny_gan_loss_g" in train_run.data.metrics
-    assert tags["tiny_gan.cuda_visible_devices"] == "-1"
     [version] = versions(flow_project)
     assert version.tags[names.TRAIN_RUN] == train_run.info.run_id
     code = version.tags[names.GIT_REV]
     assert len(code) == 40, "a committed trainer is named by its revision"
-    logged = {a.path for a in client.list_artifacts(train_run.info.run_id, "trainer")}
-    assert "trainer/trainer.log" in logged
+    log = Path(
+        client.download_artifacts(train_run.info.run_id, "trainer/trainer.log", str(tmp_path))
+    )
+    assert "tiny_gan: step 19" in log.read_text(), "its output streams to the run's log"
+    assert "CUDA_VISIBLE_DEVICES=-1" in log.read_text(), "the GPUs it may use are passed through"
 
     unchanged = retrain(config=recipe)
     assert unchanged["decision"] == "skipped", unchanged["reason"]
@@ -88,7 +90,7 @@ def test_retrain_runs_an_outside_trainer_skips_unchanged_and_retrains_edited(
         else "no champion" in edited["freshness"]
     )
     newest = max(versions(flow_project), key=lambda mv: int(mv.version))
-    assert newest.version == "2" and newest.tags[names.GIT_REV].startswith(code + "+changes-")
+    assert str(newest.version) == "2" and newest.tags[names.GIT_REV].startswith(code + "+changes-")
 
     # a trainer that fails: one line naming the command and its exit code, nothing registered
     (folder / "tiny_gan.py").write_text("import sys\nprint('out of memory')\nsys.exit(3)\n")

@@ -75,6 +75,7 @@ def main() -> None:
     real = load_images(args.data)
     channels = real.shape[1]
     print(f"tiny_gan: {len(real)} images {tuple(real.shape[1:])} from {args.data}")
+    print(f"tiny_gan: CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}")
     G, D = TinyGenerator(channels), critic(channels)
     opt_g = torch.optim.Adam(G.parameters(), 2e-3, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), 2e-3, betas=(0.5, 0.999))
@@ -93,11 +94,6 @@ def main() -> None:
         if step % 5 == 0 or step == args.steps - 1:
             print(f"tiny_gan: step {step} loss_d {loss_d.item():.3f} loss_g {loss_g.item():.3f}")
             log_metric("tiny_gan_loss_g", loss_g.item(), step)
-    if os.environ.get("MLFLOW_RUN_ID"):
-        import mlflow
-
-        mlflow.set_tag("tiny_gan.cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES", "-"))
-
     G.eval()
     args.out.mkdir(parents=True, exist_ok=True)
     program = torch.export.export(
