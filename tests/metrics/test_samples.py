@@ -59,7 +59,7 @@ def test_samples_evaluate_like_a_model_and_cannot_be_promoted(small_project: Set
     assert tags[names.KIND] == names.SAMPLES_KIND
     assert tags[names.SAMPLES_SHA] == run.samples_sha256
     assert names.WEIGHTS not in tags and names.TRAIN_RUN not in tags
-    assert tags[names.NOISE_REFERENCE].startswith("untrained dcgan")
+    assert tags[names.NOISE_REFERENCE].startswith("prodgan dcgan width 64 z 128")
     assert tags[names.PROTOCOL] == run.protocol
     # the model protocol's calibration: floor and noise beside the metrics, each on its side
     n = f"{COUNT}"
