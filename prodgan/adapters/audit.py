@@ -3,22 +3,34 @@ each.
 
 Every record of a model carries its place `n` (1, 2, ...), the hash of record n-1 (`prev`) and an
 Ed25519 signature made with the promoter's key (`signing`). Place n is claimed by creating the
-experiment `prodgan-audit-claim/MODEL/n`: experiment names are unique in every backend store, so
-two writers never take the same place, and a claim does not depend on anyone's clock. The newest
-place and hash are also kept as the production model's `prodgan.audit_head` tag, so a deleted
-tail shows. A decision that moves an alias is written `pending` first and followed by a `done`
-record once the alias moved: a crash in between leaves a pending record, never a silent move.
+experiment `prodgan-audit-claim/MODEL/n/TOKEN`, where TOKEN is derived from the promoter's
+(deterministic) signature of (model, n, prev): experiment names are unique in every backend
+store, so two writers never take the same place, a claim does not depend on anyone's clock, and
+nobody without the key can compute a claim's name, so nobody can squat places ahead. The newest
+place and hash are also kept, signed, as the production model's `prodgan.audit_head` tag
+(`n:hash:signature`), so a deleted, hidden or rewound tail shows at once. A missing record is
+never papered over: the next append refuses until a promoter accepts the loss with a signed
+record naming the lost places (`lost`). A decision that moves an alias is written `pending`
+first and followed by a `done` record once the alias moved: a crash in between leaves a pending
+record, never a silent move.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import time
 from typing import Any
 
 from prodgan.adapters import signing
 from prodgan.adapters.auth import AuthApi, is_server
-from prodgan.adapters.tracking import ensure_experiment, is_local_store, setup_mlflow
+from prodgan.adapters.tracking import (
+    checked_text,
+    ensure_experiment,
+    is_local_store,
+    setup_mlflow,
+)
+from prodgan.errors import ProdganError
 from prodgan.names import (
     AUDIT_CLAIM_PREFIX,
     AUDIT_EXPERIMENT,
@@ -45,7 +57,7 @@ _TAGGED = (
     "seq",
     "n",
 )
-CLAIM_TRIES = 50
+CLAIM_TRIES = 50  # only key holders can claim: each lost try is another promoter's record
 # how long a writer waits for the record before its place to appear (its writer is mid-upload)
 PREV_WAIT_S = 10.0
 
@@ -94,10 +106,15 @@ def _load(run: Any) -> dict[str, Any]:
     return record
 
 
-def _claim(settings: Settings, client: Any, model: str, n: int) -> bool:
-    """Take place `n` of `model`'s chain (True) unless another writer already has it."""
+def _claim(settings: Settings, client: Any, model: str, n: int, prev: str | None) -> bool:
+    """Take place `n` of `model`'s chain after the record hashing to `prev` (True) unless another
+    writer already has it. The name holds a digest of the promoter's deterministic signature of
+    (model, n, prev): two promoters racing for the same place compute the same name, and nobody
+    without the key can compute it ahead of them."""
     from mlflow.exceptions import MlflowException
 
+    signature = signing.sign(settings, {"claim_of": model, "n": n, "prev": prev})
+    token = hashlib.sha256(signature.encode()).hexdigest()[:32]
     location = (
         (settings.artifact_dir / AUDIT_CLAIM_PREFIX).as_uri()
         if is_local_store(settings.tracking_uri)
@@ -105,7 +122,7 @@ def _claim(settings: Settings, client: Any, model: str, n: int) -> bool:
     )
     try:
         exp_id = client.create_experiment(
-            f"{AUDIT_CLAIM_PREFIX}/{model}/{n}", artifact_location=location
+            f"{AUDIT_CLAIM_PREFIX}/{model}/{n}/{token}", artifact_location=location
         )
     except MlflowException:
         return False
@@ -113,11 +130,68 @@ def _claim(settings: Settings, client: Any, model: str, n: int) -> bool:
     return True
 
 
-def _record_at(client: Any, exp_id: str, model: str, n: int) -> dict[str, Any] | None:
-    found = _runs(
-        client, exp_id, f"tags.`{AUDIT_TAG}model` = '{model}' and tags.`{AUDIT_TAG}n` = '{n}'"
-    )
-    return _load(found[0]) if found else None
+def _records_at(client: Any, exp_id: str, model: str, query: str = "") -> list[Any]:
+    return _runs(client, exp_id, f"tags.`{AUDIT_TAG}model` = '{model}'{query}")
+
+
+def _complete_at(client: Any, exp_id: str, model: str, n: int) -> dict[str, Any] | None:
+    """Record `n`, once its JSON is stored (a writer logs tags first, then the record)."""
+    found = _records_at(client, exp_id, model, f" and tags.`{AUDIT_TAG}n` = '{n}'")
+    record = _load(found[0]) if found else None
+    return None if record is None or record.get("incomplete") else record
+
+
+def _head_reached(settings: Settings, client: Any, model: str, place: int) -> bool:
+    """Whether the signed head counts `place` (an unsigned head counts everything: no trust)."""
+    from prodgan.adapters.registry import production_state
+
+    head = production_state(client, model).head
+    return not head_signed(settings, model, head) or int(str(head).split(":")[0]) >= place
+
+
+def _link(
+    settings: Settings, client: Any, exp_id: str, model: str, n: int, accept_loss: bool
+) -> tuple[str | None, list[int]]:
+    """(hash of the record before place `n`, places skipped as lost). Waits for record n-1 while
+    its writer may still be uploading. A place that stays empty is skipped, and named `lost` in
+    the record being written, only when the signed head never reached it (its writer crashed
+    between claim and record) or the record accepts the loss (`prodgan audit verify
+    --acknowledge`); otherwise a record the head had counted was deleted or hidden: refused."""
+    if n == 1:
+        return None, []
+    deadline = time.monotonic() + PREV_WAIT_S
+    while True:
+        before = _complete_at(client, exp_id, model, n - 1)
+        if before is not None:
+            return record_hash(before), []
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if not accept_loss and _head_reached(settings, client, model, n - 1):
+        raise ProdganError(
+            f"audit record #{n - 1} of {model} was claimed but is not in the log (deleted, hidden, "
+            f"or its writer crashed): nothing was written. Inspect with `prodgan audit verify`; a "
+            f"promoter who accepts the loss records it with `prodgan audit verify --acknowledge "
+            f"REASON`"
+        )
+    held = [_place(r) for r in _records_at(client, exp_id, model) if 0 < _place(r) < n - 1]
+    newest = max(held, default=0)
+    before = _complete_at(client, exp_id, model, newest) if newest else None
+    return (record_hash(before) if before else None), list(range(newest + 1, n))
+
+
+def head_value(settings: Settings, model: str, n: int, digest: str) -> str:
+    """The `prodgan.audit_head` tag: `n:hash:signature`, signed so only the key can move it."""
+    return f"{n}:{digest}:{signing.sign(settings, {'head_of': model, 'n': n, 'hash': digest})}"
+
+
+def head_signed(settings: Settings, model: str, head: str | None) -> bool:
+    """Whether the head tag carries the promoter's signature of its own place and hash."""
+    parts = str(head or "").split(":")
+    if len(parts) != 3 or not parts[0].isdigit():
+        return False
+    body = {"head_of": model, "n": int(parts[0]), "hash": parts[1], "signature": parts[2]}
+    return signing.verify(settings, body)
 
 
 def _set_head(settings: Settings, client: Any, model: str, n: int, digest: str) -> None:
@@ -127,47 +201,48 @@ def _set_head(settings: Settings, client: Any, model: str, n: int, digest: str) 
 
     production = production_model(model)
     ensure_registered_model(client, production)
-    head = (client.get_registered_model(production).tags or {}).get(AUDIT_HEAD, "0:")
-    current = head.split(":", 1)[0]
-    if not current.isdigit() or int(current) < n:
-        try:
-            client.set_registered_model_tag(production, AUDIT_HEAD, f"{n}:{digest}")
-        except MlflowException:  # the record is written; verify reports the stale head
-            pass
+    head = (client.get_registered_model(production).tags or {}).get(AUDIT_HEAD)
+    if head_signed(settings, model, head) and int(str(head).split(":")[0]) >= n:
+        return  # a later record's writer already moved it on
+    try:
+        client.set_registered_model_tag(
+            production, AUDIT_HEAD, head_value(settings, model, n, digest)
+        )
+    except MlflowException:  # the record is written; verify reports the stale head
+        pass
 
 
 def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dict[str, Any]:
     """Sign `record` as the next link of its model's chain and store it; returns it with n, prev,
-    signature, run id."""
+    signature, run id. A record with `lost` (places a promoter accepts as lost) may skip over a
+    place that never got its record; it names every place it skipped."""
     signing.ensure_embedded_key(settings)
     client = setup_mlflow(settings)
     exp_id = ensure_experiment(AUDIT_EXPERIMENT, settings)
     model = str(record["model"])
-    n = 1 + max(
-        (_place(r) for r in _runs(client, exp_id, f"tags.`{AUDIT_TAG}model` = '{model}'")),
-        default=0,
-    )
+    for field in ("note", "actor", "purpose"):
+        checked_text(str(record.get(field) or ""), f"the audit record's {field}")
+    accept_loss = record.get("lost") is not None
+    n = 1 + max((_place(r) for r in _records_at(client, exp_id, model)), default=0)
     for _ in range(CLAIM_TRIES):
-        if _claim(settings, client, model, n):
+        prev, skipped = _link(settings, client, exp_id, model, n, accept_loss)
+        if _claim(settings, client, model, n, prev):
             break
         n += 1
     else:
-        raise RuntimeError(
-            f"could not claim a place in {model}'s audit chain after {CLAIM_TRIES} tries"
+        raise ProdganError(
+            f"could not claim a place in {model}'s audit chain after {CLAIM_TRIES} tries: "
+            f"{CLAIM_TRIES} other promotions wrote first; re-run"
         )
-    prev = None
-    deadline = time.monotonic() + PREV_WAIT_S
-    while n > 1:
-        before = _record_at(client, exp_id, model, n - 1)
-        if before is not None or time.monotonic() > deadline:
-            prev = record_hash(before) if before is not None else None
-            break
-        time.sleep(0.2)
     body = {k: v for k, v in record.items() if k not in UNSIGNED}
+    if accept_loss or skipped:
+        body["lost"] = sorted({int(p) for p in record.get("lost") or []} | set(skipped))
     body.update(n=n, prev=prev, key_id=signing.key_id(settings))
     body["signature"] = signing.sign(settings, body)
     tags = {f"{AUDIT_TAG}{k}": str(body.get(k) if body.get(k) is not None else "") for k in _TAGGED}
     tags[DATA_HASH] = str(body.get("data_hash") or "")
+    for key, value in tags.items():
+        checked_text(value, f"audit tag {key}")
     run = client.create_run(
         exp_id, run_name=f"{body['action']} {model} v{body.get('version')}", tags=tags
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
-from prodgan.adapters.tracking import logged_model_id
+from prodgan.adapters.tracking import is_run_id, logged_model_id
 from prodgan.names import CONFIG, DATA_HASH, DATASET, TRAIN_RUN, is_headline
 from prodgan.policy.decision import Decision
 
@@ -47,7 +47,7 @@ def describe_version(client: Any, name: str, version: str, decision: Decision | 
     taken."""
     mv = client.get_model_version(name, version)
     tags = mv.tags or {}
-    run_tags = client.get_run(tags[TRAIN_RUN]).data.tags if tags.get(TRAIN_RUN) else {}
+    run_tags = client.get_run(tags[TRAIN_RUN]).data.tags if is_run_id(tags.get(TRAIN_RUN)) else {}
     dataset = run_tags.get(DATASET, "dataset")
     recipe = run_tags.get(CONFIG, "an unknown recipe")
     text = (

@@ -36,9 +36,9 @@ class ResolvedModel:
     run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     production_version: str | None = None  # set when the files are the promoter's copy
-    model_dir: Path | None = (
-        None  # the verified local copy of the whole MLflow model, if registered
-    )
+    # {file name inside the bundle: sha256} as checked against the record it was resolved by;
+    # `prodgan serve` hands these to prodgan's own loader, which hashes the files again on load
+    bundle_hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def served_uri(self) -> str:
@@ -94,31 +94,40 @@ def _cached(settings: Settings, key: str, source: str) -> Path:
 
 def checked_copy(
     settings: Settings, key: str, source: str, problems: Problems
-) -> tuple[Path, list[str]]:
-    """The cached copy of `source` and what `problems` finds in its files as hashed now.
+) -> tuple[Path, list[str], dict[str, str]]:
+    """The cached copy of `source`, what `problems` finds in its files as hashed now, and those
+    hashes.
 
     A failing copy (a damaged cache, or a download of changed files) is dropped and fetched once
     more; what the second copy still shows is returned, and that copy is dropped too."""
     from prodgan.fsutil import file_hashes
 
     found: list[str] = []
+    hashes: dict[str, str] = {}
     for _ in range(2):
         folder = _cached(settings, key, source)
-        found = problems(file_hashes(folder))
+        hashes = file_hashes(folder)
+        found = problems(hashes)
         if not found:
-            return folder, []
+            return folder, [], hashes
         shutil.rmtree(folder, ignore_errors=True)
-    return folder, found
+    return folder, found, hashes
 
 
-def loaded_copy(settings: Settings, key: str, source: str, problems: Problems, what: str) -> Path:
-    """The checked copy's folder; GateFailed naming `what` and the problems otherwise."""
-    folder, found = checked_copy(settings, key, source, problems)
+def loaded_copy(
+    settings: Settings, key: str, source: str, problems: Problems, what: str
+) -> tuple[Path, dict[str, str]]:
+    """The checked copy's bundle folder and {file in the bundle: sha256} as checked; GateFailed
+    naming `what` and the problems otherwise."""
+    folder, found, hashes = checked_copy(settings, key, source, problems)
     if found:
         raise GateFailed(
             f"refusing to load {what}: {'; '.join(found)}; inspect it with `prodgan audit verify`"
         )
-    return folder
+    bundle = bundle_in(folder)
+    inside = bundle.relative_to(folder).as_posix()
+    prefix = "" if inside == "." else f"{inside}/"
+    return bundle, {p.removeprefix(prefix): h for p, h in hashes.items() if p.startswith(prefix)}
 
 
 def fresh_hashes(settings: Settings, source: str) -> dict[str, str]:

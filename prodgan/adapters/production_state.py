@@ -75,6 +75,16 @@ class ProductionState:
         return [signing.verify(self.settings, record) for record in self.records]
 
     @cached_property
+    def head_signed(self) -> bool:
+        """Whether the production model's audit head tag carries the promoter's signature."""
+        return audit.head_signed(self.settings, self.model, self.aliases.head)
+
+    @property
+    def signed_head(self) -> str | None:
+        """The audit head tag if the promoter's key signed it, else None."""
+        return self.aliases.head if self.head_signed else None
+
+    @cached_property
     def decisions(self) -> list[dict[str, Any]]:
         """The chain's decisions, each with its `state` (pending, done or final)."""
         return chain.decisions(self.records)
@@ -180,17 +190,17 @@ class ProductionState:
             return self._resolve_production(ref)
         mv = self.version(ref)
         what = f"{mv.name} v{mv.version}"
-        folder = model_store.loaded_copy(
+        bundle, hashes = model_store.loaded_copy(
             self.settings, self.trained_key(mv), _source(mv), self.trained_problems(mv), what
         )
         return ResolvedModel(
-            model_store.bundle_in(folder),
+            bundle,
             ref.uri,
             mv.name,
             str(mv.version),
             mv.run_id,
             dict(mv.tags or {}),
-            model_dir=folder,
+            bundle_hashes=hashes,
         )
 
     def _resolve_production(self, ref: ModelRef) -> ResolvedModel:
@@ -198,17 +208,17 @@ class ProductionState:
         record, key, problems = self.production_copy(version)
         what = f"production v{version} of {self.model} (trained v{record['version']})"
         source = f"models:/{self.production}/{version}"
-        folder = model_store.loaded_copy(self.settings, key, source, problems, what)
+        bundle, hashes = model_store.loaded_copy(self.settings, key, source, problems, what)
         trained = self.trained(record["champion_after"])
         return ResolvedModel(
-            model_store.bundle_in(folder),
+            bundle,
             ref.uri,
             self.model,
             str(trained.version),
             trained.run_id,
             {**(trained.tags or {}), WEIGHTS: record["weights_sha256"]},
             production_version=version,
-            model_dir=folder,
+            bundle_hashes=hashes,
         )
 
     def _resolve_run(self, ref: ModelRef) -> ResolvedModel:
@@ -216,6 +226,21 @@ class ProductionState:
         path = ref.path or GENERATOR_ARTIFACT
         bundle = model_store.run_copy(self.settings, self.client, str(ref.run_id), path)
         return ResolvedModel(bundle, ref.uri, run_id=ref.run_id, tags=dict(run.data.tags))
+
+
+def foreign_code(actual: dict[str, str], uri: str) -> list[str]:
+    """Stored Python files that are not prodgan's fixed loader. prodgan never runs them (it loads
+    with its installed code), but a plain MLflow client loading `uri` would."""
+    from prodgan.adapters.serving import MODEL_CODE
+    from prodgan.fsutil import sha256_file
+
+    loader = sha256_file(MODEL_CODE / "generator.py")
+    return [
+        f"{path} is not prodgan's fixed loader: a plain MLflow client loading {uri} would run it "
+        f"(prodgan never does)"
+        for path, digest in sorted(actual.items())
+        if path.endswith(".py") and digest != loader
+    ]
 
 
 def _source(mv: Any) -> str:

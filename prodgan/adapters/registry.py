@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodgan.adapters.tracking import (
+    checked_text,
+    denied,
     get_run,
+    is_run_id,
     link_to_model,
     logged_model_id,
     not_found,
@@ -32,6 +35,7 @@ from prodgan.names import (
     FENCE,
     KIND,
     METRIC_TAG,
+    NOISE_REFERENCE,
     PREVIOUS,
     PROTOCOL,
     SAMPLES_KIND,
@@ -62,9 +66,9 @@ def get_version(client: Any, name: str, version: str | int):
     try:
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
-        if not_found(exc):
+        if not_found(exc) or denied(exc):
             raise ProdganError(
-                f"model {name} has no version {version}; "
+                f"model {name} has no version {version} (or this user may not read it); "
                 f"list versions with `prodgan audit history` "
                 f"or register one with `prodgan register --run RUN_ID`"
             ) from None
@@ -121,6 +125,8 @@ def register_version(
     the lowest version."""
     import mlflow
 
+    for key, value in tags.items():
+        checked_text(value, f"tag {key} of the new version of {name}")
     mine = mlflow.register_model(model_uri, name, tags=tags)
     existing = version_by_train_run(client, name, train_run_id)
     if str(existing.version) != str(mine.version):
@@ -139,6 +145,7 @@ class EvalRun:
     train_run_id: str | None
     weights_sha256: str | None = None  # of the generator evaluated
     experiment_id: str | None = None
+    noise_reference: str | None = None  # the untrained generator its gaps are measured to
     kind: str = "generator"  # or `samples`: samples handed in, no model (see `require_model`)
     samples_sha256: str | None = None
 
@@ -154,12 +161,13 @@ class EvalRun:
             )
 
     def summary(self, reevaluated: bool = False) -> dict[str, Any]:
-        return {
+        found = {
             "eval_run_id": self.run_id,
             "protocol": self.protocol,
             "metrics": self.metrics,
             "reevaluated": reevaluated,
         }
+        return {**found, "noise_reference": self.noise_reference} if self.noise_reference else found
 
 
 def read_eval_run(client: Any, run_id: str) -> EvalRun:
@@ -178,6 +186,7 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
         tags.get(TRAIN_RUN),
         tags.get(WEIGHTS),
         run.info.experiment_id,
+        tags.get(NOISE_REFERENCE),
         tags.get(KIND, "generator"),
         tags.get(SAMPLES_SHA),
     )
@@ -240,15 +249,22 @@ def attach_evaluation(
             }
         )
     for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
+        client.set_model_version_tag(name, version, key, checked_text(value, f"tag {key}"))
 
 
 def version_evaluation(settings: Settings, mv: Any, protocol: str | None = None) -> EvalRun | None:
     """The evaluation of a version: under `protocol` if given, else its headline evaluation."""
     tags = mv.tags or {}
-    run_id = tags.get(f"{EVAL_BY_PROTOCOL}{protocol[:16]}") if protocol else tags.get(EVAL_RUN)
-    if run_id:
-        return read_eval_run(client_for(settings), run_id)
+    key = f"{EVAL_BY_PROTOCOL}{protocol[:16]}" if protocol else EVAL_RUN
+    for tag in (key, TRAIN_RUN):  # trainer-writable: a value that is not a run id is named
+        if tags.get(tag) and not is_run_id(tags[tag]):
+            raise ProdganError(
+                f"{mv.name} v{mv.version}: tag {tag}={str(tags[tag])[:40]!r} is not a run id; "
+                f"a promoter sets it back (`prodgan register --run RUN_ID --eval-run EVAL_RUN_ID`) "
+                f"or promotes another version"
+            )
+    if tags.get(key):
+        return read_eval_run(client_for(settings), tags[key])
     return latest_eval_run(settings, tags[TRAIN_RUN], protocol) if tags.get(TRAIN_RUN) else None
 
 
@@ -319,6 +335,18 @@ def production_state(client: Any, name: str) -> Production:
     )
 
 
+def trained_aliases(client: Any, name: str) -> dict[str, str]:
+    """{alias: version} on the trained model itself (prodgan sets none there; trainers can)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return {a: str(v) for a, v in (client.get_registered_model(name).aliases or {}).items()}
+    except MlflowException as exc:
+        if not_found(exc):
+            return {}
+        raise
+
+
 def champion_state(client: Any, name: str) -> tuple[str | None, int]:
     """(champion's trained version or None, fence token): the state a decision is computed
     against."""
@@ -380,6 +408,12 @@ def fence(
             f"re-run to decide against the new champion"
         )
     return mine
+
+
+def withdraw_production_version(client: Any, name: str, version: str) -> None:
+    """Delete a production version made for a move whose pending record could not be written:
+    nothing refers to it, and leaving it would be an unexplained copy beside the audited ones."""
+    client.delete_model_version(production_model(name), version)
 
 
 def set_production_aliases(client: Any, name: str, champion: str, previous: str | None) -> None:

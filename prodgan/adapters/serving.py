@@ -4,9 +4,15 @@ answers with PNGs.
 Request rows `{seed, category, n}` (category by name or index, optional); the answer has one row
 per image: `seed, category, index, png_base64`. Same row -> same bytes. Bad values are raised as
 `MlflowException(INVALID_PARAMETER_VALUE)`, which the scoring server turns into a 400 with the
-message and survives. The model is logged from code (`model_code/generator.py`), not pickled, so
-`prodgan` must be importable where it is served (`--env-manager local`, or the pip requirements
-below).
+message and survives.
+
+No code from storage runs where prodgan loads or serves: the stored `generator.py` is a fixed
+loader (`model_code/generator.py`, three lines that import this module from the installed
+package), and every model carries the sha256 of each bundle file in its `model_config`, which
+`GeneratorPyfunc.load_context` checks before anything is unpickled. `prodgan serve` never loads
+the stored MLflow model at all: it builds a fresh pyfunc from the installed loader around the
+verified local bundle (`installed_pyfunc`). `prodgan` must be importable where a plain MLflow
+client loads the model (`--env-manager local`, or the pip requirements below).
 """
 
 from __future__ import annotations
@@ -23,13 +29,16 @@ from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import ColSpec, Schema
 
-from prodgan.errors import ProdganError
+from prodgan.errors import GateFailed, ProdganError
+from prodgan.fsutil import file_hashes
 from prodgan.generate import MAX_IMAGES_PER_REQUEST, MAX_IMAGES_PER_ROW, parse_request
 from prodgan.names import LOGGED_MODEL_NAME, PRODUCTION_EXPERIMENT, TRAIN_RUN
 from prodgan.settings import Settings
 
 OUTPUT_COLUMNS = ["seed", "category", "index", "png_base64"]
 MODEL_CODE = Path(__file__).with_name("model_code")  # models-from-code entry points, one per pyfunc
+# model_config key: {file name inside the bundle: sha256}, checked by the loader before loading
+BUNDLE_HASHES = "prodgan_bundle_sha256"
 
 
 def _invalid(message: str) -> MlflowException:
@@ -52,8 +61,10 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
 
         from prodgan.models.bundle import load_bundle
 
+        bundle = Path(context.artifacts["bundle"])
+        check_bundle(bundle, (context.model_config or {}).get(BUNDLE_HASHES))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.generator, self.spec = load_bundle(context.artifacts["bundle"], device=self.device)
+        self.generator, self.spec = load_bundle(bundle, device=self.device)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -109,6 +120,23 @@ class GeneratorPyfunc(mlflow.pyfunc.PythonModel):
         return requests
 
 
+def check_bundle(bundle: Path, expected: Any) -> None:
+    """Refuse a bundle whose files are not exactly the ones the model was logged with, before
+    anything in it is read: `expected` is the {file: sha256} the logger wrote into the model's
+    config (for production, the promoter's copy: the same files its signed record hashes)."""
+    from prodgan.policy.files import changed_files
+
+    if not isinstance(expected, dict) or not expected:
+        raise GateFailed(
+            f"refusing to load {bundle}: the model carries no {BUNDLE_HASHES} in its model_config, "
+            "so its files cannot be checked; it was not logged by this prodgan (re-register it)"
+        )
+    changes = changed_files({str(k): str(v) for k, v in expected.items()}, file_hashes(bundle))
+    if changes:
+        found = "; ".join(change.describe("the model's config") for change in changes)
+        raise GateFailed(f"refusing to load the generator bundle {bundle}: {found}")
+
+
 def log_generator(client: Any, train_run: Any, bundle_dir: Path) -> str:
     """The pyfunc model logged for this training run (reused on retry), as a `models:/m-...` URI."""
     run_id, exp_id = train_run.info.run_id, train_run.info.experiment_id
@@ -139,14 +167,32 @@ def _log_pyfunc(bundle_dir: Path, model_id: str) -> str:
     """`bundle_dir` with prodgan's own model code as the files of logged model `model_id`."""
     info = mlflow.pyfunc.log_model(
         name=LOGGED_MODEL_NAME,
-        python_model=str(MODEL_CODE / "generator.py"),
-        artifacts={"bundle": str(bundle_dir)},
-        signature=signature(),
-        input_example=input_example(),
-        pip_requirements=pip_requirements(),
         model_id=model_id,
+        input_example=input_example(),
+        **_pyfunc_parts(bundle_dir, file_hashes(bundle_dir)),
     )
     return info.model_uri
+
+
+def _pyfunc_parts(bundle_dir: Path, hashes: dict[str, str]) -> dict[str, Any]:
+    """What every generator pyfunc is made of: the installed fixed loader, the bundle, and the
+    hashes the loader checks the bundle against."""
+    return {
+        "python_model": str(MODEL_CODE / "generator.py"),
+        "artifacts": {"bundle": str(bundle_dir)},
+        "model_config": {BUNDLE_HASHES: dict(hashes)},
+        "signature": signature(),
+        "pip_requirements": pip_requirements(),
+    }
+
+
+def installed_pyfunc(bundle_dir: Path, hashes: dict[str, str], workdir: Path) -> Any:
+    """A pyfunc of prodgan's installed loader around a verified local bundle, never the stored
+    MLflow model: `hashes` are what the bundle was verified against, and the loader checks the
+    copy it loads against them once more."""
+    target = workdir / "model"
+    mlflow.pyfunc.save_model(path=str(target), **_pyfunc_parts(bundle_dir, hashes))
+    return mlflow.pyfunc.load_model(str(target))
 
 
 def stored_file_hashes(model_uri: str, dest: Path) -> str:
@@ -263,13 +309,20 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
-def serve(model_uri: str, host: str, port: int, max_body_bytes: int = MAX_BODY_BYTES) -> None:
-    """Run MLflow's own scoring app for `model_uri` behind the body-size cap (blocks until
-    stopped)."""
+def serve(
+    bundle_dir: Path,
+    hashes: dict[str, str],
+    workdir: Path,
+    host: str,
+    port: int,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> None:
+    """Run MLflow's own scoring app for prodgan's installed loader around the verified bundle,
+    behind the body-size cap (blocks until stopped)."""
     import uvicorn
     from mlflow.pyfunc import scoring_server
 
-    model = mlflow.pyfunc.load_model(model_uri)
+    model = installed_pyfunc(bundle_dir, hashes, workdir)
     uvicorn.run(
         BodyLimit(scoring_server.init(model), max_body_bytes),
         host=host,

@@ -120,6 +120,16 @@ def sign(settings: Settings, record: dict[str, Any]) -> str:
     return signature
 
 
+def require_signer(settings: Settings, doing: str) -> None:
+    """Refuse `doing` before it writes anything when the promoter's key is missing or does not
+    match the configured public key (a signature is made and checked here)."""
+    ensure_embedded_key(settings)
+    try:
+        sign(settings, {"signer_check": doing})
+    except ProdganError as exc:
+        raise ProdganError(f"refusing to {doing}, nothing was written: {exc}") from None
+
+
 def verify(settings: Settings, record: dict[str, Any]) -> bool:
     """True when `record` carries a valid signature by the configured public key."""
     from cryptography.exceptions import InvalidSignature

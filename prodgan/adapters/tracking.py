@@ -72,18 +72,49 @@ def not_found(exc: Exception) -> bool:
     return getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST"
 
 
+def denied(exc: Exception) -> bool:
+    """The server refused: on an auth server, asking for something that does not exist is 403."""
+    return getattr(exc, "error_code", "") == "PERMISSION_DENIED" or "403" in str(exc)
+
+
+def is_run_id(value: Any) -> bool:
+    """Whether a (trainer-writable) tag value has the shape of an MLflow run id: 32 hex digits."""
+    return isinstance(value, str) and len(value) == 32 and all(c in HEX for c in value)
+
+
+HEX = frozenset("0123456789abcdef")
+MAX_TEXT = 4000  # longest free text prodgan writes into a tag or record (MLflow's tag limit: 8000)
+
+
+def checked_text(value: str, what: str) -> str:
+    """Free text headed for MLflow (a reason, an actor, a tag), refused here with one line when the
+    server would refuse it late: a NUL byte (PostgreSQL answers 500, which the client retries for
+    minutes) or more than MAX_TEXT characters."""
+    if "\x00" in value:
+        raise ProdganError(f"{what} holds a NUL character; remove it and rerun")
+    if len(value) > MAX_TEXT:
+        raise ProdganError(
+            f"{what} is {len(value)} characters long, "
+            f"over the {MAX_TEXT} prodgan writes; shorten it"
+        )
+    return value
+
+
 def get_run(client: Any, run_id: str, what: str = "run"):
     """The run, or a one-line error naming what was looked for."""
     from mlflow.exceptions import MlflowException
 
+    missing = ProdganError(
+        f"{what} {str(run_id)[:40]!r} not found in {client.tracking_uri} (or not readable by this "
+        "user); check the id (`mlflow runs list`) or MLFLOW_TRACKING_URI"
+    )
+    if not is_run_id(run_id):
+        raise missing
     try:
         return client.get_run(run_id)
     except MlflowException as exc:
-        if not_found(exc):
-            raise ProdganError(
-                f"{what} {run_id!r} not found in {client.tracking_uri}; "
-                "check the id (`mlflow runs list`) or MLFLOW_TRACKING_URI"
-            ) from None
+        if not_found(exc) or denied(exc):
+            raise missing from None
         raise
 
 

@@ -151,7 +151,7 @@ def history_cmd(
     """
     from rich.table import Table
 
-    from prodgan.ops.audit import champion_history
+    from prodgan.ops.audit import champion_history, history_warnings
 
     settings = Settings.load()
     periods = champion_history(settings, model)
@@ -178,6 +178,8 @@ def history_cmd(
             p["audit_run_id"],
         )
     out.print(table)
+    for line in history_warnings(settings, model):
+        out.print(f"[red]warning[/]: {line}", highlight=False)
 
 
 from prodgan.cli.audit_verify import verify_cmd  # noqa: E402  (lives in its own module)

@@ -47,6 +47,10 @@ def verify_cmd(
             f"previous v{report.previous or '-'}, {report.records} audit records "
             f"({report.decisions} decisions), weights intact for versions {hashed}"
         )
+        for line in report.lost:
+            out.print(f"[yellow]history[/]: {line}", highlight=False)
+        if acknowledge:
+            out.print("acknowledged in the audit log (action force)")
         return
     table = Table("version", "unexplained change", title=f"{report.model} fails verification")
     for finding in report.findings:

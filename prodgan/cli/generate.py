@@ -68,13 +68,14 @@ def serve(
     """
     from prodgan.ops import serve as ops
 
-    target = ops.serve_target(Settings.load(), model, force=force)
+    settings = Settings.load()
+    target = ops.serve_target(settings, model, force=force)
     out.print(
         f"serving {model or '@champion'} ({target.served_uri}) on "
         f"http://{host}:{port}/invocations (Ctrl+C stops)",
         highlight=False,
     )
-    ops.serve(target, host, port, max_body_bytes)
+    ops.serve(settings, target, host, port, max_body_bytes)
 
 
 def register(root: typer.Typer) -> None:

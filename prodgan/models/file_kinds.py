@@ -32,9 +32,10 @@ _TENSOR_GLOBALS = re.compile(
     r"|torch\.[A-Za-z0-9]*Storage"
     r"|collections\.OrderedDict)$"
 )
-# TorchScript's data.pkl names its own compiled classes (`__torch__.*`); torch reads them with its
+# TorchScript's pickles name its compiled classes (`__torch__.*`) and its list and type-tag helpers
+# (`torch.jit._pickle.*`); torch reads them with its
 # C++ unpickler, which builds TorchScript objects only and never imports Python.
-_TORCHSCRIPT_GLOBALS = re.compile(r"^(__torch__\.[\w.]+|torch\.jit\._pickle\.build_\w+)$")
+_TORCHSCRIPT_GLOBALS = re.compile(r"^(__torch__\.[\w.]+|torch\.jit\._pickle\.\w+)$")
 
 
 def _globals(data: bytes, where: str) -> set[str]:

@@ -84,9 +84,16 @@ class OnnxModule(nn.Module):
             providers.insert(0, "CUDAExecutionProvider")
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
-        self.session = onnxruntime.InferenceSession(
-            str(_checked(path, ONNX)), options, providers=providers
-        )
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(_checked(path, ONNX)), options, providers=providers
+            )
+        except (onnxruntime.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0][:200]
+            raise ProdganError(
+                f"ONNX Runtime cannot load {path.name} ({first}); export it into one file "
+                "(torch.onnx.export(..., external_data=False)), see docs/generators.md"
+            ) from None
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -34,6 +34,7 @@ from prodgan.names import (
     parse_model_ref,
 )
 from prodgan.ops import verification
+from prodgan.policy import chain
 from prodgan.policy.chain import Report, is_move
 from prodgan.policy.decision import Decision
 from prodgan.settings import Settings
@@ -291,13 +292,28 @@ def champion_history(settings: Settings, model: str | None = None) -> list[dict[
     return periods
 
 
+def history_warnings(settings: Settings, model: str | None = None) -> list[str]:
+    """What a reader of the history must know: the chain and alias findings (no files hashed;
+    `prodgan audit verify` does that), then every place of the chain accepted as lost."""
+    state = ProductionState.read(settings.for_model(model))
+    report = verification.verify(state, all_versions=False, fresh=False)
+    found = [f"fails verification: {f}" for f in report.findings]
+    return found + report.lost
+
+
 def verify(settings: Settings, all_versions: bool = True, acknowledge: str | None = None) -> Report:
     """Replay the audit log against the registry, hashing fresh downloads; `acknowledge` records a
-    `force` entry accepting the findings."""
+    signed `force` entry accepting the findings and naming every place of the chain that holds no
+    record (`lost`): after it the chain verifies again, and the loss stays in every report."""
+    if acknowledge:
+        tracking.checked_text(acknowledge, "--acknowledge")
     with tracking.reachable(settings, "verifying the registry"):
         state = ProductionState.read(settings)
         with progress_bar("downloading and hashing model versions") as progress:
             report = verification.verify(state, all_versions=all_versions, progress=progress)
-        if acknowledge and not report.ok:
-            verification.audit_bypass(state, report, None, "acknowledge the findings", acknowledge)
+        if acknowledge:
+            lost = chain.missing_places(state.records, state.signed_head)
+            verification.audit_bypass(
+                state, report, None, "acknowledge the findings", acknowledge, lost=lost
+            )
         return report

@@ -104,7 +104,13 @@ def commit(
     decision.seq = int(decision.production_version)
     decision.production_previous = aliases.champion_version
     decision.phase = "pending"
-    pending = audit.append(settings, decision.to_dict(), sheet)
+    try:
+        pending = audit.append(settings, decision.to_dict(), sheet)
+    except BaseException:  # no record names it: the fenced version is withdrawn, never orphaned
+        registry.withdraw_production_version(
+            state.client, decision.model, decision.production_version
+        )
+        raise
     decision.audit_run_id = pending["audit_run_id"]
     registry.set_production_aliases(
         state.client, decision.model, decision.production_version, aliases.champion_version

@@ -12,7 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import audit, descriptions, model_store, registry, serving, tracking
+from prodgan.adapters import (
+    audit,
+    descriptions,
+    model_store,
+    registry,
+    serving,
+    signing,
+    tracking,
+)
 from prodgan.adapters.auth import require_model_permission
 from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ProdganError
@@ -193,9 +201,18 @@ def promote(
     promotes despite failing gates; the record says so (action `force`). `confirm(decision)` is
     asked before an approved decision moves the alias (False: nothing changes, nothing is recorded).
     """
+    _checked_words(actor=actor, force_reason=force_reason)
     with tracking.reachable(settings, f"promoting version {version}"):
         state, number = _trained_version(settings, str(version))
         return _promote(state, number, dry_run, actor, gates_path, force_reason, confirm)
+
+
+def _checked_words(**words: str | None) -> None:
+    """A person's own words (`--actor`, `--force REASON`, `--reason`) go into MLflow tags and the
+    signed record: NULs and oversized text are refused before anything is read or written."""
+    for option, text in words.items():
+        if text:
+            tracking.checked_text(text, f"--{option.replace('_', '-')}")
 
 
 def _trained_version(settings: Settings, text: str) -> tuple[ProductionState, str]:
@@ -228,6 +245,7 @@ def _promote(
     settings, name, aliases = state.settings, state.model, state.aliases
     if not dry_run:
         require_model_permission(settings, "MANAGE", "promote")
+        signing.require_signer(settings, f"promote v{version}")
     policy = load_policy(gates_path or settings.gates_path)
     mv = state.trained(version)
     require_verified(
@@ -326,8 +344,10 @@ def _promote(
 def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> Decision:
     """Move `champion` back to `previous` (the old champion becomes `previous`), audited like a
     promotion."""
+    _checked_words(actor=actor, reason=reason)
     with tracking.reachable(settings, "rolling back"):
         require_model_permission(settings, "MANAGE", "roll back")
+        signing.require_signer(settings, "roll back")
         state = ProductionState.read(settings)
         name, aliases = state.model, state.aliases
         target = aliases.previous

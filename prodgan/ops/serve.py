@@ -121,9 +121,27 @@ def serve_target(
     return verified_model(settings, ref, force, f"serve {ref.uri}")
 
 
-def serve(target: ResolvedModel, host: str, port: int, max_body_bytes: int | None = None) -> None:
-    """MLflow's scoring server for the verified local copy (what was hashed is what is served),
-    behind the body-size cap; blocks until stopped."""
+def serve(
+    settings: Settings,
+    target: ResolvedModel,
+    host: str,
+    port: int,
+    max_body_bytes: int | None = None,
+) -> None:
+    """MLflow's scoring server for prodgan's installed model code around the verified local bundle
+    (what was hashed is what is served; no stored code runs), behind the body-size cap; blocks
+    until stopped."""
+    import tempfile
+
     from prodgan.adapters import serving
 
-    serving.serve(str(target.model_dir), host, port, max_body_bytes or serving.MAX_BODY_BYTES)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as workdir:
+        serving.serve(
+            target.bundle_dir,
+            target.bundle_hashes,
+            Path(workdir),
+            host,
+            port,
+            max_body_bytes or serving.MAX_BODY_BYTES,
+        )

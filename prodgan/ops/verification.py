@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from prodgan.adapters import audit, model_store
-from prodgan.adapters.production_state import ProductionState
+from prodgan.adapters import audit, model_store, registry
+from prodgan.adapters.production_state import ProductionState, foreign_code
 from prodgan.errors import GateFailed, ProdganError
-from prodgan.names import WEIGHTS
+from prodgan.names import CHAMPION, PREVIOUS, WEIGHTS
 from prodgan.policy import chain
 from prodgan.policy.chain import Finding, Report
 from prodgan.policy.decision import BYPASS, FORCE, Decision
@@ -49,11 +49,13 @@ def verify(
     )
     head = aliases.head if aliases.seq or state.records else None
     key = str(state.settings.audit_public_key_path)
-    report.findings += chain.check_chain(state.records, state.signed, head, key)
+    report.findings += chain.check_chain(state.records, state.signed, head, state.head_signed, key)
+    report.lost = chain.lost_notes(state.records, state.signed)
     report.findings += chain.check_aliases(state.decisions, aliases.champion, aliases.previous)
     report.findings += chain.check_production_aliases(
         state.decisions, state.production, aliases.champion_version, aliases.previous_version
     )
+    report.findings += _trained_alias_findings(state)
     report.findings += _production_findings(state, fresh)
     if all_versions:
         versions = state.client.search_model_versions(f"name = '{state.model}'")
@@ -63,6 +65,23 @@ def verify(
     report.hashed, trained_findings = _trained_findings(state, ordered, fresh, progress)
     report.findings += trained_findings
     return report
+
+
+def _trained_alias_findings(state: ProductionState) -> list[Finding]:
+    """`champion`/`previous` set on the trained model: prodgan never sets them there (they live on
+    the production twin), so a trainer did, and a plain MLflow client of that alias would load
+    trainer-writable files."""
+    return [
+        Finding(
+            version,
+            f"alias {alias} is set on the trained model {state.model} (prodgan keeps it only on "
+            f"{state.production}): a plain MLflow client of models:/{state.model}@{alias} loads "
+            f"trainer-writable files; delete the alias (`MlflowClient().delete_registered_model_"
+            f"alias('{state.model}', '{alias}')`)",
+        )
+        for alias, version in sorted(registry.trained_aliases(state.client, state.model).items())
+        if alias in (CHAMPION, PREVIOUS)
+    ]
 
 
 def _production_findings(state: ProductionState, fresh: bool) -> list[Finding]:
@@ -113,9 +132,10 @@ def _trained_findings(
         problems = state.trained_problems(mv)
         source = f"models:/{mv.name}/{version}"
         try:
-            if fresh:
-                found = problems(model_store.fresh_hashes(state.settings, source))
-            else:
+            if fresh:  # what a plain MLflow client loads: its code must be prodgan's loader
+                stored = model_store.fresh_hashes(state.settings, source)
+                found = problems(stored) + foreign_code(stored, source)
+            else:  # what prodgan loads: the data files, with its own installed code
                 found = model_store.checked_copy(
                     state.settings, state.trained_key(mv), source, problems
                 )[1]
@@ -161,9 +181,15 @@ def require_verified(
 
 
 def audit_bypass(
-    state: ProductionState, report: Report, actor: str | None, purpose: str, reason: str
+    state: ProductionState,
+    report: Report,
+    actor: str | None,
+    purpose: str,
+    reason: str,
+    lost: list[int] | None = None,
 ) -> str:
-    """Write the `force` record of acting on (or accepting) a registry that failed verification."""
+    """Write the `force` record of acting on (or accepting) a registry that failed verification;
+    `lost`: places of the chain it accepts as lost (an acknowledgement, not an action)."""
     who = audit.actor_name(state.settings, actor)
     why = f"FORCED by {who}: {purpose} despite failed verification" + (
         f" ({reason})" if reason else ""
@@ -181,6 +207,7 @@ def audit_bypass(
         bypassed=BYPASS,
         purpose=purpose,
         findings=[str(f) for f in report.findings],
+        lost=lost,
     )
     try:
         return audit.write_audit(state.settings, record.to_dict())

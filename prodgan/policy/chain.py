@@ -3,9 +3,11 @@
 prodgan moves `champion`/`previous` (aliases of the promoter-only production model) only through
 audited decisions, so the chain, once its signatures are checked, predicts the registry:
 
-0. the chain is whole: places 1..N with none missing or doubled, each record signed by the
-   promoter's key and naming the hash of the one before, the newest matching the production
-   model's `prodgan.audit_head` tag, and no decision left `pending` (a move that never finished);
+0. the chain is whole: places 1..N with none missing or doubled (a place a later signed record
+   names `lost` is accepted, and reported), each record signed by the promoter's key and naming
+   the hash of the one before, the newest matching the production model's `prodgan.audit_head`
+   tag, which the promoter's key signs too (so it cannot be rewound without the key), and no
+   decision left `pending` (a move that never finished);
 1. the latest moving record (promote, force, rollback) names the current `champion` and
    `previous`, as trained versions and as the production versions the aliases point to;
 2. every moving record finds `champion` where the one before left it, unless a `force` bypass
@@ -49,6 +51,7 @@ class Report:
     previous: str | None = None
     records: int = 0  # stored records: decisions and the `done` marks that close them
     decisions: int = 0
+    lost: list[str] = field(default_factory=list)  # places acknowledged lost, and by whom
     hashed: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
@@ -107,23 +110,75 @@ def is_move(record: Record) -> bool:
     )
 
 
+def acknowledged_losses(records: Sequence[Record], signed: Sequence[bool]) -> dict[int, Record]:
+    """{place: the signed record that accepted it as lost}: a deleted or hidden record, after a
+    promoter acknowledged it (`prodgan audit verify --acknowledge`)."""
+    found: dict[int, Record] = {}
+    for record, valid in zip(records, signed, strict=True):
+        places = record.get("lost") if valid else None
+        for place in places if isinstance(places, list) else []:
+            if isinstance(place, int):
+                found.setdefault(place, record)
+    return found
+
+
+def missing_places(records: Sequence[Record], head: str | None) -> list[int]:
+    """Places 1..N (N: the newest record's, or the head's if higher) that hold no record."""
+    held = {r.get("n") for r in records if isinstance(r.get("n"), int)}
+    newest = max([p for p in held if isinstance(p, int)] + [head_place(head)], default=0)
+    return [p for p in range(1, newest + 1) if p not in held]
+
+
+def head_place(head: str | None) -> int:
+    """The place the `prodgan.audit_head` tag names (`n:hash:signature`); 0 if it names none."""
+    first = str(head or "").split(":", 1)[0]
+    return int(first) if first.isdigit() else 0
+
+
+def lost_notes(records: Sequence[Record], signed: Sequence[bool]) -> list[str]:
+    """One line per acknowledged lost place, for reports and history: the gap stays visible."""
+    return [
+        f"audit record #{place} is lost: accepted by audit record #{r.get('n')} ({who(r)})"
+        + (f": {r.get('note')}" if r.get("note") else "")
+        for place, r in sorted(acknowledged_losses(records, signed).items())
+    ]
+
+
 def check_chain(
-    records: Sequence[Record], signed: Sequence[bool], head: str | None, key: str
+    records: Sequence[Record],
+    signed: Sequence[bool],
+    head: str | None,
+    head_signed: bool,
+    key: str,
 ) -> list[Finding]:
     """Findings for a chain (stored records by place; `signed[i]`: record i's signature verified
-    with the configured key `key`) that is not whole, not signed, or not finished."""
+    with the configured key `key`; `head_signed`: the head tag's signature did) that is not
+    whole, not signed, or not finished."""
     findings: list[Finding] = []
+    lost = acknowledged_losses(records, signed)
     expected_prev: str | None = None
-    for i, (record, valid) in enumerate(zip(records, signed, strict=True), start=1):
-        where = f"audit record #{record.get('n')} ({who(record)})"
-        gap = _gap(record.get("n"), i)
-        if gap:
+    place = 0
+    for record, valid in zip(records, signed, strict=True):
+        n = record.get("n")
+        where = f"audit record #{n} ({who(record)})"
+        skipped = False
+        if not isinstance(n, int) or n <= place:
             findings.append(
-                Finding(
-                    None,
-                    f"the audit chain has {gap} before {where}: a record was deleted or forged",
-                )
+                Finding(None, f"the audit chain has a second #{n} at {where}: a record was forged")
             )
+        else:
+            gaps = [p for p in range(place + 1, n) if p not in lost]
+            if gaps:
+                findings.append(
+                    Finding(
+                        None,
+                        f"the audit chain has a gap at #{gaps[0]} before {where}: a record was "
+                        f"deleted or hidden (a promoter who accepts the loss records it with "
+                        f"`prodgan audit verify --acknowledge REASON`)",
+                    )
+                )
+            skipped = n > place + 1 and not gaps  # every place between accepted as lost
+            place = n
         if not valid:
             findings.append(
                 Finding(
@@ -132,7 +187,7 @@ def check_chain(
                     f"it was edited or written without the promoter's key",
                 )
             )
-        if i > 1 and record.get("prev") != expected_prev:
+        if expected_prev is not None and not skipped and record.get("prev") != expected_prev:
             findings.append(
                 Finding(
                     None,
@@ -140,38 +195,39 @@ def check_chain(
                 )
             )
         expected_prev = record_hash(record)
-    findings += _head_findings(records, expected_prev, head)
+    findings += _head_findings(records, expected_prev, head, head_signed)
     findings += _pending_findings(records)
     return findings
 
 
-def _gap(n: Any, place: int) -> str | None:
-    """How place `place` is wrong when the record there says it is #n (None: it is right)."""
-    if n == place:
-        return None
-    if not isinstance(n, int) or n > place:
-        return f"a gap at #{place}"
-    return f"a second #{n}"
-
-
 def _head_findings(
-    records: Sequence[Record], newest: str | None, head: str | None
+    records: Sequence[Record], newest: str | None, head: str | None, head_signed: bool
 ) -> list[Finding]:
-    if records and head != f"{records[-1].get('n')}:{newest}":
+    if not records and not head:
+        return []
+    if not head_signed:
+        return [
+            Finding(
+                None,
+                f"the production model's {AUDIT_HEAD} tag ({str(head)[:24]}…) is not signed by "
+                f"the configured audit key: the head of the audit chain was rewound or forged",
+            )
+        ]
+    if not records:
+        return [
+            Finding(
+                None,
+                f"the audit log is empty but {AUDIT_HEAD} says {str(head)[:24]}…: "
+                "the records were deleted",
+            )
+        ]
+    if ":".join(str(head).split(":")[:2]) != f"{records[-1].get('n')}:{newest}":
         return [
             Finding(
                 None,
                 f"the newest audit record is #{records[-1].get('n')} but the production model's "
-                f"{AUDIT_HEAD} tag says {str(head)[:24]}…: records at the end of the chain were "
-                f"deleted or replaced",
-            )
-        ]
-    if not records and head:
-        return [
-            Finding(
-                None,
-                f"the audit log is empty but {AUDIT_HEAD} says {head[:24]}…: "
-                "the records were deleted",
+                f"signed {AUDIT_HEAD} tag says #{head_place(head)}: records at the end of the "
+                f"chain were deleted, hidden or replaced",
             )
         ]
     return []

@@ -61,6 +61,8 @@ class Decision:
     bypassed: str | None = None  # BYPASS on a force record that acted despite failed verification
     purpose: str = ""  # what the bypass was for
     findings: list[str] = field(default_factory=list)  # the verification findings a bypass accepted
+    # places of the chain an acknowledgement accepts as lost (None: it accepts no loss)
+    lost: list[int] | None = None
 
     @property
     def failed(self) -> list[Check]:

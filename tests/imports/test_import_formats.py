@@ -116,6 +116,7 @@ def export(generator: nn.Module, kind: str, path: Path, dynamic: bool = True) ->
                 _example(),
                 str(path),
                 dynamo=True,
+                external_data=False,
                 dynamic_shapes=shapes,
                 input_names=["z", "labels"],
             )
@@ -179,6 +180,7 @@ def exports(tmp_path_factory) -> dict[str, Path]:
     }
     files["untrained"] = export(untrained, "pt2", out / "untrained.pt2")
     files["spec"] = write_spec(out / "spec.yaml")
+    files["spec with noise"] = write_spec(out / "noise-spec.yaml", noise_reference="untrained.pt2")
     return files
 
 
@@ -213,10 +215,11 @@ def test_each_format_imports_evaluates_promotes_generates_serves_verifies(
     from prodgan.ops.imports import import_generator
 
     settings = validated
+    spec = exports["spec with noise" if kind == "pt2" else "spec"]  # pt2 names its untrained twin
     imported = import_generator(
         settings,
         model_file=exports[kind],
-        spec_file=exports["spec"],
+        spec_file=spec,
         dataset="fashion-mnist",
         code_url="https://example.org/outside-gan.git",
         code_rev="abc123",
@@ -230,8 +233,11 @@ def test_each_format_imports_evaluates_promotes_generates_serves_verifies(
 
     run = evaluate.evaluate(settings, f"models:/{imported.name}/{imported.version}")
     assert run.metrics["fid_50"] > run.metrics["fid_50_floor"] > 0
+    noise = registry.client_for(settings).get_run(run.run_id).data.tags["prodgan.noise_reference"]
+    assert noise.startswith("untrained export noise.pt2" if kind == "pt2" else "prodgan cdcgan")
     decision = promote.promote(settings, imported.version, actor="tester")
     assert decision.approved, decision.reasons
+    assert decision.challenger["noise_reference"] == noise  # recorded with the decision
 
     grid = serve.generate(
         settings, "@champion", seed=3, category="sneaker", n=4, out_file=tmp_path / "grid.png"
@@ -248,3 +254,220 @@ def test_each_format_imports_evaluates_promotes_generates_serves_verifies(
 
     report = audit.verify(settings)
     assert report.ok, report
+
+
+# ---------------------------------------------------------------- refusals at import
+
+
+class Scaled(nn.Module):
+    """The outside network's images times 255: declares [-1, 1], outputs [0, 255]."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.inner(z, labels) * 255
+
+
+class IgnoresLabel(nn.Module):
+    """Takes a label and never reads it."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.inner(z, torch.zeros_like(labels))
+
+
+class NaNs(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(self.inner(z, labels) - 2)
+
+
+def _pickle_that_writes(marker: Path) -> bytes:
+    """A pickle stream that creates `marker` when unpickled (as a network pickle runs code)."""
+    import pickle
+
+    class WritesMarker:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    return pickle.dumps(WritesMarker(), protocol=2)
+
+
+def _replace_member(archive: bytes, suffix: str, body: bytes) -> bytes:
+    import io
+    import zipfile
+
+    source, out = zipfile.ZipFile(io.BytesIO(archive)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            data = body if info.filename.endswith(suffix) else source.read(info.filename)
+            target.writestr(info, data)
+    return out.getvalue()
+
+
+def _pt2_with_code(good: Path, marker: Path, out: Path) -> Path:
+    """A valid .pt2 whose sample inputs (which torch.export.load unpickles with
+    weights_only=False after a failed safe try) hold a pickle that writes `marker`."""
+    import io
+    import zipfile
+
+    archive = good.read_bytes()
+    inputs = next(
+        n for n in zipfile.ZipFile(io.BytesIO(archive)).namelist() if n.endswith("model.pt")
+    )
+    nested = _replace_member(
+        zipfile.ZipFile(io.BytesIO(archive)).read(inputs), "data.pkl", _pickle_that_writes(marker)
+    )
+    out.write_bytes(_replace_member(archive, "sample_inputs/model.pt", nested))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_net(exports) -> nn.Module:
+    from prodgan.models.formats import load_raw
+
+    return load_raw("torchscript", exports["torchscript"])
+
+
+def test_lying_specs_and_broken_models_are_refused_with_one_line(
+    validated, exports, trained_net, tmp_path
+):
+    spec = exports["spec"]
+    scripted = {
+        name: export(wrapper(trained_net), "torchscript", tmp_path / f"{name}.pt")
+        for name, wrapper in (("scaled", Scaled), ("ignores", IgnoresLabel), ("nans", NaNs))
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save(OutsideGenerator(), tmp_path / "pickled.pt")  # torch.save(model)
+    cases = [
+        (
+            exports["pt2"],
+            write_spec(
+                tmp_path / "64.yaml", output={"channels": 1, "resolution": 64, "range": [0, 1]}
+            ),
+            "output.resolution: 64",
+        ),
+        (
+            scripted["scaled"],
+            write_spec(
+                tmp_path / "m11.yaml", output={"channels": 1, "resolution": 28, "range": [-1, 1]}
+            ),
+            "output.range: [-1, 1]",
+        ),
+        (scripted["ignores"], spec, "ignores it"),
+        (scripted["nans"], spec, "NaN"),
+        (tmp_path / "pickled.pt", spec, "refused unloaded"),
+        (
+            export(OutsideGenerator().eval(), "pt2", tmp_path / "fixed.pt2", dynamic=False),
+            spec,
+            "raised",
+        ),
+        (
+            export(OutsideGenerator().eval(), "onnx", tmp_path / "fixed.onnx", dynamic=False),
+            spec,
+            "raised",
+        ),
+    ]
+    for model, spec_file, words in cases:
+        message = refuse(validated, model, spec_file)
+        assert words in message, (model.name, message)
+
+
+def test_a_file_that_runs_code_when_unpickled_is_refused_before_it_can(
+    validated, exports, tmp_path
+):
+    import pickle
+
+    probe = tmp_path / "probe-marker"
+    pickle.loads(_pickle_that_writes(probe))  # the construction really runs code...
+    assert probe.exists()
+
+    marker = tmp_path / "marker"
+    raw = tmp_path / "network.pkl"
+    raw.write_bytes(_pickle_that_writes(marker))
+    crafted = _pt2_with_code(exports["pt2"], marker, tmp_path / "crafted.pt2")
+    assert "Python pickle" in refuse(validated, raw, exports["spec"])
+    assert "would import" in refuse(validated, crafted, exports["spec"])
+    assert not marker.exists()  # ...and neither refusal let it
+
+
+# ---------------------------------------------------------------- the shipped gates on imports
+
+
+class Constant(nn.Module):
+    """A constant grey image whatever the latent; a label changes nothing but one pixel."""
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        image = torch.full((len(z), 1, 28, 28), 0.2) + 0 * z[:, :1]
+        return image.index_put(
+            (torch.arange(len(z)), torch.zeros_like(labels), labels, labels),
+            torch.full((len(z),), 0.9),
+        )
+
+
+class Copier(nn.Module):
+    """Returns training images of the requested category, picked by the latent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        data = real_split("train", 300)
+        per = min(int((data.labels == c).sum()) for c in range(len(CATEGORIES)))
+        pools = [
+            torch.from_numpy(data.images[data.labels == CATEGORIES.index(name)][:per]).float() / 255
+            for name in MODEL_ORDER
+        ]
+        self.register_buffer("pools", torch.stack(pools))  # (categories, per, 1, 28, 28)
+        self.per = per
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        pick = (z[:, 0, 0, 0].abs() * 1e6).long() % self.per
+        return self.pools[labels, pick]
+
+
+@pytest.mark.parametrize(
+    "case, gate",
+    [
+        ("untrained", "absolute.fid"),
+        ("constant colour", "absolute.fid"),
+        ("training-set copier", "absolute.memorization"),
+    ],
+)
+def test_the_shipped_gates_reject_an_untrained_a_constant_and_a_copier_import(
+    case, gate, validated, exports, tmp_path
+):
+    from prodgan.ops.evaluate import evaluate
+    from prodgan.ops.imports import checked_bundle
+    from prodgan.policy.gate_file import load_policy
+    from prodgan.policy.gates import Evaluation, judge
+
+    model = {
+        "untrained": lambda: exports["untrained"],
+        "constant colour": lambda: export(Constant(), "pt2", tmp_path / "constant.pt2"),
+        "training-set copier": lambda: export(Copier().eval(), "pt2", tmp_path / "copier.pt2"),
+    }[case]()
+    bundle = checked_bundle(
+        validated,
+        tmp_path / "bundle",
+        model_file=model,
+        spec_file=exports["spec"],
+        dataset="fashion-mnist",
+        extra={"dataset": "fashion-mnist"},
+    )
+    run = evaluate(validated, bundle=bundle)
+    verdict = judge(
+        load_policy(SHIPPED_GATES), Evaluation.from_metrics(run.protocol, run.metrics, case), None
+    )
+    assert not verdict.approved, verdict.reasons
+    failed = {c.gate for c in verdict.checks if not c.passed}
+    assert gate in failed, verdict.reasons
+    tags = registry.client_for(validated).get_run(run.run_id).data.tags
+    assert tags["prodgan.noise_reference"].startswith("prodgan cdcgan width 64")

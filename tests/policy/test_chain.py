@@ -47,13 +47,13 @@ PROMOTE_V2 = {"action": "promote", "version": "2", "champion_before": "1", "cham
 
 def test_a_whole_signed_chain_has_no_findings() -> None:
     records = _linked(PROMOTE_V1, PROMOTE_V2)
-    assert chain.check_chain(records, [True, True], _head(records), KEY) == []
+    assert chain.check_chain(records, [True, True], _head(records), True, KEY) == []
 
 
 def test_a_deleted_record_is_a_gap_and_a_broken_link() -> None:
     records = _linked(PROMOTE_V1, PROMOTE_V2, {"action": "reject", "version": "3"})
     kept = [records[0], records[2]]
-    problems = [f.problem for f in chain.check_chain(kept, [True, True], _head(records), KEY)]
+    problems = [f.problem for f in chain.check_chain(kept, [True, True], _head(records), True, KEY)]
     assert any("a gap at #2" in p for p in problems), problems
     assert any("does not name the hash of the record before it" in p for p in problems)
 
@@ -61,13 +61,15 @@ def test_a_deleted_record_is_a_gap_and_a_broken_link() -> None:
 def test_a_doubled_place_is_named() -> None:
     records = _linked(PROMOTE_V1, PROMOTE_V2)
     second = {**records[1], "n": 1}
-    problems = [f.problem for f in chain.check_chain([records[0], second], [True, True], None, KEY)]
+    problems = [
+        f.problem for f in chain.check_chain([records[0], second], [True, True], None, True, KEY)
+    ]
     assert any("a second #1" in p for p in problems), problems
 
 
 def test_an_unsigned_record_is_named_with_the_configured_key() -> None:
     records = _linked(PROMOTE_V1, PROMOTE_V2)
-    findings = chain.check_chain(records, [True, False], _head(records), KEY)
+    findings = chain.check_chain(records, [True, False], _head(records), True, KEY)
     assert [f.problem for f in findings if "no valid signature" in f.problem] == [
         f"audit record #2 ({chain.who(records[1])}) has no valid signature by the configured "
         f"audit key {KEY}: it was edited or written without the promoter's key"
@@ -76,21 +78,39 @@ def test_an_unsigned_record_is_named_with_the_configured_key() -> None:
 
 def test_a_head_that_does_not_match_the_newest_record_is_named() -> None:
     records = _linked(PROMOTE_V1, PROMOTE_V2)
-    tail_deleted = chain.check_chain(records[:1], [True], _head(records), KEY)
+    tail_deleted = chain.check_chain(records[:1], [True], _head(records), True, KEY)
     assert any("records at the end of the chain were deleted" in f.problem for f in tail_deleted)
-    emptied = chain.check_chain([], [], _head(records), KEY)
+    emptied = chain.check_chain([], [], _head(records), True, KEY)
     assert any("the audit log is empty" in f.problem for f in emptied)
+
+
+def test_an_unsigned_head_is_named_even_when_it_matches() -> None:
+    records = _linked(PROMOTE_V1, PROMOTE_V2)
+    rewound = chain.check_chain(records, [True, True], _head(records), False, KEY)
+    assert any("is not signed by the configured audit key" in f.problem for f in rewound), rewound
+
+
+def test_a_lost_place_passes_only_once_a_signed_record_accepts_it_and_stays_reported() -> None:
+    records = _linked(PROMOTE_V1, PROMOTE_V2, {"action": "reject", "version": "3"})
+    ack = {**_linked({"action": "force", "bypassed": BYPASS, "lost": [2]})[0], "n": 4}
+    ack["prev"] = chain.record_hash(records[2])
+    kept = [records[0], records[2], ack]
+    assert chain.missing_places(kept[:2], _head(records)) == [2]
+    assert chain.check_chain(kept, [True] * 3, _head(kept), True, KEY) == []
+    assert chain.lost_notes(kept, [True] * 3)[0].startswith("audit record #2 is lost: accepted")
+    unsigned_ack = chain.check_chain(kept, [True, True, False], _head(kept), True, KEY)
+    assert any("a gap at #2" in f.problem for f in unsigned_ack), unsigned_ack
 
 
 def test_a_pending_move_is_named_until_a_bypass_acknowledges_it() -> None:
     pending = {**PROMOTE_V2, "phase": "pending"}
     records = _linked(PROMOTE_V1, pending)
-    findings = chain.check_chain(records, [True, True], _head(records), KEY)
+    findings = chain.check_chain(records, [True, True], _head(records), True, KEY)
     assert [f.version for f in findings] == ["2"] and "is pending" in findings[0].problem
     acknowledged = _linked(PROMOTE_V1, pending, {"action": "force", "bypassed": BYPASS})
-    assert chain.check_chain(acknowledged, [True] * 3, _head(acknowledged), KEY) == []
+    assert chain.check_chain(acknowledged, [True] * 3, _head(acknowledged), True, KEY) == []
     closed = _linked(PROMOTE_V1, pending, {"action": "done", "done_of": 2})
-    assert chain.check_chain(closed, [True] * 3, _head(closed), KEY) == []
+    assert chain.check_chain(closed, [True] * 3, _head(closed), True, KEY) == []
 
 
 def test_production_aliases_must_be_where_the_latest_move_left_them() -> None:
