@@ -39,6 +39,7 @@ demo: setup
 	$(BIN)/prodgan retrain --set steps=300 --set max_seconds=60
 	@echo "== who was champion when"
 	$(BIN)/prodgan audit history
+	@echo "== open the UIs with the commands the last retrain printed above (MLflow UI, Prefect flow run: each with its 'start it with' line)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -86,7 +86,8 @@ def main() -> None:
         print(
             f"imported {meta.total('train')} train + {meta.total('test')} test, "
             f"{len(skipped)} skipped; data {data_hash}, clothing {key}; "
-            f"{len(manifest)} manifest rows"
+            f"{len(manifest)} manifest rows; closest pair across the split by "
+            f"perceptual_dup_distance: {manifest['perceptual_dup_distance'].min():.2f}"
         )
         warned = ", ".join(w.rule.split(":")[0] for w in record.warnings) or "none"
         print(
@@ -95,6 +96,8 @@ def main() -> None:
         )
         for failure in record.failures:
             print(f"  failed: {failure.rule} ({failure.unexpected_count} unexpected)")
+            for item in failure.offending:
+                print(f"    {item.get('source', item['file'])}: {item['value']}")
         total = sum(times.values())
         for stage, seconds in times.items():
             print(f"{stage:<16} {seconds:7.2f} s  {100 * seconds / total:5.1f}%")

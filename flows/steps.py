@@ -86,15 +86,23 @@ def publish_decision(outcome: Any, result: dict[str, Any]) -> None:
         create_table_artifact(
             table=announce.comparison_rows(decision),
             key="champion-vs-challenger",
-            description=f"v{decision.version} vs champion v{decision.champion_before}: "
-            "values and intervals, one protocol",
+            description=f"v{decision.version} vs "
+            + (
+                f"champion v{decision.champion_before}"
+                if decision.champion_before
+                else "no champion yet"
+            )
+            + ": values and intervals, one protocol",
         )
         create_markdown_artifact(
             markdown=announce.decision_markdown(decision),
             key="promotion-gates",
             description=f"{decision.action}: every gate's reason",
         )
-    for link in announce.links(outcome.settings, result):
+    for link in announce.links(result):
         create_link_artifact(
-            link=link.url, link_text=link.text, key=link.key, description=link.text
+            link=link.url,
+            link_text=link.text,
+            key=link.key,
+            description=link.text + result["ui_note"],
         )

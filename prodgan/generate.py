@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from prodgan.errors import ProdganError
-from prodgan.models.sampling import generate_uint8, sample_labels
+from prodgan.models.sampling import generate_uint8
 from prodgan.names import category_key
 
 # Limits on one request. Generation is cheap per image, but a request is answered as base64 PNGs
@@ -100,11 +100,12 @@ def parse_request(
 
 
 def request_labels(spec: Any, request: Request) -> torch.Tensor | None:
-    """The category of each image: the asked one, or balanced over categories when none is asked."""
+    """The category of each image: the asked one, or every category in turn when none is asked
+    (image i shows category i % categories: a grid with one column per category)."""
     if spec.num_classes == 0:
         return None
     if request.category is None:
-        return sample_labels(request.n, spec.num_classes, request.seed)
+        return torch.arange(request.n, dtype=torch.long) % spec.num_classes
     return torch.full((request.n,), request.category, dtype=torch.long)
 
 

@@ -1,4 +1,4 @@
-"""Pictures for people: image grids, PNG bytes, titled comparison sheets.
+"""Pictures for people: image grids (titled per category), PNG bytes, titled comparison sheets.
 
 Torch-free (numpy + PIL) so any area can draw without importing a framework; tensors are
 accepted through `np.asarray` (call `.cpu()` first on a GPU tensor).
@@ -79,6 +79,31 @@ def labelled_sheet(rows: Sequence[tuple[str, Any]], nrow: int | None = None) -> 
         body[:, : tile.shape[1]] = tile
         parts += [np.asarray(banner), body]
     return np.concatenate(parts, axis=0)
+
+
+def _fitted(draw: ImageDraw.ImageDraw, text: str, width: int, font: Any) -> str:
+    """`text`, shortened with a trailing '.' until it fits `width` pixels."""
+    while text and draw.textlength(text, font=font) > width:
+        text = text[:-2] + "." if len(text) > 1 else ""
+    return text
+
+
+def column_titled_grid(images: Any, titles: Sequence[str]) -> np.ndarray:
+    """One column per title (image i in column i % len(titles)), each title above its column:
+    a grid over every category names the category of each column."""
+    arr = _as_nchw_uint8(images)
+    tile = grid(arr, nrow=len(titles))
+    cols, width = min(len(titles), len(arr)), arr.shape[3]
+    banner = Image.new("RGB", (tile.shape[1], TITLE_HEIGHT), (BACKGROUND,) * 3)
+    draw, font = ImageDraw.Draw(banner), ImageFont.load_default(size=FONT_SIZE)
+    for col, title in enumerate(titles[:cols]):
+        draw.text(
+            (PAD + col * (width + PAD), 1),
+            _fitted(draw, title, width, font),
+            fill=(0, 0, 0),
+            font=font,
+        )
+    return np.concatenate([np.asarray(banner), tile], axis=0)
 
 
 def upscale(images: Any, factor: int) -> np.ndarray:

@@ -58,6 +58,15 @@ SPEC_SHA = "prodgan.spec_sha256"  # the generator spec file it was checked again
 CODE_URL = "prodgan.code_url"  # the declared training code (its revision goes in GIT_REV)
 NOISE_REFERENCE = "prodgan.noise_reference"  # evaluations: which untrained reference was used
 MODEL_FILES = "prodgan.model_files"  # JSON {path: sha256} of every file of the logged model
+# version tag: sha256 of the file map, which lives in the training run's MODEL_FILES_ARTIFACT
+# (trained versions) or in the signed audit record (production versions)
+MODEL_FILES_SHA = "prodgan.model_files_sha256"
+MODEL_FILES_ARTIFACT = "registration/model_files.json"
+AUDIT_RUN = "prodgan.audit_run_id"  # production version tag: the audit record that made it
+# trained version tags, for people: when it held `champion`, and as which production version
+CHAMPION_SINCE = "prodgan.champion_since"
+CHAMPION_UNTIL = "prodgan.champion_until"
+PRODUCTION_VERSION = "prodgan.production_version"
 PROTOCOL = "prodgan.protocol"
 KIND = "prodgan.kind"  # generator | evaluator | samples (evaluation runs)
 SAMPLES_KIND = "samples"  # an evaluation of samples handed in, not of a model: never promotable

@@ -132,6 +132,10 @@ def _stack_paths(home: Path) -> tuple[Path, Path]:
     return stack_dir, env_file
 
 
+# The DVC remote a new project commits: a folder beside it (PRODGAN_DVC_REMOTE overrides, locally).
+DEFAULT_DVC_REMOTE = "prodgan-dvc-remote"
+
+
 def _remote(value: str) -> Path | str:
     """A DVC remote: URLs (`s3://bucket/dvc`) as they are, folders as absolute paths."""
     return value if "://" in value else Path(value).expanduser().resolve()
@@ -185,7 +189,7 @@ class Settings:
             or f"sqlite:///{home / 'mlflow.db'}",
             model_name=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
             model_family=e.get("PRODGAN_MODEL_NAME", "prodgan-generator"),
-            dvc_remote=_remote(remote or str(root.parent / "prodgan-dvc-remote")),
+            dvc_remote=_remote(remote or str(root.parent / DEFAULT_DVC_REMOTE)),
             dvc_remote_overridden=bool(remote),
             eval_samples=e.get("PRODGAN_EVAL_SAMPLES") or None,
             prefect_api_url=e.get("PREFECT_API_URL") or None,

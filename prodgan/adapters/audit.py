@@ -22,13 +22,16 @@ import hashlib
 import time
 from typing import Any
 
-from prodgan.adapters import signing
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE, MLFLOW_SOURCE_NAME, MLFLOW_USER
+
+from prodgan.adapters import descriptions, lineage, signing
 from prodgan.adapters.auth import AuthApi, is_server
 from prodgan.adapters.tracking import (
     checked_text,
     ensure_experiment,
     is_local_store,
     setup_mlflow,
+    unless_forbidden,
 )
 from prodgan.errors import ProdganError
 from prodgan.names import (
@@ -243,14 +246,21 @@ def append(settings: Settings, record: dict[str, Any], sheet: Any = None) -> dic
     tags[DATA_HASH] = str(body.get("data_hash") or "")
     for key, value in tags.items():
         checked_text(value, f"audit tag {key}")
-    run = client.create_run(
-        exp_id, run_name=f"{body['action']} {model} v{body.get('version')}", tags=tags
+    tags.update(
+        {
+            MLFLOW_RUN_NOTE: descriptions.audit_run(body),
+            MLFLOW_USER: str(body.get("actor")),
+            MLFLOW_SOURCE_NAME: f"prodgan ({AUDIT_EXPERIMENT})",
+        }
     )
+    run = client.create_run(exp_id, run_name=descriptions.audit_run_name(body), tags=tags)
     client.log_dict(run.info.run_id, body, AUDIT_FILE)
     if sheet is not None:
         client.log_image(run.info.run_id, sheet, artifact_file=AUDIT_SHEET)
     client.set_terminated(run.info.run_id, "FINISHED")
     _set_head(settings, client, model, n, record_hash(body))
+    with unless_forbidden():  # after the record is whole: its page, for people
+        lineage.audit_page(client, run.info.run_id, body)
     return {**body, "audit_run_id": run.info.run_id}
 
 

@@ -24,7 +24,8 @@ import yaml
 
 from prodgan.adapters.processes import port_open, run_watched
 from prodgan.errors import ProdganError
-from prodgan.settings import Settings
+from prodgan.fsutil import write_bytes_atomic
+from prodgan.settings import DEFAULT_DVC_REMOTE, Settings
 
 REMOTE_NAME = "local"
 DVC_FILE = "data.dvc"
@@ -82,7 +83,12 @@ def git_revision(root: Path) -> tuple[str, bool]:
 
 
 def ensure_repo(settings: Settings) -> None:
-    """`dvc init` (with analytics and update checks off) where the project has no `.dvc/` yet."""
+    """`dvc init` (with analytics and update checks off) where the project has no `.dvc/` yet.
+
+    The committed `.dvc/config` names the default remote beside the project; `PRODGAN_DVC_REMOTE`
+    goes to the untracked `.dvc/config.local` (one person's remote is not the team's). prodgan's
+    own state folder (`.prodgan/`) is git-ignored.
+    """
     if (settings.root / ".dvc").is_dir():
         return
     if git(settings.root, "rev-parse", "--git-dir", check=False).returncode != 0:
@@ -90,17 +96,26 @@ def ensure_repo(settings: Settings) -> None:
             f"{settings.root} is not a git repository; "
             "run `git init` there first (DVC versions data beside git)"
         )
+    _ignore_home(settings)
     dvc(settings, "init", "--quiet")
     dvc(settings, "config", "core.analytics", "false")
     dvc(settings, "config", "core.check_update", "false")
-    remote = settings.dvc_remote
-    dvc(
-        settings,
-        "remote",
-        "add",
-        "--default",
-        REMOTE_NAME,
-        remote if isinstance(remote, str) else os.path.relpath(remote, settings.root),
+    default = os.path.relpath(settings.root.parent / DEFAULT_DVC_REMOTE, settings.root)
+    dvc(settings, "remote", "add", "--default", REMOTE_NAME, default)
+    _use_remote_override(settings)
+
+
+def _ignore_home(settings: Settings) -> None:
+    """Add prodgan's state folder to the project's `.gitignore` when it lies inside the project."""
+    if not settings.home.is_relative_to(settings.root):
+        return
+    entry = f"/{settings.home.relative_to(settings.root).as_posix()}/"
+    ignore = settings.root / ".gitignore"
+    text = ignore.read_text() if ignore.is_file() else ""
+    if entry in text.splitlines():
+        return
+    write_bytes_atomic(
+        ignore, (text + ("" if not text or text.endswith("\n") else "\n") + entry + "\n").encode()
     )
 
 

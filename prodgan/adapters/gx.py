@@ -44,6 +44,10 @@ class Failure:
     severity: str = (
         "critical"  # GX's failure severity: critical fails the dataset, warning is reported only
     )
+    expected: str | None = None  # what the expectation asked for, in words ("between 10 and 10")
+    # what failed: a category, a file, the split (leakage, an empty split) or the whole dataset
+    scope: str | None = None
+    fix: str | None = None  # the suite's fix for this kind of failure (meta "fix")
 
 
 def gx_version() -> str:
@@ -204,17 +208,60 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _offending_value(row: dict[str, Any], column: str | None, file_prefix: str) -> Any:
-    """What was wrong with one row: the column's value; a near-duplicate also names its twin."""
+def _offending_value(
+    row: dict[str, Any], column: str | None, file_prefix: str, sources: dict[str, str]
+) -> Any:
+    """What was wrong with one row: the column's value; a near-duplicate also names its twin
+    (and the photo the twin came from)."""
     if column is None:  # compound-column rules (duplicates): the shared content hash
         return str(row.get("sha256", ""))[:16]
     value = _plain(row.get(column))
     twin = row.get(TWINS.get(column, ""))
-    return f"{value:.2f} from {file_prefix}/{twin}" if twin else value
+    if not twin:
+        return value
+    origin = f" (source {sources[twin]})" if twin in sources else ""
+    return f"{value:.2f} from {file_prefix}/{twin}{origin}"
 
 
-def failures(validation, file_prefix: str) -> list[Failure]:
-    """The failed expectations of a GX validation result, with the offending files named."""
+def _resolved(value: Any, parameters: dict[str, Any]) -> Any:
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return parameters.get(value["$PARAMETER"], value["$PARAMETER"])
+    return value
+
+
+def _listed(values: list[Any], most: int = 6) -> str:
+    shown = ", ".join(str(v) for v in values[:most])
+    return f"{{{shown}{', ...' if len(values) > most else ''}}}"
+
+
+def expected_words(kwargs: dict[str, Any], parameters: dict[str, Any]) -> str | None:
+    """What an expectation asks for, in words, with suite parameters filled in."""
+    low, high = (
+        _resolved(kwargs.get("min_value"), parameters),
+        _resolved(kwargs.get("max_value"), parameters),
+    )
+    if low is not None and high is not None:
+        return f"exactly {low}" if low == high else f"between {low} and {high}"
+    if low is not None or high is not None:
+        return f">= {low}" if low is not None else f"<= {high}"
+    if "value_set" in kwargs:
+        return f"in {_listed(list(_resolved(kwargs['value_set'], parameters)))}"
+    if "regex" in kwargs:
+        return f"matching {kwargs['regex']}"
+    if "column_list" in kwargs:
+        return f"no two rows alike in ({', '.join(kwargs['column_list'])})"
+    return None
+
+
+def failures(
+    validation,
+    file_prefix: str,
+    parameters: dict[str, Any] | None = None,
+    sources: dict[str, str] | None = None,
+) -> list[Failure]:
+    """The failed expectations of a GX validation result, with the offending files named, each
+    with the source photo it was imported from (`sources`: dataset path -> source photo)."""
+    parameters, sources = parameters or {}, sources or {}
     found = []
     for outcome in validation.results:
         if outcome.success:
@@ -225,7 +272,8 @@ def failures(validation, file_prefix: str) -> list[Failure]:
         offending = [
             {
                 "file": f"{file_prefix}/{row['path']}",
-                "value": _offending_value(row, config.kwargs.get("column"), file_prefix),
+                "value": _offending_value(row, config.kwargs.get("column"), file_prefix, sources),
+                **({"source": sources[row["path"]]} if row["path"] in sources else {}),
             }
             for row in result.get("partial_unexpected_index_list") or []
         ]
@@ -246,6 +294,9 @@ def failures(validation, file_prefix: str) -> list[Failure]:
                 if exception is None
                 else f"error: {exception}",
                 severity=str(getattr(config.severity, "value", config.severity or "critical")),
+                expected=expected_words(dict(config.kwargs), parameters),
+                scope=(config.meta or {}).get("scope"),
+                fix=(config.meta or {}).get("fix"),
             )
         )
     return found

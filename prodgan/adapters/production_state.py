@@ -21,6 +21,7 @@ from prodgan.names import (
     CHAMPION,
     GENERATOR_ARTIFACT,
     MODEL_FILES,
+    MODEL_FILES_SHA,
     PREVIOUS,
     WEIGHTS,
     ModelRef,
@@ -165,7 +166,8 @@ class ProductionState:
 
         def problems(actual: dict[str, str]) -> list[str]:
             weights = model_store.weights_path(actual, source)
-            found = registration_problems(tags.get(WEIGHTS), tags.get(MODEL_FILES), actual, weights)
+            files = registry.registered_file_map(self.client, mv)
+            found = registration_problems(tags.get(WEIGHTS), files, actual, weights)
             return [f"v{mv.version}: {p}" for p in found]
 
         return problems
@@ -173,7 +175,7 @@ class ProductionState:
     def trained_key(self, mv: Any) -> str:
         tags = mv.tags or {}
         return model_store.content_key(
-            "trained", str(tags.get(WEIGHTS)), str(tags.get(MODEL_FILES))
+            "trained", str(tags.get(WEIGHTS)), str(tags.get(MODEL_FILES_SHA, tags.get(MODEL_FILES)))
         )
 
     def resolve(self, ref: ModelRef) -> ResolvedModel:

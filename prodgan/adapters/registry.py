@@ -24,6 +24,7 @@ from prodgan.adapters.tracking import (
     logged_model_id,
     not_found,
     setup_mlflow,
+    unless_forbidden,
 )
 from prodgan.errors import ChampionMoved, ProdganError
 from prodgan.names import (
@@ -35,6 +36,9 @@ from prodgan.names import (
     FENCE,
     KIND,
     METRIC_TAG,
+    MODEL_FILES,
+    MODEL_FILES_ARTIFACT,
+    MODEL_FILES_SHA,
     NOISE_REFERENCE,
     PREVIOUS,
     PROTOCOL,
@@ -46,6 +50,7 @@ from prodgan.names import (
     is_headline,
     production_model,
 )
+from prodgan.policy.files import file_map_sha256
 from prodgan.settings import Settings
 
 
@@ -132,6 +137,34 @@ def register_version(
     if str(existing.version) != str(mine.version):
         client.delete_model_version(name, mine.version)
     return existing
+
+
+def store_file_map(client: Any, train_run_id: str, files: str) -> dict[str, str]:
+    """Keep a version's file map (JSON text) beside its training run, out of the tag table; the
+    tag that records its hash."""
+    client.log_text(train_run_id, files, MODEL_FILES_ARTIFACT)
+    return {MODEL_FILES_SHA: file_map_sha256(files)}
+
+
+def registered_file_map(client: Any, mv: Any) -> str | None:
+    """A trained version's file map as registered: the training run's artifact, only if it still
+    hashes to the version's tag (else None, which verification reports); a version registered
+    before the map moved out of the tag table keeps it in its `prodgan.model_files` tag."""
+    import mlflow
+
+    tags = mv.tags or {}
+    if tags.get(MODEL_FILES):
+        return tags[MODEL_FILES]
+    run_id = mv.run_id or tags.get(TRAIN_RUN)
+    if not run_id or not tags.get(MODEL_FILES_SHA):
+        return None
+    try:
+        text = mlflow.artifacts.load_text(
+            f"{client.get_run(run_id).info.artifact_uri}/{MODEL_FILES_ARTIFACT}"
+        )
+    except Exception:  # noqa: BLE001 - a missing or unreadable map is a finding, not a crash
+        return None
+    return text if file_map_sha256(text) == tags[MODEL_FILES_SHA] else None
 
 
 # ---------------------------------------------------------------- evaluations
@@ -229,15 +262,8 @@ def attach_evaluation(
     mv = client.get_model_version(name, version)
     check_same_weights(evaluation, (mv.tags or {}).get(WEIGHTS), f"{name} v{version}")
     if logged_model_id(mv):  # the logged model's page shows the evaluation's metrics
-        from mlflow.exceptions import MlflowException
-
-        try:
+        with unless_forbidden():
             link_to_model(client, evaluation.run_id, logged_model_id(mv))
-        except (
-            MlflowException
-        ) as exc:  # a UI convenience: a role that may not write the link (403) goes on
-            if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
-                raise
     tags = {f"{EVAL_BY_PROTOCOL}{evaluation.protocol[:16]}": evaluation.run_id}
     if primary:
         tags.update({EVAL_RUN: evaluation.run_id, PROTOCOL: evaluation.protocol})
@@ -422,3 +448,10 @@ def set_production_aliases(client: Any, name: str, champion: str, previous: str 
     if previous is not None:
         client.set_registered_model_alias(production, PREVIOUS, previous)
     client.set_registered_model_alias(production, CHAMPION, champion)
+
+
+def dataset_models(client: Any, family: str) -> list[str]:
+    """The trained models of other datasets (`<family>-<dataset>`), for a hint when a bare
+    version number names none of the default dataset's model."""
+    found = client.search_registered_models(filter_string=f"name LIKE '{family}-%'")
+    return sorted(m.name for m in found if m.name != production_model(m.name))

@@ -196,19 +196,16 @@ def installed_pyfunc(bundle_dir: Path, hashes: dict[str, str], workdir: Path) ->
 
 
 def stored_file_hashes(model_uri: str, dest: Path) -> str:
-    """The logged model's file hashes as stored (the `prodgan.model_files` tag `prodgan audit
-    verify` replays)."""
-    import json
-
+    """The logged model's file hashes as stored (the `prodgan.model_files` map `prodgan audit
+    verify` replays), as canonical JSON text."""
     from prodgan.fsutil import file_hashes
+    from prodgan.policy.files import canonical_file_map
 
     location = mlflow.get_logged_model(model_uri.removeprefix("models:/")).artifact_location
-    return json.dumps(
+    return canonical_file_map(
         file_hashes(
             Path(mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(dest)))
-        ),
-        sort_keys=True,
-        separators=(",", ":"),
+        )
     )
 
 

@@ -7,6 +7,7 @@ run"), so a Prefect task, a thread or a test can log to a run without hidden sta
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from importlib import metadata
@@ -152,18 +153,6 @@ def newest_finished_run(settings: Settings, experiment: str, tags: dict[str, str
     return runs[0] if runs else None
 
 
-def artifact_location(settings: Settings, run_id: str | None, artifact: str) -> str | None:
-    """A local path for a local store, else the `runs:/` URI (open it in the MLflow UI)."""
-    if not run_id:
-        return None
-    uri = setup_mlflow(settings).get_run(run_id).info.artifact_uri
-    return (
-        str(Path(uri.removeprefix("file://")) / artifact)
-        if uri.startswith("file://")
-        else f"runs:/{run_id}/{artifact}"
-    )
-
-
 def _is_server(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
 
@@ -175,19 +164,57 @@ def ui_url(settings: Settings) -> str:
     return uri.rstrip("/") if _is_server(uri) else f"http://127.0.0.1:{LOCAL_UI_PORT}"
 
 
-def ui_directions(settings: Settings) -> str:
-    """How a person opens the MLflow UI: its address,
-    after the `mlflow ui` command a local store needs."""
+def ui_command(settings: Settings) -> str | None:
+    """The command that serves a local store's MLflow UI, runnable as printed (None for a server:
+    it is its own UI)."""
     uri = settings.tracking_uri
     if _is_server(uri):
-        return ui_url(settings)
-    return f"mlflow ui --backend-store-uri {uri} --port {LOCAL_UI_PORT}  (then {ui_url(settings)})"
+        return None
+    mlflow = Path(sys.executable).with_name("mlflow")  # this environment's, venv active or not
+    program = str(mlflow) if mlflow.is_file() else "mlflow"
+    return f"{program} ui --backend-store-uri {uri} --host 127.0.0.1 --port {LOCAL_UI_PORT}"
+
+
+def ui_directions(settings: Settings) -> str:
+    """How a person opens the MLflow UI: its address, and the `mlflow ui` command a local store
+    needs first."""
+    command = ui_command(settings)
+    return ui_url(settings) + (f" once this runs: {command}" if command else "")
 
 
 def run_url(settings: Settings, run_id: str) -> str:
     """A run's page in the MLflow UI."""
     experiment = setup_mlflow(settings).get_run(run_id).info.experiment_id
     return f"{ui_url(settings)}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def artifact_url(settings: Settings, run_id: str, artifact: str) -> str:
+    """One artifact of a run over HTTP, as the MLflow UI serves it (a browser opens it from any
+    page, where a `file://` link is refused)."""
+    from urllib.parse import urlencode
+
+    return f"{ui_url(settings)}/get-artifact?{urlencode({'path': artifact, 'run_uuid': run_id})}"
+
+
+def ui_note(settings: Settings) -> str:
+    """What a link into the MLflow UI needs first: nothing on a server, `mlflow ui` on a local
+    store."""
+    if _is_server(settings.tracking_uri):
+        return ""
+    return f" (start the UI first: {ui_directions(settings)})"
+
+
+@contextmanager
+def unless_forbidden() -> Iterator[None]:
+    """For what only helps a person read MLflow's pages: a role that may not write it (HTTP 403)
+    goes on without it; every other failure still raises."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
+            raise
 
 
 def is_local_store(tracking_uri: str) -> bool:

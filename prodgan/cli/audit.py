@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from prodgan.cli.options import MODEL_HELP
+from prodgan.cli.options import MODEL_HELP, dataset_option
 from prodgan.console import out
 from prodgan.settings import Settings
 
@@ -141,19 +141,20 @@ def dataset_cmd(
 @app.command("history")
 def history_cmd(
     model: Optional[str] = typer.Option(
-        None, help="Registered model [default: PRODGAN_MODEL_NAME or prodgan-generator]."
+        None, help="Registered model [default: the --dataset's model]."
     ),
+    dataset: str = dataset_option("Whose model: each dataset has its own (Settings.model_for)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Which version was champion when (from the audit log), newest last.
 
-    Example: prodgan audit history
+    Example: prodgan audit history --dataset clothing
     """
     from rich.table import Table
 
     from prodgan.ops.audit import champion_history, history_warnings
 
-    settings = Settings.load()
+    settings = Settings.load().for_dataset(dataset)
     periods = champion_history(settings, model)
     if as_json:
         return _json(periods)

@@ -73,9 +73,20 @@ def import_folder(
     ambiguous: str = typer.Option(
         "skip", help="A photo under two categories: skip (drop every copy) or first (keep one)."
     ),
+    product_pattern: Optional[str] = typer.Option(
+        None,
+        help="Regular expression on each photo's path below its category folder whose first "
+        "group names the product (e.g. '^([^_]+)_' for SKU123_red.jpg, '^([^/]+)/' for a "
+        "folder per product): a product's photos (its colour variants) stay in one split.",
+    ),
+    strict: bool = typer.Option(
+        False, help="Refuse the import when a category is too small for validation."
+    ),
     force: bool = typer.Option(False, help="Replace data/<name> even if it holds another dataset."),
 ) -> None:
     """Import your own product photos; unreadable files are listed, not fatal.
+
+    Categories too small to train or evaluate are named with the fix that works (--strict refuses).
 
     Example: prodgan data import folder ~/shoots/2026-11 --name shoes --size 64 --fit pad
     """
@@ -98,6 +109,8 @@ def import_folder(
             min_test=min_test,
             min_side=min_side,
             ambiguous=ambiguous,
+            product_pattern=product_pattern,
+            strict=strict,
         )
     for rel, reason in skipped:
         out.print(f"[yellow]skipped[/] {escape(rel)}: {escape(reason)}", highlight=False)
@@ -108,6 +121,20 @@ def import_folder(
         f"imported [bold]{name}[/]: {meta.total('train')} train + "
         f"{meta.total('test')} test images, {len(skipped)} skipped -> {settings.data_dir / name}"
     )
+    minimums = data.category_minimums(settings, meta.kind)
+    for small in data.too_small(settings, meta):
+        out.print(
+            f"[yellow]warning:[/] {escape(small.describe(minimums))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if not data.in_git_repository(settings):
+        out.print(
+            f"[yellow]note:[/] {settings.root} is not a git repository, so `prodgan data add` "
+            "cannot version this data yet: run `git init` there first",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -22,7 +22,9 @@ def generate(
     seed: int = typer.Option(0, help="Same seed, same model -> same images."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write one grid PNG here."),
     out_dir: Optional[Path] = typer.Option(None, help="Write one PNG per image into this folder."),
-    nrow: int = typer.Option(8, help="Images per grid row."),
+    nrow: int = typer.Option(
+        8, help="Images per grid row (a grid over every category: one column per category)."
+    ),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Generate product images, deterministic for a seed.

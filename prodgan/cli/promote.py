@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from prodgan.cli.options import dataset_option
 from prodgan.console import out
 from prodgan.errors import GateFailed, ProdganError
-from prodgan.names import DEFAULT_DATASET
 from prodgan.settings import Settings
 
 if TYPE_CHECKING:
@@ -176,7 +176,8 @@ def promote_cmd(
         print_decision(decision)
     if not decision.approved:
         raise GateFailed(
-            f"v{version} rejected: {len(decision.failed)} gate(s) failed (listed above)"
+            f"{decision.model} v{decision.version} rejected: "
+            f"{len(decision.failed)} gate(s) failed (listed above)"
         )
 
 
@@ -185,8 +186,8 @@ def rollback_cmd(
     actor: Optional[str] = typer.Option(
         None, help="Who rolls back [default: MLFLOW_TRACKING_USERNAME, else the OS user]."
     ),
-    dataset: str = typer.Option(
-        DEFAULT_DATASET, help="Whose champion: each dataset has its own model (Settings.model_for)."
+    dataset: str = dataset_option(
+        "Whose champion: each dataset has its own model (Settings.model_for)."
     ),
 ) -> None:
     """Move `champion` back to `previous`; audited like a promotion (a second rollback undoes the first).

@@ -32,8 +32,6 @@ def validate(
 
 
 def _print_summary(record, show: int) -> None:
-    from rich.table import Table
-
     where = record.data_hash or f"{record.data_key} (not pinned)"
     source = (
         "result of " + record.timestamp + " reused (--fresh re-runs it)"
@@ -56,25 +54,41 @@ def _print_summary(record, show: int) -> None:
         highlight=False,
     )
     for failure in [*record.failures, *record.warnings]:
-        count = (
-            f"{failure.unexpected_count} unexpected"
-            if failure.unexpected_count is not None
-            else f"observed {failure.observed}"
-        )
-        mark = "[red]x[/]" if failure.severity != "warning" else "[yellow]![/]"
-        column = failure.column or "table"
-        out.print(
-            f"  {mark} {failure.rule} [dim]({failure.expectation} on {column}: {count})[/]",
-            highlight=False,
-        )
-        if failure.offending:
-            table = Table(show_header=False, box=None, padding=(0, 1, 0, 4))
-            for item in failure.offending[:show]:
-                table.add_row(str(item["file"]), f"[dim]{item['value']}[/]")
-            out.print(table)
-        more = (failure.unexpected_count or 0) - min(show, len(failure.offending))
-        if failure.offending and more > 0:
-            out.print(f"      ... and {more} more (see Data Docs)", highlight=False)
+        _print_failure(failure, show)
     for note in record.notes:
         out.print(f"[yellow]note:[/] {note}", highlight=False)
     out.print(f"Data Docs: {record.docs_path}", highlight=False, soft_wrap=True)
+
+
+def _print_failure(failure, show: int) -> None:
+    """What was checked, observed against expected, the files (and their source photos), the fix."""
+    from rich.markup import escape
+
+    found = (
+        f"{failure.unexpected_count} unexpected"
+        if failure.unexpected_count is not None
+        else f"observed {failure.observed}"
+    )
+    expected = f", expected {failure.expected}" if failure.expected else ""
+    mark = "[red]x[/]" if failure.severity != "warning" else "[yellow]![/]"
+    column = failure.column or "table"
+    scope = f"{failure.scope}-level: " if failure.scope else ""
+    out.print(
+        f"  {mark} {escape(failure.rule)} [dim]({scope}{failure.expectation} on {column}: "
+        f"{found}{expected})[/]",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for item in failure.offending[:show]:  # whole lines, never cut: paths are to be copied
+        source = f"  source {item['source']}" if item.get("source") else ""
+        out.print(
+            f"    {escape(str(item['file']))}[bold]{escape(source)}[/]  "
+            f"[dim]{escape(str(item['value']))}[/]",
+            highlight=False,
+            soft_wrap=True,
+        )
+    more = (failure.unexpected_count or 0) - min(show, len(failure.offending))
+    if failure.offending and more > 0:
+        out.print(f"      ... and {more} more (see Data Docs)", highlight=False)
+    if failure.fix:
+        out.print(f"    [bold]fix:[/] {escape(failure.fix)}", highlight=False, soft_wrap=True)

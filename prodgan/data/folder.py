@@ -11,8 +11,13 @@ photos give the same PNGs, hence the same DVC hash, from any folder on any machi
 Layout: a source with `train/` (and optionally `validation/`, `test/`) at the top keeps its
 split (validation photos join train: training carves its own held-out set); otherwise each
 category's photos are ordered by content hash and the first `test_fraction` of them (at least
-`min_test`, at most half) go to test. Categories are stored under a safe key
-(`names.category_keys`), their names as written kept in `dataset.json` for display.
+`min_test`, at most half) go to test. With `product_pattern`, photos whose paths (below their
+category folder) give the same product key stay together in one split: a red and a green shirt of
+one product never sit on both sides, where the test photo would be a near-copy of a train photo.
+Every imported image records the photo it came from (`dataset.json` `sources`, a path relative to
+the imported folder), so validation can name the photo to fix.
+Categories are stored under a safe key (`names.category_keys`), their names as written
+kept in `dataset.json` for display.
 Problems are per file: unreadable, too small, a decompression bomb, a duplicate, or the same
 photo under two categories (an ambiguous label, handled by `ambiguous`) are listed and skipped.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -59,6 +65,11 @@ class _Photo:
     category: str  # display name
     png: bytes
     digest: str
+
+    @property
+    def below_category(self) -> str:
+        """The photo's path below its category folder: what `product_pattern` reads."""
+        return self.rel.split("/", 2 if self.split else 1)[-1]
 
 
 def _to_mode(img: Image.Image, mode: str) -> Image.Image:
@@ -293,22 +304,55 @@ def _resolve_labels(
     return kept
 
 
-def _assign_splits(photos: list[_Photo], test_fraction: float, min_test: int) -> dict[str, str]:
-    """digest -> split: the source's (validation joins train), else stratified per category
-    by content hash.
+def test_share(photos: int, test_fraction: float, min_test: int) -> int:
+    """How many of a category's photos the importer sends to test (see the module docstring)."""
+    return min(max(min_test, round(photos * test_fraction)), photos // 2)
+
+
+def _product_key(photo: _Photo, pattern: re.Pattern[str] | None) -> str:
+    """The product a photo shows: the pattern's first group (or whole match) on its path below
+    the category folder; a photo the pattern does not match is a product of its own."""
+    found = pattern.search(photo.below_category) if pattern else None
+    if found is None:
+        return f"photo:{photo.digest}"
+    return f"product:{found.group(1) if pattern.groups else found.group(0)}"
+
+
+def _assign_splits(
+    photos: list[_Photo], test_fraction: float, min_test: int, pattern: re.Pattern[str] | None
+) -> dict[str, str]:
+    """digest -> split: the source's (validation joins train), else stratified per category:
+    whole products in an order given by their photos' content hashes go to test until the
+    category's test share is reached.
     """
     splits: dict[str, str] = {}
-    by_cat: dict[str, list[str]] = {}
+    by_cat: dict[str, dict[str, list[str]]] = {}
     for photo in photos:
         if photo.split:
             splits[photo.digest] = "test" if photo.split == "test" else "train"
         else:
-            by_cat.setdefault(photo.category, []).append(photo.digest)
-    for digests in by_cat.values():
-        n_test = min(max(min_test, round(len(digests) * test_fraction)), len(digests) // 2)
-        for i, digest in enumerate(sorted(digests)):
-            splits[digest] = "test" if i < n_test else "train"
+            products = by_cat.setdefault(photo.category, {})
+            products.setdefault(_product_key(photo, pattern), []).append(photo.digest)
+    for products in by_cat.values():
+        wanted = test_share(sum(map(len, products.values())), test_fraction, min_test)
+        in_test = 0
+        for digests in sorted(products.values(), key=lambda group: min(group)):
+            split = "test" if in_test < wanted else "train"
+            in_test += len(digests) if split == "test" else 0
+            splits.update(dict.fromkeys(digests, split))
     return splits
+
+
+def _compile_pattern(product_pattern: str | None) -> re.Pattern[str] | None:
+    if not product_pattern:
+        return None
+    try:
+        return re.compile(product_pattern)
+    except re.error as exc:
+        raise ProdganError(
+            f"--product-pattern {product_pattern!r} is not a regular expression ({exc}); "
+            "e.g. '^([^_]+)_' takes the product from 'SKU123_red.jpg'"
+        ) from None
 
 
 def write_folder(
@@ -322,12 +366,15 @@ def write_folder(
     min_test: int = 10,
     min_side: int | None = None,
     ambiguous: str = "skip",
+    product_pattern: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FolderReport:
     """Import `src` into `out_dir` (see the module docstring).
 
-    `min_side` defaults to half of `size`.
+    `min_side` defaults to half of `size`; `product_pattern` is a regular expression whose first
+    group (or whole match) names a photo's product.
     """
+    pattern = _compile_pattern(product_pattern)
     if mode not in ("RGB", "L"):
         raise ProdganError(f"unknown mode {mode!r}: use RGB or L")
     if fit not in FITS:
@@ -355,15 +402,18 @@ def write_folder(
             f"none of the {len(files)} images in {src} could be read: "
             f"{skipped[0][0]}: {skipped[0][1]}"
         )
-    splits = _assign_splits(photos, test_fraction, min_test)
+    splits = _assign_splits(photos, test_fraction, min_test, pattern)
     keys = category_keys(categories)
     counts = {s: {keys[c]: 0 for c in categories} for s in ("train", "test")}
+    sources: dict[str, str] = {}
     for photo in photos:
         split, key = splits[photo.digest], keys[photo.category]
-        target = out_dir / split / key / f"{photo.digest[:16]}.png"
+        imported = f"{split}/{key}/{photo.digest[:16]}.png"
+        target = out_dir / imported
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(photo.png)
         counts[split][key] += 1
+        sources[imported] = photo.rel
     for split in counts:
         for key in keys.values():
             (out_dir / split / key).mkdir(parents=True, exist_ok=True)
@@ -374,6 +424,10 @@ def write_folder(
         "fit": fit,
         "ambiguous": ambiguous,
     }
+    if not split_layout:
+        source["test_fraction"] = f"{test_fraction:g}"
+    if pattern:
+        source["product_pattern"] = pattern.pattern
     meta = DatasetMeta(
         name=name,
         kind="folder",
@@ -383,5 +437,6 @@ def write_folder(
         counts=counts,
         source=source,
         display={k: c for c, k in keys.items()},
+        sources=dict(sorted(sources.items())),
     )
     return FolderReport(meta=meta, skipped=sorted(skipped))

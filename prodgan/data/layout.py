@@ -41,6 +41,8 @@ class DatasetMeta:
     display: dict[str, str] = field(
         default_factory=dict
     )  # category key -> the name as the user wrote it
+    # image path in the dataset -> the photo it came from, relative to the imported folder
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def channels(self) -> int:
@@ -51,12 +53,13 @@ class DatasetMeta:
         return sum(sum(self.counts[s].values()) for s in splits)
 
     def to_json(self) -> bytes:
-        """Deterministic bytes; an empty `display` is left out.
+        """Deterministic bytes; an empty `display` or `sources` is left out.
 
-        So datasets whose names are their keys (Fashion-MNIST) keep the DVC hash they had before
-        display names existed.
+        So datasets whose names are their keys and that record no source photos (Fashion-MNIST)
+        keep the DVC hash they had before either existed.
         """
-        fields = {k: v for k, v in asdict(self).items() if k != "display" or v}
+        optional = ("display", "sources")
+        fields = {k: v for k, v in asdict(self).items() if k not in optional or v}
         return (json.dumps(fields, indent=2, sort_keys=True) + "\n").encode()
 
 

@@ -6,19 +6,27 @@ dataset-level rule (leakage, per-category balance) becomes a plain column a GX e
 can check row by row and name the offending file:
 
 - `sha256_in_other_split`: the same bytes also sit in another split (exact leakage).
-- `near_dup_distance`: mean absolute difference (grey levels, 0-255) between brightness-centred
-  16x16 grayscale thumbnails, to the closest image in another split with the same dHash
-  (`near_dup_of` names it; NaN when no other-split image shares the dHash). Small = leak.
-- `perceptual_dup_distance`: the same thumbnail distance, to the closest image in another split
-  whose dHash is within `HAMMING_CANDIDATE` bits rather than equal (`perceptual_dup_of` names it):
-  a re-encoded or retouched copy whose dHash moved a few bits. The Hamming distance alone does not
-  tell copies from a series of products shot on one background (clothing-small: different shirts
-  on one bed 0-2 bits apart, thumbnails >= 6 grey levels apart; a JPEG q70 copy 0.3).
+- `near_dup_distance`: per pixel of 16x16 YCbCr thumbnails, the absolute difference of the
+  brightness-centred luma plus that of the two chroma channels (0-255 levels each), to the closest
+  image in another split with the same dHash (`near_dup_of` names it; NaN when no other-split image
+  shares the dHash). Small = leak. Grayscale images have no chroma: the luma term alone.
+- `perceptual_dup_distance`: a copy's distance that survives re-encoding, resizing, a small crop and
+  a brightness change yet keeps colour, to the closest of the `_CANDIDATES` images in another split
+  whose dHash is nearest (within `HAMMING_CANDIDATE` bits; `perceptual_dup_of` names it). Luma is
+  z-scored (brightness and contrast drop out), chroma scaled to a fixed mean magnitude and averaged
+  on a 4x4 grid (a brighter or JPEG-compressed copy keeps its hues; a red and a green shirt stay
+  far apart), and each side is also compared as centre crops (`CROPS`). Measured on clothing-small
+  (bench/near_duplicates.py, bench/products_import.py): JPEG q60-q90 and 3/4-resized copies mostly
+  < 2, brightness x0.85-x1.15 mostly < 4 (a few up to 9), a 4% crop mostly above 4.5; the closest
+  distinct pair across the split 5.3 (two T-shirts on one red bed), the same product in another
+  colour >= 18 when its colour covers a fair part of the photo.
 - `category_count` / `category_balance`: images in this row's (split, category), and that count
   divided by the split's mean per category (1.0 = balanced): a swamped or starved category
   shows on each of its rows.
 - `category_train_count` / `category_test_count`: images of this row's category in train and
   in test: a category too small to train on, or to evaluate, shows on each of its rows.
+- `source`: the photo this file was imported from (`dataset.json` `sources`), so a finding names
+  the photo the user can fix; None for datasets that record none.
 
 The manifest is cached per dataset version (the DVC hash when data/ is pinned, a stat key
 otherwise), so an unchanged dataset is described in a fraction of a second.
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, fields
@@ -44,13 +53,19 @@ from prodgan.data.layout import META_FILE  # importing layout also caps Image.MA
 from prodgan.fsutil import atomic_path
 
 # Bump when a column's meaning changes: old cached manifests are then ignored.
-SCHEMA_VERSION = 2
-THUMB = 16  # side of the grayscale thumbnail used to confirm near-duplicates
+SCHEMA_VERSION = 3
+THUMB = 16  # side of the YCbCr thumbnails used to confirm near-duplicates
+CROPS = (1.0, 0.92, 0.85)  # centre crops thumbnailed per image: a cropped copy matches one of them
+_CHANNELS = 3  # Y, Cb, Cr
+_LUMA_SCALE = 40.0  # z-scored luma is scaled to this standard deviation (levels)
+_CHROMA_SCALE = 10.0  # chroma is scaled to this mean magnitude (levels) ...
+_CHROMA_FLOOR = 8.0  # ... once it has at least this much: noise on a grey photo is not amplified
+_CHROMA_CELLS = 4  # chroma is compared on a 4x4 grid (see `_copy_features`)
 _CHUNK = 1000  # files per worker task
 _PARALLEL_FROM = 3000  # below this many files, worker start-up costs more than it saves
 _NEAR_DUP_BLOCK = 128  # rows per block when comparing thumbnails
-HAMMING_CANDIDATE = 6  # dHash bits within which two images are compared by thumbnail
-_CANDIDATES = 8  # nearest hashes kept per image of the smaller split
+HAMMING_CANDIDATE = 16  # dHash bits within which two images are compared by thumbnail
+_CANDIDATES = 16  # nearest hashes kept per image of the smaller split
 _BATCH_PIXELS = 1 << 24  # pixels per vectorised batch (bounds memory for large images)
 
 Progress = Callable[[int, int], None]
@@ -111,24 +126,37 @@ def _resize(stack: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return _area_matrix(stack.shape[1], rows) @ stack @ _area_matrix(stack.shape[2], cols).T
 
 
-def _pixel_columns(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """mean, std, dHash (hex) and uint8 thumbnails of same-shaped grayscale images [N, H, W].
+def _thumbnails(colour: np.ndarray) -> np.ndarray:
+    """uint8 [N, len(CROPS) * 3 * THUMB * THUMB]: each image's YCbCr thumbnail per centre crop."""
+    n, height, width, _ = colour.shape
+    planes = colour.transpose(0, 3, 1, 2).reshape(n * _CHANNELS, height, width).astype(np.float64)
+    per_crop = []
+    for share in CROPS:
+        rows, cols = max(1, round(height * share)), max(1, round(width * share))
+        top, left = (height - rows) // 2, (width - cols) // 2
+        crop = planes[:, top : top + rows, left : left + cols]
+        per_crop.append(np.rint(_resize(crop, THUMB, THUMB)).reshape(n, -1))
+    return np.concatenate(per_crop, axis=1).astype(np.uint8)
+
+
+def _pixel_columns(
+    stack: np.ndarray, colour: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """mean, std and dHash (hex) of same-shaped grayscale images [N, H, W], and the YCbCr
+    thumbnails (`_thumbnails`) of the same images [N, H, W, 3].
 
     dHash: is each cell of a 9x8 area-resized copy brighter than its left neighbour (64 bits).
     """
     flat = stack.reshape(len(stack), -1).astype(np.float64)
     small = _resize(stack.astype(np.float64), 8, 9)
     bits = np.packbits((small[:, :, 1:] > small[:, :, :-1]).reshape(len(stack), 64), axis=1)
-    thumbs = (
-        np.rint(_resize(stack.astype(np.float64), THUMB, THUMB))
-        .astype(np.uint8)
-        .reshape(len(stack), -1)
-    )
-    return flat.mean(axis=1), flat.std(axis=1), [b.tobytes().hex() for b in bits], thumbs
+    hashes = [b.tobytes().hex() for b in bits]
+    return flat.mean(axis=1), flat.std(axis=1), hashes, _thumbnails(colour)
 
 
-def _read_file(root: str, rel: str) -> tuple[FileRow, np.ndarray | None]:
-    """The per-file columns that need no pixel maths, and the grayscale pixels.
+def _read_file(root: str, rel: str) -> tuple[FileRow, tuple[np.ndarray, np.ndarray] | None]:
+    """The per-file columns that need no pixel maths, and the pixels: grayscale [H, W] and
+    YCbCr [H, W, 3] (a grayscale image has neutral chroma).
 
     The pixels are None when the file does not decode.
     """
@@ -145,8 +173,10 @@ def _read_file(root: str, rel: str) -> tuple[FileRow, np.ndarray | None]:
             img.load()
             gray = img if img.mode == "L" else img.convert("L")
             pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8).reshape(gray.height, gray.width)
+            rgb = img if img.mode in ("L", "RGB") else img.convert("RGB")
+            colour = np.asarray(rgb.convert("YCbCr"), dtype=np.uint8)
         row.decodes_ok = True
-        return row, pixels
+        return row, (pixels, colour)
     except Exception as exc:  # any decoder failure is a finding about the file, not a crash
         row.decode_error = f"{type(exc).__name__}: {exc}"[:200]
         return row, None
@@ -159,12 +189,14 @@ def _describe_chunk(root: str, rels: list[str]) -> list[tuple[tuple, bytes | Non
     by_shape: dict[tuple[int, int], list[int]] = {}
     for i, (_, pixels) in enumerate(read):
         if pixels is not None:
-            by_shape.setdefault(pixels.shape, []).append(i)
+            by_shape.setdefault(pixels[0].shape, []).append(i)
     for (height, width), members in by_shape.items():
         step = max(1, _BATCH_PIXELS // (height * width))
         for start in range(0, len(members), step):
             batch = members[start : start + step]
-            means, stds, hashes, small = _pixel_columns(np.stack([read[i][1] for i in batch]))
+            means, stds, hashes, small = _pixel_columns(
+                np.stack([read[i][1][0] for i in batch]), np.stack([read[i][1][1] for i in batch])
+            )
             for k, i in enumerate(batch):
                 row = read[i][0]
                 row.mean_intensity, row.std_intensity = float(means[k]), float(stds[k])
@@ -218,14 +250,18 @@ def _near_dup_distance(
         stacks = {
             name: _centred(np.stack([np.frombuffer(thumbs[i], dtype=np.uint8) for i in rows]))
             for name, rows in members.items()
-        }
+        }  # per pixel and channel: the distance is their mean times the channel count
         for a_pos, a in enumerate(names):
             for b in names[a_pos + 1 :]:
                 for start in range(0, len(members[a]), _NEAR_DUP_BLOCK):
                     rows_a = members[a][start : start + _NEAR_DUP_BLOCK]
-                    dist = np.abs(
-                        stacks[a][start : start + _NEAR_DUP_BLOCK, None, :] - stacks[b][None, :, :]
-                    ).mean(axis=-1)
+                    dist = (
+                        np.abs(
+                            stacks[a][start : start + _NEAR_DUP_BLOCK, None, :]
+                            - stacks[b][None, :, :]
+                        ).mean(axis=-1)
+                        * _CHANNELS
+                    )
                     _keep_closest(distance, nearest, rows_a, members[b], dist)
                     _keep_closest(distance, nearest, members[b], rows_a, dist.T)
     paths = df["path"].to_numpy()
@@ -265,12 +301,18 @@ def _perceptual_dups(
     found = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
     distance = np.full(len(df), np.nan)
     if len(found):
-        blank = np.zeros(THUMB * THUMB, np.uint8)  # undecodable files have no thumbnail
-        flat = _centred(np.stack([np.frombuffer(t, np.uint8) if t else blank for t in thumbs]))
+        blank = bytes(len(CROPS) * _CHANNELS * THUMB * THUMB)  # undecodable: no thumbnail
         d = np.concatenate(
             [
-                np.abs(flat[chunk[:, 0]] - flat[chunk[:, 1]]).mean(axis=1)
-                for chunk in np.array_split(found, max(1, len(found) // 10000))
+                _copy_distance(
+                    *(
+                        _copy_features(
+                            np.stack([np.frombuffer(thumbs[i] or blank, np.uint8) for i in side])
+                        )
+                        for side in chunk.T
+                    )
+                )
+                for chunk in np.array_split(found, max(1, len(found) // 2000))
             ]
         )
         # Every pair updates both of its sides.
@@ -288,9 +330,42 @@ def _perceptual_dups(
 
 
 def _centred(thumbs: np.ndarray) -> np.ndarray:
-    """Thumbnails minus their own mean: a copy with shifted brightness stays a near-duplicate."""
-    flat = thumbs.astype(np.float32)
-    return flat - flat.mean(axis=1, keepdims=True)
+    """The uncropped YCbCr thumbnails [N, 3 * THUMB * THUMB], luma minus its own mean: a copy with
+    shifted brightness stays a near-duplicate, one in another colour does not."""
+    flat = thumbs[:, : _CHANNELS * THUMB * THUMB].astype(np.float32)
+    luma = flat[:, : THUMB * THUMB]
+    luma -= luma.mean(axis=1, keepdims=True)
+    return flat
+
+
+def _copy_features(thumbs: np.ndarray) -> np.ndarray:
+    """[N, len(CROPS), THUMB * THUMB + 2 * _CHROMA_CELLS**2] thumbnails with brightness and contrast
+    taken out and colour kept (see the module docstring).
+
+    Chroma is averaged to a `_CHROMA_CELLS`-square grid: a product's colour is coarse, while JPEG's
+    chroma noise (subsampled, coarsely quantised) is fine-grained. Each chroma cell is weighted by
+    the thumbnail pixels it covers, so `_copy_distance` stays a per-pixel distance.
+    """
+    n, crops, side = len(thumbs), len(CROPS), THUMB // _CHROMA_CELLS
+    planes = thumbs.reshape(n, crops, _CHANNELS, THUMB, THUMB).astype(np.float32)
+    luma = planes[:, :, 0].reshape(n, crops, -1)
+    luma = luma - luma.mean(axis=-1, keepdims=True)
+    luma *= _LUMA_SCALE / (luma.std(axis=-1, keepdims=True) + 1e-6)
+    chroma = planes[:, :, 1:] - 128.0
+    magnitude = np.abs(chroma).mean(axis=(2, 3, 4), keepdims=True)
+    chroma *= _CHROMA_SCALE / np.maximum(magnitude, _CHROMA_FLOOR)
+    cells = chroma.reshape(n, crops, 2, _CHROMA_CELLS, side, _CHROMA_CELLS, side).mean(axis=(4, 6))
+    return np.concatenate([luma, cells.reshape(n, crops, -1) * side * side], axis=2)
+
+
+def _copy_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of `_copy_features` rows: the closest match of one side's whole photo to the other
+    side's crops, either way (per pixel, summed over channels)."""
+    best = np.full(len(a), np.inf, dtype=np.float32)
+    for crop in range(len(CROPS)):
+        best = np.minimum(best, np.abs(a[:, 0] - b[:, crop]).sum(axis=-1))
+        best = np.minimum(best, np.abs(a[:, crop] - b[:, 0]).sum(axis=-1))
+    return best / (THUMB * THUMB)
 
 
 def _keep_closest(
@@ -338,7 +413,18 @@ def build_manifest(
     for col in ("mean_intensity", "std_intensity"):
         df[col] = df[col].astype("float64")
     df["decodes_ok"] = df["decodes_ok"].astype(bool)
+    df["source"] = df["path"].map(_sources(root)).astype(object)
     return derive(df, [thumb for _, thumb in described])
+
+
+def _sources(root: Path) -> dict[str, str]:
+    """Imported path -> source photo, as `dataset.json` records it (empty when it records none or
+    cannot be read: validation reports the file itself then)."""
+    try:
+        sources = json.loads((root / META_FILE).read_text()).get("sources")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return sources if isinstance(sources, dict) else {}
 
 
 def stat_key(root: Path) -> str:

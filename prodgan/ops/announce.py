@@ -8,10 +8,9 @@ without asking back: model name, versions and the dataset hash.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from prodgan.adapters import registry, tracking
+from prodgan.adapters import registry
 from prodgan.names import is_headline
 from prodgan.policy.decision import FORCE, PROMOTE, REJECT, Decision
 from prodgan.settings import Settings
@@ -53,7 +52,7 @@ def comparison_rows(decision: Decision) -> list[dict[str, str]]:
                 "metric": name,
                 f"champion v{decision.champion_before}"
                 if decision.champion_before
-                else "champion": f"{champion[name]:.4g}" if name in champion else "",
+                else "no champion yet": f"{champion[name]:.4g}" if name in champion else "",
                 "champion interval": _interval(champion, name),
                 f"challenger v{decision.version}": f"{challenger[name]:.4g}"
                 if name in challenger
@@ -80,30 +79,26 @@ def decision_markdown(decision: Decision) -> str:
     return "\n".join(lines)
 
 
-def links(settings: Settings, result: dict[str, Any]) -> list[Link]:
-    """Links to the MLflow runs behind a retrain and to the sheet (for a local store: as `mlflow ui`
-    serves it)."""
+def links(result: dict[str, Any]) -> list[Link]:
+    """Links to the MLflow runs behind a retrain and to the sheet, at the tracking server's address
+    (for a local store: where the printed `mlflow ui` command serves it)."""
+    runs, urls = result["mlflow"], result["links"]
     found = [
         Link(
             f"mlflow-{key.removesuffix('_id').replace('_', '-')}",
-            tracking.run_url(settings, run_id),
-            f"MLflow {label} {run_id[:8]}",
+            urls[key],
+            f"MLflow {label} {runs[key][:8]}",
         )
         for key, label in (
             ("train_run_id", "training run"),
             ("eval_run_id", "evaluation run"),
             ("audit_run_id", "audit record"),
         )
-        if (run_id := result["mlflow"].get(key))
+        if key in urls
     ]
-    sheet = result.get("sheet")
-    if sheet:
+    if result.get("sheet"):
         found.append(
-            Link(
-                "champion-vs-challenger-sheet",
-                Path(sheet).as_uri() if Path(sheet).is_absolute() else sheet,
-                "champion vs challenger sheet",
-            )
+            Link("champion-vs-challenger-sheet", result["sheet"], "champion vs challenger sheet")
         )
     return found
 

@@ -32,6 +32,7 @@ from prodgan.names import (
     VALIDATION,
     WEIGHTS,
     parse_model_ref,
+    production_model,
 )
 from prodgan.ops import verification
 from prodgan.policy import chain
@@ -215,7 +216,9 @@ def dataset_lineage(settings: Settings, data_hash: str) -> dict[str, Any]:
         )
     client = registry.client_for(settings)
     like = f"tags.`{DATA_HASH}` LIKE '{data_hash}%'"
-    found = client.search_model_versions(like)
+    found = [  # trained versions: a production copy tags its trained version's dataset too
+        mv for mv in client.search_model_versions(like) if mv.name != production_model(mv.name)
+    ]
     aliases: dict[
         tuple[str, str], list[str]
     ] = {}  # search results leave aliases out; read them per model

@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import dvc
+from prodgan.adapters import dvc, gx
 from prodgan.adapters.dvc import DataVersion
+from prodgan.data.category_sizes import CategoryMinimums, SmallCategory, small_categories
 from prodgan.data.fashion_mnist import DEBIAN_SOURCE, write_fashion_mnist
 from prodgan.data.importer import import_into
 from prodgan.data.layout import DatasetMeta
@@ -39,6 +40,39 @@ def import_fashion_mnist(
     )
 
 
+def category_minimums(settings: Settings, kind: str) -> CategoryMinimums:
+    """The per-category train/test minimums the kind's expectation suite checks: the importer
+    warns against the very rules validation will apply."""
+    suite, _ = gx.load_suite(settings.suite_path(kind))
+    found: dict[str, int] = {}
+    for entry in suite["expectations"]:
+        kwargs = entry.get("kwargs", {})
+        if kwargs.get("column") in ("category_train_count", "category_test_count"):
+            found[kwargs["column"]] = kwargs.get("min_value")
+    return CategoryMinimums(found.get("category_train_count"), found.get("category_test_count"))
+
+
+def too_small(
+    settings: Settings, meta: DatasetMeta, counts: dict[str, dict[str, int]] | None = None
+) -> list[SmallCategory]:
+    """The dataset's categories that validation would refuse as too small, each with its fix.
+
+    `counts` (split -> category -> images) defaults to what `dataset.json` declares.
+    """
+    fraction = meta.source.get("test_fraction")
+    return small_categories(
+        meta.counts if counts is None else counts,
+        meta.display,
+        category_minimums(settings, meta.kind),
+        float(fraction) if fraction else None,
+    )
+
+
+def in_git_repository(settings: Settings) -> bool:
+    """Whether `prodgan data add` can version data here (DVC keeps its pins beside git)."""
+    return dvc.git(settings.root, "rev-parse", "--git-dir", check=False).returncode == 0
+
+
 def import_folder(
     settings: Settings,
     src: Path,
@@ -47,13 +81,15 @@ def import_folder(
     mode: str = "RGB",
     force: bool = False,
     progress: Progress | None = None,
+    strict: bool = False,
     **policy: Any,
 ) -> tuple[DatasetMeta, list[tuple[str, str]]]:
     """Import a folder of product photos into data/<name>; (metadata,
     skipped files with the reason).
 
-    policy: fit, test_fraction, min_test, min_side, ambiguous (see
-    `prodgan.data.folder.write_folder`).
+    policy: fit, test_fraction, min_test, min_side, ambiguous, product_pattern (see
+    `prodgan.data.folder.write_folder`). `strict`: refuse (nothing written) when a category would
+    be too small for validation (`too_small`); otherwise the caller warns.
     """
     from prodgan.data.folder import write_folder
 
@@ -63,6 +99,13 @@ def import_folder(
         reports.append(
             write_folder(src, tmp, name, size=size, mode=mode, progress=progress, **policy)
         )
+        small = too_small(settings, reports[0].meta)
+        if strict and small:
+            minimums = category_minimums(settings, "folder")
+            raise ProdganError(
+                f"import refused (--strict), data/{name} unchanged: "
+                + "; ".join(s.describe(minimums) for s in small)
+            )
         return reports[0].meta
 
     meta = import_into(settings.data_dir, name, "folder", build, force=force)

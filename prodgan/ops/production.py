@@ -11,11 +11,12 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from prodgan.adapters import audit, descriptions, model_store, registry, serving
+from prodgan.adapters import audit, descriptions, lineage, model_store, registry, serving, tracking
 from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ChampionMoved, ProdganError
-from prodgan.names import EVAL_EXPERIMENT, MODEL_FILES, WEIGHTS
+from prodgan.names import EVAL_EXPERIMENT, MODEL_FILES_SHA, WEIGHTS
 from prodgan.policy.decision import REJECT, Decision
+from prodgan.policy.files import canonical_file_map, file_map_sha256
 from prodgan.policy.gates import Check
 from prodgan.settings import Settings
 
@@ -95,7 +96,7 @@ def commit(
             uri,
             {
                 WEIGHTS: decision.weights_sha256,
-                MODEL_FILES: json.dumps(decision.model_files, sort_keys=True),
+                MODEL_FILES_SHA: file_map_sha256(canonical_file_map(decision.model_files)),
             },
         )
     except ChampionMoved as lost:
@@ -117,6 +118,8 @@ def commit(
     )
     audit.mark_done(settings, pending)
     _describe(state.client, decision)
+    lineage.describe_production(settings, state.client, decision)
+    lineage.mark_champion(state.client, decision)
     return decision
 
 
@@ -140,13 +143,8 @@ def _describe(client: Any, decision: Decision) -> None:
     """The trained version's description names the decision; its logged model lives in the
     trainer's experiment, where a promoter may not write (403): the description is a UI
     convenience, the audit record is the evidence."""
-    from mlflow.exceptions import MlflowException
-
-    try:
+    with tracking.unless_forbidden():
         descriptions.describe_version(client, decision.model, decision.version, decision)
-    except MlflowException as exc:
-        if "403" not in str(exc) and "PERMISSION_DENIED" not in str(exc):
-            raise
 
 
 def reuse_production(state: ProductionState, production_version: str) -> Publish:

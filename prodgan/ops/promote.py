@@ -35,7 +35,6 @@ from prodgan.names import (
     GIT_REV,
     IMPORTED_FILE,
     KIND,
-    MODEL_FILES,
     MODEL_KIND,
     SAMPLES_KIND,
     SPEC_SHA,
@@ -111,9 +110,10 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
             with tempfile.TemporaryDirectory(dir=settings.tmp_dir) as tmp:
                 bundle_dir = model_store.download_run_bundle(client, train_run_id, Path(tmp))
                 model_uri = serving.log_generator(client, train_run, bundle_dir)
+                files = serving.stored_file_hashes(model_uri, Path(tmp) / "logged")
                 tags = {
                     **_lineage_tags(train_run, bundle_dir),
-                    MODEL_FILES: serving.stored_file_hashes(model_uri, Path(tmp) / "logged"),
+                    **registry.store_file_map(client, train_run_id, files),
                 }
             if evaluation is not None:
                 registry.check_same_weights(
@@ -230,7 +230,29 @@ def _trained_version(settings: Settings, text: str) -> tuple[ProductionState, st
         )
     state, ref = ProductionState.for_ref(settings, ref)
     number = str(state.version(ref).version) if ref.alias else str(ref.version)
+    if text.strip().isdigit():
+        _require_bare_version(settings, state, number)
     return state, number
+
+
+def _require_bare_version(settings: Settings, state: ProductionState, number: str) -> None:
+    """A bare number names a version of the default dataset's model: when that has no such
+    version, say so and name the other datasets' models (each dataset has its own)."""
+    try:
+        state.trained(number)
+    except ProdganError as exc:
+        others = registry.dataset_models(state.client, settings.model_family)
+        hint = (
+            f"; a bare number names a version of {state.model}, the {DEFAULT_DATASET} dataset's "
+            "model: "
+            + (
+                f"other datasets' models are {', '.join(others)} "
+                f"(e.g. `prodgan promote models:/{others[0]}/{number}`)"
+                if others
+                else "no other dataset has a model yet"
+            )
+        )
+        raise ProdganError(f"{exc}{hint}") from None
 
 
 def _promote(

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from prodgan.adapters import registry, tracking
 from prodgan.names import AUDIT_SHEET, FLOW_API, FLOW_RUN, FLOW_RUN_NAME
 from prodgan.settings import Settings
+
+LOCAL_PREFECT_UI_PORT = 4200  # where `prefect server start` listens by default
 
 if TYPE_CHECKING:
     from prodgan.ops.retrain import RetrainOutcome
@@ -51,7 +55,17 @@ def summary(outcome: RetrainOutcome, links: dict[str, str] | None = None) -> dic
             "audit_run_id": audit_run,
         },
         "data_docs": str(outcome.validation.docs_path) if outcome.validation else None,
-        "sheet": tracking.artifact_location(settings, audit_run, AUDIT_SHEET),
+        "sheet": tracking.artifact_url(settings, audit_run, AUDIT_SHEET) if audit_run else None,
+        "links": {
+            key: tracking.run_url(settings, run_id)
+            for key, run_id in (
+                ("train_run_id", outcome.train.run_id if outcome.train else None),
+                ("eval_run_id", outcome.evaluation.run_id if outcome.evaluation else None),
+                ("audit_run_id", audit_run),
+            )
+            if run_id
+        },
+        "ui_note": tracking.ui_note(settings),
         "orchestrator": links or {},
     }
 
@@ -80,11 +94,13 @@ def report_markdown(result: dict[str, Any]) -> str:
         ("audit record", "audit_run_id"),
     ):
         if runs[key]:
-            lines.append(f"- MLflow {label}: `runs:/{runs[key]}` ({runs['tracking_uri']})")
+            lines.append(f"- MLflow {label}: [{runs[key]}]({result['links'][key]})")
     if result["data_docs"]:
         lines.append(f"- Data Docs: `{result['data_docs']}`")
     if result["sheet"]:
-        lines.append(f"- champion vs challenger sheet: `{result['sheet']}`")
+        lines.append(f"- [champion vs challenger sheet]({result['sheet']})")
+    if result["links"]:
+        lines.append(f"- MLflow: {runs['tracking_uri']}{result['ui_note']}")
     if result["version"]:
         lines += ["", f"## challenger v{result['version']}", "", _metrics_table(result["metrics"])]
     champion = result["champion"]
@@ -123,19 +139,37 @@ def failure_markdown(exc: Exception) -> str:
 
 
 def where_to_look(settings: Settings, result: dict[str, Any]) -> list[tuple[str, str]]:
-    """Where a person goes next: the MLflow UI, the Data Docs, the sample sheet,
-    the Prefect flow run."""
-    found = [("MLflow UI", tracking.ui_directions(settings))]
+    """Where a person goes next, each UI with the command that starts it (runnable as printed):
+    the MLflow UI, the Data Docs, the sample sheet, the Prefect flow run."""
+    found = [("MLflow UI", tracking.ui_url(settings))]
+    command = tracking.ui_command(settings)
+    if command:
+        found.append(("  start it with", command))
     if result.get("data_docs"):
         found.append(("Data Docs", result["data_docs"]))
     if result.get("sheet"):
         found.append(("champion vs challenger", result["sheet"]))
     flow_run = (result.get("orchestrator") or {}).get(FLOW_RUN)
     if flow_run:
-        api = result["orchestrator"].get(FLOW_API)
-        where = f"PREFECT_API_URL={api}" if api else f"PREFECT_HOME={settings.prefect_home}"
-        found.append(("Prefect flow run", f"{where} prefect flow-run inspect {flow_run}"))
+        found += prefect_ui(settings, flow_run, result["orchestrator"].get(FLOW_API))
     return found
+
+
+def prefect_ui(settings: Settings, flow_run: str, api: str | None) -> list[tuple[str, str]]:
+    """The flow run's page in the Prefect UI; without a Prefect server, the command that serves
+    the embedded runs' database (PREFECT_UI_API_URL: the UI finds its API on any port)."""
+    if api:
+        return [
+            ("Prefect flow run", f"{api.rstrip('/').removesuffix('/api')}/runs/flow-run/{flow_run}")
+        ]
+    ui = f"http://127.0.0.1:{LOCAL_PREFECT_UI_PORT}"
+    prefect = Path(sys.executable).with_name("prefect")
+    command = (
+        f"PREFECT_HOME={settings.prefect_home} PREFECT_UI_API_URL={ui}/api "
+        f"PREFECT_SERVER_ANALYTICS_ENABLED=false {prefect if prefect.is_file() else 'prefect'} "
+        f"server start --host 127.0.0.1 --port {LOCAL_PREFECT_UI_PORT}"
+    )
+    return [("Prefect flow run", f"{ui}/runs/flow-run/{flow_run}"), ("  start it with", command)]
 
 
 def flow_tags(settings: Settings, flow_run_id: str, flow_run_name: str) -> dict[str, str]:

@@ -43,6 +43,18 @@ def load_generator(
     return generator, spec, {"model_uri": ref.uri, **resolved.info()}
 
 
+def _labelled_grid(spec: Any, request: Any, images: Any, nrow: int) -> Any:
+    """The grid a person reads: titled with the category asked, or one titled column per category
+    when none was asked; untitled for an unconditional generator."""
+    from prodgan import imaging
+
+    if not spec.num_classes:
+        return imaging.grid(images, nrow=nrow)
+    if request.category is None:
+        return imaging.column_titled_grid(images, list(spec.categories))
+    return imaging.labelled_sheet([(spec.categories[request.category], images)], nrow=nrow)
+
+
 def generate(
     settings: Settings,
     model: str | None = None,
@@ -87,7 +99,7 @@ def generate(
         "category": None if request.category is None else spec.categories[request.category],
     }
     if out_file is not None:
-        imaging.save_png(out_file, imaging.grid(images, nrow=nrow))
+        imaging.save_png(out_file, _labelled_grid(spec, request, images, nrow))
         return {**record, "grid": str(out_file)}
     with atomic_dir(out_dir) as tmp:
         files = []

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from prodgan.adapters import dvc, gx
 from prodgan.adapters.gx import Failure
-from prodgan.data.layout import dataset_dir, read_meta
+from prodgan.data.layout import DatasetMeta, dataset_dir, read_meta
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.fsutil import write_json_atomic
 from prodgan.settings import Settings
@@ -167,11 +167,14 @@ def validate(
         gx.suite_parameters(meta),
         run_name=f"{dataset}-{key[:12]}",
     )
-    failed = gx.failures(validation, prefix)
-    found = [f for f in failed if f.severity != "warning"]
     counts: dict[str, dict[str, int]] = {}
     for (split, category), n in manifest.groupby(["split", "category"]).size().items():
         counts.setdefault(split, {})[category] = int(n)
+    failed = [
+        _with_fix(settings, meta, dataset, counts, failure)
+        for failure in gx.failures(validation, prefix, gx.suite_parameters(meta), meta.sources)
+    ]
+    found = [f for f in failed if f.severity != "warning"]
     record = ValidationRecord(
         success=not found,
         dataset=dataset,
@@ -199,6 +202,31 @@ def validate(
     return record
 
 
+# the columns whose failures a category's size explains (and its size fixes)
+_CATEGORY_SIZE_COLUMNS = ("category_train_count", "category_test_count", "split_category")
+
+
+def _with_fix(
+    settings: Settings,
+    meta: DatasetMeta,
+    dataset: str,
+    counts: dict[str, dict[str, int]],
+    failure: Failure,
+) -> Failure:
+    """The suite's fix for this kind of failure, for this dataset; a category-level failure gets
+    each small category's own fix (the importer's advice: `prodgan.data.category_sizes`)."""
+    from prodgan.ops.data import too_small
+
+    fix = (failure.fix or "").replace("{dataset}", dataset) or None
+    if failure.column in _CATEGORY_SIZE_COLUMNS:
+        small = too_small(settings, meta, counts)
+        if small:
+            fix = "; ".join(f"{s.category!r}: {s.fix}" for s in small)
+            if meta.kind == "folder":
+                fix += f" (`prodgan data import folder SRC --name {dataset} --force ...`)"
+    return replace(failure, fix=fix)
+
+
 def require_passed(record: ValidationRecord) -> None:
     """Stop here when validation failed: nothing downstream may run on data that failed its
     checks."""
@@ -207,7 +235,7 @@ def require_passed(record: ValidationRecord) -> None:
             f"dataset validation failed: {record.dataset} failed {record.failed} "
             f"of {record.expectations} expectations (data {record.data_hash or record.data_key}): "
             f"see the Data Docs at {record.docs_path}; "
-            "fix or remove the files listed, `prodgan data add`, then validate again"
+            "apply the fix printed under each failure, `prodgan data add`, then validate again"
         )
 
 

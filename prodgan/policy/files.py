@@ -6,11 +6,12 @@ maps the same way; only how they word the difference depends on who recorded the
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Mapping
 
-from prodgan.names import MODEL_FILES, WEIGHTS
+from prodgan.names import MODEL_FILES, MODEL_FILES_SHA, WEIGHTS
 
 MLFLOW_WRITTEN = frozenset({"registered_model_meta"})  # MLflow adds it to a local copy it loads
 ADDED, MISSING, CHANGED = "added", "missing", "changed"
@@ -33,6 +34,16 @@ class FileChange:
             f"{self.path} hashes to {str(self.actual)[:16]}…, "
             f"{recorder} recorded {str(self.expected)[:16]}…"
         )
+
+
+def canonical_file_map(files: Mapping[str, str]) -> str:
+    """A {path: sha256} map as the one JSON text that is stored and hashed."""
+    return json.dumps(dict(files), sort_keys=True, separators=(",", ":"))
+
+
+def file_map_sha256(text: str) -> str:
+    """The sha256 of a stored file map's text: what a tag keeps of a map stored elsewhere."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def changed_files(
@@ -61,9 +72,11 @@ def _kind(expected: str | None, actual: str | None) -> str:
 def registration_problems(
     weights_tag: str | None, files_tag: str | None, actual: Mapping[str, str], weights_path: str
 ) -> list[str]:
-    """What differs in a trained version's stored files from what its registration tags recorded:
-    `weights_tag` (sha256 of generator.pt), `files_tag` (JSON {path: sha256}, trainer-writable, so
-    parsed defensively), `actual` hashed here, `weights_path` where generator.pt
+    """What differs in a trained version's stored files from what its registration recorded.
+
+    `weights_tag` is the sha256 of generator.pt; `files_tag` the JSON {path: sha256} map (None when
+    missing or not matching its hash tag; trainer-writable, so parsed defensively); `actual` is
+    hashed here; `weights_path` is where generator.pt
     (or an imported model file) lies in it."""
     if not weights_tag:
         return [f"has no {WEIGHTS} tag: it was not registered by prodgan or the tag was removed"]
@@ -79,8 +92,9 @@ def registration_problems(
     expected = _file_map(files_tag)
     if expected is None:
         problems.append(
-            f"has no readable {MODEL_FILES} tag (a JSON map of file hashes): it was not registered "
-            f"by prodgan or the tag was edited"
+            f"has no readable {MODEL_FILES} map (a JSON map of file hashes, stored beside its "
+            f"training run and hashed in the {MODEL_FILES_SHA} tag): it was not registered by "
+            f"prodgan, or the map or its tag was edited"
         )
         return problems
     changes = changed_files(expected, actual, ignore=frozenset({weights_path}))

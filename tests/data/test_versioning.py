@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from prodgan.adapters import dvc
 from prodgan.data.tensors import load_split
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
-from tests.conftest import prodgan
+from tests.conftest import prodgan, run
 
 
 def test_push_pull_round_trip_through_a_real_remote(small_project: Settings) -> None:
@@ -120,4 +121,26 @@ def test_datasets_side_by_side_keep_their_own_versions(small_project: Settings, 
         proc.returncode != 0
         and "no dataset 'nope'" in proc.stderr
         and "Traceback" not in proc.stderr
+    )
+
+
+def test_new_project_commits_the_default_remote_and_ignores_its_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PRODGAN_DVC_REMOTE is one person's remote: it goes to the untracked config.local, and
+    prodgan's own state folder is git-ignored in the user's project."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    run(["git", "init", "-q"], root)
+    monkeypatch.setenv("PRODGAN_ROOT", str(root))
+    monkeypatch.setenv("PRODGAN_HOME", str(root / ".prodgan"))
+    monkeypatch.setenv("PRODGAN_DVC_REMOTE", str(tmp_path / "mine"))
+    dvc.ensure_repo(Settings.load())
+    assert "../prodgan-dvc-remote" in (root / ".dvc" / "config").read_text()
+    assert "mine" not in (root / ".dvc" / "config").read_text()
+    assert str(tmp_path / "mine") in (root / ".dvc" / "config.local").read_text()
+    (root / ".prodgan").mkdir()
+    (root / ".prodgan" / "mlflow.db").write_bytes(b"")
+    assert (
+        run(["git", "check-ignore", "-q", ".prodgan/mlflow.db"], root, check=False).returncode == 0
     )

@@ -14,7 +14,7 @@ from flows.retrain import retrain
 from flows.train import train
 from flows.validate_data import validate_data
 from prodgan import names
-from prodgan.adapters import audit, dvc, registry
+from prodgan.adapters import audit, dvc, registry, tracking
 from prodgan.errors import GateFailed, ProdganError
 from prodgan.ops import retrain as pipeline
 from prodgan.settings import Settings
@@ -68,7 +68,7 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
         "promote",
     ):
         assert needle in markdown
-    assert first["data_docs"] and first["sheet"].endswith(names.AUDIT_SHEET)
+    assert first["data_docs"] and f"path={names.AUDIT_SHEET}&" in first["sheet"]
     published = artifacts(flow_run_id)
     assert (
         published["champion-vs-challenger"].type == "table"
@@ -79,17 +79,16 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
         for row in json.loads(published["champion-vs-challenger"].data)
         if row["metric"].startswith("fid_")
     ]
-    assert (
-        fid_row["challenger v1"]
-        and fid_row["challenger interval"].startswith("[")
-        and fid_row["champion"] == ""
-    )
+    assert fid_row["challenger v1"] and fid_row["challenger interval"].startswith("[")
     assert all(reason in published["promotion-gates"].data for reason in first["reasons"])
     assert (
         f"/runs/{first['mlflow']['train_run_id']})" in published["mlflow-train-run"].data
     )  # Prefect stores a link as markdown
     assert first["mlflow"]["audit_run_id"] in published["mlflow-audit-run"].data
-    assert "(file://" in published["champion-vs-challenger-sheet"].data
+    assert f"({tracking.ui_url(flow_project)}/get-artifact?" in (
+        published["champion-vs-challenger-sheet"].data
+    )  # over HTTP, as the MLflow UI serves it: a browser opens no file:// link from Prefect's page
+    assert fid_row["no champion yet"] == ""
     [moved] = events(flow_run_id, "prodgan.champion.moved")
     assert (
         moved.payload["model"] == flow_project.model_name and moved.payload["champion_after"] == "1"

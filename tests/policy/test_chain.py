@@ -158,7 +158,7 @@ def test_changed_files_names_added_missing_and_changed_but_not_what_mlflow_write
 def test_junk_in_the_trainer_writable_files_tag_is_a_finding_not_a_crash(files_tag) -> None:
     actual = {"MLmodel": "a", "bundle/generator.pt": "w"}
     problems = registration_problems("w", files_tag, actual, "bundle/generator.pt")
-    assert len(problems) == 1 and "has no readable prodgan.model_files tag" in problems[0]
+    assert len(problems) == 1 and "has no readable prodgan.model_files map" in problems[0]
 
 
 def test_registration_problems_name_replaced_weights_and_edited_code() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from prodgan import names
-from prodgan.adapters.tracking import RunLogger
+from prodgan.adapters.tracking import RunLogger, dataset_version
 from prodgan.models import GeneratorSpec, build_generator, read_bundle_record, save_bundle
 from prodgan.names import EVAL_EXPERIMENT, GENERATOR_ARTIFACT, TRAIN_EXPERIMENT
 from prodgan.ops.promote import register as promotion_register
@@ -88,6 +88,10 @@ def eval_run(
     }
     metrics.update({f"fid_{samples}/{cat}": value for cat, value in (per_category or {}).items()})
     log.log_metrics(metrics, step=0)
+    log.log_dataset(  # as `prodgan evaluate` declares its test split
+        dataset_version("fashion-mnist:test", DATA_HASH, str(settings.root / "dvc-remote")),
+        "evaluation",
+    )
     log.finish()
     return log.run_id
 

@@ -53,8 +53,8 @@ def test_logged_model_metrics_signature_lineage_and_descriptions(store, monkeypa
         pyfunc.predict(pd.DataFrame([{"seed": 3, "n": 2.5}]))
 
     promotion.promote(store, v1, actor="alice")
-    assert client.get_model_version(store.model_name, v1).description.endswith(
-        "by alice: every gate passed"
+    assert "by alice: every gate passed; champion as prodgan-generator-production v1 since " in (
+        client.get_model_version(store.model_name, v1).description
     )
     v2 = helpers.registered(store, seed=2, fid=150.0)
     promotion.promote(store, v2, actor="bob")

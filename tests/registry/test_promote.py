@@ -214,11 +214,23 @@ def test_cli_rejects_with_reasons_and_exit_1(store, gates):
     v1 = helpers.registered(store, seed=1, fid=100.0)
     promotion.promote(store, v1)
     v2 = helpers.registered(store, seed=2, fid=99.0)  # better point value, but not with confidence
-    proc = prodgan("promote", v2, cwd=store.root, check=False)
+    reference = f"models:/{store.model_name}/{v2}"  # named by reference: the message says which
+    proc = prodgan("promote", reference, cwd=store.root, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "FAIL" in proc.stdout and "champion.fid" in proc.stdout and "rejected" in proc.stderr
+    assert "FAIL" in proc.stdout and "champion.fid" in proc.stdout
+    assert f"{store.model_name} v{v2} rejected" in proc.stderr and " vmodels" not in proc.stderr
     assert "Traceback" not in proc.stderr
     assert aliases(store) == {"champion": v1}
+
+
+def test_a_missing_bare_version_names_the_other_datasets_models(store):
+    with pytest.raises(ProdganError, match="has no version 42.*no other dataset has a model yet"):
+        promotion.promote(store, "42")
+    registry.client_for(store).create_registered_model(store.model_for("shop"))
+    with pytest.raises(ProdganError) as refused:
+        promotion.promote(store, "42")
+    assert f"a bare number names a version of {store.model_name}" in str(refused.value)
+    assert f"`prodgan promote models:/{store.model_for('shop')}/42`" in str(refused.value)
 
 
 @pytest.mark.slow

@@ -115,7 +115,8 @@ def test_unknown_dataset_is_refused_naming_the_pinned_ones(
     assert require_known(small_project, "fashion-mnist") == "fashion-mnist"
     untrained = prodgan("audit", "verify", "--dataset", "shop", cwd=small_project.root)
     assert f"verified {small_project.model_for('shop')}:" in untrained.stdout, untrained.stdout
-    for command in (["audit", "verify"], ["admin", "roles", "--dataset", "shop"]):
+    commands = (["audit", "verify"], ["admin", "roles", "--dataset", "shop"], ["rollback"])
+    for command in (*commands, ["audit", "history"]):
         proc = prodgan(*command, "--dataset", "nosuch", cwd=small_project.root, check=False)
         line = _one_error_line(proc)
         assert "'nosuch'" in line and "fashion-mnist, shop" in line, line

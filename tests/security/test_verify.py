@@ -3,6 +3,7 @@ caught."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -279,3 +280,18 @@ def test_champion_of_any_model_name_is_the_promoters_copy_only(store) -> None:
         promotion.promote(
             store, f"models:/{names.production_model(store.model_name)}/1", actor="alice"
         )
+
+
+def test_a_trained_versions_file_map_must_match_the_hash_its_tag_keeps(store) -> None:
+    v1 = helpers.registered(store, seed=1, fid=300.0)
+    client = registry.client_for(store)
+    mv = client.get_model_version(store.model_name, v1)
+    assert names.MODEL_FILES not in mv.tags, "the JSON map is an artifact, not a tag"
+    assert verify(store).ok
+    files = json.loads(str(registry.registered_file_map(client, mv)))
+    files["generator.py"] = "0" * 64  # a map edited to bless edited code
+    client.log_text(mv.tags[names.TRAIN_RUN], json.dumps(files), names.MODEL_FILES_ARTIFACT)
+    assert registry.registered_file_map(client, mv) is None
+    report = verify(store)
+    assert [f.version for f in report.findings] == [v1], report.findings
+    assert "has no readable prodgan.model_files map" in report.findings[0].problem

@@ -16,6 +16,7 @@ from PIL import Image
 from prodgan import edit
 from prodgan.errors import ProdganError
 from prodgan.generate import category_index, parse_request
+from prodgan.imaging import TITLE_HEIGHT
 from prodgan.models import generate_uint8, latents, load_bundle
 from tests.conftest import run
 from tests.serve.helpers import EDIT_SPEC, tiny_bundle
@@ -75,9 +76,29 @@ def test_generate_is_deterministic_per_seed(bundle, tmp_path):
         Image.open(tmp_path / "a" / "0000-coat.png") as first,
     ):
         size = EDIT_SPEC.size
-        assert grid.size == (3 * (size + 2) + 2, size + 4)
-        tile = np.asarray(grid)[2 : 2 + size, 2 : 2 + size, 0]
+        assert grid.size == (3 * (size + 2) + 2, TITLE_HEIGHT + size + 4)  # titled "coat"
+        top = TITLE_HEIGHT + 2
+        tile = np.asarray(grid)[top : top + size, 2 : 2 + size, 0]
         assert not np.array_equal(tile, np.asarray(first))  # another seed, other images
+        assert np.asarray(grid)[:TITLE_HEIGHT].min() < 128  # the title is drawn
+
+
+def test_grid_over_every_category_has_one_titled_column_each(bundle, tmp_path):
+    n = 2 * len(EDIT_SPEC.categories)
+    common = ("generate", "--bundle", str(bundle), "-n", str(n), "--seed", "4")
+    cli(*common, "--out-dir", str(tmp_path / "each"), cwd=tmp_path)
+    cli(*common, "--out", str(tmp_path / "grid.png"), "--nrow", "5", cwd=tmp_path)
+    names = [p.stem.split("-", 1)[1] for p in sorted((tmp_path / "each").glob("*.png"))]
+    assert names == list(EDIT_SPEC.categories) * 2  # category i % categories, in order
+    size, columns = EDIT_SPEC.size, len(EDIT_SPEC.categories)
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (columns * (size + 2) + 2, TITLE_HEIGHT + 2 * (size + 2) + 2)
+        pixels = np.asarray(grid)
+    for i, path in enumerate(sorted((tmp_path / "each").glob("*.png"))):
+        row, col = divmod(i, columns)
+        y, x = TITLE_HEIGHT + 2 + row * (size + 2), 2 + col * (size + 2)
+        with Image.open(path) as img:
+            assert np.array_equal(pixels[y : y + size, x : x + size, 0], np.asarray(img))
 
 
 @pytest.mark.parametrize(
