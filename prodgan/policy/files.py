@@ -74,10 +74,10 @@ def registration_problems(
 ) -> list[str]:
     """What differs in a trained version's stored files from what its registration recorded.
 
-    `weights_tag` is the sha256 of generator.pt; `files_tag` the JSON {path: sha256} map (None when
-    missing or not matching its hash tag; trainer-writable, so parsed defensively); `actual` is
-    hashed here; `weights_path` is where generator.pt
-    (or an imported model file) lies in it."""
+    `weights_tag` is the sha256 of generator.pt (or of an imported model file); `files_tag` the
+    JSON {path: sha256} map (None when missing or not matching its hash tag; trainer-writable, so
+    parsed defensively); `actual` is hashed here; `weights_path` is where those weights lie in
+    it."""
     if not weights_tag:
         return [f"has no {WEIGHTS} tag: it was not registered by prodgan or the tag was removed"]
     problems, name = [], weights_path.rsplit("/", 1)[-1]
