@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from flows import steps
 from prodgan.errors import GateFailed
-from prodgan.ops import report
+from prodgan.ops import fan_out, report
 from prodgan.ops import retrain as ops
 
 
@@ -51,4 +51,5 @@ def retrain(
         "retrain decision, metrics, sample sheet",
     )
     steps.publish_decision(outcome, result)
+    steps.publish_row(fan_out.REPORT_KEY, fan_out.report_row(result), "this retrain's nightly row")
     return result

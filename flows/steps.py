@@ -60,6 +60,11 @@ def publish(key: str, markdown: str, description: str) -> None:
     get_run_logger().info(markdown)
 
 
+def publish_row(key: str, row: dict[str, Any], description: str) -> None:
+    """A one-row table artifact: what a run reports to the run that submitted it."""
+    create_table_artifact(table=[row], key=key, description=description)
+
+
 def emit(event: announce.Event) -> None:
     """A prodgan event on Prefect's event bus, tied to this flow run (automations match on the
     name)."""

@@ -245,12 +245,9 @@ def invert(
     ]
 
 
-def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
-    """A product photo as uint8 [C,H,W] in the generator's size and mode, and notes on the changes.
-
-    Refused with a clear message: missing file, not an image, over the size or pixel limits.
-    Wrong size or mode is converted with the same policy as `prodgan data import folder`.
-    """
+def check_image(path: Path) -> None:
+    """Refuse a missing, oversized or decompression-bomb image from its file size and header alone,
+    before a model is loaded or a pixel decoded (a bomb costs nothing to refuse)."""
     path = Path(path)
     if not path.is_file():
         problem = "is a folder" if path.is_dir() else "does not exist"
@@ -259,7 +256,6 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
         raise ProdganError(
             f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB: pass a smaller image"
         )
-    mode = "L" if spec.channels == 1 else "RGB"
     too_big = (
         f"{path} has more than {MAX_IMAGE_PIXELS} pixels (decompression-bomb limit): "
         "downscale it first"
@@ -267,26 +263,39 @@ def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # the header only
                 if img.width * img.height > MAX_IMAGE_PIXELS:
                     raise ProdganError(too_big)
-                notes = []
-                if img.mode != mode:
-                    notes.append(f"converted from mode {img.mode} to {mode}")
-                if img.size != (spec.size, spec.size):
-                    notes.append(
-                        f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} "
-                        "(padded to square with its border colour)"
-                    )
-                img.load()
-                pixels = normalise(img, spec.size, mode)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ProdganError(too_big) from None
     except (UnidentifiedImageError, SyntaxError) as exc:
         raise ProdganError(
             f"{path} is not a readable image ({type(exc).__name__}): pass a PNG, JPEG or WebP file"
         ) from None
-    except OSError as exc:
+
+
+def load_image(path: Path, spec) -> tuple[torch.Tensor, list[str]]:
+    """A product photo as uint8 [C,H,W] in the generator's size and mode, and notes on the changes.
+
+    Refused with a clear message: missing file, not an image, over the size or pixel limits.
+    Wrong size or mode is converted with the same policy as `prodgan data import folder`.
+    """
+    path = Path(path)
+    check_image(path)
+    mode = "L" if spec.channels == 1 else "RGB"
+    try:
+        with Image.open(path) as img:
+            notes = []
+            if img.mode != mode:
+                notes.append(f"converted from mode {img.mode} to {mode}")
+            if img.size != (spec.size, spec.size):
+                notes.append(
+                    f"resized from {img.width}x{img.height} to {spec.size}x{spec.size} "
+                    "(padded to square with its border colour)"
+                )
+            img.load()
+            pixels = normalise(img, spec.size, mode)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ProdganError(
             f"{path} could not be decoded ({exc}): pass an intact PNG, JPEG or WebP file"
         ) from None

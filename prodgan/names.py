@@ -89,6 +89,9 @@ METRIC_TAG = "metric."  # + metric name: a version's headline metrics, as versio
 FLOW_RUN = "prefect.flow_run_id"
 FLOW_RUN_NAME = "prefect.flow_run_name"
 FLOW_API = "prefect.api_url"
+# The work pool's fan-out: each dataset's retrain is a flow run of this deployment (prefect.yaml),
+# on the pool's GPU queue, whose concurrency limit is the GPU slots; it reports under this key.
+RETRAIN_DEPLOYMENT, GPU_QUEUE, RETRAIN_REPORT = "retrain/retrain", "gpu", "retrain-outcome"
 
 # ---------------------------------------------------------------- metric names
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")

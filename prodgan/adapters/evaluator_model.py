@@ -27,8 +27,13 @@ LOGGED_NAME = "evaluator"
 def _decode(png_b64: str, channels: int, size: int) -> np.ndarray:
     from PIL import Image
 
-    # reads the header only: no pixel is decoded yet
-    image = Image.open(io.BytesIO(base64.b64decode(png_b64)))
+    # reads the header only: no pixel is decoded yet; PIL's own bomb error becomes prodgan's message
+    try:
+        image = Image.open(io.BytesIO(base64.b64decode(png_b64)))
+    except Image.DecompressionBombError:
+        raise ValueError(
+            f"image is over PIL's decompression-bomb limit, the evaluator takes {size}x{size}"
+        ) from None
     if image.size != (
         size,
         size,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP
+from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP, nnodes_option, nproc_option, rdzv_option
 from prodgan.console import err, out, progress_bar
 from prodgan.errors import ProdganError
 
@@ -52,12 +52,20 @@ def evaluate(
         help="Skip the evaluator classifier "
         "(no IS without Inception logits, no conditional accuracy).",
     ),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1, help="Images per forward pass (default: 64); memory only."
+    ),
+    nproc: int = nproc_option(
+        "Processes sharing the samples (torchrun; one per GPU, gloo on CPU): the same metrics."
+    ),
+    nnodes: int = nnodes_option(),
+    rdzv_endpoint: Optional[str] = rdzv_option(),
 ) -> None:
     """FID, KID, IS, precision/recall, conditional accuracy and memorization for one generator.
 
     Logs one run in MLflow experiment prodgan-eval (protocol as params, metrics, sample grid).
 
-    Example: prodgan evaluate models:/prodgan-generator@champion --samples 200
+    Example: prodgan evaluate models:/prodgan-generator@champion --samples 200 --nproc 2
 
     Samples only (a generator that cannot be exported, e.g. a diffusion pipeline):
     prodgan evaluate --images samples.npz --dataset fashion-mnist
@@ -74,6 +82,13 @@ def evaluate(
         use_evaluator=not no_evaluator,
         say=_say,
     )
+    spread = dict(
+        samples=samples,
+        batch_size=batch_size,
+        nproc=nproc,
+        nnodes=nnodes,
+        rdzv_endpoint=rdzv_endpoint,
+    )
     started = time.perf_counter()
     if images is None:
         if dataset is not None:
@@ -81,13 +96,15 @@ def evaluate(
                 "--dataset goes with --images; a model is evaluated on the dataset it was "
                 "trained on"
             )
-        run = ops.evaluate(Settings.load(), model, bundle, samples=samples, **options)
-        _print(run, time.perf_counter() - started)
+        run = ops.evaluate(Settings.load(), model, bundle, **spread, **options)
+        if run is not None:  # None: rank 0 ran on another host, which prints and logs
+            _print(run, time.perf_counter() - started)
         return
-    if model or bundle or samples or not dataset:
+    if model or bundle or samples or not dataset or nproc > 1 or nnodes > 1:
         raise ProdganError(
-            "--images takes --dataset NAME and no model, --bundle or --samples "
-            "(the samples are what is measured): prodgan evaluate --images DIR --dataset NAME"
+            "--images takes --dataset NAME and no model, --bundle, --samples or --nproc/--nnodes "
+            "(the samples are what is measured, in one process): "
+            "prodgan evaluate --images DIR --dataset NAME"
         )
     run = ops.evaluate_samples(Settings.load(), images, dataset, **options)
     _print(run, time.perf_counter() - started)

@@ -45,3 +45,27 @@ def _tcp_port(port: int) -> int:
 def port_option(default: int, help: str = "TCP port.") -> Any:
     """`--port`, refused while parsing unless it is a TCP port (1-65535)."""
     return typer.Option(default, "--port", help=help, callback=_tcp_port)
+
+
+def nproc_option(help: str) -> Any:
+    """`--nproc`: processes on this host (torchrun; one per GPU, gloo on a CPU)."""
+    return typer.Option(1, "--nproc", min=1, help=help)
+
+
+def nnodes_option() -> Any:
+    """`--nnodes`: hosts taking part in one torchrun job."""
+    return typer.Option(
+        1,
+        "--nnodes",
+        min=1,
+        help="Hosts taking part (torchrun's c10d rendezvous): run the same command on each.",
+    )
+
+
+def rdzv_option() -> Any:
+    """`--rdzv-endpoint`: where the hosts of one torchrun job meet."""
+    return typer.Option(
+        None,
+        "--rdzv-endpoint",
+        help="HOST:PORT of the rendezvous, the same on every host (with --nnodes above 1).",
+    )

@@ -37,11 +37,21 @@ def retrain(
     set_: Optional[List[str]] = typer.Option(
         None, "--set", help="Override a config key, e.g. --set steps=200 (repeatable)."
     ),
+    every: bool = typer.Option(
+        False,
+        "--all",
+        help="Every dataset of --recipe (default: the default dataset's), as the nightly run: one "
+        "flow run each on the work pool when `prodgan deploy` applied the deployments there.",
+    ),
+    recipes: Optional[List[str]] = typer.Option(
+        None, "--recipe", help="With --all: DATASET=CONFIG (repeatable)."
+    ),
 ) -> None:
     """Validate -> train -> evaluate -> register -> promote, as a Prefect flow (embedded API
     unless PREFECT_API_URL is set).
 
     Example: prodgan retrain --config configs/smoke.yaml
+             prodgan retrain --all --recipe clothing=configs/products64.yaml
     """
     from prodgan.ops import report
     from prodgan.ops import retrain as ops
@@ -49,17 +59,50 @@ def retrain(
     from prodgan.settings import Settings
 
     settings = Settings.load()
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
+    if every:
+        _retrain_all(_recipes(recipes or []), force, set_ or [])
+        return
     config = ops.recipe(dataset, config)
     # a bad config or --set: one red line before Prefect starts
     config_sha256(settings.config_path(config), set_ or [])
     import flows.retrain
 
-    for name in ("prefect.flow_runs", "prefect.task_runs"):
-        logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
     summary = flows.retrain.retrain(
         config=config, dataset=dataset, force=force, overrides=set_ or []
     )
     _print_summary(summary, report.where_to_look(settings, summary))
+
+
+def _recipes(pairs: list[str]) -> dict[str, str | None] | None:
+    """--recipe DATASET=CONFIG pairs as the nightly run's `recipes` (None: the default)."""
+    recipes: dict[str, str | None] = {}
+    for pair in pairs:
+        dataset, sep, config = pair.partition("=")
+        if not sep or not dataset or not config:
+            raise ProdganError(
+                f"--recipe {pair!r} is not DATASET=CONFIG; "
+                "use e.g. --recipe clothing=configs/products64.yaml"
+            )
+        recipes[dataset] = config
+    return recipes or None
+
+
+def _retrain_all(recipes: dict[str, str | None] | None, force: bool, overrides: list[str]) -> None:
+    from rich.table import Table
+
+    import flows.nightly
+
+    results = flows.nightly.retrain_datasets(recipes=recipes, force=force, overrides=overrides)
+    table = Table(title="retrain, every scheduled dataset")
+    for column in ("dataset", "model", "decision", "version", "reason"):
+        table.add_column(column)
+    for dataset, row in results.items():
+        table.add_row(
+            dataset, row["model"], row["decision"], str(row.get("version") or "-"), row["reason"]
+        )
+    out.print(table)
 
 
 def _print_summary(summary: dict, where: list[tuple[str, str]]) -> None:
@@ -87,6 +130,12 @@ def deploy(
     pool: str = typer.Option(
         "prodgan", help="Process work pool the deployments run on (created only if missing)."
     ),
+    gpu_slots: Optional[int] = typer.Option(
+        None,
+        "--gpu-slots",
+        help="Concurrency limit of the pool's gpu queue, where each dataset's retrain runs: the "
+        "GPUs the workers have [default: 1 for a new queue, else kept].",
+    ),
 ) -> None:
     """Apply prefect.yaml's deployments (nightly data-aware retrain, evaluate, promote) to a
     Prefect server.
@@ -100,12 +149,14 @@ def deploy(
     from prodgan.settings import Settings
 
     settings = Settings.load()
-    done = apply(settings, pool=pool, api_url=api_url)
+    done = apply(settings, pool=pool, api_url=api_url, gpu_slots=gpu_slots)
     pool_state = "created" if done.pool_created else "kept as it was"
     out.print(
         f"deployments of {done.prefect_yaml} applied on {done.api_url} "
         f"(pool [bold]{pool}[/], {pool_state}): "
-        "retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), evaluate/evaluate, promote/promote"
+        "retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), retrain/retrain (queue gpu"
+        + (f", {done.gpu_slots} slots" if done.gpu_slots else "")
+        + "), evaluate/evaluate, promote/promote"
     )
     out.print(
         f"start a worker: PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}",

@@ -6,6 +6,7 @@ from typing import List, Optional
 
 import typer
 
+from prodgan.cli.options import nproc_option
 from prodgan.console import err, out
 
 
@@ -29,12 +30,8 @@ def train(
     dataset: Optional[str] = typer.Option(
         None, "--dataset", help="Dataset under data/ (default: the config's)."
     ),
-    nproc: int = typer.Option(
-        1,
-        "--nproc",
-        min=1,
-        help="DDP processes (torchrun; one per GPU, gloo on CPU); "
-        "this process keeps the MLflow run.",
+    nproc: int = nproc_option(
+        "DDP processes (torchrun; one per GPU, gloo on CPU); this process keeps the MLflow run."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:

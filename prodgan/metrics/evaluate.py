@@ -2,8 +2,10 @@
 
 The generator's images go to torch-fidelity in memory (uint8 Dataset, no PNG round trip); the
 real side's features are cached under the protocol's real key, so a second evaluation against the
-same data only runs the generated side. Metrics are registered by name (`METRICS`), each a
-small function of the prepared features; names carry the sample count (`fid_2k`).
+same data only runs the generated side. Under torch.distributed each rank generates and featurises
+its share of every side (shards.py) and rank 0 computes the metrics, the same as one process.
+Metrics are registered by name (`METRICS`), each a small function of the prepared features; names
+carry the sample count (`fid_2k`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from prodgan.metrics.kid import kid
 from prodgan.metrics.memorization import memorization
 from prodgan.metrics.prc import precision_recall
 from prodgan.metrics.protocol import Protocol
+from prodgan.metrics.shards import Features, Shards
 from prodgan.models.evaluator import evaluator_fingerprint
 from prodgan.models.sampling import exact_fp32, labels_like
 from prodgan.names import metric_name
@@ -185,18 +188,21 @@ def evaluate_generator(
     batch_size: int = DEFAULTS["batch_size"],
     generator_key: str | None = None,
     noise: calib.NoiseReference | None = None,
+    shards: Shards | None = None,
     **options: Any,
-) -> EvalResult:
+) -> EvalResult | None:
     """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
 
     Generates `samples` images from `seed` (categories in the real split's proportions for a
-    conditional `spec`) and scores them with `evaluate_samples`, whose keyword `options` it
-    takes (train, evaluator, real_samples, kid_subset_size, metrics, bootstrap, cache_dir,
-    weights, extractor, calibrate, progress). The noise reference is an untrained generator of
-    `spec`, or `noise` (an imported generator's, see `calibration.bundle_noise_reference`).
-    `generator_key` (the weights' sha256) caches the generated side's features: the same
-    weights under the same protocol skip InceptionV3 entirely, and the promotion gates can compare
-    two generators from the cache (`fid_delta_from_cache`). Bad requests fail before generating.
+    conditional `spec`), this rank's share of them when `shards` (default: the process group this
+    process joined, if any) spreads the work, and scores them with `evaluate_samples`, whose
+    keyword `options` it takes (train, evaluator, real_samples, kid_subset_size, metrics,
+    bootstrap, cache_dir, weights, extractor, calibrate, progress). The noise reference is an
+    untrained generator of `spec`, or `noise` (an imported generator's, see
+    `calibration.bundle_noise_reference`). `generator_key` (the weights' sha256) caches the
+    generated side's features: the same weights under the same protocol skip InceptionV3 entirely,
+    and the promotion gates can compare two generators from the cache (`fid_delta_from_cache`).
+    Bad requests fail before generating; rank 0 returns the result, every other rank None.
     """
     from prodgan.models.sampling import generate_uint8
 
@@ -212,35 +218,47 @@ def evaluate_generator(
         known=tuple(METRICS),
     )
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    shards = shards or Shards.joined()
     with exact_fp32():
         tick = time.perf_counter()
         labels = (
             labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
         )
-        images = generate_uint8(
-            G, spec, samples, seed, labels=labels, device=device, batch=batch_size
+        share = generate_uint8(
+            G,
+            spec,
+            samples,
+            seed,
+            labels=labels,
+            device=device,
+            batch=batch_size,
+            span=shards.span(samples, batch_size),
         ).numpy()
         generate_seconds = time.perf_counter() - tick
     result = evaluate_samples(
-        images,
+        share,
         real,
+        samples=samples,
         noise=noise or calib.untrained_reference(spec),
         labels=labels,
         seed=seed,
         device=device,
         batch_size=batch_size,
         samples_key=generator_key,
+        shards=shards,
         **options,
     )
-    result.timings = {"generate": generate_seconds, **result.timings}
+    if result is not None:
+        result.timings = {"generate": generate_seconds, **result.timings}
     return result
 
 
 def evaluate_samples(
-    images: np.ndarray,
+    share: np.ndarray,
     real: Any,
     *,
     noise: calib.NoiseReference,
+    samples: int | None = None,
     labels: torch.Tensor | None = None,
     seed: int = DEFAULTS["seed"],
     train: Any = None,
@@ -257,22 +275,25 @@ def evaluate_samples(
     samples_key: str | None = None,
     calibrate: bool = True,
     progress: Progress | None = None,
-) -> EvalResult:
+    shards: Shards | None = None,
+) -> EvalResult | None:
     """Evaluate uint8 samples `[N, C, H, W]` against `real` under the same protocol as a generator.
 
-    A generator's evaluation comes here with its images; samples handed in from outside (a
-    generator prodgan cannot run) come here directly, with `labels=None` (no conditional accuracy)
-    and `noise` the fixed reference of `calibration.samples_reference`.
+    A generator's evaluation comes here with its images (`share`: this rank's share of `samples`
+    when `shards` spreads the work); samples handed in from outside (a generator prodgan cannot
+    run) come here directly, all of them in one process, with `labels=None` (no conditional
+    accuracy) and `noise` the fixed reference of `calibration.samples_reference`.
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
     vs the split); `calibrate` adds the noise reference too (`noise`: an untrained generator and
     what it is, see calibration.py). `evaluator` (prodgan.models.evaluator) enables conditional
     accuracy (with `labels`), and IS when the Inception weights have no logits layer.
     `samples_key` (a weights or pixels sha256) caches the generated side's features.
     `progress(side, done, total)` hears about every feature extraction as it goes (images per side).
+    Rank 0 returns the result, every other rank None.
     """
     from prodgan.settings import Settings
 
-    samples = len(images)
+    samples = len(share) if samples is None else samples
     real_samples = check_inputs(
         noise.spec,
         real,
@@ -318,30 +339,37 @@ def evaluate_samples(
     }
     timings: dict[str, float] = {}
 
+    shards = shards or Shards.joined()
+    report = progress if shards.lead else None
     with exact_fp32():
         layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits else [])
         inception = make_extractor(extractor, layers, str(weights.path), device)
         tick = time.perf_counter()
+
+        def generated_side() -> Features | None:
+            return shards.gather(_extract_share(share, inception, "generated", batch_size, report))
+
         if samples_key:
-            write_json_atomic(
-                stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict()
-            )
-            generated, _ = stats_cache.cached(
+            if shards.lead:
+                write_json_atomic(
+                    stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict()
+                )
+            generated, _ = shards.cached(
                 cache_dir,
                 stats_cache.generated_key(protocol.fingerprint, samples_key),
-                lambda: extract(images, inception, "generated", batch_size, progress),
+                generated_side,
             )
         else:
-            generated = extract(images, inception, "generated", batch_size, progress)
+            generated = generated_side()
         timings["generated_features"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
         real_idx = real_subset(real_samples, len(real))
-        real_features, real_cached = stats_cache.cached(
+        real_features, real_cached = shards.cached(
             cache_dir,
             protocol.real_key(),
-            lambda: extract(
-                real.images[real_idx], inception, f"real:{real.split}", batch_size, progress
+            lambda: _features(
+                shards, real.images[real_idx], inception, f"real:{real.split}", batch_size, report
             ),
         )
         timings["real_features"] = time.perf_counter() - tick
@@ -349,7 +377,8 @@ def evaluate_samples(
         evaluator_logits, calibration, judge = None, {}, None
         if evaluator is not None:
             judge = make_extractor("prodgan-evaluator", ["logits"], evaluator.to(device), device)
-            evaluator_logits = extract(images, judge, "evaluator", batch_size, progress)["logits"]
+            judged = shards.gather(_extract_share(share, judge, "evaluator", batch_size, report))
+            evaluator_logits = judged["logits"] if judged else None
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(
@@ -366,9 +395,14 @@ def evaluate_samples(
                 judge=judge,
                 device=device,
                 batch_size=batch_size,
-                progress=progress,
+                progress=report,
+                shards=shards,
             )
             timings["calibration"] = time.perf_counter() - tick
+        gathered = shards.gather({"images": share})
+    if gathered is None:  # not the lead: its share is in the lead's result
+        return None
+    images = gathered["images"]
 
     tick = time.perf_counter()
     pixels = {
@@ -410,6 +444,26 @@ def evaluate_samples(
     )
 
 
+def _extract_share(
+    images: np.ndarray, extractor: torch.nn.Module, side: str, batch_size: int, progress: Any
+) -> Features:
+    """`extract` of one rank's share; nothing for a rank whose share is empty."""
+    return extract(images, extractor, side, batch_size, progress) if len(images) else {}
+
+
+def _features(
+    shards: Shards,
+    images: np.ndarray,
+    extractor: torch.nn.Module,
+    side: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> Features | None:
+    """Features of images every rank holds (a real split): each extracts its share, the lead all."""
+    share = images[shards.span(len(images), batch_size)]
+    return shards.gather(_extract_share(share, extractor, side, batch_size, progress))
+
+
 def _calibrate(
     *,
     noise: calib.NoiseReference,
@@ -419,30 +473,31 @@ def _calibrate(
     inception: torch.nn.Module,
     real: Any,
     real_idx: np.ndarray,
-    real_features: dict[str, np.ndarray],
+    real_features: Features | None,
     train: Any,
     labels: torch.Tensor | None,
     judge: torch.nn.Module | None,
     device: str,
     batch_size: int,
     progress: Progress | None,
+    shards: Shards,
 ) -> dict[str, float]:
-    """Floor and noise references under this protocol (calibration.py).
+    """Floor and noise references under this protocol (calibration.py); {} on all but the lead.
 
-    Their features are cached like the real side.
+    Their features are cached like the real side, and sharded like it.
     """
     from prodgan.models.sampling import generate_uint8
 
     n = len(real_idx)
     train_idx = real_subset(n, len(train))
-    floor, _ = stats_cache.cached(
+    floor, _ = shards.cached(
         cache_dir,
         protocol.real_key(train.split, n),
-        lambda: extract(
-            train.images[train_idx], inception, f"real:{train.split}", batch_size, progress
+        lambda: _features(
+            shards, train.images[train_idx], inception, f"real:{train.split}", batch_size, progress
         ),
     )
-    noise_images = generate_uint8(
+    noise_share = generate_uint8(
         noise.generator,
         noise.spec,
         protocol.samples,
@@ -450,12 +505,27 @@ def _calibrate(
         labels=labels,
         device=device,
         batch=batch_size,
+        span=shards.span(protocol.samples, batch_size),
     ).numpy()
-    noise_features, _ = stats_cache.cached(
+    noise_features, _ = shards.cached(
         cache_dir,
         stats_cache.generated_key(protocol.fingerprint, noise.key),
-        lambda: extract(noise_images, inception, "untrained", batch_size, progress),
+        lambda: shards.gather(
+            _extract_share(noise_share, inception, "untrained", batch_size, progress)
+        ),
     )
+    judged = {}
+    if judge is not None and labels is not None:
+        judged = {
+            "floor": _features(
+                shards, real.images[real_idx], judge, "evaluator", batch_size, progress
+            ),
+            "noise": shards.gather(
+                _extract_share(noise_share, judge, "evaluator", batch_size, progress)
+            ),
+        }
+    if not shards.lead:
+        return {}
     out = calib.references(
         real_features[INCEPTION],
         floor[INCEPTION],
@@ -464,15 +534,11 @@ def _calibrate(
         kid_subsets=options["kid_subsets"],
         seed=protocol.seed,
     )
-    if judge is not None and labels is not None:
+    if judged:
         out["cond_acc_floor"] = conditional_accuracy(
-            extract(real.images[real_idx], judge, "evaluator", batch_size, progress)["logits"],
-            real.labels[real_idx],
+            judged["floor"]["logits"], real.labels[real_idx]
         )
-        out["cond_acc_noise"] = conditional_accuracy(
-            extract(noise_images, judge, "evaluator", batch_size, progress)["logits"],
-            labels.numpy(),
-        )
+        out["cond_acc_noise"] = conditional_accuracy(judged["noise"]["logits"], labels.numpy())
     return out
 
 

@@ -2,13 +2,13 @@
 
 torch-fidelity's own cache key is only the input name + extractor name (it ignores the weights
 and the data), so prodgan keeps features itself: one `.npz` per key, written atomically.
-Caching is a thin wrapper around a compute function; the metrics never know about it.
+Caching is a thin wrapper around a compute function (`shards.Shards.cached`, which also decides
+hits for every rank at once); the metrics never know about it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -45,13 +45,3 @@ def save(cache_dir: Path, key: str, features: Features) -> None:
     with atomic_path(cache_file(cache_dir, key), suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **features)
-
-
-def cached(cache_dir: Path, key: str, compute: Callable[[], Features]) -> tuple[Features, bool]:
-    """(features, hit): the stored features on a hit, else `compute()` (then stored)."""
-    hit = load(cache_dir, key)
-    if hit is not None:
-        return hit, True
-    features = compute()
-    save(cache_dir, key, features)
-    return features, False

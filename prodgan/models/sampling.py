@@ -42,18 +42,24 @@ def generate_uint8(
     labels: torch.Tensor | None = None,
     device: str | torch.device = "cpu",
     batch: int = 256,
+    span: slice = slice(None),
 ) -> torch.Tensor:
-    """n images as a CPU uint8 tensor [N, C, H, W], generated in eval mode in fp32."""
-    z = latents(n, spec.z_dim, seed)
+    """n images as a CPU uint8 tensor [N, C, H, W], generated in eval mode in fp32.
+
+    `span` keeps only those images of the n (a rank's share of a sharded evaluation): each image
+    has the latent and label of its index whatever the span, so the shares add up to the n.
+    """
+    z = latents(n, spec.z_dim, seed)[span]
     if labels is None:
         labels = sample_labels(n, spec.num_classes, seed)
     elif spec.num_classes == 0:
         labels = None
+    labels = labels[span] if labels is not None else None
     was_training = generator.training
     generator.eval()
     try:
         chunks = []
-        for i in range(0, n, batch):
+        for i in range(0, len(z), batch):
             y = labels[i : i + batch].to(device) if labels is not None else None
             chunks.append(to_uint8(generator(z[i : i + batch].to(device), y)).cpu())
     finally:

@@ -1,8 +1,10 @@
 """Use case: `prodgan deploy`, the deployments of `prefect.yaml` applied to a Prefect server.
 
 The work pool is created only when it is missing: an existing pool keeps the concurrency,
-job variables and queues someone tuned. Flow entrypoints are module paths (`flows.retrain.retrain`),
-so a worker runs them from the installed package, inside or outside a checkout.
+job variables and queues someone tuned. The pool's `gpu` queue, where each dataset's retrain runs,
+gets a concurrency limit of the GPU slots: set when the queue is created, or by `--gpu-slots`.
+Flow entrypoints are module paths (`flows.retrain.retrain`), so a worker runs them from the
+installed package, inside or outside a checkout.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prodgan.errors import ProdganError
+from prodgan.names import GPU_QUEUE
 from prodgan.settings import Settings, shipped
 
 
@@ -23,6 +26,7 @@ class Deployed:
     pool: str
     pool_created: bool
     prefect_yaml: Path
+    gpu_slots: int | None  # the GPU queue's limit as set now; None: kept as it was
 
 
 def _prefect(args: list[str], api_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -48,9 +52,19 @@ def _require(proc: subprocess.CompletedProcess[str], args: list[str], api_url: s
         )
 
 
-def deploy(settings: Settings, pool: str = "prodgan", api_url: str | None = None) -> Deployed:
-    """Create the process work pool if missing, then `prefect deploy --all` from the project's
-    (or shipped) prefect.yaml."""
+def deploy(
+    settings: Settings,
+    pool: str = "prodgan",
+    api_url: str | None = None,
+    gpu_slots: int | None = None,
+) -> Deployed:
+    """Create the process work pool and its GPU queue if missing, then `prefect deploy --all` from
+    the project's (or shipped) prefect.yaml.
+
+    `gpu_slots`: the GPU queue's concurrency limit (a new queue gets 1 unless told).
+    """
+    if gpu_slots is not None and gpu_slots < 1:
+        raise ProdganError(f"--gpu-slots {gpu_slots}: give the number of GPUs, 1 or more")
     api_url = api_url or settings.prefect_api_url
     if not api_url:
         raise ProdganError(
@@ -60,9 +74,20 @@ def deploy(settings: Settings, pool: str = "prodgan", api_url: str | None = None
     prefect_yaml = shipped("prefect.yaml", settings.root)
     cwd = prefect_yaml.parent
     created = _prefect(["work-pool", "inspect", pool], api_url, cwd).returncode != 0
-    steps = ([["work-pool", "create", pool, "--type", "process"]] if created else []) + [
+    steps = [["work-pool", "create", pool, "--type", "process"]] if created else []
+    queue_missing = created or (
+        _prefect(["work-queue", "inspect", GPU_QUEUE, "--pool", pool], api_url, cwd).returncode
+    )
+    if queue_missing:
+        gpu_slots = gpu_slots or 1
+        steps.append(["work-queue", "create", GPU_QUEUE, "--pool", pool, "--limit", str(gpu_slots)])
+    elif gpu_slots is not None:
+        steps.append(
+            ["work-queue", "set-concurrency-limit", GPU_QUEUE, str(gpu_slots), "--pool", pool]
+        )
+    steps.append(
         ["--no-prompt", "deploy", "--all", "--pool", pool, "--prefect-file", str(prefect_yaml)]
-    ]
+    )
     for args in steps:
         _require(_prefect(args, api_url, cwd), args, api_url)
-    return Deployed(api_url, pool, created, prefect_yaml)
+    return Deployed(api_url, pool, created, prefect_yaml, gpu_slots)

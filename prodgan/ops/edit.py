@@ -96,6 +96,7 @@ def invert(
     from prodgan.fsutil import write_json_atomic
     from prodgan.generate import hwc
 
+    edit.check_image(image)  # a bomb is refused from its header, before the model loads
     G, spec, source = load_generator(settings, model, bundle, purpose="edit with")
     if not getattr(G, "differentiable", True):
         raise ProdganError(

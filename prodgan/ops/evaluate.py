@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from prodgan.adapters import descriptions, dvc, registry, tracking
 from prodgan.console import progress_bar, sides_progress
 from prodgan.errors import ProdganError
+from prodgan.fsutil import write_json_atomic
 from prodgan.names import (
     DATA_HASH,
     EVAL_EXPERIMENT,
@@ -34,6 +35,7 @@ from prodgan.names import (
     metric_name,
     model_ref,
 )
+from prodgan.ops.torchrun import Launch
 from prodgan.settings import Settings
 
 # Default without CUDA (fid_500): the calibrated gates separate noise from a trained model at this
@@ -226,12 +228,19 @@ def evaluate_bundle(
     model_info: dict[str, str] | None = None,
     use_evaluator: bool = True,
     tags: dict[str, str] | None = None,
+    batch_size: int | None = None,
+    launch: Launch = Launch(),
     say: Say = lambda _msg: None,
-) -> EvaluationRun:
+) -> EvaluationRun | None:
     """Evaluate the generator bundle at `bundle_dir` and log one run in `prodgan-eval`.
 
     `like_run_id` copies the sample count, seed, split and evaluator use of an earlier
     evaluation (the promotion gates re-evaluate a champion under the challenger's protocol).
+    `batch_size` images go through each forward pass (memory; each rank takes whole batches).
+    A spread `launch` (more than one process, or hosts each running the same command with the
+    same rendezvous) shares the samples out over torchrun's ranks (`python -m prodgan.metrics`):
+    the same metrics as one process. Only the host where rank 0 ran logs the run; the others
+    return None.
     """
     from prodgan.metrics import evaluate_generator
     from prodgan.metrics.calibration import bundle_noise_reference
@@ -266,22 +275,42 @@ def evaluate_bundle(
         if train_run_id
         else f"bundle {bundle_dir.name}"
     )
-    with sides_progress(f"evaluating {subject}:") as progress:
-        result = evaluate_generator(
-            generator,
-            spec,
-            real,
-            samples=samples,
-            seed=like.get("seed", DEFAULTS["seed"] if seed is None else seed),
-            train=train,
-            evaluator=evaluator,
-            real_samples=like.get("real_samples"),
-            kid_subset_size=kid_subset_size,
-            cache_dir=settings.cache_dir,
-            generator_key=record["weights_sha256"],
-            progress=progress,
-            noise=noise,
-        )
+    options = {
+        "samples": samples,
+        "seed": like.get("seed", DEFAULTS["seed"] if seed is None else seed),
+        "real_samples": like.get("real_samples"),
+        "kid_subset_size": kid_subset_size,
+        "batch_size": batch_size or DEFAULTS["batch_size"],
+    }
+    if launch.spread:
+        job = {
+            "bundle": str(bundle_dir),
+            "dataset_root": str(settings.data_dir / dataset),
+            "data_hash": real.data_hash,
+            "split": real.split,
+            "tensor_cache": str(settings.tensor_cache_dir),
+            "evaluator": str(settings.evaluator_dir(dataset)) if evaluator is not None else None,
+            "cache_dir": str(settings.cache_dir),
+            "options": options,
+        }
+        result = _evaluate_processes(settings, launch, job)
+        if result is None:
+            say("this host's ranks are done; the host that ran rank 0 logs the evaluation")
+            return None
+    else:
+        with sides_progress(f"evaluating {subject}:") as progress:
+            result = evaluate_generator(
+                generator,
+                spec,
+                real,
+                train=train,
+                evaluator=evaluator,
+                cache_dir=settings.cache_dir,
+                generator_key=record["weights_sha256"],
+                progress=progress,
+                noise=noise,
+                **options,
+            )
 
     run_tags = {
         WEIGHTS: record["weights_sha256"],
@@ -441,19 +470,45 @@ def _log_evaluation(
     return logger.run_id
 
 
+def _evaluate_processes(settings: Settings, launch: Launch, job: dict[str, Any]) -> Any:
+    """Run `job` under torchrun (`python -m prodgan.metrics`); rank 0's EvalResult, or None when
+    rank 0 ran on another host."""
+    import tempfile
+
+    from prodgan.metrics.result_file import load_result
+
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.tmp_dir, prefix="eval-job-") as tmp:
+        job_file = Path(tmp) / "job.json"
+        write_json_atomic(job_file, {**job, "out": str(Path(tmp) / "result")})
+        code = launch.run("prodgan.metrics", [str(job_file)])
+        if code:
+            raise ProdganError(
+                f"the sharded evaluation ({launch.nproc} processes on each of {launch.nnodes} "
+                f"hosts) exited with {code} (its error is printed above); nothing was logged"
+            )
+        return load_result(Path(tmp) / "result")
+
+
 def evaluate(
     settings: Settings,
     model: str | ModelRef | None = None,
     bundle: Path | None = None,
     *,
     tags: dict[str, str] | None = None,
+    nproc: int = 1,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
     **options: Any,
-) -> EvaluationRun:
+) -> EvaluationRun | None:
     """Evaluate a model reference (any form of `names.REF_FORMS`) or a local bundle.
 
     A registered version gets the evaluation attached under its protocol. `options` go to
-    `evaluate_bundle` (samples, seed, split, like_run_id, ...).
+    `evaluate_bundle` (samples, seed, split, like_run_id, ...). `nproc` processes on each of
+    `nnodes` hosts share the work (torchrun; `rdzv_endpoint` HOST:PORT where the hosts meet);
+    None on a host whose ranks did not include rank 0 (it logged nothing).
     """
+    options["launch"] = Launch(nproc, nnodes, rdzv_endpoint)
     ref = (
         model
         if isinstance(model, ModelRef)
@@ -481,7 +536,7 @@ def evaluate(
             tags=tags,
             **options,
         )
-        if resolved.version:
+        if run is not None and resolved.version:
             registry.attach_evaluation(
                 settings,
                 resolved.name,

@@ -267,7 +267,6 @@ def _promote(
     settings, name, aliases = state.settings, state.model, state.aliases
     if not dry_run:
         require_model_permission(settings, "MANAGE", "promote")
-        signing.require_signer(settings, f"promote v{version}")
     policy = load_policy(gates_path or settings.gates_path)
     mv = state.trained(version)
     require_verified(
@@ -278,6 +277,8 @@ def _promote(
         reason=force_reason or "",
         version=version,
     )
+    if not dry_run:  # before anything is published: a refused key leaves nothing behind
+        signing.require_signer(settings, f"promote v{version}")
     champion_before = aliases.champion
     who = audit.actor_name(settings, actor)
     decision = Decision(
@@ -369,7 +370,6 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
     _checked_words(actor=actor, reason=reason)
     with tracking.reachable(settings, "rolling back"):
         require_model_permission(settings, "MANAGE", "roll back")
-        signing.require_signer(settings, "roll back")
         state = ProductionState.read(settings)
         name, aliases = state.model, state.aliases
         target = aliases.previous
@@ -380,6 +380,7 @@ def rollback(settings: Settings, actor: str | None = None, reason: str = "") -> 
                 f"see `prodgan audit history`"
             )
         require_verified(state, actor=actor, purpose="roll back")
+        signing.require_signer(settings, "roll back")
         who = audit.actor_name(settings, actor)
         why = f"rollback by {who}: champion v{aliases.champion} -> v{target}"
         decision = Decision(

@@ -43,6 +43,7 @@ from prodgan.names import (
     sample_suffix,
 )
 from prodgan.ops import outside_training
+from prodgan.ops.torchrun import Launch
 from prodgan.settings import Settings
 from prodgan.training.config import TrainConfig, load_config
 
@@ -138,6 +139,7 @@ def train(
     run of the same data and config exists. `nproc > 1` trains with that many DDP processes
     (torchrun); this process keeps the MLflow run and logs what rank 0 reported.
     """
+    launch = Launch(nproc)
     config_path = settings.config_path(config)
     overrides = [*overrides, *([f"dataset={dataset}"] if dataset else [])]
     config_name = config_path.stem
@@ -157,12 +159,13 @@ def train(
     if resume and not overrides:  # a bare --resume continues with the run's own overrides
         overrides = list(_read_state(run_dir).get("overrides", []))
     cfg = load_config(config_path, overrides)
-    if cfg.trainer is not None and (resume or nproc > 1):
+    if cfg.trainer is not None and (resume or launch.spread):
         raise ProdganError(
             f"{config_path.name} runs an outside trainer (trainer:), one command that prodgan "
             "starts once: drop --resume and --nproc (the command resumes and spreads itself)"
         )
-    if nproc > 1 and cfg.eval_every:  # a usage error: refuse before any data is checked or loaded
+    # a usage error: refuse before any data is checked or loaded
+    if launch.spread and cfg.eval_every:
         raise ProdganError(
             "evaluation during training runs in one process: "
             f"drop eval_every (--set eval_every=0) or --nproc {nproc}"
@@ -213,7 +216,7 @@ def train(
             run_dir,
             record,
             lineage_tags,
-            nproc,
+            launch,
             progress,
             say,
         )
@@ -269,7 +272,7 @@ def _run(
     run_dir: Path | None,
     record: Any,
     lineage_tags: dict[str, str],
-    nproc: int,
+    launch: Launch,
     progress: bool,
     say: Callable[[str], None],
 ) -> TrainingRun:
@@ -331,9 +334,9 @@ def _run(
     )
     hooks = tracking.training_hooks(logger, say)
     try:
-        if nproc > 1:
+        if launch.spread:
             result = _train_processes(
-                nproc, config_path, overrides, run_dir, data_root, data_hash, resume, hooks
+                launch, config_path, overrides, run_dir, data_root, data_hash, resume, hooks
             )
         else:
             result = train_loop(
@@ -372,7 +375,7 @@ def _run(
 
 
 def _train_processes(
-    nproc: int,
+    launch: Launch,
     config_path: Path,
     overrides: list[str],
     run_dir: Path,
@@ -383,9 +386,6 @@ def _train_processes(
 ) -> Any:
     """Run the bare trainer under torchrun, then replay rank 0's log into this process's MLflow
     hooks."""
-    import subprocess
-    import sys
-
     from prodgan.models.bundle import GeneratorSpec, read_bundle_record
     from prodgan.training.checkpoints import list_checkpoints
     from prodgan.training.files import TRAIN_LOG, replay_file_log
@@ -394,32 +394,25 @@ def _train_processes(
     log = run_dir / TRAIN_LOG
     # a resumed run replays only what this launch adds
     offset = log.stat().st_size if log.is_file() else 0
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
+    code = launch.run(
         "prodgan.training",
-        "--config",
-        str(config_path),
-        *[a for o in overrides for a in ("--set", o)],
-        "--out",
-        str(run_dir),
-        "--data-dir",
-        str(data_root),
-        "--data-hash",
-        data_hash,
-        *(["--resume"] if resume else []),
-    ]
-    code = subprocess.run(
-        cmd, stdout=sys.stderr
-    ).returncode  # progress and errors stay visible; stdout is for results
+        [
+            "--config",
+            str(config_path),
+            *[a for o in overrides for a in ("--set", o)],
+            "--out",
+            str(run_dir),
+            "--data-dir",
+            str(data_root),
+            "--data-hash",
+            data_hash,
+            *(["--resume"] if resume else []),
+        ],
+    )
     metrics = replay_file_log(run_dir, offset, hooks)
     if code:
         raise ProdganError(
-            f"the {nproc}-process training exited with {code} (its error is printed above); "
+            f"the {launch.nproc}-process training exited with {code} (its error is printed above); "
             "fix it and continue with `prodgan train --resume --nproc N`"
         )
     bundle = run_dir / "bundle"

@@ -55,7 +55,8 @@ def verify(
     report.findings += chain.check_production_aliases(
         state.decisions, state.production, aliases.champion_version, aliases.previous_version
     )
-    report.findings += _trained_alias_findings(state)
+    if fresh:  # what plain MLflow clients would follow; prodgan never does, so it blocks nothing
+        report.findings += _trained_alias_findings(state)
     report.findings += _production_findings(state, fresh)
     if all_versions:
         versions = state.client.search_model_versions(f"name = '{state.model}'")

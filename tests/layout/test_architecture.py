@@ -56,9 +56,13 @@ MAY_IMPORT = {
     "bottom": ("bottom",),
 }
 NO_STACK = ("policy", "core", "bottom")
-# The one deliberate face-to-face call: `prodgan retrain` runs the Prefect flow itself, so a
-# retrain started from the CLI is the same flow run (tasks, artifacts, events) a schedule starts.
-FACE_TO_FACE = {("prodgan.cli.orchestrate", "flows.retrain")}
+# The one deliberate face-to-face call: `prodgan retrain` (and `retrain --all`, the nightly flow)
+# runs the Prefect flow itself, so a retrain started from the CLI is the same flow run (tasks,
+# artifacts, events, fan-out) a schedule starts.
+FACE_TO_FACE = {
+    ("prodgan.cli.orchestrate", "flows.retrain"),
+    ("prodgan.cli.orchestrate", "flows.nightly"),
+}
 
 
 def _claims(name: str, module: str) -> bool:

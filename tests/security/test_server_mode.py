@@ -299,9 +299,9 @@ def test_roles_attacks_and_no_leaked_passwords(
         trained_edit = verify(
             settings
         ).findings  # the trained version the trainer edited is reported, production is not
-        assert [f.version for f in trained_edit] == [v2] and "generator.py (changed)" in str(
-            trained_edit[0]
-        ), trained_edit
+        assert {f.version for f in trained_edit} == {v2}, trained_edit
+        assert "generator.py (changed)" in str(trained_edit[0]), trained_edit
+        assert "generator.py is not prodgan's fixed loader" in str(trained_edit[1]), trained_edit
 
         # ---- MLflow rights without the signing key (a promoter account, or its stolen password)
         monkeypatch.delenv("PRODGAN_AUDIT_KEY")

@@ -216,9 +216,9 @@ def test_edited_trained_code_never_reaches_production_and_edited_production_code
     with (trained / "generator.py").open("a") as code:  # the trainer's own version: it may edit it
         code.write("\nraise SystemExit('trainer code ran')\n")
     report = verify(store)
-    assert [f.version for f in report.findings] == [
-        v1
-    ] and "generator.py (changed)" in report.findings[0].problem
+    assert {f.version for f in report.findings} == {v1}, report.findings
+    assert "generator.py (changed)" in report.findings[0].problem
+    assert "generator.py is not prodgan's fixed loader" in report.findings[1].problem
     assert (served / "generator.py").read_text() == (
         Path(promotion.serving.MODEL_CODE) / "generator.py"
     ).read_text()

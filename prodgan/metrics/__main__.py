@@ -1,0 +1,75 @@
+"""The bare sharded evaluation: `torchrun ... -m prodgan.metrics JOB.json`, one share per rank.
+
+No tracking: every rank loads the generator bundle, the splits and the evaluator the job file
+names, generates and featurises its share of the samples (shards.py), and rank 0 writes the result
+folder (result_file.py) for `prodgan evaluate --nproc N` to log. The job file is data (paths and
+numbers, JSON); the bundle and the evaluator are loaded with their recorded sha256 checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from prodgan.console import sides_progress
+from prodgan.data.tensors import load_split
+from prodgan.errors import ProdganError
+from prodgan.metrics.calibration import bundle_noise_reference
+from prodgan.metrics.evaluate import evaluate_generator
+from prodgan.metrics.result_file import save_result
+from prodgan.models.bundle import load_bundle, read_bundle_record
+from prodgan.models.evaluator import load_evaluator
+from prodgan.training.distributed import init_distributed, pick_device
+
+
+def evaluate_job(job: dict[str, Any]) -> None:
+    """Run this rank's share of the evaluation `job` describes; rank 0 writes `job["out"]`."""
+    rank, world = init_distributed("auto")
+    device = pick_device("auto")
+    generator, spec = load_bundle(Path(job["bundle"]), device)
+    record = read_bundle_record(Path(job["bundle"]))
+    real, train = (
+        load_split(Path(job["tensor_cache"]), Path(job["dataset_root"]), split, job["data_hash"])
+        for split in (job["split"], "train")
+    )
+    evaluator = load_evaluator(Path(job["evaluator"]))[0] if job.get("evaluator") else None
+    bars = sides_progress(f"evaluating on {world} ranks:") if rank == 0 else nullcontext()
+    with bars as progress:
+        result = evaluate_generator(
+            generator,
+            spec,
+            real,
+            train=train,
+            evaluator=evaluator,
+            device=str(device),
+            cache_dir=Path(job["cache_dir"]),
+            generator_key=record["weights_sha256"],
+            noise=bundle_noise_reference(Path(job["bundle"])),
+            progress=progress,
+            **job["options"],
+        )
+    if result is not None:
+        save_result(Path(job["out"]), result)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Evaluate one generator over torchrun's ranks as the job file says; rank 0 writes it."""
+    parser = argparse.ArgumentParser(prog="python -m prodgan.metrics", description=main.__doc__)
+    parser.add_argument("job", type=Path, help="JSON job (`prodgan evaluate --nproc` writes it)")
+    args = parser.parse_args(argv)
+    try:
+        evaluate_job(json.loads(args.job.read_text()))
+    except ProdganError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
