@@ -4,7 +4,8 @@ baseline), and the same weights exported as `.pt2`, TorchScript and ONNX and imp
 Each is loaded the way evaluation loads it (`prodgan.models.load_bundle`, through
 `formats.load_generator`) and timed on evaluation's generation step (`generate_uint8`: seeded
 latents and labels, fp32, batches of 256, uint8 out); Inception's part of an evaluation does not
-depend on the format. Best of REPEATS runs, images/s, and each format's ratio to the native bundle.
+depend on the format. Formats interleaved in each of REPEATS rounds, best round per format,
+images/s, and each format's time ratio to the native bundle.
 
     python bench/generator_formats.py [--images 2048] [--width 64] [--device cpu|cuda]
 """
@@ -52,23 +53,26 @@ def export(generator, kind: str, path: Path, z_dim: int) -> Path:
     return path
 
 
-def images_per_second(bundle: Path, spec, n: int, device: str) -> float:
-    from prodgan.models import generate_uint8, load_bundle
+def images_per_second(loaded: dict, n: int, device: str) -> dict[str, float]:
+    """Best of REPEATS per format, the formats interleaved in each round (a shared machine's load
+    then falls on all of them alike)."""
+    from prodgan.models import generate_uint8
 
-    generator, _ = load_bundle(bundle, device=device)
-    generate_uint8(generator, spec, 256, seed=0, device=device)  # warm-up
-    best = float("inf")
+    best = dict.fromkeys(loaded, float("inf"))
+    for generator, spec in loaded.values():
+        generate_uint8(generator, spec, 256, seed=0, device=device)  # warm-up
     for repeat in range(REPEATS):
-        tick = time.perf_counter()
-        generate_uint8(generator, spec, n, seed=repeat, device=device, batch=256)
-        best = min(best, time.perf_counter() - tick)
-    return n / best
+        for name, (generator, spec) in loaded.items():
+            tick = time.perf_counter()
+            generate_uint8(generator, spec, n, seed=repeat, device=device, batch=256)
+            best[name] = min(best[name], time.perf_counter() - tick)
+    return {name: n / seconds for name, seconds in best.items()}
 
 
 def main() -> None:
     import torch
 
-    from prodgan.models import GeneratorSpec, build_generator, save_bundle
+    from prodgan.models import GeneratorSpec, build_generator, load_bundle, save_bundle
     from prodgan.models.bundle import save_imported_bundle
     from prodgan.models.contract import GeneratorContract, check_contract
     from prodgan.models.formats import IMPORTED, load_raw, raw_call
@@ -87,17 +91,18 @@ def main() -> None:
             torch.nn.init.normal_(module.weight, 0.0, 0.5)
     contract = GeneratorContract(z_dim=64, channels=1, resolution=28, categories=CATEGORIES)
     imported_spec = GeneratorSpec(IMPORTED, 64, len(CATEGORIES), 1, 28, 0, CATEGORIES)
-    results = {}
+    loaded = {}
     with tempfile.TemporaryDirectory() as tmp:
         native = save_bundle(Path(tmp) / "native", generator, spec)
-        results["native bundle"] = images_per_second(native, spec, args.images, args.device)
+        loaded["native bundle"] = load_bundle(native, device=args.device)
         for kind, ext in (("pt2", ".pt2"), ("torchscript", ".pt"), ("onnx", ".onnx")):
             path = export(generator, kind, Path(tmp) / f"g{ext}", spec.z_dim)
             check_contract(raw_call(load_raw(kind, path), True), contract)
             bundle = save_imported_bundle(
                 Path(tmp) / kind, kind, path, imported_spec, contract, None, {}
             )
-            results[kind] = images_per_second(bundle, imported_spec, args.images, args.device)
+            loaded[kind] = load_bundle(bundle, device=args.device)
+        results = images_per_second(loaded, args.images, args.device)
 
     base = results["native bundle"]
     print(
