@@ -68,7 +68,9 @@ CHAMPION_SINCE = "prodgan.champion_since"
 CHAMPION_UNTIL = "prodgan.champion_until"
 PRODUCTION_VERSION = "prodgan.production_version"
 PROTOCOL = "prodgan.protocol"
-KIND = "prodgan.kind"  # generator | evaluator (evaluation runs)
+KIND = "prodgan.kind"  # generator | evaluator | samples (evaluation runs)
+SAMPLES_KIND = "samples"  # an evaluation of samples handed in, not of a model: never promotable
+SAMPLES_SHA = "prodgan.samples_sha256"  # of a samples evaluation's decoded pixels
 EVAL_RUN = "prodgan.eval_run_id"  # a version's headline evaluation
 EVAL_BY_PROTOCOL = (
     "prodgan.eval."  # + protocol fingerprint[:16] -> evaluation run under that protocol

@@ -49,8 +49,8 @@ def evaluate_job(job: dict[str, Any]) -> None:
             device=str(device),
             cache_dir=Path(job["cache_dir"]),
             generator_key=record["weights_sha256"],
-            progress=progress,
             noise=bundle_noise_reference(Path(job["bundle"])),
+            progress=progress,
             **job["options"],
         )
     if result is not None:

@@ -23,8 +23,10 @@ from prodgan.metrics.kid import kid
 
 NOISE_SEED = 0  # the untrained generator's initialisation: fixed, so its features can be cached
 # An imported generator with no untrained export of its own is measured against prodgan's DCGAN
-# generator at its size, channels and categories, at this width (the CPU recipe's).
+# generator at its size, channels and categories, at this width (the CPU recipe's). Samples whose
+# generator is not at hand at all get the same DCGAN with prodgan's default latent size.
 REFERENCE_WIDTH = 64
+REFERENCE_Z_DIM = 128
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,18 @@ def bundle_noise_reference(bundle_dir: Path) -> NoiseReference:
     reference = untrained_reference(replace(spec, arch=arch, width=REFERENCE_WIDTH))
     return replace(
         reference, name=f"prodgan {arch} width {REFERENCE_WIDTH} (init seed {NOISE_SEED})"
+    )
+
+
+def samples_reference(channels: int, size: int) -> NoiseReference:
+    """The noise reference for samples handed in without their generator: prodgan's untrained
+    DCGAN at their size and channels, unconditional (samples carry no labels)."""
+    from prodgan.models import GeneratorSpec
+
+    spec = GeneratorSpec("dcgan", REFERENCE_Z_DIM, 0, channels, size, REFERENCE_WIDTH).check()
+    return replace(
+        untrained_reference(spec),
+        name=f"prodgan dcgan width {REFERENCE_WIDTH} z {REFERENCE_Z_DIM} (init seed {NOISE_SEED})",
     )
 
 

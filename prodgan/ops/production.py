@@ -31,6 +31,7 @@ def trusted(
     """Refuse an evaluation the gates must not read: not of these exact weights, or not in the
     evaluation experiment (which, on a server with roles, only promoters may write: a trainer
     cannot log metrics into it)."""
+    evaluation.require_model(what)
     exp = registry.client_for(settings).get_experiment_by_name(EVAL_EXPERIMENT)
     if exp is None or evaluation.experiment_id != exp.experiment_id:
         raise ProdganError(

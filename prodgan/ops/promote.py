@@ -34,7 +34,9 @@ from prodgan.names import (
     EVAL_RUN,
     GIT_REV,
     IMPORTED_FILE,
+    KIND,
     MODEL_KIND,
+    SAMPLES_KIND,
     SPEC_SHA,
     TRAIN_RUN,
     VALIDATION,
@@ -100,6 +102,8 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
             if eval_run_id
             else registry.latest_eval_run(settings, train_run_id)
         )
+        if evaluation is not None:
+            evaluation.require_model(f"training run {train_run_id}")
         existing = registry.version_by_train_run(client, name, train_run_id)
         if existing is None:
             settings.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -215,6 +219,10 @@ def _trained_version(settings: Settings, text: str) -> tuple[ProductionState, st
     """`3`, `models:/NAME/3`, `NAME@ALIAS`...: the production state of the trained model it names
     (a bare number: `settings.model_name`'s) and the version number."""
     ref = parse_model_ref(text, settings.model_name)
+    if ref.run_id and tracking.run_tag(settings, ref.run_id, KIND) == SAMPLES_KIND:
+        registry.read_eval_run(registry.client_for(settings), ref.run_id).require_model(
+            f"promote {text}"
+        )
     if ref.name is None or ref.name == production_model(ref.name):
         raise ProdganError(
             f"{text!r} is not a trained version: promote a version of a trained model "
