@@ -51,6 +51,12 @@ VALIDATION = "prodgan.validation"
 CONFIG = "prodgan.config"  # the config file's name
 CONFIG_SHA = "prodgan.config_sha256"  # the resolved config as it ran (file + overrides)
 WEIGHTS = "prodgan.weights_sha256"
+# an imported generator's lineage (prodgan.ops.imports)
+MODEL_KIND = "prodgan.model_kind"  # native | pt2 | torchscript | onnx
+IMPORTED_FILE = "prodgan.imported_file"  # the file name it was imported from
+SPEC_SHA = "prodgan.spec_sha256"  # the generator spec file it was checked against
+CODE_URL = "prodgan.code_url"  # the declared training code (its revision goes in GIT_REV)
+NOISE_REFERENCE = "prodgan.noise_reference"  # evaluations: which untrained reference was used
 MODEL_FILES = "prodgan.model_files"  # JSON {path: sha256} of every file of the logged model
 # version tag: sha256 of the file map, which lives in the training run's MODEL_FILES_ARTIFACT
 # (trained versions) or in the signed audit record (production versions)
@@ -62,7 +68,9 @@ CHAMPION_SINCE = "prodgan.champion_since"
 CHAMPION_UNTIL = "prodgan.champion_until"
 PRODUCTION_VERSION = "prodgan.production_version"
 PROTOCOL = "prodgan.protocol"
-KIND = "prodgan.kind"  # generator | evaluator (evaluation runs)
+KIND = "prodgan.kind"  # generator | evaluator | samples (evaluation runs)
+SAMPLES_KIND = "samples"  # an evaluation of samples handed in, not of a model: never promotable
+SAMPLES_SHA = "prodgan.samples_sha256"  # of a samples evaluation's decoded pixels
 EVAL_RUN = "prodgan.eval_run_id"  # a version's headline evaluation
 EVAL_BY_PROTOCOL = (
     "prodgan.eval."  # + protocol fingerprint[:16] -> evaluation run under that protocol

@@ -143,8 +143,9 @@ def fresh_hashes(settings: Settings, source: str) -> dict[str, str]:
 
 
 def weights_path(hashes: dict[str, str], source: str) -> str:
-    """Where generator.pt lies among a stored model's files (its bundle artifact's folder)."""
-    from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE
+    """Where the weights (generator.pt, or an imported model file) lie among a stored model's
+    files (its bundle artifact's folder)."""
+    from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE, WEIGHTS_NAMES
 
     bundles = sorted(p for p in hashes if p == SPEC_FILE or p.endswith("/" + SPEC_FILE))
     if not bundles:
@@ -152,7 +153,8 @@ def weights_path(hashes: dict[str, str], source: str) -> str:
             f"{source} holds no generator bundle ({SPEC_FILE}); the model was not logged by prodgan"
         )
     folder = bundles[0].removesuffix(SPEC_FILE)
-    return f"{folder}{WEIGHTS_FILE}"
+    found = [folder + name for name in WEIGHTS_NAMES if folder + name in hashes]
+    return found[0] if found else f"{folder}{WEIGHTS_FILE}"
 
 
 def bundle_in(folder: Path) -> Path:
@@ -183,12 +185,14 @@ def download_run_bundle(
 ) -> Path:
     """A training run's generator bundle, checked against the weights sha256 its record states."""
     from prodgan.fsutil import sha256_file
-    from prodgan.models.bundle import WEIGHTS_FILE, read_bundle_record
+    from prodgan.models.bundle import read_bundle_record, weights_file
 
     local = bundle_in(_download_run_artifact(client, run_id, path, dest))
-    if sha256_file(local / WEIGHTS_FILE) != read_bundle_record(local).get("weights_sha256"):
+    record = read_bundle_record(local)
+    weights = local / weights_file(record)
+    if not weights.is_file() or sha256_file(weights) != record.get("weights_sha256"):
         raise ProdganError(
-            f"run {run_id}: {WEIGHTS_FILE} does not match its recorded sha256; "
+            f"run {run_id}: {weights.name} does not match its recorded sha256; "
             "the artifact is corrupt"
         )
     return local

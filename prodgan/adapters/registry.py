@@ -34,12 +34,16 @@ from prodgan.names import (
     EVAL_EXPERIMENT,
     EVAL_RUN,
     FENCE,
+    KIND,
     METRIC_TAG,
     MODEL_FILES,
     MODEL_FILES_ARTIFACT,
     MODEL_FILES_SHA,
+    NOISE_REFERENCE,
     PREVIOUS,
     PROTOCOL,
+    SAMPLES_KIND,
+    SAMPLES_SHA,
     SOURCE_VERSION,
     TRAIN_RUN,
     WEIGHTS,
@@ -174,14 +178,29 @@ class EvalRun:
     train_run_id: str | None
     weights_sha256: str | None = None  # of the generator evaluated
     experiment_id: str | None = None
+    noise_reference: str | None = None  # the untrained generator its gaps are measured to
+    kind: str = "generator"  # or `samples`: samples handed in, no model (see `require_model`)
+    samples_sha256: str | None = None
+
+    def require_model(self, what: str) -> None:
+        """Refuse a samples-only evaluation where a model's evaluation is needed (to register,
+        attach or promote): samples name no model, so nothing they measure can be promoted."""
+        if self.kind == SAMPLES_KIND:
+            raise ProdganError(
+                f"{what}: evaluation run {self.run_id} is a samples-only evaluation (samples "
+                f"sha256 {str(self.samples_sha256)[:12]}) and names no model, so it cannot be "
+                "promoted or attached to a version; import the generator itself "
+                "(`prodgan register --model FILE --spec SPEC`) and evaluate that"
+            )
 
     def summary(self, reevaluated: bool = False) -> dict[str, Any]:
-        return {
+        found = {
             "eval_run_id": self.run_id,
             "protocol": self.protocol,
             "metrics": self.metrics,
             "reevaluated": reevaluated,
         }
+        return {**found, "noise_reference": self.noise_reference} if self.noise_reference else found
 
 
 def read_eval_run(client: Any, run_id: str) -> EvalRun:
@@ -200,6 +219,9 @@ def read_eval_run(client: Any, run_id: str) -> EvalRun:
         tags.get(TRAIN_RUN),
         tags.get(WEIGHTS),
         run.info.experiment_id,
+        tags.get(NOISE_REFERENCE),
+        tags.get(KIND, "generator"),
+        tags.get(SAMPLES_SHA),
     )
 
 
@@ -235,6 +257,7 @@ def attach_evaluation(
 ) -> None:
     """Tie an evaluation run to a version: by protocol always; as the headline evaluation if
     `primary`."""
+    evaluation.require_model(f"{name} v{version}")
     client = client_for(settings)
     mv = client.get_model_version(name, version)
     check_same_weights(evaluation, (mv.tags or {}).get(WEIGHTS), f"{name} v{version}")

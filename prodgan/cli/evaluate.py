@@ -9,6 +9,7 @@ import typer
 
 from prodgan.cli.options import BUNDLE_HELP, MODEL_HELP, nnodes_option, nproc_option, rdzv_option
 from prodgan.console import err, out, sides_progress
+from prodgan.errors import ProdganError
 
 evaluator_app = typer.Typer(
     help="The category judge (conditional accuracy, IS without Inception logits).",
@@ -23,6 +24,15 @@ def _say(message: str) -> None:
 def evaluate(
     model: Optional[str] = typer.Argument(None, help=MODEL_HELP.split(" [default")[0] + "."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help=BUNDLE_HELP),
+    images: Optional[Path] = typer.Option(
+        None,
+        "--images",
+        help="Samples instead of a model: a folder of PNG/JPEG/WebP images or an .npz of uint8 "
+        "images, at the dataset's size and channels (needs --dataset; cannot be promoted).",
+    ),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", help="The dataset the --images samples are measured against."
+    ),
     samples: Optional[int] = typer.Option(
         None,
         "--samples",
@@ -56,28 +66,54 @@ def evaluate(
     Logs one run in MLflow experiment prodgan-eval (protocol as params, metrics, sample grid).
 
     Example: prodgan evaluate models:/prodgan-generator@champion --samples 200 --nproc 2
+
+    Samples only (a generator that cannot be exported, e.g. a diffusion pipeline):
+    prodgan evaluate --images samples.npz --dataset fashion-mnist
     """
     import time
 
-    from prodgan.ops.evaluate import evaluate as run_evaluation
+    from prodgan.ops import evaluate as ops
     from prodgan.settings import Settings
 
     options = dict(
-        samples=samples,
         seed=seed,
         split=split,
         kid_subset_size=kid_subset_size,
         use_evaluator=not no_evaluator,
+        say=_say,
+    )
+    spread = dict(
+        samples=samples,
         batch_size=batch_size,
         nproc=nproc,
         nnodes=nnodes,
         rdzv_endpoint=rdzv_endpoint,
-        say=_say,
     )
     started = time.perf_counter()
-    run = run_evaluation(Settings.load(), model, bundle, **options)  # one bar per side, images/s
-    if run is not None:  # None: rank 0 ran on another host, which prints and logs
-        _print(run, time.perf_counter() - started)
+    if images is None:
+        if dataset is not None:
+            raise ProdganError(
+                "--dataset goes with --images; a model is evaluated on the dataset it was "
+                "trained on"
+            )
+        run = ops.evaluate(Settings.load(), model, bundle, **spread, **options)
+        if run is not None:  # None: rank 0 ran on another host, which prints and logs
+            _print(run, time.perf_counter() - started)
+        return
+    if model or bundle or samples or not dataset or nproc > 1 or nnodes > 1:
+        raise ProdganError(
+            "--images takes --dataset NAME and no model, --bundle, --samples or --nproc/--nnodes "
+            "(the samples are what is measured, in one process): "
+            "prodgan evaluate --images DIR --dataset NAME"
+        )
+    run = ops.evaluate_samples(Settings.load(), images, dataset, **options)
+    _print(run, time.perf_counter() - started)
+    out.print(
+        f"samples-only evaluation of samples sha256 {run.samples_sha256[:16]}: it names no "
+        "model, so it cannot be promoted (import the generator with `prodgan register --model` "
+        "to gate it)",
+        highlight=False,
+    )
 
 
 def _print(run, seconds: float) -> None:

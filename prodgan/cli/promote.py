@@ -49,19 +49,59 @@ def print_decision(decision: Decision) -> None:
 
 
 def register_cmd(
-    run: str = typer.Option(
-        ..., "--run", help="MLflow run id of the training run whose generator to register."
+    run: Optional[str] = typer.Option(
+        None, "--run", help="MLflow run id of the training run whose generator to register."
     ),
     eval_run: Optional[str] = typer.Option(
         None,
         "--eval-run",
         help="Evaluation run to attach [default: the newest for this training run].",
     ),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="A generator prodgan did not train: .pt2, TorchScript .pt or .onnx."
+    ),
+    spec: Optional[Path] = typer.Option(
+        None, "--spec", help="Its spec file (YAML, docs/generators.md), checked against the model."
+    ),
+    dataset: Optional[str] = typer.Option(
+        None,
+        "--dataset",
+        help="The validated dataset it was trained on (its model gets the version).",
+    ),
+    code_url: Optional[str] = typer.Option(
+        None, "--code-url", help="Where its training code lives (recorded as lineage)."
+    ),
+    code_rev: Optional[str] = typer.Option(
+        None, "--code-rev", help="The revision of that code (recorded as lineage)."
+    ),
 ) -> None:
-    """Register a training run's EMA generator as a model version (idempotent: same run, same version).
+    """Register a training run's generator, or import an outside one, as a model version.
 
-    Example: prodgan register --run 3f2a...e1
+    Example: prodgan register --run 3f2a...e1 | prodgan register --model g.pt2 --spec g.yaml --dataset fashion-mnist --code-url URL --code-rev REV
     """  # noqa: E501 (one line: typer's command list keeps a summary's line breaks)
+    if model is not None or spec is not None:
+        if run is not None or model is None or spec is None or dataset is None:
+            raise ProdganError(
+                "import with --model FILE --spec SPEC --dataset NAME (without --run), "
+                "or register a training run with --run RUN_ID"
+            )
+        from prodgan.ops.imports import import_generator
+
+        imported = import_generator(
+            Settings.load(),
+            model_file=model,
+            spec_file=spec,
+            dataset=dataset,
+            code_url=code_url,
+            code_rev=code_rev,
+        )
+        out.print(
+            f"[bold]{imported.name}[/] v{imported.version}  imported {imported.kind} "
+            f"{model.name}  run {imported.run_id}  sha256 {imported.sha256[:12]}"
+        )
+        return
+    if run is None:
+        raise ProdganError("name what to register: --run RUN_ID, or --model FILE --spec SPEC")
     from prodgan.ops.promote import register
 
     mv = register(Settings.load(), run, eval_run_id=eval_run)

@@ -28,12 +28,12 @@ import hashlib
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -110,8 +110,11 @@ def normalise(img: Image.Image, size: int, mode: str, fit: str = "pad") -> np.nd
     return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS))
 
 
-def _load(path: Path, size: int, mode: str, fit: str, min_side: int) -> np.ndarray:
-    """Decode and normalise one file; the pixel and byte limits are checked before decoding."""
+@contextmanager
+def open_checked(path: Path) -> Iterator[Image.Image]:
+    """One image file opened for decoding, refused (ValueError, the reason) before any pixel is
+    decoded when it is empty, over the byte limit, not an image, or over the pixel limit
+    (a decompression bomb)."""
     size_bytes = path.stat().st_size
     if size_bytes == 0:
         raise ValueError("empty file (0 bytes)")
@@ -131,6 +134,12 @@ def _load(path: Path, size: int, mode: str, fit: str, min_side: int) -> np.ndarr
                 f"decompression bomb refused: {img.width}x{img.height} exceeds "
                 f"the {MAX_IMAGE_PIXELS}-pixel limit"
             )
+        yield img
+
+
+def _load(path: Path, size: int, mode: str, fit: str, min_side: int) -> np.ndarray:
+    """Decode and normalise one file; the pixel and byte limits are checked before decoding."""
+    with open_checked(path) as img:
         if min(img.width, img.height) < min_side:
             raise ValueError(
                 f"too small: {img.width}x{img.height}, "

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from prodgan.console import sides_progress
 from prodgan.data.tensors import load_split
 from prodgan.errors import ProdganError
+from prodgan.metrics.calibration import bundle_noise_reference
 from prodgan.metrics.evaluate import evaluate_generator
 from prodgan.metrics.result_file import save_result
 from prodgan.models.bundle import load_bundle, read_bundle_record
@@ -48,6 +49,7 @@ def evaluate_job(job: dict[str, Any]) -> None:
             device=str(device),
             cache_dir=Path(job["cache_dir"]),
             generator_key=record["weights_sha256"],
+            noise=bundle_noise_reference(Path(job["bundle"])),
             progress=progress,
             **job["options"],
         )

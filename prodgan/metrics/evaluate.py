@@ -184,6 +184,83 @@ def evaluate_generator(
     *,
     samples: int = DEFAULTS["samples"],
     seed: int = DEFAULTS["seed"],
+    device: str | None = None,
+    batch_size: int = DEFAULTS["batch_size"],
+    generator_key: str | None = None,
+    noise: calib.NoiseReference | None = None,
+    shards: Shards | None = None,
+    **options: Any,
+) -> EvalResult | None:
+    """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
+
+    Generates `samples` images from `seed` (categories in the real split's proportions for a
+    conditional `spec`), this rank's share of them when `shards` (default: the process group this
+    process joined, if any) spreads the work, and scores them with `evaluate_samples`, whose
+    keyword `options` it takes (train, evaluator, real_samples, kid_subset_size, metrics,
+    bootstrap, cache_dir, weights, extractor, calibrate, progress). The noise reference is an
+    untrained generator of `spec`, or `noise` (an imported generator's, see
+    `calibration.bundle_noise_reference`). `generator_key` (the weights' sha256) caches the
+    generated side's features: the same weights under the same protocol skip InceptionV3 entirely,
+    and the promotion gates can compare two generators from the cache (`fid_delta_from_cache`).
+    Bad requests fail before generating; rank 0 returns the result, every other rank None.
+    """
+    from prodgan.models.sampling import generate_uint8
+
+    check_inputs(
+        spec,
+        real,
+        samples=samples,
+        real_samples=options.get("real_samples"),
+        kid_subset_size=options.get("kid_subset_size"),
+        evaluator=options.get("evaluator"),
+        metrics=options.get("metrics", tuple(METRICS)),
+        train=options.get("train"),
+        known=tuple(METRICS),
+    )
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    shards = shards or Shards.joined()
+    with exact_fp32():
+        tick = time.perf_counter()
+        labels = (
+            labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
+        )
+        share = generate_uint8(
+            G,
+            spec,
+            samples,
+            seed,
+            labels=labels,
+            device=device,
+            batch=batch_size,
+            span=shards.span(samples, batch_size),
+        ).numpy()
+        generate_seconds = time.perf_counter() - tick
+    result = evaluate_samples(
+        share,
+        real,
+        samples=samples,
+        noise=noise or calib.untrained_reference(spec),
+        labels=labels,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        samples_key=generator_key,
+        shards=shards,
+        **options,
+    )
+    if result is not None:
+        result.timings = {"generate": generate_seconds, **result.timings}
+    return result
+
+
+def evaluate_samples(
+    share: np.ndarray,
+    real: Any,
+    *,
+    noise: calib.NoiseReference,
+    samples: int | None = None,
+    labels: torch.Tensor | None = None,
+    seed: int = DEFAULTS["seed"],
     train: Any = None,
     evaluator: torch.nn.Module | None = None,
     real_samples: int | None = None,
@@ -195,30 +272,31 @@ def evaluate_generator(
     weights: InceptionWeights | None = None,
     extractor: str = DEFAULTS["extractor"],
     batch_size: int = DEFAULTS["batch_size"],
-    generator_key: str | None = None,
+    samples_key: str | None = None,
     calibrate: bool = True,
     progress: Progress | None = None,
     shards: Shards | None = None,
 ) -> EvalResult | None:
-    """Evaluate generator `G` (spec: GeneratorSpec) against `real` (ImageSplit, usually test).
+    """Evaluate uint8 samples `[N, C, H, W]` against `real` under the same protocol as a generator.
 
+    A generator's evaluation comes here with its images (`share`: this rank's share of `samples`
+    when `shards` spreads the work); samples handed in from outside (a generator prodgan cannot
+    run) come here directly, all of them in one process, with `labels=None` (no conditional
+    accuracy) and `noise` the fixed reference of `calibration.samples_reference`.
     `train` (ImageSplit) enables memorization and, with `calibrate`, the floor (training images
-    vs the split); `calibrate` adds the noise reference too (an untrained generator of `spec`), see
-    calibration.py. `evaluator` (the category judge, prodgan.models.probe, or a pixel classifier,
-    prodgan.models.evaluator) enables conditional accuracy, and IS when the Inception weights
-    have no logits layer.
-    `generator_key` (the weights' sha256) caches the generated side's features too: re-evaluating
-    the same weights under the same protocol skips InceptionV3 entirely, and the promotion gates
-    can compare two generators from the cache (`fid_delta_from_cache`).
+    vs the split); `calibrate` adds the noise reference too (`noise`: an untrained generator and
+    what it is, see calibration.py). `evaluator` (the category judge, prodgan.models.probe, or a
+    pixel classifier, prodgan.models.evaluator) enables conditional accuracy (with `labels`), and
+    IS when the Inception weights have no logits layer.
+    `samples_key` (a weights or pixels sha256) caches the generated side's features.
     `progress(side, done, total)` hears about every feature extraction as it goes (images per side).
-    `shards` (default: the process group this process joined, if any) spreads generation and
-    feature extraction over ranks; rank 0 returns the result, every other rank None.
+    Rank 0 returns the result, every other rank None.
     """
-    from prodgan.models.sampling import generate_uint8
     from prodgan.settings import Settings
 
+    samples = len(share) if samples is None else samples
     real_samples = check_inputs(
-        spec,
+        noise.spec,
         real,
         samples=samples,
         real_samples=real_samples,
@@ -243,7 +321,7 @@ def evaluate_generator(
         weights.sha256,
         DEFAULTS["resize"],
         DEFAULTS["precision"],
-        bool(spec.num_classes),
+        labels is not None,
         evaluator_sha,
     )
     options = {
@@ -265,22 +343,6 @@ def evaluate_generator(
     shards = shards or Shards.joined()
     report = progress if shards.lead else None
     with exact_fp32():
-        tick = time.perf_counter()
-        labels = (
-            labels_like(real.labels, samples, spec.num_classes, seed) if spec.num_classes else None
-        )
-        share = generate_uint8(
-            G,
-            spec,
-            samples,
-            seed,
-            labels=labels,
-            device=device,
-            batch=batch_size,
-            span=shards.span(samples, batch_size),
-        ).numpy()
-        timings["generate"] = time.perf_counter() - tick
-
         layers = [INCEPTION] + (["logits_unbiased"] if weights.has_logits else [])
         inception = make_extractor(extractor, layers, str(weights.path), device)
         tick = time.perf_counter()
@@ -288,14 +350,14 @@ def evaluate_generator(
         def generated_side() -> Features | None:
             return shards.gather(_extract_share(share, inception, "generated", batch_size, report))
 
-        if generator_key:
+        if samples_key:
             if shards.lead:
                 write_json_atomic(
                     stats_cache.protocol_file(cache_dir, protocol.fingerprint), protocol.to_dict()
                 )
             generated, _ = shards.cached(
                 cache_dir,
-                stats_cache.generated_key(protocol.fingerprint, generator_key),
+                stats_cache.generated_key(protocol.fingerprint, samples_key),
                 generated_side,
             )
         else:
@@ -326,7 +388,7 @@ def evaluate_generator(
         if calibrate and train is not None:
             tick = time.perf_counter()
             calibration = _calibrate(
-                G_spec=spec,
+                noise=noise,
                 protocol=protocol,
                 options=options,
                 cache_dir=cache_dir,
@@ -423,7 +485,7 @@ def _judged(
 
 def _calibrate(
     *,
-    G_spec: Any,
+    noise: calib.NoiseReference,
     protocol: Protocol,
     options: dict[str, Any],
     cache_dir: Path,
@@ -455,8 +517,8 @@ def _calibrate(
         ),
     )
     noise_share = generate_uint8(
-        calib.untrained_like(G_spec),
-        G_spec,
+        noise.generator,
+        noise.spec,
         protocol.samples,
         protocol.seed,
         labels=labels,
@@ -464,9 +526,9 @@ def _calibrate(
         batch=batch_size,
         span=shards.span(protocol.samples, batch_size),
     ).numpy()
-    noise, _ = shards.cached(
+    noise_features, _ = shards.cached(
         cache_dir,
-        stats_cache.generated_key(protocol.fingerprint, calib.noise_key(G_spec)),
+        stats_cache.generated_key(protocol.fingerprint, noise.key),
         lambda: shards.gather(
             _extract_share(noise_share, inception, "untrained", batch_size, progress)
         ),
@@ -483,7 +545,7 @@ def _calibrate(
             ),
             "noise": _judged(
                 judge,
-                noise,
+                noise_features,
                 lambda pixels: shards.gather(
                     _extract_share(noise_share, pixels, "evaluator", batch_size, progress)
                 ),
@@ -494,7 +556,7 @@ def _calibrate(
     out = calib.references(
         real_features[INCEPTION],
         floor[INCEPTION],
-        noise[INCEPTION],
+        noise_features[INCEPTION],
         kid_subset_size=options["kid_subset_size"],
         kid_subsets=options["kid_subsets"],
         seed=protocol.seed,

@@ -4,12 +4,12 @@ from prodgan.models.bundle import (
     ARCHS,
     GeneratorSpec,
     build_discriminator,
-    build_generator,
     load_bundle,
     read_bundle_record,
     save_bundle,
     unwrap,
 )
+from prodgan.models.formats import build_generator
 from prodgan.models.nets import uses_batch_stats
 from prodgan.models.sampling import generate_uint8, latents, sample_labels, to_uint8
 

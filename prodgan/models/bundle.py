@@ -1,14 +1,17 @@
 """The generator bundle: the one artifact every other area consumes.
 
-A bundle is a folder with `generator.pt` (a plain state dict) and `generator.json` (the spec
-that rebuilds the network, the sha256 of the weights, lineage). Loading refuses weights whose
-hash differs from the record, so a swapped or truncated file never generates silently.
+A bundle is a folder with `generator.json` (the spec, the sha256 of every model file, lineage)
+and the model files it names. Its `kind` says how they load (`prodgan.models.formats`): `native`
+is `generator.pt`, a plain state dict of a prodgan architecture; `pt2`, `torchscript` and `onnx`
+are an imported outside generator (`generator.<ext>`, plus its contract in the record and
+optionally an untrained export as `noise.<ext>`). Loading refuses any file whose hash differs
+from the record, so a swapped or truncated file never generates silently.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
+import shutil
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,11 +21,16 @@ from torch import nn
 
 from prodgan.errors import ProdganError
 from prodgan.fsutil import atomic_path, sha256_file, write_json_atomic
-from prodgan.models.nets import LEVELS, ClassicDiscriminator, Discriminator, Generator
+from prodgan.models.formats import IMPORTED, NATIVE, load_generator
+from prodgan.models.nets import LEVELS, ClassicDiscriminator, Discriminator
 
 WEIGHTS_FILE = "generator.pt"
 SPEC_FILE = "generator.json"
 BUNDLE_FORMAT = 1
+MODEL_STEM, NOISE_STEM = "model", "noise"  # an imported bundle's files: model.<ext>, noise.<ext>
+EXTENSIONS = {"pt2": ".pt2", "torchscript": ".ts", "onnx": ".onnx"}
+# the file a bundle's `weights_sha256` names, by kind (what the registry and the promoter hash)
+WEIGHTS_NAMES = (WEIGHTS_FILE, *(MODEL_STEM + ext for ext in EXTENSIONS.values()))
 # arch name -> class-conditional? Every arch shares the Generator; they differ in the discriminator.
 ARCHS = {"dcgan": False, "cdcgan": True, "cdcgan-classic": True}
 DISCRIMINATORS = {"cdcgan-classic": ClassicDiscriminator}  # the others use Discriminator
@@ -51,6 +59,8 @@ class GeneratorSpec:
 
     def check(self) -> "GeneratorSpec":
         """Raise a user-facing error for a spec no network can be built from."""
+        if self.arch == IMPORTED:
+            return self._check_sizes()
         if self.arch not in ARCHS:
             raise ProdganError(f"unknown architecture {self.arch!r}; valid: {', '.join(ARCHS)}")
         if ARCHS[self.arch] and self.num_classes < 1:
@@ -68,18 +78,16 @@ class GeneratorSpec:
                 f"image size {self.size} is not supported; "
                 f"valid: {', '.join(map(str, LEVELS))} (re-import with `--size`)"
             )
+        return self._check_sizes()
+
+    def _check_sizes(self) -> "GeneratorSpec":
         if self.channels not in (1, 3):
             raise ProdganError(f"images must have 1 or 3 channels, got {self.channels}")
-        if self.z_dim < 1 or self.width < 1:
+        if self.z_dim < 1 or (self.width < 1 and self.arch != IMPORTED):
             raise ProdganError(
                 f"z_dim and width must be positive (got z_dim={self.z_dim}, width={self.width})"
             )
         return self
-
-
-def build_generator(spec: GeneratorSpec) -> nn.Module:
-    spec.check()
-    return Generator(spec.z_dim, spec.num_classes, spec.channels, spec.size, spec.width)
 
 
 def build_discriminator(
@@ -142,33 +150,94 @@ def read_bundle_record(directory: Path) -> dict[str, Any]:
         raise ProdganError(f"{path} is corrupt ({exc}); re-download the model") from exc
 
 
-def load_bundle(
-    directory: Path, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, GeneratorSpec]:
-    """(generator in eval mode on `device`, spec).
+def save_imported_bundle(
+    directory: Path,
+    kind: str,
+    model_file: Path,
+    spec: GeneratorSpec,
+    contract: Any,
+    noise_file: Path | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """An outside generator file (already sniffed and checked against `contract`) as a bundle:
+    the file copied as `generator.<ext>`, an untrained export as `noise.<ext>`, then the record."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+    for stem, source in ((MODEL_STEM, model_file), (NOISE_STEM, noise_file)):
+        if source is None:
+            continue
+        name = stem + EXTENSIONS[kind]
+        with atomic_path(directory / name) as tmp:
+            shutil.copyfile(source, tmp)
+            files[name] = sha256_file(tmp)
+    model_name = MODEL_STEM + EXTENSIONS[kind]
+    write_json_atomic(
+        directory / SPEC_FILE,
+        {
+            "format": BUNDLE_FORMAT,
+            "kind": kind,
+            "spec": spec.to_dict(),
+            "contract": contract.to_dict(),
+            "model_file": model_name,
+            "noise_file": NOISE_STEM + EXTENSIONS[kind] if noise_file else None,
+            "files": files,
+            "weights_sha256": files[model_name],
+            "extra": extra or {},
+        },
+    )
+    return directory
 
-    Refuses weights whose sha256 is not the recorded one.
+
+def weights_file(record: dict[str, Any]) -> str:
+    """The file whose sha256 is the bundle's `weights_sha256`: generator.pt, or the imported
+    model file."""
+    return WEIGHTS_FILE if bundle_kind(record) == NATIVE else str(record.get("model_file"))
+
+
+def bundle_kind(record: dict[str, Any]) -> str:
+    """How a bundle's files load: `native` for prodgan's own, else the imported file's kind."""
+    return record.get("kind") or NATIVE
+
+
+def _checked_file(directory: Path, name: str, digest: str | None) -> Path:
+    path = directory / name
+    if not path.is_file():
+        raise ProdganError(f"{path} is missing; re-download the model")
+    if sha256_file(path) != digest:
+        raise ProdganError(
+            f"{path} does not match the sha256 recorded in {SPEC_FILE}: "
+            "the file was changed or truncated; re-download the model"
+        )
+    return path
+
+
+def bundle_contract(record: dict[str, Any]) -> Any:
+    """The contract an imported bundle was checked against (None for a native bundle)."""
+    from prodgan.models.contract import GeneratorContract
+
+    contract = record.get("contract")
+    return GeneratorContract.from_record(contract) if contract else None
+
+
+def load_bundle(
+    directory: Path, device: str | torch.device = "cpu", role: str = "model"
+) -> tuple[nn.Module, GeneratorSpec]:
+    """(generator in eval mode on `device`, spec), any kind, through `formats.load_generator`.
+
+    Refuses any file whose sha256 is not the recorded one. `role="noise"` loads an imported
+    bundle's untrained export instead of the model.
     """
     directory = Path(directory)
     record = read_bundle_record(directory)
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise ProdganError(f"{weights} is missing; re-download the model")
-    if sha256_file(weights) != record.get("weights_sha256"):
-        raise ProdganError(
-            f"{weights} does not match the sha256 recorded in {SPEC_FILE}: "
-            "the weights were changed or truncated; re-download the model"
-        )
     spec = GeneratorSpec.from_dict(record["spec"])
-    generator = build_generator(spec)
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (
-        pickle.UnpicklingError
-    ):  # objects other than tensors: possibly code; never retry with weights_only=False
-        raise ProdganError(
-            f"{weights} holds objects other than tensors and was refused unloaded; "
-            f"re-download the model or retrain it"
-        ) from None
-    generator.load_state_dict(state)
-    return generator.to(device).eval(), spec
+    kind = bundle_kind(record)
+    if kind == NATIVE:
+        files = {"weights": _checked_file(directory, WEIGHTS_FILE, record.get("weights_sha256"))}
+    else:
+        name = record.get("noise_file" if role == "noise" else "model_file")
+        if not name:
+            raise ProdganError(f"{directory} holds no {role} file")
+        files = {"model": _checked_file(directory, name, (record.get("files") or {}).get(name))}
+    generator = load_generator(kind, files, spec, bundle_contract(record), device)
+    return generator, spec

@@ -98,6 +98,12 @@ def invert(
 
     edit.check_image(image)  # a bomb is refused from its header, before the model loads
     G, spec, source = load_generator(settings, model, bundle, purpose="edit with")
+    if not getattr(G, "differentiable", True):
+        raise ProdganError(
+            "this generator is an ONNX model: inverting a photo needs gradients through it, which "
+            "ONNX Runtime does not give; import a .pt2 or TorchScript export to invert "
+            "(interpolate and transfer work on ONNX), see docs/generators.md"
+        )
     targets = _categories(spec, to) if to else []
     pixels, notes = edit.load_image(image, spec)
     search = max(1, steps * 3 // 8)

@@ -25,8 +25,11 @@ from prodgan.names import (
     EVALUATOR_RUN,
     EVALUATOR_SHA,
     KIND,
+    NOISE_REFERENCE,
     PROTOCOL,
     REAL_CACHED,
+    SAMPLES_KIND,
+    SAMPLES_SHA,
     TRAIN_RUN,
     WEIGHTS,
     ModelRef,
@@ -55,6 +58,7 @@ class EvaluationRun:
     model: dict[str, str] | None = (
         None  # name/version/run id of the model evaluated, when it was a reference
     )
+    samples_sha256: str | None = None  # a samples-only evaluation: the pixels it measured
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -252,14 +256,15 @@ def evaluate_bundle(
     the same metrics as one process. Only the host where rank 0 ran logs the run; the others
     return None.
     """
-    from prodgan.imaging import grid
     from prodgan.metrics import evaluate_generator
+    from prodgan.metrics.calibration import bundle_noise_reference
     from prodgan.metrics.defaults import DEFAULTS
     from prodgan.metrics.evaluate import check_inputs
     from prodgan.models import load_bundle, read_bundle_record
 
     record = read_bundle_record(bundle_dir)
     generator, spec = load_bundle(bundle_dir)
+    noise = bundle_noise_reference(bundle_dir)
     like = _like(settings, like_run_id) if like_run_id else {}
     dataset = (record.get("extra") or {}).get("dataset", "fashion-mnist")
     real, train = _splits(settings, dataset, like.get("split", split))
@@ -317,22 +322,114 @@ def evaluate_bundle(
                 cache_dir=settings.cache_dir,
                 generator_key=record["weights_sha256"],
                 progress=progress,
+                noise=noise,
                 **options,
             )
 
     run_tags = {
-        PROTOCOL: result.protocol.fingerprint,
         WEIGHTS: record["weights_sha256"],
         KIND: "generator",
-        DATA_HASH: real.data_hash,
-        REAL_CACHED: str(result.real_cached).lower(),
+        NOISE_REFERENCE: noise.name,
         **(tags or {}),
     }
     if train_run_id:
         run_tags[TRAIN_RUN] = train_run_id
+    run_tags.update({f"prodgan.{k}": v for k, v in (model_info or {}).items()})
+    run_id = _log_evaluation(
+        settings,
+        result,
+        subject,
+        dataset,
+        run_tags,
+        {"bundle": str(bundle_dir)},
+        evaluator_run,
+        grid_rows=spec.num_classes or 8,
+    )
+    return EvaluationRun(run_id, result, evaluator_run, model_info)
+
+
+def evaluate_samples(
+    settings: Settings,
+    images: Path,
+    dataset: str,
+    *,
+    seed: int | None = None,
+    split: str = "test",
+    kid_subset_size: int | None = None,
+    use_evaluator: bool = True,
+    tags: dict[str, str] | None = None,
+    say: Say = lambda _msg: None,
+) -> EvaluationRun:
+    """Evaluate samples handed in (a folder of images or an `.npz`) as one run in `prodgan-eval`.
+
+    For a generator prodgan cannot run (a diffusion pipeline): the same protocol, metrics, floor
+    and report as a model's evaluation, calibrated against the fixed untrained reference at the
+    samples' size and channels. The run names the samples' pixel sha256 and no model, so no
+    version can be promoted on it (`registry.attach_evaluation` and the promoter refuse it).
+    """
+    from prodgan.data.layout import read_meta
+    from prodgan.data.samples import read_samples
+    from prodgan.metrics import evaluate_samples as score
+    from prodgan.metrics.calibration import samples_reference
+    from prodgan.metrics.defaults import DEFAULTS
+
+    meta = read_meta(settings.data_dir / dataset)
+    samples = read_samples(
+        images,
+        channels=meta.channels,
+        size=meta.size,
+        min_count=DEFAULTS["min_samples"],
+        max_count=DEFAULTS["max_samples"],
+    )
+    real, train = _splits(settings, dataset, split)
+    noise = samples_reference(meta.channels, meta.size)
+    evaluator, evaluator_run = _evaluator(settings, dataset, say) if use_evaluator else (None, None)
+    subject = f"samples {samples.sha256[:12]}"
+    with sides_progress(f"evaluating {subject}:") as progress:
+        result = score(
+            samples.images,
+            real,
+            noise=noise,
+            seed=DEFAULTS["seed"] if seed is None else seed,
+            train=train,
+            evaluator=evaluator,
+            kid_subset_size=kid_subset_size,
+            cache_dir=settings.cache_dir,
+            samples_key=f"samples-{samples.sha256}",
+            progress=progress,
+        )
+    run_tags = {
+        SAMPLES_SHA: samples.sha256,
+        KIND: SAMPLES_KIND,
+        NOISE_REFERENCE: noise.name,
+        **(tags or {}),
+    }
+    params = {"samples_source": samples.source, "samples_sha256": samples.sha256}
+    run_id = _log_evaluation(settings, result, subject, dataset, run_tags, params, evaluator_run)
+    return EvaluationRun(run_id, result, evaluator_run, samples_sha256=samples.sha256)
+
+
+def _log_evaluation(
+    settings: Settings,
+    result: Any,
+    subject: str,
+    dataset: str,
+    tags: dict[str, str],
+    params: dict[str, str],
+    evaluator_run: str | None,
+    grid_rows: int = 8,
+) -> str:
+    """One run in `prodgan-eval` holding an evaluation: protocol, metrics, grid, report; its id."""
+    from prodgan.imaging import grid
+
+    run_tags = {
+        PROTOCOL: result.protocol.fingerprint,
+        DATA_HASH: result.protocol.data_hash,
+        REAL_CACHED: str(result.real_cached).lower(),
+        **tags,
+    }
     if evaluator_run:
         run_tags[EVALUATOR_RUN] = evaluator_run
-    run_tags.update({f"prodgan.{k}": v for k, v in (model_info or {}).items()})
     with tracking.reachable(settings, "logging an evaluation"):
         logger = tracking.RunLogger.start(
             settings, EVAL_EXPERIMENT, f"eval-{result.protocol.suffix}", tags=run_tags
@@ -342,14 +439,15 @@ def evaluate_bundle(
                 {
                     **result.protocol.to_dict(),
                     "protocol_fingerprint": result.protocol.fingerprint,
-                    "bundle": str(bundle_dir),
+                    "noise_reference": run_tags[NOISE_REFERENCE],
+                    **params,
                 }
             )
             logger.log_dataset(
                 tracking.dataset_version(
                     f"{dataset}:{result.protocol.split}",
-                    real.data_hash,
-                    dvc.remote_location(settings, real.data_hash),
+                    result.protocol.data_hash,
+                    dvc.remote_location(settings, result.protocol.data_hash),
                 ),
                 "evaluation",
             )
@@ -358,7 +456,7 @@ def evaluate_bundle(
                     subject,
                     dataset,
                     result.protocol.split,
-                    real.data_hash,
+                    result.protocol.data_hash,
                     result.protocol.fingerprint,
                     result.metrics,
                 )
@@ -366,16 +464,16 @@ def evaluate_bundle(
             logger.log_metrics(
                 {**result.metrics, **{f"seconds_{k}": v for k, v in result.timings.items()}}, step=0
             )
-            logger.log_image(
-                grid(result.images[:GRID_IMAGES], nrow=spec.num_classes or 8), "samples.png"
-            )
+            logger.log_image(grid(result.images[:GRID_IMAGES], nrow=grid_rows), "samples.png")
             logger.log_dict(
                 {
                     "protocol": result.protocol.to_dict(),
                     "fingerprint": result.protocol.fingerprint,
+                    "noise_reference": run_tags[NOISE_REFERENCE],
                     "metrics": result.metrics,
                     "per_category": result.per_category,
                     "timings": result.timings,
+                    **{k: v for k, v in tags.items() if k in (SAMPLES_SHA, WEIGHTS)},
                 },
                 "evaluation.json",
             )
@@ -383,7 +481,7 @@ def evaluate_bundle(
         except BaseException:
             logger.finish("FAILED")
             raise
-    return EvaluationRun(logger.run_id, result, evaluator_run, model_info)
+    return logger.run_id
 
 
 def _evaluate_processes(settings: Settings, launch: Launch, job: dict[str, Any]) -> Any:

@@ -31,6 +31,7 @@ def trusted(
     """Refuse an evaluation the gates must not read: not of these exact weights, or not in the
     evaluation experiment (which, on a server with roles, only promoters may write: a trainer
     cannot log metrics into it)."""
+    evaluation.require_model(what)
     exp = registry.client_for(settings).get_experiment_by_name(EVAL_EXPERIMENT)
     if exp is None or evaluation.experiment_id != exp.experiment_id:
         raise ProdganError(
@@ -54,12 +55,13 @@ def copy_to_production(
     (model URI, weights sha256, every stored file's sha256), all hashed here from the promoter's
     copy."""
     from prodgan.fsutil import sha256_file
-    from prodgan.models.bundle import WEIGHTS_FILE
+    from prodgan.models.bundle import read_bundle_record, weights_file
 
-    weights = sha256_file(staged.bundle_dir / WEIGHTS_FILE)
+    name = weights_file(read_bundle_record(staged.bundle_dir))
+    weights = sha256_file(staged.bundle_dir / name)
     if weights != evaluated:
         raise ProdganError(
-            f"v{staged.version}: the downloaded generator.pt hashes to {weights[:12]}, "
+            f"v{staged.version}: the downloaded {name} hashes to {weights[:12]}, "
             f"not the evaluated {str(evaluated)[:12]}; it changed during the promotion: re-run it"
         )
     uri = serving.log_production(settings, staged.bundle_dir)

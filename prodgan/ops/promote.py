@@ -26,12 +26,18 @@ from prodgan.adapters.production_state import ProductionState
 from prodgan.errors import ProdganError
 from prodgan.names import (
     CHAMPION,
+    CODE_URL,
     CONFIG_SHA,
     DATA_HASH,
     DATASET,
     DEFAULT_DATASET,
     EVAL_RUN,
     GIT_REV,
+    IMPORTED_FILE,
+    KIND,
+    MODEL_KIND,
+    SAMPLES_KIND,
+    SPEC_SHA,
     TRAIN_RUN,
     VALIDATION,
     WEIGHTS,
@@ -66,6 +72,10 @@ def _lineage_tags(train_run: Any, bundle_dir: Path) -> dict[str, str]:
         (GIT_REV, "git_rev"),
         (VALIDATION, "validation"),
         (CONFIG_SHA, "config_sha256"),
+        (MODEL_KIND, "model_kind"),
+        (CODE_URL, "code_url"),
+        (SPEC_SHA, "spec_sha256"),
+        (IMPORTED_FILE, "imported_file"),
     ):
         value = run_tags.get(key) or extra.get(extra_key)
         if value:
@@ -92,6 +102,8 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
             if eval_run_id
             else registry.latest_eval_run(settings, train_run_id)
         )
+        if evaluation is not None:
+            evaluation.require_model(f"training run {train_run_id}")
         existing = registry.version_by_train_run(client, name, train_run_id)
         if existing is None:
             settings.tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -207,6 +219,10 @@ def _trained_version(settings: Settings, text: str) -> tuple[ProductionState, st
     """`3`, `models:/NAME/3`, `NAME@ALIAS`...: the production state of the trained model it names
     (a bare number: `settings.model_name`'s) and the version number."""
     ref = parse_model_ref(text, settings.model_name)
+    if ref.run_id and tracking.run_tag(settings, ref.run_id, KIND) == SAMPLES_KIND:
+        registry.read_eval_run(registry.client_for(settings), ref.run_id).require_model(
+            f"promote {text}"
+        )
     if ref.name is None or ref.name == production_model(ref.name):
         raise ProdganError(
             f"{text!r} is not a trained version: promote a version of a trained model "

@@ -26,7 +26,7 @@ from prodgan.names import (
     TRAIN_RUN,
     ModelRef,
 )
-from prodgan.ops import announce, verification
+from prodgan.ops import announce, outside_training, verification
 from prodgan.ops import evaluate as evaluate_ops
 from prodgan.ops import promote as promote_ops
 from prodgan.ops import train as train_ops
@@ -52,6 +52,7 @@ class Freshness:
     data_hash: str
     config_sha256: str
     champion_version: str | None = None
+    trainer_code: str | None = None  # an outside trainer's code identity (None: prodgan's loop)
 
 
 @dataclass
@@ -69,70 +70,74 @@ class RetrainOutcome:
 def freshness(
     settings: Settings, config: str, overrides: Sequence[str] = (), force: bool = False
 ) -> Freshness:
-    """Compare the data and config about to be trained with what the champion was trained on."""
+    """Compare the data, config and (for an outside trainer) trainer code about to be trained
+    with what the champion was trained on."""
     with tracking.reachable(settings, "checking what the champion was trained on"):
-        dataset = load_config(settings.config_path(config), overrides).dataset
+        config_path = settings.config_path(config)
+        cfg_values = load_config(config_path, overrides)
+        dataset = cfg_values.dataset
         # its own champion (another dataset's is no reference), and its own hash (another one
         # changing is no reason)
         settings = settings.for_dataset(dataset)
         data_hash = dvc.require_clean(settings, dataset)
-        cfg = train_ops.config_sha256(settings.config_path(config), overrides)
+        cfg = train_ops.config_sha256(config_path, overrides)
+        trainer = outside_training.code_of(cfg_values, config_path)
+        code = trainer.identity if trainer else None
         champion = registry.champion_version(settings)
+
+        def fresh(retrain: bool, reason: str) -> Freshness:
+            version = champion.version if champion else None
+            return Freshness(retrain, reason, data_hash, cfg, version, code)
+
         if force:
-            return Freshness(
-                True, "forced (--force)", data_hash, cfg, champion and champion.version
-            )
-        rejected = _rejected_before(settings, data_hash, cfg)
+            return fresh(True, "forced (--force)")
+        rejected = _rejected_before(settings, data_hash, cfg, code)
         if rejected is not None:
-            return Freshness(
+            return fresh(
                 False,
                 f"already rejected as v{rejected}, nothing changed "
-                f"(data {data_hash}, config {cfg[:12]}, code); change one of them or use --force",
-                data_hash,
-                cfg,
-                champion and champion.version,
+                f"(data {data_hash}, config {cfg[:12]}, "
+                f"{f'trainer code {code}' if code else 'code'}); change one of them or use --force",
             )
         if champion is None:
-            return Freshness(
-                True, f"no {CHAMPION} for model {settings.model_name} yet", data_hash, cfg
-            )
+            return fresh(True, f"no {CHAMPION} for model {settings.model_name} yet")
         tags = champion.tags or {}
         trained_on = tags.get(DATA_HASH)
         trained_cfg = tracking.run_tag(settings, tags.get(TRAIN_RUN), CONFIG_SHA)
     if trained_on != data_hash:
-        return Freshness(
+        return fresh(
             True,
             f"dataset changed: {CHAMPION} v{champion.version} was trained on {trained_on}, "
             f"data is now {data_hash}",
-            data_hash,
-            cfg,
-            champion.version,
         )
     if trained_cfg != cfg:
-        return Freshness(
+        return fresh(
             True,
             f"training config changed since {CHAMPION} v{champion.version} "
             f"({(trained_cfg or 'unrecorded')[:12]} -> {cfg[:12]})",
-            data_hash,
-            cfg,
-            champion.version,
         )
-    return Freshness(
+    if code is not None and tags.get(GIT_REV) != code:
+        return fresh(
+            True,
+            f"trainer code changed since {CHAMPION} v{champion.version} "
+            f"({tags.get(GIT_REV) or 'unrecorded'} -> {code})",
+        )
+    return fresh(
         False,
         f"nothing changed: {CHAMPION} v{champion.version} was trained on data {data_hash} "
-        f"with config {cfg[:12]}; use --force to retrain anyway",
-        data_hash,
-        cfg,
-        champion.version,
+        f"with config {cfg[:12]}{f' and trainer code {code}' if code else ''}; "
+        "use --force to retrain anyway",
     )
 
 
-def _rejected_before(settings: Settings, data_hash: str, cfg: str) -> str | None:
-    """A version trained on this data, config and code revision that the gates rejected
-    (and that is not champion)."""
+def _rejected_before(
+    settings: Settings, data_hash: str, cfg: str, trainer_code: str | None
+) -> str | None:
+    """A version trained on this data, config and code revision (prodgan's, or an outside
+    trainer's) that the gates rejected (and that is not champion)."""
     from prodgan.adapters.audit import audit_records
 
-    git_rev = dvc.git_revision(settings.root)[0]
+    git_rev = trainer_code or dvc.git_revision(settings.root)[0]
     client, name = registry.client_for(settings), settings.model_name
     same = client.search_model_versions(
         f"name = '{name}' and tags.`{DATA_HASH}` = '{data_hash}' and tags.`{CONFIG_SHA}` = '{cfg}' "
@@ -244,13 +249,19 @@ def retrain(
     if not outcome.validation.success:
         notify(announce.validation_event(settings, outcome.validation))
     validate_ops.require_passed(outcome.validation)
-    references = _alongside(
-        step, "prepare-evaluation", evaluate_ops.warm_references, settings, config, overrides
+    # the references of prodgan's own architecture; an outside trainer's come with its import
+    references = (
+        None
+        if fresh.trainer_code
+        else _alongside(
+            step, "prepare-evaluation", evaluate_ops.warm_references, settings, config, overrides
+        )
     )
     outcome.train = step(
         "train", train_ops.train, settings, config, overrides, reuse=not force, tags=tags
     )
-    references.result()
+    if references is not None:
+        references.result()
     outcome.evaluation = step(
         "evaluate",
         evaluate_ops.evaluate,

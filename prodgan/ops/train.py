@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from prodgan.adapters import descriptions, dvc, tracking
+from prodgan.adapters.trainer_code import TrainerCode
 from prodgan.errors import ProdganError
 from prodgan.fsutil import write_json_atomic
 from prodgan.names import (
@@ -42,6 +43,7 @@ from prodgan.names import (
     ModelRef,
     sample_suffix,
 )
+from prodgan.ops import outside_training
 from prodgan.ops.torchrun import Launch
 from prodgan.settings import Settings
 from prodgan.training.config import TrainConfig, load_config
@@ -95,10 +97,19 @@ def find_resumable(settings: Settings, config_name: str) -> Path | None:
     return None
 
 
-def _reusable(settings: Settings, data_hash: str, cfg_sha: str, tags: dict[str, str], reuse: bool):
+def _reusable(
+    settings: Settings,
+    data_hash: str,
+    cfg_sha: str,
+    tags: dict[str, str],
+    reuse: bool,
+    code: TrainerCode | None,
+):
     """The finished run this flow run made before (a retry), else, if `reuse`,
-    one of the same data and config."""
+    one of the same data and config (and an outside trainer's same code)."""
     same = {DATA_HASH: data_hash, CONFIG_SHA: cfg_sha}
+    if code is not None:
+        same[GIT_REV] = code.identity
     mine = (
         tracking.newest_finished_run(settings, TRAIN_EXPERIMENT, {**same, FLOW_RUN: tags[FLOW_RUN]})
         if FLOW_RUN in tags
@@ -150,6 +161,11 @@ def train(
     if resume and not overrides:  # a bare --resume continues with the run's own overrides
         overrides = list(_read_state(run_dir).get("overrides", []))
     cfg = load_config(config_path, overrides)
+    if cfg.trainer is not None and (resume or launch.spread):
+        raise ProdganError(
+            f"{config_path.name} runs an outside trainer (trainer:), one command that prodgan "
+            "starts once: drop --resume and --nproc (the command resumes and spreads itself)"
+        )
     # a usage error: refuse before any data is checked or loaded
     if launch.spread and cfg.eval_every:
         raise ProdganError(
@@ -166,12 +182,13 @@ def train(
 
     record = require_validated(settings, cfg.dataset)  # data/ is what data.dvc pins (require_clean)
     cfg_sha, tags = config_sha256(config_path, overrides), dict(tags or {})
+    code = outside_training.code_of(cfg, config_path)
     with tracking.reachable(settings, f"training {config_path.name}"):
-        done = _reusable(settings, record.data_hash, cfg_sha, tags, reuse)
+        done = _reusable(settings, record.data_hash, cfg_sha, tags, reuse, code)
         if done is not None:
             say(
                 f"reusing finished training run {done.info.run_id} "
-                "(same data and config; --force trains again)"
+                f"(same data, config{' and trainer code' if code else ''}; --force trains again)"
             )
             bundle = run_bundle(settings, done.info.run_id)
             return TrainingRun(
@@ -189,6 +206,10 @@ def train(
             CONFIG_SHA: cfg_sha,
             **tags,
         }
+        if code is not None:
+            return _run_outside(
+                settings, cfg, config_path, overrides, record, lineage_tags, code, say
+            )
         return _run(
             settings,
             cfg,
@@ -208,6 +229,41 @@ def run_bundle(settings: Settings, run_id: str) -> Path:
     from prodgan.adapters.production_state import resolve_model
 
     return resolve_model(settings, ModelRef(run_id=run_id, path=GENERATOR_ARTIFACT)).bundle_dir
+
+
+def _run_outside(
+    settings: Settings,
+    cfg: TrainConfig,
+    config_path: Path,
+    overrides: list[str],
+    record: Any,
+    lineage_tags: dict[str, str],
+    code: TrainerCode,
+    say: Callable[[str], None],
+) -> TrainingRun:
+    """The recipe's outside command in a new MLflow run, its output imported into it."""
+    started = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    run_dir = settings.train_runs_dir / f"{config_path.stem}-{started}-{secrets.token_hex(2)}"
+    tags = {**lineage_tags, GIT_REV: code.identity}
+    logger = tracking.RunLogger.start(settings, TRAIN_EXPERIMENT, run_dir.name, tags=tags)
+    lineage = {
+        "data_hash": record.data_hash,
+        "dataset": cfg.dataset,
+        "git_rev": code.identity,
+        "code_url": code.url,
+        "validation": record.reference,
+        "config_file": config_path.name,
+    }
+    _log_run_inputs(logger, cfg, config_path, overrides, lineage, tracking.package_versions())
+    imported = outside_training.train(settings, logger, cfg, config_path, run_dir, code, say)
+    say(f"imported the trainer's {imported.kind} generator as {imported.name} v{imported.version}")
+    return TrainingRun(
+        logger.run_id,
+        run_dir / "out",
+        dict(tracking.get_run(logger.client, logger.run_id).data.metrics),
+        run_dir,
+        data_hash=record.data_hash,
+    )
 
 
 def _run(

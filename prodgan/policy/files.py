@@ -74,18 +74,19 @@ def registration_problems(
 ) -> list[str]:
     """What differs in a trained version's stored files from what its registration recorded.
 
-    `weights_tag` is the sha256 of generator.pt; `files_tag` the JSON {path: sha256} map (None when
-    missing or not matching its hash tag; trainer-writable, so parsed defensively); `actual` is
-    hashed here; `weights_path` is where generator.pt lies in it."""
+    `weights_tag` is the sha256 of generator.pt (or of an imported model file); `files_tag` the
+    JSON {path: sha256} map (None when missing or not matching its hash tag; trainer-writable, so
+    parsed defensively); `actual` is hashed here; `weights_path` is where those weights lie in
+    it."""
     if not weights_tag:
         return [f"has no {WEIGHTS} tag: it was not registered by prodgan or the tag was removed"]
-    problems = []
+    problems, name = [], weights_path.rsplit("/", 1)[-1]
     got = actual.get(weights_path)
     if got is None:
-        problems.append("generator.pt is missing from the stored model: the weights were removed")
+        problems.append(f"{name} is missing from the stored model: the weights were removed")
     elif got != weights_tag:
         problems.append(
-            f"generator.pt hashes to {got[:16]}…, but {WEIGHTS} recorded {weights_tag[:16]}… "
+            f"{name} hashes to {got[:16]}…, but {WEIGHTS} recorded {weights_tag[:16]}… "
             f"at registration: the weights were replaced"
         )
     expected = _file_map(files_tag)

@@ -18,6 +18,7 @@ from pydantic.dataclasses import dataclass
 
 from prodgan.errors import ProdganError, invalid_fields
 from prodgan.names import DEFAULT_DATASET
+from prodgan.training.outside import OutsideTrainer, check_recipe_keys
 
 Count = Annotated[int, Field(ge=1)]  # a size, a step count, an interval in steps
 Zero = Annotated[int, Field(ge=0)]  # 0 switches the feature off
@@ -74,6 +75,9 @@ class TrainConfig:
     eval_samples: Annotated[int, Field(ge=2)] = 500
     # The metric from on_eval that picks the best checkpoint (lower is better; "" = the quick FID).
     eval_metric: str = ""
+    # An outside command trains instead of this loop (training/outside.py); the keys above,
+    # but dataset and seed, are then refused.
+    trainer: OutsideTrainer | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,6 +95,7 @@ def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
 
     Unknown keys, wrong types and out-of-range numbers are one-line user errors.
     """
+    check_recipe_keys(values, source)
     try:
         return _ADAPTER.validate_python(values)
     except ValidationError as exc:

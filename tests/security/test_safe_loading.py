@@ -13,7 +13,8 @@ import torch
 
 from prodgan.errors import ProdganError
 from prodgan.fsutil import sha256_file
-from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE, build_generator, load_bundle, save_bundle
+from prodgan.models import build_generator
+from prodgan.models.bundle import SPEC_FILE, WEIGHTS_FILE, load_bundle, save_bundle
 from prodgan.training.checkpoints import load_latest_checkpoint, save_checkpoint
 from tests.registry.helpers import SPEC as TINY
 
