@@ -36,6 +36,7 @@ from prodgan.data.folder import write_folder  # noqa: E402
 from prodgan.data.layout import META_FILE  # noqa: E402
 from prodgan.data.manifest import build_manifest  # noqa: E402
 from prodgan.settings import shared_dataset  # noqa: E402
+from tests.products.helpers import colour_variant  # noqa: E402
 
 TRAIN, DISTINCT, PER_TRANSFORM, COLOUR_VARIANTS = 400, 200, 25, 40
 
@@ -66,17 +67,6 @@ TRANSFORMS = {
 def _chroma(img: Image.Image) -> np.ndarray:
     planes = np.asarray(img.convert("YCbCr"), dtype=np.float64)
     return planes[..., 1:] - 128.0
-
-
-def colour_variant(img: Image.Image, degrees: float = 120.0) -> Image.Image:
-    """The same photo with every coloured pixel's hue turned (luma kept): another colourway."""
-    ycc = np.asarray(img.convert("YCbCr"), dtype=np.float64)
-    u, v = ycc[..., 1] - 128.0, ycc[..., 2] - 128.0
-    a = np.deg2rad(degrees)
-    coloured = np.hypot(u, v) > 12
-    ycc[..., 1] = np.where(coloured, u * np.cos(a) - v * np.sin(a), u) + 128.0
-    ycc[..., 2] = np.where(coloured, u * np.sin(a) + v * np.cos(a), v) + 128.0
-    return Image.fromarray(np.clip(np.rint(ycc), 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
 
 
 def _colourful(img: Image.Image) -> bool:

@@ -1,5 +1,5 @@
 """Subsets of clothing-small (shared, never copied into the repo)
-laid out as a shop would hand them over.
+laid out as a shop would hand them over, and the photo edits that test the copy checks.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from prodgan.data.tensors import ImageSplit
 from prodgan.settings import shared_dataset
@@ -80,3 +82,15 @@ def png_header_only(path: Path, width: int, height: int) -> None:
         + chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+def colour_variant(img: Image.Image, degrees: float = 120.0) -> Image.Image:
+    """The same photo with every coloured pixel's hue turned (luma kept): another colourway, whose
+    greyscale picture is the original's."""
+    ycc = np.asarray(img.convert("RGB").convert("YCbCr"), dtype=np.float64)
+    u, v = ycc[..., 1] - 128.0, ycc[..., 2] - 128.0
+    a = np.deg2rad(degrees)
+    coloured = np.hypot(u, v) > 12
+    ycc[..., 1] = np.where(coloured, u * np.cos(a) - v * np.sin(a), u) + 128.0
+    ycc[..., 2] = np.where(coloured, u * np.sin(a) + v * np.cos(a), v) + 128.0
+    return Image.fromarray(np.clip(np.rint(ycc), 0, 255).astype(np.uint8), "YCbCr").convert("RGB")

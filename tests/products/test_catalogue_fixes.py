@@ -23,24 +23,11 @@ from prodgan.errors import ProdganError
 from prodgan.ops.validate import validate
 from prodgan.settings import Settings
 from tests.conftest import prodgan, run
-from tests.products.helpers import CLOTHING, clothing_subset
+from tests.products.helpers import CLOTHING, clothing_subset, colour_variant
 
 
 def _photo(category: str, index: int, split: str = "train") -> Path:
     return sorted((CLOTHING / split / category).iterdir())[index]
-
-
-def _colour_variant(photo: Path, degrees: float = 120.0) -> Image.Image:
-    """The same product in another colour: every coloured pixel's hue turned, luma (and so the
-    greyscale picture) kept."""
-    with Image.open(photo) as img:
-        ycc = np.asarray(img.convert("RGB").convert("YCbCr"), dtype=np.float64)
-    u, v = ycc[..., 1] - 128.0, ycc[..., 2] - 128.0
-    a = np.deg2rad(degrees)
-    coloured = np.hypot(u, v) > 12
-    ycc[..., 1] = np.where(coloured, u * np.cos(a) - v * np.sin(a), u) + 128.0
-    ycc[..., 2] = np.where(coloured, u * np.sin(a) + v * np.cos(a), v) + 128.0
-    return Image.fromarray(np.clip(np.rint(ycc), 0, 255).astype(np.uint8), "YCbCr").convert("RGB")
 
 
 def _most_colourful(category: str, candidates: int = 20) -> Path:
@@ -111,7 +98,7 @@ def test_copy_caught_colour_variant_passes_and_every_fix_works(
         )
     colourful = _most_colourful("shirt")
     shutil.copyfile(colourful, src / "train" / "shirt" / colourful.name)
-    _colour_variant(colourful).save(src / "test" / "shirt" / "other-colour.png")
+    colour_variant(Image.open(colourful)).save(src / "test" / "shirt" / "other-colour.png")
     Image.new("RGB", (96, 128), (240, 240, 240)).save(src / "train" / "shirt" / "blank.png")
     prodgan("data", "import", "folder", str(src), "--name", "shop", cwd=project.root)
     meta = read_meta(project.data_dir / "shop")
@@ -163,7 +150,7 @@ def test_product_pattern_keeps_colour_variants_in_one_split(tmp_path: Path) -> N
     src.mkdir(parents=True)
     for i, photo in enumerate(sorted((CLOTHING / "train" / "shirt").iterdir())[:12]):
         shutil.copyfile(photo, src / f"SKU{i:02d}_blue.jpg")
-        _colour_variant(photo).save(src / f"SKU{i:02d}_red.png")
+        colour_variant(Image.open(photo)).save(src / f"SKU{i:02d}_red.png")
 
     def splits_per_product(pattern: str | None) -> dict[str, set[str]]:
         out = tmp_path / f"out-{pattern is None}"
