@@ -14,17 +14,14 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
-
 from prodgan.console import sides_progress
 from prodgan.data.tensors import load_split
-from prodgan.errors import ProdganError
 from prodgan.metrics.calibration import bundle_noise_reference
 from prodgan.metrics.evaluate import evaluate_generator
 from prodgan.metrics.result_file import save_result
 from prodgan.models.bundle import load_bundle, read_bundle_record
 from prodgan.models.probe import load_probe
-from prodgan.training.distributed import init_distributed, pick_device
+from prodgan.training.distributed import init_distributed, pick_device, rank_process
 
 
 def evaluate_job(job: dict[str, Any]) -> None:
@@ -62,13 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m prodgan.metrics", description=main.__doc__)
     parser.add_argument("job", type=Path, help="JSON job (`prodgan evaluate --nproc` writes it)")
     args = parser.parse_args(argv)
-    try:
+    with rank_process():
         evaluate_job(json.loads(args.job.read_text()))
-    except ProdganError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

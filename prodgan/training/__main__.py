@@ -9,14 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch.distributed as dist
-
 from prodgan.data.layout import read_meta
 from prodgan.data.tensors import ImageSplit, decode_split, load_split
-from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 from prodgan.training.config import load_config
-from prodgan.training.distributed import rank_env
+from prodgan.training.distributed import rank_env, rank_process
 from prodgan.training.files import FileHooks
 from prodgan.training.loop import train
 
@@ -41,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     rank = rank_env("RANK", 0)
-    try:
+    with rank_process():
         cfg = load_config(args.config, args.overrides)
         settings = Settings.load()
         root = args.data_dir or settings.data_dir / cfg.dataset
@@ -63,11 +60,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"rank {rank} step {result.step} weights sha256 {result.weights_sha256}", flush=True)
         if rank == 0:
             print(f"bundle: {result.bundle_dir}", flush=True)
-    except ProdganError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
 
 
 if __name__ == "__main__":

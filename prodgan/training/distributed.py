@@ -103,3 +103,16 @@ def cpu_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def rank_process():
+    """One process of a torchrun job: a ProdganError ends it as one line (exit 1), and the process
+    group is always torn down, so the other ranks are not left waiting on this one."""
+    try:
+        yield
+    except ProdganError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
