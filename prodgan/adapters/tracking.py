@@ -41,9 +41,20 @@ def setup_mlflow(settings: Settings):
     import mlflow
     from mlflow import MlflowClient
 
+    if mlflow.get_tracking_uri() != settings.tracking_uri:
+        _forget_artifact_locations()
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def _forget_artifact_locations() -> None:
+    """MLflow caches each run's artifact repository by run id alone, with the server address it
+    was resolved against: after a move to another tracking server (a restart on a new address),
+    a cached `mlflow-artifacts:` run would still upload to the old one."""
+    from mlflow.tracking._tracking_service import utils
+
+    utils._artifact_repos_cache.clear()
 
 
 _UNREACHABLE = (
