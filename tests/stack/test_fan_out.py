@@ -138,7 +138,8 @@ def _versions(state: StackState, model: str, monkeypatch: pytest.MonkeyPatch) ->
     for key, value in state.client_env().items():
         if key.startswith("MLFLOW_"):
             monkeypatch.setenv(key, value)
-    client = MlflowClient(state.mlflow_url)
+    # the registry named too: an earlier test in this process may have set MLflow's global one
+    client = MlflowClient(tracking_uri=state.mlflow_url, registry_uri=state.mlflow_url)
     return sorted(mv.version for mv in client.search_model_versions(f"name = '{model}'"))
 
 
