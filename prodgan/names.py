@@ -93,6 +93,9 @@ FLOW_API = "prefect.api_url"
 # The work pool's fan-out: each dataset's retrain is a flow run of this deployment (prefect.yaml),
 # on the pool's GPU queue, whose concurrency limit is the GPU slots; it reports under this key.
 RETRAIN_DEPLOYMENT, GPU_QUEUE, RETRAIN_REPORT = "retrain/retrain", "gpu", "retrain-outcome"
+# The pool's queue for flow runs that only coordinate (the nightly run waiting on its retrains,
+# promotion): served by CPU workers, so they never hold a GPU slot.
+CPU_QUEUE = "cpu"
 
 # ---------------------------------------------------------------- metric names
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")

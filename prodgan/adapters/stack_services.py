@@ -184,8 +184,14 @@ def prefect_server_args(port: int) -> list[str]:
     ]
 
 
-def worker_args(pool: str) -> list[str]:
-    return [
+def worker_args(pool: str, queues: tuple[str, ...] = (), limit: int | None = None) -> list[str]:
+    """`prefect worker start` for a process worker of `pool`.
+
+    `queues`: the pool's queues it polls (none: every queue, as the stack's one worker does; a GPU
+    machine's worker polls only `gpu`, so a coordinating flow run never takes its slot). `limit`:
+    how many flow runs it runs at once (1 for one GPU; none: no limit).
+    """
+    args = [
         _program("prefect"),
         "worker",
         "start",
@@ -196,6 +202,9 @@ def worker_args(pool: str) -> list[str]:
         "--prefetch-seconds",
         "5",
     ]
+    for queue in queues:
+        args += ["--work-queue", queue]
+    return args + (["--limit", str(limit)] if limit is not None else [])
 
 
 def pool_create_args(pool: str) -> list[str]:

@@ -142,24 +142,28 @@ def deploy(
 
     Example:
       prefect server start &
-      prodgan deploy --api-url http://127.0.0.1:4200/api
-      prefect worker start --pool prodgan
+      prodgan deploy --api-url http://127.0.0.1:4200/api --gpu-slots 2
+      prefect worker start --pool prodgan --work-queue cpu
+      prefect worker start --pool prodgan --work-queue gpu --limit 1   # once per GPU
     """
+    from prodgan.names import CPU_QUEUE, GPU_QUEUE
     from prodgan.ops.deploy import deploy as apply
     from prodgan.settings import Settings
 
     settings = Settings.load()
     done = apply(settings, pool=pool, api_url=api_url, gpu_slots=gpu_slots)
     pool_state = "created" if done.pool_created else "kept as it was"
+    slots = f", {done.gpu_slots} slots" if done.gpu_slots else ""
     out.print(
         f"deployments of {done.prefect_yaml} applied on {done.api_url} "
         f"(pool [bold]{pool}[/], {pool_state}): "
-        "retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), retrain/retrain (queue gpu"
-        + (f", {done.gpu_slots} slots" if done.gpu_slots else "")
-        + "), evaluate/evaluate, promote/promote"
+        f"queue {CPU_QUEUE}: retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), "
+        f"promote/promote; queue {GPU_QUEUE}{slots}: retrain/retrain, evaluate/evaluate"
     )
+    start = f"PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}"
     out.print(
-        f"start a worker: PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}",
+        f"start the workers: {start} --work-queue {CPU_QUEUE}   and on each GPU: "
+        f"{start} --work-queue {GPU_QUEUE} --limit 1   (one machine: {start})",
         highlight=False,
     )
 

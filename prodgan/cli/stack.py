@@ -10,6 +10,7 @@ import typer
 
 from prodgan.console import out
 from prodgan.errors import GateFailed
+from prodgan.names import GPU_QUEUE
 
 app = typer.Typer(
     help="The team stack on this machine's loopback: start, inspect, stop.", no_args_is_help=True
@@ -92,6 +93,12 @@ def up(
     out.print(
         f"env file: {state.env_file} "
         "(prodgan in this project reads it; elsewhere set PRODGAN_STACK_ENV to a copy)",
+        highlight=False,
+    )
+    out.print(
+        f"its worker serves every queue of pool {state.pool}; a worker per GPU joins with: "
+        f"PREFECT_API_URL={state.prefect_api} PRODGAN_STACK_ENV={state.env_file} "
+        f"prefect worker start --pool {state.pool} --work-queue {GPU_QUEUE} --limit 1",
         highlight=False,
     )
 

@@ -1,8 +1,11 @@
 """Use case: `prodgan deploy`, the deployments of `prefect.yaml` applied to a Prefect server.
 
 The work pool is created only when it is missing: an existing pool keeps the concurrency,
-job variables and queues someone tuned. The pool's `gpu` queue, where each dataset's retrain runs,
-gets a concurrency limit of the GPU slots: set when the queue is created, or by `--gpu-slots`.
+job variables and queues someone tuned. The pool's `gpu` queue, where each dataset's retrain and
+each evaluation runs, gets a concurrency limit of the GPU slots: set when the queue is created, or
+by `--gpu-slots`. The `cpu` queue (the nightly run, promotion; no limit) is created by the server
+when the first deployment names it. GPU workers poll only `gpu` (`--work-queue gpu --limit 1`), so
+the nightly run, which waits on its retrains, never holds the slot one of them needs.
 Flow entrypoints are module paths (`flows.retrain.retrain`), so a worker runs them from the
 installed package, inside or outside a checkout.
 """

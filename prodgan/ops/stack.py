@@ -2,11 +2,11 @@
 
 PostgreSQL (a throwaway cluster, or an existing database), SeaweedFS's S3 gateway (MLflow's
 artifacts and the DVC remote, one bucket), `mlflow server` with basic-auth on PostgreSQL,
-`prefect server` and a process worker. Independent services start in parallel (PostgreSQL,
-SeaweedFS, Prefect at once; MLflow when its database and bucket are there, the worker when
-its server is), each timed. `up` starts only what is not
-already healthy, so a second `up` finds the running stack, and one after a crash restarts
-just the dead service on its old port. Everything is stopped by its recorded process group.
+`prefect server` and a process worker serving all of the pool's queues. Independent services
+start in parallel (PostgreSQL, SeaweedFS, Prefect at once; MLflow when its database and bucket are
+there, the worker when its server is), each timed. `up` starts only what is not already healthy,
+so a second `up` finds the running stack, and one after a crash restarts just the dead service
+on its old port. Everything is stopped by its recorded process group.
 """
 
 from __future__ import annotations
@@ -179,7 +179,12 @@ def _start_prefect(state: StackState) -> int:
 
 def _start_worker(state: StackState, cwd: Path) -> int:
     """A process worker whose flow runs see the stack
-    (its env file values win over the caller's environment)."""
+    (its env file values win over the caller's environment).
+
+    It polls every queue of the pool with no limit of its own: on one machine it is the CPU
+    worker (the nightly run, promotion) and the GPU worker (retrains, evaluation) at once, and the
+    gpu queue's limit still bounds how many retrains run together.
+    """
     extra = {**state.client_env(), "PRODGAN_STACK_ENV": str(state.env_file)}
     env = svc.prefect_env(environment(), _prefect_home(state), state.prefect_api, extra)
     created = subprocess.run(
