@@ -1,6 +1,7 @@
-"""Training spread over processes and hosts (gloo, CPU): `prodgan train --nproc 2` on one host and
-two "hosts" meeting at a c10d rendezvous on loopback are one MLflow run each, train the same
-weights, and log the quick FID one process computes for those weights."""
+"""Training spread over processes and hosts (gloo, CPU): a retrain with `nproc=2` on one host and
+`prodgan train` on two "hosts" meeting at a c10d rendezvous on loopback are one MLflow run each,
+train the same weights and log the quick FID one process computes for those weights; the retrain
+evaluates with as many processes as it trained with."""
 
 from __future__ import annotations
 
@@ -66,16 +67,19 @@ def _one_process_fid(settings: Settings, data_hash: str, ema: dict, *, share=Non
     return result.metrics[FID]
 
 
-@pytest.mark.slow  # three torchrun launches (2 ranks each in all) with a quick FID each
+@pytest.mark.slow  # four torchrun launches (2 ranks in all each), a quick FID in each training
 def test_two_hosts_train_what_two_processes_do_and_log_the_fid_of_one(small_project: Settings):
     from mlflow import MlflowClient
 
-    from prodgan.names import TRAIN_EXPERIMENT
-    from prodgan.ops.train import train as run_training
-    from prodgan.ops.validate import validate as validate_dataset
+    from prodgan.names import TRAIN_EXPERIMENT, TRAIN_RUN, WORLD_SIZE
+    from prodgan.ops.retrain import retrain
 
-    assert validate_dataset(small_project, "fashion-mnist").success
-    two = run_training(small_project, SMOKE, OVERRIDES, nproc=2, progress=False)
+    # One host, two processes: the retrain's training, then its evaluation, each over both.
+    outcome = retrain(small_project, str(SMOKE), OVERRIDES, nproc=2)
+    two = outcome.train
+    evaluation = MlflowClient(small_project.tracking_uri).get_run(outcome.evaluation.run_id)
+    assert evaluation.data.tags[WORLD_SIZE] == "2"
+    assert evaluation.data.tags[TRAIN_RUN] == two.run_id
 
     endpoint = f"127.0.0.1:{free_port()}"
     host = [
