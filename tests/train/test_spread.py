@@ -142,6 +142,11 @@ def test_two_hosts_train_what_two_processes_do_and_log_the_fid_of_one(small_proj
 
 def test_hosts_refuse_a_resume_and_a_missing_rendezvous(project: Settings):
     from prodgan.ops.train import train as run_training
+    from tests.conftest import prodgan
+
+    proc = prodgan("retrain", "--all", "--nproc", "2", cwd=project.root, check=False)
+    assert proc.returncode == 2, proc.stderr  # the work pool spreads --all, not torchrun
+    assert "--nproc goes with one retrain" in proc.stderr and "Traceback" not in proc.stderr
 
     with pytest.raises(ProdganError, match="needs --rdzv-endpoint HOST:PORT"):
         run_training(project, SMOKE, nnodes=2)
