@@ -461,24 +461,26 @@ def _train_processes(
     log = run_dir / TRAIN_LOG
     # a resumed run replays only what this launch adds
     offset = log.stat().st_size if log.is_file() else 0
-    code = launch.run(
-        "prodgan.training",
-        [
-            "--config",
-            str(config_path),
-            *[a for o in overrides for a in ("--set", o)],
-            "--out",
-            str(run_dir),
-            "--data-dir",
-            str(data_root),
-            "--data-hash",
-            data_hash,
-            *(["--resume"] if resume else []),
-        ],
-    )
-    lead_here = launch.nnodes == 1 or log.is_file()
-    if not lead_here:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        code = launch.run(
+            "prodgan.training",
+            [
+                "--config",
+                str(config_path),
+                *[a for o in overrides for a in ("--set", o)],
+                "--out",
+                str(run_dir),
+                "--data-dir",
+                str(data_root),
+                "--data-hash",
+                data_hash,
+                *(["--resume"] if resume else []),
+            ],
+        )
+    finally:  # also when this launcher is interrupted: a host without rank 0 keeps nothing
+        lead_here = launch.nnodes == 1 or log.is_file()
+        if not lead_here:
+            shutil.rmtree(run_dir, ignore_errors=True)
     metrics = replay_file_log(run_dir, offset, tracked()) if lead_here else {}
     if code:
         where, there = f"{launch.nproc}-process", ""
