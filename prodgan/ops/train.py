@@ -344,8 +344,9 @@ def _run(
         return hooks
 
     if launch.nnodes == 1:
-        tracked()
-    save_state("running")
+        tracked()  # opens the run and writes state.json naming it
+    else:
+        save_state("running")  # the run is opened after training, by rank 0's host
     try:
         if launch.spread:
             result = _train_processes(
@@ -371,7 +372,8 @@ def _run(
     if result is None:
         say("rank 0 ran on another host, which logs the training run; nothing to log here")
         return None
-    logger.log_metrics(run_summary(result.metrics), result.step)
+    if not launch.spread:  # a bare run reported its summary itself, replayed above
+        logger.log_metrics(run_summary(result.metrics), result.step)
     logger.log_artifacts(result.bundle_dir, GENERATOR_ARTIFACT)
     logger.log_artifact(result.checkpoint, CHECKPOINT_ARTIFACT)
     stopped_by = "max_seconds" if cfg.max_seconds and result.step < cfg.steps else "steps"
