@@ -41,7 +41,9 @@ def _one_process_fid(settings: Settings, data_hash: str, ema: dict, *, share=Non
     from prodgan.data.tensors import hold_out, load_split
     from prodgan.metrics import evaluate_samples, quick_fid
     from prodgan.metrics.calibration import untrained_reference
+    from prodgan.metrics.defaults import DEFAULTS
     from prodgan.models import build_generator, generate_uint8
+    from prodgan.models.sampling import labels_like
     from prodgan.training.config import load_config
     from prodgan.training.plan import make_spec
 
@@ -54,11 +56,14 @@ def _one_process_fid(settings: Settings, data_hash: str, ema: dict, *, share=Non
     G.load_state_dict(ema)
     if share is None:
         return quick_fid(G, spec, validation, EVAL_N, cache_dir=settings.cache_dir)
-    images = generate_uint8(G, spec, EVAL_N, 2020).numpy()
+    seed = DEFAULTS["seed"]  # quick_fid's: the generator's own samples, as it draws them
+    labels = labels_like(validation.labels, EVAL_N, spec.num_classes, seed)
+    images = generate_uint8(G, spec, EVAL_N, seed, labels=labels).numpy()
     result = evaluate_samples(
         share(images),
         validation,
         noise=untrained_reference(spec),
+        labels=labels,
         metrics=("fid",),
         bootstrap=0,
         calibrate=False,
