@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from prodgan import names
-from prodgan.adapters import registry
+from prodgan.adapters import registry, tracking
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
 from tests.conftest import prodgan
@@ -104,11 +104,15 @@ def test_mlflow_models_serve_answers_from_the_imported_production_copy(
     from prodgan.ops import evaluate, promote
 
     settings = validated
-    evaluate.evaluate(settings, f"models:/{settings.model_name}/{imported}")
+    run = evaluate.evaluate(settings, f"models:/{settings.model_name}/{imported}")
+    client = registry.client_for(settings)
+    trained = client.get_model_version(settings.model_name, imported)
+    inputs = client.get_run(run.run_id).inputs.model_inputs  # what docs/registry.md says is there
+    assert [m.model_id for m in inputs] == [tracking.logged_model_id(trained)]
     decision = promote.promote(settings, imported, actor="tester")
     assert decision.approved, decision.reasons
     production = names.production_model(settings.model_name)
-    champion = registry.client_for(settings).get_model_version_by_alias(production, "champion")
+    champion = client.get_model_version_by_alias(production, "champion")
     model_sha = hashlib.sha256(outside_files["model"].read_bytes()).hexdigest()
     assert champion.tags[names.WEIGHTS] == model_sha  # the copy holds the imported file
 
