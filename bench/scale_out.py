@@ -14,7 +14,8 @@ one CPU worker (`--work-queue cpu`, runs the nightly run) and K GPU workers (`--
 --limit 1`, each a GPU's worth). One untimed nightly run (forced) fills the caches; then a forced
 nightly run with 1 GPU worker and one with K, timed from submission to the nightly run's end; the
 ratio is wall time 1 / wall time K. The queue limit stays K both times: the workers are the limit.
-On this 2-core CPU two retrains share two cores with whatever else runs, so the ratio is a floor.
+On this 2-core CPU the retrains share two cores with whatever else runs: a load change between the
+two timed runs moves the ratio (docs/deploy.md has three runs), so run it on a quiet machine.
 
     .venv/bin/python bench/scale_out.py [--part eval|fanout|all] [--n 200] [--nproc 2] [--workers 2]
 """
