@@ -93,6 +93,11 @@ FLOW_API = "prefect.api_url"
 # The work pool's fan-out: each dataset's retrain is a flow run of this deployment (prefect.yaml),
 # on the pool's GPU queue, whose concurrency limit is the GPU slots; it reports under this key.
 RETRAIN_DEPLOYMENT, GPU_QUEUE, RETRAIN_REPORT = "retrain/retrain", "gpu", "retrain-outcome"
+# A flow run whose machine died sends no more heartbeats: every HEARTBEAT_SECONDS while alive
+# (the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY), and the automation `prodgan deploy` creates
+# marks it CRASHED when none came for ZOMBIE_SECONDS (three missed), so the fan-out re-runs it.
+HEARTBEAT_SECONDS, ZOMBIE_SECONDS = 30, 90
+ZOMBIE_AUTOMATION = "prodgan: crash flow runs whose heartbeat stopped"
 
 # ---------------------------------------------------------------- metric names
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")

@@ -4,7 +4,8 @@ The work pool is created only when it is missing: an existing pool keeps the con
 job variables and queues someone tuned. The pool's `gpu` queue, where each dataset's retrain runs,
 gets a concurrency limit of the GPU slots: set when the queue is created, or by `--gpu-slots`.
 Flow entrypoints are module paths (`flows.retrain.retrain`), so a worker runs them from the
-installed package, inside or outside a checkout.
+installed package, inside or outside a checkout. It also installs the automation that marks a flow
+run whose heartbeats stopped (its worker died) CRASHED, so the nightly fan-out can re-run it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodgan.adapters import work_pool
 from prodgan.errors import ProdganError
 from prodgan.names import GPU_QUEUE
 from prodgan.settings import Settings, shipped
@@ -90,4 +92,6 @@ def deploy(
     )
     for args in steps:
         _require(_prefect(args, api_url, cwd), args, api_url)
+    # a dead worker's flow runs end CRASHED (then the fan-out re-runs them) instead of RUNNING
+    work_pool.ensure_zombie_automation(api_url)
     return Deployed(api_url, pool, created, prefect_yaml, gpu_slots)

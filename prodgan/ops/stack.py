@@ -180,7 +180,11 @@ def _start_prefect(state: StackState) -> int:
 def _start_worker(state: StackState, cwd: Path) -> int:
     """A process worker whose flow runs see the stack
     (its env file values win over the caller's environment)."""
-    extra = {**state.client_env(), "PRODGAN_STACK_ENV": str(state.env_file)}
+    extra = {
+        **state.client_env(),
+        "PRODGAN_STACK_ENV": str(state.env_file),
+        **svc.flow_heartbeat_env(),
+    }
     env = svc.prefect_env(environment(), _prefect_home(state), state.prefect_api, extra)
     created = subprocess.run(
         svc.pool_create_args(state.pool), env=env, capture_output=True, text=True
