@@ -228,7 +228,8 @@ class Nightly:
     this process and fans each dataset out to the pool."""
 
     def __init__(self, stack: StackState, shop: Checkout, dataset: str, overrides: list[str]):  # noqa: F811
-        env = {**shop.env, "PREFECT_API_URL": stack.prefect_api}  # else an embedded API
+        # the stack's API (else an embedded one); a wide console, so no table cell wraps
+        env = {**shop.env, "PREFECT_API_URL": stack.prefect_api, "COLUMNS": "400"}
         args = [sys.executable, "-m", "prodgan", "retrain", "--all"]
         args += ["--recipe", f"{dataset}=configs/smoke.yaml"]
         for override in overrides:
@@ -248,6 +249,22 @@ class Nightly:
 
     def end(self, timeout: float = 600) -> tuple[int, str]:
         return self.proc.wait(timeout=timeout), self.output()
+
+
+@pytest.fixture
+def nightly(stack: StackState, shop: Checkout) -> Iterator[Any]:  # noqa: F811
+    """Starts `Nightly`s; any still running when the test ends (it failed) is killed."""
+    started: list[Nightly] = []
+
+    def start(dataset: str, overrides: list[str]) -> Nightly:
+        started.append(Nightly(stack, shop, dataset, overrides))
+        return started[-1]
+
+    yield start
+    for each in started:
+        if each.proc.poll() is None:
+            each.proc.kill()
+            each.proc.wait(timeout=30)
 
 
 def _retrain_runs(state: StackState, dataset: str, since: float) -> list[Any]:
@@ -379,31 +396,33 @@ def test_a_dead_worker_mid_training_is_crashed_and_rerun_on_the_other_worker(
     stack: StackState,  # noqa: F811
     shop: Checkout,
     gpu_workers: list[subprocess.Popen],
+    nightly: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = _mlflow(stack, monkeypatch)
     before = len(client.search_model_versions(f"name = '{_model(DEFAULT_DATASET)}'"))
-    nightly = Nightly(stack, shop, DEFAULT_DATASET, KILLABLE)
-    _checkpoint(shop, DEFAULT_DATASET, nightly)
-    first = _running_retrain(stack, DEFAULT_DATASET, nightly)
+    night = nightly(DEFAULT_DATASET, KILLABLE)
+    _checkpoint(shop, DEFAULT_DATASET, night)
+    first = _running_retrain(stack, DEFAULT_DATASET, night)
     worker = _worker_of(_pid(first), gpu_workers)
     os.killpg(worker.pid, signal.SIGKILL)  # the machine dies: its worker ...
     os.killpg(os.getpgid(_pid(first)), signal.SIGKILL)  # ... and the flow run's own session
     worker.wait(timeout=30)
 
-    code, out = nightly.end()
+    code, out = night.end()
     assert code == 0, out
-    runs = _retrain_runs(stack, DEFAULT_DATASET, nightly.began)
+    runs = _retrain_runs(stack, DEFAULT_DATASET, night.began)
     assert [r.state.type.value for r in runs] == ["CRASHED", "COMPLETED"], runs
     assert "no heartbeat" in runs[0].state.message, runs[0].state  # the zombie automation
     assert "re-run of crashed flow run" in out, out
-    _after_the_retry(stack, shop, client, DEFAULT_DATASET, nightly.began, before)
+    _after_the_retry(stack, shop, client, DEFAULT_DATASET, night.began, before)
 
 
 def test_killed_training_evaluation_and_upload_are_resumed_and_the_next_nightly_proceeds(
     stack: StackState,  # noqa: F811
     shop: Checkout,
     gpu_workers: list[subprocess.Popen],
+    nightly: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dataset = "shoes"
@@ -412,12 +431,12 @@ def test_killed_training_evaluation_and_upload_are_resumed_and_the_next_nightly_
     began = time.time()
 
     # (b) the training process, mid-training: the worker lives and reports the run CRASHED
-    nightly = Nightly(stack, shop, dataset, KILLABLE)
-    _checkpoint(shop, dataset, nightly)
-    os.kill(_pid(_running_retrain(stack, dataset, nightly)), signal.SIGKILL)
+    night = nightly(dataset, KILLABLE)
+    _checkpoint(shop, dataset, night)
+    os.kill(_pid(_running_retrain(stack, dataset, night)), signal.SIGKILL)
 
     # (c) its re-run resumes training; killed mid-evaluation, this nightly has no re-run left
-    rerun = _running_retrain(stack, dataset, nightly, after=1)
+    rerun = _running_retrain(stack, dataset, night, after=1)
     [trained] = _runs(
         client,
         TRAIN_EXPERIMENT,
@@ -428,20 +447,22 @@ def test_killed_training_evaluation_and_upload_are_resumed_and_the_next_nightly_
         query = f"tags.`{TRAIN_RUN}` = '{trained.info.run_id}' and attributes.status = 'RUNNING'"
         return _runs(client, EVAL_EXPERIMENT, query)
 
-    _wait("evaluation run", evaluating, nightly)
+    _wait("evaluation run", evaluating, night)
     os.kill(_pid(rerun), signal.SIGKILL)
-    code, out = nightly.end()
+    code, out = night.end()
     assert code != 0 and "retrain failed for 1 of 1 datasets" in out, out
     assert "ended CRASHED" in out and "re-run of crashed flow run" in out, out
-    runs = _retrain_runs(stack, dataset, nightly.began)
+    runs = _retrain_runs(stack, dataset, night.began)
     assert [r.state.type.value for r in runs] == ["CRASHED", "CRASHED"], runs
+    # the living worker said so itself, at once: no helper of the killed process held it up
+    assert all("no heartbeat" not in r.state.message for r in runs), runs
     assert len(client.search_model_versions(f"name = '{_model(dataset)}'")) == before
     assert "verified" in shop.ok("audit", "verify", "--dataset", dataset).stdout
 
     # (d) the next nightly reuses the finished training run; killed while the version's model
     # files are uploaded (the logged model exists, not yet READY or not yet registered)
-    nightly = Nightly(stack, shop, dataset, KILLABLE)
-    uploading = _running_retrain(stack, dataset, nightly)
+    night = nightly(dataset, KILLABLE)
+    uploading = _running_retrain(stack, dataset, night)
 
     def logged() -> list[Any]:
         return client.search_logged_models(
@@ -449,11 +470,11 @@ def test_killed_training_evaluation_and_upload_are_resumed_and_the_next_nightly_
             filter_string=f"source_run_id = '{trained.info.run_id}'",
         )
 
-    _wait("logged model", logged, nightly)
+    _wait("logged model", logged, night)
     os.kill(_pid(uploading), signal.SIGKILL)
-    code, out = nightly.end()
+    code, out = night.end()
     assert code == 0, out
-    assert [r.state.type.value for r in _retrain_runs(stack, dataset, nightly.began)] == [
+    assert [r.state.type.value for r in _retrain_runs(stack, dataset, night.began)] == [
         "CRASHED",
         "COMPLETED",
     ]
