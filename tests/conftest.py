@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -98,6 +99,16 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
     MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
     return db
+
+
+@pytest.fixture(scope="session")
+def tracking_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One PostgreSQL cluster for the session's server-mode tests: `.new()` is a fresh, empty,
+    already migrated MLflow database on it (tests/servers.py `TrackingDatabases`)."""
+    from tests.servers import TrackingDatabases, postgres_cluster
+
+    with postgres_cluster(tmp_path_factory.mktemp("postgres")) as port:
+        yield TrackingDatabases(port)
 
 
 @pytest.fixture(scope="session")
