@@ -17,12 +17,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from prodgan.data.fashion_mnist import DEBIAN_SOURCE
 from prodgan.settings import Settings, configure_environment
+
+if TYPE_CHECKING:
+    from tests.servers import TrackingDatabases
 
 MECHANICS_GATES = Path(__file__).with_name("gates-mechanics.yaml")
 SMALL_PER_SPLIT = 300  # images per split in the tiny Fashion-MNIST used by tests
@@ -102,7 +105,9 @@ def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tracking_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def tracking_databases(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator["TrackingDatabases"]:
     """One PostgreSQL cluster for the session's server-mode tests: `.new()` is a fresh, empty,
     already migrated MLflow database on it (tests/servers.py `TrackingDatabases`)."""
     from tests.servers import TrackingDatabases, postgres_cluster
