@@ -4,15 +4,22 @@ baseline), and the same weights exported as `.pt2`, TorchScript and ONNX and imp
 Each is loaded the way evaluation loads it (`prodgan.models.load_bundle`, through
 `formats.load_generator`) and timed on evaluation's generation step (`generate_uint8`: seeded
 latents and labels, fp32, batches of 256, uint8 out); Inception's part of an evaluation does not
-depend on the format. Formats interleaved in each of REPEATS rounds, best round per format,
-images/s, and each format's time ratio to the native bundle.
+depend on the format. An interleaved A/B per format: in each of --rounds alternations the native
+bundle and the format run back to back (ABBA: the order flips every round, so a drift in the
+machine's load falls on both alike), giving one time ratio per alternation; the printed ratio is
+their median, with the quartiles beside it, for CPU time (this process's, which other processes
+on a shared machine do not inflate: the stable number) and for wall time. A best-of-N over
+separate runs swung from +11 % to +88 % for `.pt2` on a loaded machine. ONNX Runtime runs its
+own thread pool whatever --threads says, so its CPU time also counts that pool's threads.
 
-    python bench/generator_formats.py [--images 2048] [--width 64] [--device cpu|cuda]
+    python bench/generator_formats.py [--images 256] [--rounds 15] [--threads 1]
+        [--width 64] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -22,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-REPEATS = 3
+BASELINE = "native bundle"
 CATEGORIES = tuple(f"c{i}" for i in range(10))
 
 
@@ -53,20 +60,41 @@ def export(generator, kind: str, path: Path, z_dim: int) -> Path:
     return path
 
 
-def images_per_second(loaded: dict, n: int, device: str) -> dict[str, float]:
-    """Best of REPEATS per format, the formats interleaved in each round (a shared machine's load
-    then falls on all of them alike)."""
+def _seconds(loaded: tuple, n: int, seed: int, device: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one generation call. CPU time is what this process spent computing,
+    so other processes taking the cores away do not count in it."""
     from prodgan.models import generate_uint8
 
-    best = dict.fromkeys(loaded, float("inf"))
+    generator, spec = loaded
+    wall, cpu = time.perf_counter(), time.process_time()
+    generate_uint8(generator, spec, n, seed=seed, device=device, batch=256)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def paired_ratios(loaded: dict, n: int, rounds: int, device: str) -> dict[str, dict[str, list]]:
+    """Per format: its wall and CPU time ratios to the native bundle, one per alternation, and
+    the images/s (wall) of every call (the native bundle's from all its pairings)."""
+    from prodgan.models import generate_uint8
+
     for generator, spec in loaded.values():
         generate_uint8(generator, spec, 256, seed=0, device=device)  # warm-up
-    for repeat in range(REPEATS):
-        for name, (generator, spec) in loaded.items():
-            tick = time.perf_counter()
-            generate_uint8(generator, spec, n, seed=repeat, device=device, batch=256)
-            best[name] = min(best[name], time.perf_counter() - tick)
-    return {name: n / seconds for name, seconds in best.items()}
+    found = {name: {"wall": [], "cpu": [], "rate": []} for name in loaded}
+    for round_ in range(rounds):
+        for name in loaded:
+            if name == BASELINE:
+                continue
+            order = (BASELINE, name) if round_ % 2 == 0 else (name, BASELINE)
+            taken = {which: _seconds(loaded[which], n, round_, device) for which in order}
+            for i, clock in enumerate(("wall", "cpu")):
+                found[name][clock].append(taken[name][i] / taken[BASELINE][i])
+            for which, (wall, _) in taken.items():
+                found[which]["rate"].append(n / wall)
+    return found
+
+
+def _spread(ratios: list[float]) -> str:
+    low, mid, high = statistics.quantiles(ratios, n=4)
+    return f"{mid:5.3f} ({(mid - 1) * 100:+5.1f} %) quartiles {low:.3f}..{high:.3f}"
 
 
 def main() -> None:
@@ -78,10 +106,14 @@ def main() -> None:
     from prodgan.models.formats import IMPORTED, load_raw, raw_call
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2048)
+    parser.add_argument("--images", type=int, default=256, help="images per timed call")
+    parser.add_argument("--rounds", type=int, default=15, help="A/B alternations per format")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     spec = GeneratorSpec("cdcgan", 64, len(CATEGORIES), 1, 28, args.width, CATEGORIES)
     torch.manual_seed(0)
@@ -94,7 +126,7 @@ def main() -> None:
     loaded = {}
     with tempfile.TemporaryDirectory() as tmp:
         native = save_bundle(Path(tmp) / "native", generator, spec)
-        loaded["native bundle"] = load_bundle(native, device=args.device)
+        loaded[BASELINE] = load_bundle(native, device=args.device)
         for kind, ext in (("pt2", ".pt2"), ("torchscript", ".pt"), ("onnx", ".onnx")):
             path = export(generator, kind, Path(tmp) / f"g{ext}", spec.z_dim)
             check_contract(raw_call(load_raw(kind, path), True), contract)
@@ -102,18 +134,21 @@ def main() -> None:
                 Path(tmp) / kind, kind, path, imported_spec, contract, None, {}
             )
             loaded[kind] = load_bundle(bundle, device=args.device)
-        results = images_per_second(loaded, args.images, args.device)
+        found = paired_ratios(loaded, args.images, args.rounds, args.device)
 
-    base = results["native bundle"]
     print(
-        f"generation step of an evaluation: {args.images} images, cdcgan width {args.width}, "
-        f"28x28, {args.device}, torch {torch.__version__}, best of {REPEATS}"
+        f"generation step of an evaluation: {args.images} images per call, cdcgan width "
+        f"{args.width}, 28x28, {args.device}, {torch.get_num_threads()} torch thread(s), torch "
+        f"{torch.__version__}; {args.rounds} ABBA alternations per format; ratios are "
+        "format time / native time, medians over the alternations"
     )
-    for name, rate in results.items():
-        overhead = (base / rate - 1) * 100
-        print(
-            f"  {name:14s} {rate:9.0f} images/s  time ratio {base / rate:5.2f}  ({overhead:+.0f} %)"
-        )
+    print(f"  {BASELINE:14s} {statistics.median(found[BASELINE]['rate']):7.0f} images/s")
+    for name, got in found.items():
+        if name != BASELINE:
+            print(
+                f"  {name:14s} {statistics.median(got['rate']):7.0f} images/s  "
+                f"CPU {_spread(got['cpu'])}  wall {_spread(got['wall'])}"
+            )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ its spec (`prodgan.models.bundle.load_bundle`), so the CLI, a flow or a GPU box 
 Soft categories: class-conditional generators here look their categories up through
 `nn.Embedding` layers (conditional batch norm). Mixing those rows with weights gives a
 category "between" two others, which is what makes interpolation across categories smooth.
+An imported file keeps its category table inside its exported graph: it interpolates within one
+category (a whole label) and transfers, and a blend across categories is refused.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ def _soft_categories(generator: nn.Module, weights: torch.Tensor) -> Iterator[to
     tables = [m for m in generator.modules() if isinstance(m, nn.Embedding)]
     if not tables:
         raise ProdganError(
-            "this generator has no category embeddings to mix: "
-            "interpolate within one category instead"
+            "this generator cannot blend two categories: it takes a category only as a whole "
+            "label (an imported file's category table, if any, is inside its exported graph, "
+            "which prodgan does not rewrite); interpolate within one category (the same "
+            "--category-a and --category-b), or render one product as other categories with "
+            "`prodgan edit transfer`"
         )
     hooks = [
         m.register_forward_hook(lambda mod, _inp, _out: weights.to(mod.weight.dtype) @ mod.weight)
@@ -100,11 +105,14 @@ def interpolate(
         raise ProdganError(f"steps={steps} is out of range: use 2..64")
     t = torch.linspace(0, 1, steps)
     z = slerp(z0, z1, t)
-    weights = None
+    labels = None
     if spec.num_classes:
         w0, w1 = _one_hot(spec, category0, 1), _one_hot(spec, category1, 1)
-        weights = ((1 - t)[:, None] * w0 + t[:, None] * w1).to(device)
-    return to_uint8(render(generator, z.to(device), weights)).cpu()
+        if category0 == category1:  # one category: its whole label, nothing to blend
+            labels = torch.full((steps,), category0, dtype=torch.long, device=device)
+        else:
+            labels = ((1 - t)[:, None] * w0 + t[:, None] * w1).to(device)
+    return to_uint8(render(generator, z.to(device), labels)).cpu()
 
 
 @torch.no_grad()

@@ -12,46 +12,41 @@ import argparse
 import json
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 from prodgan.console import sides_progress
 from prodgan.data.tensors import load_split
+from prodgan.metrics.bundle_job import BundleJob
 from prodgan.metrics.calibration import bundle_noise_reference
-from prodgan.metrics.evaluate import evaluate_generator
 from prodgan.metrics.result_file import save_result
-from prodgan.models.bundle import load_bundle, read_bundle_record
+from prodgan.models.bundle import load_bundle
 from prodgan.models.probe import load_probe
 from prodgan.training.distributed import init_distributed, pick_device, rank_process
 
 
-def evaluate_job(job: dict[str, Any]) -> None:
-    """Run this rank's share of the evaluation `job` describes; rank 0 writes `job["out"]`."""
+def evaluate_job(job: BundleJob) -> None:
+    """Run this rank's share of the evaluation `job` describes; rank 0 writes `job.out`."""
     rank, world = init_distributed("auto")
     device = pick_device("auto")
-    generator, spec = load_bundle(Path(job["bundle"]), device)
-    record = read_bundle_record(Path(job["bundle"]))
+    generator, spec = load_bundle(job.bundle, device)
     real, train = (
-        load_split(Path(job["tensor_cache"]), Path(job["dataset_root"]), split, job["data_hash"])
-        for split in (job["split"], "train")
+        load_split(job.tensor_cache, job.dataset_root, split, job.data_hash)
+        for split in (job.split, "train")
     )
-    evaluator = load_probe(Path(job["evaluator"]))[0] if job.get("evaluator") else None
+    evaluator = load_probe(job.evaluator)[0] if job.evaluator else None
     bars = sides_progress(f"evaluating on {world} ranks:") if rank == 0 else nullcontext()
     with bars as progress:
-        result = evaluate_generator(
+        result = job.evaluate(
             generator,
             spec,
             real,
             train=train,
             evaluator=evaluator,
-            device=str(device),
-            cache_dir=Path(job["cache_dir"]),
-            generator_key=record["weights_sha256"],
-            noise=bundle_noise_reference(Path(job["bundle"])),
+            noise=bundle_noise_reference(job.bundle),
             progress=progress,
-            **job["options"],
+            device=str(device),
         )
     if result is not None:
-        save_result(Path(job["out"]), result)
+        save_result(job.out, result)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("job", type=Path, help="JSON job (`prodgan evaluate --nproc` writes it)")
     args = parser.parse_args(argv)
     with rank_process():
-        evaluate_job(json.loads(args.job.read_text()))
+        evaluate_job(BundleJob.from_json(json.loads(args.job.read_text())))
 
 
 if __name__ == "__main__":

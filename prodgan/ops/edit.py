@@ -102,7 +102,7 @@ def invert(
         raise ProdganError(
             "this generator is an ONNX model: inverting a photo needs gradients through it, which "
             "ONNX Runtime does not give; import a .pt2 or TorchScript export to invert "
-            "(interpolate and transfer work on ONNX), see docs/generators.md"
+            "(interpolate within a category and transfer work on ONNX), see docs/generators.md"
         )
     targets = _categories(spec, to) if to else []
     pixels, notes = edit.load_image(image, spec)

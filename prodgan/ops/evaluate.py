@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from prodgan.adapters import descriptions, dvc, registry, tracking
 from prodgan.console import sides_progress
@@ -32,12 +32,16 @@ from prodgan.names import (
     SAMPLES_SHA,
     TRAIN_RUN,
     WEIGHTS,
+    WORLD_SIZE,
     ModelRef,
     metric_name,
     model_ref,
 )
 from prodgan.ops.torchrun import Launch
 from prodgan.settings import Settings
+
+if TYPE_CHECKING:
+    from prodgan.metrics.bundle_job import BundleJob
 
 # Default without CUDA (fid_500): the calibrated gates separate noise from a trained model at this
 # count, and each side costs ~40 s through InceptionV3 on 2 cores (~12.8 images/s); fid_1k
@@ -256,7 +260,7 @@ def evaluate_bundle(
     the same metrics as one process. Only the host where rank 0 ran logs the run; the others
     return None.
     """
-    from prodgan.metrics import evaluate_generator
+    from prodgan.metrics.bundle_job import BundleJob
     from prodgan.metrics.calibration import bundle_noise_reference
     from prodgan.metrics.defaults import DEFAULTS
     from prodgan.metrics.evaluate import check_inputs
@@ -296,40 +300,38 @@ def evaluate_bundle(
         "kid_subset_size": kid_subset_size,
         "batch_size": batch_size or DEFAULTS["batch_size"],
     }
+    job = BundleJob(
+        bundle=bundle_dir,
+        dataset_root=settings.data_dir / dataset,
+        data_hash=real.data_hash,
+        split=real.split,
+        tensor_cache=settings.tensor_cache_dir,
+        cache_dir=settings.cache_dir,
+        options=options,
+        evaluator=settings.evaluator_dir(dataset) if evaluator is not None else None,
+    )
     if launch.spread:
-        job = {
-            "bundle": str(bundle_dir),
-            "dataset_root": str(settings.data_dir / dataset),
-            "data_hash": real.data_hash,
-            "split": real.split,
-            "tensor_cache": str(settings.tensor_cache_dir),
-            "evaluator": str(settings.evaluator_dir(dataset)) if evaluator is not None else None,
-            "cache_dir": str(settings.cache_dir),
-            "options": options,
-        }
         result = _evaluate_processes(settings, launch, job)
         if result is None:
             say("this host's ranks are done; the host that ran rank 0 logs the evaluation")
             return None
     else:
         with sides_progress(f"evaluating {subject}:") as progress:
-            result = evaluate_generator(
+            result = job.evaluate(
                 generator,
                 spec,
                 real,
                 train=train,
                 evaluator=evaluator,
-                cache_dir=settings.cache_dir,
-                generator_key=record["weights_sha256"],
-                progress=progress,
                 noise=noise,
-                **options,
+                progress=progress,
             )
 
     run_tags = {
         WEIGHTS: record["weights_sha256"],
         KIND: "generator",
         NOISE_REFERENCE: noise.name,
+        WORLD_SIZE: str(launch.nproc * launch.nnodes),  # ranks that shared the samples
         **(tags or {}),
     }
     if train_run_id:
@@ -484,7 +486,7 @@ def _log_evaluation(
     return logger.run_id
 
 
-def _evaluate_processes(settings: Settings, launch: Launch, job: dict[str, Any]) -> Any:
+def _evaluate_processes(settings: Settings, launch: Launch, job: BundleJob) -> Any:
     """Run `job` under torchrun (`python -m prodgan.metrics`); rank 0's EvalResult, or None when
     rank 0 ran on another host."""
     import tempfile
@@ -494,7 +496,7 @@ def _evaluate_processes(settings: Settings, launch: Launch, job: dict[str, Any])
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=settings.tmp_dir, prefix="eval-job-") as tmp:
         job_file = Path(tmp) / "job.json"
-        write_json_atomic(job_file, {**job, "out": str(Path(tmp) / "result")})
+        write_json_atomic(job_file, job.writing_to(Path(tmp) / "result").to_json())
         code = launch.run("prodgan.metrics", [str(job_file)])
         if code:
             raise ProdganError(
