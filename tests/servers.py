@@ -49,16 +49,6 @@ def postgres_cluster(tmp_dir: Path) -> Iterator[int]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@contextmanager
-def postgres(tmp_dir: Path) -> Iterator[str]:
-    """A private cluster (`postgres_cluster`) holding an empty `mlflow` db.
-
-    Yields a SQLAlchemy URI `postgresql+psycopg2://postgres@127.0.0.1:PORT/mlflow`.
-    """
-    with postgres_cluster(tmp_dir) as port:
-        yield pg.ensure_database(port, "mlflow")
-
-
 class TrackingDatabases:
     """Empty MLflow tracking databases on one running cluster, each its own database.
 
