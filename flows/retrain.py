@@ -18,10 +18,12 @@ def retrain(
     dataset: str | None = None,
     force: bool = False,
     overrides: list[str] | None = None,
+    nproc: int = 1,
 ) -> dict[str, Any]:
     """Retrain the generator when the data or config changed since the champion (or when forced).
 
-    `config=None`: the GPU recipe where the worker has CUDA, the CPU recipe elsewhere.
+    `config=None`: the GPU recipe where the worker has CUDA, the CPU recipe elsewhere. `nproc`:
+    processes (GPUs) that train and then evaluate, each step over all of them.
     """
     settings = steps.settings()
     links = steps.link_tags(settings)
@@ -35,6 +37,7 @@ def retrain(
             step=steps.as_task,
             tags=links,
             notify=steps.emit,
+            nproc=nproc,
         )
     except GateFailed as exc:
         steps.publish("retrain-decision", report.failure_markdown(exc), "retrain stopped by a gate")

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from prodgan.cli.options import nproc_option
 from prodgan.console import out
 from prodgan.errors import ProdganError
 
@@ -46,6 +47,10 @@ def retrain(
     recipes: Optional[List[str]] = typer.Option(
         None, "--recipe", help="With --all: DATASET=CONFIG (repeatable)."
     ),
+    nproc: int = nproc_option(
+        "Processes (one per GPU; gloo on a CPU) that train and then evaluate, each over all of "
+        "them; not with --all (the work pool spreads those)."
+    ),
 ) -> None:
     """Validate -> train -> evaluate -> register -> promote, as a Prefect flow (embedded API
     unless PREFECT_API_URL is set).
@@ -62,6 +67,11 @@ def retrain(
     for name in ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
     if every:
+        if nproc > 1:
+            raise ProdganError(
+                "--nproc goes with one retrain: --all runs one flow run per dataset on the work "
+                "pool, each on a worker's GPU slot; drop --nproc or --all"
+            )
         _retrain_all(_recipes(recipes or []), force, set_ or [])
         return
     config = ops.recipe(dataset, config)
@@ -70,7 +80,7 @@ def retrain(
     import flows.retrain
 
     summary = flows.retrain.retrain(
-        config=config, dataset=dataset, force=force, overrides=set_ or []
+        config=config, dataset=dataset, force=force, overrides=set_ or [], nproc=nproc
     )
     _print_summary(summary, report.where_to_look(settings, summary))
 

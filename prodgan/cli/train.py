@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from prodgan.cli.options import nproc_option
+from prodgan.cli.options import nnodes_option, nproc_option, rdzv_option
 from prodgan.console import err, out
 
 
@@ -31,14 +31,20 @@ def train(
         None, "--dataset", help="Dataset under data/ (default: the config's)."
     ),
     nproc: int = nproc_option(
-        "DDP processes (torchrun; one per GPU, gloo on CPU); this process keeps the MLflow run."
+        "DDP processes on this host (torchrun; one per GPU, gloo on CPU); this process keeps "
+        "the MLflow run."
     ),
+    nnodes: int = nnodes_option(),
+    rdzv_endpoint: Optional[str] = rdzv_option(),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a generator; the MLflow run (experiment prodgan-train) holds params, losses, sample
     grids and the model.
 
     Example: prodgan train --config configs/smoke.yaml --set steps=100
+    Two hosts, 8 GPUs each (the same command on both; one MLflow run, logged by rank 0's host):
+             prodgan train --config configs/fmnist.yaml --nproc 8 --nnodes 2
+             --rdzv-endpoint 10.0.0.5:29400
     """
     import time
 
@@ -56,9 +62,13 @@ def train(
         reuse=not force,
         dataset=dataset,
         nproc=nproc,
+        nnodes=nnodes,
+        rdzv_endpoint=rdzv_endpoint,
         progress=not quiet,
         say=lambda msg: err.print(f"[yellow]{msg}[/]", highlight=False),
     )
+    if result is None:  # rank 0 ran on another host, which prints and logs the run
+        return
     table = Table(title="training run", show_header=False)
     table.add_row("mlflow run", result.run_id)
     stopped = " (stopped by max_seconds)" if result.stopped_by == "max_seconds" else ""

@@ -103,4 +103,5 @@ def hold_out(split: ImageSplit, n: int, seed: int) -> tuple[ImageSplit, ImageSpl
             split.data_hash,
         )
 
-    return keep(rest, split.split), keep(held, "validation")
+    # the seed picks the images, so it is in the name (a cached real side is keyed by split name)
+    return keep(rest, split.split), keep(held, f"validation-seed{seed}")

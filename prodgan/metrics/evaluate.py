@@ -583,10 +583,12 @@ def quick_fid(
     seed: int = DEFAULTS["seed"],
     device: str | None = None,
     cache_dir: Path | None = None,
-) -> float:
+    batch_size: int = DEFAULTS["batch_size"],
+) -> float | None:
     """FID only, n generated vs n real (real features cached).
 
-    The training loop's progress signal.
+    The training loop's progress signal. Under torch.distributed every rank calls it and
+    generates its share (shards.py); rank 0 gets the FID, every other rank None.
     """
     result = evaluate_generator(
         G,
@@ -598,6 +600,7 @@ def quick_fid(
         bootstrap=0,
         device=device,
         cache_dir=cache_dir,
+        batch_size=batch_size,
         calibrate=False,
     )
-    return result.metrics[f"fid_{result.protocol.suffix}"]
+    return None if result is None else result.metrics[f"fid_{result.protocol.suffix}"]

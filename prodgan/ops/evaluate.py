@@ -32,6 +32,7 @@ from prodgan.names import (
     SAMPLES_SHA,
     TRAIN_RUN,
     WEIGHTS,
+    WORLD_SIZE,
     ModelRef,
     metric_name,
     model_ref,
@@ -330,6 +331,7 @@ def evaluate_bundle(
         WEIGHTS: record["weights_sha256"],
         KIND: "generator",
         NOISE_REFERENCE: noise.name,
+        WORLD_SIZE: str(launch.nproc * launch.nnodes),  # ranks that shared the samples
         **(tags or {}),
     }
     if train_run_id:

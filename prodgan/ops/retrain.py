@@ -246,6 +246,7 @@ def retrain(
     step: Step = direct,
     tags: dict[str, str] | None = None,
     notify: Callable[[announce.Event], None] = lambda _event: None,
+    nproc: int = 1,
 ) -> RetrainOutcome:
     """The whole sequence on `dataset` (default: the config's); raises GateFailed when the registry
     fails verification or validation fails (nothing is trained then).
@@ -253,6 +254,8 @@ def retrain(
     `config=None` picks the recipe for this machine (`ops.train.default_config`): the GPU recipe
     where CUDA is present, the CPU one elsewhere, the same rule everywhere (CLI, demo, nightly
     worker). `notify` receives the events an orchestrator's automations react to (`ops.announce`).
+    `nproc > 1` trains with that many DDP processes and evaluates with as many (the sharded
+    evaluation: the same metrics as one process, in a share of the time).
     """
     config = recipe(dataset, config)
     # one dataset, validated and trained
@@ -279,7 +282,14 @@ def retrain(
         )
     )
     outcome.train = step(
-        "train", train_ops.train, settings, config, overrides, reuse=not force, tags=tags
+        "train",
+        train_ops.train,
+        settings,
+        config,
+        overrides,
+        reuse=not force,
+        tags=tags,
+        nproc=nproc,
     )
     if references is not None:
         references.result()
@@ -289,6 +299,7 @@ def retrain(
         settings,
         ModelRef(run_id=outcome.train.run_id),
         tags=tags,
+        nproc=nproc,
     )
     outcome.version = step(
         "register", promote_ops.register, settings, outcome.train.run_id, outcome.evaluation.run_id

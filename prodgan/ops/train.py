@@ -41,7 +41,6 @@ from prodgan.names import (
     VALIDATION,
     WEIGHTS,
     ModelRef,
-    sample_suffix,
 )
 from prodgan.ops import outside_training
 from prodgan.ops.torchrun import Launch
@@ -135,19 +134,31 @@ def train(
     reuse: bool = True,
     dataset: str | None = None,
     nproc: int = 1,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
     tags: dict[str, str] | None = None,
     progress: bool = True,
     say: Callable[[str], None] = print,
-) -> TrainingRun:
+) -> TrainingRun | None:
     """Check data, then reuse, resume or start a training run;
     returns the MLflow run id and the bundle.
 
     `resume`: True continues the newest unfinished run of this config (error if none), False
     never resumes, None resumes one if it exists. `reuse=False` trains even when a finished
     run of the same data and config exists. `nproc > 1` trains with that many DDP processes
-    (torchrun); this process keeps the MLflow run and logs what rank 0 reported.
+    (torchrun); this process keeps the MLflow run and logs what rank 0 reported. `nnodes > 1`:
+    every host runs this with the same `rdzv_endpoint` (HOST:PORT); the host whose processes
+    included rank 0 opens and logs the one MLflow run once training ends, every other host
+    returns None and keeps no run folder.
     """
-    launch = Launch(nproc)
+    launch = Launch(nproc, nnodes, rdzv_endpoint)
+    if launch.nnodes > 1:
+        if resume:
+            raise ProdganError(
+                f"--resume --nnodes {nnodes}: the checkpoints are on the host that ran rank 0; "
+                "continue there alone with `prodgan train --resume --nproc N`"
+            )
+        resume = False  # a host resuming alone would leave the others on another step
     config_path = settings.config_path(config)
     overrides = [*overrides, *([f"dataset={dataset}"] if dataset else [])]
     config_name = config_path.stem
@@ -170,12 +181,6 @@ def train(
         raise ProdganError(
             f"{config_path.name} runs an outside trainer (trainer:), one command that prodgan "
             "starts once: drop --resume and --nproc (the command resumes and spreads itself)"
-        )
-    # a usage error: refuse before any data is checked or loaded
-    if launch.spread and cfg.eval_every:
-        raise ProdganError(
-            "evaluation during training runs in one process: "
-            f"drop eval_every (--set eval_every=0) or --nproc {nproc}"
         )
     data_root = settings.data_dir / cfg.dataset
     if not (data_root / "dataset.json").is_file():
@@ -282,20 +287,25 @@ def _run(
     launch: Launch,
     progress: bool,
     say: Callable[[str], None],
-) -> TrainingRun:
-    from prodgan.data.tensors import hold_out, load_split
-    from prodgan.training.loop import TrainingDiverged
+) -> TrainingRun | None:
+    from prodgan.data.tensors import load_split
+    from prodgan.training import selection
+    from prodgan.training.loop import TrainingDiverged, run_summary
     from prodgan.training.loop import train as train_loop
 
     data_hash, data_root = record.data_hash, settings.data_dir / cfg.dataset
     data = load_split(settings.tensor_cache_dir, data_root, "train", data_hash)
     on_eval, sized_from = None, None
-    if (
-        cfg.eval_every
-    ):  # the best checkpoint is picked on images held out of train, never on the gates' test split
-        cfg, sized_from = _size_selection(cfg, len(data), say)
-        data, validation = hold_out(data, cfg.eval_samples, cfg.seed)
-        cfg, on_eval = _quick_fid_hook(settings, cfg, data, validation)
+    if cfg.eval_every:
+        # The best checkpoint is picked on images held out of train, never on the gates' test
+        # split. Under torchrun the ranks hold them out themselves, and rank 0 says so.
+        configured = cfg.eval_samples
+        cfg, note = selection.sized(cfg, len(data))
+        sized_from = configured if note else None
+        if not launch.spread:
+            if note:
+                say(note)
+            data, on_eval = selection.quick_fid_selection(cfg, data, settings.cache_dir)
     git_rev, git_dirty = dvc.git_revision(settings.root)
     lineage = {
         "data_hash": data_hash,
@@ -305,47 +315,47 @@ def _run(
         "validation": record.reference,
         "config_file": config_path.name,
         "selection_split": f"validation: {cfg.eval_samples} train images held out (seed {cfg.seed})"
-        if on_eval
+        if cfg.eval_every
         else "none",
         **({"eval_samples_configured": sized_from} if sized_from else {}),
     }
     resume = run_dir is not None
     if resume:
         state = _read_state(run_dir)
-        logger = tracking.RunLogger.start(
-            settings, TRAIN_EXPERIMENT, run_dir.name, run_id=state["mlflow_run_id"]
-        )
-        logger.set_tags(
-            {RESUMED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **lineage_tags}
-        )
     else:
         started = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         run_dir = settings.train_runs_dir / f"{config_path.stem}-{started}-{secrets.token_hex(2)}"
-        tags = {**lineage_tags, GIT_REV: git_rev, GIT_DIRTY: str(git_dirty).lower()}
-        logger = tracking.RunLogger.start(settings, TRAIN_EXPERIMENT, run_dir.name, tags=tags)
-        state = {"config_name": config_path.stem, "mlflow_run_id": logger.run_id}
-        _log_run_inputs(logger, cfg, config_path, overrides, lineage, tracking.package_versions())
-        logger.log_dict(record.to_dict(), "validation.json")
-        logger.log_dataset(
-            tracking.dataset_version(
-                f"{cfg.dataset}:train", data_hash, dvc.remote_location(settings, data_hash)
-            ),
-            "training",
+        state = {"config_name": config_path.stem}
+
+    def save_state(status: str) -> None:
+        write_json_atomic(
+            run_dir / STATE_FILE, {**state, "status": status, "overrides": list(overrides)}
         )
-        logger.describe(
-            descriptions.training(
-                cfg.arch, cfg.dataset, data_hash, config_path.name, overrides, cfg.steps
+
+    logger: tracking.RunLogger | None = None
+    hooks: Any = None
+
+    def tracked() -> Any:
+        """The MLflow run's training hooks, the run opened on first use: before training on one
+        host; after it across hosts, by the host that ran rank 0 (the others have nothing)."""
+        nonlocal logger, hooks
+        if logger is None:
+            logger = _start_run(
+                settings, cfg, config_path, overrides, run_dir, state, record, lineage_tags, lineage
             )
-        )
-    lineage["train_run_id"] = logger.run_id
-    write_json_atomic(
-        run_dir / STATE_FILE, {**state, "status": "running", "overrides": list(overrides)}
-    )
-    hooks = tracking.training_hooks(logger, say)
+            state["mlflow_run_id"] = lineage["train_run_id"] = logger.run_id
+            hooks = tracking.training_hooks(logger, say)
+            save_state("running")
+        return hooks
+
+    if launch.nnodes == 1:
+        tracked()  # opens the run and writes state.json naming it
+    else:
+        save_state("running")  # the run is opened after training, by rank 0's host
     try:
         if launch.spread:
             result = _train_processes(
-                launch, config_path, overrides, run_dir, data_root, data_hash, resume, hooks
+                launch, config_path, overrides, run_dir, data_root, data_hash, resume, tracked
             )
         else:
             result = train_loop(
@@ -353,24 +363,22 @@ def _run(
                 data,
                 run_dir,
                 resume=resume,
-                hooks=hooks,
+                hooks=tracked(),
                 on_eval=on_eval,
                 lineage=lineage,
                 progress=progress,
             )
-    except TrainingDiverged:
-        write_json_atomic(
-            run_dir / STATE_FILE, {**state, "status": "diverged", "overrides": list(overrides)}
-        )
-        logger.finish("FAILED")
+    except BaseException as exc:
+        if isinstance(exc, TrainingDiverged):
+            save_state("diverged")
+        if logger is not None:
+            logger.finish("FAILED")
         raise
-    except BaseException:
-        logger.finish("FAILED")
-        raise
-    logger.log_metrics(
-        {k: v for k, v in result.metrics.items() if k == "train_seconds" or k.startswith("best_")},
-        result.step,
-    )
+    if result is None:
+        say("rank 0 ran on another host, which logs the training run; nothing to log here")
+        return None
+    if not launch.spread:  # a bare run reported its summary itself, replayed above
+        logger.log_metrics(run_summary(result.metrics), result.step)
     logger.log_artifacts(result.bundle_dir, GENERATOR_ARTIFACT)
     logger.log_artifact(result.checkpoint, CHECKPOINT_ARTIFACT)
     stopped_by = "max_seconds" if cfg.max_seconds and result.step < cfg.steps else "steps"
@@ -382,9 +390,7 @@ def _run(
             "to train longer"
         )
     logger.finish("FINISHED")
-    write_json_atomic(
-        run_dir / STATE_FILE, {**state, "status": "finished", "overrides": list(overrides)}
-    )
+    save_state("finished")
     return TrainingRun(
         logger.run_id,
         result.bundle_dir,
@@ -396,24 +402,47 @@ def _run(
     )
 
 
-def _size_selection(
-    cfg: TrainConfig, train_images: int, say: Callable[[str], None]
-) -> tuple[TrainConfig, int | None]:
-    """The config with `eval_samples` sized to the catalogue (training.plan.selection_samples),
-    and the configured count when it changed (else None); says so when it does."""
-    import dataclasses
-
-    from prodgan.training.plan import selection_samples
-
-    sized = selection_samples(cfg.eval_samples, train_images)
-    if sized == cfg.eval_samples:
-        return cfg, None
-    say(
-        f"eval_samples {cfg.eval_samples} -> {sized}: the catalogue has {train_images} train "
-        f"photos, so {sized} (at most a fifth) are held out to pick the best checkpoint and "
-        f"{train_images - sized} are trained on"
+def _start_run(
+    settings: Settings,
+    cfg: TrainConfig,
+    config_path: Path,
+    overrides: list[str],
+    run_dir: Path,
+    state: dict[str, Any],
+    record: Any,
+    lineage_tags: dict[str, str],
+    lineage: dict[str, Any],
+) -> tracking.RunLogger:
+    """The MLflow run state.json names (a resume continues it), else a new one holding the
+    run's inputs: params, validation record, dataset and description."""
+    if state.get("mlflow_run_id"):
+        logger = tracking.RunLogger.start(
+            settings, TRAIN_EXPERIMENT, run_dir.name, run_id=state["mlflow_run_id"]
+        )
+        logger.set_tags(
+            {RESUMED: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **lineage_tags}
+        )
+        return logger
+    git = {GIT_REV: lineage["git_rev"], GIT_DIRTY: str(lineage["git_dirty"]).lower()}
+    logger = tracking.RunLogger.start(
+        settings, TRAIN_EXPERIMENT, run_dir.name, tags={**lineage_tags, **git}
     )
-    return dataclasses.replace(cfg, eval_samples=sized), cfg.eval_samples
+    _log_run_inputs(logger, cfg, config_path, overrides, lineage, tracking.package_versions())
+    logger.log_dict(record.to_dict(), "validation.json")
+    logger.log_dataset(
+        tracking.dataset_version(
+            f"{cfg.dataset}:train",
+            record.data_hash,
+            dvc.remote_location(settings, record.data_hash),
+        ),
+        "training",
+    )
+    logger.describe(
+        descriptions.training(
+            cfg.arch, cfg.dataset, record.data_hash, config_path.name, overrides, cfg.steps
+        )
+    )
+    return logger
 
 
 def _train_processes(
@@ -424,10 +453,13 @@ def _train_processes(
     data_root: Path,
     data_hash: str,
     resume: bool,
-    hooks: Any,
+    tracked: Callable[[], Any],
 ) -> Any:
     """Run the bare trainer under torchrun, then replay rank 0's log into this process's MLflow
-    hooks."""
+    hooks (`tracked()`). None on a host whose processes did not include rank 0: its run folder
+    (empty: rank 0 writes everything) is removed."""
+    import shutil
+
     from prodgan.models.bundle import GeneratorSpec, read_bundle_record
     from prodgan.training.checkpoints import list_checkpoints
     from prodgan.training.files import TRAIN_LOG, replay_file_log
@@ -436,27 +468,38 @@ def _train_processes(
     log = run_dir / TRAIN_LOG
     # a resumed run replays only what this launch adds
     offset = log.stat().st_size if log.is_file() else 0
-    code = launch.run(
-        "prodgan.training",
-        [
-            "--config",
-            str(config_path),
-            *[a for o in overrides for a in ("--set", o)],
-            "--out",
-            str(run_dir),
-            "--data-dir",
-            str(data_root),
-            "--data-hash",
-            data_hash,
-            *(["--resume"] if resume else []),
-        ],
-    )
-    metrics = replay_file_log(run_dir, offset, hooks)
-    if code:
-        raise ProdganError(
-            f"the {launch.nproc}-process training exited with {code} (its error is printed above); "
-            "fix it and continue with `prodgan train --resume --nproc N`"
+    try:
+        code = launch.run(
+            "prodgan.training",
+            [
+                "--config",
+                str(config_path),
+                *[a for o in overrides for a in ("--set", o)],
+                "--out",
+                str(run_dir),
+                "--data-dir",
+                str(data_root),
+                "--data-hash",
+                data_hash,
+                *(["--resume"] if resume else []),
+            ],
         )
+    finally:  # also when this launcher is interrupted: a host without rank 0 keeps nothing
+        lead_here = launch.nnodes == 1 or log.is_file()
+        if not lead_here:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    metrics = replay_file_log(run_dir, offset, tracked()) if lead_here else {}
+    if code:
+        where, there = f"{launch.nproc}-process", ""
+        if launch.nnodes > 1:
+            where = f"{launch.nnodes}-host ({launch.nproc} processes each)"
+            there = " on the host that ran rank 0"
+        raise ProdganError(
+            f"the {where} training exited with {code} (its error is printed above); fix it and "
+            f"continue with `prodgan train --resume --nproc N`{there}"
+        )
+    if not lead_here:
+        return None
     bundle = run_dir / "bundle"
     record = read_bundle_record(bundle)
     step = int((record.get("extra") or {}).get("step", 0))
@@ -468,36 +511,6 @@ def _train_processes(
         GeneratorSpec.from_dict(record["spec"]),
         metrics,
     )
-
-
-def _quick_fid_hook(
-    settings: Settings, cfg: TrainConfig, train_split: Any, validation: Any
-) -> tuple[TrainConfig, Callable[..., dict[str, float]]]:
-    """FID of the EMA generator every `eval_every` steps,
-    `eval_samples` vs the held-out validation images.
-
-    The real side is extracted once and cached, so each check costs one generated-side pass;
-    the lowest value picks the bundle that gets logged. Returns the config with `eval_metric` set.
-    """
-    import dataclasses
-
-    from prodgan.metrics import quick_fid
-    from prodgan.training.plan import make_spec
-
-    name = f"fid_{sample_suffix(cfg.eval_samples)}"
-    if cfg.eval_metric not in ("", name):
-        raise ProdganError(
-            f"eval_metric {cfg.eval_metric!r} is not what training evaluates; "
-            f"use eval_metric={name} (the quick FID of eval_samples images) or leave it empty"
-        )
-    spec = make_spec(cfg, train_split)
-
-    def on_eval(G: Any, step: int) -> dict[str, float]:
-        return {
-            name: quick_fid(G, spec, validation, cfg.eval_samples, cache_dir=settings.cache_dir)
-        }
-
-    return dataclasses.replace(cfg, eval_metric=name), on_eval
 
 
 def _bundle_weights_sha(bundle_dir: Path) -> str:

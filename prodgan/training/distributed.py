@@ -64,8 +64,11 @@ def init_distributed(device_name: str) -> tuple[int, int]:
         if use_nccl:
             torch.cuda.set_device(rank_env("LOCAL_RANK", 0))
         dist.init_process_group("nccl" if use_nccl else "gloo")
-    if not torch.cuda.is_available():
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // rank_env("LOCAL_WORLD_SIZE", world)))
+        # the host's cores shared among its ranks; once, so a later call (the training loop's,
+        # inside `cpu_threads(cfg.threads)`) keeps what the caller chose
+        if not torch.cuda.is_available():
+            local = rank_env("LOCAL_WORLD_SIZE", world)
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     return dist.get_rank(), dist.get_world_size()
 
 

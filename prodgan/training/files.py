@@ -48,7 +48,7 @@ class FileHooks(TrainHooks):
 def replay_file_log(out_dir: Path, offset: int, hooks: TrainHooks) -> dict[str, float]:
     """Feed what a bare run wrote after byte `offset` of its log to `hooks`.
 
-    Returns the last metrics it reported.
+    Returns the latest value of every metric it reported.
     """
     last: dict[str, float] = {}
     path = Path(out_dir) / TRAIN_LOG
@@ -62,7 +62,7 @@ def replay_file_log(out_dir: Path, offset: int, hooks: TrainHooks) -> dict[str, 
                 hooks.on_start(record["start"])
             elif "metrics" in record:
                 hooks.on_metrics(record["step"], record["metrics"])
-                last = record["metrics"]
+                last.update(record["metrics"])
             elif "grid" in record:
                 hooks.on_grid(
                     record["step"], record["epoch"], np.load(Path(out_dir) / record["grid"])

@@ -60,6 +60,7 @@ from prodgan.training.plan import check_schedule, epoch_order, make_spec
 GRID_SEED = 1234
 GRID_ROWS = 8
 
+# Called on every rank at each eval step (it may be collective); rank 0's metrics are reported.
 EvalHook = Callable[[nn.Module, int], dict[str, float]]
 
 
@@ -91,6 +92,11 @@ class TrainResult:
     weights_sha256: str = ""
 
 
+def run_summary(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics that describe the whole run (train_seconds, best_*), logged once at its end."""
+    return {k: v for k, v in metrics.items() if k == "train_seconds" or k.startswith("best_")}
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -98,8 +104,11 @@ def train(cfg: TrainConfig, data: ImageSplit, out_dir: Path, **options: Any) -> 
     """Train a GAN on `data` (uint8 images); checkpoints and the final bundle go under `out_dir`.
 
     options: resume, hooks, on_eval, lineage, progress (see `train_loop`). On a shared CPU,
-    spinning OpenMP threads cost more than they give: `threads` limits them for this call only.
+    spinning OpenMP threads cost more than they give: `threads` limits them for this call only,
+    also under torchrun (the process group is joined first, so its share of the cores does not
+    override them: every rank runs the same threads however the ranks are spread over hosts).
     """
+    init_distributed(cfg.device)
     with cpu_threads(cfg.threads if pick_device(cfg.device).type == "cpu" else 0):
         return train_loop(cfg, data, out_dir, **options)
 
@@ -227,10 +236,13 @@ def train_loop(
         )
 
     def evaluate() -> None:
+        # Every rank evaluates (a sharded quick FID is collective); rank 0 reports and keeps.
         broadcast_state(world, G_ema)
-        if not (is_main and on_eval):
+        if on_eval is None:
             return
         metrics = {k: float(v) for k, v in on_eval(G_ema, step).items()}
+        if not is_main:
+            return
         hooks.on_metrics(step, metrics)
         value = metrics.get(cfg.eval_metric)
         if value is not None and value < best["value"]:

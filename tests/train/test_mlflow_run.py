@@ -116,44 +116,6 @@ def test_train_cli_logs_params_metrics_grids_and_model(small_project, tmp_path):
     )  # the best is what got logged
 
 
-@pytest.mark.slow
-def test_two_process_ddp_run_is_one_mlflow_run(small_project):
-    """torchrun ranks stay free of MLflow; the launching process logs what rank 0 reported."""
-    from prodgan.adapters.tracking import setup_mlflow
-    from prodgan.ops.train import train as run_training
-    from prodgan.ops.validate import validate as validate_dataset
-
-    assert validate_dataset(small_project, "fashion-mnist").success
-    with pytest.raises(ProdganError, match="evaluation during training runs in one process"):
-        run_training(small_project, SMOKE, ["eval_every=3"], nproc=2, progress=False)
-    result = run_training(small_project, SMOKE, FAST[1::2], nproc=2, progress=False)
-
-    client = setup_mlflow(small_project)
-    run = client.get_run(result.run_id)
-    assert (
-        run.info.status == "FINISHED"
-        and run.data.tags["prodgan.world_size"] == "2"
-        and result.step == 6
-    )
-    assert [m.step for m in client.get_metric_history(result.run_id, "loss_d")] == [2, 3, 4, 6]
-    artifacts = {
-        a.path
-        for top in ("", "samples", "generator", "checkpoint")
-        for a in client.list_artifacts(result.run_id, top or None)
-    }
-    assert {
-        "samples/step_0000003.png",
-        "samples/step_0000006.png",
-        "generator/generator.pt",
-        "checkpoint/ckpt_00000006.pt",
-        "validation.json",
-    } <= artifacts
-    assert (
-        run.data.tags["prodgan.weights_sha256"]
-        and run.data.params["lineage.data_hash"] == result.data_hash
-    )
-
-
 def test_train_cli_bad_input_is_one_line(small_project):
     for args, fragment in [
         (["--set", "learning_rate=1"], "valid keys"),
