@@ -174,12 +174,13 @@ def _online(pool: str) -> set[str]:
 def _worker(pool: str, name: str, queue: str, limit: int | None, root: Path, env: dict) -> int:
     """A process worker of `pool` polling only `queue`, once it is online; its process group."""
     from prodgan.adapters.processes import spawn
-    from prodgan.adapters.stack_services import worker_args
+    from prodgan.adapters.stack_services import flow_heartbeat_env, worker_args
 
     env = {
         **env,
         "PREFECT_HOME": str(root.parent / f"home-{name}"),
         "PREFECT_WORKER_QUERY_SECONDS": "2",  # not 10: less idle time between runs
+        **flow_heartbeat_env(),  # as the stack's worker: the zombie automation watches them
     }
     args = [*worker_args(pool, (queue,), limit), "--name", name]
     proc = spawn(args, root.parent / f"{name}.log", env, cwd=root)

@@ -96,6 +96,11 @@ RETRAIN_DEPLOYMENT, GPU_QUEUE, RETRAIN_REPORT = "retrain/retrain", "gpu", "retra
 # The pool's queue for flow runs that only coordinate (the nightly run waiting on its retrains,
 # promotion): served by CPU workers, so they never hold a GPU slot.
 CPU_QUEUE = "cpu"
+# A flow run whose machine died sends no more heartbeats: every HEARTBEAT_SECONDS while alive
+# (the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY), and the automation `prodgan deploy` creates
+# marks it CRASHED when none came for ZOMBIE_SECONDS (three missed), so the fan-out re-runs it.
+HEARTBEAT_SECONDS, ZOMBIE_SECONDS = 30, 90
+ZOMBIE_AUTOMATION = "prodgan: crash flow runs whose heartbeat stopped"
 
 # ---------------------------------------------------------------- metric names
 HEADLINE = ("fid", "kid", "is", "precision", "recall", "cond_acc", "memorization")

@@ -4,6 +4,10 @@ sqlite MLflow.
 Every test that touches the stack gets its own project root (PRODGAN_ROOT) with its own
 `.prodgan/` (sqlite MLflow, Prefect home, caches) and its own DVC remote, so tests never
 see each other's state or the developer's.
+
+A project's sqlite MLflow store starts as a copy of one migrated once per session: creating a
+store runs every schema migration (10-20 s on a loaded 2-core machine, paid by each test's first
+MLflow call), copying one takes milliseconds and is the same empty store of the same schema.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
 
 from prodgan.data.fashion_mnist import DEBIAN_SOURCE
 from prodgan.settings import Settings, configure_environment
+
+if TYPE_CHECKING:
+    from tests.servers import TrackingDatabases
 
 MECHANICS_GATES = Path(__file__).with_name("gates-mechanics.yaml")
 SMALL_PER_SPLIT = 300  # images per split in the tiny Fashion-MNIST used by tests
@@ -58,6 +66,14 @@ def _use_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
+def _with_store(settings: Settings, template: Path) -> Settings:
+    """`settings` with its sqlite MLflow store copied from the session's migrated `template`."""
+    db = Path(settings.tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, db)
+    return settings
+
+
 def _init_repo(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     run(["git", "init", "-q", "-b", "main"], root)
@@ -76,6 +92,28 @@ def _quiet_stack(tmp_path_factory: pytest.TempPathFactory) -> None:
         "DO_NOT_TRACK": "1",
     }.items():
         os.environ.setdefault(key, value)
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty sqlite MLflow store with every schema migration applied, made once per session."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    return db
+
+
+@pytest.fixture(scope="session")
+def tracking_databases(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator["TrackingDatabases"]:
+    """One PostgreSQL cluster for the session's server-mode tests: `.new()` is a fresh, empty,
+    already migrated MLflow database on it (tests/servers.py `TrackingDatabases`)."""
+    from tests.servers import TrackingDatabases, postgres_cluster
+
+    with postgres_cluster(tmp_path_factory.mktemp("postgres")) as port:
+        yield TrackingDatabases(port)
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +138,16 @@ def _empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(_empty_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """An empty prodgan project: a git repo with DVC initialised, no data."""
+def project(
+    _empty_template: Path,
+    migrated_store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
+    """An empty prodgan project: a git repo with DVC initialised, no data, an empty MLflow store."""
     root = tmp_path / "proj"
     shutil.copytree(_empty_template, root, symlinks=True)
-    return _use_project(root, monkeypatch)
+    return _with_store(_use_project(root, monkeypatch), migrated_store)
 
 
 @pytest.fixture(scope="session")
@@ -137,10 +180,13 @@ def _small_fmnist_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def small_project(
-    _small_fmnist_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    _small_fmnist_template: Path,
+    migrated_store: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Settings:
     """A private copy of the tiny Fashion-MNIST project (300 train + 300 test images,
-    DVC-pinned)."""
+    DVC-pinned), with an empty MLflow store."""
     root = tmp_path / "proj"
     shutil.copytree(_small_fmnist_template, root, symlinks=True)
-    return _use_project(root, monkeypatch)
+    return _with_store(_use_project(root, monkeypatch), migrated_store)

@@ -4,6 +4,11 @@ A flow run submitted here is picked up by whichever worker of the pool polls its
 queue's concurrency limit (GPU slots) is enforced by the Prefect server, not by prodgan. Inside a
 flow run, submitted runs are its subflows and inherit its job variables (environment, working
 folder), so the children run on the same project and stack as the parent.
+
+A worker that dies with its machine reports nothing: its flow runs would stay RUNNING forever.
+`ensure_zombie_automation` installs Prefect's own answer (the "zombie flow runs" recipe): flow runs
+send heartbeat events, and a server-side automation marks one CRASHED when they stop, which is
+what the fan-out waits for before it re-runs the dataset on another worker.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
+from prodgan.names import ZOMBIE_AUTOMATION, ZOMBIE_SECONDS
+
 
 @dataclass(frozen=True)
 class FlowRunEnd:
@@ -40,6 +47,11 @@ class FlowRunEnd:
     @property
     def completed(self) -> bool:
         return self.state == "COMPLETED"
+
+    @property
+    def crashed(self) -> bool:
+        """Its process or machine died (killed, out of memory, no heartbeat), not its code."""
+        return self.state == "CRASHED"
 
 
 def deployment_exists(name: str) -> bool:
@@ -120,3 +132,43 @@ def _report(client: Any, run_id: str, key: str) -> dict[str, Any] | None:
         return None
     rows = json.loads(found[0].data) if isinstance(found[0].data, str) else found[0].data
     return dict(rows[0]) if rows else None
+
+
+def ensure_zombie_automation(api_url: str) -> bool:
+    """Create, on the server at `api_url`, the automation that marks a flow run CRASHED when no
+    heartbeat came for ZOMBIE_SECONDS (a dead worker or machine), unless it exists; True if made."""
+    from datetime import timedelta
+
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    alive_or_final = {"prefect.flow-run.heartbeat"} | {
+        f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")
+    }
+    automation = AutomationCore(
+        name=ZOMBIE_AUTOMATION,
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect=alive_or_final,
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=ZOMBIE_SECONDS),
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {ZOMBIE_SECONDS} s: its worker or machine died",
+            )
+        ],
+    )
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            if client.read_automations_by_name(ZOMBIE_AUTOMATION):
+                return False
+            client.create_automation(automation)
+    return True

@@ -7,7 +7,8 @@ by `--gpu-slots`. The `cpu` queue (the nightly run, promotion; no limit) is crea
 when the first deployment names it. GPU workers poll only `gpu` (`--work-queue gpu --limit 1`), so
 the nightly run, which waits on its retrains, never holds the slot one of them needs.
 Flow entrypoints are module paths (`flows.retrain.retrain`), so a worker runs them from the
-installed package, inside or outside a checkout.
+installed package, inside or outside a checkout. It also installs the automation that marks a flow
+run whose heartbeats stopped (its worker died) CRASHED, so the nightly fan-out can re-run it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodgan.adapters import work_pool
 from prodgan.errors import ProdganError
 from prodgan.names import GPU_QUEUE
 from prodgan.settings import Settings, shipped
@@ -93,4 +95,6 @@ def deploy(
     )
     for args in steps:
         _require(_prefect(args, api_url, cwd), args, api_url)
+    # a dead worker's flow runs end CRASHED (then the fan-out re-runs them) instead of RUNNING
+    work_pool.ensure_zombie_automation(api_url)
     return Deployed(api_url, pool, created, prefect_yaml, gpu_slots)

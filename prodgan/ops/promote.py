@@ -120,6 +120,8 @@ def register(settings: Settings, train_run_id: str, eval_run_id: str | None = No
                     evaluation, tags[WEIGHTS], f"training run {train_run_id}"
                 )
             existing = registry.register_version(client, name, model_uri, train_run_id, tags)
+        # also completes a version whose registration was killed before its description
+        if not existing.description:
             descriptions.describe_version(client, name, str(existing.version))
         if evaluation is not None:
             registry.attach_evaluation(

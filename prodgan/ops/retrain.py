@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextvars
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -212,8 +215,26 @@ def _alongside(step: Step, name: str, fn: Callable[..., Any], *args: Any) -> Fut
 
 
 def _in_own_process(fn: Callable[..., Any], *args: Any) -> Any:
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         return pool.submit(fn, *args).result()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Make this helper process end when the process that started it is gone (kill -9 of a flow
+    run): an orphan would keep the flow run's output pipe open, and its worker, which waits for
+    that pipe, would neither report the run crashed nor take another one."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def retrain(

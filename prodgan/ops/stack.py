@@ -185,7 +185,11 @@ def _start_worker(state: StackState, cwd: Path) -> int:
     worker (the nightly run, promotion) and the GPU worker (retrains, evaluation) at once, and the
     gpu queue's limit still bounds how many retrains run together.
     """
-    extra = {**state.client_env(), "PRODGAN_STACK_ENV": str(state.env_file)}
+    extra = {
+        **state.client_env(),
+        "PRODGAN_STACK_ENV": str(state.env_file),
+        **svc.flow_heartbeat_env(),
+    }
     env = svc.prefect_env(environment(), _prefect_home(state), state.prefect_api, extra)
     created = subprocess.run(
         svc.pool_create_args(state.pool), env=env, capture_output=True, text=True

@@ -86,12 +86,18 @@ def _read_state(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def find_resumable(settings: Settings, config_name: str) -> Path | None:
-    """The newest run folder of this config that did not finish (crashed, killed or diverged)."""
+def find_resumable(
+    settings: Settings, config_name: str, overrides: Sequence[str] | None = None
+) -> Path | None:
+    """The newest run folder of this config that did not finish (crashed, killed or diverged);
+    with `overrides`, the newest of exactly those overrides (one config trains several datasets,
+    `dataset=...`: a fan-out's other datasets' runs are never this one's)."""
     runs = settings.train_runs_dir
     for run_dir in sorted(runs.glob(f"{config_name}-*"), reverse=True) if runs.is_dir() else []:
         state = _read_state(run_dir)
-        if state.get("config_name") == config_name and state.get("status") != "finished":
+        if state.get("config_name") != config_name or state.get("status") == "finished":
+            continue
+        if overrides is None or state.get("overrides") == list(overrides):
             return run_dir
     return None
 
@@ -157,13 +163,12 @@ def train(
     overrides = [*overrides, *([f"dataset={dataset}"] if dataset else [])]
     config_name = config_path.stem
     load_config(config_path, overrides)  # a bad key fails before anything else is looked at
-    run_dir = find_resumable(settings, config_name) if resume is not False else None
-    if (
-        resume is None
-        and run_dir is not None
-        and _read_state(run_dir).get("overrides") != list(overrides)
-    ):
-        run_dir = None  # auto-resume continues only a run of exactly this config
+    # auto-resume continues only a run of exactly this config; --resume the newest of its name
+    run_dir = (
+        find_resumable(settings, config_name, overrides if resume is None else None)
+        if resume is not False
+        else None
+    )
     if resume and run_dir is None:
         raise ProdganError(
             f"nothing to resume: no unfinished run of {config_name} "

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +64,23 @@ def test_killed_retrain_resumes_and_completes_with_one_version(
     records = audit.audit_records(flow_project)
     assert [(r["action"], r["champion_after"]) for r in records] == [("promote", "1")]
     assert str(registry.champion_version(flow_project).version) == "1"
+
+
+def test_auto_resume_finds_the_killed_run_of_its_own_dataset(project: Settings) -> None:
+    """One config trains several datasets at once (the fan-out): a killed run is resumed even
+    when another dataset's run of the same config started after it, and never in its place."""
+    from prodgan.fsutil import write_json_atomic
+    from prodgan.ops.train import STATE_FILE, find_resumable
+
+    def run(name: str, dataset: str, status: str) -> Path:
+        folder = project.train_runs_dir / name
+        state = {"config_name": "smoke", "status": status, "overrides": [f"dataset={dataset}"]}
+        write_json_atomic(folder / STATE_FILE, {**state, "mlflow_run_id": name})
+        return folder
+
+    killed = run("smoke-20261206-010000-aaaa", "shoes", "running")
+    run("smoke-20261206-010100-bbbb", "tops", "running")  # newer, another dataset's
+    run("smoke-20261206-010200-cccc", "shoes", "finished")
+    assert find_resumable(project, "smoke", ["dataset=shoes"]) == killed
+    assert find_resumable(project, "smoke", ["dataset=hats"]) is None
+    assert find_resumable(project, "smoke").name.endswith("bbbb")  # --resume: the newest

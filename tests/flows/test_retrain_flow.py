@@ -43,8 +43,12 @@ def _replace_one_image(settings: Settings) -> None:
     first.write_bytes(second.read_bytes())
 
 
+# One project for both stories (a promotion, then a rejected challenger against it): each costs a
+# whole retrain, and the second needs a champion anyway.
 @pytest.mark.slow
-def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Settings) -> None:
+def test_retrain_promotes_links_runs_skips_unchanged_and_holds_a_rejected_challenger(
+    flow_project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = _retrain()
     assert first["decision"] == "promote", first["reason"]
     assert first["champion"]["version"] == first["version"] == "1"
@@ -104,9 +108,39 @@ def test_retrain_promotes_links_runs_then_skips_when_unchanged(flow_project: Set
     assert "nothing changed" in second["reason"] and "v1" in second["reason"]
     assert len(train_runs(flow_project)) == 1 and len(versions(flow_project)) == 1
 
+    # A challenger the gates reject (the shipped gates, through MLflow and Prefect: a smoke run is
+    # noise) is kept as v2 and not retrained until something changes.
+    monkeypatch.setenv("PRODGAN_GATES", str(SHIPPED_GATES))
+    challenger = [*FAST, "seed=1"]
+    rejected = retrain(config="configs/smoke.yaml", overrides=challenger)
+    assert rejected["decision"] == "reject" and rejected["version"] == "2", rejected["reason"]
+    flow_run_id = rejected["orchestrator"][names.FLOW_RUN]
+    [event] = events(flow_run_id, "prodgan.challenger.rejected")
+    assert (
+        event.payload["version"],
+        event.payload["champion_before"],
+        event.payload["data_hash"],
+    ) == ("2", "1", rejected["data_hash"])
+    assert any(reason.startswith("FAIL absolute.fid") for reason in event.payload["failed"])
+    rows = json.loads(artifacts(flow_run_id)["champion-vs-challenger"].data)
+    assert all(
+        row["champion v1"] and row["challenger v2"]
+        for row in rows
+        if row["metric"].startswith("fid_")
+    )
+    again = retrain(
+        config="configs/smoke.yaml", overrides=challenger
+    )  # the nightly run, nothing new
+    assert (
+        again["decision"] == "skipped"
+        and "already rejected as v2, nothing changed" in again["reason"]
+    )
+    assert len(train_runs(flow_project)) == 2 and len(versions(flow_project)) == 2
+
+    # What does count as a change: a config not tried yet, --force, the data.
     config = "configs/smoke.yaml"
-    changed = pipeline.freshness(flow_project, config, [*FAST, "seed=1"])
-    assert changed.retrain and "config changed" in changed.reason
+    changed = pipeline.freshness(flow_project, config, [*FAST, "seed=2"])
+    assert changed.retrain and "config changed" in changed.reason, "a new config is tried"
     assert pipeline.freshness(flow_project, config, FAST, force=True).retrain
     _replace_one_image(flow_project)
     dvc.add(flow_project)
@@ -137,45 +171,6 @@ def test_rerun_after_a_failed_promotion_makes_no_second_version(
 
     assert promote(version="1")["action"] == "noop"
     assert len(audit.audit_records(flow_project)) == len(promotions)
-
-
-@pytest.mark.slow
-def test_a_rejected_challenger_is_not_retrained_until_something_changes(
-    flow_project: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert _retrain()["decision"] == "promote"
-    monkeypatch.setenv(
-        "PRODGAN_GATES", str(SHIPPED_GATES)
-    )  # the shipped gates, through MLflow and Prefect: a smoke run is noise
-    challenger = [*FAST, "seed=1"]
-    rejected = retrain(config="configs/smoke.yaml", overrides=challenger)
-    assert rejected["decision"] == "reject" and rejected["version"] == "2", rejected["reason"]
-    flow_run_id = rejected["orchestrator"][names.FLOW_RUN]
-    [event] = events(flow_run_id, "prodgan.challenger.rejected")
-    assert (
-        event.payload["version"],
-        event.payload["champion_before"],
-        event.payload["data_hash"],
-    ) == ("2", "1", rejected["data_hash"])
-    assert any(reason.startswith("FAIL absolute.fid") for reason in event.payload["failed"])
-    rows = json.loads(artifacts(flow_run_id)["champion-vs-challenger"].data)
-    assert all(
-        row["champion v1"] and row["challenger v2"]
-        for row in rows
-        if row["metric"].startswith("fid_")
-    )
-
-    again = retrain(
-        config="configs/smoke.yaml", overrides=challenger
-    )  # the nightly run, nothing new
-    assert (
-        again["decision"] == "skipped"
-        and "already rejected as v2, nothing changed" in again["reason"]
-    )
-    assert len(train_runs(flow_project)) == 2 and len(versions(flow_project)) == 2
-    assert pipeline.freshness(flow_project, "configs/smoke.yaml", [*FAST, "seed=2"]).retrain, (
-        "a new config is tried"
-    )
 
 
 def test_training_refuses_data_changed_after_validation(flow_project: Settings) -> None:

@@ -25,7 +25,7 @@ from prodgan.settings import Settings
 from tests.conftest import run
 from tests.flows.helpers import FAST, NIGHTLY, parent_flow_run_id, prefect_api, train_runs, versions
 from tests.prefect_server import prefect_server, process_worker, worker_log
-from tests.servers import mlflow_server, postgres
+from tests.servers import mlflow_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 SLOW_START = 300  # seconds a server may take to answer on a loaded 2-core machine
@@ -44,14 +44,14 @@ def _use_tracking(monkeypatch: pytest.MonkeyPatch, url: str) -> Settings:
 
 
 def test_scheduled_deployment_runs_on_a_worker(
-    small_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small_project: Settings, tracking_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     home = tmp_path / "prefect-server"
+    db = tracking_databases.new()
     with (
-        postgres(tmp_path / "pg") as db,
         mlflow_server(db, tmp_path / "mlartifacts", timeout=SLOW_START) as mlflow_url,
         prefect_server(home, timeout=SLOW_START) as api,
     ):
@@ -104,7 +104,7 @@ def test_scheduled_deployment_runs_on_a_worker(
 
 
 def test_mlflow_down_during_registration_then_retry_completes_once(
-    flow_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    flow_project: Settings, tracking_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The tracking server dies right before registration: a clear failure; after a restart the
     rerun finishes once."""
@@ -113,9 +113,9 @@ def test_mlflow_down_during_registration_then_retry_completes_once(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     config = "configs/smoke.yaml"
-    with postgres(tmp_path / "pg") as db:
-        artifacts = tmp_path / "mlartifacts"
-        outage = ExitStack()
+    db = tracking_databases.new()
+    artifacts = tmp_path / "mlartifacts"
+    with ExitStack() as outage:  # closed at registration, or when the test fails before it
         url = outage.enter_context(mlflow_server(db, artifacts, timeout=SLOW_START))
         settings = _use_tracking(monkeypatch, url)
 
@@ -136,12 +136,12 @@ def test_mlflow_down_during_registration_then_retry_completes_once(
 
         with pytest.raises(ProdganError, match="unreachable while registering") as failure:
             retrain_with_outage()
-        assert url in str(failure.value)
+    assert url in str(failure.value)
 
-        with mlflow_server(db, artifacts, timeout=SLOW_START) as restarted:
-            settings = _use_tracking(monkeypatch, restarted)
-            rerun = retrain(config="configs/smoke.yaml", overrides=FAST)
-            assert rerun["decision"] == "promote", rerun["reason"]
-            assert len(train_runs(settings)) == 1, "the rerun reused the finished training run"
-            assert [str(mv.version) for mv in versions(settings)] == [rerun["version"]]
-            assert [r["action"] for r in audit.audit_records(settings)] == ["promote"]
+    with mlflow_server(db, artifacts, timeout=SLOW_START) as restarted:
+        settings = _use_tracking(monkeypatch, restarted)
+        rerun = retrain(config="configs/smoke.yaml", overrides=FAST)
+        assert rerun["decision"] == "promote", rerun["reason"]
+        assert len(train_runs(settings)) == 1, "the rerun reused the finished training run"
+        assert [str(mv.version) for mv in versions(settings)] == [rerun["version"]]
+        assert [r["action"] for r in audit.audit_records(settings)] == ["promote"]

@@ -40,7 +40,8 @@ def _worker(api: str, home: Path, cwd: Path, name: str, queue: str, limit: int |
     """A process worker polling only `queue`, with its own Prefect home and log."""
     args = [*svc.worker_args(POOL, (queue,), limit), "--name", name]
     log = home / f"{name}.log"
-    env = prefect_env(home / name, api, {"PREFECT_WORKER_QUERY_SECONDS": "2"})  # not 10: speed
+    extra = {"PREFECT_WORKER_QUERY_SECONDS": "2", **svc.flow_heartbeat_env()}  # poll: not 10 s
+    env = prefect_env(home / name, api, extra)
     return spawn(args, log, env, cwd=cwd), log
 
 

@@ -12,15 +12,12 @@ from prodgan.models.evaluator import (
     accuracy,
     load_evaluator,
     save_evaluator,
-    train_evaluator,
 )
-from tests.metrics.helpers import real_split
 
 
-@pytest.mark.slow  # ~20 s of CPU: 2 epochs over 2,000 images
-def test_evaluator_learns_a_small_subset_and_round_trips(tmp_path):
-    train, test = real_split("train", 2000), real_split("test", 500)
-    model, acc = train_evaluator(train, test, epochs=2)
+@pytest.mark.slow  # ~20 s of CPU for the shared classifier when no earlier test built it
+def test_evaluator_learns_a_small_subset_and_round_trips(evaluator_classifier, tmp_path):
+    model, acc, test = evaluator_classifier  # 2 epochs over 3,000 images (shared: conftest.py)
     assert (
         acc > 0.6
     )  # 10 categories: chance is 0.1; the full split (prodgan evaluator train) reaches >= 0.9

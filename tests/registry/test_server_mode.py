@@ -15,15 +15,17 @@ from prodgan.ops import promote as promotion
 from prodgan.ops.promote import register as promotion_register
 from tests.registry import helpers
 from tests.registry.test_promote import GATES
-from tests.servers import mlflow_server, postgres
+from tests.servers import mlflow_server
 
 
 @pytest.mark.server
 @pytest.mark.slow
-def test_register_evaluate_promote_audit_against_server(project, tmp_path, monkeypatch):
+def test_register_evaluate_promote_audit_against_server(
+    project, tracking_databases, tmp_path, monkeypatch
+):
     gates = tmp_path / "gates.yaml"
     gates.write_text(GATES)
-    with postgres(tmp_path / "pg") as db, mlflow_server(db, tmp_path / "artifacts") as url:
+    with mlflow_server(tracking_databases.new(), tmp_path / "artifacts") as url:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         settings = dataclasses.replace(project, tracking_uri=url)
         signing.keygen(settings)  # a server store needs the promoter's key (`prodgan admin keygen`)

@@ -1,5 +1,4 @@
-"""Security tests reuse the registry tests' migrated sqlite store
-(a fresh store costs 10-20 s of migrations).
-"""
+"""Security tests reuse the registry tests' `store` fixture (an empty project with a migrated
+sqlite MLflow store)."""
 
-from tests.registry.conftest import migrated_store, store  # noqa: F401  (fixtures, re-exported)
+from tests.registry.conftest import store  # noqa: F401  (a fixture, re-exported)

@@ -33,7 +33,7 @@ from prodgan.ops.verification import verify
 from prodgan.settings import Settings
 from tests.conftest import run
 from tests.registry import helpers
-from tests.servers import mlflow_server, postgres
+from tests.servers import mlflow_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -143,7 +143,7 @@ def _verify_fails(settings: Settings, *words: str) -> None:
 
 
 def test_roles_attacks_and_no_leaked_passwords(
-    project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: Settings, tracking_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     auth_ini = tmp_path / "basic_auth.ini"
     auth_ini.write_text(AUTH_INI.format(db=tmp_path / "basic_auth.db"))
@@ -159,10 +159,8 @@ def test_roles_attacks_and_no_leaked_passwords(
     keys = tmp_path / "promoter-keys"
     monkeypatch.setenv("PRODGAN_AUDIT_PUBLIC_KEY", str(keys / "audit.pub"))
     promoter_key = {"PRODGAN_AUDIT_KEY": str(keys / "audit.pem")}
-    with (
-        postgres(tmp_path / "pg") as db,
-        mlflow_server(db, artifacts, app_name="basic-auth", env=server_env, timeout=300) as url,
-    ):
+    db = tracking_databases.new()
+    with mlflow_server(db, artifacts, app_name="basic-auth", env=server_env, timeout=300) as url:
         team = Team(url, project.root)
         team.passwords[ADMIN] = admin_password
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)

@@ -35,7 +35,7 @@ from prodgan.settings import Settings
 from tests.conftest import _use_project
 from tests.registry import helpers
 from tests.security.test_server_mode import ADMIN, AUTH_INI, PROMOTER, TRAINER, Team
-from tests.servers import mlflow_server, postgres
+from tests.servers import mlflow_server
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -71,7 +71,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(_empty_template: Path, tmp_path_factory: pytest.TempPathFactory):
+def world(_empty_template: Path, tracking_databases, tmp_path_factory: pytest.TempPathFactory):
     patch = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("trust")
     root = tmp / "proj"
@@ -89,10 +89,8 @@ def world(_empty_template: Path, tmp_path_factory: pytest.TempPathFactory):
     patch.setenv("PRODGAN_AUDIT_PUBLIC_KEY", str(keys / "audit.pub"))
     key = str(keys / "audit.pem")
     try:
-        with (
-            postgres(tmp / "pg") as db,
-            mlflow_server(db, tmp / "mlartifacts", "basic-auth", server_env, 300) as url,
-        ):
+        db = tracking_databases.new()
+        with mlflow_server(db, tmp / "mlartifacts", "basic-auth", server_env, 300) as url:
             team = Team(url, root)
             team.passwords[ADMIN] = admin_password
             patch.setenv("MLFLOW_TRACKING_URI", url)
