@@ -100,6 +100,7 @@ CPU_QUEUE = "cpu"
 # (the workers' PREFECT_FLOWS_HEARTBEAT_FREQUENCY), and the automation `prodgan deploy` creates
 # marks it CRASHED when none came for ZOMBIE_SECONDS (three missed), so the fan-out re-runs it.
 HEARTBEAT_SECONDS, ZOMBIE_SECONDS = 30, 90
+HEARTBEAT_ENV = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"  # a worker's flow runs read it
 ZOMBIE_AUTOMATION = "prodgan: crash flow runs whose heartbeat stopped"
 
 # ---------------------------------------------------------------- metric names

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prodgan.errors import ProdganError
 from prodgan.fsutil import write_bytes_atomic
-from prodgan.names import HEARTBEAT_SECONDS
+from prodgan.names import HEARTBEAT_ENV, HEARTBEAT_SECONDS
 
 BIN = Path(sys.executable).parent
 WEED_PORTS = (
@@ -189,7 +189,7 @@ def flow_heartbeat_env() -> dict[str, str]:
     """What a worker passes its flow runs so they send a heartbeat every HEARTBEAT_SECONDS
     (Prefect's default is 180 s), which the zombie automation (`work_pool.ensure_zombie_automation`)
     needs."""
-    return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+    return {HEARTBEAT_ENV: str(HEARTBEAT_SECONDS)}
 
 
 def worker_args(pool: str, queues: tuple[str, ...] = (), limit: int | None = None) -> list[str]:

@@ -153,10 +153,11 @@ def deploy(
     Example:
       prefect server start &
       prodgan deploy --api-url http://127.0.0.1:4200/api --gpu-slots 2
+      export PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30   # a dead worker's runs end CRASHED
       prefect worker start --pool prodgan --work-queue cpu
       prefect worker start --pool prodgan --work-queue gpu --limit 1   # once per GPU
     """
-    from prodgan.names import CPU_QUEUE, GPU_QUEUE
+    from prodgan.names import CPU_QUEUE, GPU_QUEUE, HEARTBEAT_ENV, HEARTBEAT_SECONDS
     from prodgan.ops.deploy import deploy as apply
     from prodgan.settings import Settings
 
@@ -170,7 +171,11 @@ def deploy(
         f"queue {CPU_QUEUE}: retrain-datasets/retrain-nightly (cron 0 3 * * * UTC), "
         f"promote/promote; queue {GPU_QUEUE}{slots}: retrain/retrain, evaluate/evaluate"
     )
-    start = f"PRODGAN_ROOT={settings.root} prefect worker start --pool {pool}"
+    # heartbeats let the zombie automation crash a dead worker's runs, so the fan-out re-runs them
+    start = (
+        f"PRODGAN_ROOT={settings.root} {HEARTBEAT_ENV}={HEARTBEAT_SECONDS} "
+        f"prefect worker start --pool {pool}"
+    )
     out.print(
         f"start the workers: {start} --work-queue {CPU_QUEUE}   and on each GPU: "
         f"{start} --work-queue {GPU_QUEUE} --limit 1   (one machine: {start})",

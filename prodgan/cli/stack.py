@@ -10,7 +10,7 @@ import typer
 
 from prodgan.console import out
 from prodgan.errors import GateFailed
-from prodgan.names import GPU_QUEUE
+from prodgan.names import GPU_QUEUE, HEARTBEAT_ENV, HEARTBEAT_SECONDS
 
 app = typer.Typer(
     help="The team stack on this machine's loopback: start, inspect, stop.", no_args_is_help=True
@@ -98,6 +98,7 @@ def up(
     out.print(
         f"its worker serves every queue of pool {state.pool}; a worker per GPU joins with: "
         f"PREFECT_API_URL={state.prefect_api} PRODGAN_STACK_ENV={state.env_file} "
+        f"{HEARTBEAT_ENV}={HEARTBEAT_SECONDS} "
         f"prefect worker start --pool {state.pool} --work-queue {GPU_QUEUE} --limit 1",
         highlight=False,
     )
