@@ -144,7 +144,7 @@ def deploy(
         None,
         "--gpu-slots",
         help="Concurrency limit of the pool's gpu queue, where each dataset's retrain runs: the "
-        "GPUs the workers have [default: 1 for a new queue, else kept].",
+        "GPUs the workers have (default: 1 for a new queue; an existing queue keeps its limit).",
     ),
 ) -> None:
     """Apply prefect.yaml's deployments (nightly data-aware retrain, evaluate, promote) to a
