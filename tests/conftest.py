@@ -47,6 +47,26 @@ def prodgan(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return run([sys.executable, "-m", "prodgan", *args], cwd=cwd, check=check)
 
 
+def two_loopback_hosts(prodgan_args: list[str], cwd: Path) -> list[str]:
+    """Run `prodgan ARGS --nproc 1 --nnodes 2` as two "hosts" meeting at one c10d rendezvous on
+    loopback; both must succeed. Their stdouts."""
+    from prodgan.adapters.processes import free_port
+
+    endpoint = f"127.0.0.1:{free_port()}"
+    host = [
+        *(sys.executable, "-m", "prodgan", *prodgan_args),
+        *("--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint),
+    ]
+    hosts = [
+        subprocess.Popen(host, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    ended = [h.communicate(timeout=600) for h in hosts]
+    for h, (_, stderr) in zip(hosts, ended, strict=True):
+        assert h.returncode == 0, stderr[-3000:]
+    return [stdout for stdout, _ in ended]
+
+
 def _use_project(root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("PRODGAN_ROOT", str(root))
     monkeypatch.setenv("PRODGAN_HOME", str(root / ".prodgan"))

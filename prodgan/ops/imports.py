@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from prodgan.adapters import dvc, tracking
+from prodgan.adapters import tracking
 from prodgan.errors import ProdganError
 from prodgan.names import (
     CODE_URL,
@@ -145,7 +145,7 @@ def import_generator(
     """
     from prodgan.models import read_bundle_record
     from prodgan.ops.promote import register
-    from prodgan.ops.validate import require_validated
+    from prodgan.ops.validate import log_training_data, require_validated
 
     model_file, spec_file = Path(model_file), Path(spec_file)
     record = require_validated(settings, dataset)
@@ -183,15 +183,7 @@ def import_generator(
             logger = _run_logger(settings, run_id, model_file, tags)
             logger.log_artifacts(bundle, GENERATOR_ARTIFACT)
             logger.log_artifact(spec_file, "spec")
-            logger.log_dict(record.to_dict(), "validation.json")
-            logger.log_dataset(
-                tracking.dataset_version(
-                    f"{dataset}:train",
-                    record.data_hash,
-                    dvc.remote_location(settings, record.data_hash),
-                ),
-                "training",
-            )
+            log_training_data(settings, logger, dataset, record)
             logger.finish()
     version = register(settings, logger.run_id)
     return ImportedVersion(

@@ -415,6 +415,8 @@ def _start_run(
 ) -> tracking.RunLogger:
     """The MLflow run state.json names (a resume continues it), else a new one holding the
     run's inputs: params, validation record, dataset and description."""
+    from prodgan.ops.validate import log_training_data
+
     if state.get("mlflow_run_id"):
         logger = tracking.RunLogger.start(
             settings, TRAIN_EXPERIMENT, run_dir.name, run_id=state["mlflow_run_id"]
@@ -428,15 +430,7 @@ def _start_run(
         settings, TRAIN_EXPERIMENT, run_dir.name, tags={**lineage_tags, **git}
     )
     _log_run_inputs(logger, cfg, config_path, overrides, lineage, tracking.package_versions())
-    logger.log_dict(record.to_dict(), "validation.json")
-    logger.log_dataset(
-        tracking.dataset_version(
-            f"{cfg.dataset}:train",
-            record.data_hash,
-            dvc.remote_location(settings, record.data_hash),
-        ),
-        "training",
-    )
+    log_training_data(settings, logger, cfg.dataset, record)
     logger.describe(
         descriptions.training(
             cfg.arch, cfg.dataset, record.data_hash, config_path.name, overrides, cfg.steps

@@ -266,3 +266,19 @@ def require_validated(settings: Settings, dataset: str = "fashion-mnist") -> Val
             f"run `prodgan data validate --dataset {dataset}`"
         )
     return record
+
+
+def log_training_data(
+    settings: Settings, logger: Any, dataset: str, record: ValidationRecord
+) -> None:
+    """Put on a run that produced a generator (trained or imported) the validation it relied on
+    and the train split's dataset version, so both kinds of version show the same lineage."""
+    from prodgan.adapters import tracking
+
+    logger.log_dict(record.to_dict(), "validation.json")
+    logger.log_dataset(
+        tracking.dataset_version(
+            f"{dataset}:train", record.data_hash, dvc.remote_location(settings, record.data_hash)
+        ),
+        "training",
+    )

@@ -3,18 +3,16 @@ loopback give exactly the metrics, samples and protocol of one process."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from prodgan.adapters.processes import free_port
 from prodgan.metrics import stats_cache
 from prodgan.metrics.inception_weights import inception_dir
 from prodgan.models import read_bundle_record
 from prodgan.settings import Settings
+from tests.conftest import two_loopback_hosts
 from tests.metrics.helpers import tiny_generator
 
 # Three batches of 8: rank 0 takes one, rank 1 two (an uneven split, one partial batch).
@@ -78,22 +76,11 @@ def test_two_ranks_and_two_hosts_give_the_metrics_of_one_process(
         cache, stats_cache.generated_key(one.protocol, read_bundle_record(bundle)["weights_sha256"])
     )
     generated.unlink()
-    endpoint = f"127.0.0.1:{free_port()}"
-    host = [
-        *(sys.executable, "-m", "prodgan", "evaluate", "--bundle", str(bundle)),
-        *("--samples", str(N), "--batch-size", str(BATCH)),
-        *("--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint),
-    ]
-    hosts = [
-        subprocess.Popen(
-            host, cwd=small_project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
-    ended = [h.communicate(timeout=600) for h in hosts]
-    for h, (_, stderr) in zip(hosts, ended, strict=True):
-        assert h.returncode == 0, stderr[-3000:]
-    printed = [stdout for stdout, _ in ended if f"fid_{N}" in stdout]
+    stdouts = two_loopback_hosts(
+        ["evaluate", "--bundle", str(bundle), "--samples", str(N), "--batch-size", str(BATCH)],
+        small_project.root,
+    )
+    printed = [stdout for stdout in stdouts if f"fid_{N}" in stdout]
     assert len(printed) == 1  # only the host that ran rank 0 reports and logs
 
     client = MlflowClient(small_project.tracking_uri)

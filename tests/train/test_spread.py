@@ -5,16 +5,13 @@ evaluates with as many processes as it trained with."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
 
-from prodgan.adapters.processes import free_port
 from prodgan.errors import ProdganError
 from prodgan.settings import Settings
+from tests.conftest import two_loopback_hosts
 from tests.train.helpers import SMOKE
 
 STEPS, EVAL_EVERY, EVAL_N = 6, 3, 12
@@ -86,22 +83,14 @@ def test_two_hosts_train_what_two_processes_do_and_log_the_fid_of_one(small_proj
     assert evaluation.data.tags[WORLD_SIZE] == "2"
     assert evaluation.data.tags[TRAIN_RUN] == two.run_id
 
-    endpoint = f"127.0.0.1:{free_port()}"
-    host = [
-        *(sys.executable, "-m", "prodgan", "train", "--config", str(SMOKE), "--quiet", "--force"),
-        *(a for o in OVERRIDES for a in ("--set", o)),
-        *("--nproc", "1", "--nnodes", "2", "--rdzv-endpoint", endpoint),
-    ]
-    hosts = [
-        subprocess.Popen(
-            host, cwd=small_project.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
-    ended = [h.communicate(timeout=600) for h in hosts]
-    for h, (_, stderr) in zip(hosts, ended, strict=True):
-        assert h.returncode == 0, stderr[-3000:]
-    assert sum("mlflow run" in stdout for stdout, _ in ended) == 1  # only rank 0's host logs
+    printed = two_loopback_hosts(
+        [
+            *("train", "--config", str(SMOKE), "--quiet", "--force"),
+            *(a for o in OVERRIDES for a in ("--set", o)),
+        ],
+        small_project.root,
+    )
+    assert sum("mlflow run" in stdout for stdout in printed) == 1  # only rank 0's host logs
 
     # One MLflow run per training, whichever way it spread; the host without rank 0 kept no folder.
     client = MlflowClient(small_project.tracking_uri)
