@@ -67,6 +67,7 @@ def evaluation(n: int, nproc: int) -> None:
     from prodgan.data.fashion_mnist import CATEGORIES, DEBIAN_SOURCE, write_fashion_mnist
     from prodgan.data.layout import META_FILE
     from prodgan.fsutil import write_json_atomic
+    from prodgan.metrics.bundle_job import BundleJob
     from prodgan.metrics.inception_weights import inception_dir, resolve_inception_weights
     from prodgan.metrics.result_file import load_result
     from prodgan.models import GeneratorSpec, build_generator, save_bundle
@@ -88,18 +89,17 @@ def evaluation(n: int, nproc: int) -> None:
             cache = tmp / f"cache-{k}"
             inception_dir(cache).mkdir(parents=True)
             (inception_dir(cache) / weights.path.name).symlink_to(weights.path)
-            job = {
-                "bundle": str(bundle),
-                "dataset_root": str(tmp / "data"),
-                "data_hash": f"bench-scale-out-{n}",
-                "split": "test",
-                "tensor_cache": str(tmp / "tensors"),
-                "evaluator": None,
-                "cache_dir": str(cache),
-                "options": {"samples": n, "seed": 0, "bootstrap": 0},
-                "out": str(tmp / f"result-{k}"),
-            }
-            write_json_atomic(tmp / f"job-{k}.json", job)
+            job = BundleJob(
+                bundle=bundle,
+                dataset_root=tmp / "data",
+                data_hash=f"bench-scale-out-{n}",
+                split="test",
+                tensor_cache=tmp / "tensors",
+                cache_dir=cache,
+                options={"samples": n, "seed": 0, "bootstrap": 0},
+                out=tmp / f"result-{k}",
+            )
+            write_json_atomic(tmp / f"job-{k}.json", job.to_json())
             began = time.perf_counter()
             code = Launch(k).run("prodgan.metrics", [str(tmp / f"job-{k}.json")])
             seconds = time.perf_counter() - began
