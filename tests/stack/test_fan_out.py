@@ -86,7 +86,7 @@ def _gpu_worker(stack: StackState, shop: Checkout, name: str) -> subprocess.Pope
         **flow_heartbeat_env(),
         "PREFECT_HOME": str(stack.directory.parent / name),
     }
-    args = [*worker_args(stack.pool), "--work-queue", GPU_QUEUE, "--limit", "1", "--name", name]
+    args = [*worker_args(stack.pool, (GPU_QUEUE,), limit=1), "--name", name]
     online = len(_online_workers(stack))
     proc = spawn(args, stack.directory.parent / f"{name}.log", env, cwd=shop.root)
     deadline = time.monotonic() + 120
