@@ -218,10 +218,20 @@ def _in_own_process(fn: Callable[..., Any], *args: Any) -> Any:
     with ProcessPoolExecutor(
         1,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_exit_with_parent,
+        initializer=_helper_process,
         initargs=(os.getpid(),),
     ) as pool:
         return pool.submit(fn, *args).result()
+
+
+def _helper_process(parent: int) -> None:
+    """Set up the process a step runs in beside training: on the cores training leaves idle (the
+    CPU recipes train on one thread; torch would otherwise spin a thread on every core, the
+    training one too, and a time-budgeted recipe would get fewer steps), ending with its parent."""
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+    _exit_with_parent(parent)
 
 
 def _exit_with_parent(parent: int) -> None:
